@@ -1,0 +1,437 @@
+//! Reading the configuration from environment variables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::validate as v;
+use super::{Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, TracingConfigBuilder};
+
+/// Every environment variable [`TracingConfigBuilder::with_env`] reads.
+pub const ENV_VARIABLES: &[&str] = &[
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_JAEGER_AGENT_HOST",
+    "OTEL_EXPORTER_JAEGER_AGENT_PORT",
+    "OTEL_EXPORTER_JAEGER_ENDPOINT",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "FAULTLINE_SERVICE_VERSION",
+    "FAULTLINE_ENVIRONMENT",
+    "FAULTLINE_CONSOLE_FORMAT",
+    "FAULTLINE_PII_MASKING",
+    "FAULTLINE_PII_PATTERNS",
+    "FAULTLINE_SECRET_KEYS",
+    "FAULTLINE_CAPTURE_REQUEST_HEADERS",
+    "FAULTLINE_CAPTURE_RESPONSE_HEADERS",
+    "FAULTLINE_REDACT_HEADERS",
+    "FAULTLINE_EXPORT_MAX_RETRIES",
+    "FAULTLINE_EXPORT_BACKOFF_BASE_MS",
+    "FAULTLINE_EXPORT_BACKOFF_MAX_MS",
+    "FAULTLINE_EXPORT_BUFFER_CAPACITY",
+    "FAULTLINE_TRUST_INCOMING_CONTEXT",
+    "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
+];
+
+impl TracingConfigBuilder {
+    /// Overrides this builder's values with the process environment.
+    ///
+    /// Reads the standard OpenTelemetry variables (`OTEL_SERVICE_NAME`,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and `_ARG`,
+    /// `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*` with their `TRACES_`
+    /// forms, `OTEL_EXPORTER_JAEGER_*`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`)
+    /// and faultline's `FAULTLINE_*` ones; [`ENV_VARIABLES`] lists them all.
+    /// As the OpenTelemetry specification says, an empty variable counts as
+    /// unset. A malformed value is an error naming the variable.
+    pub fn with_env(self) -> Result<Self, ConfigError> {
+        self.with_env_from(|name| match std::env::var(name) {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(raw)) => Some(raw.to_string_lossy().into_owned()),
+        })
+    }
+
+    /// Like [`with_env`](Self::with_env), with variables looked up through
+    /// `lookup` instead of the process environment (for tests and for
+    /// programs that keep their settings elsewhere).
+    pub fn with_env_from<F>(mut self, lookup: F) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        if let Some(value) = get("OTEL_SDK_DISABLED") {
+            self.enabled = !v::parse_bool("OTEL_SDK_DISABLED", &value)?;
+        }
+
+        if let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            for (key, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &value, false)? {
+                match key.as_str() {
+                    "service.name" => {
+                        v::service_name("OTEL_RESOURCE_ATTRIBUTES service.name", &val)?;
+                        self.service_name = val;
+                    }
+                    "service.version" => self.service_version = Some(val),
+                    "deployment.environment.name" | "deployment.environment" => {
+                        self.deployment_environment = Some(val)
+                    }
+                    _ => {
+                        v::resource_attribute("OTEL_RESOURCE_ATTRIBUTES", &key, &val)?;
+                        self = self.resource_attribute(key, val);
+                    }
+                }
+            }
+        }
+        if let Some(name) = get("OTEL_SERVICE_NAME") {
+            v::service_name("OTEL_SERVICE_NAME", &name)?;
+            self.service_name = name;
+        }
+        if let Some(version) = get("FAULTLINE_SERVICE_VERSION") {
+            v::non_empty_text("FAULTLINE_SERVICE_VERSION", &version)?;
+            self.service_version = Some(version);
+        }
+        if let Some(env) = get("FAULTLINE_ENVIRONMENT") {
+            v::non_empty_text("FAULTLINE_ENVIRONMENT", &env)?;
+            self.deployment_environment = Some(env);
+        }
+
+        self.apply_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
+
+        if let Some(list) = get("OTEL_TRACES_EXPORTER") {
+            self.exporters = parse_exporters("OTEL_TRACES_EXPORTER", &list)?;
+        }
+
+        if let Some(url) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            v::endpoint_url("OTEL_EXPORTER_OTLP_ENDPOINT", &url)?;
+            self.otlp_endpoint = Some(url.trim().to_owned());
+        }
+        if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            v::endpoint_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
+            self.otlp_traces_endpoint = Some(url.trim().to_owned());
+        }
+        for var in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+            if let Some(p) = get(var) {
+                self.otlp_protocol = match p.trim() {
+                    "grpc" => OtlpProtocol::Grpc,
+                    "http/protobuf" => OtlpProtocol::HttpProtobuf,
+                    "http/json" => {
+                        return Err(ConfigError::invalid(
+                            var,
+                            &p,
+                            "http/json is not supported; use grpc or http/protobuf",
+                        ));
+                    }
+                    _ => return Err(ConfigError::invalid(var, &p, "must be grpc or http/protobuf")),
+                };
+            }
+        }
+        for var in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+            if let Some(h) = get(var) {
+                for (name, value) in parse_key_values(var, &h, true)? {
+                    v::export_header(var, &name, &value)?;
+                    self = self.otlp_header(name, value);
+                }
+            }
+        }
+        for var in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
+            if let Some(c) = get(var) {
+                self.otlp_compression = match c.trim() {
+                    "gzip" => Compression::Gzip,
+                    "none" => Compression::None,
+                    _ => return Err(ConfigError::invalid(var, &c, "must be gzip or none")),
+                };
+            }
+        }
+        for var in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+            if let Some(t) = get(var) {
+                self.export_timeout = millis(var, &t)?;
+            }
+        }
+        for (var, slot) in [
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", 0),
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", 0),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", 1),
+            ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", 1),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", 2),
+            ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", 2),
+        ] {
+            if let Some(path) = get(var) {
+                let path = PathBuf::from(path.trim());
+                if !path.is_file() {
+                    return Err(ConfigError::invalid(
+                        var,
+                        &path.display().to_string(),
+                        "no such file",
+                    ));
+                }
+                match slot {
+                    0 => self.otlp_ca_file = Some(path),
+                    1 => self.otlp_client_cert = Some(path),
+                    _ => self.otlp_client_key = Some(path),
+                }
+            }
+        }
+
+        if let Some(host) = get("OTEL_EXPORTER_JAEGER_AGENT_HOST") {
+            let host = host.trim().to_owned();
+            v::host("OTEL_EXPORTER_JAEGER_AGENT_HOST", &host)?;
+            self.jaeger_agent_host = host;
+        }
+        if let Some(port) = get("OTEL_EXPORTER_JAEGER_AGENT_PORT") {
+            self.jaeger_agent_port = u32::from(v::parse_port("OTEL_EXPORTER_JAEGER_AGENT_PORT", &port)?);
+        }
+        if let Some(url) = get("OTEL_EXPORTER_JAEGER_ENDPOINT") {
+            v::endpoint_url("OTEL_EXPORTER_JAEGER_ENDPOINT", &url)?;
+            self.jaeger_endpoint = Some(url.trim().to_owned());
+        }
+
+        if let Some(d) = get("OTEL_BSP_SCHEDULE_DELAY") {
+            self.scheduled_delay = millis("OTEL_BSP_SCHEDULE_DELAY", &d)?;
+        }
+        if let Some(d) = get("OTEL_BSP_EXPORT_TIMEOUT") {
+            self.export_timeout = millis("OTEL_BSP_EXPORT_TIMEOUT", &d)?;
+        }
+        if let Some(n) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
+            self.max_queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", &n, 1)?;
+        }
+        if let Some(n) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            self.max_export_batch_size = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &n, 1)?;
+        }
+
+        if let Some(f) = get("FAULTLINE_CONSOLE_FORMAT") {
+            self.console_format = match f.trim() {
+                "pretty" => ConsoleFormat::Pretty,
+                "json" => ConsoleFormat::Json,
+                _ => return Err(ConfigError::invalid("FAULTLINE_CONSOLE_FORMAT", &f, "must be pretty or json")),
+            };
+        }
+        if let Some(b) = get("FAULTLINE_PII_MASKING") {
+            self.pii_masking = v::parse_bool("FAULTLINE_PII_MASKING", &b)?;
+        }
+        if let Some(p) = get("FAULTLINE_PII_PATTERNS") {
+            self.pii_patterns = parse_patterns("FAULTLINE_PII_PATTERNS", &p)?;
+        }
+        if let Some(list) = get("FAULTLINE_SECRET_KEYS") {
+            self.secret_keys = list_items(&list)
+                .map(|k| v::secret_key("FAULTLINE_SECRET_KEYS", k))
+                .collect::<Result<_, _>>()?;
+        }
+        for (var, which) in [
+            ("FAULTLINE_CAPTURE_REQUEST_HEADERS", 0),
+            ("FAULTLINE_CAPTURE_RESPONSE_HEADERS", 1),
+            ("FAULTLINE_REDACT_HEADERS", 2),
+        ] {
+            if let Some(list) = get(var) {
+                let items: Vec<String> = list_items(&list).map(str::to_owned).collect();
+                v::header_names(var, &items)?;
+                match which {
+                    0 => self.capture_request_headers = items,
+                    1 => self.capture_response_headers = items,
+                    _ => self.redact_headers = items,
+                }
+            }
+        }
+        if let Some(n) = get("FAULTLINE_EXPORT_MAX_RETRIES") {
+            let retries = v::parse_u64("FAULTLINE_EXPORT_MAX_RETRIES", &n)?;
+            v::at_most("FAULTLINE_EXPORT_MAX_RETRIES", retries, 100)?;
+            self.max_export_retries = retries as u32;
+        }
+        if let Some(d) = get("FAULTLINE_EXPORT_BACKOFF_BASE_MS") {
+            self.backoff_base = millis("FAULTLINE_EXPORT_BACKOFF_BASE_MS", &d)?;
+        }
+        if let Some(d) = get("FAULTLINE_EXPORT_BACKOFF_MAX_MS") {
+            self.backoff_max = millis("FAULTLINE_EXPORT_BACKOFF_MAX_MS", &d)?;
+        }
+        if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_CAPACITY") {
+            self.buffer_capacity = count("FAULTLINE_EXPORT_BUFFER_CAPACITY", &n, 0)?;
+        }
+        if let Some(b) = get("FAULTLINE_TRUST_INCOMING_CONTEXT") {
+            self.trust_incoming_context = v::parse_bool("FAULTLINE_TRUST_INCOMING_CONTEXT", &b)?;
+        }
+        if let Some(d) = get("FAULTLINE_SHUTDOWN_TIMEOUT_MS") {
+            self.shutdown_timeout = millis("FAULTLINE_SHUTDOWN_TIMEOUT_MS", &d)?;
+        }
+        Ok(self)
+    }
+
+    fn apply_sampler(&mut self, sampler: Option<String>, arg: Option<String>) -> Result<(), ConfigError> {
+        let Some(sampler) = sampler else {
+            return Ok(());
+        };
+        let ratio = || -> Result<f64, ConfigError> {
+            match &arg {
+                Some(a) => v::parse_sample_rate("OTEL_TRACES_SAMPLER_ARG", a),
+                None => Ok(1.0),
+            }
+        };
+        let (parent_based, rate) = match sampler.trim() {
+            "always_on" => (false, 1.0),
+            "always_off" => (false, 0.0),
+            "traceidratio" => (false, ratio()?),
+            "parentbased_always_on" => (true, 1.0),
+            "parentbased_always_off" => (true, 0.0),
+            "parentbased_traceidratio" => (true, ratio()?),
+            other => {
+                return Err(ConfigError::invalid(
+                    "OTEL_TRACES_SAMPLER",
+                    other,
+                    "must be one of always_on, always_off, traceidratio, parentbased_always_on, \
+                     parentbased_always_off, parentbased_traceidratio",
+                ));
+            }
+        };
+        self.parent_based = parent_based;
+        self.sample_rate = rate;
+        Ok(())
+    }
+}
+
+fn list_items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_exporters(var: &str, list: &str) -> Result<Vec<ExporterKind>, ConfigError> {
+    let mut out = Vec::new();
+    let mut none = false;
+    for item in list_items(list) {
+        match item {
+            "otlp" => out.push(ExporterKind::Otlp),
+            "jaeger" => out.push(ExporterKind::Jaeger),
+            "console" | "stdout" => out.push(ExporterKind::Console),
+            "none" => none = true,
+            other => {
+                return Err(ConfigError::invalid(
+                    var,
+                    other,
+                    "unsupported exporter (supported: otlp, jaeger, console, none)",
+                ));
+            }
+        }
+    }
+    if none && !out.is_empty() {
+        return Err(ConfigError::invalid(var, list, "`none` cannot be combined with other exporters"));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn millis(var: &str, text: &str) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(v::parse_u64(var, text).map_err(|_| {
+        ConfigError::invalid(var, text, "must be a whole number of milliseconds")
+    })?))
+}
+
+fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
+    let n = v::parse_u64(var, text)?;
+    let n = usize::try_from(n).map_err(|_| ConfigError::invalid(var, text, "too large"))?;
+    if n < min {
+        return Err(ConfigError::invalid(var, text, format!("must be at least {min}")));
+    }
+    Ok(n)
+}
+
+/// Parses the `key=value,key2=value2` lists of `OTEL_RESOURCE_ATTRIBUTES` and
+/// `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded). With `secret`, an
+/// error never repeats the value.
+fn parse_key_values(var: &str, text: &str, secret: bool) -> Result<Vec<(String, String)>, ConfigError> {
+    let fail = |item: &str, reason: String| {
+        if secret {
+            ConfigError::invalid_secret(var, reason)
+        } else {
+            ConfigError::invalid(var, item, reason)
+        }
+    };
+    let mut out = Vec::new();
+    for (index, item) in list_items(text).enumerate() {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(fail(item, format!("entry {} is not key=value", index + 1)));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(fail(item, format!("entry {} has an empty key", index + 1)));
+        }
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| fail(item, format!("entry {} has a bad percent-encoding", index + 1)))?;
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hi = (hex[0] as char).to_digit(16)?;
+            let lo = (hex[1] as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `FAULTLINE_PII_PATTERNS` is a JSON object: `{"name": "regex"}` or
+/// `{"name": {"regex": "...", "replacement": "..."}}`.
+fn parse_patterns(var: &str, text: &str) -> Result<BTreeMap<String, (String, Option<String>)>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Regex(String),
+        Full {
+            regex: String,
+            #[serde(default)]
+            replacement: Option<String>,
+        },
+    }
+    let map: BTreeMap<String, Entry> = serde_json::from_str(text).map_err(|e| {
+        ConfigError::invalid(
+            var,
+            text,
+            format!("must be a JSON object of name -> regex or {{\"regex\", \"replacement\"}} ({e})"),
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, entry) in map {
+        let (regex, replacement) = match entry {
+            Entry::Regex(r) => (r, None),
+            Entry::Full { regex, replacement } => (regex, replacement),
+        };
+        v::pii_pattern(var, &name, &regex)?;
+        out.insert(name, (regex, replacement));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) fn decode_for_test(text: &str) -> Option<String> {
+    percent_decode(text)
+}

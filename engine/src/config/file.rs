@@ -1,0 +1,282 @@
+//! Reading the configuration from TOML or JSON (or any serde format).
+//!
+//! Every key is optional; unknown keys are errors. Durations are whole
+//! milliseconds in keys ending `_ms`.
+//!
+//! ```toml
+//! service_name = "checkout"
+//! service_version = "1.4.2"
+//! sample_rate = 0.1
+//! exporters = ["otlp", "console"]
+//! otlp_endpoint = "https://collector.internal:4317"
+//! otlp_headers = { authorization = "Bearer ..." }
+//! custom_pii_patterns = { order_id = "ORD-[0-9]{8}" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::{
+    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, TracingConfig,
+    TracingConfigBuilder,
+};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    enabled: Option<bool>,
+    service_name: Option<String>,
+    service_version: Option<String>,
+    deployment_environment: Option<String>,
+    #[serde(default)]
+    resource_attributes: BTreeMap<String, String>,
+    sample_rate: Option<f64>,
+    parent_based: Option<bool>,
+    exporters: Option<Vec<ExporterName>>,
+    otlp_endpoint: Option<String>,
+    otlp_traces_endpoint: Option<String>,
+    otlp_protocol: Option<ProtocolName>,
+    #[serde(default)]
+    otlp_headers: BTreeMap<String, String>,
+    otlp_compression: Option<CompressionName>,
+    otlp_ca_file: Option<PathBuf>,
+    otlp_client_cert: Option<PathBuf>,
+    otlp_client_key: Option<PathBuf>,
+    jaeger_agent_host: Option<String>,
+    jaeger_agent_port: Option<u32>,
+    jaeger_endpoint: Option<String>,
+    console_format: Option<FormatName>,
+    pii_masking: Option<bool>,
+    #[serde(default)]
+    custom_pii_patterns: BTreeMap<String, PatternEntry>,
+    secret_keys: Option<Vec<String>>,
+    capture_request_headers: Option<Vec<String>>,
+    capture_response_headers: Option<Vec<String>>,
+    redact_headers: Option<Vec<String>>,
+    max_export_retries: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    export_buffer_capacity: Option<usize>,
+    export_timeout_ms: Option<u64>,
+    batch_max_queue_size: Option<usize>,
+    batch_max_export_batch_size: Option<usize>,
+    batch_scheduled_delay_ms: Option<u64>,
+    trust_incoming_context: Option<bool>,
+    shutdown_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PatternEntry {
+    Regex(String),
+    Full {
+        regex: String,
+        #[serde(default)]
+        replacement: Option<String>,
+    },
+}
+
+macro_rules! name_enum {
+    ($name:ident => $target:ty { $($text:literal => $value:expr),+ $(,)? }) => {
+        #[derive(Debug)]
+        struct $name($target);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                match s.as_str() {
+                    $($text => Ok($name($value)),)+
+                    _ => Err(serde::de::Error::invalid_value(
+                        serde::de::Unexpected::Str(&s),
+                        &concat!("one of:" $(, " ", $text)+),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+name_enum!(ExporterName => ExporterKind {
+    "otlp" => ExporterKind::Otlp,
+    "jaeger" => ExporterKind::Jaeger,
+    "console" => ExporterKind::Console,
+});
+name_enum!(ProtocolName => OtlpProtocol {
+    "grpc" => OtlpProtocol::Grpc,
+    "http/protobuf" => OtlpProtocol::HttpProtobuf,
+});
+name_enum!(CompressionName => Compression {
+    "gzip" => Compression::Gzip,
+    "none" => Compression::None,
+});
+name_enum!(FormatName => ConsoleFormat {
+    "pretty" => ConsoleFormat::Pretty,
+    "json" => ConsoleFormat::Json,
+});
+
+impl ConfigFile {
+    fn apply(self, mut b: TracingConfigBuilder) -> TracingConfigBuilder {
+        let ms = Duration::from_millis;
+        if let Some(x) = self.enabled {
+            b.enabled = x;
+        }
+        if let Some(x) = self.service_name {
+            b.service_name = x;
+        }
+        if let Some(x) = self.service_version {
+            b.service_version = Some(x);
+        }
+        if let Some(x) = self.deployment_environment {
+            b.deployment_environment = Some(x);
+        }
+        for (k, v) in self.resource_attributes {
+            b = b.resource_attribute(k, v);
+        }
+        if let Some(x) = self.sample_rate {
+            b.sample_rate = x;
+        }
+        if let Some(x) = self.parent_based {
+            b.parent_based = x;
+        }
+        if let Some(x) = self.exporters {
+            b.exporters = x.into_iter().map(|e| e.0).collect();
+        }
+        if let Some(x) = self.otlp_endpoint {
+            b.otlp_endpoint = Some(x);
+        }
+        if let Some(x) = self.otlp_traces_endpoint {
+            b.otlp_traces_endpoint = Some(x);
+        }
+        if let Some(x) = self.otlp_protocol {
+            b.otlp_protocol = x.0;
+        }
+        for (k, v) in self.otlp_headers {
+            b = b.otlp_header(k, v);
+        }
+        if let Some(x) = self.otlp_compression {
+            b.otlp_compression = x.0;
+        }
+        if let Some(x) = self.otlp_ca_file {
+            b.otlp_ca_file = Some(x);
+        }
+        if let Some(x) = self.otlp_client_cert {
+            b.otlp_client_cert = Some(x);
+        }
+        if let Some(x) = self.otlp_client_key {
+            b.otlp_client_key = Some(x);
+        }
+        if let Some(x) = self.jaeger_agent_host {
+            b.jaeger_agent_host = x;
+        }
+        if let Some(x) = self.jaeger_agent_port {
+            b.jaeger_agent_port = x;
+        }
+        if let Some(x) = self.jaeger_endpoint {
+            b.jaeger_endpoint = Some(x);
+        }
+        if let Some(x) = self.console_format {
+            b.console_format = x.0;
+        }
+        if let Some(x) = self.pii_masking {
+            b.pii_masking = x;
+        }
+        for (name, entry) in self.custom_pii_patterns {
+            let (regex, replacement) = match entry {
+                PatternEntry::Regex(r) => (r, None),
+                PatternEntry::Full { regex, replacement } => (regex, replacement),
+            };
+            b.pii_patterns.insert(name, (regex, replacement));
+        }
+        if let Some(x) = self.secret_keys {
+            b.secret_keys = x;
+        }
+        if let Some(x) = self.capture_request_headers {
+            b.capture_request_headers = x;
+        }
+        if let Some(x) = self.capture_response_headers {
+            b.capture_response_headers = x;
+        }
+        if let Some(x) = self.redact_headers {
+            b.redact_headers = x;
+        }
+        if let Some(x) = self.max_export_retries {
+            b.max_export_retries = x;
+        }
+        if let Some(x) = self.backoff_base_ms {
+            b.backoff_base = ms(x);
+        }
+        if let Some(x) = self.backoff_max_ms {
+            b.backoff_max = ms(x);
+        }
+        if let Some(x) = self.export_buffer_capacity {
+            b.buffer_capacity = x;
+        }
+        if let Some(x) = self.export_timeout_ms {
+            b.export_timeout = ms(x);
+        }
+        if let Some(x) = self.batch_max_queue_size {
+            b.max_queue_size = x;
+        }
+        if let Some(x) = self.batch_max_export_batch_size {
+            b.max_export_batch_size = x;
+        }
+        if let Some(x) = self.batch_scheduled_delay_ms {
+            b.scheduled_delay = ms(x);
+        }
+        if let Some(x) = self.trust_incoming_context {
+            b.trust_incoming_context = x;
+        }
+        if let Some(x) = self.shutdown_timeout_ms {
+            b.shutdown_timeout = ms(x);
+        }
+        b
+    }
+}
+
+impl TracingConfigBuilder {
+    /// A builder holding the defaults overridden by a TOML file (`.toml`) or a
+    /// JSON file (any other extension).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        let file: ConfigFile = if is_toml {
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: shown.clone(),
+                reason: one_line(&e.to_string()),
+            })?
+        } else {
+            serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: shown.clone(),
+                reason: one_line(&e.to_string()),
+            })?
+        };
+        Ok(file.apply(TracingConfigBuilder::default()))
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl<'de> Deserialize<'de> for TracingConfig {
+    /// Deserializes the keys of [`ConfigFile`](self) over the defaults and
+    /// validates the result; a broken rule is a deserialization error.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let file = ConfigFile::deserialize(deserializer)?;
+        file.apply(TracingConfigBuilder::default())
+            .build()
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,1037 @@
+//! Validated, immutable configuration.
+//!
+//! A [`TracingConfig`] is made in one of three ways, and all three run the same
+//! validation ([`TracingConfigBuilder::build`]):
+//!
+//! * in code, with [`TracingConfig::builder`];
+//! * from the environment, with [`TracingConfig::from_env`] (the standard
+//!   `OTEL_*` variables plus faultline's own `FAULTLINE_*` ones, see
+//!   [`TracingConfigBuilder::with_env`]);
+//! * from a TOML or JSON file, with [`TracingConfig::from_file`], or from any
+//!   serde format, since `TracingConfig` implements `Deserialize`.
+//!
+//! ```
+//! use faultline_engine::config::{ExporterKind, TracingConfig};
+//!
+//! let config = TracingConfig::builder()
+//!     .service_name("checkout")
+//!     .service_version("1.4.2")
+//!     .sample_rate(0.25)
+//!     .exporters([ExporterKind::Console])
+//!     .build()
+//!     .expect("valid configuration");
+//! assert_eq!(config.service_name(), "checkout");
+//!
+//! let err = TracingConfig::builder().service_name("check out").build().unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "service_name: invalid value \"check out\": only ASCII letters, digits and hyphens are allowed"
+//! );
+//! ```
+
+mod env;
+mod file;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use regex::Regex;
+use url::Url;
+
+pub use env::ENV_VARIABLES;
+
+/// The value used for `service.name` when nothing else names the service.
+///
+/// OpenTelemetry's own default, `unknown_service`, holds an underscore, which
+/// faultline's service-name rule does not allow; this is its closest valid form.
+pub const DEFAULT_SERVICE_NAME: &str = "unknown-service";
+
+/// Where finished spans are sent. Several may be active at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExporterKind {
+    /// OTLP over gRPC or HTTP/protobuf (plugin `faultline-otlp`, feature `otlp`).
+    Otlp,
+    /// Jaeger thrift to an agent or a collector (plugin `faultline-jaeger`, feature `jaeger`).
+    Jaeger,
+    /// One line per span on standard output (built into the engine).
+    Console,
+}
+
+impl ExporterKind {
+    /// The name used in `OTEL_TRACES_EXPORTER` and in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExporterKind::Otlp => "otlp",
+            ExporterKind::Jaeger => "jaeger",
+            ExporterKind::Console => "console",
+        }
+    }
+}
+
+impl fmt::Display for ExporterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (default port 4317).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (default port 4318, path `/v1/traces`).
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// The name used in `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// Compression of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+}
+
+/// Output format of the console exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConsoleFormat {
+    /// One human-readable line per span.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// TLS settings for an exporter connection.
+///
+/// Paths are checked to exist when the configuration is built. The private
+/// key's path is shown by `Debug`, never its content (faultline never reads it
+/// into the configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// PEM file of the certificate authority that signed the backend's
+    /// certificate; `None` means the system roots.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+    /// PEM file of the client certificate for mutual TLS.
+    pub fn client_cert(&self) -> Option<&Path> {
+        self.client_cert.as_deref()
+    }
+    /// PEM file of the client private key for mutual TLS.
+    pub fn client_key(&self) -> Option<&Path> {
+        self.client_key.as_deref()
+    }
+    /// True when nothing is set (plain system-root TLS for `https` endpoints).
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
+}
+
+/// A user-defined PII pattern: every match of `regex` is replaced by `replacement`.
+#[derive(Clone)]
+pub struct PiiPattern {
+    name: String,
+    regex: Regex,
+    replacement: String,
+}
+
+impl PiiPattern {
+    /// The pattern's name (ASCII letters, digits, `_` and `-`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The compiled expression.
+    pub fn regex(&self) -> &Regex {
+        &self.regex
+    }
+    /// What each match becomes (`$1`-style group references are expanded).
+    pub fn replacement(&self) -> &str {
+        &self.replacement
+    }
+}
+
+impl fmt::Debug for PiiPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PiiPattern")
+            .field("name", &self.name)
+            .field("regex", &self.regex.as_str())
+            .field("replacement", &self.replacement)
+            .finish()
+    }
+}
+
+impl PartialEq for PiiPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.regex.as_str() == other.regex.as_str()
+            && self.replacement == other.replacement
+    }
+}
+
+/// The replacement a custom PII pattern gets when none is given.
+pub const DEFAULT_PATTERN_REPLACEMENT: &str = "[REDACTED]";
+
+/// Settings of the OpenTelemetry batch span processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    max_queue_size: usize,
+    max_export_batch_size: usize,
+    scheduled_delay: Duration,
+}
+
+impl BatchSettings {
+    /// Spans that may wait for export; when full, new spans are dropped (and counted).
+    pub fn max_queue_size(&self) -> usize {
+        self.max_queue_size
+    }
+    /// Spans handed to the exporters in one call.
+    pub fn max_export_batch_size(&self) -> usize {
+        self.max_export_batch_size
+    }
+    /// The longest a finished span waits before its batch is exported.
+    pub fn scheduled_delay(&self) -> Duration {
+        self.scheduled_delay
+    }
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_millis(5000),
+        }
+    }
+}
+
+/// Retry and buffering of failed exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportRetry {
+    max_retries: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    buffer_capacity: usize,
+    timeout: Duration,
+}
+
+impl ExportRetry {
+    /// Retries after the first failed attempt of a batch (default 3).
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+    /// The first back-off; each retry doubles it, with jitter (default 100 ms).
+    pub fn backoff_base(&self) -> Duration {
+        self.backoff_base
+    }
+    /// The longest back-off (default 5 s).
+    pub fn backoff_max(&self) -> Duration {
+        self.backoff_max
+    }
+    /// Spans kept in memory after the retries failed, exported first when the
+    /// backend returns; when full, the oldest are dropped and counted
+    /// (default 16384).
+    pub fn buffer_capacity(&self) -> usize {
+        self.buffer_capacity
+    }
+    /// The longest one export attempt may take (default 10 s).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl Default for ExportRetry {
+    fn default() -> Self {
+        ExportRetry {
+            max_retries: 3,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            buffer_capacity: 16_384,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The validated, immutable configuration of a faultline engine.
+///
+/// Made by [`TracingConfig::builder`], [`TracingConfig::from_env`] or
+/// [`TracingConfig::from_file`]; read through its getters. `Debug` never
+/// prints the values of export headers (they usually hold credentials).
+#[derive(Clone, PartialEq)]
+pub struct TracingConfig {
+    enabled: bool,
+    service_name: String,
+    service_version: Option<String>,
+    deployment_environment: Option<String>,
+    resource_attributes: Vec<(String, String)>,
+    sample_rate: f64,
+    parent_based: bool,
+    exporters: Vec<ExporterKind>,
+    otlp_endpoint: Option<Url>,
+    otlp_traces_endpoint: Option<Url>,
+    otlp_protocol: OtlpProtocol,
+    otlp_headers: Vec<(HeaderName, String)>,
+    otlp_compression: Compression,
+    otlp_tls: TlsConfig,
+    jaeger_agent_host: String,
+    jaeger_agent_port: u16,
+    jaeger_endpoint: Option<Url>,
+    console_format: ConsoleFormat,
+    pii_masking: bool,
+    pii_patterns: Vec<PiiPattern>,
+    secret_keys: Vec<String>,
+    capture_request_headers: Vec<HeaderName>,
+    capture_response_headers: Vec<HeaderName>,
+    redact_headers: Vec<HeaderName>,
+    export_retry: ExportRetry,
+    batch: BatchSettings,
+    trust_incoming_context: bool,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for TracingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<String> = self
+            .otlp_headers
+            .iter()
+            .map(|(k, _)| format!("{k}: [REDACTED]"))
+            .collect();
+        f.debug_struct("TracingConfig")
+            .field("enabled", &self.enabled)
+            .field("service_name", &self.service_name)
+            .field("service_version", &self.service_version)
+            .field("deployment_environment", &self.deployment_environment)
+            .field("resource_attributes", &self.resource_attributes)
+            .field("sample_rate", &self.sample_rate)
+            .field("parent_based", &self.parent_based)
+            .field("exporters", &self.exporters)
+            .field("otlp_traces_endpoint", &self.otlp_traces_endpoint().as_str())
+            .field("otlp_protocol", &self.otlp_protocol)
+            .field("otlp_headers", &headers)
+            .field("otlp_compression", &self.otlp_compression)
+            .field("otlp_tls", &self.otlp_tls)
+            .field("jaeger_agent", &format_args!("{}:{}", self.jaeger_agent_host, self.jaeger_agent_port))
+            .field("jaeger_endpoint", &self.jaeger_endpoint.as_ref().map(Url::as_str))
+            .field("console_format", &self.console_format)
+            .field("pii_masking", &self.pii_masking)
+            .field("pii_patterns", &self.pii_patterns)
+            .field("secret_keys", &self.secret_keys)
+            .field("capture_request_headers", &self.capture_request_headers)
+            .field("capture_response_headers", &self.capture_response_headers)
+            .field("redact_headers", &self.redact_headers)
+            .field("export_retry", &self.export_retry)
+            .field("batch", &self.batch)
+            .field("trust_incoming_context", &self.trust_incoming_context)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+impl Default for TracingConfig {
+    /// The defaults of the OpenTelemetry specification (OTLP over gRPC to
+    /// `http://localhost:4317`, `parentbased_always_on`), service
+    /// [`DEFAULT_SERVICE_NAME`].
+    fn default() -> Self {
+        TracingConfigBuilder::default()
+            .build()
+            .expect("the default configuration is valid")
+    }
+}
+
+impl TracingConfig {
+    /// A builder holding the defaults.
+    pub fn builder() -> TracingConfigBuilder {
+        TracingConfigBuilder::default()
+    }
+
+    /// The defaults, overridden by the process environment
+    /// (see [`TracingConfigBuilder::with_env`]).
+    pub fn from_env() -> Result<TracingConfig, ConfigError> {
+        TracingConfigBuilder::default().with_env()?.build()
+    }
+
+    /// Reads a TOML file (`.toml`) or a JSON file (any other extension).
+    /// Unknown keys are errors. The environment is not consulted; chain
+    /// [`TracingConfigBuilder::with_env`] on [`TracingConfigBuilder::from_file`]
+    /// for file-then-environment layering.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<TracingConfig, ConfigError> {
+        TracingConfigBuilder::from_file(path)?.build()
+    }
+
+    /// A builder holding this configuration's values, to derive a changed copy.
+    pub fn to_builder(&self) -> TracingConfigBuilder {
+        TracingConfigBuilder::from_config(self)
+    }
+
+    /// False when `OTEL_SDK_DISABLED=true`: the engine then traces nothing.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// `service.name` (ASCII letters, digits and hyphens).
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+    /// `service.version`, if set.
+    pub fn service_version(&self) -> Option<&str> {
+        self.service_version.as_deref()
+    }
+    /// `deployment.environment.name`, if set.
+    pub fn deployment_environment(&self) -> Option<&str> {
+        self.deployment_environment.as_deref()
+    }
+    /// Further resource attributes (from `OTEL_RESOURCE_ATTRIBUTES` or set in code).
+    pub fn resource_attributes(&self) -> &[(String, String)] {
+        &self.resource_attributes
+    }
+    /// Fraction of new traces that are sampled, within `0.0..=1.0`.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+    /// Whether a span follows its parent's sampling decision (the default).
+    pub fn parent_based(&self) -> bool {
+        self.parent_based
+    }
+    /// Where spans go; empty means nowhere (`OTEL_TRACES_EXPORTER=none`).
+    pub fn exporters(&self) -> &[ExporterKind] {
+        &self.exporters
+    }
+    /// The OTLP protocol.
+    pub fn otlp_protocol(&self) -> OtlpProtocol {
+        self.otlp_protocol
+    }
+    /// The base OTLP endpoint as configured (`OTEL_EXPORTER_OTLP_ENDPOINT`), if any.
+    pub fn otlp_endpoint(&self) -> Option<&Url> {
+        self.otlp_endpoint.as_ref()
+    }
+    /// The URL trace exports go to: the traces endpoint as it is; else the base
+    /// endpoint (with `/v1/traces` appended for HTTP); else the protocol's default.
+    pub fn otlp_traces_endpoint(&self) -> Url {
+        if let Some(url) = &self.otlp_traces_endpoint {
+            return url.clone();
+        }
+        match (self.otlp_protocol, &self.otlp_endpoint) {
+            (OtlpProtocol::Grpc, Some(base)) => base.clone(),
+            (OtlpProtocol::HttpProtobuf, Some(base)) => {
+                let mut url = base.clone();
+                let path = url.path().trim_end_matches('/').to_owned();
+                url.set_path(&format!("{path}/v1/traces"));
+                url
+            }
+            (OtlpProtocol::Grpc, None) => {
+                Url::parse("http://localhost:4317").expect("valid default")
+            }
+            (OtlpProtocol::HttpProtobuf, None) => {
+                Url::parse("http://localhost:4318/v1/traces").expect("valid default")
+            }
+        }
+    }
+    /// Headers sent with every OTLP export (often credentials: never logged).
+    pub fn otlp_headers(&self) -> &[(HeaderName, String)] {
+        &self.otlp_headers
+    }
+    /// Compression of OTLP exports.
+    pub fn otlp_compression(&self) -> Compression {
+        self.otlp_compression
+    }
+    /// TLS settings of the OTLP connection.
+    pub fn otlp_tls(&self) -> &TlsConfig {
+        &self.otlp_tls
+    }
+    /// Jaeger agent host (default `localhost`).
+    pub fn jaeger_agent_host(&self) -> &str {
+        &self.jaeger_agent_host
+    }
+    /// Jaeger agent UDP port (default 6831).
+    pub fn jaeger_agent_port(&self) -> u16 {
+        self.jaeger_agent_port
+    }
+    /// Jaeger collector endpoint (`http(s)://host:14268/api/traces`); when set,
+    /// spans go there over HTTP instead of to the agent.
+    pub fn jaeger_endpoint(&self) -> Option<&Url> {
+        self.jaeger_endpoint.as_ref()
+    }
+    /// Format of the console exporter.
+    pub fn console_format(&self) -> ConsoleFormat {
+        self.console_format
+    }
+    /// Whether personal data is masked before export (default on).
+    pub fn pii_masking(&self) -> bool {
+        self.pii_masking
+    }
+    /// Custom PII patterns.
+    pub fn pii_patterns(&self) -> &[PiiPattern] {
+        &self.pii_patterns
+    }
+    /// Extra key names (lowercase) whose values are always redacted.
+    pub fn secret_keys(&self) -> &[String] {
+        &self.secret_keys
+    }
+    /// Request headers recorded on server spans (masked).
+    pub fn capture_request_headers(&self) -> &[HeaderName] {
+        &self.capture_request_headers
+    }
+    /// Response headers recorded on server spans (masked).
+    pub fn capture_response_headers(&self) -> &[HeaderName] {
+        &self.capture_response_headers
+    }
+    /// Extra headers whose values are always redacted (beyond the built-in list).
+    pub fn redact_headers(&self) -> &[HeaderName] {
+        &self.redact_headers
+    }
+    /// Retry and buffering of failed exports.
+    pub fn export_retry(&self) -> &ExportRetry {
+        &self.export_retry
+    }
+    /// Batch span processor settings.
+    pub fn batch(&self) -> &BatchSettings {
+        &self.batch
+    }
+    /// Whether incoming trace context is used as the parent (default true).
+    pub fn trust_incoming_context(&self) -> bool {
+        self.trust_incoming_context
+    }
+    /// The longest [`Engine::shutdown`](crate::Engine::shutdown) waits to flush (default 5 s).
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
+    }
+}
+
+/// An error in a configuration value. The message is one line that names the
+/// setting (or environment variable) and the bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value broke a rule.
+    #[error("{setting}: invalid value {value}: {reason}")]
+    Invalid {
+        /// The setting or environment variable.
+        setting: String,
+        /// The offending value, quoted (or a placeholder when it may hold a secret).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A configuration file could not be read.
+    #[error("{path}: cannot read configuration file: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A configuration file could not be parsed.
+    #[error("{path}: invalid configuration file: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, on one line.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(setting: impl Into<String>, value: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            setting: setting.into(),
+            value: quote(value),
+            reason: reason.into(),
+        }
+    }
+
+    /// An error whose value is not shown because it may hold a secret.
+    pub(crate) fn invalid_secret(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            setting: setting.into(),
+            value: "(hidden: it may hold a secret)".to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The setting or variable the error is about, where there is one.
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { setting, .. } => Some(setting),
+            _ => None,
+        }
+    }
+}
+
+/// Quotes a value for an error message: escaped, on one line, at most 120 characters.
+fn quote(value: &str) -> String {
+    const MAX: usize = 120;
+    if value.chars().count() > MAX {
+        let cut: String = value.chars().take(MAX).collect();
+        format!("{cut:?}... ({} bytes)", value.len())
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// Builds a [`TracingConfig`]. Every setter takes the raw value; nothing is
+/// checked until [`build`](TracingConfigBuilder::build), which reports the
+/// first broken rule.
+#[derive(Debug, Clone)]
+pub struct TracingConfigBuilder {
+    enabled: bool,
+    service_name: String,
+    service_version: Option<String>,
+    deployment_environment: Option<String>,
+    resource_attributes: Vec<(String, String)>,
+    sample_rate: f64,
+    parent_based: bool,
+    exporters: Vec<ExporterKind>,
+    otlp_endpoint: Option<String>,
+    otlp_traces_endpoint: Option<String>,
+    otlp_protocol: OtlpProtocol,
+    otlp_headers: Vec<(String, String)>,
+    otlp_compression: Compression,
+    otlp_ca_file: Option<PathBuf>,
+    otlp_client_cert: Option<PathBuf>,
+    otlp_client_key: Option<PathBuf>,
+    jaeger_agent_host: String,
+    jaeger_agent_port: u32,
+    jaeger_endpoint: Option<String>,
+    console_format: ConsoleFormat,
+    pii_masking: bool,
+    pii_patterns: BTreeMap<String, (String, Option<String>)>,
+    secret_keys: Vec<String>,
+    capture_request_headers: Vec<String>,
+    capture_response_headers: Vec<String>,
+    redact_headers: Vec<String>,
+    max_export_retries: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    buffer_capacity: usize,
+    export_timeout: Duration,
+    max_queue_size: usize,
+    max_export_batch_size: usize,
+    scheduled_delay: Duration,
+    trust_incoming_context: bool,
+    shutdown_timeout: Duration,
+}
+
+impl Default for TracingConfigBuilder {
+    fn default() -> Self {
+        let retry = ExportRetry::default();
+        let batch = BatchSettings::default();
+        TracingConfigBuilder {
+            enabled: true,
+            service_name: DEFAULT_SERVICE_NAME.to_owned(),
+            service_version: None,
+            deployment_environment: None,
+            resource_attributes: Vec::new(),
+            sample_rate: 1.0,
+            parent_based: true,
+            exporters: vec![ExporterKind::Otlp],
+            otlp_endpoint: None,
+            otlp_traces_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            otlp_headers: Vec::new(),
+            otlp_compression: Compression::None,
+            otlp_ca_file: None,
+            otlp_client_cert: None,
+            otlp_client_key: None,
+            jaeger_agent_host: "localhost".to_owned(),
+            jaeger_agent_port: 6831,
+            jaeger_endpoint: None,
+            console_format: ConsoleFormat::Pretty,
+            pii_masking: true,
+            pii_patterns: BTreeMap::new(),
+            secret_keys: Vec::new(),
+            capture_request_headers: Vec::new(),
+            capture_response_headers: Vec::new(),
+            redact_headers: Vec::new(),
+            max_export_retries: retry.max_retries,
+            backoff_base: retry.backoff_base,
+            backoff_max: retry.backoff_max,
+            buffer_capacity: retry.buffer_capacity,
+            export_timeout: retry.timeout,
+            max_queue_size: batch.max_queue_size,
+            max_export_batch_size: batch.max_export_batch_size,
+            scheduled_delay: batch.scheduled_delay,
+            trust_incoming_context: true,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl TracingConfigBuilder {
+    fn from_config(c: &TracingConfig) -> Self {
+        TracingConfigBuilder {
+            enabled: c.enabled,
+            service_name: c.service_name.clone(),
+            service_version: c.service_version.clone(),
+            deployment_environment: c.deployment_environment.clone(),
+            resource_attributes: c.resource_attributes.clone(),
+            sample_rate: c.sample_rate,
+            parent_based: c.parent_based,
+            exporters: c.exporters.clone(),
+            otlp_endpoint: c.otlp_endpoint.as_ref().map(|u| u.to_string()),
+            otlp_traces_endpoint: c.otlp_traces_endpoint.as_ref().map(|u| u.to_string()),
+            otlp_protocol: c.otlp_protocol,
+            otlp_headers: c
+                .otlp_headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect(),
+            otlp_compression: c.otlp_compression,
+            otlp_ca_file: c.otlp_tls.ca_file.clone(),
+            otlp_client_cert: c.otlp_tls.client_cert.clone(),
+            otlp_client_key: c.otlp_tls.client_key.clone(),
+            jaeger_agent_host: c.jaeger_agent_host.clone(),
+            jaeger_agent_port: u32::from(c.jaeger_agent_port),
+            jaeger_endpoint: c.jaeger_endpoint.as_ref().map(|u| u.to_string()),
+            console_format: c.console_format,
+            pii_masking: c.pii_masking,
+            pii_patterns: c
+                .pii_patterns
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        (p.regex.as_str().to_owned(), Some(p.replacement.clone())),
+                    )
+                })
+                .collect(),
+            secret_keys: c.secret_keys.clone(),
+            capture_request_headers: names(&c.capture_request_headers),
+            capture_response_headers: names(&c.capture_response_headers),
+            redact_headers: names(&c.redact_headers),
+            max_export_retries: c.export_retry.max_retries,
+            backoff_base: c.export_retry.backoff_base,
+            backoff_max: c.export_retry.backoff_max,
+            buffer_capacity: c.export_retry.buffer_capacity,
+            export_timeout: c.export_retry.timeout,
+            max_queue_size: c.batch.max_queue_size,
+            max_export_batch_size: c.batch.max_export_batch_size,
+            scheduled_delay: c.batch.scheduled_delay,
+            trust_incoming_context: c.trust_incoming_context,
+            shutdown_timeout: c.shutdown_timeout,
+        }
+    }
+
+    /// Turns tracing on or off entirely (`OTEL_SDK_DISABLED`).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+    /// `service.name`: non-empty, ASCII letters, digits and hyphens, at most 255 bytes.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = name.into();
+        self
+    }
+    /// `service.version`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+    /// `deployment.environment.name` (`production`, `staging`, ...).
+    pub fn deployment_environment(mut self, environment: impl Into<String>) -> Self {
+        self.deployment_environment = Some(environment.into());
+        self
+    }
+    /// Adds a resource attribute (replacing one of the same key).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.resource_attributes.retain(|(k, _)| *k != key);
+        self.resource_attributes.push((key, value.into()));
+        self
+    }
+    /// Fraction of new traces sampled, within `0.0..=1.0`.
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.sample_rate = rate;
+        self
+    }
+    /// Whether spans follow their parent's sampling decision (default true).
+    pub fn parent_based(mut self, parent_based: bool) -> Self {
+        self.parent_based = parent_based;
+        self
+    }
+    /// The exporters (duplicates are ignored; empty means none).
+    pub fn exporters(mut self, exporters: impl IntoIterator<Item = ExporterKind>) -> Self {
+        self.exporters = exporters.into_iter().collect();
+        self
+    }
+    /// Base OTLP endpoint (`http(s)://host:port`); HTTP appends `/v1/traces`.
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(url.into());
+        self
+    }
+    /// Full OTLP traces endpoint, used as it is.
+    pub fn otlp_traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_traces_endpoint = Some(url.into());
+        self
+    }
+    /// OTLP transport.
+    pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
+        self.otlp_protocol = protocol;
+        self
+    }
+    /// Adds a header sent with every OTLP export (replacing one of the same name).
+    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into().to_ascii_lowercase();
+        self.otlp_headers.retain(|(k, _)| *k != name);
+        self.otlp_headers.push((name, value.into()));
+        self
+    }
+    /// Compression of OTLP exports.
+    pub fn otlp_compression(mut self, compression: Compression) -> Self {
+        self.otlp_compression = compression;
+        self
+    }
+    /// CA certificate (PEM) that verifies the OTLP backend.
+    pub fn otlp_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.otlp_ca_file = Some(path.into());
+        self
+    }
+    /// Client certificate and private key (PEM) for mutual TLS.
+    pub fn otlp_client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.otlp_client_cert = Some(cert.into());
+        self.otlp_client_key = Some(key.into());
+        self
+    }
+    /// Jaeger agent address (default `localhost:6831`).
+    pub fn jaeger_agent(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.jaeger_agent_host = host.into();
+        self.jaeger_agent_port = u32::from(port);
+        self
+    }
+    /// Jaeger collector endpoint (`http(s)://host:14268/api/traces`).
+    pub fn jaeger_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.jaeger_endpoint = Some(url.into());
+        self
+    }
+    /// Console exporter format.
+    pub fn console_format(mut self, format: ConsoleFormat) -> Self {
+        self.console_format = format;
+        self
+    }
+    /// PII masking on or off (default on).
+    pub fn pii_masking(mut self, on: bool) -> Self {
+        self.pii_masking = on;
+        self
+    }
+    /// Adds a custom PII pattern replaced by [`DEFAULT_PATTERN_REPLACEMENT`].
+    pub fn pii_pattern(mut self, name: impl Into<String>, regex: impl Into<String>) -> Self {
+        self.pii_patterns.insert(name.into(), (regex.into(), None));
+        self
+    }
+    /// Adds a custom PII pattern with its own replacement (`$1` group references allowed).
+    pub fn pii_pattern_with(
+        mut self,
+        name: impl Into<String>,
+        regex: impl Into<String>,
+        replacement: impl Into<String>,
+    ) -> Self {
+        self.pii_patterns
+            .insert(name.into(), (regex.into(), Some(replacement.into())));
+        self
+    }
+    /// Adds a key name whose values are always redacted (matched case-insensitively,
+    /// also as a segment of a dotted key).
+    pub fn secret_key(mut self, key: impl Into<String>) -> Self {
+        self.secret_keys.push(key.into());
+        self
+    }
+    /// Adds a request header to record on server spans.
+    pub fn capture_request_header(mut self, name: impl Into<String>) -> Self {
+        self.capture_request_headers.push(name.into());
+        self
+    }
+    /// Adds a response header to record on server spans.
+    pub fn capture_response_header(mut self, name: impl Into<String>) -> Self {
+        self.capture_response_headers.push(name.into());
+        self
+    }
+    /// Adds a header whose value is always redacted.
+    pub fn redact_header(mut self, name: impl Into<String>) -> Self {
+        self.redact_headers.push(name.into());
+        self
+    }
+    /// Retries of a failed export (default 3, at most 100).
+    pub fn max_export_retries(mut self, retries: u32) -> Self {
+        self.max_export_retries = retries;
+        self
+    }
+    /// First and longest back-off between retries.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+    /// Spans kept in memory while the backend is unreachable.
+    pub fn export_buffer_capacity(mut self, spans: usize) -> Self {
+        self.buffer_capacity = spans;
+        self
+    }
+    /// The longest one export attempt may take.
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = timeout;
+        self
+    }
+    /// Batch span processor: queue size, batch size and delay.
+    pub fn batch(mut self, max_queue_size: usize, max_export_batch_size: usize, scheduled_delay: Duration) -> Self {
+        self.max_queue_size = max_queue_size;
+        self.max_export_batch_size = max_export_batch_size;
+        self.scheduled_delay = scheduled_delay;
+        self
+    }
+    /// Whether incoming trace context becomes the parent (default true).
+    pub fn trust_incoming_context(mut self, trust: bool) -> Self {
+        self.trust_incoming_context = trust;
+        self
+    }
+    /// The longest shutdown waits to flush (default 5 s, at most 60 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Checks every rule and returns the immutable configuration, or the
+    /// first broken rule.
+    pub fn build(self) -> Result<TracingConfig, ConfigError> {
+        use validate as v;
+        v::service_name("service_name", &self.service_name)?;
+        if let Some(version) = &self.service_version {
+            v::non_empty_text("service_version", version)?;
+        }
+        if let Some(env) = &self.deployment_environment {
+            v::non_empty_text("deployment_environment", env)?;
+        }
+        for (key, value) in &self.resource_attributes {
+            v::resource_attribute("resource_attributes", key, value)?;
+        }
+        v::sample_rate("sample_rate", self.sample_rate)?;
+        let mut exporters = self.exporters.clone();
+        exporters.sort();
+        exporters.dedup();
+        let otlp_endpoint = self
+            .otlp_endpoint
+            .as_deref()
+            .map(|u| v::endpoint_url("otlp_endpoint", u))
+            .transpose()?;
+        let otlp_traces_endpoint = self
+            .otlp_traces_endpoint
+            .as_deref()
+            .map(|u| v::endpoint_url("otlp_traces_endpoint", u))
+            .transpose()?;
+        let otlp_headers = self
+            .otlp_headers
+            .iter()
+            .map(|(k, val)| v::export_header("otlp_headers", k, val))
+            .collect::<Result<Vec<_>, _>>()?;
+        let otlp_tls = v::tls(
+            "otlp_tls",
+            self.otlp_ca_file.clone(),
+            self.otlp_client_cert.clone(),
+            self.otlp_client_key.clone(),
+        )?;
+        v::host("jaeger_agent_host", &self.jaeger_agent_host)?;
+        let jaeger_agent_port = v::port("jaeger_agent_port", self.jaeger_agent_port)?;
+        let jaeger_endpoint = self
+            .jaeger_endpoint
+            .as_deref()
+            .map(|u| v::endpoint_url("jaeger_endpoint", u))
+            .transpose()?;
+        let pii_patterns = self
+            .pii_patterns
+            .iter()
+            .map(|(name, (regex, replacement))| {
+                let compiled = v::pii_pattern("pii_patterns", name, regex)?;
+                Ok(PiiPattern {
+                    name: name.clone(),
+                    regex: compiled,
+                    replacement: replacement
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_PATTERN_REPLACEMENT.to_owned()),
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let secret_keys = self
+            .secret_keys
+            .iter()
+            .map(|k| v::secret_key("secret_keys", k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let capture_request_headers = v::header_names("capture_request_headers", &self.capture_request_headers)?;
+        let capture_response_headers = v::header_names("capture_response_headers", &self.capture_response_headers)?;
+        let redact_headers = v::header_names("redact_headers", &self.redact_headers)?;
+        v::at_most("max_export_retries", u64::from(self.max_export_retries), 100)?;
+        v::duration_within("backoff_base", self.backoff_base, Duration::from_millis(1), Duration::from_secs(60))?;
+        v::duration_within("backoff_max", self.backoff_max, self.backoff_base, Duration::from_secs(600))?;
+        v::count_within("export_buffer_capacity", self.buffer_capacity, 0, 10_000_000)?;
+        v::duration_within("export_timeout", self.export_timeout, Duration::from_millis(1), Duration::from_secs(600))?;
+        v::count_within("batch_max_queue_size", self.max_queue_size, 1, 10_000_000)?;
+        v::count_within("batch_max_export_batch_size", self.max_export_batch_size, 1, self.max_queue_size)?;
+        v::duration_within("batch_scheduled_delay", self.scheduled_delay, Duration::from_millis(1), Duration::from_secs(3600))?;
+        v::duration_within("shutdown_timeout", self.shutdown_timeout, Duration::from_millis(1), Duration::from_secs(60))?;
+
+        Ok(TracingConfig {
+            enabled: self.enabled,
+            service_name: self.service_name,
+            service_version: self.service_version,
+            deployment_environment: self.deployment_environment,
+            resource_attributes: self.resource_attributes,
+            sample_rate: self.sample_rate,
+            parent_based: self.parent_based,
+            exporters,
+            otlp_endpoint,
+            otlp_traces_endpoint,
+            otlp_protocol: self.otlp_protocol,
+            otlp_headers,
+            otlp_compression: self.otlp_compression,
+            otlp_tls,
+            jaeger_agent_host: self.jaeger_agent_host,
+            jaeger_agent_port,
+            jaeger_endpoint,
+            console_format: self.console_format,
+            pii_masking: self.pii_masking,
+            pii_patterns,
+            secret_keys,
+            capture_request_headers,
+            capture_response_headers,
+            redact_headers,
+            export_retry: ExportRetry {
+                max_retries: self.max_export_retries,
+                backoff_base: self.backoff_base,
+                backoff_max: self.backoff_max,
+                buffer_capacity: self.buffer_capacity,
+                timeout: self.export_timeout,
+            },
+            batch: BatchSettings {
+                max_queue_size: self.max_queue_size,
+                max_export_batch_size: self.max_export_batch_size,
+                scheduled_delay: self.scheduled_delay,
+            },
+            trust_incoming_context: self.trust_incoming_context,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+fn names(headers: &[HeaderName]) -> Vec<String> {
+    headers.iter().map(|h| h.as_str().to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests;

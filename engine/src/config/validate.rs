@@ -1,0 +1,300 @@
+//! The validation rules, shared by the builder, the environment and files.
+//! `setting` is what the error names: a field name or an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use regex::Regex;
+use url::Url;
+
+use super::{ConfigError, TlsConfig};
+
+/// Longest accepted service name, in bytes.
+const MAX_SERVICE_NAME: usize = 255;
+
+pub(crate) fn service_name(setting: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::invalid(setting, name, "must not be empty"));
+    }
+    if name.len() > MAX_SERVICE_NAME {
+        return Err(ConfigError::invalid(
+            setting,
+            name,
+            format!("longer than {MAX_SERVICE_NAME} bytes"),
+        ));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(ConfigError::invalid(
+            setting,
+            name,
+            "only ASCII letters, digits and hyphens are allowed",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn non_empty_text(setting: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::invalid(setting, value, "must not be empty"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(setting, value, "must not hold control characters"));
+    }
+    Ok(())
+}
+
+pub(crate) fn resource_attribute(setting: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid(
+            setting,
+            key,
+            "an attribute key must be printable ASCII without spaces",
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            setting,
+            value,
+            format!("the value of `{key}` must not hold control characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn sample_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
+    if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+        return Err(ConfigError::invalid(
+            setting,
+            &rate.to_string(),
+            "must be a number within 0.0..=1.0",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_sample_rate(setting: &str, text: &str) -> Result<f64, ConfigError> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(setting, text, "must be a number within 0.0..=1.0"))?;
+    if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+        return Err(ConfigError::invalid(setting, text, "must be a number within 0.0..=1.0"));
+    }
+    Ok(rate)
+}
+
+pub(crate) fn endpoint_url(setting: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text.trim())
+        .map_err(|e| ConfigError::invalid(setting, text, format!("not a URL ({e})")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(ConfigError::invalid(
+            setting,
+            text,
+            "the scheme must be http or https",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(setting, text, "the URL has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs; they belong in headers.
+        return Err(ConfigError::invalid_secret(
+            setting,
+            "credentials in the URL are not accepted; send them as headers",
+        ));
+    }
+    Ok(url)
+}
+
+pub(crate) fn export_header(setting: &str, name: &str, value: &str) -> Result<(HeaderName, String), ConfigError> {
+    let header = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| ConfigError::invalid(setting, name, "not a valid header name"))?;
+    if HeaderValue::from_str(value).is_err() {
+        return Err(ConfigError::invalid_secret(
+            setting,
+            format!("the value of header `{header}` is not a valid header value"),
+        ));
+    }
+    Ok((header, value.to_owned()))
+}
+
+pub(crate) fn tls(
+    setting: &str,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+) -> Result<TlsConfig, ConfigError> {
+    for (what, path) in [
+        ("ca_file", &ca_file),
+        ("client_cert", &client_cert),
+        ("client_key", &client_key),
+    ] {
+        if let Some(path) = path {
+            let shown = path.display().to_string();
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => {
+                    return Err(ConfigError::invalid(format!("{setting}.{what}"), &shown, "not a file"));
+                }
+                Err(e) => {
+                    return Err(ConfigError::invalid(
+                        format!("{setting}.{what}"),
+                        &shown,
+                        format!("cannot be read ({e})"),
+                    ));
+                }
+            }
+        }
+    }
+    if client_cert.is_some() != client_key.is_some() {
+        return Err(ConfigError::invalid(
+            setting,
+            if client_cert.is_some() { "client_cert only" } else { "client_key only" },
+            "a client certificate and its key go together",
+        ));
+    }
+    Ok(TlsConfig {
+        ca_file,
+        client_cert,
+        client_key,
+    })
+}
+
+pub(crate) fn host(setting: &str, host: &str) -> Result<(), ConfigError> {
+    if host.is_empty() {
+        return Err(ConfigError::invalid(setting, host, "must not be empty"));
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let valid_label = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if host.len() > 253 || !host.trim_end_matches('.').split('.').all(valid_label) {
+        return Err(ConfigError::invalid(setting, host, "not a host name or IP address"));
+    }
+    Ok(())
+}
+
+pub(crate) fn port(setting: &str, port: u32) -> Result<u16, ConfigError> {
+    match u16::try_from(port) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(ConfigError::invalid(setting, &port.to_string(), "a port must be within 1..=65535")),
+    }
+}
+
+pub(crate) fn parse_port(setting: &str, text: &str) -> Result<u16, ConfigError> {
+    let n: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))?;
+    port(setting, n).map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))
+}
+
+pub(crate) fn pii_pattern(setting: &str, name: &str, regex: &str) -> Result<Regex, ConfigError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(ConfigError::invalid(
+            setting,
+            name,
+            "a pattern name must be ASCII letters, digits, `_` or `-`",
+        ));
+    }
+    if regex.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{setting}.{name}"),
+            regex,
+            "the expression is empty",
+        ));
+    }
+    let compiled = regex::RegexBuilder::new(regex)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let first_line = e.to_string().lines().last().unwrap_or("").trim().to_owned();
+            ConfigError::invalid(
+                format!("{setting}.{name}"),
+                regex,
+                format!("the expression does not compile ({first_line})"),
+            )
+        })?;
+    if compiled.is_match("") {
+        return Err(ConfigError::invalid(
+            format!("{setting}.{name}"),
+            regex,
+            "the expression matches the empty string",
+        ));
+    }
+    Ok(compiled)
+}
+
+pub(crate) fn secret_key(setting: &str, key: &str) -> Result<String, ConfigError> {
+    let key = key.trim();
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid(setting, key, "a key must be printable ASCII without spaces"));
+    }
+    Ok(key.to_ascii_lowercase())
+}
+
+pub(crate) fn header_names(setting: &str, names: &[String]) -> Result<Vec<HeaderName>, ConfigError> {
+    let mut out: Vec<HeaderName> = Vec::with_capacity(names.len());
+    for name in names {
+        let header = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| ConfigError::invalid(setting, name, "not a valid header name"))?;
+        if !out.contains(&header) {
+            out.push(header);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn at_most(setting: &str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(ConfigError::invalid(setting, &value.to_string(), format!("must be at most {max}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn count_within(setting: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::invalid(
+            setting,
+            &value.to_string(),
+            format!("must be within {min}..={max}"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn duration_within(setting: &str, value: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::invalid(
+            setting,
+            &format!("{} ms", value.as_millis()),
+            format!("must be within {} ms..={} ms", min.as_millis(), max.as_millis()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_u64(setting: &str, text: &str) -> Result<u64, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(setting, text, "must be a whole number"))
+}
+
+pub(crate) fn parse_bool(setting: &str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::invalid(setting, text, "must be true or false")),
+    }
+}

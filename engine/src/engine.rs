@@ -1,0 +1,550 @@
+//! The [`Engine`]: the OpenTelemetry SDK set up from a [`TracingConfig`],
+//! with the five plugin points filled.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
+
+use crate::carrier::{Carrier, CarrierMut};
+use crate::config::{ExporterKind, TracingConfig};
+use crate::correlate::{Correlator, RequestOutcome};
+use crate::error::{AppError, ErrorCode, ProblemDetails};
+use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
+use crate::export::pipeline::{ExportPipeline, StatsCell};
+use crate::export::{ConsoleExporter, ExportStats, Exporter};
+use crate::masking::{BasicMasker, Masker, NoMasker};
+use crate::propagation::{Propagator, default_propagator};
+
+/// The instrumentation scope name of spans the engine starts.
+pub const SCOPE_NAME: &str = "faultline";
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration names an exporter whose plugin is not compiled in
+    /// or not registered.
+    #[error("exporter `{kind}` is configured but not available: enable the faultline feature `{kind}` (or register it with EngineBuilder::exporter_factory)")]
+    ExporterUnavailable {
+        /// The exporter.
+        kind: ExporterKind,
+    },
+    /// An exporter plugin failed to start.
+    #[error("exporter `{kind}` could not start: {reason}")]
+    ExporterInit {
+        /// The exporter.
+        kind: ExporterKind,
+        /// Why.
+        reason: String,
+    },
+    /// The export thread could not be started.
+    #[error("cannot start the export thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Makes an exporter from the configuration (how plugins register themselves).
+pub type ExporterFactory = Box<dyn FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send>;
+
+/// What [`Engine::shutdown`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// True when an earlier call had already shut the engine down (this call did nothing).
+    pub already_shut_down: bool,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+    /// Whether the deadline passed before everything was flushed.
+    pub timed_out: bool,
+    /// Errors reported while flushing and closing the exporters.
+    pub errors: Vec<String>,
+    /// The export counters at the end.
+    pub stats: ExportStats,
+}
+
+impl ShutdownReport {
+    /// True when every span handed to the pipeline was exported and no error occurred.
+    pub fn is_clean(&self) -> bool {
+        !self.timed_out
+            && self.errors.is_empty()
+            && self.stats.spans_failed == 0
+            && self.stats.spans_exported == self.stats.spans_received
+    }
+}
+
+/// Registers plugins and builds an [`Engine`].
+///
+/// ```
+/// use faultline_engine::{Engine, config::{TracingConfig, ExporterKind}};
+///
+/// let config = TracingConfig::builder().service_name("demo").exporters([ExporterKind::Console]).build()?;
+/// let engine = Engine::builder(config).install_global(false).build()?;
+/// assert_eq!(engine.config().service_name(), "demo");
+/// engine.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EngineBuilder {
+    config: TracingConfig,
+    propagator: Option<Arc<dyn Propagator>>,
+    masker: Option<Arc<dyn Masker>>,
+    recorder: Option<Arc<dyn ExceptionRecorder>>,
+    exporters: Vec<Box<dyn Exporter>>,
+    factories: BTreeMap<ExporterKind, ExporterFactory>,
+    correlators: Vec<Arc<dyn Correlator>>,
+    install_global: bool,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .field("exporters", &self.exporters)
+            .field("factories", &self.factories.keys().collect::<Vec<_>>())
+            .field("correlators", &self.correlators)
+            .finish()
+    }
+}
+
+impl EngineBuilder {
+    /// Replaces the propagator (default: W3C Trace Context and W3C Baggage).
+    pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
+        self.propagator = Some(Arc::new(propagator));
+        self
+    }
+    /// Replaces the masker (default: [`BasicMasker`] from the configuration;
+    /// none when the configuration turns masking off).
+    pub fn masker(mut self, masker: impl Masker + 'static) -> Self {
+        self.masker = Some(Arc::new(masker));
+        self
+    }
+    /// Replaces the exception recorder (default: [`DefaultExceptionRecorder`]).
+    pub fn exception_recorder(mut self, recorder: impl ExceptionRecorder + 'static) -> Self {
+        self.recorder = Some(Arc::new(recorder));
+        self
+    }
+    /// Adds an exporter, beside those the configuration names.
+    pub fn exporter(mut self, exporter: impl Exporter + 'static) -> Self {
+        self.exporters.push(Box::new(exporter));
+        self
+    }
+    /// Registers how to make the exporter `kind` when the configuration names
+    /// it (plugins use this; the last registration for a kind wins).
+    pub fn exporter_factory(
+        mut self,
+        kind: ExporterKind,
+        factory: impl FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send + 'static,
+    ) -> Self {
+        self.factories.insert(kind, Box::new(factory));
+        self
+    }
+    /// Adds a correlator.
+    pub fn correlator(mut self, correlator: impl Correlator + 'static) -> Self {
+        self.correlators.push(Arc::new(correlator));
+        self
+    }
+    /// Whether `build` makes this engine's tracer provider and propagator the
+    /// OpenTelemetry globals (default true), so that spans made through
+    /// `opentelemetry::global` (by the application or by libraries) take the
+    /// same masked export path. When several engines are built, the last one
+    /// built with this on is the global one.
+    pub fn install_global(mut self, install: bool) -> Self {
+        self.install_global = install;
+        self
+    }
+
+    /// Builds the engine: the resource, the sampler, the batch span processor
+    /// and the export pipeline, with every exporter the configuration names
+    /// plus those added. Building several engines is safe: each has its own
+    /// pipeline and export thread.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let EngineBuilder {
+            config,
+            propagator,
+            masker,
+            recorder,
+            mut exporters,
+            mut factories,
+            correlators,
+            install_global,
+        } = self;
+
+        let resource = build_resource(&config);
+        let masker: Arc<dyn Masker> = match masker {
+            Some(m) => m,
+            None if config.pii_masking() => Arc::new(BasicMasker::from_config(&config)),
+            None => Arc::new(NoMasker),
+        };
+        let stats = Arc::new(StatsCell::default());
+        let last_errors = Arc::new(Mutex::new(Vec::new()));
+
+        let provider = if config.enabled() {
+            for kind in config.exporters() {
+                let exporter = match (factories.remove(kind), kind) {
+                    (Some(factory), _) => factory(&config).map_err(|reason| EngineError::ExporterInit { kind: *kind, reason })?,
+                    (None, ExporterKind::Console) => Box::new(ConsoleExporter::stdout(config.console_format())),
+                    (None, kind) => return Err(EngineError::ExporterUnavailable { kind: *kind }),
+                };
+                exporters.push(exporter);
+            }
+            for exporter in exporters.iter_mut() {
+                exporter.set_resource(&resource);
+            }
+            let pipeline = ExportPipeline::start(
+                config.pii_masking().then(|| masker.clone()),
+                exporters,
+                config.export_retry().timeout(),
+                stats.clone(),
+                last_errors.clone(),
+            )?;
+            let batch = config.batch();
+            let processor = BatchSpanProcessor::builder(pipeline)
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        .with_max_queue_size(batch.max_queue_size())
+                        .with_max_export_batch_size(batch.max_export_batch_size())
+                        .with_scheduled_delay(batch.scheduled_delay())
+                        .build(),
+                )
+                .build();
+            SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_sampler(build_sampler(&config))
+                .with_span_processor(processor)
+                .build()
+        } else {
+            SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_sampler(Sampler::AlwaysOff)
+                .build()
+        };
+
+        let tracer = provider.tracer_with_scope(
+            InstrumentationScope::builder(SCOPE_NAME)
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        let propagator = propagator.unwrap_or_else(|| Arc::new(default_propagator()));
+        if install_global {
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            opentelemetry::global::set_text_map_propagator(GlobalPropagator::new(propagator.clone()));
+        }
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                resource,
+                provider,
+                tracer,
+                propagator,
+                masker,
+                recorder: recorder.unwrap_or_else(|| Arc::new(DefaultExceptionRecorder::default())),
+                correlators,
+                stats,
+                last_errors,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+fn build_resource(config: &TracingConfig) -> Resource {
+    let mut attributes = Vec::with_capacity(4 + config.resource_attributes().len());
+    for (k, v) in config.resource_attributes() {
+        attributes.push(KeyValue::new(k.clone(), v.clone()));
+    }
+    if let Some(version) = config.service_version() {
+        attributes.push(KeyValue::new("service.version", version.to_owned()));
+    }
+    if let Some(env) = config.deployment_environment() {
+        attributes.push(KeyValue::new("deployment.environment.name", env.to_owned()));
+    }
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(attributes)
+        .with_service_name(config.service_name().to_owned())
+        .build()
+}
+
+fn build_sampler(config: &TracingConfig) -> Sampler {
+    let rate = config.sample_rate();
+    let root = if rate >= 1.0 {
+        Sampler::AlwaysOn
+    } else if rate <= 0.0 {
+        Sampler::AlwaysOff
+    } else {
+        Sampler::TraceIdRatioBased(rate)
+    };
+    if config.parent_based() {
+        Sampler::ParentBased(Box::new(root))
+    } else {
+        root
+    }
+}
+
+struct Inner {
+    config: TracingConfig,
+    resource: Resource,
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    propagator: Arc<dyn Propagator>,
+    masker: Arc<dyn Masker>,
+    recorder: Arc<dyn ExceptionRecorder>,
+    correlators: Vec<Arc<dyn Correlator>>,
+    stats: Arc<StatsCell>,
+    last_errors: Arc<Mutex<Vec<String>>>,
+    shut_down: AtomicBool,
+}
+
+/// The configured tracing engine: cheap to clone (one `Arc`), `Send + Sync`.
+///
+/// Adapters call it on every request; applications use it to start their own
+/// spans, record errors, build problem details and shut down.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("service_name", &self.inner.config.service_name())
+            .field("propagator", &self.inner.propagator)
+            .field("masker", &self.inner.masker)
+            .field("recorder", &self.inner.recorder)
+            .field("correlators", &self.inner.correlators)
+            .field("stats", &self.inner.stats.snapshot())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// A builder for an engine with `config`.
+    pub fn builder(config: TracingConfig) -> EngineBuilder {
+        EngineBuilder {
+            config,
+            propagator: None,
+            masker: None,
+            recorder: None,
+            exporters: Vec::new(),
+            factories: BTreeMap::new(),
+            correlators: Vec::new(),
+            install_global: true,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TracingConfig {
+        &self.inner.config
+    }
+    /// The resource every span carries.
+    pub fn resource(&self) -> &Resource {
+        &self.inner.resource
+    }
+    /// The engine's tracer (scope `faultline`).
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.inner.tracer
+    }
+    /// The tracer provider, to make tracers with other scopes.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.inner.provider
+    }
+    /// The masker.
+    pub fn masker(&self) -> &dyn Masker {
+        self.inner.masker.as_ref()
+    }
+    /// The propagator.
+    pub fn propagator(&self) -> &dyn Propagator {
+        self.inner.propagator.as_ref()
+    }
+    /// The export counters.
+    pub fn export_stats(&self) -> ExportStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// The parent context for a request with `headers`, and a link to the
+    /// incoming span when the incoming context is not trusted
+    /// ([`TracingConfig::trust_incoming_context`]): then the request starts a
+    /// new trace linked to the caller's, and the caller's baggage is dropped.
+    pub fn extract(&self, headers: &dyn Carrier) -> (Context, Option<Link>) {
+        let cx = self.inner.propagator.extract(headers, &Context::new());
+        if self.inner.config.trust_incoming_context() {
+            return (cx, None);
+        }
+        let incoming = cx.span().span_context().clone();
+        let link = incoming
+            .is_valid()
+            .then(|| Link::with_context(incoming));
+        (Context::new(), link)
+    }
+
+    /// Writes `cx`'s trace context and baggage into outgoing `headers`.
+    pub fn inject(&self, cx: &Context, headers: &mut dyn CarrierMut) {
+        self.inner.propagator.inject(cx, headers);
+    }
+
+    /// Writes the current context (`Context::current()`) into `headers`.
+    pub fn inject_current(&self, headers: &mut dyn CarrierMut) {
+        self.inject(&Context::current(), headers);
+    }
+
+    /// Starts a server span named `name` for a request with `headers`: the
+    /// parent (or link) comes from [`extract`](Engine::extract). Returns the
+    /// context holding the span; end it with `cx.span().end()`.
+    pub fn start_server_span(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+        headers: &dyn Carrier,
+    ) -> Context {
+        let (parent, link) = self.extract(headers);
+        let mut builder = self
+            .inner
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes);
+        if let Some(link) = link {
+            builder = builder.with_links(vec![link]);
+        }
+        let span = builder.start_with_context(&self.inner.tracer, &parent);
+        parent.with_span(span)
+    }
+
+    /// Records `failure` on the span of `cx` with the exception recorder;
+    /// returns the error code found.
+    pub fn record_failure(&self, cx: &Context, failure: &Failure<'_>) -> Option<ErrorCode> {
+        let span = cx.span();
+        let recorder = &self.inner.recorder;
+        std::panic::catch_unwind(AssertUnwindSafe(|| recorder.record(&span, failure)))
+            .unwrap_or_else(|_| failure.error_code())
+    }
+
+    /// The trace id of `cx` as 32 lowercase hex digits, when it holds a valid span.
+    pub fn trace_id(cx: &Context) -> Option<String> {
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| sc.trace_id().to_string())
+    }
+
+    /// Problem details for `err` carrying the trace id of `cx`, masked.
+    pub fn problem_details(&self, cx: &Context, err: &AppError) -> ProblemDetails {
+        let mut problem = ProblemDetails::from_app_error(err);
+        if let Some(trace_id) = Engine::trace_id(cx) {
+            problem = problem.with_trace_id(trace_id);
+        }
+        problem.masked(self.masker())
+    }
+
+    /// Tells every correlator that a request ended. A correlator that panics
+    /// is skipped; the others still hear.
+    pub fn notify_request_end(&self, outcome: &RequestOutcome<'_>) {
+        for correlator in &self.inner.correlators {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| correlator.on_request_end(outcome)));
+        }
+    }
+
+    /// Exports every finished span now, waiting for the exporters (blocking).
+    pub fn force_flush(&self) {
+        let _ = self.inner.provider.force_flush();
+    }
+
+    /// Flushes every pending span and closes the exporters, within the
+    /// configured shutdown timeout. Blocking: from async code, call it
+    /// through `tokio::task::spawn_blocking`.
+    ///
+    /// Safe to call more than once and from clones: the first call does the
+    /// work; later calls return at once with `already_shut_down` set. Spans
+    /// ended after shutdown are dropped. (Dropping the last clone of an
+    /// engine that was not installed as the global also shuts it down.)
+    pub fn shutdown(&self) -> ShutdownReport {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return ShutdownReport {
+                already_shut_down: true,
+                elapsed: Duration::ZERO,
+                timed_out: false,
+                errors: Vec::new(),
+                stats: self.export_stats(),
+            };
+        }
+        let start = Instant::now();
+        let result = self
+            .inner
+            .provider
+            .shutdown_with_timeout(self.inner.config.shutdown_timeout());
+        let mut errors: Vec<String> = self
+            .inner
+            .last_errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default();
+        let mut timed_out = false;
+        if let Err(e) = result {
+            let text = e.to_string();
+            timed_out = text.to_ascii_lowercase().contains("timed out") || text.to_ascii_lowercase().contains("timeout");
+            if !errors.iter().any(|x| text.contains(x.as_str())) {
+                errors.push(text);
+            }
+        }
+        ShutdownReport {
+            already_shut_down: false,
+            elapsed: start.elapsed(),
+            timed_out,
+            errors,
+            stats: self.export_stats(),
+        }
+    }
+}
+
+/// Serves an engine's [`Propagator`] as OpenTelemetry's global text map
+/// propagator, for libraries that inject through `opentelemetry::global`.
+#[derive(Debug)]
+struct GlobalPropagator {
+    inner: Arc<dyn Propagator>,
+    fields: Vec<String>,
+}
+
+impl GlobalPropagator {
+    fn new(inner: Arc<dyn Propagator>) -> Self {
+        let fields = inner.fields();
+        GlobalPropagator { inner, fields }
+    }
+}
+
+struct ExtractorCarrier<'a>(&'a dyn Extractor);
+
+impl Carrier for ExtractorCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key)
+    }
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0.get_all(key).unwrap_or_default()
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
+    }
+}
+
+struct InjectorCarrier<'a>(&'a mut dyn Injector);
+
+impl CarrierMut for InjectorCarrier<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.set(key, value);
+    }
+}
+
+impl TextMapPropagator for GlobalPropagator {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.inner.inject(cx, &mut InjectorCarrier(injector));
+    }
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        self.inner.extract(&ExtractorCarrier(extractor), cx)
+    }
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(&self.fields)
+    }
+}

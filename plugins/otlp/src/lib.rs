@@ -1,0 +1,10 @@
+//! faultline's OTLP exporter plugin (gRPC and HTTP/protobuf, TLS, auth headers).
+//!
+//! Status: the exporter arrives with the exporter work; today the crate only re-exports the engine.
+//!
+//! This crate is part of [faultline](https://docs.rs/faultline). Applications
+//! depend on `faultline` with the feature `otlp` rather than on this crate.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use faultline_engine as engine;

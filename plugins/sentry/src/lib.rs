@@ -1,0 +1,10 @@
+//! faultline's Sentry plugin: Sentry events that carry the trace context.
+//!
+//! Status: the correlator arrives with the correlation work; today the crate only re-exports the engine.
+//!
+//! This crate is part of [faultline](https://docs.rs/faultline). Applications
+//! depend on `faultline` with the feature `sentry` rather than on this crate.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use faultline_engine as engine;
