@@ -67,3 +67,10 @@ pub trait Correlator: Send + Sync + Debug {
     /// Called once per finished request.
     fn on_request_end(&self, outcome: &RequestOutcome<'_>);
 }
+
+/// Shared correlators work too (the caller keeps a handle).
+impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
+    fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
+        (**self).on_request_end(outcome)
+    }
+}

@@ -13,7 +13,9 @@ use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer as _, TracerP
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider,
+};
 
 use crate::carrier::{Carrier, CarrierMut};
 use crate::config::{ExporterKind, TracingConfig};
@@ -33,7 +35,9 @@ pub const SCOPE_NAME: &str = "faultline";
 pub enum EngineError {
     /// The configuration names an exporter whose plugin is not compiled in
     /// or not registered.
-    #[error("exporter `{kind}` is configured but not available: enable the faultline feature `{kind}` (or register it with EngineBuilder::exporter_factory)")]
+    #[error(
+        "exporter `{kind}` is configured but not available: enable the faultline feature `{kind}` (or register it with EngineBuilder::exporter_factory)"
+    )]
     ExporterUnavailable {
         /// The exporter.
         kind: ExporterKind,
@@ -52,7 +56,8 @@ pub enum EngineError {
 }
 
 /// Makes an exporter from the configuration (how plugins register themselves).
-pub type ExporterFactory = Box<dyn FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send>;
+pub type ExporterFactory =
+    Box<dyn FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send>;
 
 /// What [`Engine::shutdown`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,8 +192,15 @@ impl EngineBuilder {
         let provider = if config.enabled() {
             for kind in config.exporters() {
                 let exporter = match (factories.remove(kind), kind) {
-                    (Some(factory), _) => factory(&config).map_err(|reason| EngineError::ExporterInit { kind: *kind, reason })?,
-                    (None, ExporterKind::Console) => Box::new(ConsoleExporter::stdout(config.console_format())),
+                    (Some(factory), _) => {
+                        factory(&config).map_err(|reason| EngineError::ExporterInit {
+                            kind: *kind,
+                            reason,
+                        })?
+                    }
+                    (None, ExporterKind::Console) => {
+                        Box::new(ConsoleExporter::stdout(config.console_format()))
+                    }
                     (None, kind) => return Err(EngineError::ExporterUnavailable { kind: *kind }),
                 };
                 exporters.push(exporter);
@@ -233,7 +245,9 @@ impl EngineBuilder {
         let propagator = propagator.unwrap_or_else(|| Arc::new(default_propagator()));
         if install_global {
             opentelemetry::global::set_tracer_provider(provider.clone());
-            opentelemetry::global::set_text_map_propagator(GlobalPropagator::new(propagator.clone()));
+            opentelemetry::global::set_text_map_propagator(GlobalPropagator::new(
+                propagator.clone(),
+            ));
         }
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -377,9 +391,7 @@ impl Engine {
             return (cx, None);
         }
         let incoming = cx.span().span_context().clone();
-        let link = incoming
-            .is_valid()
-            .then(|| Link::with_context(incoming));
+        let link = incoming.is_valid().then(|| Link::with_context(incoming));
         (Context::new(), link)
     }
 
@@ -444,7 +456,8 @@ impl Engine {
     /// is skipped; the others still hear.
     pub fn notify_request_end(&self, outcome: &RequestOutcome<'_>) {
         for correlator in &self.inner.correlators {
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| correlator.on_request_end(outcome)));
+            let _ =
+                std::panic::catch_unwind(AssertUnwindSafe(|| correlator.on_request_end(outcome)));
         }
     }
 
@@ -485,7 +498,8 @@ impl Engine {
         let mut timed_out = false;
         if let Err(e) = result {
             let text = e.to_string();
-            timed_out = text.to_ascii_lowercase().contains("timed out") || text.to_ascii_lowercase().contains("timeout");
+            timed_out = text.to_ascii_lowercase().contains("timed out")
+                || text.to_ascii_lowercase().contains("timeout");
             if !errors.iter().any(|x| text.contains(x.as_str())) {
                 errors.push(text);
             }

@@ -52,7 +52,10 @@ impl<'a> Failure<'a> {
     }
     /// A failure for an error known only as a trait object.
     pub fn dyn_error(error: &'a (dyn StdError + 'static)) -> Self {
-        Failure::Error { error, type_name: None }
+        Failure::Error {
+            error,
+            type_name: None,
+        }
     }
     /// The error code: found on the error or its source chain; `None` for panics.
     pub fn error_code(&self) -> Option<ErrorCode> {
@@ -66,9 +69,11 @@ impl<'a> Failure<'a> {
 /// Records a [`Failure`] on a span.
 ///
 /// An implementation must guarantee:
-/// * it adds at most one event per call and sets the span status to error
-///   (for failures that make the response a 5xx or that are panics; the
-///   caller decides which failures to pass);
+/// * it adds at most one event per call, and sets the span status to error
+///   only for failures that make the response a 5xx: panics, errors without
+///   a code, and codes whose HTTP status is 5xx (a 4xx is the caller's
+///   fault, and OpenTelemetry's HTTP conventions leave a server span's status
+///   unset for it);
 /// * it never panics, whatever the error's `Display` does not do;
 /// * the code it reports is the one found on the error or its source chain
 ///   ([`find_error_code`]), or `None`: it never guesses one.
@@ -80,10 +85,18 @@ pub trait ExceptionRecorder: Send + Sync + Debug {
     fn record(&self, span: &SpanRef<'_>, failure: &Failure<'_>) -> Option<ErrorCode>;
 }
 
+/// Shared recorders work too (the caller keeps a handle).
+impl<T: ExceptionRecorder + ?Sized> ExceptionRecorder for std::sync::Arc<T> {
+    fn record(&self, span: &SpanRef<'_>, failure: &Failure<'_>) -> Option<ErrorCode> {
+        (**self).record(span, failure)
+    }
+}
+
 /// The built-in recorder: a semantic-convention `exception` event with
 /// `exception.type`, `exception.message`, `exception.stacktrace` (the source
 /// chain, then the sanitized backtrace), and the code, name, severity and
-/// kind of the error; the span status set to error with the message.
+/// kind of the error; for 5xx failures and panics, the span status set to
+/// error with the message.
 #[derive(Debug, Clone)]
 pub struct DefaultExceptionRecorder {
     max_frames: usize,
@@ -144,7 +157,13 @@ impl ExceptionRecorder for DefaultExceptionRecorder {
                 if let Some(bt) = backtrace {
                     trace.push_str(&sanitize_backtrace(bt, self.max_frames));
                 }
-                ("panic".to_owned(), (*message).to_owned(), trace, Severity::Critical, "panic")
+                (
+                    "panic".to_owned(),
+                    (*message).to_owned(),
+                    trace,
+                    Severity::Critical,
+                    "panic",
+                )
             }
         };
         attributes.push(KeyValue::new("exception.type", type_name));
@@ -159,7 +178,13 @@ impl ExceptionRecorder for DefaultExceptionRecorder {
         attributes.push(KeyValue::new(keys::SEVERITY, severity.as_str()));
         attributes.push(KeyValue::new(keys::KIND, kind));
         span.add_event("exception", attributes);
-        span.set_status(Status::error(message));
+        let server_fault = match failure {
+            Failure::Panic { .. } => true,
+            Failure::Error { .. } => code.is_none_or(|c| c.status().is_server_error()),
+        };
+        if server_fault {
+            span.set_status(Status::error(message));
+        }
         code
     }
 }
@@ -246,7 +271,10 @@ fn strip_addresses(line: &str) -> String {
         .filter(|w| {
             !(w.len() > 2
                 && w.starts_with("0x")
-                && w[2..].trim_end_matches(':').bytes().all(|b| b.is_ascii_hexdigit()))
+                && w[2..]
+                    .trim_end_matches(':')
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit()))
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -259,7 +287,9 @@ mod tests {
     #[test]
     fn paths_are_cut() {
         assert_eq!(
-            sanitize_path("/home/alice/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.40.0/src/runtime/mod.rs:12:5"),
+            sanitize_path(
+                "/home/alice/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.40.0/src/runtime/mod.rs:12:5"
+            ),
             "tokio-1.40.0/src/runtime/mod.rs:12:5"
         );
         assert_eq!(
@@ -267,7 +297,9 @@ mod tests {
             "checkout/src/handlers.rs:40:9"
         );
         assert_eq!(
-            sanitize_path("/rustc/4d91de4e48198da2e33413efdcd9cd2cc0c46688/library/core/src/panicking.rs:75:14"),
+            sanitize_path(
+                "/rustc/4d91de4e48198da2e33413efdcd9cd2cc0c46688/library/core/src/panicking.rs:75:14"
+            ),
             "rustc/library/core/src/panicking.rs:75:14"
         );
         assert_eq!(sanitize_path("src/main.rs:3:1"), "src/main.rs:3:1");

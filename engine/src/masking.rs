@@ -70,6 +70,19 @@ pub trait Masker: Send + Sync + Debug {
     }
 }
 
+/// Shared maskers work too (the caller keeps a handle).
+impl<T: Masker + ?Sized> Masker for std::sync::Arc<T> {
+    fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        (**self).mask(text)
+    }
+    fn is_secret_key(&self, key: &str) -> bool {
+        (**self).is_secret_key(key)
+    }
+    fn mask_value<'a>(&self, key: &str, text: &'a str) -> Cow<'a, str> {
+        (**self).mask_value(key, text)
+    }
+}
+
 /// A masker that changes nothing (masking turned off).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoMasker;
@@ -99,7 +112,12 @@ impl BasicMasker {
     pub fn from_config(config: &TracingConfig) -> Self {
         let mut secret_keys: Vec<String> = SECRET_KEYS.iter().map(|k| (*k).to_owned()).collect();
         secret_keys.extend(config.secret_keys().iter().cloned());
-        secret_keys.extend(config.redact_headers().iter().map(|h| h.as_str().to_owned()));
+        secret_keys.extend(
+            config
+                .redact_headers()
+                .iter()
+                .map(|h| h.as_str().to_owned()),
+        );
         secret_keys.sort();
         secret_keys.dedup();
         let patterns: Vec<(Regex, String)> = config
@@ -183,7 +201,12 @@ mod tests {
         ] {
             assert!(m.is_secret_key(key), "{key} should be secret");
         }
-        for key in ["passwords_changed", "user.email", "tokenizer.kind", "http.route"] {
+        for key in [
+            "passwords_changed",
+            "user.email",
+            "tokenizer.kind",
+            "http.route",
+        ] {
             assert!(!m.is_secret_key(key), "{key} should not be secret");
         }
         assert_eq!(m.mask_value("user.password", "hunter2"), REDACTED);
@@ -192,8 +215,14 @@ mod tests {
     #[test]
     fn custom_patterns_replace_and_borrow_when_clean() {
         let m = masker();
-        assert_eq!(m.mask("order ORD-12345678 shipped"), "order ORD-12****** shipped");
-        assert_eq!(m.mask("BADGE-ABCD and ORD-99000000"), "[REDACTED] and ORD-99******");
+        assert_eq!(
+            m.mask("order ORD-12345678 shipped"),
+            "order ORD-12****** shipped"
+        );
+        assert_eq!(
+            m.mask("BADGE-ABCD and ORD-99000000"),
+            "[REDACTED] and ORD-99******"
+        );
         assert!(matches!(m.mask("nothing here"), Cow::Borrowed(_)));
         // Stable: masking twice changes nothing more.
         let once = m.mask("ORD-12345678").into_owned();

@@ -37,6 +37,19 @@ pub trait Propagator: Send + Sync + Debug {
     fn fields(&self) -> Vec<String>;
 }
 
+/// Shared propagators work too (the caller keeps a handle).
+impl<T: Propagator + ?Sized> Propagator for Arc<T> {
+    fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
+        (**self).extract(carrier, cx)
+    }
+    fn inject(&self, cx: &Context, carrier: &mut dyn CarrierMut) {
+        (**self).inject(cx, carrier)
+    }
+    fn fields(&self) -> Vec<String> {
+        (**self).fields()
+    }
+}
+
 /// Runs several propagators: extraction in order (a later one sees what the
 /// earlier ones found), injection by all.
 #[derive(Debug, Clone, Default)]
@@ -130,7 +143,10 @@ mod tests {
         let cx = p.extract(&incoming, &Context::new());
         let sc = cx.span().span_context().clone();
         assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
-        assert_eq!(format!("{:032x}", sc.trace_id()), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            format!("{:032x}", sc.trace_id()),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
 
         let mut out: HashMap<String, String> = HashMap::new();
         p.inject(&cx, &mut out);

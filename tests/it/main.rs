@@ -1,1 +1,8 @@
-mod x {}
+//! faultline's integration tests: one binary for the whole workspace.
+//!
+//! Only `engine::global_api_spans_are_masked` installs an engine as the
+//! OpenTelemetry global; every other test builds with `install_global(false)`
+//! so that tests running in parallel never share state.
+
+mod common;
+mod engine;

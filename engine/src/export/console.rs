@@ -24,7 +24,9 @@ pub struct ConsoleExporter {
 
 impl std::fmt::Debug for ConsoleExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleExporter").field("format", &self.format).finish()
+        f.debug_struct("ConsoleExporter")
+            .field("format", &self.format)
+            .finish()
     }
 }
 
@@ -91,7 +93,10 @@ fn kind_name(kind: &SpanKind) -> &'static str {
 }
 
 fn duration_text(span: &SpanData) -> String {
-    let d = span.end_time.duration_since(span.start_time).unwrap_or_default();
+    let d = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap_or_default();
     let micros = d.as_micros();
     if micros >= 1_000_000 {
         format!("{:.3}s", d.as_secs_f64())
@@ -161,7 +166,9 @@ fn json_value(v: &Value) -> serde_json::Value {
     match v {
         Value::Bool(b) => (*b).into(),
         Value::I64(i) => (*i).into(),
-        Value::F64(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+        Value::F64(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+        }
         Value::String(s) => s.as_str().into(),
         Value::Array(Array::Bool(a)) => a.clone().into(),
         Value::Array(Array::I64(a)) => a.clone().into(),
@@ -169,7 +176,10 @@ fn json_value(v: &Value) -> serde_json::Value {
             .iter()
             .map(|f| serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into))
             .collect(),
-        Value::Array(Array::String(a)) => a.iter().map(|s| serde_json::Value::from(s.as_str())).collect(),
+        Value::Array(Array::String(a)) => a
+            .iter()
+            .map(|s| serde_json::Value::from(s.as_str()))
+            .collect(),
         other => other.to_string().into(),
     }
 }

@@ -132,12 +132,10 @@ pub fn mask_attributes(masker: &dyn Masker, attributes: &mut [KeyValue]) {
                     *s = StringValue::from(masked);
                 }
             }
-            Value::I64(n) => {
-                if n.unsigned_abs() >= 1_000_000_000 {
-                    let text = n.to_string();
-                    if let Cow::Owned(masked) = masker.mask(&text) {
-                        kv.value = Value::String(StringValue::from(masked));
-                    }
+            Value::I64(n) if n.unsigned_abs() >= 1_000_000_000 => {
+                let text = n.to_string();
+                if let Cow::Owned(masked) = masker.mask(&text) {
+                    kv.value = Value::String(StringValue::from(masked));
                 }
             }
             Value::Array(Array::String(items)) => {
@@ -154,7 +152,10 @@ pub fn mask_attributes(masker: &dyn Masker, attributes: &mut [KeyValue]) {
                     let masked: Vec<Cow<'_, str>> = texts.iter().map(|t| masker.mask(t)).collect();
                     if masked.iter().any(|m| matches!(m, Cow::Owned(_))) {
                         kv.value = Value::Array(Array::String(
-                            masked.into_iter().map(|m| StringValue::from(m.into_owned())).collect(),
+                            masked
+                                .into_iter()
+                                .map(|m| StringValue::from(m.into_owned()))
+                                .collect(),
                         ));
                     }
                 }

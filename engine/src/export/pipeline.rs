@@ -106,7 +106,11 @@ impl ExportPipeline {
         })
     }
 
-    fn wait_worker(&self, job: impl FnOnce(std::sync::mpsc::SyncSender<Vec<String>>) -> Job, timeout: Duration) -> OTelSdkResult {
+    fn wait_worker(
+        &self,
+        job: impl FnOnce(std::sync::mpsc::SyncSender<Vec<String>>) -> Job,
+        timeout: Duration,
+    ) -> OTelSdkResult {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         if self.jobs.send(job(tx)).is_err() {
             return Err(OTelSdkError::AlreadyShutdown);
@@ -175,7 +179,8 @@ async fn run_worker(
             Job::Export(batch, reply) => {
                 let mut errors = Vec::new();
                 for exporter in &exporters {
-                    if let Err(e) = guarded(exporter.name(), timeout, exporter.export(&batch)).await {
+                    if let Err(e) = guarded(exporter.name(), timeout, exporter.export(&batch)).await
+                    {
                         stats.export_errors.fetch_add(1, Ordering::Relaxed);
                         errors.push(e);
                     }
@@ -192,7 +197,8 @@ async fn run_worker(
             Job::Flush(reply) => {
                 let mut errors = Vec::new();
                 for exporter in &exporters {
-                    if let Err(e) = guarded(exporter.name(), timeout, exporter.force_flush()).await {
+                    if let Err(e) = guarded(exporter.name(), timeout, exporter.force_flush()).await
+                    {
                         errors.push(e);
                     }
                 }

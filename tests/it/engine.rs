@@ -1,0 +1,800 @@
+//! The engine end to end: plugins called, resource, sampling, masking on the
+//! export path, shutdown, error model.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline::carrier::{Carrier, CarrierMut};
+use faultline::config::{ConsoleFormat, ExporterKind, TracingConfig};
+use faultline::correlate::{Correlator, FailureKind, RequestError, RequestOutcome};
+use faultline::error::{AppError, ErrorCode, Severity};
+use faultline::exception::{ExceptionRecorder, Failure};
+use faultline::export::{ConsoleExporter, ExportError, Exporter, InMemoryExporter};
+use faultline::masking::Masker;
+use faultline::propagation::{Propagator, default_propagator};
+use faultline::{Engine, EngineError};
+use opentelemetry::trace::{
+    Span as _, SpanKind, SpanRef, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+
+use crate::common::{SharedBuf, quiet_config};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+// ---- a custom plugin of each kind, each counting its calls ----
+
+#[derive(Debug, Default)]
+struct CountingPropagator {
+    extracts: AtomicUsize,
+    injects: AtomicUsize,
+}
+
+impl Propagator for CountingPropagator {
+    fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
+        self.extracts.fetch_add(1, Ordering::SeqCst);
+        default_propagator().extract(carrier, cx)
+    }
+    fn inject(&self, cx: &Context, carrier: &mut dyn CarrierMut) {
+        self.injects.fetch_add(1, Ordering::SeqCst);
+        carrier.set("x-custom-propagator", "yes".to_owned());
+        default_propagator().inject(cx, carrier);
+    }
+    fn fields(&self) -> Vec<String> {
+        vec!["traceparent".into(), "x-custom-propagator".into()]
+    }
+}
+
+/// Masks the word "gizmo" and treats keys ending in `.pin` as secret.
+#[derive(Debug, Default)]
+struct GizmoMasker {
+    calls: AtomicUsize,
+}
+
+impl Masker for GizmoMasker {
+    fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if text.contains("gizmo") {
+            Cow::Owned(text.replace("gizmo", "g***o"))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+    fn is_secret_key(&self, key: &str) -> bool {
+        key.ends_with(".pin")
+    }
+}
+
+#[derive(Debug, Default)]
+struct CountingRecorder {
+    calls: AtomicUsize,
+}
+
+impl ExceptionRecorder for CountingRecorder {
+    fn record(&self, span: &SpanRef<'_>, failure: &Failure<'_>) -> Option<ErrorCode> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        span.add_event("custom-exception", vec![KeyValue::new("custom", true)]);
+        failure.error_code()
+    }
+}
+
+#[derive(Debug, Default)]
+struct RecordingCorrelator {
+    seen: Mutex<Vec<(String, u16, Option<u32>)>>,
+}
+
+impl Correlator for RecordingCorrelator {
+    fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
+        self.seen.lock().unwrap().push((
+            outcome.trace_id.to_string(),
+            outcome.status,
+            outcome
+                .error
+                .as_ref()
+                .and_then(|e| e.code.map(|c| c.code())),
+        ));
+    }
+}
+
+#[derive(Debug, Default)]
+struct PanickingCorrelator;
+
+impl Correlator for PanickingCorrelator {
+    fn on_request_end(&self, _outcome: &RequestOutcome<'_>) {
+        panic!("correlator bug");
+    }
+}
+
+const DECLINED: ErrorCode =
+    ErrorCode::new(2001, "PAYMENT_DECLINED", http::StatusCode::PAYMENT_REQUIRED)
+        .with_severity(Severity::Warning);
+
+#[test]
+fn a_custom_plugin_of_each_kind_is_called() {
+    let propagator = Arc::new(CountingPropagator::default());
+    let masker = Arc::new(GizmoMasker::default());
+    let recorder = Arc::new(CountingRecorder::default());
+    let correlator = Arc::new(RecordingCorrelator::default());
+    let spans = InMemoryExporter::default();
+
+    let engine = Engine::builder(quiet_config().build().unwrap())
+        .propagator(propagator.clone())
+        .masker(masker.clone())
+        .exception_recorder(recorder.clone())
+        .exporter(spans.clone())
+        .correlator(PanickingCorrelator)
+        .correlator(correlator.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .unwrap(),
+    );
+    let cx = engine.start_server_span(
+        "POST /gizmo",
+        vec![
+            KeyValue::new("item", "blue gizmo"),
+            KeyValue::new("card.pin", 1234_i64),
+        ],
+        &incoming,
+    );
+    assert_eq!(propagator.extracts.load(Ordering::SeqCst), 1);
+
+    let err = AppError::new(DECLINED, "declined the gizmo");
+    let code = engine.record_failure(&cx, &Failure::error(&err));
+    assert_eq!(code, Some(DECLINED));
+    assert_eq!(recorder.calls.load(Ordering::SeqCst), 1);
+
+    let mut outgoing: HashMap<String, String> = HashMap::new();
+    engine.inject(&cx, &mut outgoing);
+    assert_eq!(propagator.injects.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        outgoing.get("x-custom-propagator").map(String::as_str),
+        Some("yes")
+    );
+    assert!(outgoing["traceparent"].starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
+
+    let sc = cx.span().span_context().clone();
+    engine.notify_request_end(&RequestOutcome {
+        trace_id: sc.trace_id(),
+        span_id: sc.span_id(),
+        parent_span_id: None,
+        sampled: sc.is_sampled(),
+        method: "POST",
+        route: "/gizmo",
+        status: 402,
+        duration: Duration::from_millis(3),
+        error: Some(RequestError {
+            kind: FailureKind::Error,
+            code: Some(DECLINED),
+            message: "declined",
+        }),
+    });
+    assert_eq!(
+        *correlator.seen.lock().unwrap(),
+        vec![(
+            "0af7651916cd43dd8448eb211c80319c".to_owned(),
+            402,
+            Some(2001)
+        )],
+        "the correlator after the panicking one still hears"
+    );
+
+    cx.span().end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    assert_eq!(exported.len(), 1);
+    let span = &exported[0];
+    assert_eq!(span.name, "POST /g***o");
+    assert_eq!(span.span_kind, SpanKind::Server);
+    assert_eq!(attr(span, "item").unwrap().as_str(), "blue g***o");
+    assert_eq!(attr(span, "card.pin").unwrap().as_str(), "[REDACTED]");
+    assert_eq!(span.events.len(), 1);
+    assert_eq!(span.events[0].name, "custom-exception");
+    assert!(span.parent_span_is_remote);
+    assert_eq!(span.parent_span_id.to_string(), "b7ad6b7169203331");
+    assert!(masker.calls.load(Ordering::SeqCst) > 0);
+}
+
+#[test]
+fn resource_has_service_and_sdk_attributes() {
+    let spans = InMemoryExporter::default();
+    let config = TracingConfig::builder()
+        .service_name("payments-api")
+        .service_version("2.3.4")
+        .deployment_environment("staging")
+        .resource_attribute("team", "billing")
+        .exporters([])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let resource = spans
+        .resource()
+        .expect("the exporter received the resource");
+    let get = |k: &'static str| {
+        resource
+            .get(&opentelemetry::Key::from_static_str(k))
+            .map(|v| v.to_string())
+    };
+    assert_eq!(get("service.name").as_deref(), Some("payments-api"));
+    assert_eq!(get("service.version").as_deref(), Some("2.3.4"));
+    assert_eq!(
+        get("deployment.environment.name").as_deref(),
+        Some("staging")
+    );
+    assert_eq!(get("team").as_deref(), Some("billing"));
+    assert_eq!(get("telemetry.sdk.name").as_deref(), Some("opentelemetry"));
+    assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
+    assert!(get("telemetry.sdk.version").is_some());
+    assert_eq!(engine.resource(), &resource);
+    engine.shutdown();
+}
+
+#[test]
+fn shutdown_flushes_every_pending_span_and_is_idempotent() {
+    let spans = InMemoryExporter::default();
+    // A long delay and a large batch: nothing is exported before shutdown.
+    let config = quiet_config()
+        .batch(4096, 4096, Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let tracer = engine.tracer().clone();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let tracer = tracer.clone();
+            std::thread::spawn(move || {
+                for i in 0..250 {
+                    let mut span = tracer.start(format!("work-{t}-{i}"));
+                    span.set_attribute(KeyValue::new("i", i64::from(i)));
+                    span.end();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        spans.is_empty(),
+        "nothing should be exported before shutdown"
+    );
+
+    let clone = engine.clone();
+    let report = clone.shutdown();
+    assert!(!report.already_shut_down);
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(spans.len(), 1000);
+    assert_eq!(report.stats.spans_exported, 1000);
+    assert!(spans.is_shut_down());
+
+    let again = engine.shutdown();
+    assert!(again.already_shut_down);
+    // Spans after shutdown go nowhere and break nothing.
+    engine.tracer().start("late").end();
+    assert_eq!(spans.len(), 1000);
+}
+
+#[test]
+fn raw_opentelemetry_api_attributes_arrive_masked() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .pii_pattern_with("iban", r"\bDE\d{20}\b", "DE**IBAN**")
+        .secret_key("x-tenant-key")
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    // A tracer of the application's own scope, used through the plain API.
+    let tracer = engine.tracer_provider().tracer("my-app");
+    let mut span = tracer.start("transfer");
+    span.set_attribute(KeyValue::new("payee.iban", "DE89370400440532013000"));
+    span.set_attribute(KeyValue::new("x-tenant-key", "t-123"));
+    span.set_attribute(KeyValue::new(
+        "http.request.header.authorization",
+        "Bearer abc",
+    ));
+    span.set_attribute(KeyValue::new("note", "plain"));
+    span.add_event(
+        "retry",
+        vec![KeyValue::new("iban", "to DE89370400440532013000 failed")],
+    );
+    span.set_status(Status::error("rejected DE89370400440532013000"));
+    span.end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    let s = &exported[0];
+    assert_eq!(s.instrumentation_scope.name(), "my-app");
+    assert_eq!(attr(s, "payee.iban").unwrap().as_str(), "DE**IBAN**");
+    assert_eq!(attr(s, "x-tenant-key").unwrap().as_str(), "[REDACTED]");
+    assert_eq!(
+        attr(s, "http.request.header.authorization")
+            .unwrap()
+            .as_str(),
+        "[REDACTED]"
+    );
+    assert_eq!(attr(s, "note").unwrap().as_str(), "plain");
+    assert_eq!(
+        s.events[0].attributes[0].value.as_str(),
+        "to DE**IBAN** failed"
+    );
+    assert_eq!(s.status, Status::error("rejected DE**IBAN**"));
+    let everything = format!("{s:?}");
+    assert!(!everything.contains("DE89370400440532013000"));
+    assert!(!everything.contains("Bearer abc"));
+    engine.shutdown();
+}
+
+#[test]
+fn global_api_spans_are_masked() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config().secret_key("pin").build().unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .build()
+        .unwrap();
+    let tracer = opentelemetry::global::tracer("library");
+    let mut span = tracer.start("global-span");
+    span.set_attribute(KeyValue::new("card.pin", "9999"));
+    span.end();
+    // The global propagator is the engine's.
+    let cx = engine.start_server_span("GET /x", vec![], &http::HeaderMap::new());
+    let mut out: HashMap<String, String> = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut out));
+    assert!(out.contains_key("traceparent"));
+    cx.span().end();
+    engine.force_flush();
+    let exported = spans.wait_for(2, WAIT);
+    let s = exported.iter().find(|s| s.name == "global-span").unwrap();
+    assert_eq!(attr(s, "card.pin").unwrap().as_str(), "[REDACTED]");
+    engine.shutdown();
+}
+
+#[test]
+fn masking_off_exports_values_as_they_are() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config().pii_masking(false).build().unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let mut span = engine.tracer().start("raw");
+    span.set_attribute(KeyValue::new("password", "visible-on-purpose"));
+    span.end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    assert_eq!(
+        attr(&exported[0], "password").unwrap().as_str(),
+        "visible-on-purpose"
+    );
+}
+
+#[test]
+fn sampling_follows_the_configuration() {
+    // Rate 0: a new trace is not exported, a sampled incoming parent is (parent-based).
+    let spans = InMemoryExporter::default();
+    let config = quiet_config().sample_rate(0.0).build().unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    engine
+        .start_server_span("GET /new", vec![], &http::HeaderMap::new())
+        .span()
+        .end();
+    let mut sampled_parent = http::HeaderMap::new();
+    sampled_parent.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    engine
+        .start_server_span("GET /child", vec![], &sampled_parent)
+        .span()
+        .end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0].name, "GET /child");
+    assert_eq!(
+        exported[0].span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+
+    // Not parent-based at rate 0: even a sampled parent is dropped.
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .sample_rate(0.0)
+        .parent_based(false)
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    engine
+        .start_server_span("GET /child", vec![], &sampled_parent)
+        .span()
+        .end();
+    engine.force_flush();
+    assert!(spans.is_empty());
+
+    // Ratio 0.5: roughly half of 2000 new traces.
+    let spans = InMemoryExporter::default();
+    let config = quiet_config().sample_rate(0.5).build().unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    for _ in 0..2000 {
+        engine.tracer().start("r").end();
+    }
+    engine.force_flush();
+    let n = spans.len();
+    assert!((800..=1200).contains(&n), "{n} of 2000 sampled at 0.5");
+}
+
+#[test]
+fn disabled_engine_traces_nothing() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config().enabled(false).build().unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let cx = engine.start_server_span("GET /", vec![], &http::HeaderMap::new());
+    assert!(!cx.span().is_recording());
+    cx.span().end();
+    engine.force_flush();
+    assert!(spans.is_empty());
+}
+
+#[test]
+fn configured_exporter_without_plugin_is_a_clear_error() {
+    let config = TracingConfig::builder()
+        .exporters([ExporterKind::Otlp])
+        .build()
+        .unwrap();
+    let err = Engine::builder(config)
+        .install_global(false)
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        EngineError::ExporterUnavailable {
+            kind: ExporterKind::Otlp
+        }
+    ));
+    assert!(
+        err.to_string()
+            .contains("enable the faultline feature `otlp`"),
+        "{err}"
+    );
+
+    // A registered factory fills the slot; a failing one is reported.
+    let spans = InMemoryExporter::default();
+    let factory_spans = spans.clone();
+    let config = TracingConfig::builder()
+        .exporters([ExporterKind::Otlp])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config.clone())
+        .exporter_factory(ExporterKind::Otlp, move |_| Ok(Box::new(factory_spans)))
+        .install_global(false)
+        .build()
+        .unwrap();
+    engine.tracer().start("via-factory").end();
+    engine.force_flush();
+    assert_eq!(spans.wait_for(1, WAIT)[0].name, "via-factory");
+
+    let err = Engine::builder(config)
+        .exporter_factory(ExporterKind::Otlp, |_| Err("no route to collector".into()))
+        .install_global(false)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "exporter `otlp` could not start: no route to collector"
+    );
+}
+
+#[derive(Debug)]
+struct FlakyExporter {
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Exporter for FlakyExporter {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    async fn export(&self, _batch: &[SpanData]) -> Result<(), ExportError> {
+        match self.calls.fetch_add(1, Ordering::SeqCst) {
+            0 => panic!("exporter bug"),
+            1 => Err(ExportError::Transient("connection refused".into())),
+            2 => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn a_failing_exporter_never_stops_the_others() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .export_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(FlakyExporter {
+            calls: AtomicUsize::new(0),
+        })
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    for i in 0..4 {
+        engine.tracer().start(format!("batch-{i}")).end();
+        engine.force_flush();
+    }
+    let exported = spans.wait_for(4, WAIT);
+    assert_eq!(exported.len(), 4, "the in-memory exporter got every batch");
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_received, 4);
+    assert_eq!(
+        stats.export_errors, 3,
+        "panic, error and time-out counted: {stats:?}"
+    );
+    assert_eq!(stats.spans_failed, 3);
+    assert_eq!(stats.spans_exported, 1);
+    let report = engine.shutdown();
+    assert!(!report.is_clean());
+}
+
+#[test]
+fn untrusted_incoming_context_becomes_a_link() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .trust_incoming_context(false)
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    incoming.insert("baggage", "user=alice".parse().unwrap());
+    let cx = engine.start_server_span("GET /public", vec![], &incoming);
+    assert!(opentelemetry::baggage::BaggageExt::baggage(&cx).is_empty());
+    cx.span().end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    let s = &exported[0];
+    assert_ne!(
+        s.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+    assert_eq!(s.links.len(), 1);
+    assert_eq!(
+        s.links[0].span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+}
+
+#[test]
+fn problem_details_carry_the_exported_trace_id_and_are_masked() {
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .pii_pattern("acct", r"ACCT-\d{6}")
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let cx = engine.start_server_span("POST /pay", vec![], &http::HeaderMap::new());
+    let err = AppError::new(DECLINED, "account ACCT-123456 declined");
+    engine.record_failure(&cx, &Failure::error(&err));
+    let problem = engine.problem_details(&cx, &err).with_instance("/pay");
+    cx.span().end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    let body: serde_json::Value = serde_json::from_str(&problem.to_json()).unwrap();
+    assert_eq!(body["code"], 2001);
+    assert_eq!(body["status"], 402);
+    assert_eq!(body["detail"], "account [REDACTED] declined");
+    assert_eq!(
+        body["trace_id"].as_str().unwrap(),
+        exported[0].span_context.trace_id().to_string()
+    );
+    // The exception event is there, masked on the way out.
+    let event = &exported[0].events[0];
+    assert_eq!(event.name, "exception");
+    let get = |k: &str| {
+        event
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.clone())
+    };
+    assert_eq!(get("exception.type").unwrap().as_str(), "PAYMENT_DECLINED");
+    assert_eq!(
+        get("exception.message").unwrap().as_str(),
+        "account [REDACTED] declined"
+    );
+    assert_eq!(get("faultline.error.code"), Some(Value::I64(2001)));
+    assert_eq!(get("faultline.error.severity").unwrap().as_str(), "warning");
+    // A 4xx is the caller's fault: the server span's status stays unset.
+    assert_eq!(exported[0].status, Status::Unset);
+
+    // A 5xx error sets the status, masked on the way out.
+    let cx = engine.start_server_span("POST /pay", vec![], &http::HeaderMap::new());
+    let err = AppError::new(
+        faultline::error::codes::UNAVAILABLE,
+        "ledger ACCT-654321 unreachable",
+    );
+    engine.record_failure(&cx, &Failure::error(&err));
+    cx.span().end();
+    engine.force_flush();
+    let exported = spans.wait_for(2, WAIT);
+    assert_eq!(
+        exported[1].status,
+        Status::error("ledger [REDACTED] unreachable")
+    );
+}
+
+#[test]
+fn console_exporter_writes_one_line_per_span() {
+    let pretty = SharedBuf::default();
+    let json = SharedBuf::default();
+    let engine = Engine::builder(quiet_config().service_name("console-test").build().unwrap())
+        .exporter(ConsoleExporter::to_writer(
+            ConsoleFormat::Pretty,
+            pretty.clone(),
+        ))
+        .exporter(ConsoleExporter::to_writer(
+            ConsoleFormat::Json,
+            json.clone(),
+        ))
+        .install_global(false)
+        .build()
+        .unwrap();
+    let cx = engine.start_server_span(
+        "GET /users/{id}",
+        vec![
+            KeyValue::new("http.route", "/users/{id}"),
+            KeyValue::new("note", "two\nlines"),
+        ],
+        &http::HeaderMap::new(),
+    );
+    let trace_id = Engine::trace_id(&cx).unwrap();
+    cx.span().end();
+    engine.shutdown();
+    let text = pretty.text();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("console-test SERVER \"GET /users/{id}\""),
+        "{text}"
+    );
+    assert!(text.contains(&format!("trace_id={trace_id}")), "{text}");
+    assert!(text.contains("http.route=\"/users/{id}\""), "{text}");
+    let line: serde_json::Value = serde_json::from_str(json.text().trim()).unwrap();
+    assert_eq!(line["name"], "GET /users/{id}");
+    assert_eq!(line["service"], "console-test");
+    assert_eq!(line["trace_id"], trace_id);
+    assert_eq!(line["attributes"]["note"], "two\nlines");
+}
+
+#[test]
+fn many_engines_can_be_built_and_used_side_by_side() {
+    let a = InMemoryExporter::default();
+    let b = InMemoryExporter::default();
+    let ea = Engine::builder(quiet_config().service_name("a").build().unwrap())
+        .exporter(a.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let eb = Engine::builder(quiet_config().service_name("b").build().unwrap())
+        .exporter(b.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    ea.tracer().start("in-a").end();
+    eb.tracer().start("in-b").end();
+    ea.shutdown();
+    eb.shutdown();
+    assert_eq!(
+        a.spans()
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect::<Vec<_>>(),
+        ["in-a"]
+    );
+    assert_eq!(
+        b.spans()
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect::<Vec<_>>(),
+        ["in-b"]
+    );
+}
+
+#[test]
+fn engine_is_send_sync_clone_and_cheap_to_clone() {
+    fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+    assert_traits::<Engine>();
+    assert!(std::mem::size_of::<Engine>() <= std::mem::size_of::<usize>());
+}
+
+#[test]
+fn engine_from_environment_map_builds_a_console_engine() {
+    let env: HashMap<&str, &str> = [
+        ("OTEL_SERVICE_NAME", "env-service"),
+        ("OTEL_TRACES_EXPORTER", "console"),
+        ("FAULTLINE_CONSOLE_FORMAT", "json"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+    ]
+    .into_iter()
+    .collect();
+    let config = TracingConfig::builder()
+        .with_env_from(|k| env.get(k).map(|v| (*v).to_owned()))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(config.service_name(), "env-service");
+    assert_eq!(config.exporters(), [ExporterKind::Console]);
+    assert_eq!(config.sample_rate(), 0.25);
+    let engine = Engine::builder(config)
+        .install_global(false)
+        .build()
+        .unwrap();
+    assert_eq!(engine.config().console_format(), ConsoleFormat::Json);
+    engine.shutdown();
+}
