@@ -2,9 +2,16 @@
 //!
 //! The engine extracts the incoming context of every request with its
 //! [`Propagator`] and injects the current context into outgoing requests.
+//! The default is W3C Trace Context ([`w3c::TraceContextPropagator`]) then
+//! W3C Baggage ([`baggage::BaggagePropagator`]); B3 ([`b3::B3Propagator`])
+//! and Jaeger ([`jaeger::JaegerPropagator`]) serve fleets that use those.
 //! [`CompositePropagator`] runs several in order; [`OtelPropagator`] adapts
-//! any OpenTelemetry `TextMapPropagator` (X-Ray, OT, ...) so that existing
-//! fleets keep their headers.
+//! any OpenTelemetry `TextMapPropagator` (X-Ray, OT, ...).
+
+pub mod b3;
+pub mod baggage;
+pub mod jaeger;
+pub mod w3c;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -116,12 +123,8 @@ where
 /// (`traceparent`, `tracestate`) followed by W3C Baggage.
 pub fn default_propagator() -> CompositePropagator {
     CompositePropagator::new(vec![
-        Arc::new(OtelPropagator(
-            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-        )),
-        Arc::new(OtelPropagator(
-            opentelemetry_sdk::propagation::BaggagePropagator::new(),
-        )),
+        Arc::new(w3c::TraceContextPropagator::new()),
+        Arc::new(baggage::BaggagePropagator::new()),
     ])
 }
 
@@ -156,6 +159,22 @@ mod tests {
         );
         assert_eq!(out.get("baggage").map(String::as_str), Some("tenant=acme"));
         assert!(p.fields().contains(&"traceparent".to_owned()));
+    }
+
+    #[test]
+    fn otel_propagator_adapter_works() {
+        let mut incoming: HashMap<String, String> = HashMap::new();
+        incoming.insert(
+            "traceparent".into(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+        );
+        let p = OtelPropagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let cx = p.extract(&incoming, &Context::new());
+        assert!(cx.span().span_context().is_valid());
+        let mut out: HashMap<String, String> = HashMap::new();
+        p.inject(&cx, &mut out);
+        assert_eq!(out["traceparent"], incoming["traceparent"]);
+        assert_eq!(p.fields(), ["traceparent", "tracestate"]);
     }
 
     #[test]

@@ -1,0 +1,533 @@
+//! W3C Trace Context (Level 2): `traceparent` and `tracestate`, read
+//! strictly and written exactly.
+//!
+//! ```
+//! use faultline_engine::propagation::w3c::TraceParent;
+//!
+//! let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+//! assert!(tp.flags.is_sampled());
+//! assert_eq!(tp.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+//! assert!(TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_err());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+
+use super::Propagator;
+use crate::carrier::{Carrier, CarrierMut};
+
+/// The `traceparent` header name.
+pub const TRACEPARENT: &str = "traceparent";
+/// The `tracestate` header name.
+pub const TRACESTATE: &str = "tracestate";
+/// The `traceresponse` header name (Trace Context Level 2).
+pub const TRACERESPONSE: &str = "traceresponse";
+
+/// Flags this version of the specification defines: sampled (`01`) and random (`02`).
+const KNOWN_FLAGS: u8 = 0x03;
+/// The random flag (Level 2): the trace id's rightmost 7 bytes are random.
+pub const FLAG_RANDOM: u8 = 0x02;
+
+/// Most list members a `tracestate` may have.
+pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+/// Longest `tracestate` faultline writes; longer ones are truncated as the
+/// specification says (members over 128 characters first, then from the end).
+pub const MAX_TRACESTATE_LEN: usize = 512;
+/// Longest header value faultline looks at (anything longer is refused
+/// unread, so a hostile header costs nothing).
+pub const MAX_HEADER_LEN: usize = 8192;
+
+/// A parsed `traceparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The version (`00`, or a higher one read by the forward-compatibility rules).
+    pub version: u8,
+    /// The trace id (never all zeros).
+    pub trace_id: TraceId,
+    /// The caller's span id (never all zeros).
+    pub parent_id: SpanId,
+    /// The flags, limited to the ones this version defines (sampled, random).
+    pub flags: TraceFlags,
+}
+
+/// Why a `traceparent` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TraceParentError {
+    /// Shorter than 55 bytes, longer than [`MAX_HEADER_LEN`], or (version 00)
+    /// not exactly 55 bytes.
+    #[error("traceparent has a wrong length ({0} bytes)")]
+    Length(usize),
+    /// The version is not two lowercase hex digits.
+    #[error("traceparent version is not two lowercase hex digits")]
+    Version,
+    /// Version `ff` is forbidden.
+    #[error("traceparent version ff is forbidden")]
+    ForbiddenVersion,
+    /// A `-` is missing between fields.
+    #[error("traceparent fields are not separated by '-'")]
+    Separator,
+    /// The trace id is not 32 lowercase hex digits.
+    #[error("traceparent trace-id is not 32 lowercase hex digits")]
+    TraceId,
+    /// The trace id is all zeros.
+    #[error("traceparent trace-id is all zeros")]
+    ZeroTraceId,
+    /// The parent id is not 16 lowercase hex digits.
+    #[error("traceparent parent-id is not 16 lowercase hex digits")]
+    ParentId,
+    /// The parent id is all zeros.
+    #[error("traceparent parent-id is all zeros")]
+    ZeroParentId,
+    /// The flags are not two lowercase hex digits.
+    #[error("traceparent trace-flags are not two lowercase hex digits")]
+    Flags,
+    /// A higher version carries more data, but not after a `-`.
+    #[error("traceparent has data after trace-flags that does not start with '-'")]
+    Trailing,
+}
+
+/// Lowercase hex digit values; 0xff marks anything else.
+static HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn hex_u8(b: &[u8]) -> Option<u8> {
+    let (hi, lo) = (HEX[b[0] as usize], HEX[b[1] as usize]);
+    if (hi | lo) & 0xf0 != 0 {
+        return None;
+    }
+    Some(hi << 4 | lo)
+}
+
+#[inline]
+fn hex_u64(b: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut bad = 0u8;
+    for &c in b {
+        let d = HEX[c as usize];
+        bad |= d;
+        v = v << 4 | u64::from(d & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(v)
+}
+
+#[inline]
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+impl TraceParent {
+    /// Parses a `traceparent` value (leading and trailing spaces and tabs
+    /// are allowed). Never panics.
+    pub fn parse(value: &str) -> Result<TraceParent, TraceParentError> {
+        if value.len() > MAX_HEADER_LEN {
+            return Err(TraceParentError::Length(value.len()));
+        }
+        let b = value.trim_matches(is_ows).as_bytes();
+        if b.len() < 55 {
+            return Err(TraceParentError::Length(b.len()));
+        }
+        let version = hex_u8(&b[0..2]).ok_or(TraceParentError::Version)?;
+        if version == 0xff {
+            return Err(TraceParentError::ForbiddenVersion);
+        }
+        if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+            return Err(TraceParentError::Separator);
+        }
+        let hi = hex_u64(&b[3..19]).ok_or(TraceParentError::TraceId)?;
+        let lo = hex_u64(&b[19..35]).ok_or(TraceParentError::TraceId)?;
+        if hi == 0 && lo == 0 {
+            return Err(TraceParentError::ZeroTraceId);
+        }
+        let parent = hex_u64(&b[36..52]).ok_or(TraceParentError::ParentId)?;
+        if parent == 0 {
+            return Err(TraceParentError::ZeroParentId);
+        }
+        let flags = hex_u8(&b[53..55]).ok_or(TraceParentError::Flags)?;
+        if b.len() > 55 {
+            if version == 0 {
+                return Err(TraceParentError::Length(b.len()));
+            }
+            if b[55] != b'-' {
+                return Err(TraceParentError::Trailing);
+            }
+        }
+        Ok(TraceParent {
+            version,
+            trace_id: TraceId::from(u128::from(hi) << 64 | u128::from(lo)),
+            parent_id: SpanId::from(parent),
+            flags: TraceFlags::new(flags & KNOWN_FLAGS),
+        })
+    }
+
+    /// The `traceparent` of a span context (version 00).
+    pub fn from_span_context(sc: &SpanContext) -> TraceParent {
+        TraceParent {
+            version: 0,
+            trace_id: sc.trace_id(),
+            parent_id: sc.span_id(),
+            flags: TraceFlags::new(sc.trace_flags().to_u8() & KNOWN_FLAGS),
+        }
+    }
+
+    /// Writes the value (always version 00) into a 55-byte buffer.
+    pub fn write(&self, out: &mut [u8; 55]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        out[0] = b'0';
+        out[1] = b'0';
+        out[2] = b'-';
+        let tid = u128::from_be_bytes(self.trace_id.to_bytes());
+        for i in 0..32 {
+            out[3 + i] = DIGITS[((tid >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        out[35] = b'-';
+        let sid = u64::from_be_bytes(self.parent_id.to_bytes());
+        for i in 0..16 {
+            out[36 + i] = DIGITS[((sid >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out[52] = b'-';
+        let f = self.flags.to_u8() & KNOWN_FLAGS;
+        out[53] = DIGITS[(f >> 4) as usize];
+        out[54] = DIGITS[(f & 0xf) as usize];
+    }
+
+    /// The value as a `String` (version 00).
+    pub fn to_header(&self) -> String {
+        let mut buf = [0u8; 55];
+        self.write(&mut buf);
+        // Only ASCII digits, letters and '-' were written.
+        buf.iter().map(|&b| b as char).collect()
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_header())
+    }
+}
+
+/// Why a `tracestate` was discarded (as a whole, as the specification asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TraceStateError {
+    /// A list member is not `key=value`.
+    #[error("tracestate member {0} is not key=value")]
+    Member(usize),
+    /// A key breaks the key grammar.
+    #[error("tracestate member {0} has an invalid key")]
+    Key(usize),
+    /// A value breaks the value grammar.
+    #[error("tracestate member {0} has an invalid value")]
+    Value(usize),
+    /// More than 32 list members.
+    #[error("tracestate has more than 32 list members")]
+    TooManyMembers,
+    /// The header is unreasonably long.
+    #[error("tracestate is longer than {MAX_HEADER_LEN} bytes")]
+    TooLong,
+}
+
+/// A validated `tracestate`: list members in order, duplicates removed
+/// (the first one of a key is kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceStateList {
+    members: Vec<(String, String)>,
+}
+
+/// Whether `key` follows the `tracestate` key grammar:
+/// `[a-z0-9][a-z0-9_\-*/@]{0,255}`.
+pub fn valid_tracestate_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > 256 {
+        return false;
+    }
+    if !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) {
+        return false;
+    }
+    b[1..].iter().all(|&c| {
+        c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
+    })
+}
+
+/// Whether `value` follows the `tracestate` value grammar: 1 to 256
+/// printable ASCII characters other than `,` and `=`, not ending in a space.
+pub fn valid_tracestate_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    if b.is_empty() || b.len() > 256 || b[b.len() - 1] == b' ' {
+        return false;
+    }
+    b.iter()
+        .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
+}
+
+/// Whether the OpenTelemetry API's `TraceState` accepts `key` (its rule is
+/// the older multi-tenant one: at most one `@`, followed by an alphanumeric
+/// and at most 13 more characters).
+fn otel_accepts_key(key: &str) -> bool {
+    match key.split_once('@') {
+        None => true,
+        Some((tenant, system)) => {
+            !tenant.is_empty()
+                && !system.is_empty()
+                && !system.contains('@')
+                && system.len() <= 14
+                && system.as_bytes()[0].is_ascii_alphanumeric()
+        }
+    }
+}
+
+impl TraceStateList {
+    /// Parses every `tracestate` header value, in order, as one list.
+    /// Empty members and spaces or tabs around members are allowed; anything
+    /// else malformed discards the whole list.
+    pub fn parse<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Result<TraceStateList, TraceStateError> {
+        let mut members: Vec<(String, String)> = Vec::new();
+        let mut index = 0usize;
+        let mut total = 0usize;
+        for value in values {
+            total += value.len();
+            if total > MAX_HEADER_LEN {
+                return Err(TraceStateError::TooLong);
+            }
+            for piece in value.split(',') {
+                let member = piece.trim_matches(is_ows);
+                if member.is_empty() {
+                    continue;
+                }
+                index += 1;
+                let (key, val) = member
+                    .split_once('=')
+                    .ok_or(TraceStateError::Member(index))?;
+                if !valid_tracestate_key(key) {
+                    return Err(TraceStateError::Key(index));
+                }
+                if !valid_tracestate_value(val) {
+                    return Err(TraceStateError::Value(index));
+                }
+                if members.iter().any(|(k, _)| k == key) {
+                    continue; // a duplicate: keep the first
+                }
+                if members.len() == MAX_TRACESTATE_MEMBERS {
+                    return Err(TraceStateError::TooManyMembers);
+                }
+                members.push((key.to_owned(), val.to_owned()));
+            }
+        }
+        Ok(TraceStateList { members })
+    }
+
+    /// The members, in order.
+    pub fn members(&self) -> &[(String, String)] {
+        &self.members
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Sets `key` to `value` and moves it to the front, as the specification
+    /// asks of a vendor updating its own member. Invalid input is refused.
+    pub fn upsert(&mut self, key: &str, value: &str) -> Result<(), TraceStateError> {
+        if !valid_tracestate_key(key) {
+            return Err(TraceStateError::Key(1));
+        }
+        if !valid_tracestate_value(value) {
+            return Err(TraceStateError::Value(1));
+        }
+        self.members.retain(|(k, _)| k != key);
+        self.members.insert(0, (key.to_owned(), value.to_owned()));
+        self.members.truncate(MAX_TRACESTATE_MEMBERS);
+        Ok(())
+    }
+
+    /// The members OpenTelemetry's `TraceState` can hold, as one.
+    pub fn to_otel(&self) -> TraceState {
+        let accepted = self.members.iter().filter(|(k, _)| otel_accepts_key(k));
+        TraceState::from_key_value(accepted.map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap_or_default()
+    }
+
+    /// The header value, truncated to [`MAX_TRACESTATE_LEN`] as the
+    /// specification says: members longer than 128 characters go first,
+    /// then members from the end.
+    pub fn to_header(&self) -> String {
+        let len = |m: &(String, String)| m.0.len() + 1 + m.1.len();
+        let mut keep: Vec<&(String, String)> =
+            self.members.iter().take(MAX_TRACESTATE_MEMBERS).collect();
+        let total = |keep: &[&(String, String)]| {
+            keep.iter().map(|m| len(m)).sum::<usize>() + keep.len().saturating_sub(1)
+        };
+        while total(&keep) > MAX_TRACESTATE_LEN {
+            match keep.iter().rposition(|m| len(m) > 128) {
+                Some(i) => {
+                    keep.remove(i);
+                }
+                None => {
+                    keep.pop();
+                }
+            }
+        }
+        let mut out = String::with_capacity(total(&keep));
+        for (i, (k, v)) in keep.iter().map(|m| (&m.0, &m.1)).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        out
+    }
+}
+
+/// The incoming `tracestate`, kept in the request's context beside the
+/// span context, so that members OpenTelemetry's `TraceState` cannot hold
+/// are still passed on.
+#[derive(Debug, Clone)]
+struct IncomingTraceState {
+    trace_id: TraceId,
+    list: Arc<TraceStateList>,
+    otel: TraceState,
+    header: Arc<str>,
+}
+
+/// The `tracestate` that arrived with the request of `cx`, if it was valid.
+pub fn incoming_tracestate(cx: &Context) -> Option<&TraceStateList> {
+    cx.get::<IncomingTraceState>().map(|t| t.list.as_ref())
+}
+
+/// The W3C Trace Context propagator: `traceparent` and `tracestate`,
+/// validated strictly. An invalid or repeated `traceparent` is ignored (a new
+/// trace starts) and takes the `tracestate` with it; an invalid `tracestate`
+/// is dropped as a whole while the `traceparent` is kept.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContextPropagator;
+
+impl TraceContextPropagator {
+    /// A new propagator.
+    pub fn new() -> Self {
+        TraceContextPropagator
+    }
+}
+
+impl Propagator for TraceContextPropagator {
+    fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
+        if carrier.count(TRACEPARENT) != 1 {
+            return cx.clone();
+        }
+        let Some(Ok(tp)) = carrier.get(TRACEPARENT).map(TraceParent::parse) else {
+            return cx.clone();
+        };
+        let states = carrier.get_all(TRACESTATE);
+        let list = if states.is_empty() {
+            None
+        } else {
+            TraceStateList::parse(states).ok().filter(|l| !l.is_empty())
+        };
+        let otel = list
+            .as_ref()
+            .map(TraceStateList::to_otel)
+            .unwrap_or_default();
+        let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel.clone());
+        let cx = cx.with_remote_span_context(sc);
+        match list {
+            None => cx,
+            Some(list) => {
+                let header: Arc<str> = list.to_header().into();
+                cx.with_value(IncomingTraceState {
+                    trace_id: tp.trace_id,
+                    list: Arc::new(list),
+                    otel,
+                    header,
+                })
+            }
+        }
+    }
+
+    fn inject(&self, cx: &Context, carrier: &mut dyn CarrierMut) {
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return;
+        }
+        let mut buf = [0u8; 55];
+        TraceParent::from_span_context(sc).write(&mut buf);
+        carrier.set(TRACEPARENT, buf.iter().map(|&b| b as char).collect());
+
+        let own = sc.trace_state();
+        let incoming = cx
+            .get::<IncomingTraceState>()
+            .filter(|t| t.trace_id == sc.trace_id());
+        let header = match incoming {
+            // Nothing changed since extraction: pass the list on as it came.
+            Some(inc) if *own == inc.otel => inc.header.to_string(),
+            // The span's own state first (it may hold a new or moved member),
+            // then the incoming members it does not hold.
+            Some(inc) => {
+                let mut merged = TraceStateList::default();
+                for (k, v) in inc.list.members().iter().rev() {
+                    let _ = merged.upsert(k, v);
+                }
+                let own_members =
+                    TraceStateList::parse([own.header().as_str()]).unwrap_or_default();
+                for (k, v) in own_members.members().iter().rev() {
+                    let _ = merged.upsert(k, v);
+                }
+                merged.to_header()
+            }
+            None => {
+                let h = own.header();
+                if h.is_empty() {
+                    return;
+                }
+                TraceStateList::parse([h.as_str()])
+                    .map(|l| l.to_header())
+                    .unwrap_or_default()
+            }
+        };
+        if !header.is_empty() {
+            carrier.set(TRACESTATE, header);
+        }
+    }
+
+    fn fields(&self) -> Vec<String> {
+        vec![TRACEPARENT.to_owned(), TRACESTATE.to_owned()]
+    }
+}
+
+/// The `traceresponse` header value for a span (Trace Context Level 2):
+/// `00-{trace-id}-{span-id}-{flags}` of the server span.
+pub fn traceresponse(sc: &SpanContext) -> Option<String> {
+    sc.is_valid()
+        .then(|| TraceParent::from_span_context(sc).to_header())
+}
+
+#[cfg(test)]
+mod tests;
