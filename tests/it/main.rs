@@ -6,3 +6,5 @@
 
 mod common;
 mod engine;
+mod interop;
+mod peers;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::validate as v;
-use super::{Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, TracingConfigBuilder};
+use super::{
+    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, TracingConfigBuilder,
+};
 
 /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
 pub const ENV_VARIABLES: &[&str] = &[
@@ -131,7 +133,10 @@ impl TracingConfigBuilder {
             v::endpoint_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
             self.otlp_traces_endpoint = Some(url.trim().to_owned());
         }
-        for var in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ] {
             if let Some(p) = get(var) {
                 self.otlp_protocol = match p.trim() {
                     "grpc" => OtlpProtocol::Grpc,
@@ -143,11 +148,20 @@ impl TracingConfigBuilder {
                             "http/json is not supported; use grpc or http/protobuf",
                         ));
                     }
-                    _ => return Err(ConfigError::invalid(var, &p, "must be grpc or http/protobuf")),
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            var,
+                            &p,
+                            "must be grpc or http/protobuf",
+                        ));
+                    }
                 };
             }
         }
-        for var in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
             if let Some(h) = get(var) {
                 for (name, value) in parse_key_values(var, &h, true)? {
                     v::export_header(var, &name, &value)?;
@@ -155,7 +169,10 @@ impl TracingConfigBuilder {
                 }
             }
         }
-        for var in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ] {
             if let Some(c) = get(var) {
                 self.otlp_compression = match c.trim() {
                     "gzip" => Compression::Gzip,
@@ -164,7 +181,10 @@ impl TracingConfigBuilder {
                 };
             }
         }
-        for var in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        ] {
             if let Some(t) = get(var) {
                 self.export_timeout = millis(var, &t)?;
             }
@@ -200,7 +220,8 @@ impl TracingConfigBuilder {
             self.jaeger_agent_host = host;
         }
         if let Some(port) = get("OTEL_EXPORTER_JAEGER_AGENT_PORT") {
-            self.jaeger_agent_port = u32::from(v::parse_port("OTEL_EXPORTER_JAEGER_AGENT_PORT", &port)?);
+            self.jaeger_agent_port =
+                u32::from(v::parse_port("OTEL_EXPORTER_JAEGER_AGENT_PORT", &port)?);
         }
         if let Some(url) = get("OTEL_EXPORTER_JAEGER_ENDPOINT") {
             v::endpoint_url("OTEL_EXPORTER_JAEGER_ENDPOINT", &url)?;
@@ -224,7 +245,13 @@ impl TracingConfigBuilder {
             self.console_format = match f.trim() {
                 "pretty" => ConsoleFormat::Pretty,
                 "json" => ConsoleFormat::Json,
-                _ => return Err(ConfigError::invalid("FAULTLINE_CONSOLE_FORMAT", &f, "must be pretty or json")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "FAULTLINE_CONSOLE_FORMAT",
+                        &f,
+                        "must be pretty or json",
+                    ));
+                }
             };
         }
         if let Some(b) = get("FAULTLINE_PII_MASKING") {
@@ -276,7 +303,11 @@ impl TracingConfigBuilder {
         Ok(self)
     }
 
-    fn apply_sampler(&mut self, sampler: Option<String>, arg: Option<String>) -> Result<(), ConfigError> {
+    fn apply_sampler(
+        &mut self,
+        sampler: Option<String>,
+        arg: Option<String>,
+    ) -> Result<(), ConfigError> {
         let Some(sampler) = sampler else {
             return Ok(());
         };
@@ -331,7 +362,11 @@ fn parse_exporters(var: &str, list: &str) -> Result<Vec<ExporterKind>, ConfigErr
         }
     }
     if none && !out.is_empty() {
-        return Err(ConfigError::invalid(var, list, "`none` cannot be combined with other exporters"));
+        return Err(ConfigError::invalid(
+            var,
+            list,
+            "`none` cannot be combined with other exporters",
+        ));
     }
     out.sort();
     out.dedup();
@@ -339,16 +374,20 @@ fn parse_exporters(var: &str, list: &str) -> Result<Vec<ExporterKind>, ConfigErr
 }
 
 fn millis(var: &str, text: &str) -> Result<Duration, ConfigError> {
-    Ok(Duration::from_millis(v::parse_u64(var, text).map_err(|_| {
-        ConfigError::invalid(var, text, "must be a whole number of milliseconds")
-    })?))
+    Ok(Duration::from_millis(v::parse_u64(var, text).map_err(
+        |_| ConfigError::invalid(var, text, "must be a whole number of milliseconds"),
+    )?))
 }
 
 fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
     let n = v::parse_u64(var, text)?;
     let n = usize::try_from(n).map_err(|_| ConfigError::invalid(var, text, "too large"))?;
     if n < min {
-        return Err(ConfigError::invalid(var, text, format!("must be at least {min}")));
+        return Err(ConfigError::invalid(
+            var,
+            text,
+            format!("must be at least {min}"),
+        ));
     }
     Ok(n)
 }
@@ -356,7 +395,11 @@ fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
 /// Parses the `key=value,key2=value2` lists of `OTEL_RESOURCE_ATTRIBUTES` and
 /// `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded). With `secret`, an
 /// error never repeats the value.
-fn parse_key_values(var: &str, text: &str, secret: bool) -> Result<Vec<(String, String)>, ConfigError> {
+fn parse_key_values(
+    var: &str,
+    text: &str,
+    secret: bool,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let fail = |item: &str, reason: String| {
         if secret {
             ConfigError::invalid_secret(var, reason)
@@ -373,8 +416,12 @@ fn parse_key_values(var: &str, text: &str, secret: bool) -> Result<Vec<(String, 
         if key.is_empty() {
             return Err(fail(item, format!("entry {} has an empty key", index + 1)));
         }
-        let value = percent_decode(value.trim())
-            .ok_or_else(|| fail(item, format!("entry {} has a bad percent-encoding", index + 1)))?;
+        let value = percent_decode(value.trim()).ok_or_else(|| {
+            fail(
+                item,
+                format!("entry {} has a bad percent-encoding", index + 1),
+            )
+        })?;
         out.push((key.to_owned(), value));
     }
     Ok(out)
@@ -401,7 +448,10 @@ fn percent_decode(text: &str) -> Option<String> {
 
 /// `FAULTLINE_PII_PATTERNS` is a JSON object: `{"name": "regex"}` or
 /// `{"name": {"regex": "...", "replacement": "..."}}`.
-fn parse_patterns(var: &str, text: &str) -> Result<BTreeMap<String, (String, Option<String>)>, ConfigError> {
+fn parse_patterns(
+    var: &str,
+    text: &str,
+) -> Result<BTreeMap<String, (String, Option<String>)>, ConfigError> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Entry {
@@ -416,7 +466,9 @@ fn parse_patterns(var: &str, text: &str) -> Result<BTreeMap<String, (String, Opt
         ConfigError::invalid(
             var,
             text,
-            format!("must be a JSON object of name -> regex or {{\"regex\", \"replacement\"}} ({e})"),
+            format!(
+                "must be a JSON object of name -> regex or {{\"regex\", \"replacement\"}} ({e})"
+            ),
         )
     })?;
     let mut out = BTreeMap::new();

@@ -245,7 +245,9 @@ impl TracingConfigBuilder {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
-        let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        let is_toml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
         let file: ConfigFile = if is_toml {
             toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: shown.clone(),
@@ -266,6 +268,11 @@ fn one_line(message: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^'))
+        // The quoted source line (`12 | key = "value"`) may hold a secret.
+        .filter(|l| {
+            !l.split_once(" |")
+                .is_some_and(|(n, _)| n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -327,13 +327,22 @@ impl fmt::Debug for TracingConfig {
             .field("sample_rate", &self.sample_rate)
             .field("parent_based", &self.parent_based)
             .field("exporters", &self.exporters)
-            .field("otlp_traces_endpoint", &self.otlp_traces_endpoint().as_str())
+            .field(
+                "otlp_traces_endpoint",
+                &self.otlp_traces_endpoint().as_str(),
+            )
             .field("otlp_protocol", &self.otlp_protocol)
             .field("otlp_headers", &headers)
             .field("otlp_compression", &self.otlp_compression)
             .field("otlp_tls", &self.otlp_tls)
-            .field("jaeger_agent", &format_args!("{}:{}", self.jaeger_agent_host, self.jaeger_agent_port))
-            .field("jaeger_endpoint", &self.jaeger_endpoint.as_ref().map(Url::as_str))
+            .field(
+                "jaeger_agent",
+                &format_args!("{}:{}", self.jaeger_agent_host, self.jaeger_agent_port),
+            )
+            .field(
+                "jaeger_endpoint",
+                &self.jaeger_endpoint.as_ref().map(Url::as_str),
+            )
             .field("console_format", &self.console_format)
             .field("pii_masking", &self.pii_masking)
             .field("pii_patterns", &self.pii_patterns)
@@ -551,7 +560,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(setting: impl Into<String>, value: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        setting: impl Into<String>,
+        value: &str,
+        reason: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             setting: setting.into(),
             value: quote(value),
@@ -806,7 +819,11 @@ impl TracingConfigBuilder {
         self
     }
     /// Client certificate and private key (PEM) for mutual TLS.
-    pub fn otlp_client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+    pub fn otlp_client_identity(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
         self.otlp_client_cert = Some(cert.into());
         self.otlp_client_key = Some(key.into());
         self
@@ -891,7 +908,12 @@ impl TracingConfigBuilder {
         self
     }
     /// Batch span processor: queue size, batch size and delay.
-    pub fn batch(mut self, max_queue_size: usize, max_export_batch_size: usize, scheduled_delay: Duration) -> Self {
+    pub fn batch(
+        mut self,
+        max_queue_size: usize,
+        max_export_batch_size: usize,
+        scheduled_delay: Duration,
+    ) -> Self {
         self.max_queue_size = max_queue_size;
         self.max_export_batch_size = max_export_batch_size;
         self.scheduled_delay = scheduled_delay;
@@ -973,18 +995,59 @@ impl TracingConfigBuilder {
             .iter()
             .map(|k| v::secret_key("secret_keys", k))
             .collect::<Result<Vec<_>, _>>()?;
-        let capture_request_headers = v::header_names("capture_request_headers", &self.capture_request_headers)?;
-        let capture_response_headers = v::header_names("capture_response_headers", &self.capture_response_headers)?;
+        let capture_request_headers =
+            v::header_names("capture_request_headers", &self.capture_request_headers)?;
+        let capture_response_headers =
+            v::header_names("capture_response_headers", &self.capture_response_headers)?;
         let redact_headers = v::header_names("redact_headers", &self.redact_headers)?;
-        v::at_most("max_export_retries", u64::from(self.max_export_retries), 100)?;
-        v::duration_within("backoff_base", self.backoff_base, Duration::from_millis(1), Duration::from_secs(60))?;
-        v::duration_within("backoff_max", self.backoff_max, self.backoff_base, Duration::from_secs(600))?;
-        v::count_within("export_buffer_capacity", self.buffer_capacity, 0, 10_000_000)?;
-        v::duration_within("export_timeout", self.export_timeout, Duration::from_millis(1), Duration::from_secs(600))?;
+        v::at_most(
+            "max_export_retries",
+            u64::from(self.max_export_retries),
+            100,
+        )?;
+        v::duration_within(
+            "backoff_base",
+            self.backoff_base,
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+        )?;
+        v::duration_within(
+            "backoff_max",
+            self.backoff_max,
+            self.backoff_base,
+            Duration::from_secs(600),
+        )?;
+        v::count_within(
+            "export_buffer_capacity",
+            self.buffer_capacity,
+            0,
+            10_000_000,
+        )?;
+        v::duration_within(
+            "export_timeout",
+            self.export_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        )?;
         v::count_within("batch_max_queue_size", self.max_queue_size, 1, 10_000_000)?;
-        v::count_within("batch_max_export_batch_size", self.max_export_batch_size, 1, self.max_queue_size)?;
-        v::duration_within("batch_scheduled_delay", self.scheduled_delay, Duration::from_millis(1), Duration::from_secs(3600))?;
-        v::duration_within("shutdown_timeout", self.shutdown_timeout, Duration::from_millis(1), Duration::from_secs(60))?;
+        v::count_within(
+            "batch_max_export_batch_size",
+            self.max_export_batch_size,
+            1,
+            self.max_queue_size,
+        )?;
+        v::duration_within(
+            "batch_scheduled_delay",
+            self.scheduled_delay,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
+        v::duration_within(
+            "shutdown_timeout",
+            self.shutdown_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+        )?;
 
         Ok(TracingConfig {
             enabled: self.enabled,

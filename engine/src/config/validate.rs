@@ -39,7 +39,11 @@ pub(crate) fn non_empty_text(setting: &str, value: &str) -> Result<(), ConfigErr
         return Err(ConfigError::invalid(setting, value, "must not be empty"));
     }
     if value.chars().any(char::is_control) {
-        return Err(ConfigError::invalid(setting, value, "must not hold control characters"));
+        return Err(ConfigError::invalid(
+            setting,
+            value,
+            "must not hold control characters",
+        ));
     }
     Ok(())
 }
@@ -79,23 +83,30 @@ pub(crate) fn parse_sample_rate(setting: &str, text: &str) -> Result<f64, Config
         .parse()
         .map_err(|_| ConfigError::invalid(setting, text, "must be a number within 0.0..=1.0"))?;
     if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
-        return Err(ConfigError::invalid(setting, text, "must be a number within 0.0..=1.0"));
+        return Err(ConfigError::invalid(
+            setting,
+            text,
+            "must be a number within 0.0..=1.0",
+        ));
     }
     Ok(rate)
 }
 
 pub(crate) fn endpoint_url(setting: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text.trim())
-        .map_err(|e| ConfigError::invalid(setting, text, format!("not a URL ({e})")))?;
+    // A value with `@` may carry credentials: never repeat it, whatever the error.
+    let fail = |reason: String| {
+        if text.contains('@') {
+            ConfigError::invalid_secret(setting, reason)
+        } else {
+            ConfigError::invalid(setting, text, reason)
+        }
+    };
+    let url = Url::parse(text.trim()).map_err(|e| fail(format!("not a URL ({e})")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(ConfigError::invalid(
-            setting,
-            text,
-            "the scheme must be http or https",
-        ));
+        return Err(fail("the scheme must be http or https".to_owned()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::invalid(setting, text, "the URL has no host"));
+        return Err(fail("the URL has no host".to_owned()));
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Credentials in a URL end up in logs; they belong in headers.
@@ -107,7 +118,11 @@ pub(crate) fn endpoint_url(setting: &str, text: &str) -> Result<Url, ConfigError
     Ok(url)
 }
 
-pub(crate) fn export_header(setting: &str, name: &str, value: &str) -> Result<(HeaderName, String), ConfigError> {
+pub(crate) fn export_header(
+    setting: &str,
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, String), ConfigError> {
     let header = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| ConfigError::invalid(setting, name, "not a valid header name"))?;
     if HeaderValue::from_str(value).is_err() {
@@ -135,7 +150,11 @@ pub(crate) fn tls(
             match std::fs::metadata(path) {
                 Ok(meta) if meta.is_file() => {}
                 Ok(_) => {
-                    return Err(ConfigError::invalid(format!("{setting}.{what}"), &shown, "not a file"));
+                    return Err(ConfigError::invalid(
+                        format!("{setting}.{what}"),
+                        &shown,
+                        "not a file",
+                    ));
                 }
                 Err(e) => {
                     return Err(ConfigError::invalid(
@@ -150,7 +169,11 @@ pub(crate) fn tls(
     if client_cert.is_some() != client_key.is_some() {
         return Err(ConfigError::invalid(
             setting,
-            if client_cert.is_some() { "client_cert only" } else { "client_key only" },
+            if client_cert.is_some() {
+                "client_cert only"
+            } else {
+                "client_key only"
+            },
             "a client certificate and its key go together",
         ));
     }
@@ -175,12 +198,18 @@ pub(crate) fn host(setting: &str, host: &str) -> Result<(), ConfigError> {
     let valid_label = |label: &str| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
     if host.len() > 253 || !host.trim_end_matches('.').split('.').all(valid_label) {
-        return Err(ConfigError::invalid(setting, host, "not a host name or IP address"));
+        return Err(ConfigError::invalid(
+            setting,
+            host,
+            "not a host name or IP address",
+        ));
     }
     Ok(())
 }
@@ -188,7 +217,11 @@ pub(crate) fn host(setting: &str, host: &str) -> Result<(), ConfigError> {
 pub(crate) fn port(setting: &str, port: u32) -> Result<u16, ConfigError> {
     match u16::try_from(port) {
         Ok(p) if p != 0 => Ok(p),
-        _ => Err(ConfigError::invalid(setting, &port.to_string(), "a port must be within 1..=65535")),
+        _ => Err(ConfigError::invalid(
+            setting,
+            &port.to_string(),
+            "a port must be within 1..=65535",
+        )),
     }
 }
 
@@ -197,11 +230,16 @@ pub(crate) fn parse_port(setting: &str, text: &str) -> Result<u16, ConfigError> 
         .trim()
         .parse()
         .map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))?;
-    port(setting, n).map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))
+    port(setting, n)
+        .map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))
 }
 
 pub(crate) fn pii_pattern(setting: &str, name: &str, regex: &str) -> Result<Regex, ConfigError> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Err(ConfigError::invalid(
             setting,
             name,
@@ -239,12 +277,19 @@ pub(crate) fn pii_pattern(setting: &str, name: &str, regex: &str) -> Result<Rege
 pub(crate) fn secret_key(setting: &str, key: &str) -> Result<String, ConfigError> {
     let key = key.trim();
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ConfigError::invalid(setting, key, "a key must be printable ASCII without spaces"));
+        return Err(ConfigError::invalid(
+            setting,
+            key,
+            "a key must be printable ASCII without spaces",
+        ));
     }
     Ok(key.to_ascii_lowercase())
 }
 
-pub(crate) fn header_names(setting: &str, names: &[String]) -> Result<Vec<HeaderName>, ConfigError> {
+pub(crate) fn header_names(
+    setting: &str,
+    names: &[String],
+) -> Result<Vec<HeaderName>, ConfigError> {
     let mut out: Vec<HeaderName> = Vec::with_capacity(names.len());
     for name in names {
         let header = HeaderName::from_bytes(name.trim().as_bytes())
@@ -258,12 +303,21 @@ pub(crate) fn header_names(setting: &str, names: &[String]) -> Result<Vec<Header
 
 pub(crate) fn at_most(setting: &str, value: u64, max: u64) -> Result<(), ConfigError> {
     if value > max {
-        return Err(ConfigError::invalid(setting, &value.to_string(), format!("must be at most {max}")));
+        return Err(ConfigError::invalid(
+            setting,
+            &value.to_string(),
+            format!("must be at most {max}"),
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn count_within(setting: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+pub(crate) fn count_within(
+    setting: &str,
+    value: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), ConfigError> {
     if value < min || value > max {
         return Err(ConfigError::invalid(
             setting,
@@ -274,12 +328,21 @@ pub(crate) fn count_within(setting: &str, value: usize, min: usize, max: usize) 
     Ok(())
 }
 
-pub(crate) fn duration_within(setting: &str, value: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+pub(crate) fn duration_within(
+    setting: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
     if value < min || value > max {
         return Err(ConfigError::invalid(
             setting,
             &format!("{} ms", value.as_millis()),
-            format!("must be within {} ms..={} ms", min.as_millis(), max.as_millis()),
+            format!(
+                "must be within {} ms..={} ms",
+                min.as_millis(),
+                max.as_millis()
+            ),
         ));
     }
     Ok(())

@@ -306,11 +306,11 @@ impl Propagator for BaggagePropagator {
         let mut merged: Option<Baggage> = None;
         for (key, (value, _meta)) in otel.iter() {
             let value = value.as_str();
-            if ours.and_then(|b| b.get(key.as_str())) == Some(value.as_ref()) {
+            if ours.and_then(|b| b.get(key.as_str())) == Some(value) {
                 continue;
             }
             let list = merged.get_or_insert_with(|| ours.cloned().unwrap_or_default());
-            list.insert(key.as_str(), &value);
+            list.insert(key.as_str(), value);
         }
         let header = match (&merged, ours) {
             (Some(m), _) => m.to_header(),

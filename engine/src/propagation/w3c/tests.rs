@@ -205,7 +205,7 @@ fn tracestate_table() {
         .filter(|c| *c != b',' && *c != b'=')
         .map(char::from)
         .collect();
-    let value = format!("{}", all_chars.trim_end());
+    let value = all_chars.trim_end().to_string();
     assert_eq!(
         parse(&[&format!("k={value}")]).unwrap().get("k"),
         Some(value.as_str())

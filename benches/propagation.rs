@@ -1,0 +1,92 @@
+//! W3C Trace Context: faultline's propagator against the OpenTelemetry SDK's,
+//! on the same headers, in the same run.
+//!
+//! `cargo bench --bench propagation` (numbers in docs/BENCHMARKS.md).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use faultline::propagation::Propagator;
+use faultline::propagation::w3c::TraceContextPropagator;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACESTATE: &str = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+
+/// The SDK reads an `http::HeaderMap` through this, as opentelemetry-http does.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+fn headers(with_state: bool) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
+    if with_state {
+        h.insert("tracestate", HeaderValue::from_static(TRACESTATE));
+    }
+    h.insert("user-agent", HeaderValue::from_static("bench/1.0"));
+    h.insert("accept", HeaderValue::from_static("*/*"));
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let ours = TraceContextPropagator::new();
+    let sdk = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+
+    for (label, with_state) in [("traceparent+tracestate", true), ("traceparent", false)] {
+        let incoming = headers(with_state);
+        let mut group = c.benchmark_group(format!("extract/{label}"));
+        group.measurement_time(Duration::from_secs(4));
+        group.bench_function("faultline", |b| {
+            b.iter(|| black_box(ours.extract(black_box(&incoming), &Context::new())))
+        });
+        group.bench_function("sdk", |b| {
+            b.iter(|| black_box(sdk.extract_with_context(&Context::new(), &HeaderExtractor(black_box(&incoming)))))
+        });
+        group.finish();
+
+        let cx_ours = ours.extract(&incoming, &Context::new());
+        let cx_sdk = sdk.extract_with_context(&Context::new(), &HeaderExtractor(&incoming));
+        let mut out = HeaderMap::with_capacity(4);
+        let mut group = c.benchmark_group(format!("inject/{label}"));
+        group.measurement_time(Duration::from_secs(4));
+        group.bench_function("faultline", |b| {
+            b.iter(|| {
+                out.clear();
+                ours.inject(black_box(&cx_ours), &mut out);
+                black_box(&out);
+            })
+        });
+        group.bench_function("sdk", |b| {
+            b.iter(|| {
+                out.clear();
+                sdk.inject_context(black_box(&cx_sdk), &mut HeaderInjector(&mut out));
+                black_box(&out);
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
