@@ -32,21 +32,21 @@ pub use faultline_engine::*;
 /// The axum adapter (feature `axum`).
 #[cfg(feature = "axum")]
 pub use faultline_axum as axum;
-/// The poem adapter (feature `poem`).
-#[cfg(feature = "poem")]
-pub use faultline_poem as poem;
-/// The warp adapter (feature `warp`).
-#[cfg(feature = "warp")]
-pub use faultline_warp as warp;
-/// The OTLP exporter (feature `otlp`).
-#[cfg(feature = "otlp")]
-pub use faultline_otlp as otlp;
 /// The Jaeger exporter (feature `jaeger`).
 #[cfg(feature = "jaeger")]
 pub use faultline_jaeger as jaeger;
-/// The Sentry correlator (feature `sentry`).
-#[cfg(feature = "sentry")]
-pub use faultline_sentry as sentry;
+/// The OTLP exporter (feature `otlp`).
+#[cfg(feature = "otlp")]
+pub use faultline_otlp as otlp;
+/// The poem adapter (feature `poem`).
+#[cfg(feature = "poem")]
+pub use faultline_poem as poem;
 /// The Prometheus correlator (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub use faultline_prometheus as prometheus;
+/// The Sentry correlator (feature `sentry`).
+#[cfg(feature = "sentry")]
+pub use faultline_sentry as sentry;
+/// The warp adapter (feature `warp`).
+#[cfg(feature = "warp")]
+pub use faultline_warp as warp;

@@ -127,7 +127,10 @@ mod tests {
     fn header_map_reads_repeated_and_skips_non_utf8() {
         let mut headers = http::HeaderMap::new();
         headers.append("tracestate", "a=1".parse().unwrap());
-        headers.append("tracestate", http::HeaderValue::from_bytes(b"b=\xff").unwrap());
+        headers.append(
+            "tracestate",
+            http::HeaderValue::from_bytes(b"b=\xff").unwrap(),
+        );
         headers.append("tracestate", "c=3".parse().unwrap());
         assert_eq!(Carrier::get(&headers, "tracestate"), Some("a=1"));
         assert_eq!(Carrier::get_all(&headers, "tracestate"), vec!["a=1", "c=3"]);

@@ -165,11 +165,13 @@ pub mod codes {
     /// The request could not be read (malformed body, bad parameters).
     pub const BAD_REQUEST: ErrorCode = ErrorCode::new(4000, "BAD_REQUEST", StatusCode::BAD_REQUEST);
     /// Authentication is missing or wrong.
-    pub const UNAUTHORIZED: ErrorCode = ErrorCode::new(4010, "UNAUTHORIZED", StatusCode::UNAUTHORIZED);
+    pub const UNAUTHORIZED: ErrorCode =
+        ErrorCode::new(4010, "UNAUTHORIZED", StatusCode::UNAUTHORIZED);
     /// Authenticated but not allowed.
     pub const FORBIDDEN: ErrorCode = ErrorCode::new(4030, "FORBIDDEN", StatusCode::FORBIDDEN);
     /// No route matches the path.
-    pub const ROUTE_NOT_FOUND: ErrorCode = ErrorCode::new(4040, "ROUTE_NOT_FOUND", StatusCode::NOT_FOUND);
+    pub const ROUTE_NOT_FOUND: ErrorCode =
+        ErrorCode::new(4040, "ROUTE_NOT_FOUND", StatusCode::NOT_FOUND);
     /// The route exists, the method does not.
     pub const METHOD_NOT_ALLOWED: ErrorCode =
         ErrorCode::new(4050, "METHOD_NOT_ALLOWED", StatusCode::METHOD_NOT_ALLOWED);
@@ -177,19 +179,27 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: ErrorCode =
         ErrorCode::new(4130, "PAYLOAD_TOO_LARGE", StatusCode::PAYLOAD_TOO_LARGE);
     /// The body's media type is not accepted.
-    pub const UNSUPPORTED_MEDIA_TYPE: ErrorCode =
-        ErrorCode::new(4150, "UNSUPPORTED_MEDIA_TYPE", StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    pub const UNSUPPORTED_MEDIA_TYPE: ErrorCode = ErrorCode::new(
+        4150,
+        "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
     /// The body is well-formed but its content is not accepted.
-    pub const UNPROCESSABLE_CONTENT: ErrorCode =
-        ErrorCode::new(4220, "UNPROCESSABLE_CONTENT", StatusCode::UNPROCESSABLE_ENTITY);
+    pub const UNPROCESSABLE_CONTENT: ErrorCode = ErrorCode::new(
+        4220,
+        "UNPROCESSABLE_CONTENT",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
     /// Rate limited.
     pub const TOO_MANY_REQUESTS: ErrorCode =
         ErrorCode::new(4290, "TOO_MANY_REQUESTS", StatusCode::TOO_MANY_REQUESTS);
     /// An unexpected failure, a panic included.
-    pub const INTERNAL: ErrorCode = ErrorCode::new(5000, "INTERNAL_ERROR", StatusCode::INTERNAL_SERVER_ERROR)
-        .with_severity(Severity::Critical);
+    pub const INTERNAL: ErrorCode =
+        ErrorCode::new(5000, "INTERNAL_ERROR", StatusCode::INTERNAL_SERVER_ERROR)
+            .with_severity(Severity::Critical);
     /// A dependency is unavailable.
-    pub const UNAVAILABLE: ErrorCode = ErrorCode::new(5030, "UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE);
+    pub const UNAVAILABLE: ErrorCode =
+        ErrorCode::new(5030, "UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE);
     /// A dependency did not answer in time.
     pub const TIMEOUT: ErrorCode = ErrorCode::new(5040, "TIMEOUT", StatusCode::GATEWAY_TIMEOUT);
 }
@@ -242,7 +252,9 @@ type Resolver = fn(&(dyn StdError + 'static)) -> Option<ErrorCode>;
 
 static RESOLVERS: RwLock<Vec<Resolver>> = RwLock::new(Vec::new());
 
-fn resolve<E: HasErrorCode + StdError + 'static>(err: &(dyn StdError + 'static)) -> Option<ErrorCode> {
+fn resolve<E: HasErrorCode + StdError + 'static>(
+    err: &(dyn StdError + 'static),
+) -> Option<ErrorCode> {
     err.downcast_ref::<E>().and_then(HasErrorCode::error_code)
 }
 
@@ -354,7 +366,9 @@ impl fmt::Display for AppError {
 
 impl StdError for AppError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -423,7 +437,11 @@ impl ProblemDetails {
     /// Adds an extension member (ignored if it would shadow a standard one).
     pub fn with_extension(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         let key = key.into();
-        if !["type", "title", "status", "detail", "instance", "code", "trace_id"].contains(&key.as_str()) {
+        if ![
+            "type", "title", "status", "detail", "instance", "code", "trace_id",
+        ]
+        .contains(&key.as_str())
+        {
             self.extensions.insert(key, value);
         }
         self
@@ -461,7 +479,10 @@ impl ProblemDetails {
         serde_json::to_string(self).unwrap_or_else(|_| {
             // Serializing strings, numbers and a JSON map cannot fail; keep a
             // valid body regardless.
-            format!(r#"{{"type":"about:blank","title":"Error","status":{},"detail":"","code":{}}}"#, self.status, self.code)
+            format!(
+                r#"{{"type":"about:blank","title":"Error","status":{},"detail":"","code":{}}}"#,
+                self.status, self.code
+            )
         })
     }
 }
@@ -471,7 +492,8 @@ mod tests {
     use super::*;
 
     const PAYMENT_DECLINED: ErrorCode =
-        ErrorCode::new(2001, "PAYMENT_DECLINED", StatusCode::PAYMENT_REQUIRED).with_title("Payment declined");
+        ErrorCode::new(2001, "PAYMENT_DECLINED", StatusCode::PAYMENT_REQUIRED)
+            .with_title("Payment declined");
 
     #[test]
     fn code_defaults() {
@@ -524,7 +546,10 @@ mod tests {
 
         register_error_type::<Mine>();
         register_error_type::<Mine>();
-        assert_eq!(find_error_code(&Wrap(Box::new(Wrap(Box::new(Mine))))), Some(A));
+        assert_eq!(
+            find_error_code(&Wrap(Box::new(Wrap(Box::new(Mine))))),
+            Some(A)
+        );
         assert_eq!(find_error_code(&Wrap(Box::new(Unregistered))), None);
     }
 
