@@ -32,7 +32,10 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             self.0.insert(k, v);
         }
     }
@@ -61,7 +64,14 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(ours.extract(black_box(&incoming), &Context::new())))
         });
         group.bench_function("sdk", |b| {
-            b.iter(|| black_box(sdk.extract_with_context(&Context::new(), &HeaderExtractor(black_box(&incoming)))))
+            b.iter(|| {
+                black_box(
+                    sdk.extract_with_context(
+                        &Context::new(),
+                        &HeaderExtractor(black_box(&incoming)),
+                    ),
+                )
+            })
         });
         group.finish();
 

@@ -25,7 +25,7 @@ use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
 use crate::export::pipeline::{ExportPipeline, StatsCell};
 use crate::export::{ConsoleExporter, ExportStats, Exporter};
 use crate::masking::{BasicMasker, Masker, NoMasker};
-use crate::propagation::{Propagator, default_propagator};
+use crate::propagation::{self, Propagator};
 
 /// The instrumentation scope name of spans the engine starts.
 pub const SCOPE_NAME: &str = "faultline";
@@ -118,7 +118,8 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Replaces the propagator (default: W3C Trace Context and W3C Baggage).
+    /// Replaces the propagator (default: the configuration's propagators,
+    /// W3C Trace Context then W3C Baggage unless `OTEL_PROPAGATORS` says otherwise).
     pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
         self.propagator = Some(Arc::new(propagator));
         self
@@ -242,7 +243,8 @@ impl EngineBuilder {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
-        let propagator = propagator.unwrap_or_else(|| Arc::new(default_propagator()));
+        let propagator =
+            propagator.unwrap_or_else(|| Arc::new(propagation::from_config(config.propagators())));
         if install_global {
             opentelemetry::global::set_tracer_provider(provider.clone());
             opentelemetry::global::set_text_map_propagator(GlobalPropagator::new(

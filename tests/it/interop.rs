@@ -33,7 +33,15 @@ struct Case {
 
 fn cases(n: usize) -> Vec<Case> {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let values = ["plain", "with space", "comma,semi;", "percent%20", "ünïcødé ✓", "a=b", "quote\"s"];
+    let values = [
+        "plain",
+        "with space",
+        "comma,semi;",
+        "percent%20",
+        "ünïcødé ✓",
+        "a=b",
+        "quote\"s",
+    ];
     (0..n)
         .map(|i| {
             let trace = (u128::from(rng.next()) << 64 | u128::from(rng.next())).max(1);
@@ -44,7 +52,12 @@ fn cases(n: usize) -> Vec<Case> {
                 .collect::<Vec<_>>()
                 .join(",");
             let baggage = (0..(rng.next() % 3) as usize)
-                .map(|b| (format!("key{b}"), values[(rng.next() % values.len() as u64) as usize].to_owned()))
+                .map(|b| {
+                    (
+                        format!("key{b}"),
+                        values[(rng.next() % values.len() as u64) as usize].to_owned(),
+                    )
+                })
                 .collect();
             Case {
                 trace_id: TraceId::from(trace),
@@ -63,14 +76,22 @@ fn context_of(case: &Case) -> Context {
     } else {
         case.tracestate.parse().unwrap()
     };
-    let flags = if case.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let flags = if case.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
     let sc = SpanContext::new(case.trace_id, case.span_id, flags, false, state);
     let mut b = Baggage::new();
     for (k, v) in &case.baggage {
         assert!(b.insert(k, v));
     }
     let cx = Context::new().with_remote_span_context(sc);
-    if b.is_empty() { cx } else { with_baggage(&cx, b) }
+    if b.is_empty() {
+        cx
+    } else {
+        with_baggage(&cx, b)
+    }
 }
 
 #[test]
@@ -113,10 +134,16 @@ fn faultline_and_the_python_sdk_read_each_other() {
         assert_eq!(theirs["sampled"], case.sampled, "case {i}");
         assert_eq!(theirs["tracestate"], case.tracestate, "case {i}");
         for (k, v) in &case.baggage {
-            assert_eq!(theirs["baggage"][k], v.as_str(), "case {i} baggage {k}: {}", written[i]["baggage"]);
+            assert_eq!(
+                theirs["baggage"][k],
+                v.as_str(),
+                "case {i} baggage {k}: {}",
+                written[i]["baggage"]
+            );
         }
 
-        let headers: HashMap<String, String> = serde_json::from_value(reply["injected"][i].clone()).unwrap();
+        let headers: HashMap<String, String> =
+            serde_json::from_value(reply["injected"][i].clone()).unwrap();
         let cx = p.extract(&headers, &Context::new());
         let sc = cx.span().span_context().clone();
         assert!(sc.is_valid() && sc.is_remote(), "case {i}: {headers:?}");
@@ -129,7 +156,11 @@ fn faultline_and_the_python_sdk_read_each_other() {
             // percent-encodes, and a literal '+' is a plus sign. faultline
             // follows the specification, so a space sent by Python arrives as '+'.
             let expected = v.replace(' ', "+");
-            assert_eq!(baggage(&cx).and_then(|b| b.get(k)), Some(expected.as_str()), "case {i}: {headers:?}");
+            assert_eq!(
+                baggage(&cx).and_then(|b| b.get(k)),
+                Some(expected.as_str()),
+                "case {i}: {headers:?}"
+            );
         }
     }
 }
@@ -142,7 +173,10 @@ fn faultline_and_the_python_sdk_agree_on_invalid_traceparents() {
         format!("00-{}-1234567890123456-01", "0".repeat(32)),
         format!("00-{tid}-0000000000000000-01"),
         format!("ff-{tid}-1234567890123456-01"),
-        format!("00-{}-1234567890123456-01", tid.to_uppercase().replace('1', "A")),
+        format!(
+            "00-{}-1234567890123456-01",
+            tid.to_uppercase().replace('1', "A")
+        ),
         format!("00-{tid}-1234567890123456-01-extra"),
         format!("cc-{tid}-1234567890123456-01-extra"),
         format!("00-{tid}-123456789012345-01"),
@@ -153,12 +187,20 @@ fn faultline_and_the_python_sdk_agree_on_invalid_traceparents() {
     ];
     let headers: Vec<HashMap<String, String>> = inputs
         .iter()
-        .map(|tp| [("traceparent".to_owned(), tp.clone())].into_iter().collect())
+        .map(|tp| {
+            [("traceparent".to_owned(), tp.clone())]
+                .into_iter()
+                .collect()
+        })
         .collect();
     let reply = run_python("otel_python_propagation.py", &json!({ "extract": headers }));
     let p = default_propagator();
     for (i, h) in headers.iter().enumerate() {
-        let ours = p.extract(h, &Context::new()).span().span_context().is_valid();
+        let ours = p
+            .extract(h, &Context::new())
+            .span()
+            .span_context()
+            .is_valid();
         assert_eq!(
             Value::Bool(ours),
             reply["extracted"][i]["valid"],

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::validate as v;
 use super::{
-    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, TracingConfigBuilder,
+    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, PropagatorKind,
+    TracingConfigBuilder,
 };
 
 /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
@@ -17,6 +18,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_TRACES_EXPORTER",
+    "OTEL_PROPAGATORS",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -62,7 +64,7 @@ impl TracingConfigBuilder {
     ///
     /// Reads the standard OpenTelemetry variables (`OTEL_SERVICE_NAME`,
     /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and `_ARG`,
-    /// `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*` with their `TRACES_`
+    /// `OTEL_TRACES_EXPORTER`, `OTEL_PROPAGATORS`, `OTEL_EXPORTER_OTLP_*` with their `TRACES_`
     /// forms, `OTEL_EXPORTER_JAEGER_*`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`)
     /// and faultline's `FAULTLINE_*` ones; [`ENV_VARIABLES`] lists them all.
     /// As the OpenTelemetry specification says, an empty variable counts as
@@ -91,10 +93,12 @@ impl TracingConfigBuilder {
         if let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") {
             for (key, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &value, false)? {
                 match key.as_str() {
-                    "service.name" => {
+                    // OTEL_SERVICE_NAME, when set, wins (and is checked below).
+                    "service.name" if get("OTEL_SERVICE_NAME").is_none() => {
                         v::service_name("OTEL_RESOURCE_ATTRIBUTES service.name", &val)?;
                         self.service_name = val;
                     }
+                    "service.name" => {}
                     "service.version" => self.service_version = Some(val),
                     "deployment.environment.name" | "deployment.environment" => {
                         self.deployment_environment = Some(val)
@@ -107,6 +111,7 @@ impl TracingConfigBuilder {
             }
         }
         if let Some(name) = get("OTEL_SERVICE_NAME") {
+            let name = name.trim().to_owned();
             v::service_name("OTEL_SERVICE_NAME", &name)?;
             self.service_name = name;
         }
@@ -124,6 +129,9 @@ impl TracingConfigBuilder {
         if let Some(list) = get("OTEL_TRACES_EXPORTER") {
             self.exporters = parse_exporters("OTEL_TRACES_EXPORTER", &list)?;
         }
+        if let Some(list) = get("OTEL_PROPAGATORS") {
+            self.propagators = parse_propagators("OTEL_PROPAGATORS", &list)?;
+        }
 
         if let Some(url) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             v::endpoint_url("OTEL_EXPORTER_OTLP_ENDPOINT", &url)?;
@@ -138,7 +146,7 @@ impl TracingConfigBuilder {
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         ] {
             if let Some(p) = get(var) {
-                self.otlp_protocol = match p.trim() {
+                self.otlp_protocol = match p.trim().to_ascii_lowercase().as_str() {
                     "grpc" => OtlpProtocol::Grpc,
                     "http/protobuf" => OtlpProtocol::HttpProtobuf,
                     "http/json" => {
@@ -174,7 +182,7 @@ impl TracingConfigBuilder {
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
         ] {
             if let Some(c) = get(var) {
-                self.otlp_compression = match c.trim() {
+                self.otlp_compression = match c.trim().to_ascii_lowercase().as_str() {
                     "gzip" => Compression::Gzip,
                     "none" => Compression::None,
                     _ => return Err(ConfigError::invalid(var, &c, "must be gzip or none")),
@@ -236,13 +244,15 @@ impl TracingConfigBuilder {
         }
         if let Some(n) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
             self.max_queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", &n, 1)?;
+            // A smaller queue alone shrinks the default batch with it.
+            self.max_export_batch_size = self.max_export_batch_size.min(self.max_queue_size);
         }
         if let Some(n) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
             self.max_export_batch_size = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &n, 1)?;
         }
 
         if let Some(f) = get("FAULTLINE_CONSOLE_FORMAT") {
-            self.console_format = match f.trim() {
+            self.console_format = match f.trim().to_ascii_lowercase().as_str() {
                 "pretty" => ConsoleFormat::Pretty,
                 "json" => ConsoleFormat::Json,
                 _ => {
@@ -317,17 +327,17 @@ impl TracingConfigBuilder {
                 None => Ok(1.0),
             }
         };
-        let (parent_based, rate) = match sampler.trim() {
+        let (parent_based, rate) = match sampler.trim().to_ascii_lowercase().as_str() {
             "always_on" => (false, 1.0),
             "always_off" => (false, 0.0),
             "traceidratio" => (false, ratio()?),
             "parentbased_always_on" => (true, 1.0),
             "parentbased_always_off" => (true, 0.0),
             "parentbased_traceidratio" => (true, ratio()?),
-            other => {
+            _ => {
                 return Err(ConfigError::invalid(
                     "OTEL_TRACES_SAMPLER",
-                    other,
+                    sampler.trim(),
                     "must be one of always_on, always_off, traceidratio, parentbased_always_on, \
                      parentbased_always_off, parentbased_traceidratio",
                 ));
@@ -347,15 +357,15 @@ fn parse_exporters(var: &str, list: &str) -> Result<Vec<ExporterKind>, ConfigErr
     let mut out = Vec::new();
     let mut none = false;
     for item in list_items(list) {
-        match item {
+        match item.to_ascii_lowercase().as_str() {
             "otlp" => out.push(ExporterKind::Otlp),
             "jaeger" => out.push(ExporterKind::Jaeger),
             "console" | "stdout" => out.push(ExporterKind::Console),
             "none" => none = true,
-            other => {
+            _ => {
                 return Err(ConfigError::invalid(
                     var,
-                    other,
+                    item,
                     "unsupported exporter (supported: otlp, jaeger, console, none)",
                 ));
             }
@@ -370,6 +380,42 @@ fn parse_exporters(var: &str, list: &str) -> Result<Vec<ExporterKind>, ConfigErr
     }
     out.sort();
     out.dedup();
+    Ok(out)
+}
+
+fn parse_propagators(var: &str, list: &str) -> Result<Vec<PropagatorKind>, ConfigError> {
+    let mut out = Vec::new();
+    let mut none = false;
+    for item in list_items(list) {
+        match item.to_ascii_lowercase().as_str() {
+            "tracecontext" => out.push(PropagatorKind::TraceContext),
+            "baggage" => out.push(PropagatorKind::Baggage),
+            "b3" => out.push(PropagatorKind::B3),
+            "b3multi" => out.push(PropagatorKind::B3Multi),
+            "jaeger" => out.push(PropagatorKind::Jaeger),
+            "none" => none = true,
+            _ => {
+                return Err(ConfigError::invalid(
+                    var,
+                    item,
+                    "unsupported propagator (supported: tracecontext, baggage, b3, b3multi, jaeger, none)",
+                ));
+            }
+        }
+    }
+    if none && !out.is_empty() {
+        return Err(ConfigError::invalid(
+            var,
+            list,
+            "`none` cannot be combined with other propagators",
+        ));
+    }
+    let mut seen = Vec::new();
+    out.retain(|p| {
+        let first = !seen.contains(p);
+        seen.push(*p);
+        first
+    });
     Ok(out)
 }
 

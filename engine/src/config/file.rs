@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, TracingConfig,
-    TracingConfigBuilder,
+    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, PropagatorKind,
+    TracingConfig, TracingConfigBuilder,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +36,7 @@ pub(crate) struct ConfigFile {
     sample_rate: Option<f64>,
     parent_based: Option<bool>,
     exporters: Option<Vec<ExporterName>>,
+    propagators: Option<Vec<PropagatorName>>,
     otlp_endpoint: Option<String>,
     otlp_traces_endpoint: Option<String>,
     otlp_protocol: Option<ProtocolName>,
@@ -103,6 +104,13 @@ name_enum!(ExporterName => ExporterKind {
     "jaeger" => ExporterKind::Jaeger,
     "console" => ExporterKind::Console,
 });
+name_enum!(PropagatorName => PropagatorKind {
+    "tracecontext" => PropagatorKind::TraceContext,
+    "baggage" => PropagatorKind::Baggage,
+    "b3" => PropagatorKind::B3,
+    "b3multi" => PropagatorKind::B3Multi,
+    "jaeger" => PropagatorKind::Jaeger,
+});
 name_enum!(ProtocolName => OtlpProtocol {
     "grpc" => OtlpProtocol::Grpc,
     "http/protobuf" => OtlpProtocol::HttpProtobuf,
@@ -142,6 +150,9 @@ impl ConfigFile {
         }
         if let Some(x) = self.exporters {
             b.exporters = x.into_iter().map(|e| e.0).collect();
+        }
+        if let Some(x) = self.propagators {
+            b = b.propagators(x.into_iter().map(|p| p.0));
         }
         if let Some(x) = self.otlp_endpoint {
             b.otlp_endpoint = Some(x);

@@ -78,6 +78,34 @@ impl fmt::Display for ExporterKind {
     }
 }
 
+/// A propagation format (`OTEL_PROPAGATORS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PropagatorKind {
+    /// W3C Trace Context (`traceparent`, `tracestate`).
+    TraceContext,
+    /// W3C Baggage (`baggage`).
+    Baggage,
+    /// Zipkin B3, single header (`b3`).
+    B3,
+    /// Zipkin B3, multiple headers (`X-B3-*`).
+    B3Multi,
+    /// Jaeger (`uber-trace-id`).
+    Jaeger,
+}
+
+impl PropagatorKind {
+    /// The name used in `OTEL_PROPAGATORS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PropagatorKind::TraceContext => "tracecontext",
+            PropagatorKind::Baggage => "baggage",
+            PropagatorKind::B3 => "b3",
+            PropagatorKind::B3Multi => "b3multi",
+            PropagatorKind::Jaeger => "jaeger",
+        }
+    }
+}
+
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum OtlpProtocol {
@@ -289,6 +317,7 @@ pub struct TracingConfig {
     sample_rate: f64,
     parent_based: bool,
     exporters: Vec<ExporterKind>,
+    propagators: Vec<PropagatorKind>,
     otlp_endpoint: Option<Url>,
     otlp_traces_endpoint: Option<Url>,
     otlp_protocol: OtlpProtocol,
@@ -327,6 +356,7 @@ impl fmt::Debug for TracingConfig {
             .field("sample_rate", &self.sample_rate)
             .field("parent_based", &self.parent_based)
             .field("exporters", &self.exporters)
+            .field("propagators", &self.propagators)
             .field(
                 "otlp_traces_endpoint",
                 &self.otlp_traces_endpoint().as_str(),
@@ -425,6 +455,11 @@ impl TracingConfig {
     /// Where spans go; empty means nowhere (`OTEL_TRACES_EXPORTER=none`).
     pub fn exporters(&self) -> &[ExporterKind] {
         &self.exporters
+    }
+    /// The propagation formats, in order (default: `tracecontext`, `baggage`;
+    /// empty means none, `OTEL_PROPAGATORS=none`).
+    pub fn propagators(&self) -> &[PropagatorKind] {
+        &self.propagators
     }
     /// The OTLP protocol.
     pub fn otlp_protocol(&self) -> OtlpProtocol {
@@ -604,7 +639,7 @@ fn quote(value: &str) -> String {
 /// Builds a [`TracingConfig`]. Every setter takes the raw value; nothing is
 /// checked until [`build`](TracingConfigBuilder::build), which reports the
 /// first broken rule.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TracingConfigBuilder {
     enabled: bool,
     service_name: String,
@@ -614,6 +649,7 @@ pub struct TracingConfigBuilder {
     sample_rate: f64,
     parent_based: bool,
     exporters: Vec<ExporterKind>,
+    propagators: Vec<PropagatorKind>,
     otlp_endpoint: Option<String>,
     otlp_traces_endpoint: Option<String>,
     otlp_protocol: OtlpProtocol,
@@ -644,6 +680,27 @@ pub struct TracingConfigBuilder {
     shutdown_timeout: Duration,
 }
 
+impl fmt::Debug for TracingConfigBuilder {
+    /// Like the configuration's, never prints export header values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<String> = self
+            .otlp_headers
+            .iter()
+            .map(|(k, _)| format!("{k}: [REDACTED]"))
+            .collect();
+        f.debug_struct("TracingConfigBuilder")
+            .field("service_name", &self.service_name)
+            .field("service_version", &self.service_version)
+            .field("sample_rate", &self.sample_rate)
+            .field("exporters", &self.exporters)
+            .field("propagators", &self.propagators)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("otlp_traces_endpoint", &self.otlp_traces_endpoint)
+            .field("otlp_headers", &headers)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for TracingConfigBuilder {
     fn default() -> Self {
         let retry = ExportRetry::default();
@@ -657,6 +714,7 @@ impl Default for TracingConfigBuilder {
             sample_rate: 1.0,
             parent_based: true,
             exporters: vec![ExporterKind::Otlp],
+            propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
             otlp_endpoint: None,
             otlp_traces_endpoint: None,
             otlp_protocol: OtlpProtocol::Grpc,
@@ -700,6 +758,7 @@ impl TracingConfigBuilder {
             sample_rate: c.sample_rate,
             parent_based: c.parent_based,
             exporters: c.exporters.clone(),
+            propagators: c.propagators.clone(),
             otlp_endpoint: c.otlp_endpoint.as_ref().map(|u| u.to_string()),
             otlp_traces_endpoint: c.otlp_traces_endpoint.as_ref().map(|u| u.to_string()),
             otlp_protocol: c.otlp_protocol,
@@ -784,6 +843,17 @@ impl TracingConfigBuilder {
     /// The exporters (duplicates are ignored; empty means none).
     pub fn exporters(mut self, exporters: impl IntoIterator<Item = ExporterKind>) -> Self {
         self.exporters = exporters.into_iter().collect();
+        self
+    }
+    /// The propagation formats, extracted in order and all injected
+    /// (duplicates are ignored; empty means none).
+    pub fn propagators(mut self, propagators: impl IntoIterator<Item = PropagatorKind>) -> Self {
+        self.propagators = Vec::new();
+        for p in propagators {
+            if !self.propagators.contains(&p) {
+                self.propagators.push(p);
+            }
+        }
         self
     }
     /// Base OTLP endpoint (`http(s)://host:port`); HTTP appends `/v1/traces`.
@@ -1058,6 +1128,7 @@ impl TracingConfigBuilder {
             sample_rate: self.sample_rate,
             parent_based: self.parent_based,
             exporters,
+            propagators: self.propagators,
             otlp_endpoint,
             otlp_traces_endpoint,
             otlp_protocol: self.otlp_protocol,

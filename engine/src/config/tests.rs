@@ -1526,6 +1526,11 @@ fn env_sampler_errors() {
             );
         }
     }
+    // Names are case-insensitive, as the specification asks.
+    assert_eq!(
+        env_ok(&[("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")]).sample_rate(),
+        0.0
+    );
     for sampler in ["jaeger_remote", "xray", "AlwaysOn", "always-on"] {
         let e = env_err(&[("OTEL_TRACES_SAMPLER", sampler)]);
         assert_names(&e, "OTEL_TRACES_SAMPLER");
@@ -2050,11 +2055,6 @@ fn env_batch_processor() {
         e.to_string(),
         r#"batch_max_export_batch_size: invalid value "200": must be within 1..=100"#
     );
-    // The default batch (512) larger than a smaller queue from the environment, too.
-    assert_names(
-        &env_err(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100")]),
-        "batch_max_export_batch_size",
-    );
     assert_names(
         &env_err(&[("OTEL_BSP_SCHEDULE_DELAY", "0")]),
         "batch_scheduled_delay",
@@ -2367,6 +2367,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("OTEL_TRACES_SAMPLER", "sometimes"),
         ("OTEL_TRACES_SAMPLER_ARG", "2"),
         ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_PROPAGATORS", "xray"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://x"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
@@ -2929,4 +2930,51 @@ fn to_builder_round_trip() {
     assert_ne!(changed, full);
     assert_eq!(changed.sample_rate(), 0.5);
     assert_eq!(build_ok(changed.to_builder().sample_rate(0.25)), full);
+}
+
+#[test]
+fn env_propagators() {
+    use super::PropagatorKind as P;
+    assert_eq!(
+        TracingConfig::default().propagators(),
+        [P::TraceContext, P::Baggage]
+    );
+    let cases: &[(&str, &[P])] = &[
+        ("tracecontext", &[P::TraceContext]),
+        (
+            "b3, tracecontext,baggage",
+            &[P::B3, P::TraceContext, P::Baggage],
+        ),
+        ("B3MULTI,jaeger,b3multi", &[P::B3Multi, P::Jaeger]),
+        ("none", &[]),
+    ];
+    for (value, want) in cases {
+        assert_eq!(
+            env_ok(&[("OTEL_PROPAGATORS", value)]).propagators(),
+            *want,
+            "{value}"
+        );
+    }
+    assert_eq!(
+        env_err(&[("OTEL_PROPAGATORS", "tracecontext,xray")]).to_string(),
+        "OTEL_PROPAGATORS: invalid value \"xray\": unsupported propagator \
+         (supported: tracecontext, baggage, b3, b3multi, jaeger, none)"
+    );
+    assert_names(
+        &env_err(&[("OTEL_PROPAGATORS", "none,b3")]),
+        "OTEL_PROPAGATORS",
+    );
+}
+
+#[test]
+fn env_queue_size_alone_shrinks_the_default_batch() {
+    let c = env_ok(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100")]);
+    assert_eq!(c.batch().max_queue_size(), 100);
+    assert_eq!(c.batch().max_export_batch_size(), 100);
+    // Both given and inconsistent: an error naming the batch size.
+    let e = env_err(&[
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200"),
+    ]);
+    assert_eq!(e.setting(), Some("batch_max_export_batch_size"));
 }

@@ -119,6 +119,25 @@ where
     }
 }
 
+/// The propagators named by the configuration (`OTEL_PROPAGATORS`), in order.
+pub fn from_config(kinds: &[crate::config::PropagatorKind]) -> CompositePropagator {
+    use crate::config::PropagatorKind as K;
+    CompositePropagator::new(
+        kinds
+            .iter()
+            .map(|k| -> Arc<dyn Propagator> {
+                match k {
+                    K::TraceContext => Arc::new(w3c::TraceContextPropagator::new()),
+                    K::Baggage => Arc::new(baggage::BaggagePropagator::new()),
+                    K::B3 => Arc::new(b3::B3Propagator::new(b3::B3Encoding::Single)),
+                    K::B3Multi => Arc::new(b3::B3Propagator::new(b3::B3Encoding::Multiple)),
+                    K::Jaeger => Arc::new(jaeger::JaegerPropagator::new()),
+                }
+            })
+            .collect(),
+    )
+}
+
 /// The propagator an engine uses when none is registered: W3C Trace Context
 /// (`traceparent`, `tracestate`) followed by W3C Baggage.
 pub fn default_propagator() -> CompositePropagator {
