@@ -798,3 +798,59 @@ fn engine_from_environment_map_builds_a_console_engine() {
     assert_eq!(engine.config().console_format(), ConsoleFormat::Json);
     engine.shutdown();
 }
+
+#[test]
+fn configured_propagators_read_b3_and_write_every_format() {
+    use faultline::config::PropagatorKind as P;
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .propagators([P::B3, P::TraceContext, P::Jaeger])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert(
+        "b3",
+        "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"
+            .parse()
+            .unwrap(),
+    );
+    let cx = engine.start_server_span("GET /b3", vec![], &incoming);
+    let mut out = http::HeaderMap::new();
+    engine.inject(&cx, &mut out);
+    let span_id = cx.span().span_context().span_id().to_string();
+    assert_eq!(
+        out["b3"],
+        format!("80f198ee56343ba864fe8b2a57d3eff7-{span_id}-1").as_str()
+    );
+    assert_eq!(
+        out["traceparent"],
+        format!("00-80f198ee56343ba864fe8b2a57d3eff7-{span_id}-01").as_str()
+    );
+    assert_eq!(
+        out["uber-trace-id"],
+        format!("80f198ee56343ba864fe8b2a57d3eff7:{span_id}:0:1").as_str()
+    );
+    cx.span().end();
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    assert_eq!(exported[0].parent_span_id.to_string(), "e457b5a2e4d86bd1");
+
+    // No propagators: incoming headers are ignored and nothing is written.
+    let engine = Engine::builder(quiet_config().propagators([]).build().unwrap())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let cx = engine.start_server_span("GET /none", vec![], &incoming);
+    assert_ne!(
+        cx.span().span_context().trace_id().to_string(),
+        "80f198ee56343ba864fe8b2a57d3eff7"
+    );
+    let mut out = http::HeaderMap::new();
+    engine.inject(&cx, &mut out);
+    assert!(out.is_empty());
+}
