@@ -8,11 +8,15 @@
 //! * `span/engine`: `Engine::start_server_span` + `cx.span().end()`, engine
 //!   built with no configured exporter and `NoneExporter` added (so the
 //!   export pipeline, with PII masking on, still runs on its own threads).
-//! * `span/sdk`: the same work written against `opentelemetry_sdk` directly:
-//!   `TraceContextPropagator` extract, `span_builder(..).with_kind(Server)
-//!   .with_attributes(..).start_with_context(..)`, `end()`, through an
-//!   `SdkTracerProvider` with a `BatchSpanProcessor` around a no-op
-//!   `SpanExporter` and `ParentBased(AlwaysOn)`.
+//! * `span/sdk`: the same work written against `opentelemetry_sdk` directly,
+//!   as an integration built by hand does it: extract with the SDK's default
+//!   propagators (`tracecontext,baggage`: `TraceContextPropagator` then
+//!   `BaggagePropagator`, composed), `span_builder(..).with_kind(Server)
+//!   .with_attributes(..).start_with_context(..)`, the span put into a
+//!   `Context` for the handler (`parent.with_span(span)`), then
+//!   `cx.span().end()`, through an `SdkTracerProvider` with a
+//!   `BatchSpanProcessor` around a no-op `SpanExporter` and
+//!   `ParentBased(AlwaysOn)`.
 //!
 //! Both use the default batch settings (queue 2048, batch 512, delay 5 s).
 //! At full speed the producer can outrun the batch thread; the queue then
@@ -48,12 +52,13 @@ use faultline::config::TracingConfig;
 use faultline::export::NoneExporter;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
-    Span as _, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _,
+    SpanKind, TraceContextExt, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
@@ -131,7 +136,7 @@ impl Extractor for HeaderExtractor<'_> {
 struct Sdk {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
-    propagator: TraceContextPropagator,
+    propagator: TextMapCompositePropagator,
     exported: Arc<AtomicU64>,
 }
 
@@ -158,7 +163,10 @@ fn build_sdk() -> Sdk {
     Sdk {
         provider,
         tracer,
-        propagator: TraceContextPropagator::new(),
+        propagator: TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]),
         exported,
     }
 }
@@ -166,14 +174,15 @@ fn build_sdk() -> Sdk {
 #[inline(never)]
 fn sdk_span(sdk: &Sdk, headers: &http::HeaderMap) {
     let parent_cx: Context = sdk.propagator.extract(&HeaderExtractor(headers));
-    let mut span = sdk
+    let span = sdk
         .tracer
         .span_builder(Cow::Borrowed(SPAN_NAME))
         .with_kind(SpanKind::Server)
         .with_attributes(attributes())
         .start_with_context(&sdk.tracer, &parent_cx);
-    span.end();
-    black_box(&span);
+    let cx = parent_cx.with_span(span);
+    cx.span().end();
+    black_box(&cx);
 }
 
 // ---------------------------------------------------------------- criterion

@@ -30,6 +30,18 @@ pub trait Carrier {
 
     /// Every key present.
     fn keys(&self) -> Vec<&str>;
+
+    /// Calls `f` with every value of `key`, in order, until it returns
+    /// false: `Some(text)` for a UTF-8 value, `None` for one that is not.
+    /// Propagators use this on every request; implementations should make
+    /// it allocation-free. The default goes through [`get_all`](Carrier::get_all).
+    fn visit(&self, key: &str, f: &mut dyn FnMut(Option<&str>) -> bool) {
+        for value in self.get_all(key) {
+            if !f(Some(value)) {
+                return;
+            }
+        }
+    }
 }
 
 /// Write access to a set of headers.
@@ -37,6 +49,24 @@ pub trait CarrierMut {
     /// Sets `key` to `value`, replacing earlier values. A value that is not a
     /// valid header value is skipped, never a panic.
     fn set(&mut self, key: &str, value: String);
+}
+
+/// Header names the propagators read on every request, made once, so that
+/// a lookup does not parse the name again.
+static KNOWN: [(&str, http::HeaderName); 6] = [
+    ("traceparent", http::HeaderName::from_static("traceparent")),
+    ("tracestate", http::HeaderName::from_static("tracestate")),
+    ("baggage", http::HeaderName::from_static("baggage")),
+    ("b3", http::HeaderName::from_static("b3")),
+    ("uber-trace-id", http::HeaderName::from_static("uber-trace-id")),
+    ("x-b3-traceid", http::HeaderName::from_static("x-b3-traceid")),
+];
+
+fn header_values<'a>(map: &'a http::HeaderMap, key: &str) -> http::header::GetAll<'a, http::HeaderValue> {
+    match KNOWN.iter().find(|(k, _)| *k == key) {
+        Some((_, name)) => map.get_all(name),
+        None => map.get_all(key),
+    }
 }
 
 impl Carrier for http::HeaderMap {
@@ -52,11 +82,22 @@ impl Carrier for http::HeaderMap {
     }
 
     fn count(&self, key: &str) -> usize {
-        http::HeaderMap::get_all(self, key).iter().count()
+        header_values(self, key).iter().count()
     }
 
     fn keys(&self) -> Vec<&str> {
         http::HeaderMap::keys(self).map(|k| k.as_str()).collect()
+    }
+
+    fn visit(&self, key: &str, f: &mut dyn FnMut(Option<&str>) -> bool) {
+        if self.is_empty() {
+            return;
+        }
+        for value in header_values(self, key).iter() {
+            if !f(value.to_str().ok()) {
+                return;
+            }
+        }
     }
 }
 
@@ -136,6 +177,33 @@ mod tests {
         assert_eq!(Carrier::get_all(&headers, "tracestate"), vec!["a=1", "c=3"]);
         assert_eq!(Carrier::count(&headers, "tracestate"), 3);
         assert_eq!(Carrier::get(&headers, "TraceState"), Some("a=1"));
+    }
+
+    #[test]
+    fn header_map_visit_sees_every_value_and_stops_early() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("baggage", "a=1".parse().unwrap());
+        headers.append("baggage", http::HeaderValue::from_bytes(b"\xff").unwrap());
+        headers.append("baggage", "c=3".parse().unwrap());
+        headers.append("x-other", "o".parse().unwrap());
+        let mut seen = Vec::new();
+        Carrier::visit(&headers, "baggage", &mut |v| {
+            seen.push(v.map(str::to_owned));
+            true
+        });
+        assert_eq!(seen, [Some("a=1".to_owned()), None, Some("c=3".to_owned())]);
+        let mut n = 0;
+        Carrier::visit(&headers, "baggage", &mut |_| {
+            n += 1;
+            false
+        });
+        assert_eq!(n, 1);
+        let mut other = Vec::new();
+        Carrier::visit(&headers, "X-Other", &mut |v| {
+            other.push(v.unwrap().to_owned());
+            true
+        });
+        assert_eq!(other, ["o"]);
     }
 
     #[test]

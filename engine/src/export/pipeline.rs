@@ -9,14 +9,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use futures_util::FutureExt;
-use opentelemetry::Context;
+use opentelemetry::{Context, Key};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ExportError, Exporter, mask_span};
+use super::{ExportError, Exporter, mask_span_with};
 use crate::masking::Masker;
+
+/// Most attribute keys whose secret-key decision is remembered.
+const MAX_CACHED_KEYS: usize = 4096;
 
 /// Counters of the export pipeline, readable at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,6 +64,9 @@ enum Job {
 #[derive(Debug)]
 pub(crate) struct ExportPipeline {
     masker: Option<Arc<dyn Masker>>,
+    /// The masker's secret-key decision per attribute key: keys repeat from
+    /// span to span, so each is decided once (bounded; cleared when full).
+    secret_keys: Mutex<HashMap<Key, bool>>,
     jobs: mpsc::UnboundedSender<Job>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<StatsCell>,
@@ -99,6 +107,7 @@ impl ExportPipeline {
             })?;
         Ok(ExportPipeline {
             masker,
+            secret_keys: Mutex::new(HashMap::new()),
             jobs,
             worker: Mutex::new(Some(worker)),
             stats,
@@ -135,8 +144,21 @@ impl SpanExporter for ExportPipeline {
             .spans_received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         if let Some(masker) = &self.masker {
+            let masker = masker.as_ref();
+            let mut cache = self.secret_keys.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() > MAX_CACHED_KEYS {
+                cache.clear();
+            }
+            let mut is_secret = |key: &Key| match cache.get(key) {
+                Some(secret) => *secret,
+                None => {
+                    let secret = masker.is_secret_key(key.as_str());
+                    cache.insert(key.clone(), secret);
+                    secret
+                }
+            };
             for span in batch.iter_mut() {
-                mask_span(masker.as_ref(), span);
+                mask_span_with(masker, span, &mut is_secret);
             }
         }
         let (tx, rx) = oneshot::channel();

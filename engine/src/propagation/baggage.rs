@@ -132,50 +132,13 @@ impl Baggage {
     /// earlier one; only the first [`MAX_BYTES`] bytes are read and at most
     /// [`MAX_MEMBERS`] members kept.
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Baggage {
-        let mut baggage = Baggage::default();
-        let mut budget = MAX_BYTES;
-        'values: for value in values {
-            for member in value.split(',') {
-                if member.len() + 1 > budget {
-                    break 'values;
-                }
-                budget -= member.len() + 1;
-                let member = trim_ows(member);
-                if member.is_empty() {
-                    continue;
-                }
-                let (pair, props) = match member.split_once(';') {
-                    Some((pair, props)) => (pair, trim_ows(props)),
-                    None => (member, ""),
-                };
-                let Some((key, value)) = pair.split_once('=') else {
-                    continue;
-                };
-                let (key, value) = (trim_ows(key), trim_ows(value));
-                if !is_token(key) || !value.bytes().all(is_baggage_octet) {
-                    continue;
-                }
-                if !props.is_empty() && !valid_properties(props) {
-                    continue;
-                }
-                let Some(value) = percent_decode(value) else {
-                    continue;
-                };
-                let entry = BaggageEntry {
-                    key: key.to_owned(),
-                    value,
-                    properties: props.to_owned(),
-                };
-                if let Some(existing) = baggage.entries.iter_mut().find(|e| e.key == entry.key) {
-                    *existing = entry;
-                } else if baggage.entries.len() < MAX_MEMBERS {
-                    baggage.entries.push(entry);
-                } else {
-                    break 'values;
-                }
+        let mut parser = BaggageParser::new();
+        for value in values {
+            if !parser.feed(value) {
+                break;
             }
         }
-        baggage
+        parser.baggage
     }
 
     /// The entries, in order.
@@ -255,6 +218,67 @@ impl Baggage {
     }
 }
 
+/// Reads `baggage` header values one at a time.
+struct BaggageParser {
+    baggage: Baggage,
+    budget: usize,
+}
+
+impl BaggageParser {
+    fn new() -> Self {
+        BaggageParser {
+            baggage: Baggage::default(),
+            budget: MAX_BYTES,
+        }
+    }
+
+    /// Reads one header value; false once a limit is reached.
+    fn feed(&mut self, value: &str) -> bool {
+        for member in value.split(',') {
+            if member.len() + 1 > self.budget {
+                self.budget = 0;
+                return false;
+            }
+            self.budget -= member.len() + 1;
+            let member = trim_ows(member);
+            if member.is_empty() {
+                continue;
+            }
+            let (pair, props) = match member.split_once(';') {
+                Some((pair, props)) => (pair, trim_ows(props)),
+                None => (member, ""),
+            };
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            let (key, value) = (trim_ows(key), trim_ows(value));
+            if !is_token(key) || !value.bytes().all(is_baggage_octet) {
+                continue;
+            }
+            if !props.is_empty() && !valid_properties(props) {
+                continue;
+            }
+            let Some(value) = percent_decode(value) else {
+                continue;
+            };
+            let entry = BaggageEntry {
+                key: key.to_owned(),
+                value,
+                properties: props.to_owned(),
+            };
+            let entries = &mut self.baggage.entries;
+            if let Some(existing) = entries.iter_mut().find(|e| e.key == entry.key) {
+                *existing = entry;
+            } else if entries.len() < MAX_MEMBERS {
+                entries.push(entry);
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ContextBaggage(Arc<Baggage>);
 
@@ -288,15 +312,13 @@ impl BaggagePropagator {
 
 impl Propagator for BaggagePropagator {
     fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
-        let values = carrier.get_all(BAGGAGE);
-        if values.is_empty() {
+        let mut parser = BaggageParser::new();
+        // A value that is not UTF-8 is skipped; the others still count.
+        carrier.visit(BAGGAGE, &mut |value| value.is_none_or(|v| parser.feed(v)));
+        if parser.baggage.is_empty() {
             return cx.clone();
         }
-        let parsed = Baggage::parse(values);
-        if parsed.is_empty() {
-            return cx.clone();
-        }
-        with_baggage(cx, parsed)
+        with_baggage(cx, parser.baggage)
     }
 
     fn inject(&self, cx: &Context, carrier: &mut dyn CarrierMut) {

@@ -296,42 +296,14 @@ impl TraceStateList {
     /// Parses every `tracestate` header value, in order, as one list.
     /// Empty members and spaces or tabs around members are allowed; anything
     /// else malformed discards the whole list.
-    pub fn parse<'a>(
-        values: impl IntoIterator<Item = &'a str>,
-    ) -> Result<TraceStateList, TraceStateError> {
-        let mut members: Vec<(String, String)> = Vec::new();
-        let mut index = 0usize;
-        let mut total = 0usize;
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<TraceStateList, TraceStateError> {
+        let mut parser = TraceStateParser::default();
         for value in values {
-            total += value.len();
-            if total > MAX_HEADER_LEN {
-                return Err(TraceStateError::TooLong);
-            }
-            for piece in value.split(',') {
-                let member = piece.trim_matches(is_ows);
-                if member.is_empty() {
-                    continue;
-                }
-                index += 1;
-                let (key, val) = member
-                    .split_once('=')
-                    .ok_or(TraceStateError::Member(index))?;
-                if !valid_tracestate_key(key) {
-                    return Err(TraceStateError::Key(index));
-                }
-                if !valid_tracestate_value(val) {
-                    return Err(TraceStateError::Value(index));
-                }
-                if members.iter().any(|(k, _)| k == key) {
-                    continue; // a duplicate: keep the first
-                }
-                if members.len() == MAX_TRACESTATE_MEMBERS {
-                    return Err(TraceStateError::TooManyMembers);
-                }
-                members.push((key.to_owned(), val.to_owned()));
+            if !parser.feed(value) {
+                break;
             }
         }
-        Ok(TraceStateList { members })
+        parser.finish()
     }
 
     /// The members, in order.
@@ -407,6 +379,71 @@ impl TraceStateList {
     }
 }
 
+/// Parses `tracestate` header values one at a time (no copy of the header).
+#[derive(Debug, Default)]
+struct TraceStateParser {
+    members: Vec<(String, String)>,
+    index: usize,
+    total: usize,
+    error: Option<TraceStateError>,
+}
+
+impl TraceStateParser {
+    /// Reads one header value; false once the list is known to be invalid.
+    fn feed(&mut self, value: &str) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        self.total += value.len();
+        if self.total > MAX_HEADER_LEN {
+            self.error = Some(TraceStateError::TooLong);
+            return false;
+        }
+        for piece in value.split(',') {
+            let member = piece.trim_matches(is_ows);
+            if member.is_empty() {
+                continue;
+            }
+            self.index += 1;
+            let index = self.index;
+            let Some((key, val)) = member.split_once('=') else {
+                self.error = Some(TraceStateError::Member(index));
+                return false;
+            };
+            if !valid_tracestate_key(key) {
+                self.error = Some(TraceStateError::Key(index));
+                return false;
+            }
+            if !valid_tracestate_value(val) {
+                self.error = Some(TraceStateError::Value(index));
+                return false;
+            }
+            if self.members.iter().any(|(k, _)| k == key) {
+                continue; // a duplicate: keep the first
+            }
+            if self.members.len() == MAX_TRACESTATE_MEMBERS {
+                self.error = Some(TraceStateError::TooManyMembers);
+                return false;
+            }
+            self.members.push((key.to_owned(), val.to_owned()));
+        }
+        true
+    }
+
+    /// Marks the list invalid (a value that is not UTF-8).
+    fn fail(&mut self) {
+        self.index += 1;
+        self.error.get_or_insert(TraceStateError::Member(self.index));
+    }
+
+    fn finish(self) -> Result<TraceStateList, TraceStateError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(TraceStateList { members: self.members }),
+        }
+    }
+}
+
 /// The incoming `tracestate`, kept in the request's context beside the
 /// span context, so that members OpenTelemetry's `TraceState` cannot hold
 /// are still passed on.
@@ -439,17 +476,33 @@ impl TraceContextPropagator {
 
 impl Propagator for TraceContextPropagator {
     fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
-        if carrier.count(TRACEPARENT) != 1 {
-            return cx.clone();
-        }
-        let Some(Ok(tp)) = carrier.get(TRACEPARENT).map(TraceParent::parse) else {
+        // Exactly one traceparent, valid: anything else starts a new trace.
+        let mut seen = 0;
+        let mut parsed = None;
+        carrier.visit(TRACEPARENT, &mut |value| {
+            seen += 1;
+            parsed = if seen == 1 { value.and_then(|v| TraceParent::parse(v).ok()) } else { None };
+            seen == 1
+        });
+        let Some(tp) = parsed else {
             return cx.clone();
         };
-        let states = carrier.get_all(TRACESTATE);
-        let list = if states.is_empty() {
-            None
+        let mut parser = TraceStateParser::default();
+        let mut any_state = false;
+        carrier.visit(TRACESTATE, &mut |value| {
+            any_state = true;
+            match value {
+                Some(v) => parser.feed(v),
+                None => {
+                    parser.fail();
+                    false
+                }
+            }
+        });
+        let list = if any_state {
+            parser.finish().ok().filter(|l| !l.is_empty())
         } else {
-            TraceStateList::parse(states).ok().filter(|l| !l.is_empty())
+            None
         };
         let otel = list
             .as_ref()
