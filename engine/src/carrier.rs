@@ -58,11 +58,20 @@ static KNOWN: [(&str, http::HeaderName); 6] = [
     ("tracestate", http::HeaderName::from_static("tracestate")),
     ("baggage", http::HeaderName::from_static("baggage")),
     ("b3", http::HeaderName::from_static("b3")),
-    ("uber-trace-id", http::HeaderName::from_static("uber-trace-id")),
-    ("x-b3-traceid", http::HeaderName::from_static("x-b3-traceid")),
+    (
+        "uber-trace-id",
+        http::HeaderName::from_static("uber-trace-id"),
+    ),
+    (
+        "x-b3-traceid",
+        http::HeaderName::from_static("x-b3-traceid"),
+    ),
 ];
 
-fn header_values<'a>(map: &'a http::HeaderMap, key: &str) -> http::header::GetAll<'a, http::HeaderValue> {
+fn header_values<'a>(
+    map: &'a http::HeaderMap,
+    key: &str,
+) -> http::header::GetAll<'a, http::HeaderValue> {
     match KNOWN.iter().find(|(k, _)| *k == key) {
         Some((_, name)) => map.get_all(name),
         None => map.get_all(key),

@@ -454,6 +454,11 @@ impl Engine {
         problem.masked(self.masker())
     }
 
+    /// Whether any correlator is registered.
+    pub fn has_correlators(&self) -> bool {
+        !self.inner.correlators.is_empty()
+    }
+
     /// Tells every correlator that a request ended. A correlator that panics
     /// is skipped; the others still hear.
     pub fn notify_request_end(&self, outcome: &RequestOutcome<'_>) {

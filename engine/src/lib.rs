@@ -42,7 +42,9 @@ pub mod error;
 pub mod exception;
 pub mod export;
 pub mod masking;
+pub mod panic;
 pub mod propagation;
+pub mod request;
 
 pub use engine::{Engine, EngineBuilder, EngineError, ExporterFactory, SCOPE_NAME, ShutdownReport};
 

@@ -101,7 +101,11 @@ pub fn mask_span(masker: &dyn Masker, span: &mut SpanData) {
 }
 
 /// [`mask_span`] with the secret-key decision supplied (the pipeline caches it).
-pub(crate) fn mask_span_with(masker: &dyn Masker, span: &mut SpanData, is_secret: &mut dyn FnMut(&Key) -> bool) {
+pub(crate) fn mask_span_with(
+    masker: &dyn Masker,
+    span: &mut SpanData,
+    is_secret: &mut dyn FnMut(&Key) -> bool,
+) {
     if let Cow::Owned(name) = masker.mask(&span.name) {
         span.name = Cow::Owned(name);
     }
@@ -124,10 +128,16 @@ pub(crate) fn mask_span_with(masker: &dyn Masker, span: &mut SpanData, is_secret
 
 /// Masks attribute values in place, as [`mask_span`] does.
 pub fn mask_attributes(masker: &dyn Masker, attributes: &mut [KeyValue]) {
-    mask_attributes_with(masker, attributes, &mut |key| masker.is_secret_key(key.as_str()));
+    mask_attributes_with(masker, attributes, &mut |key| {
+        masker.is_secret_key(key.as_str())
+    });
 }
 
-fn mask_attributes_with(masker: &dyn Masker, attributes: &mut [KeyValue], is_secret: &mut dyn FnMut(&Key) -> bool) {
+fn mask_attributes_with(
+    masker: &dyn Masker,
+    attributes: &mut [KeyValue],
+    is_secret: &mut dyn FnMut(&Key) -> bool,
+) {
     for kv in attributes.iter_mut() {
         if is_secret(&kv.key) {
             if !matches!(&kv.value, Value::String(s) if s.as_str() == REDACTED) {
@@ -180,7 +190,10 @@ fn mask_attributes_with(masker: &dyn Masker, attributes: &mut [KeyValue], is_sec
                     let masked: Vec<Cow<'_, str>> = texts.iter().map(|t| masker.mask(t)).collect();
                     if masked.iter().any(|m| matches!(m, Cow::Owned(_))) {
                         kv.value = Value::Array(Array::String(
-                            masked.into_iter().map(|m| StringValue::from(m.into_owned())).collect(),
+                            masked
+                                .into_iter()
+                                .map(|m| StringValue::from(m.into_owned()))
+                                .collect(),
                         ));
                     }
                 }
@@ -201,7 +214,8 @@ pub fn mask_query<'a>(masker: &dyn Masker, query: &'a str) -> Cow<'a, str> {
         pos += pair.len() + 1;
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decoded_key = decode_component(key);
-        let replacement: Option<String> = if masker.is_secret_key(&decoded_key) && !value.is_empty() {
+        let replacement: Option<String> = if masker.is_secret_key(&decoded_key) && !value.is_empty()
+        {
             (value != REDACTED).then(|| REDACTED.to_owned())
         } else {
             let decoded = decode_component(value);
@@ -283,11 +297,23 @@ mod tests {
 
     #[test]
     fn query_strings_are_masked_per_parameter() {
-        let config = TracingConfig::builder().pii_pattern("acct", r"ACCT-\d+").build().unwrap();
+        let config = TracingConfig::builder()
+            .pii_pattern("acct", r"ACCT-\d+")
+            .build()
+            .unwrap();
         let m = BasicMasker::from_config(&config);
-        assert!(matches!(mask_query(&m, "page=2&sort=asc"), Cow::Borrowed(_)));
-        assert_eq!(mask_query(&m, "token=abc&page=2"), "token=[REDACTED]&page=2");
-        assert_eq!(mask_query(&m, "page=2&api_key=k1&x=1"), "page=2&api_key=[REDACTED]&x=1");
+        assert!(matches!(
+            mask_query(&m, "page=2&sort=asc"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            mask_query(&m, "token=abc&page=2"),
+            "token=[REDACTED]&page=2"
+        );
+        assert_eq!(
+            mask_query(&m, "page=2&api_key=k1&x=1"),
+            "page=2&api_key=[REDACTED]&x=1"
+        );
         assert_eq!(mask_query(&m, "a=ACCT-12&b=ok"), "a=[REDACTED]&b=ok");
         assert_eq!(mask_query(&m, "a=ACCT%2D12"), "a=[REDACTED]");
         assert_eq!(mask_query(&m, "password="), "password=");
@@ -304,6 +330,9 @@ mod tests {
         ];
         mask_attributes(&m, &mut attrs);
         assert_eq!(attrs[0].value.as_str(), "session=[REDACTED]&q=shoes");
-        assert_eq!(attrs[1].value.as_str(), "https://shop.example/search?q=shoes&token=[REDACTED]");
+        assert_eq!(
+            attrs[1].value.as_str(),
+            "https://shop.example/search?q=shoes&token=[REDACTED]"
+        );
     }
 }

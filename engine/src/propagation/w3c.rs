@@ -296,7 +296,9 @@ impl TraceStateList {
     /// Parses every `tracestate` header value, in order, as one list.
     /// Empty members and spaces or tabs around members are allowed; anything
     /// else malformed discards the whole list.
-    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<TraceStateList, TraceStateError> {
+    pub fn parse<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Result<TraceStateList, TraceStateError> {
         let mut parser = TraceStateParser::default();
         for value in values {
             if !parser.feed(value) {
@@ -433,13 +435,16 @@ impl TraceStateParser {
     /// Marks the list invalid (a value that is not UTF-8).
     fn fail(&mut self) {
         self.index += 1;
-        self.error.get_or_insert(TraceStateError::Member(self.index));
+        self.error
+            .get_or_insert(TraceStateError::Member(self.index));
     }
 
     fn finish(self) -> Result<TraceStateList, TraceStateError> {
         match self.error {
             Some(e) => Err(e),
-            None => Ok(TraceStateList { members: self.members }),
+            None => Ok(TraceStateList {
+                members: self.members,
+            }),
         }
     }
 }
@@ -481,7 +486,11 @@ impl Propagator for TraceContextPropagator {
         let mut parsed = None;
         carrier.visit(TRACEPARENT, &mut |value| {
             seen += 1;
-            parsed = if seen == 1 { value.and_then(|v| TraceParent::parse(v).ok()) } else { None };
+            parsed = if seen == 1 {
+                value.and_then(|v| TraceParent::parse(v).ok())
+            } else {
+                None
+            };
             seen == 1
         });
         let Some(tp) = parsed else {

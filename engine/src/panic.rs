@@ -1,0 +1,192 @@
+//! Catching panics in request handlers without printing their payloads.
+//!
+//! A handler's future runs inside [`CatchPanic`]: a panic while it is polled
+//! is caught and returned as a [`CaughtPanic`] (message, location and a
+//! backtrace captured at the panic site), so that the adapter can record it
+//! on the span and answer 500. The process-wide panic hook that
+//! [`install_hook`] installs stays silent for panics caught this way (the
+//! default hook would print the payload, personal data included, to
+//! standard error); every other panic goes to the hook that was there before.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Once;
+use std::task::{Context as TaskContext, Poll};
+
+thread_local! {
+    /// True while a `CatchPanic` future is being polled on this thread.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// What the hook saw of the last caught panic on this thread.
+    static LAST: RefCell<Option<(Option<String>, Option<String>)>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Installs faultline's panic hook once per process (later calls do
+/// nothing). It wraps the hook that was installed before it.
+pub fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CATCHING.with(Cell::get) {
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                let backtrace = std::backtrace::Backtrace::force_capture().to_string();
+                LAST.with(|last| *last.borrow_mut() = Some((location, Some(backtrace))));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// A panic caught in a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaughtPanic {
+    /// The payload as text (`&str` and `String` payloads; a placeholder for others).
+    pub message: String,
+    /// `file:line:column` of the panic, when the hook saw it.
+    pub location: Option<String>,
+    /// The backtrace at the panic site, when the hook captured it.
+    pub backtrace: Option<String>,
+}
+
+impl CaughtPanic {
+    fn from_payload(payload: Box<dyn Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic with a non-text payload".to_owned()
+        };
+        let (location, backtrace) = LAST
+            .with(|last| last.borrow_mut().take())
+            .unwrap_or((None, None));
+        CaughtPanic {
+            message,
+            location,
+            backtrace,
+        }
+    }
+
+    /// As the exception recorder's input.
+    pub fn as_failure(&self) -> crate::exception::Failure<'_> {
+        crate::exception::Failure::Panic {
+            message: &self.message,
+            location: self.location.as_deref(),
+            backtrace: self.backtrace.as_deref(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that catches a panic of the future it wraps and attaches an
+    /// OpenTelemetry context while it is polled (so that the handler, its
+    /// `tracing` spans and its outgoing calls see the request's span).
+    pub struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+        cx: opentelemetry::Context,
+    }
+}
+
+impl<F> CatchPanic<F> {
+    /// Wraps `inner`, which runs with `cx` as the current context.
+    pub fn new(inner: F, cx: opentelemetry::Context) -> Self {
+        CatchPanic { inner, cx }
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, CaughtPanic>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _attached = this.cx.clone().attach();
+        let was = CATCHING.with(|c| c.replace(true));
+        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.poll(task)));
+        CATCHING.with(|c| c.set(was));
+        match polled {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(CaughtPanic::from_payload(payload))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_panic_is_caught_with_message_location_and_backtrace() {
+        install_hook();
+        install_hook();
+        let caught = block_on(CatchPanic::new(
+            async {
+                if true {
+                    panic!("payment worker crashed for {}", "alice@example.com");
+                }
+                1
+            },
+            opentelemetry::Context::new(),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            caught.message,
+            "payment worker crashed for alice@example.com"
+        );
+        assert!(caught.location.as_deref().unwrap().contains("panic.rs"));
+        assert!(caught.backtrace.is_some());
+
+        let caught = block_on(CatchPanic::new(
+            async { std::panic::panic_any(42_u8) },
+            opentelemetry::Context::new(),
+        ))
+        .unwrap_err();
+        assert_eq!(caught.message, "panic with a non-text payload");
+    }
+
+    #[test]
+    fn the_context_is_current_while_polled_and_output_passes_through() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let sc = SpanContext::new(
+            TraceId::from(7),
+            SpanId::from(9),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::NONE,
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(sc);
+        let out = block_on(CatchPanic::new(
+            async {
+                tokio::task::yield_now().await;
+                opentelemetry::Context::current()
+                    .span()
+                    .span_context()
+                    .trace_id()
+            },
+            cx,
+        ));
+        assert_eq!(out, Ok(TraceId::from(7)));
+        assert!(
+            !opentelemetry::Context::current()
+                .span()
+                .span_context()
+                .is_valid()
+        );
+    }
+}

@@ -1,0 +1,526 @@
+//! The framework-neutral request recording API the adapters share.
+//!
+//! An adapter turns its framework's request into a [`RequestInfo`], calls
+//! [`Engine::start_request`], runs the handler inside
+//! [`RequestSpan::instrument`], and ends with [`RequestSpan::finish`]. Errors
+//! and panics go through [`RequestSpan::record_error`] and
+//! [`RequestSpan::record_panic`], and become problem details through
+//! [`RequestSpan::problem`]. Everything an adapter does beyond that is glue.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
+
+use crate::Engine;
+use crate::correlate::{FailureKind, RequestError, RequestOutcome};
+use crate::error::{AppError, ErrorCode, ProblemDetails, codes, find_error_code};
+use crate::exception::Failure;
+use crate::panic::{CatchPanic, CaughtPanic};
+use crate::propagation::w3c::traceresponse;
+
+/// The `traceresponse` header name.
+pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
+
+/// What the engine needs to know of an incoming request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The matched route template in `{param}` form (`/users/{id}`), when a route matched.
+    pub route: Option<&'a str>,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The HTTP version.
+    pub version: Version,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The `authority` of the request URI (HTTP/2), when present.
+    pub authority: Option<&'a str>,
+    /// The peer's address.
+    pub client_address: Option<IpAddr>,
+}
+
+/// An error a handler returned, on its way from the handler's response to
+/// the adapter, which records it and writes the problem details. Adapters
+/// carry it in response extensions (it is cheap to clone).
+#[derive(Clone)]
+pub struct HandlerError {
+    error: Arc<dyn StdError + Send + Sync + 'static>,
+    type_name: &'static str,
+    code: Option<ErrorCode>,
+}
+
+impl std::fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("type", &self.type_name)
+            .field("code", &self.code.map(|c| c.code()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandlerError {
+    /// Wraps any error; its code is looked up on it and its source chain.
+    pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Self {
+        let code = find_error_code(&error);
+        HandlerError {
+            error: Arc::new(error),
+            type_name: std::any::type_name::<E>(),
+            code,
+        }
+    }
+
+    /// The error's code, when it has one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.code
+    }
+
+    /// The HTTP status of the response: the code's, or 500 without a code.
+    pub fn status(&self) -> StatusCode {
+        self.code
+            .map_or(StatusCode::INTERNAL_SERVER_ERROR, |c| c.status())
+    }
+
+    /// The error.
+    pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        self.error.as_ref()
+    }
+
+    /// The problem details a client gets when no faultline layer is there to
+    /// write them: the code and its title, no message (nothing unmasked leaves).
+    pub fn fallback_problem(&self) -> ProblemDetails {
+        let code = self.code.unwrap_or(codes::INTERNAL);
+        ProblemDetails::new(code, code.title())
+    }
+
+    /// The client-facing detail (not yet masked): an [`AppError`]'s detail or
+    /// message, another coded error's message, and a generic sentence for an
+    /// error without a code (its message may hold internals).
+    fn detail(&self) -> String {
+        let err: &(dyn StdError + 'static) = self.error.as_ref();
+        if let Some(app) = err.downcast_ref::<AppError>() {
+            return app.detail().unwrap_or(app.message()).to_owned();
+        }
+        match self.code {
+            Some(_) => err.to_string(),
+            None => INTERNAL_DETAIL.to_owned(),
+        }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        HandlerError::new(error)
+    }
+}
+
+/// The detail of a 500 whose cause must stay inside the process.
+pub const INTERNAL_DETAIL: &str = "The server could not handle the request.";
+
+/// The code of a framework's own error response (no route, wrong method,
+/// unreadable body, ...), by status.
+pub fn rejection_code(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        400 => codes::BAD_REQUEST,
+        401 => codes::UNAUTHORIZED,
+        403 => codes::FORBIDDEN,
+        404 => codes::ROUTE_NOT_FOUND,
+        405 => codes::METHOD_NOT_ALLOWED,
+        413 => codes::PAYLOAD_TOO_LARGE,
+        415 => codes::UNSUPPORTED_MEDIA_TYPE,
+        422 => codes::UNPROCESSABLE_CONTENT,
+        429 => codes::TOO_MANY_REQUESTS,
+        503 => codes::UNAVAILABLE,
+        504 => codes::TIMEOUT,
+        s if s >= 500 => codes::INTERNAL,
+        _ => codes::BAD_REQUEST,
+    }
+}
+
+struct RecordedFailure {
+    kind: FailureKind,
+    code: Option<ErrorCode>,
+    message: String,
+}
+
+/// One request being traced. Dropping it without [`finish`](RequestSpan::finish)
+/// (the client went away, the future was cancelled) ends the span marked
+/// `faultline.request.cancelled`.
+pub struct RequestSpan {
+    engine: Engine,
+    cx: Context,
+    started: Instant,
+    method: Method,
+    route: Option<String>,
+    parent_span_id: Option<opentelemetry::trace::SpanId>,
+    failure: Option<RecordedFailure>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for RequestSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSpan")
+            .field("trace_id", &self.trace_id())
+            .field("method", &self.method)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+fn method_name(m: &Method) -> Option<&'static str> {
+    Some(match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return None,
+    })
+}
+
+fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// Splits `host[:port]` (IPv6 in brackets).
+fn split_host(authority: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some((host, after)) = rest.split_once(']') {
+            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host, port);
+        }
+        return (authority, None);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, port.parse().ok()),
+        _ => (authority, None),
+    }
+}
+
+fn header_attribute(
+    prefix: &str,
+    name: &http::HeaderName,
+    headers: &HeaderMap,
+) -> Option<KeyValue> {
+    let values: Vec<StringValue> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| StringValue::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    (!values.is_empty()).then(|| {
+        KeyValue::new(
+            format!("{prefix}{name}"),
+            Value::Array(Array::String(values)),
+        )
+    })
+}
+
+impl Engine {
+    /// Starts the server span of a request: extracts the parent (or link)
+    /// from the headers, names the span `"{METHOD} {route}"` (the method
+    /// alone without a route), and sets the HTTP semantic-convention
+    /// attributes and the configured request headers.
+    pub fn start_request(&self, info: &RequestInfo<'_>) -> RequestSpan {
+        let known = method_name(info.method);
+        let method_text = known.unwrap_or("_OTHER");
+        let name: Cow<'static, str> = match (known, info.route) {
+            (Some(m), Some(r)) => Cow::Owned(format!("{m} {r}")),
+            (Some(m), None) => Cow::Borrowed(m),
+            (None, Some(r)) => Cow::Owned(format!("HTTP {r}")),
+            (None, None) => Cow::Borrowed("HTTP"),
+        };
+        let config = self.config();
+        let mut attributes = Vec::with_capacity(12 + config.capture_request_headers().len());
+        attributes.push(KeyValue::new("http.request.method", method_text));
+        if known.is_none() {
+            attributes.push(KeyValue::new(
+                "http.request.method_original",
+                info.method.as_str().to_owned(),
+            ));
+        }
+        if let Some(route) = info.route {
+            attributes.push(KeyValue::new("http.route", route.to_owned()));
+        }
+        attributes.push(KeyValue::new("url.path", info.path.to_owned()));
+        attributes.push(KeyValue::new(
+            "url.scheme",
+            if info.scheme == "https" {
+                "https"
+            } else {
+                "http"
+            },
+        ));
+        if let Some(q) = info.query.filter(|q| !q.is_empty()) {
+            attributes.push(KeyValue::new("url.query", q.to_owned()));
+        }
+        let host = info.authority.or_else(|| {
+            info.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        if let Some(host) = host {
+            let (address, port) = split_host(host);
+            attributes.push(KeyValue::new("server.address", address.to_owned()));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+        }
+        attributes.push(KeyValue::new(
+            "network.protocol.version",
+            version_name(info.version),
+        ));
+        if let Some(ua) = info
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
+        }
+        if let Some(ip) = info.client_address {
+            attributes.push(KeyValue::new("client.address", ip.to_string()));
+        }
+        for header in config.capture_request_headers() {
+            if let Some(kv) = header_attribute("http.request.header.", header, info.headers) {
+                attributes.push(kv);
+            }
+        }
+
+        let (parent, link) = self.extract(info.headers);
+        let tracer = self.tracer();
+        let mut builder = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes);
+        if let Some(link) = link {
+            builder = builder.with_links(vec![link]);
+        }
+        let span = builder.start_with_context(tracer, &parent);
+        let parent_sc = parent.span().span_context().clone();
+        RequestSpan {
+            parent_span_id: parent_sc.is_valid().then(|| parent_sc.span_id()),
+            engine: self.clone(),
+            cx: parent.with_span(span),
+            started: Instant::now(),
+            method: info.method.clone(),
+            route: info.route.map(str::to_owned),
+            failure: None,
+            finished: false,
+        }
+    }
+}
+
+impl RequestSpan {
+    /// The context holding the server span (and the incoming baggage).
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The trace id, 32 lowercase hex digits, when the span is valid.
+    pub fn trace_id(&self) -> Option<String> {
+        Engine::trace_id(&self.cx)
+    }
+
+    /// Runs `handler` with this request's context current, catching a panic.
+    pub fn instrument<F: std::future::Future>(&self, handler: F) -> CatchPanic<F> {
+        crate::panic::install_hook();
+        CatchPanic::new(handler, self.cx.clone())
+    }
+
+    /// Sets the route once the framework has matched it (renames the span).
+    pub fn set_route(&mut self, route: &str) {
+        if self.route.as_deref() == Some(route) {
+            return;
+        }
+        let span = self.cx.span();
+        let method = method_name(&self.method).unwrap_or("HTTP");
+        span.update_name(format!("{method} {route}"));
+        span.set_attribute(KeyValue::new("http.route", route.to_owned()));
+        self.route = Some(route.to_owned());
+    }
+
+    /// Records an error the handler returned (an `exception` event).
+    pub fn record_error(&mut self, error: &HandlerError) -> Option<ErrorCode> {
+        let failure = Failure::Error {
+            error: error.error.as_ref() as &(dyn StdError + 'static),
+            type_name: Some(error.type_name),
+        };
+        let code = self.engine.record_failure(&self.cx, &failure);
+        self.failure = Some(RecordedFailure {
+            kind: FailureKind::Error,
+            code,
+            message: error.error.to_string(),
+        });
+        code
+    }
+
+    /// Records a panic of the handler.
+    pub fn record_panic(&mut self, panic: &CaughtPanic) {
+        self.engine.record_failure(&self.cx, &panic.as_failure());
+        tracing::error!(
+            trace_id = self.trace_id().as_deref().unwrap_or(""),
+            "request handler panicked: {}",
+            self.engine.masker().mask(&panic.message)
+        );
+        self.failure = Some(RecordedFailure {
+            kind: FailureKind::Panic,
+            code: Some(codes::INTERNAL),
+            message: panic.message.clone(),
+        });
+    }
+
+    /// Problem details for a recorded error: its code, the masked detail and
+    /// this request's trace id.
+    pub fn problem_for_error(&self, error: &HandlerError, instance: &str) -> ProblemDetails {
+        let code = error.code.unwrap_or(codes::INTERNAL);
+        self.problem(code, &error.detail(), instance)
+    }
+
+    /// Problem details for a panic: code 5000, nothing of the panic text.
+    pub fn problem_for_panic(&self, instance: &str) -> ProblemDetails {
+        self.problem(codes::INTERNAL, INTERNAL_DETAIL, instance)
+    }
+
+    /// Problem details for `code` with `detail` (masked) and the trace id.
+    pub fn problem(&self, code: ErrorCode, detail: &str, instance: &str) -> ProblemDetails {
+        let mut p = ProblemDetails::new(code, detail).with_instance(instance);
+        if let Some(t) = self.trace_id() {
+            p = p.with_trace_id(t);
+        }
+        p.masked(self.engine.masker())
+    }
+
+    /// Ends the span with the response status and headers, tells the
+    /// correlators, and returns the `traceresponse` header value.
+    pub fn finish(
+        mut self,
+        status: StatusCode,
+        response_headers: &HeaderMap,
+    ) -> Option<HeaderValue> {
+        self.finished = true;
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        for header in self.engine.config().capture_response_headers() {
+            if let Some(kv) = header_attribute("http.response.header.", header, response_headers) {
+                span.set_attribute(kv);
+            }
+        }
+        let error_type: Option<Cow<'static, str>> = match &self.failure {
+            Some(f) if f.kind == FailureKind::Panic => Some(Cow::Borrowed("panic")),
+            Some(RecordedFailure { code: Some(c), .. }) => Some(Cow::Borrowed(c.name())),
+            _ if status.is_server_error() => Some(Cow::Owned(status.as_u16().to_string())),
+            _ => None,
+        };
+        if let Some(t) = &error_type {
+            span.set_attribute(KeyValue::new("error.type", t.clone()));
+        }
+        if status.is_server_error() && self.failure.is_none() {
+            span.set_status(Status::error(
+                status.canonical_reason().unwrap_or("server error"),
+            ));
+        }
+        let sc = span.span_context().clone();
+        let header = traceresponse(&sc).and_then(|v| HeaderValue::from_str(&v).ok());
+        span.end();
+        drop(span);
+        if self.engine.has_correlators() {
+            let masked;
+            let error = match &self.failure {
+                Some(f) => {
+                    masked = self.engine.masker().mask(&f.message).into_owned();
+                    Some(RequestError {
+                        kind: f.kind,
+                        code: f.code,
+                        message: &masked,
+                    })
+                }
+                None => None,
+            };
+            self.engine.notify_request_end(&RequestOutcome {
+                trace_id: sc.trace_id(),
+                span_id: sc.span_id(),
+                parent_span_id: self.parent_span_id,
+                sampled: sc.is_sampled(),
+                method: self.method.as_str(),
+                route: self.route.as_deref().unwrap_or(""),
+                status: status.as_u16(),
+                duration: self.started.elapsed(),
+                error,
+            });
+        }
+        header
+    }
+}
+
+impl Drop for RequestSpan {
+    fn drop(&mut self) {
+        if !self.finished {
+            let span = self.cx.span();
+            span.set_attribute(KeyValue::new("faultline.request.cancelled", true));
+            span.end();
+        }
+    }
+}
+
+/// What a handler's context gives it: the trace id and baggage of the
+/// request. Adapters put one in each request's extensions (or their
+/// framework's equivalent) for their extractors.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    cx: Context,
+}
+
+impl RequestContext {
+    /// The request context of `span`.
+    pub fn of(span: &RequestSpan) -> Self {
+        RequestContext {
+            cx: span.cx.clone(),
+        }
+    }
+    /// The OpenTelemetry context (server span and baggage); attach it to
+    /// carry the request's trace into a spawned task.
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id(&self) -> Option<String> {
+        Engine::trace_id(&self.cx)
+    }
+    /// The server span's id, 16 lowercase hex digits.
+    pub fn span_id(&self) -> Option<String> {
+        let sc = self.cx.span().span_context().clone();
+        sc.is_valid().then(|| sc.span_id().to_string())
+    }
+    /// A baggage value of the request.
+    pub fn baggage(&self, key: &str) -> Option<&str> {
+        crate::propagation::baggage::baggage(&self.cx).and_then(|b| b.get(key))
+    }
+}
