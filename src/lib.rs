@@ -6,7 +6,7 @@
 //! leaves the process.
 //!
 //! Add one dependency, `faultline`, with the features you need: `axum`,
-//! `poem`, `warp` (adapters), `otlp`, `jaeger` (exporters), `sentry`,
+//! `poem`, `warp` (adapters), `reqwest` (outgoing calls), `otlp`, `jaeger` (exporters), `sentry`,
 //! `prometheus` (correlation), or `full`.
 //!
 //! ```
@@ -29,6 +29,8 @@
 
 pub use faultline_engine::*;
 
+pub mod setup;
+
 /// The axum adapter (feature `axum`).
 #[cfg(feature = "axum")]
 pub use faultline_axum as axum;
@@ -44,6 +46,9 @@ pub use faultline_poem as poem;
 /// The Prometheus correlator (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub use faultline_prometheus as prometheus;
+/// The outbound reqwest integration (feature `reqwest`).
+#[cfg(feature = "reqwest")]
+pub use faultline_reqwest as reqwest;
 /// The Sentry correlator (feature `sentry`).
 #[cfg(feature = "sentry")]
 pub use faultline_sentry as sentry;

@@ -172,6 +172,9 @@ pub mod codes {
     /// No route matches the path.
     pub const ROUTE_NOT_FOUND: ErrorCode =
         ErrorCode::new(4040, "ROUTE_NOT_FOUND", StatusCode::NOT_FOUND);
+    /// The route exists, the resource it names does not.
+    pub const RESOURCE_NOT_FOUND: ErrorCode =
+        ErrorCode::new(4041, "RESOURCE_NOT_FOUND", StatusCode::NOT_FOUND);
     /// The route exists, the method does not.
     pub const METHOD_NOT_ALLOWED: ErrorCode =
         ErrorCode::new(4050, "METHOD_NOT_ALLOWED", StatusCode::METHOD_NOT_ALLOWED);

@@ -1,10 +1,280 @@
-//! faultline's axum adapter: a tower Layer that traces every request.
+//! faultline's axum adapter: one tower [`Layer`] traces every request.
 //!
-//! Status: the layer arrives with the adapters work; today the crate only re-exports the engine.
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use faultline_axum::{Error, FaultlineLayer, RequestTrace};
+//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_engine::error::{AppError, ErrorCode};
 //!
-//! This crate is part of [faultline](https://docs.rs/faultline). Applications
-//! depend on `faultline` with the feature `axum` rather than on this crate.
+//! const USER_NOT_FOUND: ErrorCode =
+//!     ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+//!
+//! async fn user(trace: RequestTrace) -> Result<String, Error> {
+//!     // Err(..) becomes RFC 9457 problem+json with `code` and `trace_id`.
+//!     Err(AppError::new(USER_NOT_FOUND, format!("no user (trace {:?})", trace.trace_id())).into())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! let app = Router::new()
+//!     .route("/users/{id}", get(user))
+//!     .layer(FaultlineLayer::new(engine.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! For every request the layer extracts the incoming trace context, starts
+//! a server span named `"{METHOD} {route}"` (the route template from
+//! [`MatchedPath`]), runs the handler inside the span's context, catches a
+//! panic (answering 500 problem+json, nothing of the panic text in it),
+//! turns handler errors ([`Error`]) and axum's own rejections into problem
+//! details carrying the trace id, adds `traceresponse`, and ends the span.
+//!
+//! Code in a handler that spawns a task carries the request's context along
+//! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context().clone())`
+//! (or attaches it inside the task).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
+use axum::response::{IntoResponse, Response};
+use faultline_engine::Engine;
+use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
+use faultline_engine::request::{
+    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, rejection_code,
+};
+use http::request::Parts;
+use http::{HeaderValue, Request, StatusCode, header};
+use tower::{Layer, Service};
+
 pub use faultline_engine as engine;
+
+/// The largest framework error body read to become a problem's detail.
+const MAX_REJECTION_BODY: usize = 4096;
+
+/// The tower layer: add it to a `Router` with `.layer(FaultlineLayer::new(engine))`.
+#[derive(Debug, Clone)]
+pub struct FaultlineLayer {
+    engine: Engine,
+}
+
+impl FaultlineLayer {
+    /// A layer tracing with `engine`.
+    pub fn new(engine: Engine) -> Self {
+        FaultlineLayer { engine }
+    }
+}
+
+impl<S> Layer<S> for FaultlineLayer {
+    type Service = FaultlineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FaultlineService {
+            inner,
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+/// The service [`FaultlineLayer`] wraps around each route.
+#[derive(Debug, Clone)]
+pub struct FaultlineService<S> {
+    inner: S,
+    engine: Engine,
+}
+
+impl<S> Service<Request<Body>> for FaultlineService<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // The clone is the one that is ready (tower's rule for services that are cloned).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned());
+        let uri = req.uri().clone();
+        let span = self.engine.start_request(&RequestInfo {
+            method: req.method(),
+            route: route.as_deref(),
+            path: uri.path(),
+            query: uri.query(),
+            scheme: uri.scheme_str().unwrap_or("http"),
+            version: req.version(),
+            headers: req.headers(),
+            authority: uri.authority().map(|a| a.as_str()),
+            client_address: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        });
+        req.extensions_mut().insert(RequestContext::of(&span));
+        let handler = span.instrument(inner.call(req));
+        Box::pin(async move {
+            let mut span = span;
+            let response = match handler.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(panic) => {
+                    span.record_panic(&panic);
+                    problem_response(&span.problem_for_panic(uri.path()))
+                }
+            };
+            Ok(finish(span, response, route.is_some(), uri.path()).await)
+        })
+    }
+}
+
+/// Turns handler errors and framework rejections into problem details,
+/// ends the span and adds `traceresponse`.
+async fn finish(mut span: RequestSpan, response: Response, matched: bool, path: &str) -> Response {
+    let mut response = if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
+        span.record_error(&error);
+        problem_response(&span.problem_for_error(&error, path))
+    } else if response.status().is_client_error() || response.status().is_server_error() {
+        rewrite_rejection(&span, response, matched, path).await
+    } else {
+        response
+    };
+    if let Some(value) = span.finish(response.status(), response.headers()) {
+        response.headers_mut().insert(TRACERESPONSE, value);
+    }
+    response
+}
+
+/// axum's own error responses (no route, wrong method, unreadable body,
+/// an empty 5xx) are plain text or empty; they become problem details. A
+/// response that already has another content type is the application's and
+/// is kept as it is.
+async fn rewrite_rejection(
+    span: &RequestSpan,
+    response: Response,
+    matched: bool,
+    path: &str,
+) -> Response {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_REJECTION_BODY).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let code = if status == StatusCode::NOT_FOUND && matched {
+        // A handler's own 404 on a matched route: not "no such route".
+        faultline_engine::error::codes::RESOURCE_NOT_FOUND
+    } else {
+        rejection_code(status)
+    };
+    let detail = if text.trim().is_empty() {
+        code.title().to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    let mut problem = span.problem(code, &detail, path);
+    problem.status = status.as_u16();
+    let mut out = problem_response(&problem);
+    // Keep what the framework said beyond the body (Allow on a 405, ...).
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn problem_response(problem: &ProblemDetails) -> Response {
+    let mut response = Response::new(Body::from(problem.to_json()));
+    *response.status_mut() = problem.status_code();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+/// A handler error: any error converts into it with `?` or `.into()`. The
+/// layer records it on the span and answers RFC 9457 problem+json with the
+/// error's code (found on the error or its source chain; 500 and code 5000
+/// without one), the masked detail and the trace id.
+#[derive(Debug, Clone)]
+pub struct Error(pub HandlerError);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error(HandlerError::new(error))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // Without the layer, a safe body: the code and its title only.
+        let mut response = problem_response(&self.0.fallback_problem());
+        *response.status_mut() = self.0.status();
+        response.extensions_mut().insert(self.0);
+        response
+    }
+}
+
+/// The request's trace, as an extractor: trace id, span id, baggage and the
+/// OpenTelemetry context (to carry into spawned tasks). Without the layer,
+/// everything is `None`.
+#[derive(Debug, Clone)]
+pub struct RequestTrace(Option<RequestContext>);
+
+impl RequestTrace {
+    /// The trace id (32 lowercase hex digits).
+    pub fn trace_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::trace_id)
+    }
+    /// The server span's id.
+    pub fn span_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::span_id)
+    }
+    /// A baggage value of the request.
+    pub fn baggage(&self, key: &str) -> Option<&str> {
+        self.0.as_ref().and_then(|c| c.baggage(key))
+    }
+    /// The OpenTelemetry context of the request (empty without the layer).
+    pub fn context(&self) -> faultline_engine::opentelemetry::Context {
+        self.0
+            .as_ref()
+            .map(|c| c.context().clone())
+            .unwrap_or_default()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestTrace {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestTrace(
+            parts.extensions.get::<RequestContext>().cloned(),
+        ))
+    }
+}

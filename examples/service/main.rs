@@ -1,0 +1,303 @@
+//! The reference service: the same routes on axum, poem or warp, for tests,
+//! benchmarks and outside tools (the W3C trace-context harness, load
+//! generators, a collector, Prometheus). Its contract is the project's
+//! service contract: routes, configuration, shutdown, logs.
+//!
+//! ```text
+//! cargo run --release --example service -- --framework axum|poem|warp [--port 8080] [--no-tracing]
+//! ```
+//!
+//! Without `--port`, `PORT` or 8080 (`--port 0` picks a free port). Once
+//! listening it prints `listening on http://ADDRESS` on standard output.
+//! Configuration comes from the environment (`OTEL_*`, `FAULTLINE_*`);
+//! a bad value stops it at start with one line naming the variable.
+//! SIGINT or SIGTERM stop it gracefully: it stops accepting, finishes the
+//! requests in flight, flushes every pending span, and exits (within 10 s
+//! even when every backend is down).
+
+mod axum_app;
+mod poem_app;
+mod warp_app;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline::Engine;
+use faultline::config::{ExporterKind, TracingConfig};
+use faultline::error::{AppError, ErrorCode, Severity};
+use faultline::reqwest::reqwest_middleware::{self, ClientWithMiddleware};
+use http::StatusCode;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TraceContextExt;
+use serde::Deserialize;
+
+/// `GET /users/{id}` for an id outside 1..=1000.
+pub const USER_NOT_FOUND: ErrorCode =
+    ErrorCode::new(1001, "USER_NOT_FOUND", StatusCode::NOT_FOUND).with_title("User not found");
+/// `POST /checkout` always fails with this.
+pub const PAYMENT_DECLINED: ErrorCode =
+    ErrorCode::new(2001, "PAYMENT_DECLINED", StatusCode::PAYMENT_REQUIRED)
+        .with_title("Payment declined")
+        .with_severity(Severity::Warning);
+
+/// What every framework's handlers share.
+#[derive(Clone)]
+pub struct App {
+    /// The engine, `None` with `--no-tracing`.
+    pub engine: Option<Engine>,
+    /// The outgoing HTTP client (traced unless `--no-tracing`).
+    pub client: ClientWithMiddleware,
+    /// Where `GET /downstream` goes.
+    pub downstream_url: Arc<str>,
+}
+
+/// The body of `POST /checkout`.
+#[derive(Debug, Deserialize)]
+pub struct Checkout {
+    /// The customer's email.
+    pub email: String,
+    /// The customer's phone.
+    pub phone: String,
+    /// The card number.
+    pub card: String,
+}
+
+/// One entry of the W3C harness's `POST /test` body.
+#[derive(Debug, Deserialize)]
+pub struct HarnessCall {
+    /// Where to post.
+    pub url: String,
+    /// What to post, as JSON.
+    pub arguments: serde_json::Value,
+}
+
+impl App {
+    /// `GET /users/{id}`.
+    pub fn user(&self, id: &str) -> Result<serde_json::Value, AppError> {
+        match id.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(serde_json::json!({ "id": n })),
+            _ => Err(AppError::new(
+                USER_NOT_FOUND,
+                format!("no user with id {id}"),
+            )),
+        }
+    }
+
+    /// `POST /checkout`: records the raw values on the span (masking is
+    /// faultline's job, not the handler's), then declines.
+    pub fn checkout(&self, body: &Checkout) -> AppError {
+        let cx = opentelemetry::Context::current();
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("app.customer.email", body.email.clone()));
+        span.set_attribute(KeyValue::new("app.customer.phone", body.phone.clone()));
+        span.set_attribute(KeyValue::new("app.payment.card", body.card.clone()));
+        AppError::new(
+            PAYMENT_DECLINED,
+            format!(
+                "payment declined for {} with card {}",
+                body.email, body.card
+            ),
+        )
+    }
+
+    /// `GET /panic`.
+    pub fn panic(&self) -> ! {
+        panic!("payment worker crashed for alice@example.com");
+    }
+
+    /// `GET /downstream`: calls the downstream through the traced client.
+    pub async fn downstream(&self) -> serde_json::Value {
+        let status = match self.client.get(&*self.downstream_url).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 502,
+        };
+        let trace_id =
+            faultline::Engine::trace_id(&opentelemetry::Context::current()).unwrap_or_default();
+        serde_json::json!({ "downstream_status": status, "trace_id": trace_id })
+    }
+
+    /// `POST /test`: the W3C harness asks for one call per entry, each with
+    /// its own CLIENT span.
+    pub async fn harness(&self, calls: Vec<HarnessCall>) {
+        for call in calls {
+            let _ = self
+                .client
+                .post(&call.url)
+                .json(&call.arguments)
+                .send()
+                .await;
+        }
+    }
+}
+
+struct Args {
+    framework: String,
+    port: u16,
+    tracing: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut framework = None;
+    let mut port = None;
+    let mut tracing = true;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--framework" => framework = args.next(),
+            "--port" => {
+                let p = args.next().ok_or("--port needs a value")?;
+                port = Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("--port: invalid value {p:?}"))?,
+                );
+            }
+            "--no-tracing" => tracing = false,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: service --framework axum|poem|warp [--port 8080] [--no-tracing]".into(),
+                );
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    let framework = framework.ok_or("--framework axum|poem|warp is required")?;
+    if !["axum", "poem", "warp"].contains(&framework.as_str()) {
+        return Err(format!(
+            "--framework: invalid value {framework:?}: must be axum, poem or warp"
+        ));
+    }
+    let port = match port {
+        Some(p) => p,
+        None => match std::env::var("PORT") {
+            Ok(p) if !p.trim().is_empty() => p
+                .trim()
+                .parse()
+                .map_err(|_| format!("PORT: invalid value {p:?}"))?,
+            _ => 8080,
+        },
+    };
+    Ok(Args {
+        framework,
+        port,
+        tracing,
+    })
+}
+
+fn build_engine() -> Result<Engine, String> {
+    let config = TracingConfig::builder()
+        .service_name("faultline-service")
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .exporters([ExporterKind::Otlp])
+        .with_env()
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    faultline::setup::engine_builder(config)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let engine = if args.tracing {
+        match build_engine() {
+            Ok(e) => Some(e),
+            Err(e) => {
+                eprintln!("service: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client");
+    let client = match &engine {
+        Some(engine) => faultline::reqwest::client(engine, plain),
+        None => reqwest_middleware::ClientBuilder::new(plain).build(),
+    };
+    let code =
+        runtime.block_on(async {
+            let listener =
+                match tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], args.port)))
+                    .await
+                {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("service: cannot listen on port {}: {e}", args.port);
+                        return ExitCode::from(1);
+                    }
+                };
+            let local = listener.local_addr().expect("local address");
+            let downstream_url: Arc<str> = std::env::var("DOWNSTREAM_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}/hello", local.port()))
+                .into();
+            let app = App {
+                engine: engine.clone(),
+                client,
+                downstream_url,
+            };
+            println!("listening on http://127.0.0.1:{}", local.port());
+            let served = match args.framework.as_str() {
+                "axum" => axum_app::serve(app, listener).await,
+                "poem" => poem_app::serve(app, listener).await,
+                _ => warp_app::serve(app, listener).await,
+            };
+            if let Err(e) = served {
+                eprintln!("service: {e}");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        });
+    if let Some(engine) = engine {
+        let report = engine.shutdown();
+        if !report.is_clean() {
+            eprintln!(
+                "service: shutdown: {} spans exported, {} not delivered{}",
+                report.stats.spans_exported,
+                report.stats.spans_received - report.stats.spans_exported,
+                if report.timed_out {
+                    " (deadline reached)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    // Requests still open after the deadline do not hold the process.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}

@@ -1,0 +1,10 @@
+//! The reference service on warp (being written: the warp adapter lands next).
+
+use crate::App;
+
+/// Serves the routes until SIGINT or SIGTERM.
+pub async fn serve(_app: App, _listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "the warp adapter is not available yet",
+    ))
+}
