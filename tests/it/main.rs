@@ -5,6 +5,8 @@
 //! so that tests running in parallel never share state.
 
 mod common;
+mod conformance;
 mod engine;
 mod interop;
 mod peers;
+mod service;
