@@ -460,6 +460,11 @@ struct IncomingTraceState {
     header: Arc<str>,
 }
 
+/// The incoming trace had the random flag: kept beside the span context,
+/// because the SDK resets the flags of spans it does not sample.
+#[derive(Debug, Clone, Copy)]
+struct IncomingRandom(TraceId);
+
 /// The `tracestate` that arrived with the request of `cx`, if it was valid.
 pub fn incoming_tracestate(cx: &Context) -> Option<&TraceStateList> {
     cx.get::<IncomingTraceState>().map(|t| t.list.as_ref())
@@ -518,7 +523,10 @@ impl Propagator for TraceContextPropagator {
             .map(TraceStateList::to_otel)
             .unwrap_or_default();
         let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel.clone());
-        let cx = cx.with_remote_span_context(sc);
+        let mut cx = cx.with_remote_span_context(sc);
+        if tp.flags.to_u8() & FLAG_RANDOM != 0 {
+            cx = cx.with_value(IncomingRandom(tp.trace_id));
+        }
         match list {
             None => cx,
             Some(list) => {
@@ -540,7 +548,11 @@ impl Propagator for TraceContextPropagator {
             return;
         }
         let mut buf = [0u8; 55];
-        TraceParent::from_span_context(sc).write(&mut buf);
+        let mut tp = TraceParent::from_span_context(sc);
+        if cx.get::<IncomingRandom>().is_some_and(|r| r.0 == sc.trace_id()) {
+            tp.flags = TraceFlags::new(tp.flags.to_u8() | FLAG_RANDOM);
+        }
+        tp.write(&mut buf);
         carrier.set(TRACEPARENT, buf.iter().map(|&b| b as char).collect());
 
         let own = sc.trace_state();

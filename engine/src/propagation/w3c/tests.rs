@@ -384,6 +384,17 @@ fn own_member_goes_first_when_the_span_state_changes() {
 }
 
 #[test]
+fn random_flag_survives_an_unsampled_child() {
+    // The SDK gives a span it does not sample default flags; the incoming
+    // random flag must still go out.
+    let cx = extract(&[("traceparent", &format!("00-{TID}-1234567890123456-02"))]);
+    let sc = cx.span().span_context().clone();
+    let child = SpanContext::new(sc.trace_id(), SpanId::from(5), TraceFlags::default(), false, TraceState::NONE);
+    let out = inject(&cx.with_remote_span_context(child));
+    assert_eq!(out["traceparent"], format!("00-{TID}-0000000000000005-02").as_str());
+}
+
+#[test]
 fn random_flag_is_propagated() {
     let cx = extract(&[("traceparent", &format!("00-{TID}-1234567890123456-02"))]);
     let out = inject(&cx);

@@ -3,6 +3,34 @@
 //! The engine calls its [`Masker`] once per string of every finished span,
 //! off the request path, in the export pipeline, and at the other places
 //! where data leaves without passing there (error bodies, correlators).
+//!
+//! The default masker is [`PiiMasker`]: emails, phone numbers, card numbers,
+//! SSNs and tax ids in free text, secret keys (as attribute keys, and as
+//! `key=value` / `"key": "value"` pairs inside text), URL credentials and the
+//! configuration's custom patterns, in one pass over the text.
+//!
+//! ```
+//! use faultline_engine::config::TracingConfig;
+//! use faultline_engine::masking::{Masker, PiiMasker};
+//!
+//! let masker = PiiMasker::from_config(&TracingConfig::default());
+//! assert_eq!(
+//!     masker.mask("refund for jane.doe@example.com, card 4111 1111 1111 1111"),
+//!     "refund for j***@example.com, card ****-****-****-1111"
+//! );
+//! assert_eq!(masker.mask("login password=hunter2 ok"), "login password=[REDACTED] ok");
+//! assert_eq!(masker.mask_value("user.password", "hunter2"), "[REDACTED]");
+//! // Nothing to mask: the text comes back borrowed, nothing allocated.
+//! assert!(matches!(masker.mask("GET /users/42 200 in 3.2 ms"), std::borrow::Cow::Borrowed(_)));
+//! ```
+
+mod hash;
+mod keys;
+mod numbers;
+mod pii;
+mod scan;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::fmt::Debug;
@@ -11,26 +39,39 @@ use regex::{Regex, RegexSet};
 
 use crate::config::TracingConfig;
 
+pub use pii::PiiMasker;
+
 /// What a redacted value becomes.
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Key names whose values are always redacted, whatever they look like.
 /// Matched case-insensitively against the whole key and against each
 /// `.`-separated segment (`http.request.header.authorization`, `user.password`).
+///
+/// [`PiiMasker`] also treats as secret a segment that ends with `password`,
+/// `passwd`, `passphrase`, `secret`, `token`, `apikey`, `api_key` or
+/// `api-key` (`db_password`, `accessToken`, `x-auth-token`), and one whose
+/// last `_`/`-` part is `session`, `cookie`, `ssn`, `pwd`, `cvv` or `cvc`.
 pub const SECRET_KEYS: &[&str] = &[
     "password",
     "passwd",
     "pwd",
+    "passphrase",
     "secret",
     "client_secret",
+    "secret_key",
     "token",
     "access_token",
     "refresh_token",
     "id_token",
+    "auth_token",
     "api_key",
     "api-key",
     "apikey",
     "x-api-key",
+    "x-auth-token",
+    "access_key",
+    "private_key",
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -38,9 +79,25 @@ pub const SECRET_KEYS: &[&str] = &[
     "session",
     "session_id",
     "sessionid",
+    "jsessionid",
+    "phpsessid",
     "ssn",
     "credit_card",
-    "private_key",
+    "card_number",
+    "cvv",
+    "cvc",
+];
+
+/// Header names whose values are secret as a whole: besides being secret
+/// keys, a `Name: value` line naming one of them is redacted to the end of
+/// the line wherever it appears in text.
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
 ];
 
 /// Decides what is sensitive and how it is made safe.
@@ -96,14 +153,15 @@ impl Masker for NoMasker {
     }
 }
 
-/// Redacts secret keys and headers, and applies the configured custom
-/// patterns. The detectors of personal data in free text (emails, phone
-/// numbers, card numbers, SSNs) are the job of the PII masker built on it.
+/// Redacts secret keys and headers (exact names only), and applies the
+/// configured custom patterns; nothing else. The engine's default is
+/// [`PiiMasker`], which adds the detectors of personal data in free text
+/// (emails, phone numbers, card numbers, SSNs), secret `key=value` pairs
+/// inside text and keyed hashing.
 #[derive(Debug, Clone)]
 pub struct BasicMasker {
     secret_keys: Vec<String>,
-    patterns: Vec<(Regex, String)>,
-    prefilter: Option<RegexSet>,
+    patterns: CustomPatterns,
 }
 
 impl BasicMasker {
@@ -120,6 +178,33 @@ impl BasicMasker {
         );
         secret_keys.sort();
         secret_keys.dedup();
+        BasicMasker {
+            secret_keys,
+            patterns: CustomPatterns::from_config(config),
+        }
+    }
+}
+
+impl Masker for BasicMasker {
+    fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.patterns.apply(text)
+    }
+
+    fn is_secret_key(&self, key: &str) -> bool {
+        is_secret_key_in(&self.secret_keys, key)
+    }
+}
+
+/// The configuration's custom patterns, compiled once, with a [`RegexSet`]
+/// that tells in one pass which of them (if any) match a text.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CustomPatterns {
+    patterns: Vec<(Regex, String)>,
+    prefilter: Option<RegexSet>,
+}
+
+impl CustomPatterns {
+    pub(crate) fn from_config(config: &TracingConfig) -> Self {
         let patterns: Vec<(Regex, String)> = config
             .pii_patterns()
             .iter()
@@ -130,35 +215,42 @@ impl BasicMasker {
         } else {
             RegexSet::new(patterns.iter().map(|(r, _)| r.as_str())).ok()
         };
-        BasicMasker {
-            secret_keys,
+        CustomPatterns {
             patterns,
             prefilter,
         }
     }
-}
 
-impl Masker for BasicMasker {
-    fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let Some(prefilter) = &self.prefilter else {
-            return Cow::Borrowed(text);
-        };
-        let hits = prefilter.matches(text);
-        if !hits.matched_any() {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Every match of every pattern replaced; borrowed when none matches.
+    pub(crate) fn apply<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.patterns.is_empty() {
             return Cow::Borrowed(text);
         }
         let mut out = Cow::Borrowed(text);
-        for index in hits.iter() {
-            let (regex, replacement) = &self.patterns[index];
-            if let Cow::Owned(changed) = regex.replace_all(&out, replacement.as_str()) {
-                out = Cow::Owned(changed);
+        match &self.prefilter {
+            Some(prefilter) => {
+                let hits = prefilter.matches(text);
+                for index in hits.iter() {
+                    let (regex, replacement) = &self.patterns[index];
+                    if let Cow::Owned(changed) = regex.replace_all(&out, replacement.as_str()) {
+                        out = Cow::Owned(changed);
+                    }
+                }
+            }
+            // The set could not be built (its size limit): try each pattern.
+            None => {
+                for (regex, replacement) in &self.patterns {
+                    if let Cow::Owned(changed) = regex.replace_all(&out, replacement.as_str()) {
+                        out = Cow::Owned(changed);
+                    }
+                }
             }
         }
         out
-    }
-
-    fn is_secret_key(&self, key: &str) -> bool {
-        is_secret_key_in(&self.secret_keys, key)
     }
 }
 
@@ -167,71 +259,4 @@ impl Masker for BasicMasker {
 pub fn is_secret_key_in(secret_keys: &[String], key: &str) -> bool {
     let matches = |part: &str| secret_keys.iter().any(|s| s.eq_ignore_ascii_case(part));
     matches(key) || (key.contains('.') && key.split('.').any(matches))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn masker() -> BasicMasker {
-        let config = TracingConfig::builder()
-            .secret_key("x-tenant-token")
-            .redact_header("x-internal-auth")
-            .pii_pattern_with("order", r"ORD-(\d{2})\d{6}", "ORD-$1******")
-            .pii_pattern("badge", r"BADGE-[A-Z]{4}")
-            .build()
-            .unwrap();
-        BasicMasker::from_config(&config)
-    }
-
-    #[test]
-    fn secret_keys_match_whole_and_dotted_case_insensitive() {
-        let m = masker();
-        for key in [
-            "password",
-            "PASSWORD",
-            "user.password",
-            "http.request.header.authorization",
-            "http.request.header.cookie",
-            "http.response.header.set-cookie",
-            "http.request.header.x-api-key",
-            "http.request.header.proxy-authorization",
-            "x-tenant-token",
-            "http.request.header.x-internal-auth",
-        ] {
-            assert!(m.is_secret_key(key), "{key} should be secret");
-        }
-        for key in [
-            "passwords_changed",
-            "user.email",
-            "tokenizer.kind",
-            "http.route",
-        ] {
-            assert!(!m.is_secret_key(key), "{key} should not be secret");
-        }
-        assert_eq!(m.mask_value("user.password", "hunter2"), REDACTED);
-    }
-
-    #[test]
-    fn custom_patterns_replace_and_borrow_when_clean() {
-        let m = masker();
-        assert_eq!(
-            m.mask("order ORD-12345678 shipped"),
-            "order ORD-12****** shipped"
-        );
-        assert_eq!(
-            m.mask("BADGE-ABCD and ORD-99000000"),
-            "[REDACTED] and ORD-99******"
-        );
-        assert!(matches!(m.mask("nothing here"), Cow::Borrowed(_)));
-        // Stable: masking twice changes nothing more.
-        let once = m.mask("ORD-12345678").into_owned();
-        assert_eq!(m.mask(&once), once);
-    }
-
-    #[test]
-    fn no_masker_is_identity() {
-        assert_eq!(NoMasker.mask("a@b.c"), "a@b.c");
-        assert!(!NoMasker.is_secret_key("password"));
-    }
 }
