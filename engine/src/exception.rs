@@ -228,40 +228,76 @@ pub fn sanitize_path(path: &str) -> String {
     path.rsplit('/').next().unwrap_or("").to_owned()
 }
 
-/// Sanitizes a `std::backtrace::Backtrace` rendering: absolute paths cut
-/// with [`sanitize_path`], `0x...` addresses removed, at most `max_frames`
-/// frames kept (the rest counted).
+/// Function names of the frames that belong to the panic machinery (at the
+/// top of a panic's backtrace) rather than to the code that panicked.
+const PANIC_MACHINERY: &[&str] = &[
+    "std::panicking::",
+    "core::panicking::",
+    "std::sys::backtrace::",
+    "__rustc::rust_begin_unwind",
+    "rust_begin_unwind",
+    "faultline_engine::panic::install_hook",
+    "std::backtrace::Backtrace::",
+    "PanicHookInfo",
+];
+
+/// The frame where faultline polls the handler: frames below it are the
+/// server's and the runtime's, not the application's.
+const HANDLER_BOUNDARY: &str = "faultline_engine::panic::CatchPanic";
+
+/// Sanitizes a `std::backtrace::Backtrace` rendering: the panic machinery's
+/// frames at the top and the server's and runtime's frames below faultline's
+/// handler boundary are left out, absolute paths cut with [`sanitize_path`],
+/// `0x...` addresses removed, at most `max_frames` frames kept (the rest counted).
 pub fn sanitize_backtrace(text: &str, max_frames: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(16 * 1024));
-    let mut frames = 0usize;
-    let mut skipped = 0usize;
+    // Group the lines into frames: "  N: function" then "at file:line" lines.
+    let mut frames: Vec<Vec<&str>> = Vec::new();
     for line in text.lines() {
         let trimmed = line.trim_start();
         let is_frame = trimmed
             .split_once(':')
             .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if is_frame {
-            frames += 1;
+        if is_frame || frames.is_empty() {
+            frames.push(vec![line]);
+        } else if let Some(last) = frames.last_mut() {
+            last.push(line);
         }
-        if frames > max_frames {
-            if is_frame {
-                skipped += 1;
-            }
-            continue;
-        }
-        let indent = &line[..line.len() - trimmed.len()];
-        if let Some(location) = trimmed.strip_prefix("at ") {
-            out.push_str(indent);
-            out.push_str("at ");
-            out.push_str(&sanitize_path(location));
-        } else {
-            out.push_str(indent);
-            out.push_str(&strip_addresses(trimmed));
-        }
-        out.push('\n');
     }
+    fn function<'a>(frame: &[&'a str]) -> &'a str {
+        frame[0].split_once(':').map_or("", |(_, rest)| rest.trim())
+    }
+    let skip_top = frames
+        .iter()
+        .take(24)
+        .rposition(|f| PANIC_MACHINERY.iter().any(|m| function(f).contains(m)))
+        .map_or(0, |i| i + 1);
+    let frames = &frames[skip_top..];
+    let (frames, cut_below) = match frames.iter().position(|f| function(f).contains(HANDLER_BOUNDARY)) {
+        Some(i) => (&frames[..i], frames.len() - i),
+        None => (frames, 0),
+    };
+    let mut out = String::with_capacity(text.len().min(16 * 1024));
+    for frame in frames.iter().take(max_frames) {
+        for line in frame {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(indent);
+            match trimmed.strip_prefix("at ") {
+                Some(location) => {
+                    out.push_str("at ");
+                    out.push_str(&sanitize_path(location));
+                }
+                None => out.push_str(&strip_addresses(trimmed)),
+            }
+            out.push('\n');
+        }
+    }
+    let skipped = frames.len().saturating_sub(max_frames);
     if skipped > 0 {
         out.push_str(&format!("... {skipped} more frames\n"));
+    }
+    if cut_below > 0 {
+        out.push_str(&format!("... {cut_below} frames of the server and runtime\n"));
     }
     out
 }
@@ -313,8 +349,19 @@ mod tests {
         assert!(!s.contains("/home/bob"), "{s}");
         assert!(!s.contains("0x55d0c0ffee12"), "{s}");
         assert!(s.contains("at shop/src/lib.rs:10:5"), "{s}");
-        assert!(s.contains("... 2 more frames"), "{s}");
-        assert!(!s.contains("main"), "{s}");
+        assert!(s.contains("... 1 more frames"), "{s}");
+        assert!(!s.contains("start"), "{s}");
+        assert!(!s.contains("Backtrace::create"), "the backtrace machinery is left out: {s}");
+    }
+
+    #[test]
+    fn panic_machinery_and_runtime_frames_are_left_out() {
+        let bt = "   0: faultline_engine::panic::install_hook::{{closure}}\n             at ./engine/src/panic.rs:38:33\n   1: std::panicking::panic_with_hook\n             at /rustc/x/library/std/src/panicking.rs:833:13\n   2: core::panicking::panic_fmt\n   3: shop::checkout::charge\n             at /home/dev/shop/src/checkout.rs:7:9\n   4: <faultline_engine::panic::CatchPanic<F> as core::future::future::Future>::poll\n   5: tokio::runtime::task::harness::poll_future\n   6: std::thread::start\n";
+        let s = sanitize_backtrace(bt, 64);
+        assert!(s.starts_with("   3: shop::checkout::charge"), "{s}");
+        assert!(s.contains("at shop/src/checkout.rs:7:9"), "{s}");
+        assert!(!s.contains("tokio") && !s.contains("panicking"), "{s}");
+        assert!(s.ends_with("... 3 frames of the server and runtime\n"), "{s}");
     }
 
     #[test]
