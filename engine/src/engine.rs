@@ -24,7 +24,7 @@ use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
 use crate::export::pipeline::{ExportPipeline, StatsCell};
 use crate::export::{ConsoleExporter, ExportStats, Exporter};
-use crate::masking::{BasicMasker, Masker, NoMasker};
+use crate::masking::{Masker, NoMasker, PiiMasker};
 use crate::propagation::{self, Propagator};
 
 /// The instrumentation scope name of spans the engine starts.
@@ -124,7 +124,7 @@ impl EngineBuilder {
         self.propagator = Some(Arc::new(propagator));
         self
     }
-    /// Replaces the masker (default: [`BasicMasker`] from the configuration;
+    /// Replaces the masker (default: [`PiiMasker`] from the configuration;
     /// none when the configuration turns masking off).
     pub fn masker(mut self, masker: impl Masker + 'static) -> Self {
         self.masker = Some(Arc::new(masker));
@@ -184,7 +184,7 @@ impl EngineBuilder {
         let resource = build_resource(&config);
         let masker: Arc<dyn Masker> = match masker {
             Some(m) => m,
-            None if config.pii_masking() => Arc::new(BasicMasker::from_config(&config)),
+            None if config.pii_masking() => Arc::new(PiiMasker::from_config(&config)),
             None => Arc::new(NoMasker),
         };
         let stats = Arc::new(StatsCell::default());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::validate as v;
 use super::{
-    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, PropagatorKind,
+    Compression, ConfigError, ConsoleFormat, ExporterKind, HashKey, OtlpProtocol, PropagatorKind,
     TracingConfigBuilder,
 };
 
@@ -47,6 +47,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_CONSOLE_FORMAT",
     "FAULTLINE_PII_MASKING",
     "FAULTLINE_PII_PATTERNS",
+    "FAULTLINE_PII_HASH_KEY",
     "FAULTLINE_SECRET_KEYS",
     "FAULTLINE_CAPTURE_REQUEST_HEADERS",
     "FAULTLINE_CAPTURE_RESPONSE_HEADERS",
@@ -269,6 +270,11 @@ impl TracingConfigBuilder {
         }
         if let Some(p) = get("FAULTLINE_PII_PATTERNS") {
             self.pii_patterns = parse_patterns("FAULTLINE_PII_PATTERNS", &p)?;
+        }
+        if let Some(key) = get("FAULTLINE_PII_HASH_KEY") {
+            let key = HashKey::new(key);
+            key.check("FAULTLINE_PII_HASH_KEY")?;
+            self.pii_hash_key = Some(key);
         }
         if let Some(list) = get("FAULTLINE_SECRET_KEYS") {
             self.secret_keys = list_items(&list)

@@ -11,6 +11,7 @@
 //! otlp_endpoint = "https://collector.internal:4317"
 //! otlp_headers = { authorization = "Bearer ..." }
 //! custom_pii_patterns = { order_id = "ORD-[0-9]{8}" }
+//! pii_hash_key = "a key of at least 16 bytes"
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    Compression, ConfigError, ConsoleFormat, ExporterKind, OtlpProtocol, PropagatorKind,
+    Compression, ConfigError, ConsoleFormat, ExporterKind, HashKey, OtlpProtocol, PropagatorKind,
     TracingConfig, TracingConfigBuilder,
 };
 
@@ -53,6 +54,7 @@ pub(crate) struct ConfigFile {
     pii_masking: Option<bool>,
     #[serde(default)]
     custom_pii_patterns: BTreeMap<String, PatternEntry>,
+    pii_hash_key: Option<HashKey>,
     secret_keys: Option<Vec<String>>,
     capture_request_headers: Option<Vec<String>>,
     capture_response_headers: Option<Vec<String>>,
@@ -199,6 +201,9 @@ impl ConfigFile {
                 PatternEntry::Full { regex, replacement } => (regex, replacement),
             };
             b.pii_patterns.insert(name, (regex, replacement));
+        }
+        if let Some(x) = self.pii_hash_key {
+            b.pii_hash_key = Some(x);
         }
         if let Some(x) = self.secret_keys {
             b.secret_keys = x;

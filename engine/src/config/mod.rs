@@ -222,6 +222,37 @@ impl PartialEq for PiiPattern {
 /// The replacement a custom PII pattern gets when none is given.
 pub const DEFAULT_PATTERN_REPLACEMENT: &str = "[REDACTED]";
 
+/// The shortest accepted [`TracingConfig::pii_hash_key`], in bytes.
+pub const MIN_PII_HASH_KEY_BYTES: usize = 16;
+
+/// The keyed-hash key: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct HashKey(String);
+
+impl fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl HashKey {
+    pub(crate) fn new(key: String) -> Self {
+        HashKey(key)
+    }
+
+    /// At least [`MIN_PII_HASH_KEY_BYTES`]; the error never shows the key.
+    pub(crate) fn check(&self, setting: &str) -> Result<(), ConfigError> {
+        if self.0.len() < MIN_PII_HASH_KEY_BYTES {
+            return Err(ConfigError::invalid_secret(
+                setting,
+                format!("a hash key must be at least {MIN_PII_HASH_KEY_BYTES} bytes"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Settings of the OpenTelemetry batch span processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSettings {
@@ -330,6 +361,7 @@ pub struct TracingConfig {
     console_format: ConsoleFormat,
     pii_masking: bool,
     pii_patterns: Vec<PiiPattern>,
+    pii_hash_key: Option<HashKey>,
     secret_keys: Vec<String>,
     capture_request_headers: Vec<HeaderName>,
     capture_response_headers: Vec<HeaderName>,
@@ -376,6 +408,7 @@ impl fmt::Debug for TracingConfig {
             .field("console_format", &self.console_format)
             .field("pii_masking", &self.pii_masking)
             .field("pii_patterns", &self.pii_patterns)
+            .field("pii_hash_key", &self.pii_hash_key)
             .field("secret_keys", &self.secret_keys)
             .field("capture_request_headers", &self.capture_request_headers)
             .field("capture_response_headers", &self.capture_response_headers)
@@ -528,6 +561,13 @@ impl TracingConfig {
     pub fn pii_patterns(&self) -> &[PiiPattern] {
         &self.pii_patterns
     }
+    /// The key of the keyed-hash mode, if set: personal data is then
+    /// replaced by a short HMAC-SHA256 of it (`email:hmac:3f9a2c1b7d4e`)
+    /// rather than masked, so that equal values still correlate. At least
+    /// 16 bytes; never shown by `Debug`.
+    pub fn pii_hash_key(&self) -> Option<&[u8]> {
+        self.pii_hash_key.as_ref().map(|k| k.0.as_bytes())
+    }
     /// Extra key names (lowercase) whose values are always redacted.
     pub fn secret_keys(&self) -> &[String] {
         &self.secret_keys
@@ -664,6 +704,7 @@ pub struct TracingConfigBuilder {
     console_format: ConsoleFormat,
     pii_masking: bool,
     pii_patterns: BTreeMap<String, (String, Option<String>)>,
+    pii_hash_key: Option<HashKey>,
     secret_keys: Vec<String>,
     capture_request_headers: Vec<String>,
     capture_response_headers: Vec<String>,
@@ -729,6 +770,7 @@ impl Default for TracingConfigBuilder {
             console_format: ConsoleFormat::Pretty,
             pii_masking: true,
             pii_patterns: BTreeMap::new(),
+            pii_hash_key: None,
             secret_keys: Vec::new(),
             capture_request_headers: Vec::new(),
             capture_response_headers: Vec::new(),
@@ -786,6 +828,7 @@ impl TracingConfigBuilder {
                     )
                 })
                 .collect(),
+            pii_hash_key: c.pii_hash_key.clone(),
             secret_keys: c.secret_keys.clone(),
             capture_request_headers: names(&c.capture_request_headers),
             capture_response_headers: names(&c.capture_response_headers),
@@ -935,6 +978,13 @@ impl TracingConfigBuilder {
             .insert(name.into(), (regex.into(), Some(replacement.into())));
         self
     }
+    /// Turns on the keyed-hash mode with `key` (at least 16 bytes): emails,
+    /// phone numbers, cards and SSNs become `kind:hmac:` and 12 hex digits
+    /// of an HMAC-SHA256, instead of a mask.
+    pub fn pii_hash_key(mut self, key: impl Into<String>) -> Self {
+        self.pii_hash_key = Some(HashKey(key.into()));
+        self
+    }
     /// Adds a key name whose values are always redacted (matched case-insensitively,
     /// also as a segment of a dotted key).
     pub fn secret_key(mut self, key: impl Into<String>) -> Self {
@@ -1060,6 +1110,9 @@ impl TracingConfigBuilder {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        if let Some(key) = &self.pii_hash_key {
+            key.check("pii_hash_key")?;
+        }
         let secret_keys = self
             .secret_keys
             .iter()
@@ -1141,6 +1194,7 @@ impl TracingConfigBuilder {
             console_format: self.console_format,
             pii_masking: self.pii_masking,
             pii_patterns,
+            pii_hash_key: self.pii_hash_key,
             secret_keys,
             capture_request_headers,
             capture_response_headers,

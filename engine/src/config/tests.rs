@@ -2399,6 +2399,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("FAULTLINE_CONSOLE_FORMAT", "yaml"),
         ("FAULTLINE_PII_MASKING", "sometimes"),
         ("FAULTLINE_PII_PATTERNS", "not json"),
+        ("FAULTLINE_PII_HASH_KEY", "too-short"),
         ("FAULTLINE_SECRET_KEYS", "api key"),
         ("FAULTLINE_CAPTURE_REQUEST_HEADERS", "bad header"),
         ("FAULTLINE_CAPTURE_RESPONSE_HEADERS", "bad header"),
@@ -2977,4 +2978,64 @@ fn env_queue_size_alone_shrinks_the_default_batch() {
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200"),
     ]);
     assert_eq!(e.setting(), Some("batch_max_export_batch_size"));
+}
+
+// ---------------------------------------------------------------------------
+// The keyed-hash key
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pii_hash_key_from_builder_env_and_file() {
+    const KEY: &str = "hash-k3y-0123456789abcdef";
+    assert_eq!(TracingConfig::default().pii_hash_key(), None);
+
+    let c = build_ok(builder().pii_hash_key(KEY));
+    assert_eq!(c.pii_hash_key(), Some(KEY.as_bytes()));
+    // Never shown by Debug, of the configuration or of its builder.
+    for debug in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{:?}", builder().pii_hash_key(KEY)),
+    ] {
+        assert!(!debug.contains("hash-k3y"), "{debug}");
+    }
+    assert!(format!("{c:?}").contains("pii_hash_key: Some([REDACTED])"));
+    // Round trip.
+    assert_eq!(build_ok(c.to_builder()), c);
+
+    let c = env_ok(&[("FAULTLINE_PII_HASH_KEY", KEY)]);
+    assert_eq!(c.pii_hash_key(), Some(KEY.as_bytes()));
+
+    let f = TempPath::file("hash", ".toml", &format!("pii_hash_key = \"{KEY}\"\n"));
+    let c = TracingConfig::from_file(f.path()).unwrap();
+    assert_eq!(c.pii_hash_key(), Some(KEY.as_bytes()));
+    let f = TempPath::file("hash", ".json", &format!("{{\"pii_hash_key\": \"{KEY}\"}}"));
+    let c = TracingConfig::from_file(f.path()).unwrap();
+    assert_eq!(c.pii_hash_key(), Some(KEY.as_bytes()));
+}
+
+#[test]
+fn pii_hash_key_must_be_16_bytes_and_is_never_quoted() {
+    let short = "s3cret-short";
+    for e in [
+        build_err(builder().pii_hash_key(short)),
+        env_err(&[("FAULTLINE_PII_HASH_KEY", short)]),
+    ] {
+        let text = e.to_string();
+        assert!(!text.contains(short), "{text}");
+        assert!(text.contains("at least 16 bytes"), "{text}");
+    }
+    assert_names(
+        &build_err(builder().pii_hash_key(short)),
+        "pii_hash_key",
+    );
+    assert_names(
+        &env_err(&[("FAULTLINE_PII_HASH_KEY", short)]),
+        "FAULTLINE_PII_HASH_KEY",
+    );
+    // Exactly 16 bytes is enough.
+    build_ok(builder().pii_hash_key("0123456789abcdef"));
+    let f = TempPath::file("hash-short", ".toml", &format!("pii_hash_key = \"{short}\"\n"));
+    let text = TracingConfig::from_file(f.path()).unwrap_err().to_string();
+    assert!(!text.contains(short), "{text}");
 }

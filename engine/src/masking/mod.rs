@@ -221,8 +221,8 @@ impl CustomPatterns {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
+    pub(crate) fn len(&self) -> usize {
+        self.patterns.len()
     }
 
     /// Every match of every pattern replaced; borrowed when none matches.

@@ -1,0 +1,3 @@
+//! PII masking throughput (placeholder while the benchmark is written).
+
+fn main() {}
