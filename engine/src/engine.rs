@@ -22,7 +22,7 @@ use crate::config::{ExporterKind, TracingConfig};
 use crate::correlate::{Correlator, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
-use crate::export::pipeline::{ExportPipeline, StatsCell};
+use crate::export::pipeline::{ExportPipeline, PipelineControl, StatsCell};
 use crate::export::{ConsoleExporter, ExportStats, Exporter};
 use crate::masking::{Masker, NoMasker, PiiMasker};
 use crate::propagation::{self, Propagator};
@@ -75,11 +75,13 @@ pub struct ShutdownReport {
 }
 
 impl ShutdownReport {
-    /// True when every span handed to the pipeline was exported and no error occurred.
+    /// True when every span handed to the pipeline was delivered by every
+    /// exporter and no error occurred.
     pub fn is_clean(&self) -> bool {
         !self.timed_out
             && self.errors.is_empty()
             && self.stats.spans_failed == 0
+            && self.stats.spans_buffered == 0
             && self.stats.spans_exported == self.stats.spans_received
     }
 }
@@ -190,6 +192,7 @@ impl EngineBuilder {
         let stats = Arc::new(StatsCell::default());
         let last_errors = Arc::new(Mutex::new(Vec::new()));
 
+        let mut control = None;
         let provider = if config.enabled() {
             for kind in config.exporters() {
                 let exporter = match (factories.remove(kind), kind) {
@@ -212,10 +215,11 @@ impl EngineBuilder {
             let pipeline = ExportPipeline::start(
                 config.pii_masking().then(|| masker.clone()),
                 exporters,
-                config.export_retry().timeout(),
+                *config.export_retry(),
                 stats.clone(),
                 last_errors.clone(),
             )?;
+            control = Some(pipeline.control());
             let batch = config.batch();
             let processor = BatchSpanProcessor::builder(pipeline)
                 .with_batch_config(
@@ -263,6 +267,7 @@ impl EngineBuilder {
                 correlators,
                 stats,
                 last_errors,
+                control,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -314,6 +319,7 @@ struct Inner {
     correlators: Vec<Arc<dyn Correlator>>,
     stats: Arc<StatsCell>,
     last_errors: Arc<Mutex<Vec<String>>>,
+    control: Option<Arc<PipelineControl>>,
     shut_down: AtomicBool,
 }
 
@@ -468,9 +474,14 @@ impl Engine {
         }
     }
 
-    /// Exports every finished span now, waiting for the exporters (blocking).
+    /// Exports every finished span now, waiting for the exporters (blocking,
+    /// 30 s at most). An exporter whose backend is down keeps its spans
+    /// buffered and does not hold the flush up.
     pub fn force_flush(&self) {
         let _ = self.inner.provider.force_flush();
+        if let Some(control) = &self.inner.control {
+            let _ = control.flush();
+        }
     }
 
     /// Flushes every pending span and closes the exporters, within the
@@ -492,17 +503,26 @@ impl Engine {
             };
         }
         let start = Instant::now();
-        let result = self
-            .inner
-            .provider
-            .shutdown_with_timeout(self.inner.config.shutdown_timeout());
+        let deadline = start + self.inner.config.shutdown_timeout();
+        // The batch processor's queue into the buffers, then the buffers out
+        // within the deadline, then the processor's thread closed.
+        let _ = self.inner.provider.force_flush();
+        let mut lanes_timed_out = false;
+        if let Some(control) = &self.inner.control {
+            lanes_timed_out = control.shutdown(deadline).1;
+        }
+        let result = self.inner.provider.shutdown_with_timeout(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(50)),
+        );
         let mut errors: Vec<String> = self
             .inner
             .last_errors
             .lock()
             .map(|mut e| std::mem::take(&mut *e))
             .unwrap_or_default();
-        let mut timed_out = false;
+        let mut timed_out = lanes_timed_out;
         if let Err(e) = result {
             let text = e.to_string();
             timed_out = text.to_ascii_lowercase().contains("timed out")

@@ -556,10 +556,11 @@ impl Exporter for FlakyExporter {
 }
 
 #[test]
-fn a_failing_exporter_never_stops_the_others() {
+fn a_failing_exporter_is_retried_and_never_stops_the_others() {
     let spans = InMemoryExporter::default();
     let config = quiet_config()
         .export_timeout(Duration::from_millis(200))
+        .backoff(Duration::from_millis(5), Duration::from_millis(50))
         .build()
         .unwrap();
     let engine = Engine::builder(config)
@@ -578,14 +579,21 @@ fn a_failing_exporter_never_stops_the_others() {
     assert_eq!(exported.len(), 4, "the in-memory exporter got every batch");
     let stats = engine.export_stats();
     assert_eq!(stats.spans_received, 4);
+    let flaky = &stats.exporters[0];
+    assert_eq!(flaky.name, "flaky");
     assert_eq!(
-        stats.export_errors, 3,
-        "panic, error and time-out counted: {stats:?}"
+        (
+            flaky.failed_attempts,
+            flaky.retries,
+            flaky.delivered,
+            flaky.dropped
+        ),
+        (3, 3, 4, 0),
+        "a panic, an error and a time-out, each retried: {stats:?}"
     );
-    assert_eq!(stats.spans_failed, 3);
-    assert_eq!(stats.spans_exported, 1);
+    assert_eq!(stats.spans_exported, 4);
     let report = engine.shutdown();
-    assert!(!report.is_clean());
+    assert!(report.is_clean(), "{report:?}");
 }
 
 #[test]

@@ -10,3 +10,4 @@ mod engine;
 mod interop;
 mod peers;
 mod service;
+mod tracing_bridge;

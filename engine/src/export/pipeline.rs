@@ -1,145 +1,637 @@
-//! The one SDK `SpanExporter` the engine installs: it masks every span, then
-//! hands the batch to the export worker, a dedicated thread running a Tokio
-//! runtime, which fans it out to every registered [`Exporter`].
+//! The one SDK `SpanExporter` the engine installs, and the resilient export
+//! behind it.
+//!
+//! The batch span processor hands each batch to [`ExportPipeline::export`],
+//! which masks every span, then puts the batch (shared, not copied) into the
+//! bounded buffer of every registered [`Exporter`] and returns at once: the
+//! batch processor never waits for a backend. Each exporter has its own
+//! task on the export thread (a Tokio runtime), which ships its buffer in
+//! order:
+//!
+//! * a failed attempt (transient error, time-out, panic) is retried with
+//!   exponential back-off and jitter (`backoff_base`, doubling, capped at
+//!   `backoff_max`), at most `max_retries` times;
+//! * after that the batch stays in the buffer and the backend is probed
+//!   again with growing intervals; when it answers, the buffer drains first,
+//!   in order, before anything newer;
+//! * the buffer holds at most `buffer_capacity` spans (plus the batch being
+//!   sent): when full, the oldest spans are dropped and counted;
+//! * a permanent error (rejected data, bad credentials) drops the batch,
+//!   counted, without retries.
+//!
+//! One slow or dead exporter never holds up another, nor a request.
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use opentelemetry::{Context, Key};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use super::{ExportError, Exporter, mask_span_with};
+use crate::config::ExportRetry;
 use crate::masking::Masker;
 
 /// Most attribute keys whose secret-key decision is remembered.
 const MAX_CACHED_KEYS: usize = 4096;
 
-/// Counters of the export pipeline, readable at any time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The counters of one exporter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterStats {
+    /// The exporter's name.
+    pub name: String,
+    /// Spans the backend accepted.
+    pub delivered: u64,
+    /// Attempts repeated after a failure.
+    pub retries: u64,
+    /// Attempts that failed (errors, time-outs, panics).
+    pub failed_attempts: u64,
+    /// Spans waiting in the buffer now.
+    pub buffered: u64,
+    /// Spans lost: buffer overflow, permanent errors, and what shutdown could
+    /// not deliver.
+    pub dropped: u64,
+}
+
+/// Counters of the export pipeline, readable at any time. With several
+/// exporters the totals are the worst case over them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportStats {
     /// Spans handed to the pipeline by the batch processor.
     pub spans_received: u64,
-    /// Spans that every exporter accepted.
+    /// Spans delivered by every exporter (the smallest `delivered`).
     pub spans_exported: u64,
-    /// Spans of batches that at least one exporter failed to ship.
+    /// Spans lost by at least one exporter (the largest `dropped`).
     pub spans_failed: u64,
-    /// Failed exporter calls (errors, time-outs and panics).
+    /// Spans waiting in a buffer (the largest `buffered`).
+    pub spans_buffered: u64,
+    /// Retried attempts, all exporters together.
+    pub retries: u64,
+    /// Failed attempts, all exporters together.
     pub export_errors: u64,
+    /// Each exporter's counters.
+    pub exporters: Vec<ExporterStats>,
 }
 
 #[derive(Debug, Default)]
+struct Counters {
+    delivered: AtomicU64,
+    retries: AtomicU64,
+    failed_attempts: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The pipeline's counters, shared with the engine.
+#[derive(Debug, Default)]
 pub(crate) struct StatsCell {
     spans_received: AtomicU64,
-    spans_exported: AtomicU64,
-    spans_failed: AtomicU64,
-    export_errors: AtomicU64,
+    lanes: Mutex<Vec<(String, Arc<Counters>, Arc<Lane>)>>,
 }
 
 impl StatsCell {
     pub(crate) fn snapshot(&self) -> ExportStats {
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let exporters: Vec<ExporterStats> = lanes
+            .iter()
+            .map(|(name, c, lane)| ExporterStats {
+                name: name.clone(),
+                delivered: c.delivered.load(Ordering::Relaxed),
+                retries: c.retries.load(Ordering::Relaxed),
+                failed_attempts: c.failed_attempts.load(Ordering::Relaxed),
+                buffered: lane.lock().buffered as u64,
+                dropped: c.dropped.load(Ordering::Relaxed),
+            })
+            .collect();
+        let received = self.spans_received.load(Ordering::Relaxed);
         ExportStats {
-            spans_received: self.spans_received.load(Ordering::Relaxed),
-            spans_exported: self.spans_exported.load(Ordering::Relaxed),
-            spans_failed: self.spans_failed.load(Ordering::Relaxed),
-            export_errors: self.export_errors.load(Ordering::Relaxed),
+            spans_received: received,
+            spans_exported: exporters
+                .iter()
+                .map(|e| e.delivered)
+                .min()
+                .unwrap_or(received),
+            spans_failed: exporters.iter().map(|e| e.dropped).max().unwrap_or(0),
+            spans_buffered: exporters.iter().map(|e| e.buffered).max().unwrap_or(0),
+            retries: exporters.iter().map(|e| e.retries).sum(),
+            export_errors: exporters.iter().map(|e| e.failed_attempts).sum(),
+            exporters,
         }
     }
 }
 
-enum Job {
-    Export(Vec<SpanData>, oneshot::Sender<Result<(), String>>),
-    Flush(std::sync::mpsc::SyncSender<Vec<String>>),
-    Shutdown(std::sync::mpsc::SyncSender<Vec<String>>),
+/// One batch (or what is left of it) waiting for one exporter.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    batch: Arc<Vec<SpanData>>,
+    start: usize,
+    attempts: u32,
+}
+
+impl Entry {
+    fn len(&self) -> usize {
+        self.batch.len() - self.start
+    }
+}
+
+/// One exporter's buffer, shared by the batch thread (which pushes) and the
+/// exporter's task (which sends).
+#[derive(Debug, Default)]
+struct LaneState {
+    entries: VecDeque<Entry>,
+    buffered: usize,
+    in_flight: Option<u64>,
+    next_seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    state: Mutex<LaneState>,
+    wake: Notify,
+}
+
+impl Lane {
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a batch, dropping the oldest spans (never the batch being sent)
+    /// beyond `capacity` (at least the new batch is kept).
+    fn push(&self, batch: Arc<Vec<SpanData>>, capacity: usize, counters: &Counters) {
+        let len = batch.len();
+        if len == 0 {
+            return;
+        }
+        let mut s = self.lock();
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.entries.push_back(Entry {
+            seq,
+            batch,
+            start: 0,
+            attempts: 0,
+        });
+        s.buffered += len;
+        let limit = capacity.max(len);
+        let in_flight = s.in_flight;
+        let in_flight_len = s
+            .entries
+            .front()
+            .filter(|e| Some(e.seq) == in_flight)
+            .map_or(0, Entry::len);
+        let mut dropped = 0usize;
+        while s.buffered - in_flight_len > limit {
+            let index = usize::from(
+                in_flight.is_some() && s.entries.front().is_some_and(|e| Some(e.seq) == in_flight),
+            );
+            let excess = s.buffered - in_flight_len - limit;
+            let Some(oldest) = s.entries.get_mut(index) else {
+                break;
+            };
+            let cut = excess.min(oldest.len());
+            oldest.start += cut;
+            let empty = oldest.len() == 0;
+            s.buffered -= cut;
+            dropped += cut;
+            if empty {
+                s.entries.remove(index);
+            }
+        }
+        drop(s);
+        if dropped > 0 {
+            counters
+                .dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+        }
+        self.wake.notify_one();
+    }
+}
+
+enum Command {
+    Flush(std::sync::mpsc::SyncSender<Result<(), String>>),
+    Shutdown(Instant, std::sync::mpsc::SyncSender<Vec<String>>),
+}
+
+struct Task {
+    exporter: Box<dyn Exporter>,
+    lane: Arc<Lane>,
+    counters: Arc<Counters>,
+    retry: ExportRetry,
+    rng: u64,
+}
+
+impl Task {
+    /// `delay` with equal jitter: a random duration in `[delay/2, delay]`.
+    fn jitter(&mut self, delay: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = delay / 2;
+        let nanos = half.as_nanos().max(1) as u64;
+        half + Duration::from_nanos(self.rng % nanos)
+    }
+
+    fn backoff(&mut self, attempts: u32) -> Duration {
+        let base = self.retry.backoff_base();
+        let factor = 1u32
+            .checked_shl(attempts.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX);
+        let delay = base.saturating_mul(factor).min(self.retry.backoff_max());
+        self.jitter(delay)
+    }
+
+    fn unavailable(&self) -> String {
+        let buffered = self.lane.lock().buffered;
+        format!(
+            "{}: backend unavailable, {buffered} spans buffered",
+            self.exporter.name()
+        )
+    }
+
+    /// One attempt at `spans`, bounded in time, a panic turned into an error.
+    async fn attempt(&self, spans: &[SpanData], timeout: Duration) -> Result<(), ExportError> {
+        let call = AssertUnwindSafe(self.exporter.export(spans)).catch_unwind();
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_panic)) => Err(ExportError::Transient("the exporter panicked".into())),
+            Err(_) => Err(ExportError::Timeout(timeout)),
+        }
+    }
+
+    /// The oldest entry, marked in flight.
+    fn take_front(&self) -> Option<(u64, Arc<Vec<SpanData>>, usize, u32)> {
+        let mut s = self.lane.lock();
+        let front = s
+            .entries
+            .front()
+            .map(|e| (e.seq, e.batch.clone(), e.start, e.attempts));
+        s.in_flight = front.as_ref().map(|f| f.0);
+        front
+    }
+
+    /// Settles the in-flight entry: removed (delivered or dropped) or kept
+    /// with one more attempt counted.
+    fn settle(&self, seq: u64, remove: bool) -> u32 {
+        let mut s = self.lane.lock();
+        s.in_flight = None;
+        match s.entries.front_mut() {
+            Some(e) if e.seq == seq => {
+                if remove {
+                    let n = e.len();
+                    s.buffered -= n;
+                    s.entries.pop_front();
+                    0
+                } else {
+                    e.attempts += 1;
+                    e.attempts
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut backoff_until: Option<tokio::time::Instant> = None;
+        let mut probe = self.retry.backoff_base();
+        let mut flushes: Vec<std::sync::mpsc::SyncSender<Result<(), String>>> = Vec::new();
+        // Retries spent on the oldest batch: the backend is down.
+        let mut exhausted = false;
+        loop {
+            // Commands first, without waiting.
+            while let Ok(command) = commands.try_recv() {
+                match command {
+                    Command::Flush(reply) if exhausted => {
+                        let _ = reply.send(Err(self.unavailable()));
+                    }
+                    Command::Flush(reply) => flushes.push(reply),
+                    Command::Shutdown(deadline, reply) => {
+                        let errors = self.shutdown(deadline).await;
+                        for f in flushes.drain(..) {
+                            let _ = f.send(Ok(()));
+                        }
+                        let _ = reply.send(errors);
+                        return;
+                    }
+                }
+            }
+            let wait_until = backoff_until.filter(|t| *t > tokio::time::Instant::now());
+            let front = if wait_until.is_none() {
+                self.take_front()
+            } else {
+                None
+            };
+            let Some((seq, batch, start, attempts)) = front else {
+                if wait_until.is_none() {
+                    for f in flushes.drain(..) {
+                        let _ = f.send(Ok(()));
+                    }
+                }
+                let sleep = async {
+                    match wait_until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    command = commands.recv() => match command {
+                        Some(Command::Flush(reply)) if exhausted => {
+                            let _ = reply.send(Err(self.unavailable()));
+                        }
+                        Some(Command::Flush(reply)) => flushes.push(reply),
+                        Some(Command::Shutdown(deadline, reply)) => {
+                            let errors = self.shutdown(deadline).await;
+                            let _ = reply.send(errors);
+                            return;
+                        }
+                        None => return,
+                    },
+                    _ = self.lane.wake.notified(), if wait_until.is_none() => {}
+                    _ = sleep => { backoff_until = None; }
+                }
+                continue;
+            };
+            let spans = &batch[start..];
+            let result = self.attempt(spans, self.retry.timeout()).await;
+            if attempts > 0 {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            match result {
+                Ok(()) => {
+                    self.counters
+                        .delivered
+                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                    self.settle(seq, true);
+                    probe = self.retry.backoff_base();
+                    exhausted = false;
+                }
+                Err(ExportError::Permanent(reason)) => {
+                    self.counters
+                        .failed_attempts
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .dropped
+                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                    self.settle(seq, true);
+                    tracing::warn!(
+                        exporter = self.exporter.name(),
+                        spans = spans.len(),
+                        "export rejected, spans dropped: {reason}"
+                    );
+                }
+                Err(error) => {
+                    self.counters
+                        .failed_attempts
+                        .fetch_add(1, Ordering::Relaxed);
+                    let attempts = self.settle(seq, false);
+                    let delay = if attempts <= self.retry.max_retries() {
+                        self.backoff(attempts)
+                    } else {
+                        // Retries spent: keep the spans, probe with growing intervals.
+                        if attempts == self.retry.max_retries() + 1 {
+                            tracing::warn!(
+                                exporter = self.exporter.name(),
+                                "export failing, spans kept in the buffer: {error}"
+                            );
+                        }
+                        exhausted = true;
+                        for f in flushes.drain(..) {
+                            let _ = f.send(Err(format!("{}: {error}", self.exporter.name())));
+                        }
+                        let d = self.jitter(probe);
+                        probe = (probe * 2).min(self.retry.backoff_max());
+                        d
+                    };
+                    backoff_until = Some(tokio::time::Instant::now() + delay);
+                }
+            }
+        }
+    }
+
+    /// Ships what it can before `deadline`, one attempt per batch, stops at
+    /// the first failure; counts the rest as dropped; closes the exporter.
+    async fn shutdown(&mut self, deadline: Instant) -> Vec<String> {
+        let mut errors = Vec::new();
+        while let Some((seq, batch, start, _)) = self.take_front() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.settle(seq, false);
+                break;
+            }
+            let spans = &batch[start..];
+            match self.attempt(spans, left.min(self.retry.timeout())).await {
+                Ok(()) => {
+                    self.counters
+                        .delivered
+                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                    self.settle(seq, true);
+                }
+                Err(e) => {
+                    self.counters
+                        .failed_attempts
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.settle(seq, matches!(e, ExportError::Permanent(_)));
+                    if matches!(e, ExportError::Permanent(_)) {
+                        self.counters
+                            .dropped
+                            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                        continue;
+                    }
+                    errors.push(format!("{}: {e}", self.exporter.name()));
+                    break;
+                }
+            }
+        }
+        let undelivered = {
+            let mut s = self.lane.lock();
+            let n = s.buffered;
+            s.entries.clear();
+            s.buffered = 0;
+            n
+        };
+        if undelivered > 0 {
+            self.counters
+                .dropped
+                .fetch_add(undelivered as u64, Ordering::Relaxed);
+            errors.push(format!(
+                "{}: {undelivered} spans not delivered before the shutdown deadline",
+                self.exporter.name()
+            ));
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(10));
+        let close = AssertUnwindSafe(self.exporter.shutdown()).catch_unwind();
+        match tokio::time::timeout(left, close).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => errors.push(format!("{}: {e}", self.exporter.name())),
+            Ok(Err(_)) => errors.push(format!(
+                "{}: the exporter panicked on shutdown",
+                self.exporter.name()
+            )),
+            Err(_) => errors.push(format!("{}: shutdown timed out", self.exporter.name())),
+        }
+        errors
+    }
 }
 
 #[derive(Debug)]
-pub(crate) struct ExportPipeline {
-    masker: Option<Arc<dyn Masker>>,
-    /// The masker's secret-key decision per attribute key: keys repeat from
-    /// span to span, so each is decided once (bounded; cleared when full).
-    secret_keys: Mutex<HashMap<Key, bool>>,
-    jobs: mpsc::UnboundedSender<Job>,
-    worker: Mutex<Option<JoinHandle<()>>>,
-    stats: Arc<StatsCell>,
-    last_errors: Arc<Mutex<Vec<String>>>,
+struct LaneHandle {
+    lane: Arc<Lane>,
+    counters: Arc<Counters>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
-impl std::fmt::Debug for Job {
+impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Job::Export(..) => "Export",
-            Job::Flush(..) => "Flush",
-            Job::Shutdown(..) => "Shutdown",
+            Command::Flush(_) => "Flush",
+            Command::Shutdown(..) => "Shutdown",
         })
     }
 }
 
+/// The SDK-facing exporter; the engine keeps the [`PipelineControl`] to
+/// flush and shut down (the batch processor does not ask its exporter to
+/// flush, and closes it with a fixed deadline).
+#[derive(Debug)]
+pub(crate) struct ExportPipeline {
+    control: Arc<PipelineControl>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PipelineControl {
+    masker: Option<Arc<dyn Masker>>,
+    /// The masker's secret-key decision per attribute key: keys repeat from
+    /// span to span, so each is decided once (bounded; cleared when full).
+    secret_keys: Mutex<HashMap<Key, bool>>,
+    lanes: Vec<LaneHandle>,
+    capacity: usize,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<StatsCell>,
+    last_errors: Arc<Mutex<Vec<String>>>,
+    shut_down: std::sync::atomic::AtomicBool,
+}
+
 impl ExportPipeline {
-    /// Starts the export worker thread.
+    /// Starts the export thread with one task per exporter.
     pub(crate) fn start(
         masker: Option<Arc<dyn Masker>>,
         exporters: Vec<Box<dyn Exporter>>,
-        export_timeout: Duration,
+        retry: ExportRetry,
         stats: Arc<StatsCell>,
         last_errors: Arc<Mutex<Vec<String>>>,
     ) -> std::io::Result<Self> {
-        let (jobs, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("faultline-export")
             .build()?;
-        let worker_stats = stats.clone();
+        let mut lanes = Vec::with_capacity(exporters.len());
+        let mut tasks = Vec::with_capacity(exporters.len());
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
+        for (i, exporter) in exporters.into_iter().enumerate() {
+            let lane = Arc::new(Lane::default());
+            let counters = Arc::new(Counters::default());
+            let (tx, rx) = mpsc::unbounded_channel();
+            stats.lanes.lock().unwrap_or_else(|e| e.into_inner()).push((
+                exporter.name().to_owned(),
+                counters.clone(),
+                lane.clone(),
+            ));
+            tasks.push((
+                Task {
+                    exporter,
+                    lane: lane.clone(),
+                    counters: counters.clone(),
+                    retry,
+                    rng: seed.wrapping_mul(i as u64 * 2 + 1),
+                },
+                rx,
+            ));
+            lanes.push(LaneHandle {
+                lane,
+                counters,
+                commands: tx,
+            });
+        }
         let worker = std::thread::Builder::new()
             .name("faultline-export".to_owned())
             .spawn(move || {
                 // Nothing the exporters do (HTTP clients, gRPC) is traced.
                 let _suppressed = Context::enter_telemetry_suppressed_scope();
-                runtime.block_on(run_worker(rx, exporters, export_timeout, worker_stats));
+                runtime.block_on(async move {
+                    let handles: Vec<_> = tasks
+                        .into_iter()
+                        .map(|(task, rx)| tokio::spawn(task.run(rx)))
+                        .collect();
+                    for h in handles {
+                        let _ = h.await;
+                    }
+                });
             })?;
         Ok(ExportPipeline {
-            masker,
-            secret_keys: Mutex::new(HashMap::new()),
-            jobs,
-            worker: Mutex::new(Some(worker)),
-            stats,
-            last_errors,
+            control: Arc::new(PipelineControl {
+                masker,
+                secret_keys: Mutex::new(HashMap::new()),
+                lanes,
+                capacity: retry.buffer_capacity(),
+                worker: Mutex::new(Some(worker)),
+                stats,
+                last_errors,
+                shut_down: std::sync::atomic::AtomicBool::new(false),
+            }),
         })
     }
 
-    fn wait_worker(
-        &self,
-        job: impl FnOnce(std::sync::mpsc::SyncSender<Vec<String>>) -> Job,
-        timeout: Duration,
-    ) -> OTelSdkResult {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if self.jobs.send(job(tx)).is_err() {
-            return Err(OTelSdkError::AlreadyShutdown);
-        }
-        match rx.recv_timeout(timeout) {
-            Ok(errors) if errors.is_empty() => Ok(()),
-            Ok(errors) => {
-                let joined = errors.join("; ");
-                if let Ok(mut last) = self.last_errors.lock() {
-                    last.extend(errors);
-                }
-                Err(OTelSdkError::InternalFailure(joined))
-            }
-            Err(_) => Err(OTelSdkError::Timeout(timeout)),
+    /// The handle the engine keeps.
+    pub(crate) fn control(&self) -> Arc<PipelineControl> {
+        self.control.clone()
+    }
+}
+
+impl PipelineControl {
+    fn remember(&self, errors: &[String]) {
+        if !errors.is_empty()
+            && let Ok(mut last) = self.last_errors.lock()
+        {
+            last.extend(errors.iter().cloned());
         }
     }
 }
 
 impl SpanExporter for ExportPipeline {
-    fn export(&self, mut batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.control.push(batch);
+        std::future::ready(Ok(()))
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.control.flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let (errors, timed_out) = self.control.shutdown(Instant::now() + timeout);
+        if timed_out {
+            Err(OTelSdkError::Timeout(timeout))
+        } else if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(OTelSdkError::InternalFailure(errors.join("; ")))
+        }
+    }
+}
+
+impl PipelineControl {
+    /// Masks a batch and puts it into every exporter's buffer.
+    fn push(&self, mut batch: Vec<SpanData>) {
         self.stats
             .spans_received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -161,94 +653,71 @@ impl SpanExporter for ExportPipeline {
                 mask_span_with(masker, span, &mut is_secret);
             }
         }
-        let (tx, rx) = oneshot::channel();
-        let sent = self.jobs.send(Job::Export(batch, tx)).is_ok();
-        async move {
-            if !sent {
-                return Err(OTelSdkError::AlreadyShutdown);
-            }
-            match rx.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(OTelSdkError::InternalFailure(message)),
-                Err(_) => Err(OTelSdkError::AlreadyShutdown),
-            }
+        let batch = Arc::new(batch);
+        for lane in &self.lanes {
+            lane.lane.push(batch.clone(), self.capacity, &lane.counters);
         }
     }
 
-    fn force_flush(&self) -> OTelSdkResult {
-        self.wait_worker(Job::Flush, Duration::from_secs(30))
+    /// Waits until every exporter shipped its buffer, or reported its
+    /// backend down, or 30 s passed.
+    pub(crate) fn flush(&self) -> OTelSdkResult {
+        let mut waiting = Vec::with_capacity(self.lanes.len());
+        for lane in &self.lanes {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            if lane.commands.send(Command::Flush(tx)).is_ok() {
+                waiting.push(rx);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut errors = Vec::new();
+        for rx in waiting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("flush timed out".to_owned()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(OTelSdkError::InternalFailure(errors.join("; ")))
+        }
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let result = self.wait_worker(Job::Shutdown, timeout);
-        if result.is_ok()
-            && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take())
-        {
+    /// Ships what each exporter can before `deadline`, then closes them.
+    /// Returns the errors and whether an exporter did not answer in time.
+    /// Only the first call does anything.
+    pub(crate) fn shutdown(&self, deadline: Instant) -> (Vec<String>, bool) {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return (Vec::new(), false);
+        }
+        let mut waiting = Vec::with_capacity(self.lanes.len());
+        for lane in &self.lanes {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            if lane.commands.send(Command::Shutdown(deadline, tx)).is_ok() {
+                waiting.push(rx);
+            }
+        }
+        let mut errors = Vec::new();
+        let mut timed_out = false;
+        for rx in waiting {
+            // A little grace beyond the deadline for the reply itself.
+            let left =
+                deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(200);
+            match rx.recv_timeout(left) {
+                Ok(errs) => errors.extend(errs),
+                Err(_) => timed_out = true,
+            }
+        }
+        self.remember(&errors);
+        if !timed_out && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
         }
-        result
+        (errors, timed_out)
     }
 }
 
-async fn run_worker(
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    exporters: Vec<Box<dyn Exporter>>,
-    timeout: Duration,
-    stats: Arc<StatsCell>,
-) {
-    while let Some(job) = rx.recv().await {
-        match job {
-            Job::Export(batch, reply) => {
-                let mut errors = Vec::new();
-                for exporter in &exporters {
-                    if let Err(e) = guarded(exporter.name(), timeout, exporter.export(&batch)).await
-                    {
-                        stats.export_errors.fetch_add(1, Ordering::Relaxed);
-                        errors.push(e);
-                    }
-                }
-                let n = batch.len() as u64;
-                if errors.is_empty() {
-                    stats.spans_exported.fetch_add(n, Ordering::Relaxed);
-                    let _ = reply.send(Ok(()));
-                } else {
-                    stats.spans_failed.fetch_add(n, Ordering::Relaxed);
-                    let _ = reply.send(Err(errors.join("; ")));
-                }
-            }
-            Job::Flush(reply) => {
-                let mut errors = Vec::new();
-                for exporter in &exporters {
-                    if let Err(e) = guarded(exporter.name(), timeout, exporter.force_flush()).await
-                    {
-                        errors.push(e);
-                    }
-                }
-                let _ = reply.send(errors);
-            }
-            Job::Shutdown(reply) => {
-                let mut errors = Vec::new();
-                for exporter in &exporters {
-                    if let Err(e) = guarded(exporter.name(), timeout, exporter.shutdown()).await {
-                        errors.push(e);
-                    }
-                }
-                let _ = reply.send(errors);
-                break;
-            }
-        }
-    }
-}
-
-/// Runs one exporter call with a time limit, turning a panic into an error.
-async fn guarded<F>(name: &str, timeout: Duration, call: F) -> Result<(), String>
-where
-    F: Future<Output = Result<(), ExportError>>,
-{
-    match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(format!("{name}: {e}")),
-        Ok(Err(_panic)) => Err(format!("{name}: the exporter panicked")),
-        Err(_) => Err(format!("{name}: {}", ExportError::Timeout(timeout))),
-    }
-}
+#[cfg(test)]
+mod tests;

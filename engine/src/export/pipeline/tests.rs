@@ -1,0 +1,266 @@
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::Duration;
+
+use opentelemetry::trace::{Span as _, Tracer as _};
+
+use super::*;
+use crate::Engine;
+use crate::config::TracingConfig;
+use crate::export::InMemoryExporter;
+
+/// An exporter whose backend can be switched down and up, recording what it
+/// delivered, in order.
+#[derive(Debug, Clone, Default)]
+struct Backend {
+    up: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+    fail_first: usize,
+    permanent: bool,
+    delay: Duration,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Exporter for Backend {
+    fn name(&self) -> &str {
+        "backend"
+    }
+    async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        if call < self.fail_first || !self.up.load(Ordering::SeqCst) {
+            return Err(if self.permanent {
+                ExportError::Permanent("rejected".into())
+            } else {
+                ExportError::Transient("connection refused".into())
+            });
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(batch.iter().map(|s| s.name.to_string()));
+        Ok(())
+    }
+}
+
+fn backend(up: bool) -> Backend {
+    let b = Backend::default();
+    b.up.store(up, Ordering::SeqCst);
+    b
+}
+
+fn engine_with(backend: impl Exporter + 'static, capacity: usize, batch: usize) -> Engine {
+    let config = TracingConfig::builder()
+        .service_name("pipeline-test")
+        .exporters([])
+        .max_export_retries(3)
+        .backoff(Duration::from_millis(2), Duration::from_millis(20))
+        .export_buffer_capacity(capacity)
+        .export_timeout(Duration::from_millis(300))
+        .batch(8192, batch, Duration::from_secs(600))
+        .shutdown_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    Engine::builder(config)
+        .exporter(backend)
+        .install_global(false)
+        .build()
+        .unwrap()
+}
+
+fn spans(engine: &Engine, prefix: &str, n: usize) {
+    for i in 0..n {
+        engine.tracer().start(format!("{prefix}{i:03}")).end();
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_failing_attempt_is_retried_and_delivered_in_order() {
+    let mut b = backend(true);
+    b.fail_first = 2;
+    let engine = engine_with(b.clone(), 1000, 10);
+    spans(&engine, "s", 30);
+    engine.force_flush();
+    let seen = b.seen.lock().unwrap().clone();
+    let want: Vec<String> = (0..30).map(|i| format!("s{i:03}")).collect();
+    assert_eq!(seen, want);
+    let stats = engine.export_stats();
+    assert_eq!(stats.retries, 2);
+    assert_eq!(stats.export_errors, 2);
+    assert_eq!(stats.spans_exported, 30);
+    assert_eq!(stats.spans_failed, 0);
+    assert!(engine.shutdown().is_clean());
+}
+
+#[test]
+fn a_backend_down_then_up_gets_every_buffered_span_in_order() {
+    let b = backend(false);
+    let engine = engine_with(b.clone(), 10_000, 25);
+    spans(&engine, "a", 100);
+    engine.force_flush(); // spends the retries, then reports the backend down
+    spans(&engine, "b", 100);
+    engine.force_flush();
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_buffered, 200, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0);
+    assert!(stats.retries >= 3);
+    b.up.store(true, Ordering::SeqCst);
+    wait_until("the buffer to drain", || {
+        engine.export_stats().spans_buffered == 0
+    });
+    let seen = b.seen.lock().unwrap().clone();
+    let want: Vec<String> = (0..100)
+        .map(|i| format!("a{i:03}"))
+        .chain((0..100).map(|i| format!("b{i:03}")))
+        .collect();
+    assert_eq!(seen, want, "every span once, oldest first");
+    let stats = engine.export_stats();
+    assert_eq!((stats.spans_exported, stats.spans_failed), (200, 0));
+    assert!(engine.shutdown().is_clean());
+}
+
+#[test]
+fn an_overflowing_buffer_drops_exactly_the_oldest_spans() {
+    let b = backend(false);
+    let engine = engine_with(b.clone(), 100, 50);
+    for round in 0..5 {
+        spans(&engine, &format!("r{round}-"), 50);
+        engine.force_flush();
+    }
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_received, 250);
+    assert_eq!(stats.spans_buffered, 100);
+    assert_eq!(
+        stats.spans_failed, 150,
+        "exactly the overflow is dropped: {stats:?}"
+    );
+    b.up.store(true, Ordering::SeqCst);
+    wait_until("the buffer to drain", || {
+        engine.export_stats().spans_buffered == 0
+    });
+    let seen = b.seen.lock().unwrap().clone();
+    let want: Vec<String> = (3..5)
+        .flat_map(|r| (0..50).map(move |i| format!("r{r}-{i:03}")))
+        .collect();
+    assert_eq!(seen, want, "the newest 100 survive, in order");
+    let stats = engine.export_stats();
+    assert_eq!(
+        stats.spans_exported + stats.spans_failed,
+        stats.spans_received
+    );
+}
+
+#[test]
+fn a_permanent_error_drops_without_retrying() {
+    let mut b = backend(false);
+    b.permanent = true;
+    let engine = engine_with(b.clone(), 1000, 10);
+    spans(&engine, "p", 20);
+    engine.force_flush();
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_failed, 20);
+    assert_eq!(stats.retries, 0);
+    assert_eq!(stats.export_errors, 2);
+    assert_eq!(stats.spans_buffered, 0);
+}
+
+#[test]
+fn a_slow_exporter_never_holds_up_another() {
+    let mut slow = backend(true);
+    slow.delay = Duration::from_millis(250);
+    let memory = InMemoryExporter::default();
+    let config = TracingConfig::builder()
+        .service_name("pipeline-test")
+        .exporters([])
+        .batch(2048, 1, Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(slow.clone())
+        .exporter(memory.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..5 {
+        engine.tracer().start(format!("x{i}")).end();
+    }
+    let got = memory.wait_for(5, Duration::from_secs(5));
+    assert_eq!(got.len(), 5);
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "the fast exporter waited for the slow one ({:?})",
+        started.elapsed()
+    );
+    engine.force_flush();
+    assert_eq!(slow.seen.lock().unwrap().len(), 5);
+}
+
+#[test]
+fn an_exporter_that_panics_or_hangs_is_retried() {
+    #[derive(Debug)]
+    struct Wild(AtomicUsize, Arc<Mutex<usize>>);
+    #[async_trait::async_trait]
+    impl Exporter for Wild {
+        fn name(&self) -> &str {
+            "wild"
+        }
+        async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
+            match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => panic!("exporter bug"),
+                1 => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok(())
+                }
+                _ => {
+                    *self.1.lock().unwrap() += batch.len();
+                    Ok(())
+                }
+            }
+        }
+    }
+    let delivered = Arc::new(Mutex::new(0));
+    let engine = engine_with(Wild(AtomicUsize::new(0), delivered.clone()), 1000, 10);
+    spans(&engine, "w", 10);
+    engine.force_flush();
+    assert_eq!(*delivered.lock().unwrap(), 10);
+    let stats = engine.export_stats();
+    assert_eq!(
+        (stats.export_errors, stats.retries, stats.spans_exported),
+        (2, 2, 10)
+    );
+}
+
+#[test]
+fn shutdown_with_the_backend_down_keeps_its_deadline_and_says_what_was_lost() {
+    let b = backend(false);
+    let engine = engine_with(b, 1000, 10);
+    spans(&engine, "d", 40);
+    let started = Instant::now();
+    let report = engine.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!report.is_clean());
+    assert_eq!(report.stats.spans_failed, 40, "{report:?}");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("40 spans not delivered")),
+        "{:?}",
+        report.errors
+    );
+}
