@@ -192,8 +192,8 @@ enum Label {
     Phone,
     /// `ssn`, `tin`, `itin`, `ein`, `tax id`: nine bare digits are a tax id.
     Tax,
-    /// A key or word ending in `id` (`trace_id`, `orderId`): an identifier,
-    /// never a card.
+    /// A key or word ending in `id` (`trace_id`, `orderId`), or naming a
+    /// measure (`offset`, `bytes`, `ts`, `duration_ns`): never a card.
     Id,
 }
 
@@ -208,6 +208,32 @@ const PHONE_LABELS: &[&[u8]] = &[
     b"msisdn",
     b"sms",
     b"whatsapp",
+];
+
+/// Keys naming a measure or a counter: the number after them is not a card.
+const MEASURE_LABELS: &[&[u8]] = &[
+    b"offset",
+    b"bytes",
+    b"size",
+    b"length",
+    b"count",
+    b"total",
+    b"duration",
+    b"elapsed",
+    b"ts",
+    b"timestamp",
+    b"time",
+    b"epoch",
+    b"seq",
+    b"sequence",
+    b"nonce",
+    b"version",
+    b"pid",
+    b"ms",
+    b"us",
+    b"ns",
+    b"checksum",
+    b"crc",
 ];
 
 const TAX_LABELS: &[&[u8]] = &[
@@ -280,7 +306,12 @@ fn classify(word: &[u8]) -> (Label, bool) {
             return (Label::Phone, false);
         }
     }
-    if lower.ends_with(b"id") || lower.ends_with(b"ids") {
+    if lower.ends_with(b"id")
+        || lower.ends_with(b"ids")
+        || MEASURE_LABELS
+            .iter()
+            .any(|l| ends_with_label(lower, word, l))
+    {
         return (Label::Id, false);
     }
     (Label::None, false)
@@ -1124,7 +1155,15 @@ fn redact_value(b: &[u8], v: usize, json: Option<bool>, out: &mut Out<'_>) -> us
             if json.is_some() && matches!(token, b"null" | b"true" | b"false") {
                 return end;
             }
-            if is_auth_scheme(token) && b.get(end) == Some(&b' ') {
+            if token.iter().all(u8::is_ascii_digit) {
+                // A number written in groups: `cvv=4111 1111 1111 1111`.
+                while end + 1 < b.len() && b[end] == b' ' && b[end + 1].is_ascii_digit() {
+                    end += 1 + b[end + 1..]
+                        .iter()
+                        .take_while(|&&c| !is_value_end(c))
+                        .count();
+                }
+            } else if is_auth_scheme(token) && b.get(end) == Some(&b' ') {
                 let more = b[end + 1..]
                     .iter()
                     .take_while(|&&c| !is_value_end(c))
