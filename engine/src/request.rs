@@ -450,7 +450,6 @@ impl RequestSpan {
         let sc = span.span_context().clone();
         let header = traceresponse(&sc).and_then(|v| HeaderValue::from_str(&v).ok());
         span.end();
-        drop(span);
         if self.engine.has_correlators() {
             let masked;
             let error = match &self.failure {

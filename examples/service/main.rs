@@ -217,6 +217,15 @@ pub async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    // Logs go to standard error through `tracing`, filtered by RUST_LOG
+    // (default `info`); standard output carries the console exporter's spans.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

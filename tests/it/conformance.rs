@@ -203,10 +203,26 @@ fn conformance(framework: &str) {
         )
         .await;
         let trace = r.assert_problem(402, 2001);
+        assert_eq!(
+            r.json()["detail"],
+            "payment declined for b***@example.com with card ****-****-****-1111",
+            "the error body is masked"
+        );
         let spans = svc.trace(&trace, 1);
         let s = server_span(&spans, "POST /checkout");
-        assert_eq!(s["attributes"]["error.type"], "PAYMENT_DECLINED");
-        assert!(s["attributes"]["app.customer.email"].is_string());
+        let a = &s["attributes"];
+        assert_eq!(a["error.type"], "PAYMENT_DECLINED");
+        assert_eq!(a["app.customer.email"], "b***@example.com");
+        assert_eq!(a["app.customer.phone"], "***-***-4567");
+        assert_eq!(a["app.payment.card"], "****-****-****-1111");
+        assert_eq!(
+            exception(s)["attributes"]["exception.message"],
+            "payment declined for b***@example.com with card ****-****-****-1111"
+        );
+        let everything = serde_json::to_string(&spans).unwrap();
+        for raw in ["bob@example.com", "555-123-4567", "4111111111111111"] {
+            assert!(!everything.contains(raw), "{raw} left the process");
+        }
 
         // A panic: 500, code 5000, nothing of the panic text, still serving.
         let r = send(&client, client.get(svc.url("/panic"))).await;
@@ -219,6 +235,8 @@ fn conformance(framework: &str) {
         let spans = svc.trace(&trace, 1);
         let s = server_span(&spans, "GET /panic");
         assert_eq!(s["status"], "error");
+        assert_eq!(exception(s)["attributes"]["exception.message"], "payment worker crashed for a***@example.com");
+        assert!(!serde_json::to_string(&spans).unwrap().contains("alice@"), "the panic payload is masked");
         assert_eq!(s["attributes"]["error.type"], "panic");
         assert_eq!(exception(s)["attributes"]["exception.type"], "panic");
         let r = send(&client, client.get(svc.url("/hello"))).await;
@@ -263,6 +281,10 @@ fn conformance(framework: &str) {
         assert_eq!(client_span["name"], "GET");
         assert_eq!(client_span["attributes"]["http.response.status_code"], 200);
     });
+    let printed = svc.output().join("\n");
+    for raw in ["bob@example.com", "4111111111111111", "alice@example.com"] {
+        assert!(!printed.contains(raw), "{raw} printed by the service");
+    }
     let (ok, took) = svc.stop();
     assert!(ok, "clean exit on SIGTERM");
     assert!(took.as_secs() < 10, "exited in {took:?}");

@@ -87,11 +87,14 @@ struct Counters {
     dropped: AtomicU64,
 }
 
+/// One exporter's name, counters and buffer, as the stats see them.
+type LaneStats = (String, Arc<Counters>, Arc<Lane>);
+
 /// The pipeline's counters, shared with the engine.
 #[derive(Debug, Default)]
 pub(crate) struct StatsCell {
     spans_received: AtomicU64,
-    lanes: Mutex<Vec<(String, Arc<Counters>, Arc<Lane>)>>,
+    lanes: Mutex<Vec<LaneStats>>,
 }
 
 impl StatsCell {

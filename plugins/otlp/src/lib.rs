@@ -1,10 +1,333 @@
-//! faultline's OTLP exporter plugin (gRPC and HTTP/protobuf, TLS, auth headers).
+//! faultline's OTLP exporter plugin: OTLP over gRPC (tonic) or HTTP/protobuf
+//! (reqwest), with TLS from the system roots or a given CA, client
+//! certificates (mTLS), authentication headers, gzip and a time limit, built
+//! on `opentelemetry-otlp`.
 //!
-//! Status: the exporter arrives with the exporter work; today the crate only re-exports the engine.
+//! Applications turn on the faultline feature `otlp`; `faultline::setup::engine_builder`
+//! then makes this exporter whenever the configuration names `otlp` (the
+//! default), from `OTEL_EXPORTER_OTLP_*`:
 //!
-//! This crate is part of [faultline](https://docs.rs/faultline). Applications
-//! depend on `faultline` with the feature `otlp` rather than on this crate.
+//! ```no_run
+//! use faultline_engine::config::{ExporterKind, OtlpProtocol, TracingConfig};
+//!
+//! let config = TracingConfig::builder()
+//!     .service_name("checkout")
+//!     .exporters([ExporterKind::Otlp])
+//!     .otlp_protocol(OtlpProtocol::HttpProtobuf)
+//!     .otlp_endpoint("https://collector.internal:4318")
+//!     .otlp_header("authorization", "Bearer s3cr3t")
+//!     .build()?;
+//! let exporter = faultline_otlp::OtlpExporter::from_config(&config)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Retries are not this crate's job: the engine wraps every exporter in its
+//! resilient export (back-off, bounded buffer, drop counts), so the
+//! `opentelemetry-otlp` retry policy is turned off. Failures are classified
+//! for it: connection problems, time-outs, 429/503/`Unavailable` are
+//! transient; rejected data and bad credentials are permanent.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
+use faultline_engine::export::{ExportError, Exporter};
+use faultline_engine::opentelemetry_sdk::Resource;
+use faultline_engine::opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+use opentelemetry_otlp::{RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use tokio::sync::OnceCell;
+
 pub use faultline_engine as engine;
+
+/// Why the exporter could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    /// A certificate or key file could not be read.
+    #[error("OTLP TLS: cannot read {path}: {reason}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("OTLP HTTP client: {0}")]
+    Client(String),
+}
+
+/// The OTLP exporter.
+pub struct OtlpExporter {
+    protocol: OtlpProtocol,
+    endpoint: String,
+    headers: Vec<(String, String)>,
+    compression: Compression,
+    timeout: Duration,
+    tls: Option<TlsMaterial>,
+    resource: Option<Resource>,
+    inner: OnceCell<opentelemetry_otlp::SpanExporter>,
+}
+
+#[derive(Clone)]
+struct TlsMaterial {
+    ca: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl fmt::Debug for OtlpExporter {
+    /// Never prints header values or key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("protocol", &self.protocol)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| format!("{k}: [REDACTED]"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("compression", &self.compression)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
+    std::fs::read(path).map_err(|e| OtlpError::Tls {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl OtlpExporter {
+    /// An exporter for the configuration's OTLP settings: protocol, traces
+    /// endpoint, headers, compression, TLS files (read now, so a missing file
+    /// is an error at start), and the export timeout.
+    pub fn from_config(config: &TracingConfig) -> Result<Self, OtlpError> {
+        let tls_config = config.otlp_tls();
+        let tls = if tls_config.is_empty() {
+            None
+        } else {
+            Some(TlsMaterial {
+                ca: tls_config.ca_file().map(read).transpose()?,
+                identity: match (tls_config.client_cert(), tls_config.client_key()) {
+                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                    _ => None,
+                },
+            })
+        };
+        Ok(OtlpExporter {
+            protocol: config.otlp_protocol(),
+            endpoint: config.otlp_traces_endpoint().to_string(),
+            headers: config
+                .otlp_headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect(),
+            compression: config.otlp_compression(),
+            timeout: config.export_retry().timeout(),
+            tls,
+            resource: None,
+            inner: OnceCell::new(),
+        })
+    }
+
+    /// The endpoint spans go to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Builds the `opentelemetry-otlp` exporter. Called on the export thread
+    /// (inside its Tokio runtime), at the first export.
+    fn build(&self) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+        let mut exporter = match self.protocol {
+            OtlpProtocol::Grpc => {
+                let mut headers = http::HeaderMap::new();
+                for (k, v) in &self.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(k.as_bytes()),
+                        http::HeaderValue::from_str(v),
+                    ) {
+                        headers.insert(name, value);
+                    }
+                }
+                let metadata = MetadataMap::from_headers(headers);
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(self.endpoint.clone())
+                    .with_timeout(self.timeout)
+                    .with_metadata(metadata)
+                    .with_retry_policy(RetryPolicy::disabled());
+                if self.compression == Compression::Gzip {
+                    builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+                }
+                if self.endpoint.starts_with("https://") {
+                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
+                    if let Some(material) = &self.tls {
+                        if let Some(ca) = &material.ca {
+                            tls = tls.ca_certificate(Certificate::from_pem(ca));
+                        }
+                        if let Some((cert, key)) = &material.identity {
+                            tls = tls.identity(Identity::from_pem(cert, key));
+                        }
+                    }
+                    builder = builder.with_tls_config(tls);
+                }
+                builder.build()
+            }
+            OtlpProtocol::HttpProtobuf => {
+                let mut client = reqwest::Client::builder().timeout(self.timeout);
+                if let Some(material) = &self.tls {
+                    if let Some(ca) = &material.ca {
+                        let cert = reqwest::Certificate::from_pem(ca).map_err(|e| {
+                            ExportError::Permanent(format!("OTLP CA certificate: {e}"))
+                        })?;
+                        client = client.add_root_certificate(cert);
+                    }
+                    if let Some((cert, key)) = &material.identity {
+                        let mut pem = cert.clone();
+                        pem.push(b'\n');
+                        pem.extend_from_slice(key);
+                        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                            ExportError::Permanent(format!("OTLP client certificate: {e}"))
+                        })?;
+                        client = client.identity(identity);
+                    }
+                }
+                let client = client
+                    .build()
+                    .map_err(|e| ExportError::Permanent(format!("OTLP HTTP client: {e}")))?;
+                let headers: HashMap<String, String> = self.headers.iter().cloned().collect();
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(client)
+                    .with_endpoint(self.endpoint.clone())
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_timeout(self.timeout)
+                    .with_headers(headers)
+                    .with_retry_policy(RetryPolicy::disabled());
+                if self.compression == Compression::Gzip {
+                    builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+                }
+                builder.build()
+            }
+        }
+        .map_err(|e| ExportError::Permanent(format!("OTLP exporter: {e}")))?;
+        if let Some(resource) = &self.resource {
+            exporter.set_resource(resource);
+        }
+        Ok(exporter)
+    }
+}
+
+/// Sorts an `opentelemetry-otlp` failure into transient (worth a retry) or
+/// permanent, from the gRPC status or HTTP status it names.
+pub fn classify(message: &str) -> ExportError {
+    const PERMANENT: &[&str] = &[
+        "Unauthenticated",
+        "PermissionDenied",
+        "InvalidArgument",
+        "Unimplemented",
+        "FailedPrecondition",
+        "Status Code: 400",
+        "Status Code: 401",
+        "Status Code: 403",
+        "Status Code: 404",
+        "Status Code: 405",
+        "Status Code: 413",
+        "Status Code: 415",
+        "status code 400",
+        "status code 401",
+        "status code 403",
+        "status code 404",
+        "status: 400",
+        "status: 401",
+        "status: 403",
+        "status: 404",
+    ];
+    if PERMANENT.iter().any(|p| message.contains(p)) {
+        ExportError::Permanent(message.to_owned())
+    } else {
+        ExportError::Transient(message.to_owned())
+    }
+}
+
+#[async_trait::async_trait]
+impl Exporter for OtlpExporter {
+    fn name(&self) -> &str {
+        "otlp"
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = Some(resource.clone());
+    }
+
+    async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
+        let inner = self
+            .inner
+            .get_or_try_init(|| async { self.build() })
+            .await?;
+        inner
+            .export(batch.to_vec())
+            .await
+            .map_err(|e| classify(&e.to_string()))
+    }
+
+    async fn shutdown(&self) -> Result<(), ExportError> {
+        if let Some(inner) = self.inner.get() {
+            inner
+                .shutdown_with_timeout(Duration::from_secs(1))
+                .map_err(|e| ExportError::Transient(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        assert!(matches!(
+            classify("status: Unauthenticated, message: bad token"),
+            ExportError::Permanent(_)
+        ));
+        assert!(matches!(
+            classify("HTTP export failed. Status Code: 401"),
+            ExportError::Permanent(_)
+        ));
+        assert!(matches!(
+            classify("status: Unavailable, message: connection refused"),
+            ExportError::Transient(_)
+        ));
+        assert!(matches!(
+            classify("HTTP export failed. Status Code: 503"),
+            ExportError::Transient(_)
+        ));
+        assert!(matches!(
+            classify("error trying to connect"),
+            ExportError::Transient(_)
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_header_values() {
+        let config = TracingConfig::builder()
+            .otlp_header("authorization", "Bearer top-secret")
+            .build()
+            .unwrap();
+        let exporter = OtlpExporter::from_config(&config).unwrap();
+        let shown = format!("{exporter:?}");
+        assert!(!shown.contains("top-secret"), "{shown}");
+        assert!(shown.contains("authorization: [REDACTED]"));
+        assert_eq!(exporter.endpoint(), "http://localhost:4317/");
+    }
+}
