@@ -1,10 +1,480 @@
-//! faultline's poem adapter: a Middleware that traces every request.
+//! faultline's poem adapter: one poem [`Middleware`] traces every request.
 //!
-//! Status: the middleware arrives with the adapters work; today the crate only re-exports the engine.
+//! ```no_run
+//! use faultline_engine::error::{AppError, ErrorCode};
+//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_poem::{Error, FaultlineMiddleware, RequestTrace};
+//! use poem::listener::TcpListener;
+//! use poem::web::Path;
+//! use poem::{EndpointExt, Route, Server, get, handler};
 //!
-//! This crate is part of [faultline](https://docs.rs/faultline). Applications
-//! depend on `faultline` with the feature `poem` rather than on this crate.
+//! const USER_NOT_FOUND: ErrorCode =
+//!     ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+//!
+//! #[handler]
+//! async fn user(Path(id): Path<u32>, trace: RequestTrace) -> Result<String, Error> {
+//!     // Err(..) becomes RFC 9457 problem+json with `code` and `trace_id`.
+//!     Err(AppError::new(USER_NOT_FOUND, format!("no user {id} (trace {:?})", trace.trace_id())).into())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! let app = Route::new()
+//!     // poem's `:id` is reported as `/users/{id}` (span name and `http.route`).
+//!     .at("/users/:id", get(user))
+//!     .with(FaultlineMiddleware::new(engine.clone()));
+//! Server::new(TcpListener::bind("127.0.0.1:8080")).run(app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! For every request the middleware extracts the incoming trace context,
+//! starts a server span, runs the endpoint inside the span's context,
+//! catches a panic (answering 500 problem+json, nothing of the panic text in
+//! it), turns handler errors ([`Error`]) and poem's own errors (no route,
+//! wrong method, unreadable body, ...) into problem details carrying the
+//! trace id, adds `traceresponse`, and ends the span.
+//!
+//! # The route
+//!
+//! poem's router tells the route it matched ([`PathPattern`]) only to what
+//! runs *inside* it, and on the response (or error) it returns. Around a
+//! whole `Route`, the middleware names the span `"{METHOD} {route}"` from
+//! the response's pattern, written in the `{param}` form (`:id` and
+//! `:id<regex>` become `{id}`, `*rest` becomes `{*rest}`, an unnamed
+//! `<regex>` becomes `{_}`); without a matched route the span is named by
+//! the method alone. A handler that panics returns no response, so its
+//! span learns the route only when something ran inside the router: the
+//! [`RequestTrace`] extractor, or the same middleware applied to the
+//! route's endpoint as well (`get(handler).with(middleware.clone())`), which
+//! then only records the route for the outer one. Applied to endpoints
+//! alone, without the outer one, the middleware traces those endpoints
+//! completely (but not the requests no route matched).
+//!
+//! Code in a handler that spawns a task carries the request's context along
+//! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context().clone())`
+//! (or attaches it inside the task).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::sync::{Arc, Mutex};
+
+use faultline_engine::Engine;
+use faultline_engine::error::{PROBLEM_JSON, ProblemDetails, codes};
+use faultline_engine::request::{
+    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, rejection_code,
+};
+use http::{StatusCode, Uri, header};
+use poem::PathPattern;
+use poem::error::{MethodNotAllowedError, NotFoundError, ParseJsonError};
+use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
+
 pub use faultline_engine as engine;
+
+/// The largest framework error body read to become a problem's detail.
+const MAX_REJECTION_BODY: usize = 4096;
+
+/// The poem middleware: add it to a `Route` with
+/// `.with(FaultlineMiddleware::new(engine))`.
+#[derive(Debug, Clone)]
+pub struct FaultlineMiddleware {
+    engine: Engine,
+}
+
+impl FaultlineMiddleware {
+    /// A middleware tracing with `engine`.
+    pub fn new(engine: Engine) -> Self {
+        FaultlineMiddleware { engine }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for FaultlineMiddleware {
+    type Output = FaultlineEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        FaultlineEndpoint {
+            inner: ep,
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+/// The endpoint [`FaultlineMiddleware`] wraps around another.
+#[derive(Debug)]
+pub struct FaultlineEndpoint<E> {
+    inner: E,
+    engine: Engine,
+}
+
+/// Where whatever runs inside poem's router leaves the matched route for
+/// the middleware outside it (its presence in a request's data also means
+/// that an outer faultline endpoint traces the request).
+#[derive(Debug, Clone, Default)]
+struct RouteSlot(Arc<Mutex<Option<String>>>);
+
+impl RouteSlot {
+    fn record(&self, pattern: &PathPattern) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(route_template(&pattern.0));
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
+    }
+}
+
+impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        if let Some(slot) = req.data::<RouteSlot>() {
+            // Applied again inside the router: an outer faultline endpoint
+            // traces this request; only tell it the route.
+            if let Some(pattern) = req.data::<PathPattern>() {
+                slot.record(pattern);
+            }
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+
+        let route = req
+            .data::<PathPattern>()
+            .map(|pattern| route_template(&pattern.0));
+        let uri = request_uri(&req).clone();
+        let span = self.engine.start_request(&RequestInfo {
+            method: req.method(),
+            route: route.as_deref(),
+            path: uri.path(),
+            query: uri.query(),
+            scheme: req.scheme().as_str(),
+            version: req.version(),
+            headers: req.headers(),
+            authority: uri.authority().map(|a| a.as_str()),
+            client_address: req.remote_addr().as_socket_addr().map(|a| a.ip()),
+        });
+        let slot = RouteSlot(Arc::new(Mutex::new(route)));
+        req.set_data(RequestContext::of(&span));
+        req.set_data(slot.clone());
+        let outcome = span.instrument(self.inner.call(req)).await;
+
+        let mut span = span;
+        let path = uri.path();
+        let response = match outcome {
+            Ok(Ok(output)) => {
+                let response = output.into_response();
+                let route = response.data::<PathPattern>().map(|p| route_template(&p.0));
+                let matched = set_route(&mut span, route.or_else(|| slot.get()));
+                respond(&mut span, response, matched, path).await
+            }
+            Ok(Err(error)) => {
+                let route = error.data::<PathPattern>().map(|p| route_template(&p.0));
+                let matched = set_route(&mut span, route.or_else(|| slot.get()));
+                let known = known_rejection(&error);
+                let response = error.into_response();
+                match known {
+                    Some((status, detail)) => {
+                        let out = rejection_problem(&span, status, &detail, matched, path);
+                        keep_headers_and_data(&response, out)
+                    }
+                    None => respond(&mut span, response, matched, path).await,
+                }
+            }
+            Err(panic) => {
+                set_route(&mut span, slot.get());
+                span.record_panic(&panic);
+                problem_response(&span.problem_for_panic(path))
+            }
+        };
+        Ok(finish(span, response))
+    }
+}
+
+/// Names the span after the matched route; whether there was one.
+fn set_route(span: &mut RequestSpan, route: Option<String>) -> bool {
+    match route {
+        Some(route) => {
+            span.set_route(&route);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The request's URI as the client sent it: poem's `Route::nest` strips
+/// its prefix from `uri()` (the middleware may sit inside a nest), while
+/// `original_uri()` is empty on requests built without a server (tests).
+fn request_uri(req: &Request) -> &Uri {
+    let original = req.original_uri();
+    let current = req.uri();
+    if original.path().len() > current.path().len() && original.path().ends_with(current.path()) {
+        original
+    } else {
+        current
+    }
+}
+
+/// The status and detail of poem's own errors that faultline knows, worded
+/// as on the other frameworks so that a client gets the same problem
+/// whichever one serves it: no route and a wrong method (poem's text only
+/// restates the status: the code's title), and an unreadable JSON body (a
+/// body that parses but does not fit the handler's type is 422, not 400).
+fn known_rejection(error: &poem::Error) -> Option<(StatusCode, String)> {
+    if error.is::<NotFoundError>() || error.is::<MethodNotAllowedError>() {
+        return Some((error.status(), String::new()));
+    }
+    Some(match error.downcast_ref::<ParseJsonError>()? {
+        ParseJsonError::InvalidContentType(_) | ParseJsonError::ContentTypeRequired => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected request with `Content-Type: application/json`".to_owned(),
+        ),
+        ParseJsonError::Parse(e) if e.classify() == serde_json::error::Category::Data => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Failed to deserialize the JSON body into the target type: {e}"),
+        ),
+        ParseJsonError::Parse(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("Failed to parse the request body as JSON: {e}"),
+        ),
+    })
+}
+
+/// Records a handler error and writes its problem details, or turns
+/// poem's own error responses into problem details.
+async fn respond(
+    span: &mut RequestSpan,
+    response: Response,
+    matched: bool,
+    path: &str,
+) -> Response {
+    match response.data::<HandlerError>().cloned() {
+        Some(error) => {
+            if let Some(poem_error) = error.error().downcast_ref::<poem::Error>() {
+                // A poem error that went through `Error` (`?` on a
+                // `Result<_, Error>`): answered as if returned directly.
+                let (status, detail) = known_rejection(poem_error)
+                    .unwrap_or_else(|| (poem_error.status(), poem_error.to_string()));
+                let out = rejection_problem(span, status, &detail, matched, path);
+                return keep_headers_and_data(&response, out);
+            }
+            span.record_error(&error);
+            let mut out = problem_response(&span.problem_for_error(&error, path));
+            *out.extensions_mut() = response.extensions().clone();
+            out
+        }
+        None if response.status().is_client_error() || response.status().is_server_error() => {
+            rewrite_rejection(span, response, matched, path).await
+        }
+        None => response,
+    }
+}
+
+/// Ends the span and adds `traceresponse`.
+fn finish(span: RequestSpan, mut response: Response) -> Response {
+    if let Some(value) = span.finish(response.status(), response.headers()) {
+        response.headers_mut().insert(TRACERESPONSE, value);
+    }
+    response
+}
+
+/// poem's own error responses (no route, wrong method, unreadable body, an
+/// empty 5xx) are plain text or empty; they become problem details. A
+/// response that already has another content type is the application's and
+/// is kept as it is.
+async fn rewrite_rejection(
+    span: &RequestSpan,
+    mut response: Response,
+    matched: bool,
+    path: &str,
+) -> Response {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !plain {
+        return response;
+    }
+    let text = match response
+        .take_body()
+        .into_bytes_limit(MAX_REJECTION_BODY)
+        .await
+    {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let out = rejection_problem(span, status, &text, matched, path);
+    keep_headers_and_data(&response, out)
+}
+
+/// Keeps what the framework said beyond the body (Allow on a 405, ...) and
+/// the response's data (the matched `PathPattern`, for outer middleware).
+fn keep_headers_and_data(original: &Response, mut out: Response) -> Response {
+    for (name, value) in original.headers().iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    *out.extensions_mut() = original.extensions().clone();
+    out
+}
+
+fn rejection_problem(
+    span: &RequestSpan,
+    status: StatusCode,
+    text: &str,
+    matched: bool,
+    path: &str,
+) -> Response {
+    let code = if status == StatusCode::NOT_FOUND && matched {
+        // A handler's own 404 on a matched route: not "no such route".
+        codes::RESOURCE_NOT_FOUND
+    } else {
+        rejection_code(status)
+    };
+    let detail = if text.trim().is_empty() {
+        code.title().to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    let mut problem = span.problem(code, &detail, path);
+    problem.status = status.as_u16();
+    problem_response(&problem)
+}
+
+fn problem_response(problem: &ProblemDetails) -> Response {
+    Response::builder()
+        .status(problem.status_code())
+        .content_type(PROBLEM_JSON)
+        .body(problem.to_json())
+}
+
+/// poem's route pattern in the `{param}` form: `/users/:id` is
+/// `/users/{id}`, `:id<\d+>` is `{id}`, `*rest` is `{*rest}` (`{*}` without
+/// a name), an unnamed `<regex>` is `{_}`. Follows poem's own parser.
+fn route_template(pattern: &str) -> String {
+    let bytes = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut i = 0;
+    // Skips a `<regex>` starting at `bytes[i] == b'<'`.
+    let skip_regex = |i: &mut usize| {
+        while *i < bytes.len() && bytes[*i] != b'>' {
+            *i += 1;
+        }
+        *i = (*i + 1).min(bytes.len());
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            b':' => {
+                let start = i + 1;
+                i = start;
+                while i < bytes.len() && !matches!(bytes[i], b'/' | b'<' | b'*') {
+                    i += 1;
+                }
+                out.push('{');
+                out.push_str(&pattern[start..i]);
+                out.push('}');
+                if i < bytes.len() && bytes[i] == b'<' {
+                    skip_regex(&mut i);
+                }
+            }
+            b'*' => {
+                out.push_str("{*");
+                out.push_str(&pattern[i + 1..]);
+                out.push('}');
+                break;
+            }
+            b'<' => {
+                out.push_str("{_}");
+                skip_regex(&mut i);
+            }
+            _ => {
+                let start = i;
+                while i < bytes.len() && !matches!(bytes[i], b':' | b'*' | b'<') {
+                    i += 1;
+                }
+                out.push_str(&pattern[start..i]);
+            }
+        }
+    }
+    out
+}
+
+/// A handler error: any error converts into it with `?` or `.into()`, and
+/// it converts into `poem::Error`, so a handler returns
+/// `Result<T, faultline_poem::Error>` or `poem::Result<T>`. The middleware
+/// records it on the span and answers RFC 9457 problem+json with the error's
+/// code (found on the error or its source chain; 500 and code 5000 without
+/// one), the masked detail and the trace id.
+#[derive(Debug, Clone)]
+pub struct Error(pub HandlerError);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error(HandlerError::new(error))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // Without the middleware, a safe body: the code and its title only.
+        let mut response = problem_response(&self.0.fallback_problem());
+        response.set_status(self.0.status());
+        response.set_data(self.0);
+        response
+    }
+}
+
+impl From<Error> for poem::Error {
+    fn from(error: Error) -> Self {
+        // Built from a response, the poem error's `Display` is its status
+        // alone: a logging middleware in between sees nothing unmasked.
+        let handler_error = error.0.clone();
+        let mut out = poem::Error::from_response(error.into_response());
+        out.set_data(handler_error);
+        out
+    }
+}
+
+/// The request's trace, as an extractor: trace id, span id, baggage and the
+/// OpenTelemetry context (to carry into spawned tasks). Without the
+/// middleware, everything is `None`. (The same [`RequestContext`] is in the
+/// request's data: `poem::web::Data<&RequestContext>`.)
+#[derive(Debug, Clone)]
+pub struct RequestTrace(Option<RequestContext>);
+
+impl RequestTrace {
+    /// The trace id (32 lowercase hex digits).
+    pub fn trace_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::trace_id)
+    }
+    /// The server span's id.
+    pub fn span_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::span_id)
+    }
+    /// A baggage value of the request.
+    pub fn baggage(&self, key: &str) -> Option<&str> {
+        self.0.as_ref().and_then(|c| c.baggage(key))
+    }
+    /// The OpenTelemetry context of the request (empty without the middleware).
+    pub fn context(&self) -> faultline_engine::opentelemetry::Context {
+        self.0
+            .as_ref()
+            .map(|c| c.context().clone())
+            .unwrap_or_default()
+    }
+}
+
+impl<'a> FromRequest<'a> for RequestTrace {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        // Running inside the router, tell the middleware the route (the
+        // span keeps it even if the handler then panics).
+        if let (Some(slot), Some(pattern)) = (req.data::<RouteSlot>(), req.data::<PathPattern>()) {
+            slot.record(pattern);
+        }
+        Ok(RequestTrace(req.data::<RequestContext>().cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
