@@ -1,10 +1,583 @@
-//! faultline's warp adapter: a filter wrapper that traces every request.
+//! faultline's warp adapter: [`traced`] wraps a warp filter in a service that
+//! traces every request, and [`route`] names each route's span.
 //!
-//! Status: the wrapper arrives with the adapters work; today the crate only re-exports the engine.
+//! ```no_run
+//! use faultline_engine::error::{AppError, ErrorCode};
+//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_warp::{Error, RequestTrace};
+//! use warp::{Filter, Rejection};
 //!
-//! This crate is part of [faultline](https://docs.rs/faultline). Applications
-//! depend on `faultline` with the feature `warp` rather than on this crate.
+//! const USER_NOT_FOUND: ErrorCode =
+//!     ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+//!
+//! async fn user(id: u32, trace: RequestTrace) -> Result<String, Rejection> {
+//!     // An `Error` (any error converts into it) becomes RFC 9457
+//!     // problem+json with `code` and `trace_id`.
+//!     let error = AppError::new(USER_NOT_FOUND, format!("no user {id} (trace {:?})", trace.trace_id()));
+//!     Err(Error::from(error).into())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! let users = warp::path!("users" / u32)
+//!     .and(faultline_warp::route("/users/{id}")) // the span is `GET /users/{id}`
+//!     .and(warp::get())
+//!     .and(faultline_warp::trace())
+//!     .and_then(user);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! faultline_warp::traced(engine, users)
+//!     .serve(listener)
+//!     .graceful(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
+//!     .run()
+//!     .await;
+//! # Ok(()) }
+//! ```
+//!
+//! For every request the [`Traced`] service extracts the incoming trace
+//! context, starts a server span, runs the whole filter (every filter and
+//! the handler) inside the span's context, catches a panic (answering 500
+//! problem+json, nothing of the panic text in it), turns handler errors
+//! ([`Error`]) and warp's own rejections (no route, wrong method, unreadable
+//! body, ...) into problem details carrying the trace id, adds
+//! `traceresponse`, and ends the span.
+//!
+//! # Route templates
+//!
+//! warp has no route templates, so each route declares its own with
+//! [`route`], in the `{param}` form (`/users/{id}`), placed **after the path
+//! filters** (`warp::path!` ends the path itself) and before the method,
+//! body and handler: the span of a request that reached it is named
+//! `"{METHOD} {template}"` and gets `http.route`, even when a later filter
+//! rejects it (wrong method, unreadable body). A request that matched no
+//! path keeps the method alone as its span name (`GET`). Placed before the
+//! path filters, `route` would name requests that the path then rejects.
+//!
+//! # Serving
+//!
+//! [`Traced::serve`] runs a hyper server like `warp::serve` (HTTP/1 and
+//! HTTP/2, graceful shutdown). [`Traced`] is also a tower `Service` for
+//! your own server loop; insert a [`ClientAddr`] into each request's
+//! extensions there to get `client.address`. warp's `warp::addr::remote()`
+//! reads an extension only warp's own server sets: under faultline's server
+//! use [`remote`], which works under both.
+//!
+//! Code in a handler that spawns a task carries the request's context along
+//! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
+//! (or attaches it inside the task).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use faultline_engine::Engine;
+use faultline_engine::error::{ErrorCode, PROBLEM_JSON, ProblemDetails, codes};
+use faultline_engine::request::{
+    HandlerError, INTERNAL_DETAIL, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE,
+    rejection_code,
+};
+use http::{HeaderValue, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::Service;
+use warp::filters::BoxedFilter;
+use warp::filters::body::BodyDeserializeError;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
 pub use faultline_engine as engine;
+
+/// The largest framework error body read to become a problem's detail.
+const MAX_REJECTION_BODY: usize = 4096;
+
+/// What the service shares with the filters of one request.
+struct RequestState {
+    context: RequestContext,
+    /// The template [`route`] recorded (the last one wins).
+    route: Mutex<Option<Arc<str>>>,
+    /// Set when the user's filter replied (rather than rejected).
+    replied: AtomicBool,
+}
+
+type SharedState = Arc<RequestState>;
+
+/// Wraps `filter` (all of an application's routes) in a [`Traced`] service
+/// that traces every request with `engine`.
+pub fn traced<F, R>(engine: Engine, filter: F) -> Traced
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    let filter = warp::ext::optional::<SharedState>()
+        .and(filter)
+        .map(|state: Option<SharedState>, reply: R| {
+            if let Some(state) = state {
+                state.replied.store(true, Ordering::Relaxed);
+            }
+            reply.into_response()
+        })
+        .recover(recover_traced)
+        .unify()
+        .boxed();
+    Traced { engine, filter }
+}
+
+/// A warp filter traced by faultline: a tower `Service` (cheap to clone),
+/// served by [`Traced::serve`] or by your own hyper server. Made by [`traced`].
+#[derive(Clone)]
+pub struct Traced {
+    engine: Engine,
+    filter: BoxedFilter<(Response,)>,
+}
+
+impl std::fmt::Debug for Traced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traced").finish_non_exhaustive()
+    }
+}
+
+impl Traced {
+    /// A server accepting connections on `listener`; start it with
+    /// [`Server::run`].
+    pub fn serve(self, listener: tokio::net::TcpListener) -> Server {
+        Server {
+            traced: self,
+            listener,
+            signal: None,
+        }
+    }
+}
+
+/// The peer address of a request's connection, in the request's extensions.
+/// [`Traced::serve`] inserts it; insert it yourself when you serve a
+/// [`Traced`] with your own server loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl<B> Service<Request<B>> for Traced
+where
+    B: http_body::Body + Send + Sync + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let uri = req.uri().clone();
+        let span = self.engine.start_request(&RequestInfo {
+            method: req.method(),
+            route: None,
+            path: uri.path(),
+            query: uri.query(),
+            scheme: uri.scheme_str().unwrap_or("http"),
+            version: req.version(),
+            headers: req.headers(),
+            authority: uri.authority().map(|a| a.as_str()),
+            client_address: req.extensions().get::<ClientAddr>().map(|a| a.0.ip()),
+        });
+        let state = Arc::new(RequestState {
+            context: RequestContext::of(&span),
+            route: Mutex::new(None),
+            replied: AtomicBool::new(false),
+        });
+        req.extensions_mut().insert(Arc::clone(&state));
+        let mut service = warp::service(self.filter.clone());
+        // Called inside the instrumented future: warp runs some filters
+        // while building its future, and those must see the context too.
+        let handler = span.instrument(async move { service.call(req).await });
+        Box::pin(async move {
+            let mut span = span;
+            let outcome = handler.await;
+            let route = state
+                .route
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(route) = &route {
+                span.set_route(route);
+            }
+            let response = match outcome {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(panic) => {
+                    span.record_panic(&panic);
+                    problem_response(&span.problem_for_panic(uri.path()))
+                }
+            };
+            let from_handler = state.replied.load(Ordering::Relaxed);
+            Ok(finish(span, response, route.is_some(), from_handler, uri.path()).await)
+        })
+    }
+}
+
+/// Turns handler errors and warp's rejections into problem details, ends
+/// the span and adds `traceresponse`.
+async fn finish(
+    mut span: RequestSpan,
+    response: Response,
+    matched: bool,
+    from_handler: bool,
+    path: &str,
+) -> Response {
+    let mut response = if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
+        span.record_error(&error);
+        problem_response(&span.problem_for_error(&error, path))
+    } else if let Some(rejected) = response.extensions().get::<Rejected>().cloned() {
+        let mut problem = span.problem(rejected.code, &rejected.detail, path);
+        problem.status = rejected.status.as_u16();
+        problem_response(&problem)
+    } else if response.status().is_client_error() || response.status().is_server_error() {
+        rewrite_error_response(&span, response, matched, from_handler, path).await
+    } else {
+        response
+    };
+    if let Some(value) = span.finish(response.status(), response.headers()) {
+        response.headers_mut().insert(TRACERESPONSE, value);
+    }
+    response
+}
+
+/// Plain-text or empty error responses become problem details: warp's
+/// default answers to rejections (no route, wrong method, missing header,
+/// ...) and a handler's own bare error statuses. A response that already
+/// has another content type is the application's and is kept as it is.
+async fn rewrite_error_response(
+    span: &RequestSpan,
+    response: Response,
+    matched: bool,
+    from_handler: bool,
+    path: &str,
+) -> Response {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !plain {
+        return response;
+    }
+    let code = if status == StatusCode::NOT_FOUND && matched {
+        // A 404 after a route matched: not "no such route".
+        codes::RESOURCE_NOT_FOUND
+    } else {
+        rejection_code(status)
+    };
+    let (parts, body) = response.into_parts();
+    let detail: Cow<'_, str> = if !from_handler
+        && (status.is_server_error()
+            || status == StatusCode::NOT_FOUND
+            || status == StatusCode::METHOD_NOT_ALLOWED)
+    {
+        // warp's text here says nothing the code does not (404, 405), or
+        // names internals (an unhandled custom rejection's Debug form).
+        Cow::Borrowed(if status.is_server_error() {
+            INTERNAL_DETAIL
+        } else {
+            code.title()
+        })
+    } else {
+        let text = match http_body_util::Limited::new(body, MAX_REJECTION_BODY)
+            .collect()
+            .await
+        {
+            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+            Err(_) => String::new(),
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            Cow::Borrowed(code.title())
+        } else {
+            Cow::Owned(text.to_owned())
+        }
+    };
+    let mut problem = span.problem(code, &detail, path);
+    problem.status = status.as_u16();
+    let mut out = problem_response(&problem);
+    // Keep what the response said beyond the body.
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn problem_response(problem: &ProblemDetails) -> Response {
+    let mut response = Response::new(problem.to_json().into());
+    *response.status_mut() = problem.status_code();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+/// A rejection [`traced`] recognized, on its way to the service as a
+/// response extension.
+#[derive(Debug, Clone)]
+struct Rejected {
+    status: StatusCode,
+    code: ErrorCode,
+    detail: String,
+}
+
+/// The recovery [`traced`] puts after the user's filter: handler errors
+/// and body errors become responses that carry what they are; the other
+/// rejections get warp's own answer, which the service then rewrites.
+async fn recover_traced(rejection: Rejection) -> Result<Response, Rejection> {
+    if let Some(error) = rejection.find::<Error>() {
+        return Ok(error.clone().into_response());
+    }
+    if let Some(error) = rejection.find::<BodyDeserializeError>() {
+        let (status, detail) = body_error(error);
+        let code = rejection_code(status);
+        let mut response = problem_response(&ProblemDetails::new(code, code.title()));
+        *response.status_mut() = status;
+        response.extensions_mut().insert(Rejected {
+            status,
+            code,
+            detail,
+        });
+        return Ok(response);
+    }
+    Err(rejection)
+}
+
+/// Status and detail of an unreadable body, worded like faultline's other
+/// adapters: JSON that does not parse is 400, JSON of the wrong shape 422.
+fn body_error(error: &BodyDeserializeError) -> (StatusCode, String) {
+    let json = std::error::Error::source(error).and_then(|e| e.downcast_ref::<serde_json::Error>());
+    match json {
+        Some(e) if e.is_data() => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Failed to deserialize the JSON body into the target type: {e}"),
+        ),
+        Some(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("Failed to parse the request body as JSON: {e}"),
+        ),
+        None => (StatusCode::BAD_REQUEST, error.to_string()),
+    }
+}
+
+/// Without [`traced`] (plain `warp::serve`, e.g. with tracing switched
+/// off), answers a handler's [`Error`] with safe problem details (its code
+/// and title, no message); other rejections go on to warp. Add it with
+/// `routes.recover(faultline_warp::recover)`.
+pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
+    match rejection.find::<Error>() {
+        Some(error) => Ok(error.clone().into_response()),
+        None => Err(rejection),
+    }
+}
+
+/// Declares the route template of the route it is part of, in `{param}`
+/// form (`"/users/{id}"`): the request's span is renamed
+/// `"{METHOD} {template}"` and gets `http.route`. Put it after the route's
+/// path filters. Without [`traced`] it does nothing.
+pub fn route(
+    template: impl Into<Arc<str>>,
+) -> impl Filter<Extract = (), Error = Infallible> + Clone + Send + Sync + 'static {
+    let template: Arc<str> = template.into();
+    warp::ext::optional::<SharedState>()
+        .map(move |state: Option<SharedState>| {
+            if let Some(state) = state {
+                *state.route.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::clone(&template));
+            }
+        })
+        .untuple_one()
+}
+
+/// The request's trace, as a filter extracting a [`RequestTrace`].
+pub fn trace()
+-> impl Filter<Extract = (RequestTrace,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::ext::optional::<SharedState>()
+        .map(|state: Option<SharedState>| RequestTrace(state.map(|s| s.context.clone())))
+}
+
+/// The peer address of the connection, under [`Traced::serve`] (from
+/// [`ClientAddr`]) as under `warp::serve`; `None` when the transport has none.
+pub fn remote()
+-> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+    warp::ext::optional::<ClientAddr>()
+        .and(warp::addr::remote())
+        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
+}
+
+/// A handler error: any error converts into it with `.into()` or
+/// `Error::from`, and it converts into a [`Rejection`] (so `?` works in a
+/// handler returning `Result<_, Rejection>`). It is also a [`Reply`], for a
+/// handler that answers with an error rather than rejecting. The service
+/// records it on the span and answers RFC 9457 problem+json with the
+/// error's code (found on the error or its source chain; 500 and code 5000
+/// without one), the masked detail and the trace id.
+#[derive(Debug, Clone)]
+pub struct Error(pub HandlerError);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error(HandlerError::new(error))
+    }
+}
+
+impl warp::reject::Reject for Error {}
+
+impl Reply for Error {
+    fn into_response(self) -> Response {
+        // Without the service, a safe body: the code and its title only.
+        let mut response = problem_response(&self.0.fallback_problem());
+        *response.status_mut() = self.0.status();
+        response.extensions_mut().insert(self.0);
+        response
+    }
+}
+
+/// The request's trace, extracted by [`trace`]: trace id, span id,
+/// baggage and the OpenTelemetry context (to carry into spawned tasks).
+/// Without [`traced`], everything is `None`.
+#[derive(Debug, Clone)]
+pub struct RequestTrace(Option<RequestContext>);
+
+impl RequestTrace {
+    /// The trace id (32 lowercase hex digits).
+    pub fn trace_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::trace_id)
+    }
+    /// The server span's id.
+    pub fn span_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::span_id)
+    }
+    /// A baggage value of the request.
+    pub fn baggage(&self, key: &str) -> Option<&str> {
+        self.0.as_ref().and_then(|c| c.baggage(key))
+    }
+    /// The OpenTelemetry context of the request (empty without the service).
+    pub fn context(&self) -> faultline_engine::opentelemetry::Context {
+        self.0
+            .as_ref()
+            .map(|c| c.context().clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A server for a [`Traced`] filter, made by [`Traced::serve`]: HTTP/1 and
+/// HTTP/2 on a TCP listener, each connection's peer address recorded as
+/// `client.address`.
+pub struct Server {
+    traced: Traced,
+    listener: tokio::net::TcpListener,
+    signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("graceful", &self.signal.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Shuts down gracefully when `signal` resolves: stops accepting,
+    /// finishes the requests in flight, then [`run`](Server::run) returns.
+    pub fn graceful(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.signal = Some(Box::pin(signal));
+        self
+    }
+
+    /// Serves until the graceful-shutdown signal (forever without one).
+    pub async fn run(self) {
+        let Server {
+            traced,
+            listener,
+            signal,
+        } = self;
+        let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        accept_error(error).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            let service = ConnectionService {
+                traced: traced.clone(),
+                peer: ClientAddr(peer),
+            };
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let connection = builder.serve_connection_with_upgrades(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(service),
+                );
+                if let Err(error) = watcher.watch(connection).await {
+                    tracing::debug!("connection error: {error}");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+    }
+}
+
+/// As warp's server: errors of one connection are skipped; others (out of
+/// file descriptors, ...) pause accepting for a second.
+async fn accept_error(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept error: {error}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The service of one connection: the traced filter plus the peer address.
+#[derive(Clone)]
+struct ConnectionService {
+    traced: Traced,
+    peer: ClientAddr,
+}
+
+impl Service<Request<hyper::body::Incoming>> for ConnectionService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <Traced as Service<Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
+        self.traced.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests;
