@@ -266,13 +266,18 @@ pub fn sanitize_backtrace(text: &str, max_frames: usize) -> String {
     fn function<'a>(frame: &[&'a str]) -> &'a str {
         frame[0].split_once(':').map_or("", |(_, rest)| rest.trim())
     }
+    // The machinery is the run of frames at the top; frames of the same
+    // modules further down (the `catch_unwind` below a handler) stay.
     let skip_top = frames
         .iter()
-        .take(24)
-        .rposition(|f| PANIC_MACHINERY.iter().any(|m| function(f).contains(m)))
-        .map_or(0, |i| i + 1);
+        .take(32)
+        .position(|f| !PANIC_MACHINERY.iter().any(|m| function(f).contains(m)))
+        .unwrap_or(0);
     let frames = &frames[skip_top..];
-    let (frames, cut_below) = match frames.iter().position(|f| function(f).contains(HANDLER_BOUNDARY)) {
+    let (frames, cut_below) = match frames
+        .iter()
+        .position(|f| function(f).contains(HANDLER_BOUNDARY))
+    {
         Some(i) => (&frames[..i], frames.len() - i),
         None => (frames, 0),
     };
@@ -297,7 +302,9 @@ pub fn sanitize_backtrace(text: &str, max_frames: usize) -> String {
         out.push_str(&format!("... {skipped} more frames\n"));
     }
     if cut_below > 0 {
-        out.push_str(&format!("... {cut_below} frames of the server and runtime\n"));
+        out.push_str(&format!(
+            "... {cut_below} frames of the server and runtime\n"
+        ));
     }
     out
 }
@@ -351,7 +358,10 @@ mod tests {
         assert!(s.contains("at shop/src/lib.rs:10:5"), "{s}");
         assert!(s.contains("... 1 more frames"), "{s}");
         assert!(!s.contains("start"), "{s}");
-        assert!(!s.contains("Backtrace::create"), "the backtrace machinery is left out: {s}");
+        assert!(
+            !s.contains("Backtrace::create"),
+            "the backtrace machinery is left out: {s}"
+        );
     }
 
     #[test]
@@ -361,7 +371,18 @@ mod tests {
         assert!(s.starts_with("   3: shop::checkout::charge"), "{s}");
         assert!(s.contains("at shop/src/checkout.rs:7:9"), "{s}");
         assert!(!s.contains("tokio") && !s.contains("panicking"), "{s}");
-        assert!(s.ends_with("... 3 frames of the server and runtime\n"), "{s}");
+        assert!(
+            s.ends_with("... 3 frames of the server and runtime\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn catch_unwind_frames_below_the_handler_do_not_hide_it() {
+        let bt = "   0: faultline_engine::panic::install_hook::{{closure}}\n   1: std::panicking::panic_with_hook\n   2: core::panicking::panic_fmt\n   3: service::App::panic\n             at /w/examples/service/main.rs:100:9\n   4: service::axum_app::panic::{{closure}}\n   5: std::panicking::catch_unwind::do_call\n   6: std::panicking::catch_unwind\n   7: <faultline_engine::panic::CatchPanic<F> as core::future::future::Future>::poll\n   8: tokio::runtime::task::harness::poll_future\n";
+        let s = sanitize_backtrace(bt, 64);
+        assert!(s.starts_with("   3: service::App::panic"), "{s}");
+        assert!(s.contains("service::axum_app::panic"), "{s}");
     }
 
     #[test]

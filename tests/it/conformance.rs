@@ -235,8 +235,14 @@ fn conformance(framework: &str) {
         let spans = svc.trace(&trace, 1);
         let s = server_span(&spans, "GET /panic");
         assert_eq!(s["status"], "error");
-        assert_eq!(exception(s)["attributes"]["exception.message"], "payment worker crashed for a***@example.com");
-        assert!(!serde_json::to_string(&spans).unwrap().contains("alice@"), "the panic payload is masked");
+        assert_eq!(
+            exception(s)["attributes"]["exception.message"],
+            "payment worker crashed for a***@example.com"
+        );
+        assert!(
+            !serde_json::to_string(&spans).unwrap().contains("alice@"),
+            "the panic payload is masked"
+        );
         assert_eq!(s["attributes"]["error.type"], "panic");
         assert_eq!(exception(s)["attributes"]["exception.type"], "panic");
         let r = send(&client, client.get(svc.url("/hello"))).await;
@@ -293,6 +299,11 @@ fn conformance(framework: &str) {
 #[test]
 fn axum_conforms() {
     conformance("axum");
+}
+
+#[test]
+fn poem_conforms() {
+    conformance("poem");
 }
 
 /// Thousands of concurrent requests, each with its own incoming trace: every

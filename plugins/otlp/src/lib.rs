@@ -228,31 +228,34 @@ impl OtlpExporter {
 }
 
 /// Sorts an `opentelemetry-otlp` failure into transient (worth a retry) or
-/// permanent, from the gRPC status or HTTP status it names.
+/// permanent, from the gRPC status or HTTP status it names: bad requests,
+/// bad credentials, unknown endpoints and oversized bodies will not pass by
+/// retrying; unavailability, throttling and time-outs may.
 pub fn classify(message: &str) -> ExportError {
-    const PERMANENT: &[&str] = &[
+    const PERMANENT_GRPC: &[&str] = &[
         "Unauthenticated",
         "PermissionDenied",
         "InvalidArgument",
         "Unimplemented",
         "FailedPrecondition",
-        "Status Code: 400",
-        "Status Code: 401",
-        "Status Code: 403",
-        "Status Code: 404",
-        "Status Code: 405",
-        "Status Code: 413",
-        "Status Code: 415",
-        "status code 400",
-        "status code 401",
-        "status code 403",
-        "status code 404",
-        "status: 400",
-        "status: 401",
-        "status: 403",
-        "status: 404",
+        "OutOfRange",
     ];
-    if PERMANENT.iter().any(|p| message.contains(p)) {
+    const PERMANENT_HTTP: &[u16] = &[400, 401, 403, 404, 405, 413, 415];
+    let lower = message.to_ascii_lowercase();
+    let http_status = ["status code:", "status code", "status:"]
+        .iter()
+        .find_map(|marker| {
+            let at = lower.find(marker)? + marker.len();
+            let digits: String = lower[at..]
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u16>().ok()
+        });
+    let permanent = PERMANENT_GRPC.iter().any(|p| message.contains(p))
+        || http_status.is_some_and(|s| PERMANENT_HTTP.contains(&s));
+    if permanent {
         ExportError::Permanent(message.to_owned())
     } else {
         ExportError::Transient(message.to_owned())
