@@ -8,6 +8,7 @@ mod common;
 mod conformance;
 mod engine;
 mod interop;
+mod jaeger;
 mod masking;
 mod peers;
 mod service;
