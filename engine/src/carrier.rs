@@ -112,13 +112,19 @@ impl Carrier for http::HeaderMap {
 
 impl CarrierMut for http::HeaderMap {
     fn set(&mut self, key: &str, value: String) {
-        let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::try_from(value),
-        ) else {
+        let Ok(value) = http::HeaderValue::try_from(value) else {
             return;
         };
-        self.insert(name, value);
+        match KNOWN.iter().find(|(k, _)| *k == key) {
+            Some((_, name)) => {
+                self.insert(name.clone(), value);
+            }
+            None => {
+                if let Ok(name) = http::HeaderName::from_bytes(key.as_bytes()) {
+                    self.insert(name, value);
+                }
+            }
+        }
     }
 }
 

@@ -219,11 +219,32 @@ pub async fn shutdown_signal() {
 fn main() -> ExitCode {
     // Logs go to standard error through `tracing`, filtered by RUST_LOG
     // (default `info`); standard output carries the console exporter's spans.
+    // Dependencies that log request data or credentials at debug level
+    // (raw query strings, body errors, export headers) are capped at info,
+    // whatever RUST_LOG says: nothing the service prints may hold a secret
+    // or raw personal data.
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for capped in [
+        "warp",
+        "poem",
+        "hyper",
+        "hyper_util",
+        "h2",
+        "tonic",
+        "tower",
+        "reqwest",
+        "opentelemetry",
+        "opentelemetry_sdk",
+        "opentelemetry_otlp",
+        "opentelemetry_http",
+    ] {
+        if let Ok(directive) = format!("{capped}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let args = match parse_args() {

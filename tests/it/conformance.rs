@@ -306,6 +306,11 @@ fn poem_conforms() {
     conformance("poem");
 }
 
+#[test]
+fn warp_conforms() {
+    conformance("warp");
+}
+
 /// Thousands of concurrent requests, each with its own incoming trace: every
 /// response's trace id and every exported span belong to their own request.
 #[test]

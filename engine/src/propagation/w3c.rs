@@ -11,7 +11,6 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -305,7 +304,18 @@ impl TraceStateList {
                 break;
             }
         }
-        parser.finish()
+        Ok(TraceStateList::from_normalized(&parser.finish()?))
+    }
+
+    /// The members of a header the parser already normalized.
+    fn from_normalized(header: &str) -> TraceStateList {
+        TraceStateList {
+            members: header
+                .split(',')
+                .filter_map(|m| m.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
     }
 
     /// The members, in order.
@@ -341,7 +351,8 @@ impl TraceStateList {
         Ok(())
     }
 
-    /// The members OpenTelemetry's `TraceState` can hold, as one.
+    /// The members OpenTelemetry's `TraceState` can hold, as one (for code
+    /// that wants the list on a span context).
     pub fn to_otel(&self) -> TraceState {
         let accepted = self.members.iter().filter(|(k, _)| otel_accepts_key(k));
         TraceState::from_key_value(accepted.map(|(k, v)| (k.as_str(), v.as_str())))
@@ -381,10 +392,14 @@ impl TraceStateList {
     }
 }
 
-/// Parses `tracestate` header values one at a time (no copy of the header).
+/// Validates `tracestate` header values one at a time and writes the
+/// normalized list (no spaces, no empty members, no duplicates) into one
+/// string: one allocation for the whole header.
 #[derive(Debug, Default)]
 struct TraceStateParser {
-    members: Vec<(String, String)>,
+    out: String,
+    /// Where each key sits in `out`, to spot duplicates.
+    keys: Vec<(u16, u16)>,
     index: usize,
     total: usize,
     error: Option<TraceStateError>,
@@ -400,6 +415,10 @@ impl TraceStateParser {
         if self.total > MAX_HEADER_LEN {
             self.error = Some(TraceStateError::TooLong);
             return false;
+        }
+        if self.out.capacity() == 0 {
+            self.out.reserve(value.len());
+            self.keys.reserve(4);
         }
         for piece in value.split(',') {
             let member = piece.trim_matches(is_ows);
@@ -420,14 +439,24 @@ impl TraceStateParser {
                 self.error = Some(TraceStateError::Value(index));
                 return false;
             }
-            if self.members.iter().any(|(k, _)| k == key) {
+            let out = &self.out;
+            if self.keys.iter().any(|&(a, b)| &out[a as usize..b as usize] == key) {
                 continue; // a duplicate: keep the first
             }
-            if self.members.len() == MAX_TRACESTATE_MEMBERS {
+            if self.keys.len() == MAX_TRACESTATE_MEMBERS {
                 self.error = Some(TraceStateError::TooManyMembers);
                 return false;
             }
-            self.members.push((key.to_owned(), val.to_owned()));
+            if !self.out.is_empty() {
+                self.out.push(',');
+            }
+            // MAX_HEADER_LEN keeps every offset within u16.
+            let start = self.out.len() as u16;
+            self.out.push_str(key);
+            let end = self.out.len() as u16;
+            self.keys.push((start, end));
+            self.out.push('=');
+            self.out.push_str(val);
         }
         true
     }
@@ -435,16 +464,14 @@ impl TraceStateParser {
     /// Marks the list invalid (a value that is not UTF-8).
     fn fail(&mut self) {
         self.index += 1;
-        self.error
-            .get_or_insert(TraceStateError::Member(self.index));
+        self.error.get_or_insert(TraceStateError::Member(self.index));
     }
 
-    fn finish(self) -> Result<TraceStateList, TraceStateError> {
+    /// The normalized header (empty when there were no members).
+    fn finish(self) -> Result<String, TraceStateError> {
         match self.error {
             Some(e) => Err(e),
-            None => Ok(TraceStateList {
-                members: self.members,
-            }),
+            None => Ok(self.out),
         }
     }
 }
@@ -455,9 +482,8 @@ impl TraceStateParser {
 #[derive(Debug, Clone)]
 struct IncomingTraceState {
     trace_id: TraceId,
-    list: Arc<TraceStateList>,
-    otel: TraceState,
-    header: Arc<str>,
+    /// Validated and normalized.
+    header: String,
 }
 
 /// The incoming trace had the random flag: kept beside the span context,
@@ -465,9 +491,29 @@ struct IncomingTraceState {
 #[derive(Debug, Clone, Copy)]
 struct IncomingRandom(TraceId);
 
-/// The `tracestate` that arrived with the request of `cx`, if it was valid.
-pub fn incoming_tracestate(cx: &Context) -> Option<&TraceStateList> {
-    cx.get::<IncomingTraceState>().map(|t| t.list.as_ref())
+/// The `tracestate` of `cx` (the one that arrived with the request, with
+/// the members set through [`set_tracestate_member`]), as a list.
+pub fn incoming_tracestate(cx: &Context) -> Option<TraceStateList> {
+    cx.get::<IncomingTraceState>()
+        .map(|t| TraceStateList::from_normalized(&t.header))
+}
+
+/// The `tracestate` of `cx` as its header value (validated, normalized).
+pub fn tracestate_header(cx: &Context) -> Option<&str> {
+    cx.get::<IncomingTraceState>().map(|t| t.header.as_str())
+}
+
+/// `cx` with the vendor member `key` set to `value` and moved to the front
+/// of the `tracestate` that outgoing calls carry, as the specification asks
+/// of a vendor updating its own member.
+pub fn set_tracestate_member(cx: &Context, key: &str, value: &str) -> Result<Context, TraceStateError> {
+    let trace_id = cx.span().span_context().trace_id();
+    let mut list = incoming_tracestate(cx).unwrap_or_default();
+    list.upsert(key, value)?;
+    Ok(cx.with_value(IncomingTraceState {
+        trace_id,
+        header: list.to_header(),
+    }))
 }
 
 /// The W3C Trace Context propagator: `traceparent` and `tracestate`,
@@ -513,31 +559,24 @@ impl Propagator for TraceContextPropagator {
                 }
             }
         });
-        let list = if any_state {
-            parser.finish().ok().filter(|l| !l.is_empty())
+        let header = if any_state {
+            parser.finish().ok().filter(|h| !h.is_empty())
         } else {
             None
         };
-        let otel = list
-            .as_ref()
-            .map(TraceStateList::to_otel)
-            .unwrap_or_default();
-        let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel.clone());
+        // The list travels in the context, not in the span context: OpenTelemetry's
+        // `TraceState` would copy every member again and refuses some valid keys.
+        let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, TraceState::NONE);
         let mut cx = cx.with_remote_span_context(sc);
         if tp.flags.to_u8() & FLAG_RANDOM != 0 {
             cx = cx.with_value(IncomingRandom(tp.trace_id));
         }
-        match list {
+        match header {
             None => cx,
-            Some(list) => {
-                let header: Arc<str> = list.to_header().into();
-                cx.with_value(IncomingTraceState {
-                    trace_id: tp.trace_id,
-                    list: Arc::new(list),
-                    otel,
-                    header,
-                })
-            }
+            Some(header) => cx.with_value(IncomingTraceState {
+                trace_id: tp.trace_id,
+                header,
+            }),
         }
     }
 
@@ -555,36 +594,24 @@ impl Propagator for TraceContextPropagator {
         tp.write(&mut buf);
         carrier.set(TRACEPARENT, buf.iter().map(|&b| b as char).collect());
 
-        let own = sc.trace_state();
-        let incoming = cx
-            .get::<IncomingTraceState>()
-            .filter(|t| t.trace_id == sc.trace_id());
-        let header = match incoming {
-            // Nothing changed since extraction: pass the list on as it came.
-            Some(inc) if *own == inc.otel => inc.header.to_string(),
-            // The span's own state first (it may hold a new or moved member),
-            // then the incoming members it does not hold.
-            Some(inc) => {
-                let mut merged = TraceStateList::default();
-                for (k, v) in inc.list.members().iter().rev() {
-                    let _ = merged.upsert(k, v);
-                }
-                let own_members =
-                    TraceStateList::parse([own.header().as_str()]).unwrap_or_default();
+        // Members set on the span context through OpenTelemetry's API come
+        // first; then the list that travels in the context.
+        let own = sc.trace_state().header();
+        let incoming = cx.get::<IncomingTraceState>().filter(|t| t.trace_id == sc.trace_id());
+        let header = match (incoming, own.is_empty()) {
+            (Some(inc), true) => inc.header.clone(),
+            (Some(inc), false) => {
+                let mut merged = TraceStateList::from_normalized(&inc.header);
+                let own_members = TraceStateList::parse([own.as_str()]).unwrap_or_default();
                 for (k, v) in own_members.members().iter().rev() {
                     let _ = merged.upsert(k, v);
                 }
                 merged.to_header()
             }
-            None => {
-                let h = own.header();
-                if h.is_empty() {
-                    return;
-                }
-                TraceStateList::parse([h.as_str()])
-                    .map(|l| l.to_header())
-                    .unwrap_or_default()
-            }
+            (None, false) => TraceStateList::parse([own.as_str()])
+                .map(|l| l.to_header())
+                .unwrap_or_default(),
+            (None, true) => return,
         };
         if !header.is_empty() {
             carrier.set(TRACESTATE, header);

@@ -299,7 +299,9 @@ fn extract_rules() {
     let cx = extract(&[("traceparent", &tp0), ("tracestate", "foo=1,bar=2")]);
     let sc = cx.span().span_context().clone();
     assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
-    assert_eq!(sc.trace_state().get("foo"), Some("1"));
+    // The list travels in the context (see `tracestate_header`), not in the span context.
+    assert_eq!(tracestate_header(&cx), Some("foo=1,bar=2"));
+    assert!(sc.trace_state().header().is_empty());
     assert_eq!(incoming_tracestate(&cx).unwrap().get("bar"), Some("2"));
 
     // Header names are case-insensitive.
@@ -381,6 +383,19 @@ fn own_member_goes_first_when_the_span_state_changes() {
         out["traceparent"],
         format!("00-{TID}-0000000000000007-01").as_str()
     );
+}
+
+#[test]
+fn the_service_sets_its_own_member_first() {
+    let tp0 = format!("00-{TID}-1234567890123456-01");
+    let cx = extract(&[("traceparent", &tp0), ("tracestate", "rojo=1,fl=old,congo=2")]);
+    let cx = set_tracestate_member(&cx, "fl", "new").unwrap();
+    assert_eq!(inject(&cx)["tracestate"], "fl=new,rojo=1,congo=2");
+    assert!(set_tracestate_member(&cx, "Bad Key", "x").is_err());
+    // Without an incoming list, the member starts one.
+    let cx = extract(&[("traceparent", &tp0)]);
+    let cx = set_tracestate_member(&cx, "fl", "v").unwrap();
+    assert_eq!(inject(&cx)["tracestate"], "fl=v");
 }
 
 #[test]
