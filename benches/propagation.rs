@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use faultline::propagation::Propagator;
 use faultline::propagation::w3c::TraceContextPropagator;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -99,4 +99,56 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `FAULTLINE_BENCH_COUNT=N FAULTLINE_BENCH_WHICH=<extract|inject>-<faultline|sdk>`:
+/// runs N operations on the traceparent+tracestate pair and exits, for
+/// instruction counts under callgrind (`scripts/bench-propagation`).
+fn count_mode() -> bool {
+    let (Ok(n), Ok(which)) = (
+        std::env::var("FAULTLINE_BENCH_COUNT"),
+        std::env::var("FAULTLINE_BENCH_WHICH"),
+    ) else {
+        return false;
+    };
+    let n: usize = n.parse().expect("a count");
+    let ours = TraceContextPropagator::new();
+    let sdk = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+    let incoming = headers(true);
+    let cx_ours = ours.extract(&incoming, &Context::new());
+    let cx_sdk = sdk.extract_with_context(&Context::new(), &HeaderExtractor(&incoming));
+    let mut out = HeaderMap::with_capacity(4);
+    for _ in 0..n {
+        match which.as_str() {
+            "extract-faultline" => {
+                black_box(ours.extract(black_box(&incoming), &Context::new()));
+            }
+            "extract-sdk" => {
+                black_box(
+                    sdk.extract_with_context(
+                        &Context::new(),
+                        &HeaderExtractor(black_box(&incoming)),
+                    ),
+                );
+            }
+            "inject-faultline" => {
+                out.clear();
+                ours.inject(black_box(&cx_ours), &mut out);
+            }
+            "inject-sdk" => {
+                out.clear();
+                sdk.inject_context(black_box(&cx_sdk), &mut HeaderInjector(&mut out));
+            }
+            other => panic!("unknown FAULTLINE_BENCH_WHICH {other}"),
+        }
+    }
+    black_box(&out);
+    true
+}
+
+fn main() {
+    if count_mode() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

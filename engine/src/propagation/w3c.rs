@@ -210,7 +210,9 @@ impl TraceParent {
         let mut buf = [0u8; 55];
         self.write(&mut buf);
         // Only ASCII digits, letters and '-' were written.
-        buf.iter().map(|&b| b as char).collect()
+        std::str::from_utf8(&buf)
+            .map(str::to_owned)
+            .unwrap_or_default()
     }
 }
 
@@ -392,14 +394,47 @@ impl TraceStateList {
     }
 }
 
+/// Character classes of `tracestate` bytes.
+const KEY_FIRST: u8 = 1;
+const KEY: u8 = 2;
+const VALUE: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0x20;
+    while c <= 0x7e {
+        if c != b',' as usize && c != b'=' as usize {
+            t[c] |= VALUE;
+        }
+        c += 1;
+    }
+    let mut c = b'a' as usize;
+    while c <= b'z' as usize {
+        t[c] |= KEY_FIRST | KEY;
+        c += 1;
+    }
+    let mut c = b'0' as usize;
+    while c <= b'9' as usize {
+        t[c] |= KEY_FIRST | KEY;
+        c += 1;
+    }
+    t[b'_' as usize] |= KEY;
+    t[b'-' as usize] |= KEY;
+    t[b'*' as usize] |= KEY;
+    t[b'/' as usize] |= KEY;
+    t[b'@' as usize] |= KEY;
+    t
+};
+
 /// Validates `tracestate` header values one at a time and writes the
 /// normalized list (no spaces, no empty members, no duplicates) into one
 /// string: one allocation for the whole header.
 #[derive(Debug, Default)]
 struct TraceStateParser {
     out: String,
-    /// Where each key sits in `out`, to spot duplicates.
-    keys: Vec<(u16, u16)>,
+    /// Where each key sits in `out`, to spot duplicates (on the stack).
+    keys: [(u16, u16); MAX_TRACESTATE_MEMBERS],
+    members: usize,
     index: usize,
     total: usize,
     error: Option<TraceStateError>,
@@ -407,6 +442,7 @@ struct TraceStateParser {
 
 impl TraceStateParser {
     /// Reads one header value; false once the list is known to be invalid.
+    /// One pass over the bytes, with table lookups.
     fn feed(&mut self, value: &str) -> bool {
         if self.error.is_some() {
             return false;
@@ -418,32 +454,70 @@ impl TraceStateParser {
         }
         if self.out.capacity() == 0 {
             self.out.reserve(value.len());
-            self.keys.reserve(4);
         }
-        for piece in value.split(',') {
-            let member = piece.trim_matches(is_ows);
-            if member.is_empty() {
-                continue;
+        let b = value.as_bytes();
+        let n = b.len();
+        let mut i = 0;
+        loop {
+            // Spaces, tabs and commas between members (empty members are allowed).
+            while i < n && matches!(b[i], b' ' | b'\t' | b',') {
+                i += 1;
+            }
+            if i == n {
+                return true;
             }
             self.index += 1;
             let index = self.index;
-            let Some((key, val)) = member.split_once('=') else {
-                self.error = Some(TraceStateError::Member(index));
-                return false;
-            };
-            if !valid_tracestate_key(key) {
+            let key_start = i;
+            if CLASS[b[i] as usize] & KEY_FIRST == 0 {
                 self.error = Some(TraceStateError::Key(index));
                 return false;
             }
-            if !valid_tracestate_value(val) {
+            i += 1;
+            while i < n && CLASS[b[i] as usize] & KEY == KEY {
+                i += 1;
+            }
+            let key_end = i;
+            if i == n || b[i] != b'=' {
+                // A key cut by the end, a space or a comma: no `=value`.
+                let reason = if i == n || b[i] == b',' {
+                    TraceStateError::Member(index)
+                } else {
+                    TraceStateError::Key(index)
+                };
+                self.error = Some(reason);
+                return false;
+            }
+            if key_end - key_start > 256 {
+                self.error = Some(TraceStateError::Key(index));
+                return false;
+            }
+            i += 1;
+            let value_start = i;
+            while i < n && b[i] != b',' {
+                i += 1;
+            }
+            let mut value_end = i;
+            while value_end > value_start && matches!(b[value_end - 1], b' ' | b'\t') {
+                value_end -= 1;
+            }
+            let val = &b[value_start..value_end];
+            if val.is_empty()
+                || val.len() > 256
+                || !val.iter().all(|&c| CLASS[c as usize] & VALUE != 0)
+            {
                 self.error = Some(TraceStateError::Value(index));
                 return false;
             }
+            let key = &value[key_start..key_end];
             let out = &self.out;
-            if self.keys.iter().any(|&(a, b)| &out[a as usize..b as usize] == key) {
+            if self.keys[..self.members]
+                .iter()
+                .any(|&(a, z)| &out[a as usize..z as usize] == key)
+            {
                 continue; // a duplicate: keep the first
             }
-            if self.keys.len() == MAX_TRACESTATE_MEMBERS {
+            if self.members == MAX_TRACESTATE_MEMBERS {
                 self.error = Some(TraceStateError::TooManyMembers);
                 return false;
             }
@@ -454,17 +528,18 @@ impl TraceStateParser {
             let start = self.out.len() as u16;
             self.out.push_str(key);
             let end = self.out.len() as u16;
-            self.keys.push((start, end));
+            self.keys[self.members] = (start, end);
+            self.members += 1;
             self.out.push('=');
-            self.out.push_str(val);
+            self.out.push_str(&value[value_start..value_end]);
         }
-        true
     }
 
     /// Marks the list invalid (a value that is not UTF-8).
     fn fail(&mut self) {
         self.index += 1;
-        self.error.get_or_insert(TraceStateError::Member(self.index));
+        self.error
+            .get_or_insert(TraceStateError::Member(self.index));
     }
 
     /// The normalized header (empty when there were no members).
@@ -506,7 +581,11 @@ pub fn tracestate_header(cx: &Context) -> Option<&str> {
 /// `cx` with the vendor member `key` set to `value` and moved to the front
 /// of the `tracestate` that outgoing calls carry, as the specification asks
 /// of a vendor updating its own member.
-pub fn set_tracestate_member(cx: &Context, key: &str, value: &str) -> Result<Context, TraceStateError> {
+pub fn set_tracestate_member(
+    cx: &Context,
+    key: &str,
+    value: &str,
+) -> Result<Context, TraceStateError> {
     let trace_id = cx.span().span_context().trace_id();
     let mut list = incoming_tracestate(cx).unwrap_or_default();
     list.upsert(key, value)?;
@@ -588,16 +667,26 @@ impl Propagator for TraceContextPropagator {
         }
         let mut buf = [0u8; 55];
         let mut tp = TraceParent::from_span_context(sc);
-        if cx.get::<IncomingRandom>().is_some_and(|r| r.0 == sc.trace_id()) {
+        if cx
+            .get::<IncomingRandom>()
+            .is_some_and(|r| r.0 == sc.trace_id())
+        {
             tp.flags = TraceFlags::new(tp.flags.to_u8() | FLAG_RANDOM);
         }
         tp.write(&mut buf);
-        carrier.set(TRACEPARENT, buf.iter().map(|&b| b as char).collect());
+        carrier.set(
+            TRACEPARENT,
+            std::str::from_utf8(&buf)
+                .map(str::to_owned)
+                .unwrap_or_default(),
+        );
 
         // Members set on the span context through OpenTelemetry's API come
         // first; then the list that travels in the context.
         let own = sc.trace_state().header();
-        let incoming = cx.get::<IncomingTraceState>().filter(|t| t.trace_id == sc.trace_id());
+        let incoming = cx
+            .get::<IncomingTraceState>()
+            .filter(|t| t.trace_id == sc.trace_id());
         let header = match (incoming, own.is_empty()) {
             (Some(inc), true) => inc.header.clone(),
             (Some(inc), false) => {
