@@ -388,7 +388,10 @@ fn own_member_goes_first_when_the_span_state_changes() {
 #[test]
 fn the_service_sets_its_own_member_first() {
     let tp0 = format!("00-{TID}-1234567890123456-01");
-    let cx = extract(&[("traceparent", &tp0), ("tracestate", "rojo=1,fl=old,congo=2")]);
+    let cx = extract(&[
+        ("traceparent", &tp0),
+        ("tracestate", "rojo=1,fl=old,congo=2"),
+    ]);
     let cx = set_tracestate_member(&cx, "fl", "new").unwrap();
     assert_eq!(inject(&cx)["tracestate"], "fl=new,rojo=1,congo=2");
     assert!(set_tracestate_member(&cx, "Bad Key", "x").is_err());
@@ -404,9 +407,18 @@ fn random_flag_survives_an_unsampled_child() {
     // random flag must still go out.
     let cx = extract(&[("traceparent", &format!("00-{TID}-1234567890123456-02"))]);
     let sc = cx.span().span_context().clone();
-    let child = SpanContext::new(sc.trace_id(), SpanId::from(5), TraceFlags::default(), false, TraceState::NONE);
+    let child = SpanContext::new(
+        sc.trace_id(),
+        SpanId::from(5),
+        TraceFlags::default(),
+        false,
+        TraceState::NONE,
+    );
     let out = inject(&cx.with_remote_span_context(child));
-    assert_eq!(out["traceparent"], format!("00-{TID}-0000000000000005-02").as_str());
+    assert_eq!(
+        out["traceparent"],
+        format!("00-{TID}-0000000000000005-02").as_str()
+    );
 }
 
 #[test]
