@@ -50,14 +50,12 @@ use criterion::Criterion;
 use faultline::Engine;
 use faultline::config::TracingConfig;
 use faultline::export::NoneExporter;
+use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{
-    SpanKind, TraceContextExt, Tracer as _, TracerProvider as _,
-};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
