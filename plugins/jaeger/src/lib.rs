@@ -77,6 +77,8 @@
 mod http;
 mod mapping;
 mod model;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 use std::sync::Arc;

@@ -1,0 +1,293 @@
+//! The exporter end to end on loopback: what it sends, and how each failure
+//! is classified.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::time::{Duration, UNIX_EPOCH};
+
+use faultline_engine::config::TracingConfig;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+
+use super::*;
+
+fn span(i: u64) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(u128::from(i) + 1),
+            SpanId::from(i + 1),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: "work".into(),
+        start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        end_time: UNIX_EPOCH + Duration::from_secs(1_700_000_001),
+        attributes: vec![KeyValue::new("n", i as i64)],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("t").build(),
+    }
+}
+
+fn resource() -> Resource {
+    Resource::builder_empty()
+        .with_service_name("unit")
+        .with_attribute(KeyValue::new("host.name", "h1"))
+        .build()
+}
+
+fn agent_exporter(port: u16) -> JaegerExporter {
+    let mut exporter = JaegerExporter::builder()
+        .agent("127.0.0.1", port)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    exporter.set_resource(&resource());
+    exporter
+}
+
+#[tokio::test]
+async fn udp_export_sends_one_datagram_and_counts() {
+    let agent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    agent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let exporter = agent_exporter(agent.local_addr().unwrap().port());
+    let batch: Vec<SpanData> = (0..10).map(span).collect();
+    exporter.export(&batch).await.unwrap();
+    let mut buf = vec![0; 70_000];
+    let n = agent.recv(&mut buf).unwrap();
+    // The compact protocol's message header: protocol id, then oneway (4) << 5 | version 1.
+    assert_eq!(&buf[..2], &[0x82, 0x81]);
+    assert!(buf[..n].windows(4).any(|w| w == b"unit"), "service name");
+    let stats = exporter.stats();
+    assert_eq!((stats.packets_sent, stats.spans_sent), (1, 10));
+    assert_eq!(stats.export_errors, 0);
+    exporter.export(&[]).await.unwrap();
+    assert_eq!(
+        exporter.stats().packets_sent,
+        1,
+        "nothing sent for no spans"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_that_is_gone_is_a_transient_error() {
+    let port = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let exporter = agent_exporter(port);
+    // The first send succeeds locally; the ICMP "port unreachable" it
+    // causes makes a later send on the connected socket fail.
+    let mut error = None;
+    for i in 0..20 {
+        if let Err(e) = exporter.export(&[span(i)]).await {
+            error = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match error {
+        Some(ExportError::Transient(message)) => {
+            assert!(message.contains("127.0.0.1"), "{message}")
+        }
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+    assert!(exporter.stats().export_errors >= 1);
+}
+
+/// A collector on loopback answering every request with `status`
+/// (or never answering when `status` is empty).
+fn collector(status: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/api/traces",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            if status.is_empty() {
+                held.push(stream);
+                continue;
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
+            );
+        }
+    });
+    url
+}
+
+fn collector_exporter(url: &str, timeout: Duration) -> JaegerExporter {
+    let mut exporter = JaegerExporter::builder()
+        .collector(url)
+        .unwrap()
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    exporter.set_resource(&resource());
+    exporter
+}
+
+#[tokio::test]
+async fn collector_answers_are_classified() {
+    for (status, expected) in [
+        ("200 OK", "ok"),
+        ("202 Accepted", "ok"),
+        ("400 Bad Request", "permanent"),
+        ("413 Payload Too Large", "permanent"),
+        ("408 Request Timeout", "transient"),
+        ("429 Too Many Requests", "transient"),
+        ("500 Internal Server Error", "transient"),
+        ("503 Service Unavailable", "transient"),
+    ] {
+        let exporter = collector_exporter(&collector(status), Duration::from_secs(5));
+        let got = match exporter.export(&[span(1)]).await {
+            Ok(()) => "ok",
+            Err(ExportError::Permanent(m)) => {
+                assert!(m.contains(status.split(' ').next().unwrap()), "{m}");
+                "permanent"
+            }
+            Err(ExportError::Transient(_)) => "transient",
+            Err(e) => panic!("{status}: {e:?}"),
+        };
+        assert_eq!(got, expected, "{status}");
+        if expected == "ok" {
+            assert_eq!(exporter.stats().batches_posted, 1);
+            assert_eq!(exporter.stats().spans_sent, 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn collector_down_is_transient_and_slow_collector_times_out() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://user:secret@127.0.0.1:{port}/api/traces");
+    let exporter = collector_exporter(&url, Duration::from_secs(5));
+    match exporter.export(&[span(1)]).await {
+        Err(ExportError::Transient(m)) => assert!(!m.contains("secret"), "{m}"),
+        other => panic!("expected transient, got {other:?}"),
+    }
+
+    let timeout = Duration::from_millis(300);
+    let exporter = collector_exporter(&collector(""), timeout);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        exporter.export(&[span(1)]).await,
+        Err(ExportError::Timeout(timeout))
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn after_shutdown_exports_are_refused() {
+    let agent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let exporter = agent_exporter(agent.local_addr().unwrap().port());
+    exporter.force_flush().await.unwrap();
+    exporter.shutdown().await.unwrap();
+    assert_eq!(
+        exporter.export(&[span(1)]).await,
+        Err(ExportError::ShutDown)
+    );
+}
+
+#[test]
+fn configuration_chooses_the_target() {
+    let agent = TracingConfig::builder()
+        .service_name("svc")
+        .jaeger_agent("10.0.0.9", 6832)
+        .export_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let exporter = JaegerExporter::from_config(&agent).unwrap();
+    let debug = format!("{exporter:?}");
+    assert!(debug.contains("agent udp://10.0.0.9:6832"), "{debug}");
+    assert!(debug.contains("1.5s"), "{debug}");
+    assert_eq!(exporter.process.service_name, "svc");
+
+    let collector = TracingConfig::builder()
+        .service_name("svc")
+        .jaeger_endpoint("https://jaeger.example:14268/api/traces?token=t")
+        .build()
+        .unwrap();
+    let debug = format!("{:?}", JaegerExporter::from_config(&collector).unwrap());
+    assert!(
+        debug.contains("collector https://jaeger.example:14268"),
+        "{debug}"
+    );
+    assert!(!debug.contains("token"), "{debug}");
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    assert_eq!(
+        JaegerExporter::builder().max_packet_size(100).build().err(),
+        Some(JaegerError::InvalidPacketSize(100))
+    );
+    assert_eq!(
+        JaegerExporter::builder()
+            .max_packet_size(70_000)
+            .build()
+            .err(),
+        Some(JaegerError::InvalidPacketSize(70_000))
+    );
+    assert!(matches!(
+        JaegerExporter::builder().collector("ftp://x/api/traces"),
+        Err(JaegerError::InvalidEndpoint(_))
+    ));
+    let message: String = JaegerError::InvalidPacketSize(1).into();
+    assert!(message.contains("1024..=65507"));
+}
+
+#[tokio::test]
+async fn a_smaller_packet_limit_is_kept() {
+    let agent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    agent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut exporter = JaegerExporter::builder()
+        .agent("127.0.0.1", agent.local_addr().unwrap().port())
+        .max_packet_size(1_500)
+        .build()
+        .unwrap();
+    exporter.set_resource(&resource());
+    let batch: Vec<SpanData> = (0..100).map(span).collect();
+    exporter.export(&batch).await.unwrap();
+    let packets = exporter.stats().packets_sent;
+    assert!(packets > 1, "{packets}");
+    let mut buf = vec![0; 70_000];
+    for _ in 0..packets {
+        let n = agent.recv(&mut buf).unwrap();
+        assert!(n <= 1_500, "{n}");
+    }
+    assert_eq!(exporter.stats().spans_sent, 100);
+}
