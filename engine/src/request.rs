@@ -406,6 +406,37 @@ impl RequestSpan {
         self.problem(codes::INTERNAL, INTERNAL_DETAIL, instance)
     }
 
+    /// Problem details for a framework's own error response (no route, wrong
+    /// method, unreadable body, an empty 5xx), the same on every adapter: the
+    /// code by status ([`rejection_code`]; `RESOURCE_NOT_FOUND` for a 404 on a
+    /// route that matched, which is the handler's "no such thing", not "no
+    /// such route"), the response's text as the detail (masked; when empty,
+    /// the code's title, or a fixed sentence for a 5xx), the response's
+    /// status kept. An adapter passes an empty text where the framework's own
+    /// text could name internals.
+    pub fn rejection_problem(
+        &self,
+        status: StatusCode,
+        framework_text: &str,
+        route_matched: bool,
+        instance: &str,
+    ) -> ProblemDetails {
+        let code = if status == StatusCode::NOT_FOUND && route_matched {
+            codes::RESOURCE_NOT_FOUND
+        } else {
+            rejection_code(status)
+        };
+        let text = framework_text.trim();
+        let detail = match (text.is_empty(), status.is_server_error()) {
+            (false, _) => text,
+            (true, true) => INTERNAL_DETAIL,
+            (true, false) => code.title(),
+        };
+        let mut problem = self.problem(code, detail, instance);
+        problem.status = status.as_u16();
+        problem
+    }
+
     /// Problem details for `code` with `detail` (masked) and the trace id.
     pub fn problem(&self, code: ErrorCode, detail: &str, instance: &str) -> ProblemDetails {
         let mut p = ProblemDetails::new(code, detail).with_instance(instance);
@@ -486,6 +517,45 @@ impl Drop for RequestSpan {
             span.set_attribute(KeyValue::new("faultline.request.cancelled", true));
             span.end();
         }
+    }
+}
+
+/// Whether a framework's error response is one to turn into problem
+/// details: plain text or no content type (an application's own JSON or
+/// HTML error body is kept as it is).
+pub fn is_framework_error_body(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|c| c.is_empty() || c.starts_with("text/plain"))
+}
+
+/// The request's trace as handlers see it through their adapter's extractor:
+/// trace id, span id, baggage and the OpenTelemetry context (to carry into
+/// spawned tasks). Without the adapter's layer, everything is `None`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTrace(Option<RequestContext>);
+
+impl RequestTrace {
+    /// The trace of a request context (`None`: no layer).
+    pub fn new(cx: Option<RequestContext>) -> Self {
+        RequestTrace(cx)
+    }
+    /// The trace id (32 lowercase hex digits).
+    pub fn trace_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::trace_id)
+    }
+    /// The server span's id.
+    pub fn span_id(&self) -> Option<String> {
+        self.0.as_ref().and_then(RequestContext::span_id)
+    }
+    /// A baggage value of the request.
+    pub fn baggage(&self, key: &str) -> Option<&str> {
+        self.0.as_ref().and_then(|c| c.baggage(key))
+    }
+    /// The OpenTelemetry context of the request (empty without the layer).
+    pub fn context(&self) -> Context {
+        self.0
+            .as_ref()
+            .map(|c| c.context().clone())
+            .unwrap_or_default()
     }
 }
 

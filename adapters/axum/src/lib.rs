@@ -49,10 +49,10 @@ use axum::response::{IntoResponse, Response};
 use faultline_engine::Engine;
 use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
 use faultline_engine::request::{
-    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, rejection_code,
+    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
 };
 use http::request::Parts;
-use http::{HeaderValue, Request, StatusCode, header};
+use http::{HeaderValue, Request, header};
 use tower::{Layer, Service};
 
 pub use faultline_engine as engine;
@@ -162,44 +162,29 @@ async fn finish(mut span: RequestSpan, response: Response, matched: bool, path: 
 }
 
 /// axum's own error responses (no route, wrong method, unreadable body,
-/// an empty 5xx) are plain text or empty; they become problem details. A
-/// response that already has another content type is the application's and
-/// is kept as it is.
+/// an empty 5xx) are plain text or empty; they become problem details
+/// ([`RequestSpan::rejection_problem`]). A response that already has another
+/// content type is the application's and is kept as it is.
 async fn rewrite_rejection(
     span: &RequestSpan,
     response: Response,
     matched: bool,
     path: &str,
 ) -> Response {
-    let status = response.status();
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
-    if !plain {
+        .and_then(|v| v.to_str().ok());
+    if !is_framework_error_body(content_type) {
         return response;
     }
+    let status = response.status();
     let (parts, body) = response.into_parts();
     let text = match axum::body::to_bytes(body, MAX_REJECTION_BODY).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => String::new(),
     };
-    let code = if status == StatusCode::NOT_FOUND && matched {
-        // A handler's own 404 on a matched route: not "no such route".
-        faultline_engine::error::codes::RESOURCE_NOT_FOUND
-    } else {
-        rejection_code(status)
-    };
-    let detail = if text.trim().is_empty() {
-        code.title().to_owned()
-    } else {
-        text.trim().to_owned()
-    };
-    let mut problem = span.problem(code, &detail, path);
-    problem.status = status.as_u16();
-    let mut out = problem_response(&problem);
+    let mut out = problem_response(&span.rejection_problem(status, &text, matched, path));
     // Keep what the framework said beyond the body (Allow on a 405, ...).
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -242,30 +227,16 @@ impl IntoResponse for Error {
 }
 
 /// The request's trace, as an extractor: trace id, span id, baggage and the
-/// OpenTelemetry context (to carry into spawned tasks). Without the layer,
+/// OpenTelemetry context (to carry into spawned tasks), through
+/// [`engine::request::RequestTrace`]'s methods. Without the layer,
 /// everything is `None`.
 #[derive(Debug, Clone)]
-pub struct RequestTrace(Option<RequestContext>);
+pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
 
-impl RequestTrace {
-    /// The trace id (32 lowercase hex digits).
-    pub fn trace_id(&self) -> Option<String> {
-        self.0.as_ref().and_then(RequestContext::trace_id)
-    }
-    /// The server span's id.
-    pub fn span_id(&self) -> Option<String> {
-        self.0.as_ref().and_then(RequestContext::span_id)
-    }
-    /// A baggage value of the request.
-    pub fn baggage(&self, key: &str) -> Option<&str> {
-        self.0.as_ref().and_then(|c| c.baggage(key))
-    }
-    /// The OpenTelemetry context of the request (empty without the layer).
-    pub fn context(&self) -> faultline_engine::opentelemetry::Context {
-        self.0
-            .as_ref()
-            .map(|c| c.context().clone())
-            .unwrap_or_default()
+impl std::ops::Deref for RequestTrace {
+    type Target = faultline_engine::request::RequestTrace;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -273,8 +244,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestTrace {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestTrace(
+        Ok(RequestTrace(faultline_engine::request::RequestTrace::new(
             parts.extensions.get::<RequestContext>().cloned(),
-        ))
+        )))
     }
 }

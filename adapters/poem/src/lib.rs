@@ -59,9 +59,9 @@
 use std::sync::{Arc, Mutex};
 
 use faultline_engine::Engine;
-use faultline_engine::error::{PROBLEM_JSON, ProblemDetails, codes};
+use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
 use faultline_engine::request::{
-    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, rejection_code,
+    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
 };
 use http::{StatusCode, Uri, header};
 use poem::PathPattern;
@@ -289,10 +289,8 @@ async fn rewrite_rejection(
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
-    if !plain {
+        .and_then(|v| v.to_str().ok());
+    if !is_framework_error_body(content_type) {
         return response;
     }
     let text = match response
@@ -326,20 +324,7 @@ fn rejection_problem(
     matched: bool,
     path: &str,
 ) -> Response {
-    let code = if status == StatusCode::NOT_FOUND && matched {
-        // A handler's own 404 on a matched route: not "no such route".
-        codes::RESOURCE_NOT_FOUND
-    } else {
-        rejection_code(status)
-    };
-    let detail = if text.trim().is_empty() {
-        code.title().to_owned()
-    } else {
-        text.trim().to_owned()
-    };
-    let mut problem = span.problem(code, &detail, path);
-    problem.status = status.as_u16();
-    problem_response(&problem)
+    problem_response(&span.rejection_problem(status, text, matched, path))
 }
 
 fn problem_response(problem: &ProblemDetails) -> Response {
@@ -441,27 +426,12 @@ impl From<Error> for poem::Error {
 /// middleware, everything is `None`. (The same [`RequestContext`] is in the
 /// request's data: `poem::web::Data<&RequestContext>`.)
 #[derive(Debug, Clone)]
-pub struct RequestTrace(Option<RequestContext>);
+pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
 
-impl RequestTrace {
-    /// The trace id (32 lowercase hex digits).
-    pub fn trace_id(&self) -> Option<String> {
-        self.0.as_ref().and_then(RequestContext::trace_id)
-    }
-    /// The server span's id.
-    pub fn span_id(&self) -> Option<String> {
-        self.0.as_ref().and_then(RequestContext::span_id)
-    }
-    /// A baggage value of the request.
-    pub fn baggage(&self, key: &str) -> Option<&str> {
-        self.0.as_ref().and_then(|c| c.baggage(key))
-    }
-    /// The OpenTelemetry context of the request (empty without the middleware).
-    pub fn context(&self) -> faultline_engine::opentelemetry::Context {
-        self.0
-            .as_ref()
-            .map(|c| c.context().clone())
-            .unwrap_or_default()
+impl std::ops::Deref for RequestTrace {
+    type Target = faultline_engine::request::RequestTrace;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -472,7 +442,9 @@ impl<'a> FromRequest<'a> for RequestTrace {
         if let (Some(slot), Some(pattern)) = (req.data::<RouteSlot>(), req.data::<PathPattern>()) {
             slot.record(pattern);
         }
-        Ok(RequestTrace(req.data::<RequestContext>().cloned()))
+        Ok(RequestTrace(faultline_engine::request::RequestTrace::new(
+            req.data::<RequestContext>().cloned(),
+        )))
     }
 }
 

@@ -67,7 +67,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -78,9 +77,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use faultline_engine::Engine;
-use faultline_engine::error::{ErrorCode, PROBLEM_JSON, ProblemDetails, codes};
+use faultline_engine::error::{ErrorCode, PROBLEM_JSON, ProblemDetails};
 use faultline_engine::request::{
-    HandlerError, INTERNAL_DETAIL, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE,
+    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
     rejection_code,
 };
 use http::{HeaderValue, Request, StatusCode, header};
@@ -263,49 +262,29 @@ async fn rewrite_error_response(
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
-    if !plain {
+        .and_then(|v| v.to_str().ok());
+    if !is_framework_error_body(content_type) {
         return response;
     }
-    let code = if status == StatusCode::NOT_FOUND && matched {
-        // A 404 after a route matched: not "no such route".
-        codes::RESOURCE_NOT_FOUND
-    } else {
-        rejection_code(status)
-    };
     let (parts, body) = response.into_parts();
-    let detail: Cow<'_, str> = if !from_handler
+    // warp's own text for a 404 or 405 says nothing the code does not, and a
+    // 5xx's may name internals: only a handler's text becomes the detail.
+    let text = if !from_handler
         && (status.is_server_error()
             || status == StatusCode::NOT_FOUND
             || status == StatusCode::METHOD_NOT_ALLOWED)
     {
-        // warp's text here says nothing the code does not (404, 405), or
-        // names internals (an unhandled custom rejection's Debug form).
-        Cow::Borrowed(if status.is_server_error() {
-            INTERNAL_DETAIL
-        } else {
-            code.title()
-        })
+        String::new()
     } else {
-        let text = match http_body_util::Limited::new(body, MAX_REJECTION_BODY)
+        match http_body_util::Limited::new(body, MAX_REJECTION_BODY)
             .collect()
             .await
         {
             Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
             Err(_) => String::new(),
-        };
-        let text = text.trim();
-        if text.is_empty() {
-            Cow::Borrowed(code.title())
-        } else {
-            Cow::Owned(text.to_owned())
         }
     };
-    let mut problem = span.problem(code, &detail, path);
-    problem.status = status.as_u16();
-    let mut out = problem_response(&problem);
+    let mut out = problem_response(&span.rejection_problem(status, &text, matched, path));
     // Keep what the response said beyond the body.
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -404,8 +383,11 @@ pub fn route(
 /// The request's trace, as a filter extracting a [`RequestTrace`].
 pub fn trace()
 -> impl Filter<Extract = (RequestTrace,), Error = Infallible> + Clone + Send + Sync + 'static {
-    warp::ext::optional::<SharedState>()
-        .map(|state: Option<SharedState>| RequestTrace(state.map(|s| s.context.clone())))
+    warp::ext::optional::<SharedState>().map(|state: Option<SharedState>| {
+        RequestTrace(faultline_engine::request::RequestTrace::new(
+            state.map(|s| s.context.clone()),
+        ))
+    })
 }
 
 /// The peer address of the connection, under [`Traced::serve`] (from
@@ -450,27 +432,12 @@ impl Reply for Error {
 /// baggage and the OpenTelemetry context (to carry into spawned tasks).
 /// Without [`traced`], everything is `None`.
 #[derive(Debug, Clone)]
-pub struct RequestTrace(Option<RequestContext>);
+pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
 
-impl RequestTrace {
-    /// The trace id (32 lowercase hex digits).
-    pub fn trace_id(&self) -> Option<String> {
-        self.0.as_ref().and_then(RequestContext::trace_id)
-    }
-    /// The server span's id.
-    pub fn span_id(&self) -> Option<String> {
-        self.0.as_ref().and_then(RequestContext::span_id)
-    }
-    /// A baggage value of the request.
-    pub fn baggage(&self, key: &str) -> Option<&str> {
-        self.0.as_ref().and_then(|c| c.baggage(key))
-    }
-    /// The OpenTelemetry context of the request (empty without the service).
-    pub fn context(&self) -> faultline_engine::opentelemetry::Context {
-        self.0
-            .as_ref()
-            .map(|c| c.context().clone())
-            .unwrap_or_default()
+impl std::ops::Deref for RequestTrace {
+    type Target = faultline_engine::request::RequestTrace;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

@@ -457,7 +457,10 @@ async fn warp_rejections_are_problem_json() {
     let r = send(&traced, get("/teapot").body(String::new()).unwrap()).await;
     let trace_id = r.problem(500, 5000);
     assert!(!r.body.contains("Teapot"), "{}", r.body);
-    assert_eq!(r.json()["detail"], INTERNAL_DETAIL);
+    assert_eq!(
+        r.json()["detail"],
+        faultline_engine::request::INTERNAL_DETAIL
+    );
     let span = span_of(&engine, &spans, &trace_id);
     assert_eq!(span.name, "GET /teapot");
     assert!(matches!(span.status, Status::Error { .. }));
