@@ -41,7 +41,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let engine = match Engine::builder(config).build() {
+    let engine = match faultline::setup::engine_builder(config).build() {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("faultline-demo: {e}");
