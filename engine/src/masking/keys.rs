@@ -1,37 +1,56 @@
 //! Which keys are secret: a fast, allocation-free decision on a key name.
+//!
+//! Every rule is about how a key (or one of its segments) *ends*, so the
+//! rules live in one trie of reversed names, walked from the key's last
+//! byte backwards. Most keys leave the trie after a byte or two (`_id`,
+//! `method`, `route`), which makes the common "not secret" answer cheap.
 
 use super::{SECRET_HEADERS, SECRET_KEYS};
 
 /// A key segment ending with one of these is secret (`db_password`,
 /// `accessToken`, `x-auth-token`, `clientSecret`, `stripe_api_key`).
-const SECRET_ENDINGS: &[&[u8]] = &[
-    b"password",
-    b"passwd",
-    b"passphrase",
-    b"secret",
-    b"token",
-    b"apikey",
-    b"api_key",
-    b"api-key",
+const SECRET_ENDINGS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
 ];
 
 /// A key segment whose last `_`/`-` part is one of these is secret
 /// (`user_session`, `customer-ssn`), but not one that merely ends with the
 /// letters (`concession`).
-const SECRET_PARTS: &[&[u8]] = &[b"session", b"cookie", b"ssn", b"pwd", b"cvv", b"cvc"];
+const SECRET_PARTS: &[&str] = &["session", "cookie", "ssn", "pwd", "cvv", "cvc"];
 
-/// The longest key segment compared without allocating.
-const MAX_SEGMENT: usize = 64;
+/// The whole segment (or, for configured dotted names, the whole key).
+const EXACT: u8 = 1;
+/// Any ending of the segment.
+const ENDING: u8 = 2;
+/// The segment, or its part after a `_` or `-`.
+const PART: u8 = 4;
 
-/// The secret-key names of one masker, lowercase, with the built-in rules.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// (lowercase byte, node index), a handful at most.
+    children: Vec<(u8, u32)>,
+    /// What a walk that reaches this node has matched.
+    flags: u8,
+}
+
+/// The secret-key names of one masker, with the built-in rules.
 #[derive(Debug, Clone)]
 pub(crate) struct SecretKeys {
-    /// Whole names, lowercase and sorted (built-in plus configured).
-    exact: Vec<Box<[u8]>>,
-    /// Bit `n` set when some exact name is `n` bytes long (`n < 64`).
-    lengths: u64,
+    /// Node 0 is the root; names are inserted last byte first.
+    trie: Vec<Node>,
     /// Header names redacted to the end of the line in text (`Name: value`).
     headers: Vec<Box<[u8]>>,
+}
+
+fn is_segment_separator(c: u8) -> bool {
+    matches!(c, b'.' | b'[' | b']')
 }
 
 impl SecretKeys {
@@ -40,36 +59,91 @@ impl SecretKeys {
         extra: impl IntoIterator<Item = &'a str>,
         extra_headers: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Self {
-        let lower =
-            |s: &str| -> Box<[u8]> { s.to_ascii_lowercase().into_bytes().into_boxed_slice() };
-        let mut exact: Vec<Box<[u8]>> = SECRET_KEYS
+        let mut keys = SecretKeys {
+            trie: vec![Node::default()],
+            headers: Vec::new(),
+        };
+        for name in SECRET_KEYS
             .iter()
             .copied()
             .chain(extra)
             .chain(extra_headers.clone())
-            .map(lower)
-            .collect();
-        exact.sort();
-        exact.dedup();
-        let mut lengths = 0u64;
-        for name in &exact {
-            if name.len() < 64 {
-                lengths |= 1 << name.len();
-            }
+        {
+            keys.insert(name, EXACT);
+        }
+        for ending in SECRET_ENDINGS {
+            keys.insert(ending, ENDING);
+        }
+        for part in SECRET_PARTS {
+            keys.insert(part, PART);
         }
         let mut headers: Vec<Box<[u8]>> = SECRET_HEADERS
             .iter()
             .copied()
             .chain(extra_headers)
-            .map(lower)
+            .map(|h| h.to_ascii_lowercase().into_bytes().into_boxed_slice())
             .collect();
         headers.sort();
         headers.dedup();
-        SecretKeys {
-            exact,
-            lengths,
-            headers,
+        keys.headers = headers;
+        keys
+    }
+
+    fn insert(&mut self, name: &str, flag: u8) {
+        if name.is_empty() {
+            return;
         }
+        let mut node = 0;
+        for c in name.bytes().rev().map(|c| c.to_ascii_lowercase()) {
+            node = match self.trie[node].children.iter().find(|(k, _)| *k == c) {
+                Some(&(_, next)) => next as usize,
+                None => {
+                    self.trie.push(Node::default());
+                    let next = self.trie.len() - 1;
+                    self.trie[node].children.push((c, next as u32));
+                    next
+                }
+            };
+        }
+        self.trie[node].flags |= flag;
+    }
+
+    /// Walks `bytes[..end]` backwards through the trie: whether a rule
+    /// matches the name that ends at `end`. `starts(i)` says whether a name
+    /// (a segment) may start at `i`; the walk never goes below `low`.
+    #[inline]
+    fn matches_back(
+        &self,
+        bytes: &[u8],
+        end: usize,
+        low: usize,
+        starts: impl Fn(usize) -> bool,
+    ) -> bool {
+        let mut node = 0;
+        let mut i = end;
+        while i > low {
+            let c = bytes[i - 1].to_ascii_lowercase();
+            match self.trie[node].children.iter().find(|(k, _)| *k == c) {
+                Some(&(_, next)) => node = next as usize,
+                None => return false,
+            }
+            i -= 1;
+            let flags = self.trie[node].flags;
+            if flags == 0 {
+                continue;
+            }
+            if flags & ENDING != 0 {
+                return true;
+            }
+            let at_start = i == low || starts(i);
+            if flags & EXACT != 0 && at_start {
+                return true;
+            }
+            if flags & PART != 0 && (at_start || matches!(bytes[i - 1], b'_' | b'-')) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether the value under `key` is secret: the whole key, or one of its
@@ -77,63 +151,38 @@ impl SecretKeys {
     /// `user[password]`), is a secret name or ends like one.
     pub(crate) fn is_secret(&self, key: &str) -> bool {
         let key = key.as_bytes();
-        if !key.iter().any(|&c| matches!(c, b'.' | b'[' | b']')) {
-            return self.segment_is_secret(key);
-        }
-        if self.is_exact(key) {
+        if self.matches_back(key, key.len(), 0, |_| false) {
             return true;
         }
-        key.split(|&c| matches!(c, b'.' | b'[' | b']'))
-            .any(|segment| !segment.is_empty() && self.segment_is_secret(segment))
+        if !key.iter().copied().any(is_segment_separator) {
+            return false;
+        }
+        key.split(|&c| is_segment_separator(c))
+            .any(|segment| self.matches_back(segment, segment.len(), 0, |_| false))
+    }
+
+    /// The rule for a key found in text (`key=value`, `"key": value`) that
+    /// ends at `end`: its last segment is secret (or, for a configured
+    /// dotted name, the whole key). The last segment names the value:
+    /// `user.password` is secret, `password.reset_url` is not. Reads no
+    /// further back than `low`.
+    pub(crate) fn is_secret_before(&self, text: &[u8], end: usize, low: usize) -> bool {
+        // `user[password]`: the segment ends before the bracket.
+        let end = if end > low && text[end - 1] == b']' {
+            end - 1
+        } else {
+            end
+        };
+        let starts = |i: usize| {
+            let c = text[i - 1];
+            !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-')) || is_segment_separator(c)
+        };
+        self.matches_back(text, end, low, starts)
     }
 
     /// Whether `name` is a secret header name (case-insensitive).
     pub(crate) fn is_header(&self, name: &str) -> bool {
         let name = name.as_bytes();
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
-    }
-
-    fn is_exact(&self, key: &[u8]) -> bool {
-        let len = key.len();
-        if len < 64 && self.lengths & (1 << len) == 0 {
-            return false;
-        }
-        with_lowercase(key, |lower| {
-            self.exact.binary_search_by(|k| (**k).cmp(lower)).is_ok()
-        })
-    }
-
-    fn segment_is_secret(&self, segment: &[u8]) -> bool {
-        if segment.len() < 3 {
-            return false;
-        }
-        with_lowercase(segment, |lower| {
-            let len = lower.len();
-            if (len >= 64 || self.lengths & (1 << len) != 0)
-                && self.exact.binary_search_by(|k| (**k).cmp(lower)).is_ok()
-            {
-                return true;
-            }
-            if SECRET_ENDINGS.iter().any(|end| lower.ends_with(end)) {
-                return true;
-            }
-            match lower.iter().rposition(|&c| c == b'_' || c == b'-') {
-                Some(cut) => SECRET_PARTS.contains(&&lower[cut + 1..]),
-                None => false,
-            }
-        })
-    }
-}
-
-/// Calls `f` with `text` in ASCII lowercase, on the stack when it is short.
-fn with_lowercase<R>(text: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    if text.len() <= MAX_SEGMENT {
-        let mut buf = [0u8; MAX_SEGMENT];
-        let lower = &mut buf[..text.len()];
-        lower.copy_from_slice(text);
-        lower.make_ascii_lowercase();
-        f(lower)
-    } else {
-        f(&text.to_ascii_lowercase())
     }
 }

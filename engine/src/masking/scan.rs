@@ -107,18 +107,31 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// time: for each byte `x < 0x80`, `0x7f + 0x41 - x` has its high bit set
 /// when `x < 0x41`, and `x + 0x7f - 0x2f` when `x > 0x2f`; neither carries
 /// into the next byte. Bytes >= 0x80 (UTF-8) are never triggers.
-#[inline]
+#[inline(always)]
 fn next_trigger(b: &[u8], mut i: usize) -> Option<usize> {
+    let hits = |x: u64| {
+        let low = x & (LO * 0x7f);
+        (LO * (0x7f + 0x41)).wrapping_sub(low) & !x & (low + LO * (0x7f - 0x2f)) & HI
+    };
     while i + 8 <= b.len() {
         let mut word = [0u8; 8];
         word.copy_from_slice(&b[i..i + 8]);
-        let x = u64::from_le_bytes(word);
-        let low = x & (LO * 0x7f);
-        let hits = (LO * (0x7f + 0x41)).wrapping_sub(low) & !x & (low + LO * (0x7f - 0x2f)) & HI;
-        if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        let h = hits(u64::from_le_bytes(word));
+        if h != 0 {
+            return Some(i + (h.trailing_zeros() / 8) as usize);
         }
         i += 8;
+    }
+    if i >= b.len() {
+        return None;
+    }
+    if b.len() >= 8 {
+        // The last eight bytes, shifted past those already looked at.
+        let start = b.len() - 8;
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[start..]);
+        let h = hits(u64::from_le_bytes(word)) >> (8 * (i - start));
+        return (h != 0).then(|| i + (h.trailing_zeros() / 8) as usize);
     }
     b[i..]
         .iter()
@@ -126,25 +139,60 @@ fn next_trigger(b: &[u8], mut i: usize) -> Option<usize> {
         .map(|k| i + k)
 }
 
+/// Byte classes, one table lookup each.
+const WORD: u8 = 1; // ASCII letter, digit or `_`
+const KEY: u8 = 2; // WORD, `-`, `.`, `[`, `]`
+const LOCAL: u8 = 4; // an email's local part: letter, digit, `.`, `_`, `%`, `+`, `-`
+const VALUE_END: u8 = 8; // where a bare value ends
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            class |= WORD | KEY;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-') {
+            class |= LOCAL;
+        }
+        if matches!(b, b'-' | b'.' | b'[' | b']') {
+            class |= KEY;
+        }
+        if b.is_ascii_whitespace()
+            || matches!(
+                b,
+                b'&' | b',' | b';' | b'"' | b'\'' | b')' | b'}' | b']' | b'<' | b'>' | b'|' | b'\\'
+            )
+        {
+            class |= VALUE_END;
+        }
+        t[c] = class;
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_word(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    CLASS[usize::from(c)] & WORD != 0
 }
 
+#[inline]
 fn is_key_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'[' | b']')
+    CLASS[usize::from(c)] & KEY != 0
 }
 
+#[inline]
 fn is_local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
+    CLASS[usize::from(c)] & LOCAL != 0
 }
 
 /// Where a bare (unquoted) value ends.
+#[inline]
 fn is_value_end(c: u8) -> bool {
-    c.is_ascii_whitespace()
-        || matches!(
-            c,
-            b'&' | b',' | b';' | b'"' | b'\'' | b')' | b'}' | b']' | b'<' | b'>' | b'|' | b'\\'
-        )
+    CLASS[usize::from(c)] & VALUE_END != 0
 }
 
 /// Where the value of a secret header (`Authorization: Bearer x`) ends.
@@ -373,26 +421,119 @@ fn label_before(b: &[u8], lead: usize, floor: usize) -> Label {
 impl Rules {
     /// Masks `text` in one pass; borrowed when nothing changed.
     pub(crate) fn scan<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match next_trigger(text.as_bytes(), 0) {
+            None => Cow::Borrowed(text),
+            Some(first) => self.scan_from(text, first),
+        }
+    }
+
+    /// The scan, from the first trigger on.
+    #[inline(never)]
+    fn scan_from<'t>(&self, text: &'t str, first: usize) -> Cow<'t, str> {
         let b = text.as_bytes();
         let mut out = Out::new(text);
         let mut force = usize::MAX;
-        let mut i = 0;
-        while let Some(p) = next_trigger(b, i) {
-            i = match b[p] {
-                b'0'..=b'9' => self.on_digit(text, p, &mut out, &mut force),
+        let mut next = Some(first);
+        while let Some(p) = next {
+            let i = match b[p] {
+                b'0'..=b'9' => {
+                    // Most numbers are short and stand alone (`42`, `x86`,
+                    // `10:15`): decided here, without a call.
+                    let run_end = p + b[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+                    let after = b.get(run_end).copied();
+                    if run_end - p < 7
+                        && (p == out.emitted || b[p - 1] != b'%')
+                        && !matches!(after, Some(b' ' | b'-' | b'.' | b')'))
+                    {
+                        match after {
+                            Some(c) if is_word(c) => skip_word(b, run_end),
+                            _ => run_end,
+                        }
+                    } else {
+                        self.on_digit(text, p, &mut out, &mut force)
+                    }
+                }
                 b'@' => self.on_at(text, p, p + 1, &mut out),
                 b'=' => self.on_equals(text, p, &mut out),
                 b':' => self.on_colon(text, p, &mut out),
                 _ => p + 1,
             };
+            next = next_trigger(b, i);
         }
         out.finish()
     }
 
     /// A digit at `p`: decides whether a digit sequence starts here.
+    #[inline(never)]
     fn on_digit(&self, text: &str, p: usize, out: &mut Out<'_>, force: &mut usize) -> usize {
         let b = text.as_bytes();
         let floor = out.emitted;
+        // The common case first: a short number that does not go on
+        // (`42`, `10:15`, `x86`, `200 OK`) can be nothing we mask.
+        let run_end = p + b[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run_end - p < 7 && (p == floor || b[p - 1] != b'%') {
+            match b.get(run_end) {
+                None => return run_end,
+                Some(&c) if is_word(c) => return skip_word(b, run_end),
+                Some(b' ' | b'-' | b'.') => {
+                    if !b
+                        .get(run_end + 1)
+                        .is_some_and(|&d| d.is_ascii_digit() || d == b'(')
+                    {
+                        return run_end + 1;
+                    }
+                }
+                Some(b')') => {}
+                Some(_) => return run_end,
+            }
+        }
+        if b.get(run_end) == Some(&b'.') && (p == floor || !matches!(b[p - 1], b'+' | b'%')) {
+            // Joined by dots, only 555.123.4567 or 1.555.123.4567 is
+            // personal; versions, addresses and decimals are skipped whole.
+            if !matches!(run_end - p, 1 | 3) {
+                let mut i = run_end;
+                while i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+                    i += 1;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                return if b.get(i).is_some_and(|&c| is_word(c)) {
+                    skip_word(b, i)
+                } else {
+                    i
+                };
+            }
+            let mut lengths = [0usize; 5];
+            let mut groups = 0;
+            let mut i = p;
+            loop {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if groups < lengths.len() {
+                    lengths[groups] = i - start;
+                }
+                groups += 1;
+                if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            let phone = matches!(
+                (groups, lengths),
+                (3, [3, 3, 4, ..]) | (4, [1, 3, 3, 4, ..])
+            );
+            if !phone {
+                return if b.get(i).is_some_and(|&c| is_word(c)) {
+                    skip_word(b, i)
+                } else {
+                    i
+                };
+            }
+        }
         let forced = *force == p;
         // Bytes already replaced count as a separator.
         let prev = if p > floor && !forced { b[p - 1] } else { b' ' };
@@ -475,7 +616,42 @@ impl Rules {
             }
             _ => {}
         }
+        if !plus && open.is_none() {
+            let goes_on = matches!(b.get(run_end), Some(b' ' | b'-' | b'.'))
+                && b.get(run_end + 1)
+                    .is_some_and(|&d| d.is_ascii_digit() || d == b'(');
+            if !goes_on {
+                return self.on_single_run(b, p, run_end, out);
+            }
+        }
         self.on_sequence(text, lead, p, plus, open, out)
+    }
+
+    /// A run of digits `p..end` standing alone (the common case of a long
+    /// number: an id, an epoch, a count, a card or phone number written
+    /// plain): the same rules as [`match_at`](Self::match_at) for one group.
+    fn on_single_run(&self, b: &[u8], p: usize, end: usize, out: &mut Out<'_>) -> usize {
+        if let Some(&c) = b.get(end)
+            && (is_word(c) || c == b'@' || b[end..].starts_with(b"%40"))
+        {
+            // Joined to what follows: the scan skips it from there.
+            return end;
+        }
+        let digits = &b[p..end];
+        let len = digits.len();
+        let floor = out.emitted;
+        let mut label = None;
+        let mut label_of = || *label.get_or_insert_with(|| label_before(b, p, floor));
+        if (12..=19).contains(&len) && numbers::is_card(digits) && label_of() != Label::Id {
+            self.write_number(out, p, end, Kind::Card, digits);
+        } else if (7..=15).contains(&len) {
+            match label_of() {
+                Label::Phone => self.write_number(out, p, end, Kind::Phone, digits),
+                Label::Tax if len == 9 => self.write_number(out, p, end, Kind::Ssn, digits),
+                _ => {}
+            }
+        }
+        end
     }
 
     /// Reads the digit sequence whose first digit is at `first` (`lead` is
@@ -563,6 +739,10 @@ impl Rules {
                 resume = after;
                 break;
             }
+        }
+        // Nothing we mask has fewer than 7 digits.
+        if g[..n].iter().map(Group::len).sum::<usize>() < 7 {
+            return resume;
         }
         if joined_tail {
             // The last token runs into letters: none of it is a number.
@@ -739,17 +919,24 @@ impl Rules {
         }
 
         // Bare digits after a label: "phone": "5551234567", SSN 123456789.
+        // (The words before a number are read only when its shape allows.)
         if s == 0 {
-            match label_of(label) {
-                Label::Phone => {
-                    if let Some(e) = widest(g, s, 7, 15) {
-                        return Some((e, Kind::Phone));
+            let tax_shape = plain(0) && g[0].len() == 9 && boundary(1);
+            let phone_span = if g.iter().all(|x| x.sep != b'.') {
+                widest(g, 0, 7, 15)
+            } else {
+                None
+            };
+            if tax_shape || phone_span.is_some() {
+                match label_of(label) {
+                    Label::Phone => {
+                        if let Some(e) = phone_span {
+                            return Some((e, Kind::Phone));
+                        }
                     }
+                    Label::Tax if tax_shape => return Some((1, Kind::Ssn)),
+                    _ => {}
                 }
-                Label::Tax if plain(s) && g[s].len() == 9 && boundary(s + 1) => {
-                    return Some((s + 1, Kind::Ssn));
-                }
-                _ => {}
             }
         }
         None
@@ -789,6 +976,7 @@ impl Rules {
     }
 
     /// `@` at `at` (or `%40` starting there), the domain from `domain`.
+    #[inline(never)]
     fn on_at(&self, text: &str, at: usize, domain: usize, out: &mut Out<'_>) -> usize {
         let b = text.as_bytes();
         let floor = out.emitted;
@@ -825,7 +1013,20 @@ impl Rules {
         end
     }
 
+    /// The start of the key that ends at `end`, when that key is secret by
+    /// the rule for keys in text: its last segment (`password`,
+    /// `user.password`, `user[password]`, `db_password`). The decision walks
+    /// back from `end` and usually stops after a byte or two.
+    fn secret_key_before(&self, text: &str, end: usize, floor: usize) -> Option<usize> {
+        let b = text.as_bytes();
+        if !self.keys.is_secret_before(b, end, floor) {
+            return None;
+        }
+        key_start(b, end, floor)
+    }
+
     /// `=` at `p`: `password=hunter2`, `api_key = "k"`, `user[password]=x`.
+    #[inline(never)]
     fn on_equals(&self, text: &str, p: usize, out: &mut Out<'_>) -> usize {
         let b = text.as_bytes();
         let floor = out.emitted;
@@ -840,10 +1041,7 @@ impl Rules {
         if !(last.is_ascii_alphabetic() || last == b']') {
             return p + 1;
         }
-        let Some(key_start) = key_start(b, key_end, floor) else {
-            return p + 1;
-        };
-        if !self.keys.is_secret(&text[key_start..key_end]) {
+        if self.secret_key_before(text, key_end, floor).is_none() {
             return p + 1;
         }
         let mut v = p + 1;
@@ -857,6 +1055,7 @@ impl Rules {
 
     /// `:` at `p`: `"token": "abc"`, `\"token\":\"abc\"`, `token:abc`,
     /// `Authorization: Bearer abc`, `password: hunter2` at a field's start.
+    #[inline(never)]
     fn on_colon(&self, text: &str, p: usize, out: &mut Out<'_>) -> usize {
         let b = text.as_bytes();
         let floor = out.emitted;
@@ -882,16 +1081,13 @@ impl Rules {
             if !(k.is_ascii_alphabetic() || k == b']') {
                 return p + 1;
             }
-            let Some(key_start) = key_start(b, key_end, floor) else {
+            let Some(key_start) = self.secret_key_before(text, key_end, floor) else {
                 return p + 1;
             };
             if key_start == 0 || b[key_start - 1] != last {
                 return p + 1;
             }
             if escaped && (key_start < 2 || b[key_start - 2] != b'\\') {
-                return p + 1;
-            }
-            if !self.keys.is_secret(&text[key_start..key_end]) {
                 return p + 1;
             }
             let mut v = p + 1;
@@ -903,13 +1099,10 @@ impl Rules {
         if j != p || !(last.is_ascii_alphabetic() || last == b']') {
             return p + 1;
         }
-        let Some(key_start) = key_start(b, p, floor) else {
+        let Some(key_start) = self.secret_key_before(text, p, floor) else {
             return p + 1;
         };
         let key = &text[key_start..p];
-        if !self.keys.is_secret(key) {
-            return p + 1;
-        }
         let header = self.keys.is_header(key);
         match b.get(p + 1) {
             None | Some(b'/') => p + 1,
@@ -972,14 +1165,13 @@ fn widest(g: &[Group], s: usize, min: usize, max: usize) -> Option<usize> {
 
 /// The start of the key that ends at `end` (at most 128 key characters).
 fn key_start(b: &[u8], end: usize, floor: usize) -> Option<usize> {
-    let mut i = end;
-    while i > floor && is_key_char(b[i - 1]) {
-        i -= 1;
-        if end - i > 128 {
-            return None;
-        }
-    }
-    (i < end).then_some(i)
+    let low = floor.max(end.saturating_sub(129));
+    let n = b[low..end]
+        .iter()
+        .rev()
+        .take_while(|&&c| is_key_char(c))
+        .count();
+    (n > 0 && n <= 128).then_some(end - n)
 }
 
 /// Whether a key starting at `start` begins a field: the text's or a line's

@@ -498,6 +498,7 @@ fn pii_masker_secret_keys() {
     let config = TracingConfig::builder()
         .secret_key("x-tenant-token")
         .secret_key("pin")
+        .secret_key("pw")
         .redact_header("x-internal-auth")
         .build()
         .unwrap();
@@ -531,6 +532,8 @@ fn pii_masker_secret_keys() {
         "user[password]",
         "x-tenant-token",
         "card.pin",
+        "pw",
+        "user.PW",
         "http.request.header.x-internal-auth",
     ] {
         assert!(m.is_secret_key(key), "{key} should be secret");
