@@ -3025,17 +3025,18 @@ fn pii_hash_key_must_be_16_bytes_and_is_never_quoted() {
         assert!(!text.contains(short), "{text}");
         assert!(text.contains("at least 16 bytes"), "{text}");
     }
-    assert_names(
-        &build_err(builder().pii_hash_key(short)),
-        "pii_hash_key",
-    );
+    assert_names(&build_err(builder().pii_hash_key(short)), "pii_hash_key");
     assert_names(
         &env_err(&[("FAULTLINE_PII_HASH_KEY", short)]),
         "FAULTLINE_PII_HASH_KEY",
     );
     // Exactly 16 bytes is enough.
     build_ok(builder().pii_hash_key("0123456789abcdef"));
-    let f = TempPath::file("hash-short", ".toml", &format!("pii_hash_key = \"{short}\"\n"));
+    let f = TempPath::file(
+        "hash-short",
+        ".toml",
+        &format!("pii_hash_key = \"{short}\"\n"),
+    );
     let text = TracingConfig::from_file(f.path()).unwrap_err().to_string();
     assert!(!text.contains(short), "{text}");
 }
