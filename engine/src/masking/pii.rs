@@ -123,21 +123,42 @@ impl PiiMasker {
     }
 }
 
+/// Passes over a text that changed, at most: the first masks, the next
+/// confirm (masking a masked text changes nothing more).
+const MAX_PASSES: usize = 4;
+
+impl PiiMasker {
+    /// The built-in rules until nothing changes. A text the first pass
+    /// leaves alone is returned at once, borrowed; one that changed is
+    /// scanned again, since what was masked can change what its neighbours
+    /// look like (`trace_id="4111…` once the header before it is redacted).
+    fn scan_stable<'a>(&self, text: Cow<'a, str>) -> Cow<'a, str> {
+        let mut current = match text {
+            Cow::Borrowed(text) => match self.rules.scan(text) {
+                Cow::Borrowed(_) => return Cow::Borrowed(text),
+                Cow::Owned(masked) => masked,
+            },
+            Cow::Owned(text) => match self.rules.scan(&text) {
+                Cow::Borrowed(_) => return Cow::Owned(text),
+                Cow::Owned(masked) => masked,
+            },
+        };
+        for _ in 1..MAX_PASSES {
+            match self.rules.scan(&current) {
+                Cow::Borrowed(_) => break,
+                Cow::Owned(masked) => current = masked,
+            }
+        }
+        Cow::Owned(current)
+    }
+}
+
 impl Masker for PiiMasker {
     fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
         if self.custom.len() == 0 {
-            return self.rules.scan(text);
+            return self.scan_stable(Cow::Borrowed(text));
         }
-        match self.custom.apply(text) {
-            Cow::Borrowed(text) => self.rules.scan(text),
-            Cow::Owned(changed) => {
-                if let Cow::Owned(masked) = self.rules.scan(&changed) {
-                    Cow::Owned(masked)
-                } else {
-                    Cow::Owned(changed)
-                }
-            }
-        }
+        self.scan_stable(self.custom.apply(text))
     }
 
     fn is_secret_key(&self, key: &str) -> bool {

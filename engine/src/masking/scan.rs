@@ -580,6 +580,11 @@ impl Rules {
             }
             // Digits after a decimal point, or inside a dotted name.
             b'.' => return skip_word(b, p),
+            // Inside a mask this masker wrote (`j***4`).
+            b'*' => return skip_word(b, p),
+            // The last four digits of a mask this masker wrote
+            // (`***-***-4567 1234 ...` must not become a new number).
+            b'-' if p >= 2 && b[p - 2] == b'*' => return skip_word(b, p),
             // `a456-426614174000` (a UUID), but not `ORD-4111…`.
             b'-' if p >= floor + 2 && b[p - 2].is_ascii_alphanumeric() => {
                 let mut i = p - 1;
@@ -632,16 +637,15 @@ impl Rules {
     /// plain): the same rules as [`match_at`](Self::match_at) for one group.
     fn on_single_run(&self, b: &[u8], p: usize, end: usize, out: &mut Out<'_>) -> usize {
         if let Some(&c) = b.get(end)
-            && (is_word(c) || c == b'@' || b[end..].starts_with(b"%40"))
+            && (is_word(c) || matches!(c, b'@' | b'*') || b[end..].starts_with(b"%40"))
         {
             // Joined to what follows: the scan skips it from there.
             return end;
         }
         let digits = &b[p..end];
         let len = digits.len();
-        let floor = out.emitted;
         let mut label = None;
-        let mut label_of = || *label.get_or_insert_with(|| label_before(b, p, floor));
+        let mut label_of = || *label.get_or_insert_with(|| label_before(b, p, 0));
         if (12..=19).contains(&len) && numbers::is_card(digits) && label_of() != Label::Id {
             self.write_number(out, p, end, Kind::Card, digits);
         } else if (7..=15).contains(&len) {
@@ -707,7 +711,10 @@ impl Rules {
                 sep = b')';
                 pos = after;
                 more = true;
-            } else if is_word(c) || c == b'@' || (c == b'%' && b[after..].starts_with(b"%40")) {
+            } else if is_word(c)
+                || matches!(c, b'@' | b'*')
+                || (c == b'%' && b[after..].starts_with(b"%40"))
+            {
                 joined_tail = true;
             } else if matches!(c, b' ' | b'-' | b'.') {
                 match next {
@@ -753,7 +760,6 @@ impl Rules {
             n = t;
         }
         let g = &g[..n];
-        let floor = out.emitted;
         let mut label = None;
         let mut s = 0;
         while s < n {
@@ -762,7 +768,7 @@ impl Rules {
                 s += 1;
                 continue;
             }
-            match self.match_at(b, g, s, s == 0 && plus, &mut label, lead, floor) {
+            match self.match_at(b, g, s, s == 0 && plus, &mut label, lead) {
                 Some((e, kind)) => {
                     let begin = if s == 0 && plus {
                         lead
@@ -801,12 +807,11 @@ impl Rules {
         plus: bool,
         label: &mut Option<Label>,
         lead: usize,
-        floor: usize,
     ) -> Option<(usize, Kind)> {
         let n = g.len();
         let boundary = |e: usize| e == n || g[e].sep == b' ';
         let label_of =
-            |label: &mut Option<Label>| *label.get_or_insert_with(|| label_before(b, lead, floor));
+            |label: &mut Option<Label>| *label.get_or_insert_with(|| label_before(b, lead, 0));
 
         if plus {
             // +4915112345678, +1 (555) 123-4567, +44 20 7946 0958
@@ -994,6 +999,10 @@ impl Rules {
         let Some(end) = domain_end(b, domain) else {
             return domain;
         };
+        if b.get(end) == Some(&b'@') || b[end..].starts_with(b"%40") {
+            // `a@b.com@c.com`: glued addresses, none of them sure.
+            return domain;
+        }
         let buf = out.begin(local);
         match &self.hasher {
             Some(hasher) => {
@@ -1029,7 +1038,9 @@ impl Rules {
     #[inline(never)]
     fn on_equals(&self, text: &str, p: usize, out: &mut Out<'_>) -> usize {
         let b = text.as_bytes();
-        let floor = out.emitted;
+        // Keys are read from the text as it came (what is before them may
+        // have been masked already, but is never written again).
+        let floor = 0;
         let mut key_end = p;
         if key_end > floor && b[key_end - 1] == b' ' {
             key_end -= 1;
@@ -1058,7 +1069,9 @@ impl Rules {
     #[inline(never)]
     fn on_colon(&self, text: &str, p: usize, out: &mut Out<'_>) -> usize {
         let b = text.as_bytes();
-        let floor = out.emitted;
+        // Keys are read from the text as it came (what is before them may
+        // have been masked already, but is never written again).
+        let floor = 0;
         let mut j = p;
         if j > floor && b[j - 1] == b' ' {
             j -= 1;
@@ -1081,10 +1094,17 @@ impl Rules {
             if !(k.is_ascii_alphabetic() || k == b']') {
                 return p + 1;
             }
-            let Some(key_start) = self.secret_key_before(text, key_end, floor) else {
+            if self.secret_key_before(text, key_end, floor).is_none() {
                 return p + 1;
-            };
-            if key_start == 0 || b[key_start - 1] != last {
+            }
+            // A quoted key is letters, digits, `_`, `-` and `.` only.
+            let key_start = key_end
+                - b[key_end.saturating_sub(128)..key_end]
+                    .iter()
+                    .rev()
+                    .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+                    .count();
+            if key_start == key_end || key_start == 0 || b[key_start - 1] != last {
                 return p + 1;
             }
             if escaped && (key_start < 2 || b[key_start - 2] != b'\\') {
@@ -1102,8 +1122,15 @@ impl Rules {
         let Some(key_start) = self.secret_key_before(text, p, floor) else {
             return p + 1;
         };
-        let key = &text[key_start..p];
-        let header = self.keys.is_header(key);
+        // The last segment names the value: `http.request.header.cookie`,
+        // `user[password]`; it is read the same before and after masking.
+        let segment_end = if b[p - 1] == b']' { p - 1 } else { p };
+        let segment = b[key_start..segment_end]
+            .iter()
+            .rposition(|&c| matches!(c, b'.' | b'[' | b']'))
+            .map_or(key_start, |i| key_start + i + 1);
+        let key_start = segment;
+        let header = self.keys.is_header(&text[segment..segment_end]);
         match b.get(p + 1) {
             None | Some(b'/') => p + 1,
             Some(b' ' | b'\t') => {
@@ -1132,18 +1159,16 @@ impl Rules {
                 redact_value(b, v, None, out)
             }
             Some(_) if header => redact_header_value(b, p + 1, out),
+            // A keyed hash this masker wrote (`ssn:hmac:328d29be68b7`).
+            Some(_) if b[p + 1..].starts_with(b"hmac:") => p + 1,
             Some(_) => redact_value(b, p + 1, None, out),
         }
     }
 }
 
-/// Whether `value` is a mask or tag this masker writes.
+/// Whether `value` holds a mask or tag this masker writes.
 fn is_mask(value: &str) -> bool {
-    value == "***-**-****"
-        || value.starts_with("***-***-")
-        || value.starts_with("****-****-****-")
-        || value.contains("***@")
-        || value.contains(":hmac:")
+    value.contains("***-") || value.contains("***@") || value.contains(":hmac:")
 }
 
 /// The widest run of whole tokens from `s` holding `min..=max` digits.
@@ -1303,6 +1328,10 @@ fn url_password(b: &[u8], at: usize, floor: usize) -> Option<(usize, usize)> {
     }
     let colon = b[i..at].iter().position(|&c| c == b':')?;
     let start = i + colon + 1;
+    if b[start..at].starts_with(b"hmac:") || b[i..start].contains(&b'*') {
+        // A keyed hash or a mask this masker wrote, not a URL's user.
+        return None;
+    }
     (start < at).then_some((start, at))
 }
 
