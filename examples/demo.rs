@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use faultline::Engine;
 use faultline::config::{ExporterKind, TracingConfig};
 use faultline::error::{AppError, ErrorCode, Severity};
 use faultline::exception::Failure;
