@@ -387,6 +387,11 @@ fn secret_pairs_in_text() {
                 "user=bob password: [REDACTED]",
             ),
             ("token:abc123", "token:[REDACTED]"),
+            ("user.password=x1 ok", "user.password=[REDACTED] ok"),
+            (
+                "http.request.header.authorization: Bearer abc",
+                "http.request.header.authorization: [REDACTED]",
+            ),
             ("accessToken=eyJhbGciOi.x.y", "accessToken=[REDACTED]"),
             (
                 "postgres://app:s3cret@db.internal:5432/orders",
@@ -413,6 +418,9 @@ fn secret_words_in_prose_stay() {
             "max_tokens=512",
             "session started",
             "Your session: expired",
+            // In text, the last segment of a key names its value.
+            "password.reset_url=https://example.com/reset",
+            "token_count=12 session_count=3",
             "password=[REDACTED]",
             r#"{"token":"[REDACTED]"}"#,
             "Authorization: [REDACTED]",
