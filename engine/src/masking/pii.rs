@@ -69,6 +69,12 @@ impl Default for PiiMasker {
 }
 
 impl PiiMasker {
+    /// The built-in rules only, as [`Default`]: no extra secret keys, no
+    /// custom patterns, no hashing.
+    pub fn new() -> Self {
+        PiiMasker::default()
+    }
+
     /// The built-in rules plus the configuration's secret keys, redacted
     /// headers, custom patterns and hash key.
     pub fn from_config(config: &TracingConfig) -> Self {

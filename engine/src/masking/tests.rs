@@ -495,6 +495,10 @@ fn hard_negatives_stay_untouched() {
 
 #[test]
 fn clean_text_is_borrowed() {
+    assert_eq!(
+        PiiMasker::new().mask("jane@example.com"),
+        "j***@example.com"
+    );
     let m = pii();
     for text in ["", "plain", "GET /users/{id}", "a=1&b=2", "10:15:30"] {
         assert!(matches!(m.mask(text), Cow::Borrowed(_)), "{text:?}");
