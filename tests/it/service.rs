@@ -24,7 +24,7 @@ pub fn binary() -> PathBuf {
     let path = debug_dir.join("examples").join("service");
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test` (or scripts/test), which builds the examples",
+        "{} is missing: build it with `cargo build --all-features --example service` (scripts/test does)",
         path.display()
     );
     path
