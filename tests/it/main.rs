@@ -7,7 +7,9 @@
 mod common;
 mod conformance;
 mod engine;
+mod faults;
 mod interop;
+mod otlp;
 mod jaeger;
 mod masking;
 mod peers;

@@ -27,7 +27,7 @@ pub struct Receiver {
     child: Child,
     pub grpc_port: u16,
     pub http_port: u16,
-    requests: Arc<Mutex<Vec<Json>>>,
+    pub(crate) requests: Arc<Mutex<Vec<Json>>>,
 }
 
 impl Receiver {
