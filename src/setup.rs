@@ -3,7 +3,7 @@
 use faultline_engine::EngineBuilder;
 use faultline_engine::config::TracingConfig;
 
-/// An [`EngineBuilder`](faultline_engine::EngineBuilder) for `config` with
+/// An [`EngineBuilder`] for `config` with
 /// the exporter plugins of the enabled features registered, so that the
 /// exporters the configuration names (`OTEL_TRACES_EXPORTER`) are found:
 /// `otlp` with the feature `otlp`, `jaeger` with the feature `jaeger`;

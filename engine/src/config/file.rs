@@ -294,7 +294,7 @@ fn one_line(message: &str) -> String {
 }
 
 impl<'de> Deserialize<'de> for TracingConfig {
-    /// Deserializes the keys of [`ConfigFile`](self) over the defaults and
+    /// Deserializes the configuration-file keys (see `TracingConfig::from_file`) over the defaults and
     /// validates the result; a broken rule is a deserialization error.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let file = ConfigFile::deserialize(deserializer)?;
