@@ -18,7 +18,7 @@ use crate::masking::{Masker, REDACTED};
 
 pub use console::ConsoleExporter;
 pub use memory::InMemoryExporter;
-pub use pipeline::ExportStats;
+pub use pipeline::{ExportStats, ExporterStats};
 
 /// Why an export failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,6 +38,32 @@ use super::{ExportError, Exporter, mask_span_with};
 use crate::config::ExportRetry;
 use crate::masking::Masker;
 
+/// FNV-1a for the secret-key cache: attribute keys are short, trusted
+/// (they come from the application's code, not from requests) and hashed on
+/// every attribute of every span, where SipHash cost more than masking.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type KeyHasher = std::hash::BuildHasherDefault<Fnv>;
+
 /// Most attribute keys whose secret-key decision is remembered.
 const MAX_CACHED_KEYS: usize = 4096;
 
@@ -512,7 +538,7 @@ pub(crate) struct PipelineControl {
     masker: Option<Arc<dyn Masker>>,
     /// The masker's secret-key decision per attribute key: keys repeat from
     /// span to span, so each is decided once (bounded; cleared when full).
-    secret_keys: Mutex<HashMap<Key, bool>>,
+    secret_keys: Mutex<HashMap<Key, bool, KeyHasher>>,
     lanes: Vec<LaneHandle>,
     capacity: usize,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -583,7 +609,7 @@ impl ExportPipeline {
         Ok(ExportPipeline {
             control: Arc::new(PipelineControl {
                 masker,
-                secret_keys: Mutex::new(HashMap::new()),
+                secret_keys: Mutex::new(HashMap::default()),
                 lanes,
                 capacity: retry.buffer_capacity(),
                 worker: Mutex::new(Some(worker)),
