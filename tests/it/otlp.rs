@@ -346,18 +346,25 @@ fn otlp_http_protobuf_arrives_field_by_field() {
 }
 
 #[test]
-fn a_wrong_auth_header_is_rejected_and_reported() {
+fn a_wrong_or_missing_auth_header_is_rejected_and_reported() {
     let receiver = Receiver::start(&["--require-header", "authorization=Bearer right"]);
-    for (protocol, port) in [
-        (OtlpProtocol::Grpc, receiver.grpc_port),
-        (OtlpProtocol::HttpProtobuf, receiver.http_port),
-    ] {
+    let cases = [
+        (OtlpProtocol::Grpc, receiver.grpc_port, Some("Bearer wrong")),
+        (
+            OtlpProtocol::HttpProtobuf,
+            receiver.http_port,
+            Some("Bearer wrong"),
+        ),
+        (OtlpProtocol::Grpc, receiver.grpc_port, None),
+        (OtlpProtocol::HttpProtobuf, receiver.http_port, None),
+    ];
+    for (protocol, port, header) in cases {
         let memory = InMemoryExporter::default();
-        let engine = start_engine(
-            config(protocol, &format!("http://127.0.0.1:{port}"))
-                .otlp_header("authorization", "Bearer wrong"),
-            &memory,
-        );
+        let mut cfg = config(protocol, &format!("http://127.0.0.1:{port}"));
+        if let Some(h) = header {
+            cfg = cfg.otlp_header("authorization", h);
+        }
+        let engine = start_engine(cfg, &memory);
         make_spans(&engine);
         engine.force_flush();
         let stats = engine.export_stats();
@@ -372,7 +379,7 @@ fn a_wrong_auth_header_is_rejected_and_reported() {
         assert!(!report.is_clean());
     }
     assert!(receiver.requests().iter().all(|r| r["rejected"] == true));
-    assert_eq!(receiver.requests().len(), 2);
+    assert_eq!(receiver.requests().len(), 4);
 }
 
 /// A CA, a server certificate for 127.0.0.1/localhost and a client
