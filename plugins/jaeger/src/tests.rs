@@ -205,7 +205,10 @@ async fn collector_down_is_transient_and_slow_collector_times_out() {
         exporter.export(&[span(1)]).await,
         Err(ExportError::Timeout(timeout))
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "only catches a hang"
+    );
 }
 
 #[tokio::test]
