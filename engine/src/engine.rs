@@ -422,6 +422,17 @@ impl Engine {
         attributes: Vec<KeyValue>,
         headers: &dyn Carrier,
     ) -> Context {
+        self.start_server(name, attributes, headers).0
+    }
+
+    /// [`start_server_span`](Engine::start_server_span), also returning the
+    /// id of the incoming parent span, when there is one.
+    pub(crate) fn start_server(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+        headers: &dyn Carrier,
+    ) -> (Context, Option<opentelemetry::trace::SpanId>) {
         let (parent, link) = self.extract(headers);
         let mut builder = self
             .inner
@@ -433,7 +444,12 @@ impl Engine {
             builder = builder.with_links(vec![link]);
         }
         let span = builder.start_with_context(&self.inner.tracer, &parent);
-        parent.with_span(span)
+        let parent_span_id = {
+            let parent_span = parent.span();
+            let sc = parent_span.span_context();
+            sc.is_valid().then(|| sc.span_id())
+        };
+        (parent.with_span(span), parent_span_id)
     }
 
     /// Records `failure` on the span of `cx` with the exception recorder;

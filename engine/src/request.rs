@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::Engine;
@@ -177,7 +177,9 @@ impl std::fmt::Debug for RequestSpan {
     }
 }
 
-fn method_name(m: &Method) -> Option<&'static str> {
+/// The semantic-convention name of a standard HTTP method (`None` for any
+/// other, which the conventions record as `_OTHER`).
+pub fn method_name(m: &Method) -> Option<&'static str> {
     Some(match *m {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -306,21 +308,11 @@ impl Engine {
             }
         }
 
-        let (parent, link) = self.extract(info.headers);
-        let tracer = self.tracer();
-        let mut builder = tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes);
-        if let Some(link) = link {
-            builder = builder.with_links(vec![link]);
-        }
-        let span = builder.start_with_context(tracer, &parent);
-        let parent_sc = parent.span().span_context().clone();
+        let (cx, parent_span_id) = self.start_server(name, attributes, info.headers);
         RequestSpan {
-            parent_span_id: parent_sc.is_valid().then(|| parent_sc.span_id()),
+            parent_span_id,
             engine: self.clone(),
-            cx: parent.with_span(span),
+            cx,
             started: Instant::now(),
             method: info.method.clone(),
             route: info.route.map(str::to_owned),

@@ -46,7 +46,7 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
     let subscriber = tracing_subscriber::registry().with(faultline::tracing::layer(&engine));
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = Router::new()
-        .route("/work", get(handler))
+        .route("/jobs", get(handler))
         .layer(FaultlineLayer::new(engine.clone()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -54,7 +54,7 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
         .unwrap();
     let response = rt.block_on(async {
         app.oneshot(
-            http::Request::get("/work")
+            http::Request::get("/jobs")
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
@@ -66,7 +66,7 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
     let exported = spans.wait_for(2, Duration::from_secs(5));
     let server = exported
         .iter()
-        .find(|s| s.name == "GET /work")
+        .find(|s| s.name == "GET /jobs")
         .expect("server span");
     let db = exported
         .iter()

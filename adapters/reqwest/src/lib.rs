@@ -48,21 +48,6 @@ pub fn client(engine: &Engine, client: reqwest::Client) -> ClientWithMiddleware 
         .build()
 }
 
-fn method_name(m: &http::Method) -> &'static str {
-    match *m {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::PATCH => "PATCH",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::TRACE => "TRACE",
-        _ => "_OTHER",
-    }
-}
-
 #[async_trait::async_trait]
 impl Middleware for TracingMiddleware {
     async fn handle(
@@ -72,7 +57,7 @@ impl Middleware for TracingMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let parent = Context::current();
-        let method = method_name(req.method());
+        let method = faultline_engine::request::method_name(req.method()).unwrap_or("_OTHER");
         let url = req.url();
         let mut attributes = vec![
             KeyValue::new("http.request.method", method),
