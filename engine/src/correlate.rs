@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, TraceId};
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, Severity};
+use crate::export::ExportStats;
 
 /// How a failed request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +27,15 @@ pub enum FailureKind {
 pub struct RequestError<'a> {
     /// Error value or panic.
     pub kind: FailureKind,
-    /// The application error code, when the error has one.
+    /// The application error code, when the error has one (a panic's is
+    /// `INTERNAL`, 5000).
     pub code: Option<ErrorCode>,
+    /// How bad it is: the code's severity; `Error` for an error without a
+    /// code, `Critical` for a panic.
+    pub severity: Severity,
+    /// The error's type name as the handler returned it (`"panic"` for a
+    /// panic).
+    pub type_name: &'a str,
     /// The error message, masked.
     pub message: &'a str,
 }
@@ -66,6 +74,24 @@ pub struct RequestOutcome<'a> {
 pub trait Correlator: Send + Sync + Debug {
     /// Called once per finished request.
     fn on_request_end(&self, outcome: &RequestOutcome<'_>);
+
+    /// Whether this correlator serves metrics (the adapters then answer
+    /// `GET` on the configured metrics path, `/metrics` by default, with
+    /// [`render_metrics`](Correlator::render_metrics)). `false` unless
+    /// overridden.
+    fn serves_metrics(&self) -> bool {
+        false
+    }
+
+    /// Renders this correlator's metrics for one scrape. `accept` is the
+    /// scraper's `Accept` header (Prometheus asks for
+    /// `application/openmetrics-text` first); `stats` are the export
+    /// pipeline's counters at this moment. Called off the request path of
+    /// traced requests (a scrape is not traced). `None` unless overridden.
+    fn render_metrics(&self, accept: Option<&str>, stats: &ExportStats) -> Option<Exposition> {
+        let _ = (accept, stats);
+        None
+    }
 }
 
 /// Shared correlators work too (the caller keeps a handle).
@@ -73,4 +99,21 @@ impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
     fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
         (**self).on_request_end(outcome)
     }
+    fn serves_metrics(&self) -> bool {
+        (**self).serves_metrics()
+    }
+    fn render_metrics(&self, accept: Option<&str>, stats: &ExportStats) -> Option<Exposition> {
+        (**self).render_metrics(accept, stats)
+    }
+}
+
+/// One rendering of a metrics endpoint: what the adapters send back to a
+/// scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposition {
+    /// The response's `Content-Type` (with its version and charset
+    /// parameters).
+    pub content_type: &'static str,
+    /// The response body.
+    pub body: String,
 }

@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::{
 
 use crate::carrier::{Carrier, CarrierMut};
 use crate::config::{ExporterKind, TracingConfig};
-use crate::correlate::{Correlator, RequestOutcome};
+use crate::correlate::{Correlator, Exposition, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
 use crate::export::pipeline::{ExportPipeline, PipelineControl, StatsCell};
@@ -264,6 +264,7 @@ impl EngineBuilder {
                 propagator,
                 masker,
                 recorder: recorder.unwrap_or_else(|| Arc::new(DefaultExceptionRecorder::default())),
+                metrics: correlators.iter().find(|c| c.serves_metrics()).cloned(),
                 correlators,
                 stats,
                 last_errors,
@@ -317,6 +318,8 @@ struct Inner {
     masker: Arc<dyn Masker>,
     recorder: Arc<dyn ExceptionRecorder>,
     correlators: Vec<Arc<dyn Correlator>>,
+    /// The first correlator that serves metrics.
+    metrics: Option<Arc<dyn Correlator>>,
     stats: Arc<StatsCell>,
     last_errors: Arc<Mutex<Vec<String>>>,
     control: Option<Arc<PipelineControl>>,
@@ -479,6 +482,28 @@ impl Engine {
     /// Whether any correlator is registered.
     pub fn has_correlators(&self) -> bool {
         !self.inner.correlators.is_empty()
+    }
+
+    /// The path on which adapters serve metrics: the configured
+    /// [`metrics_path`](TracingConfig::metrics_path) when a registered
+    /// correlator serves metrics, otherwise `None`.
+    pub fn metrics_path(&self) -> Option<&str> {
+        self.inner.metrics.as_ref()?;
+        self.inner.config.metrics_path()
+    }
+
+    /// Renders the metrics for one scrape (`accept`: the scraper's `Accept`
+    /// header), with the export pipeline's counters as they are now. `None`
+    /// when no correlator serves metrics. A correlator that panics yields
+    /// `None` too.
+    pub fn render_metrics(&self, accept: Option<&str>) -> Option<Exposition> {
+        let correlator = self.inner.metrics.as_ref()?;
+        let stats = self.export_stats();
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            correlator.render_metrics(accept, &stats)
+        }))
+        .ok()
+        .flatten()
     }
 
     /// Tells every correlator that a request ended. A correlator that panics

@@ -18,8 +18,8 @@ use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::Engine;
-use crate::correlate::{FailureKind, RequestError, RequestOutcome};
-use crate::error::{AppError, ErrorCode, ProblemDetails, codes, find_error_code};
+use crate::correlate::{Exposition, FailureKind, RequestError, RequestOutcome};
+use crate::error::{AppError, ErrorCode, ProblemDetails, Severity, codes, find_error_code};
 use crate::exception::Failure;
 use crate::panic::{CatchPanic, CaughtPanic};
 use crate::propagation::w3c::traceresponse;
@@ -150,6 +150,7 @@ pub fn rejection_code(status: StatusCode) -> ErrorCode {
 struct RecordedFailure {
     kind: FailureKind,
     code: Option<ErrorCode>,
+    type_name: &'static str,
     message: String,
 }
 
@@ -322,6 +323,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The answer to a metrics scrape, for adapters: when `method` is `GET`
+    /// (or `HEAD`) and `path` is the [metrics path](Engine::metrics_path),
+    /// the rendering for the request's `Accept` header; otherwise `None`
+    /// and the request goes on as any other. A scrape is not traced.
+    pub fn scrape(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Exposition> {
+        if (method != Method::GET && method != Method::HEAD) || self.metrics_path()? != path {
+            return None;
+        }
+        let accept = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        Some(self.render_metrics(accept).unwrap_or_else(|| Exposition {
+            content_type: "text/plain; charset=utf-8",
+            body: String::new(),
+        }))
+    }
+}
+
 impl RequestSpan {
     /// The context holding the server span (and the incoming baggage).
     pub fn context(&self) -> &Context {
@@ -366,6 +386,7 @@ impl RequestSpan {
         self.failure = Some(RecordedFailure {
             kind: FailureKind::Error,
             code,
+            type_name: error.type_name,
             message: error.error.to_string(),
         });
         code
@@ -382,6 +403,7 @@ impl RequestSpan {
         self.failure = Some(RecordedFailure {
             kind: FailureKind::Panic,
             code: Some(codes::INTERNAL),
+            type_name: "panic",
             message: panic.message.clone(),
         });
     }
@@ -481,6 +503,11 @@ impl RequestSpan {
                     Some(RequestError {
                         kind: f.kind,
                         code: f.code,
+                        severity: match f.kind {
+                            FailureKind::Panic => Severity::Critical,
+                            FailureKind::Error => f.code.map_or(Severity::Error, |c| c.severity()),
+                        },
+                        type_name: f.type_name,
                         message: &masked,
                     })
                 }

@@ -183,6 +183,8 @@ fn a_custom_plugin_of_each_kind_is_called() {
         error: Some(RequestError {
             kind: FailureKind::Error,
             code: Some(DECLINED),
+            severity: Severity::Warning,
+            type_name: "faultline::AppError",
             message: "declined",
         }),
     });
@@ -861,4 +863,90 @@ fn configured_propagators_read_b3_and_write_every_format() {
     let mut out = http::HeaderMap::new();
     engine.inject(&cx, &mut out);
     assert!(out.is_empty());
+}
+
+#[derive(Debug, Default)]
+struct ServingCorrelator;
+
+impl Correlator for ServingCorrelator {
+    fn on_request_end(&self, _outcome: &RequestOutcome<'_>) {}
+    fn serves_metrics(&self) -> bool {
+        true
+    }
+    fn render_metrics(
+        &self,
+        accept: Option<&str>,
+        stats: &faultline::export::ExportStats,
+    ) -> Option<faultline::correlate::Exposition> {
+        Some(faultline::correlate::Exposition {
+            content_type: "text/plain; version=0.0.4",
+            body: format!("accept {accept:?} received {}", stats.spans_received),
+        })
+    }
+}
+
+#[test]
+fn only_a_correlator_that_serves_metrics_opens_the_metrics_path() {
+    let get = http::Method::GET;
+    let mut headers = http::HeaderMap::new();
+    headers.insert("accept", "application/openmetrics-text".parse().unwrap());
+
+    let plain = Engine::builder(quiet_config().build().unwrap())
+        .correlator(RecordingCorrelator::default())
+        .install_global(false)
+        .build()
+        .unwrap();
+    assert_eq!(plain.metrics_path(), None);
+    assert!(plain.scrape(&get, "/metrics", &headers).is_none());
+    assert!(plain.render_metrics(None).is_none());
+
+    let serving = Engine::builder(quiet_config().build().unwrap())
+        .correlator(RecordingCorrelator::default())
+        .correlator(ServingCorrelator)
+        .install_global(false)
+        .build()
+        .unwrap();
+    assert_eq!(serving.metrics_path(), Some("/metrics"));
+    let scraped = serving.scrape(&get, "/metrics", &headers).unwrap();
+    assert_eq!(scraped.content_type, "text/plain; version=0.0.4");
+    assert_eq!(
+        scraped.body,
+        r#"accept Some("application/openmetrics-text") received 0"#
+    );
+    assert!(
+        serving
+            .scrape(&http::Method::HEAD, "/metrics", &headers)
+            .is_some()
+    );
+    assert!(
+        serving
+            .scrape(&http::Method::POST, "/metrics", &headers)
+            .is_none()
+    );
+    assert!(serving.scrape(&get, "/metrics/", &headers).is_none());
+    assert!(serving.scrape(&get, "/hello", &headers).is_none());
+
+    let moved = Engine::builder(
+        quiet_config()
+            .metrics_path(Some("/internal/prom"))
+            .build()
+            .unwrap(),
+    )
+    .correlator(ServingCorrelator)
+    .install_global(false)
+    .build()
+    .unwrap();
+    assert!(moved.scrape(&get, "/metrics", &headers).is_none());
+    assert!(moved.scrape(&get, "/internal/prom", &headers).is_some());
+
+    let off = Engine::builder(quiet_config().metrics_path(None).build().unwrap())
+        .correlator(ServingCorrelator)
+        .install_global(false)
+        .build()
+        .unwrap();
+    assert_eq!(off.metrics_path(), None);
+    assert!(
+        off.render_metrics(None).is_some(),
+        "still renderable by hand"
+    );
 }

@@ -31,6 +31,11 @@
 //! turns handler errors ([`Error`]) and axum's own rejections into problem
 //! details carrying the trace id, adds `traceresponse`, and ends the span.
 //!
+//! When a correlator serves metrics (the Prometheus plugin), the layer also
+//! answers `GET /metrics` (the configured
+//! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
+//! itself, untraced, on any router it wraps.
+//!
 //! Code in a handler that spawns a task carries the request's context along
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context().clone())`
 //! (or attaches it inside the task).
@@ -47,6 +52,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::response::{IntoResponse, Response};
 use faultline_engine::Engine;
+use faultline_engine::correlate::Exposition;
 use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
 use faultline_engine::request::{
     HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
@@ -108,6 +114,12 @@ where
         // The clone is the one that is ready (tower's rule for services that are cloned).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        if let Some(metrics) = self
+            .engine
+            .scrape(req.method(), req.uri().path(), req.headers())
+        {
+            return Box::pin(async move { Ok(metrics_response(metrics)) });
+        }
         let route = req
             .extensions()
             .get::<MatchedPath>()
@@ -192,6 +204,16 @@ async fn rewrite_rejection(
         }
     }
     out
+}
+
+/// A scrape's answer (not traced).
+fn metrics_response(metrics: Exposition) -> Response {
+    let mut response = Response::new(Body::from(metrics.body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics.content_type),
+    );
+    response
 }
 
 fn problem_response(problem: &ProblemDetails) -> Response {

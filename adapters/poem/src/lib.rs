@@ -50,6 +50,11 @@
 //! alone, without the outer one, the middleware traces those endpoints
 //! completely (but not the requests no route matched).
 //!
+//! When a correlator serves metrics (the Prometheus plugin), the outer
+//! middleware also answers `GET /metrics` (the configured
+//! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
+//! itself, untraced.
+//!
 //! Code in a handler that spawns a task carries the request's context along
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context().clone())`
 //! (or attaches it inside the task).
@@ -134,6 +139,14 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
                 slot.record(pattern);
             }
             return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        if let Some(metrics) = self
+            .engine
+            .scrape(req.method(), req.uri().path(), req.headers())
+        {
+            return Ok(Response::builder()
+                .content_type(metrics.content_type)
+                .body(metrics.body));
         }
 
         let route = req

@@ -41,6 +41,11 @@
 //! body, ...) into problem details carrying the trace id, adds
 //! `traceresponse`, and ends the span.
 //!
+//! When a correlator serves metrics (the Prometheus plugin), [`Traced`]
+//! also answers `GET /metrics` (the configured
+//! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
+//! itself, untraced.
+//!
 //! # Route templates
 //!
 //! warp has no route templates, so each route declares its own with
@@ -173,6 +178,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if let Some(metrics) = self
+            .engine
+            .scrape(req.method(), req.uri().path(), req.headers())
+        {
+            let mut response = Response::new(metrics.body.into());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics.content_type),
+            );
+            return Box::pin(async move { Ok(response) });
+        }
         let uri = req.uri().clone();
         let span = self.engine.start_request(&RequestInfo {
             method: req.method(),

@@ -58,6 +58,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_EXPORT_BUFFER_CAPACITY",
     "FAULTLINE_TRUST_INCOMING_CONTEXT",
     "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
+    "FAULTLINE_METRICS_PATH",
 ];
 
 impl TracingConfigBuilder {
@@ -315,6 +316,16 @@ impl TracingConfigBuilder {
         }
         if let Some(d) = get("FAULTLINE_SHUTDOWN_TIMEOUT_MS") {
             self.shutdown_timeout = millis("FAULTLINE_SHUTDOWN_TIMEOUT_MS", &d)?;
+        }
+        if let Some(p) = get("FAULTLINE_METRICS_PATH") {
+            // Empty or "off": the adapters do not serve metrics.
+            let p = p.trim();
+            self.metrics_path = if p.is_empty() || p.eq_ignore_ascii_case("off") {
+                None
+            } else {
+                v::route_path("FAULTLINE_METRICS_PATH", p)?;
+                Some(p.to_owned())
+            };
         }
         Ok(self)
     }

@@ -69,6 +69,8 @@ pub(crate) struct ConfigFile {
     batch_scheduled_delay_ms: Option<u64>,
     trust_incoming_context: Option<bool>,
     shutdown_timeout_ms: Option<u64>,
+    /// `""` turns the route off.
+    metrics_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +248,9 @@ impl ConfigFile {
         }
         if let Some(x) = self.shutdown_timeout_ms {
             b.shutdown_timeout = ms(x);
+        }
+        if let Some(x) = self.metrics_path {
+            b.metrics_path = (!x.is_empty()).then_some(x);
         }
         b
     }

@@ -370,6 +370,7 @@ pub struct TracingConfig {
     batch: BatchSettings,
     trust_incoming_context: bool,
     shutdown_timeout: Duration,
+    metrics_path: Option<String>,
 }
 
 impl fmt::Debug for TracingConfig {
@@ -417,6 +418,7 @@ impl fmt::Debug for TracingConfig {
             .field("batch", &self.batch)
             .field("trust_incoming_context", &self.trust_incoming_context)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("metrics_path", &self.metrics_path)
             .finish()
     }
 }
@@ -600,6 +602,11 @@ impl TracingConfig {
     pub fn shutdown_timeout(&self) -> Duration {
         self.shutdown_timeout
     }
+    /// The path on which the adapters serve metrics when a correlator serves
+    /// them (default `/metrics`; `None`: not served by the adapters).
+    pub fn metrics_path(&self) -> Option<&str> {
+        self.metrics_path.as_deref()
+    }
 }
 
 /// An error in a configuration value. The message is one line that names the
@@ -719,6 +726,7 @@ pub struct TracingConfigBuilder {
     scheduled_delay: Duration,
     trust_incoming_context: bool,
     shutdown_timeout: Duration,
+    metrics_path: Option<String>,
 }
 
 impl fmt::Debug for TracingConfigBuilder {
@@ -785,6 +793,7 @@ impl Default for TracingConfigBuilder {
             scheduled_delay: batch.scheduled_delay,
             trust_incoming_context: true,
             shutdown_timeout: Duration::from_secs(5),
+            metrics_path: Some("/metrics".to_owned()),
         }
     }
 }
@@ -843,6 +852,7 @@ impl TracingConfigBuilder {
             scheduled_delay: c.batch.scheduled_delay,
             trust_incoming_context: c.trust_incoming_context,
             shutdown_timeout: c.shutdown_timeout,
+            metrics_path: c.metrics_path.clone(),
         }
     }
 
@@ -1049,6 +1059,14 @@ impl TracingConfigBuilder {
         self.shutdown_timeout = timeout;
         self
     }
+    /// Where the adapters serve metrics when a correlator serves them
+    /// (default `/metrics`; `None` turns the route off, for an application
+    /// that serves them itself). A path starts with `/` and holds no query,
+    /// fragment or white space.
+    pub fn metrics_path(mut self, path: Option<&str>) -> Self {
+        self.metrics_path = path.map(str::to_owned);
+        self
+    }
 
     /// Checks every rule and returns the immutable configuration, or the
     /// first broken rule.
@@ -1171,6 +1189,9 @@ impl TracingConfigBuilder {
             Duration::from_millis(1),
             Duration::from_secs(60),
         )?;
+        if let Some(path) = &self.metrics_path {
+            v::route_path("metrics_path", path)?;
+        }
 
         Ok(TracingConfig {
             enabled: self.enabled,
@@ -1213,6 +1234,7 @@ impl TracingConfigBuilder {
             },
             trust_incoming_context: self.trust_incoming_context,
             shutdown_timeout: self.shutdown_timeout,
+            metrics_path: self.metrics_path,
         })
     }
 }

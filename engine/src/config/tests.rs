@@ -2410,6 +2410,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("FAULTLINE_EXPORT_BUFFER_CAPACITY", "lots"),
         ("FAULTLINE_TRUST_INCOMING_CONTEXT", "maybe"),
         ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "soon"),
+        ("FAULTLINE_METRICS_PATH", "metrics"),
     ];
     let covered: BTreeSet<&str> = bad.iter().map(|(v, _)| *v).collect();
     let listed: BTreeSet<&str> = ENV_VARIABLES.iter().copied().collect();
@@ -3039,4 +3040,38 @@ fn pii_hash_key_must_be_16_bytes_and_is_never_quoted() {
     );
     let text = TracingConfig::from_file(f.path()).unwrap_err().to_string();
     assert!(!text.contains(short), "{text}");
+}
+
+#[test]
+fn metrics_path_rules() {
+    assert_eq!(build_ok(builder()).metrics_path(), Some("/metrics"));
+    assert_eq!(
+        build_ok(builder().metrics_path(Some("/internal/metrics"))).metrics_path(),
+        Some("/internal/metrics")
+    );
+    assert_eq!(build_ok(builder().metrics_path(None)).metrics_path(), None);
+    for bad in [
+        "metrics",
+        "",
+        "/me trics",
+        "/metrics?x=1",
+        "/a#b",
+        "/%2e",
+        "/\u{e9}",
+    ] {
+        let e = build_err(builder().metrics_path(Some(bad))).to_string();
+        assert!(e.starts_with("metrics_path: invalid value"), "{bad:?}: {e}");
+    }
+    assert_eq!(
+        env_ok(&[("FAULTLINE_METRICS_PATH", "/prom")]).metrics_path(),
+        Some("/prom")
+    );
+    assert_eq!(
+        env_ok(&[("FAULTLINE_METRICS_PATH", "off")]).metrics_path(),
+        None
+    );
+    assert_eq!(
+        env_err(&[("FAULTLINE_METRICS_PATH", "/a b")]).to_string(),
+        r#"FAULTLINE_METRICS_PATH: invalid value "/a b": must be a plain path: visible ASCII, no ?, # or %"#
+    );
 }

@@ -348,6 +348,33 @@ pub(crate) fn duration_within(
     Ok(())
 }
 
+/// Longest accepted route path, in bytes.
+const MAX_ROUTE_PATH: usize = 1024;
+
+pub(crate) fn route_path(setting: &str, path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') {
+        return Err(ConfigError::invalid(setting, path, "must start with /"));
+    }
+    if path.len() > MAX_ROUTE_PATH {
+        return Err(ConfigError::invalid(
+            setting,
+            path,
+            format!("longer than {MAX_ROUTE_PATH} bytes"),
+        ));
+    }
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'%'))
+    {
+        return Err(ConfigError::invalid(
+            setting,
+            path,
+            "must be a plain path: visible ASCII, no ?, # or %",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_u64(setting: &str, text: &str) -> Result<u64, ConfigError> {
     text.trim()
         .parse()
