@@ -92,6 +92,15 @@ pub trait Correlator: Send + Sync + Debug {
         let _ = (accept, stats);
         None
     }
+
+    /// Sends whatever the correlator holds back (queued events), waiting
+    /// `timeout` at most. The engine calls it from
+    /// [`Engine::force_flush`](crate::Engine::force_flush) and
+    /// [`Engine::shutdown`](crate::Engine::shutdown) (blocking). Does
+    /// nothing unless overridden.
+    fn flush(&self, timeout: Duration) {
+        let _ = timeout;
+    }
 }
 
 /// Shared correlators work too (the caller keeps a handle).
@@ -104,6 +113,9 @@ impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
     }
     fn render_metrics(&self, accept: Option<&str>, stats: &ExportStats) -> Option<Exposition> {
         (**self).render_metrics(accept, stats)
+    }
+    fn flush(&self, timeout: Duration) {
+        (**self).flush(timeout)
     }
 }
 

@@ -523,6 +523,15 @@ impl Engine {
         if let Some(control) = &self.inner.control {
             let _ = control.flush();
         }
+        self.flush_correlators(Duration::from_secs(2));
+    }
+
+    /// Flushes every correlator, each within `timeout` (a panicking one is
+    /// skipped).
+    fn flush_correlators(&self, timeout: Duration) {
+        for correlator in &self.inner.correlators {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| correlator.flush(timeout)));
+        }
     }
 
     /// Flushes every pending span and closes the exporters, within the
@@ -556,6 +565,13 @@ impl Engine {
             deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(50)),
+        );
+        // Correlators (queued Sentry events) within what is left, half a
+        // second at least.
+        self.flush_correlators(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(500)),
         );
         let mut errors: Vec<String> = self
             .inner

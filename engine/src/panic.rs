@@ -44,6 +44,14 @@ pub fn install_hook() {
     });
 }
 
+/// Whether a panic on this thread now would be caught by a traced request
+/// (a [`CatchPanic`] future is being polled here). A process-wide panic
+/// reporter (the Sentry plugin's, say) uses it to leave such panics to the
+/// request path, which reports them with their trace context.
+pub fn caught_by_request() -> bool {
+    CATCHING.with(Cell::get)
+}
+
 /// A panic caught in a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaughtPanic {
