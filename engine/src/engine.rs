@@ -24,7 +24,7 @@ use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
 use crate::export::pipeline::{ExportPipeline, PipelineControl, StatsCell};
 use crate::export::{ConsoleExporter, ExportStats, Exporter};
-use crate::masking::{Masker, NoMasker, PiiMasker};
+use crate::masking::Masker;
 use crate::propagation::{self, Propagator};
 
 /// The instrumentation scope name of spans the engine starts.
@@ -184,11 +184,8 @@ impl EngineBuilder {
         } = self;
 
         let resource = build_resource(&config);
-        let masker: Arc<dyn Masker> = match masker {
-            Some(m) => m,
-            None if config.pii_masking() => Arc::new(PiiMasker::from_config(&config)),
-            None => Arc::new(NoMasker),
-        };
+        let masker: Arc<dyn Masker> =
+            masker.unwrap_or_else(|| crate::masking::from_config(&config));
         let stats = Arc::new(StatsCell::default());
         let last_errors = Arc::new(Mutex::new(Vec::new()));
 

@@ -642,11 +642,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(
-        setting: impl Into<String>,
-        value: &str,
-        reason: impl Into<String>,
-    ) -> Self {
+    /// A value that broke a rule: `setting` (a field name or an environment
+    /// variable), the value (quoted in the message) and what is wrong.
+    /// Plugins use it for their own settings, so that every configuration
+    /// error reads the same.
+    pub fn invalid(setting: impl Into<String>, value: &str, reason: impl Into<String>) -> Self {
         ConfigError::Invalid {
             setting: setting.into(),
             value: quote(value),
@@ -655,7 +655,7 @@ impl ConfigError {
     }
 
     /// An error whose value is not shown because it may hold a secret.
-    pub(crate) fn invalid_secret(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid_secret(setting: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError::Invalid {
             setting: setting.into(),
             value: "(hidden: it may hold a secret)".to_owned(),

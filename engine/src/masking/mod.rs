@@ -260,3 +260,15 @@ pub fn is_secret_key_in(secret_keys: &[String], key: &str) -> bool {
     let matches = |part: &str| secret_keys.iter().any(|s| s.eq_ignore_ascii_case(part));
     matches(key) || (key.contains('.') && key.split('.').any(matches))
 }
+
+/// The masker an engine built from `config` uses when none is registered:
+/// the [`PiiMasker`] of the configuration, or [`NoMasker`] with masking
+/// off. Plugins that send data out of the process on their own (Sentry)
+/// take the same one, so that everything leaving is masked alike.
+pub fn from_config(config: &TracingConfig) -> std::sync::Arc<dyn Masker> {
+    if config.pii_masking() {
+        std::sync::Arc::new(PiiMasker::from_config(config))
+    } else {
+        std::sync::Arc::new(NoMasker)
+    }
+}
