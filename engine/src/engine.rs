@@ -126,7 +126,7 @@ impl EngineBuilder {
         self.propagator = Some(Arc::new(propagator));
         self
     }
-    /// Replaces the masker (default: [`PiiMasker`] from the configuration;
+    /// Replaces the masker (default: [`PiiMasker`](crate::masking::PiiMasker) from the configuration;
     /// none when the configuration turns masking off).
     pub fn masker(mut self, masker: impl Masker + 'static) -> Self {
         self.masker = Some(Arc::new(masker));
