@@ -74,6 +74,8 @@ use poem::error::{MethodNotAllowedError, NotFoundError, ParseJsonError};
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
 
 pub use faultline_engine as engine;
+/// The poem crate this adapter is built on, for code that names its types.
+pub use poem;
 
 /// The largest framework error body read to become a problem's detail.
 const MAX_REJECTION_BODY: usize = 4096;

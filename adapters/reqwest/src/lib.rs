@@ -25,6 +25,8 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next, Result};
 
 pub use faultline_engine as engine;
+/// The reqwest crate this adapter is built on, for code that names its types.
+pub use reqwest;
 pub use reqwest_middleware;
 
 /// The middleware. Add it with `reqwest_middleware::ClientBuilder::with`, or

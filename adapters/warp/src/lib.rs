@@ -96,6 +96,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 pub use faultline_engine as engine;
+/// The warp crate this adapter is built on, for code that names its types.
+pub use warp;
 
 /// The largest framework error body read to become a problem's detail.
 const MAX_REJECTION_BODY: usize = 4096;
