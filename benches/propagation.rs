@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use faultline::propagation::Propagator;
-use faultline::propagation::w3c::TraceContextPropagator;
+use faultline::propagation::w3c::{self, TraceContextPropagator};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -58,6 +58,15 @@ fn bench(c: &mut Criterion) {
 
     for (label, with_state) in [("traceparent+tracestate", true), ("traceparent", false)] {
         let incoming = headers(with_state);
+        // Parsing alone: the headers read and validated into typed values
+        // (what extract does before it builds OpenTelemetry's Context).
+        let mut group = c.benchmark_group(format!("parse/{label}"));
+        group.measurement_time(Duration::from_secs(4));
+        group.bench_function("faultline", |b| {
+            b.iter(|| black_box(w3c::parse_headers(black_box(&incoming))))
+        });
+        group.finish();
+
         let mut group = c.benchmark_group(format!("extract/{label}"));
         group.measurement_time(Duration::from_secs(4));
         group.bench_function("faultline", |b| {
@@ -119,6 +128,9 @@ fn count_mode() -> bool {
     let mut out = HeaderMap::with_capacity(4);
     for _ in 0..n {
         match which.as_str() {
+            "parse-faultline" => {
+                black_box(w3c::parse_headers(black_box(&incoming)));
+            }
             "extract-faultline" => {
                 black_box(ours.extract(black_box(&incoming), &Context::new()));
             }

@@ -42,6 +42,14 @@ pub trait Carrier {
             }
         }
     }
+
+    /// The value of `key` as a shared header value, when the carrier holds
+    /// exactly one and can hand it out without copying (a propagator that
+    /// keeps a header as it arrived takes it). The default returns `None`.
+    fn shared_value(&self, key: &str) -> Option<http::HeaderValue> {
+        let _ = key;
+        None
+    }
 }
 
 /// Write access to a set of headers.
@@ -49,6 +57,16 @@ pub trait CarrierMut {
     /// Sets `key` to `value`, replacing earlier values. A value that is not a
     /// valid header value is skipped, never a panic.
     fn set(&mut self, key: &str, value: String);
+
+    /// Sets `key` to a header value already made (a propagator passing on
+    /// a header as it arrived). The default goes through
+    /// [`set`](CarrierMut::set); an `http::HeaderMap` takes it without
+    /// copying.
+    fn set_value(&mut self, key: &str, value: &http::HeaderValue) {
+        if let Ok(text) = value.to_str() {
+            self.set(key, text.to_owned());
+        }
+    }
 }
 
 /// Header names the propagators read on every request, made once, so that
@@ -108,6 +126,14 @@ impl Carrier for http::HeaderMap {
             }
         }
     }
+
+    fn shared_value(&self, key: &str) -> Option<http::HeaderValue> {
+        let mut values = header_values(self, key).iter();
+        match (values.next(), values.next()) {
+            (Some(only), None) => Some(only.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl CarrierMut for http::HeaderMap {
@@ -115,14 +141,22 @@ impl CarrierMut for http::HeaderMap {
         let Ok(value) = http::HeaderValue::try_from(value) else {
             return;
         };
-        match KNOWN.iter().find(|(k, _)| *k == key) {
-            Some((_, name)) => {
-                self.insert(name.clone(), value);
-            }
-            None => {
-                if let Ok(name) = http::HeaderName::from_bytes(key.as_bytes()) {
-                    self.insert(name, value);
-                }
+        insert_header(self, key, value);
+    }
+
+    fn set_value(&mut self, key: &str, value: &http::HeaderValue) {
+        insert_header(self, key, value.clone());
+    }
+}
+
+fn insert_header(map: &mut http::HeaderMap, key: &str, value: http::HeaderValue) {
+    match KNOWN.iter().find(|(k, _)| *k == key) {
+        Some((_, name)) => {
+            map.insert(name.clone(), value);
+        }
+        None => {
+            if let Ok(name) = http::HeaderName::from_bytes(key.as_bytes()) {
+                map.insert(name, value);
             }
         }
     }

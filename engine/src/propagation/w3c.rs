@@ -113,16 +113,41 @@ fn hex_u8(b: &[u8]) -> Option<u8> {
     Some(hi << 4 | lo)
 }
 
+/// Sixteen lowercase hex digits as a number, eight at a time in one
+/// 64-bit word (no table lookups, no branches per digit).
 #[inline]
 fn hex_u64(b: &[u8]) -> Option<u64> {
-    let mut v: u64 = 0;
-    let mut bad = 0u8;
-    for &c in b {
-        let d = HEX[c as usize];
-        bad |= d;
-        v = v << 4 | u64::from(d & 0x0f);
+    let (hi, lo) = b.split_at_checked(8)?;
+    if lo.len() != 8 {
+        return None;
     }
-    (bad & 0xf0 == 0).then_some(v)
+    Some(u64::from(hex8(hi)?) << 32 | u64::from(hex8(lo)?))
+}
+
+/// Eight lowercase hex digits (`0-9a-f`, nothing else) as a number.
+#[inline]
+fn hex8(b: &[u8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_be_bytes(b.try_into().ok()?);
+    if x & HIGH != 0 {
+        return None;
+    }
+    // Per byte (each below 0x80, so no carry between bytes): the high bit
+    // of `b + (0x80 - c)` is set exactly when `b >= c`.
+    let at_least = |c: u8| x.wrapping_add(ONES * u64::from(0x80 - c)) & HIGH;
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if digit | letter != HIGH {
+        return None;
+    }
+    // '0'..'9' -> low nibble; 'a'..'f' -> low nibble + 9. Then the eight
+    // nibbles are packed, first digit most significant.
+    let v = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+    let v = ((v >> 4) | v) & 0x00ff_00ff_00ff_00ff;
+    let v = ((v >> 8) | v) & 0x0000_ffff_0000_ffff;
+    let v = ((v >> 16) | v) & 0x0000_0000_ffff_ffff;
+    Some(v as u32)
 }
 
 #[inline]
@@ -426,6 +451,61 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// Whether one `tracestate` value is valid and already exactly what the
+/// parser would make of it: members joined by bare commas, no spaces or
+/// empty members around them, no duplicate keys, within the limits. Such a
+/// value is passed on as it arrived.
+fn is_normalized_tracestate(value: &str) -> bool {
+    let b = value.as_bytes();
+    let n = b.len();
+    if n == 0 || n > MAX_HEADER_LEN {
+        return false;
+    }
+    let mut keys = [(0u16, 0u16); MAX_TRACESTATE_MEMBERS];
+    let mut members = 0;
+    let mut i = 0;
+    loop {
+        if members == MAX_TRACESTATE_MEMBERS || CLASS[b[i] as usize] & KEY_FIRST == 0 {
+            return false;
+        }
+        let key_start = i;
+        i += 1;
+        while i < n && CLASS[b[i] as usize] & KEY == KEY {
+            i += 1;
+        }
+        if i == n || b[i] != b'=' || i - key_start > 256 {
+            return false;
+        }
+        let key = &b[key_start..i];
+        if keys[..members]
+            .iter()
+            .any(|&(a, z)| &b[a as usize..z as usize] == key)
+        {
+            return false;
+        }
+        // MAX_HEADER_LEN keeps every offset within u16.
+        keys[members] = (key_start as u16, i as u16);
+        members += 1;
+        i += 1;
+        let value_start = i;
+        while i < n && CLASS[b[i] as usize] & VALUE != 0 {
+            i += 1;
+        }
+        if i == value_start || i - value_start > 256 || b[i - 1] == b' ' {
+            return false;
+        }
+        if i == n {
+            return true;
+        }
+        // The next byte is a comma (anything else is not a value byte and
+        // not normalized), and a member follows at once.
+        if b[i] != b',' || i + 1 == n {
+            return false;
+        }
+        i += 1;
+    }
+}
+
 /// Validates `tracestate` header values one at a time and writes the
 /// normalized list (no spaces, no empty members, no duplicates) into one
 /// string: one allocation for the whole header.
@@ -557,8 +637,20 @@ impl TraceStateParser {
 #[derive(Debug, Clone)]
 struct IncomingTraceState {
     trace_id: TraceId,
-    /// Validated and normalized.
-    header: String,
+    /// Validated and normalized (visible ASCII): passed on without a copy.
+    header: http::HeaderValue,
+}
+
+impl IncomingTraceState {
+    fn new(trace_id: TraceId, header: String) -> Option<Self> {
+        http::HeaderValue::try_from(header)
+            .ok()
+            .map(|header| IncomingTraceState { trace_id, header })
+    }
+
+    fn text(&self) -> &str {
+        self.header.to_str().unwrap_or_default()
+    }
 }
 
 /// The incoming trace had the random flag: kept beside the span context,
@@ -570,12 +662,12 @@ struct IncomingRandom(TraceId);
 /// the members set through [`set_tracestate_member`]), as a list.
 pub fn incoming_tracestate(cx: &Context) -> Option<TraceStateList> {
     cx.get::<IncomingTraceState>()
-        .map(|t| TraceStateList::from_normalized(&t.header))
+        .map(|t| TraceStateList::from_normalized(t.text()))
 }
 
 /// The `tracestate` of `cx` as its header value (validated, normalized).
 pub fn tracestate_header(cx: &Context) -> Option<&str> {
-    cx.get::<IncomingTraceState>().map(|t| t.header.as_str())
+    cx.get::<IncomingTraceState>().map(IncomingTraceState::text)
 }
 
 /// `cx` with the vendor member `key` set to `value` and moved to the front
@@ -589,10 +681,82 @@ pub fn set_tracestate_member(
     let trace_id = cx.span().span_context().trace_id();
     let mut list = incoming_tracestate(cx).unwrap_or_default();
     list.upsert(key, value)?;
-    Ok(cx.with_value(IncomingTraceState {
-        trace_id,
-        header: list.to_header(),
-    }))
+    match IncomingTraceState::new(trace_id, list.to_header()) {
+        Some(state) => Ok(cx.with_value(state)),
+        // Validated members are visible ASCII: not reached.
+        None => Ok(cx.clone()),
+    }
+}
+
+/// What a request's W3C headers carry, validated: the `traceparent` and
+/// the normalized `tracestate` (absent when missing or invalid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingHeaders {
+    /// The parent.
+    pub traceparent: TraceParent,
+    /// The list, normalized: the header as it arrived when it already was.
+    pub tracestate: Option<http::HeaderValue>,
+}
+
+/// Reads and validates the `traceparent` and `tracestate` of `carrier`, as
+/// [`TraceContextPropagator`] does before it builds a context: `None` when
+/// there is no single valid `traceparent` (a new trace starts); an invalid
+/// `tracestate` is dropped while the `traceparent` is kept. Never panics.
+pub fn parse_headers(carrier: &dyn Carrier) -> Option<IncomingHeaders> {
+    // Exactly one traceparent, valid: anything else starts a new trace.
+    let mut seen = 0;
+    let mut parsed = None;
+    carrier.visit(TRACEPARENT, &mut |value| {
+        seen += 1;
+        parsed = if seen == 1 {
+            value.and_then(|v| TraceParent::parse(v).ok())
+        } else {
+            None
+        };
+        seen == 1
+    });
+    let tp = parsed?;
+    let mut parser = TraceStateParser::default();
+    let tracestate = match carrier.shared_value(TRACESTATE) {
+        // One header, already valid and normalized (the usual case):
+        // kept as it arrived, without a copy.
+        Some(value) if value.to_str().is_ok_and(is_normalized_tracestate) => Some(value),
+        Some(value) => match value.to_str() {
+            Ok(text) => {
+                parser.feed(text);
+                parser.finish().ok()
+            }
+            Err(_) => None,
+        }
+        .filter(|h| !h.is_empty())
+        .and_then(|h| http::HeaderValue::try_from(h).ok()),
+        None => {
+            let mut any_state = false;
+            carrier.visit(TRACESTATE, &mut |value| {
+                any_state = true;
+                match value {
+                    Some(v) => parser.feed(v),
+                    None => {
+                        parser.fail();
+                        false
+                    }
+                }
+            });
+            if any_state {
+                parser
+                    .finish()
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .and_then(|h| http::HeaderValue::try_from(h).ok())
+            } else {
+                None
+            }
+        }
+    };
+    Some(IncomingHeaders {
+        traceparent: tp,
+        tracestate,
+    })
 }
 
 /// The W3C Trace Context propagator: `traceparent` and `tracestate`,
@@ -611,38 +775,10 @@ impl TraceContextPropagator {
 
 impl Propagator for TraceContextPropagator {
     fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
-        // Exactly one traceparent, valid: anything else starts a new trace.
-        let mut seen = 0;
-        let mut parsed = None;
-        carrier.visit(TRACEPARENT, &mut |value| {
-            seen += 1;
-            parsed = if seen == 1 {
-                value.and_then(|v| TraceParent::parse(v).ok())
-            } else {
-                None
-            };
-            seen == 1
-        });
-        let Some(tp) = parsed else {
+        let Some(incoming) = parse_headers(carrier) else {
             return cx.clone();
         };
-        let mut parser = TraceStateParser::default();
-        let mut any_state = false;
-        carrier.visit(TRACESTATE, &mut |value| {
-            any_state = true;
-            match value {
-                Some(v) => parser.feed(v),
-                None => {
-                    parser.fail();
-                    false
-                }
-            }
-        });
-        let header = if any_state {
-            parser.finish().ok().filter(|h| !h.is_empty())
-        } else {
-            None
-        };
+        let tp = incoming.traceparent;
         // The list travels in the context, not in the span context: OpenTelemetry's
         // `TraceState` would copy every member again and refuses some valid keys.
         let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, TraceState::NONE);
@@ -650,7 +786,7 @@ impl Propagator for TraceContextPropagator {
         if tp.flags.to_u8() & FLAG_RANDOM != 0 {
             cx = cx.with_value(IncomingRandom(tp.trace_id));
         }
-        match header {
+        match incoming.tracestate {
             None => cx,
             Some(header) => cx.with_value(IncomingTraceState {
                 trace_id: tp.trace_id,
@@ -674,12 +810,9 @@ impl Propagator for TraceContextPropagator {
             tp.flags = TraceFlags::new(tp.flags.to_u8() | FLAG_RANDOM);
         }
         tp.write(&mut buf);
-        carrier.set(
-            TRACEPARENT,
-            std::str::from_utf8(&buf)
-                .map(str::to_owned)
-                .unwrap_or_default(),
-        );
+        if let Ok(value) = http::HeaderValue::from_bytes(&buf) {
+            carrier.set_value(TRACEPARENT, &value);
+        }
 
         // Members set on the span context through OpenTelemetry's API come
         // first; then the list that travels in the context.
@@ -688,9 +821,12 @@ impl Propagator for TraceContextPropagator {
             .get::<IncomingTraceState>()
             .filter(|t| t.trace_id == sc.trace_id());
         let header = match (incoming, own.is_empty()) {
-            (Some(inc), true) => inc.header.clone(),
+            (Some(inc), true) => {
+                carrier.set_value(TRACESTATE, &inc.header);
+                return;
+            }
             (Some(inc), false) => {
-                let mut merged = TraceStateList::from_normalized(&inc.header);
+                let mut merged = TraceStateList::from_normalized(inc.text());
                 let own_members = TraceStateList::parse([own.as_str()]).unwrap_or_default();
                 for (k, v) in own_members.members().iter().rev() {
                     let _ = merged.upsert(k, v);

@@ -458,9 +458,111 @@ proptest! {
         prop_assert_eq!(list, again);
     }
 
+    /// A value taken as it arrived is exactly what the parser would have
+    /// made of it; and the parser's output is always taken as it is.
+    #[test]
+    fn normalized_tracestate_needs_no_rewrite(s in "[a-z0-9=, @_*/!-]{0,60}") {
+        let mut parser = TraceStateParser::default();
+        parser.feed(&s);
+        let parsed = parser.finish();
+        if is_normalized_tracestate(&s) {
+            prop_assert_eq!(parsed.as_deref(), Ok(s.as_str()));
+        }
+        if let Ok(out) = parsed {
+            prop_assert!(out.is_empty() || is_normalized_tracestate(&out), "{:?} -> {:?}", s, out);
+        }
+    }
+
     #[test]
     fn parsers_never_panic(s in "\\PC{0,120}") {
         let _ = TraceParent::parse(&s);
         let _ = TraceStateList::parse([s.as_str()]);
     }
+}
+
+#[test]
+fn normalized_tracestate_table() {
+    for ok in [
+        "a=1",
+        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+        "t@sys=x y",
+        "a=1,b=2",
+    ] {
+        assert!(is_normalized_tracestate(ok), "{ok:?}");
+    }
+    for not in [
+        "", "a=1,", ",a=1", "a=1 ,b=2", "a=1, b=2", " a=1", "a=1 ", "a=1,,b=2", "a=1,a=2", "A=1",
+        "a=", "a", "a=1=2", "a=\t", "a=1\tb",
+    ] {
+        assert!(!is_normalized_tracestate(not), "{not:?}");
+    }
+    let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    assert!(is_normalized_tracestate(&many[..32].join(",")));
+    assert!(!is_normalized_tracestate(&many.join(",")));
+}
+
+#[test]
+fn a_normalized_tracestate_is_passed_on_as_it_arrived() {
+    let mut incoming = HeaderMap::new();
+    incoming.insert(
+        "traceparent",
+        format!("00-{TID}-1234567890123456-01").parse().unwrap(),
+    );
+    incoming.insert(
+        "tracestate",
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".parse().unwrap(),
+    );
+    let cx = TraceContextPropagator.extract(&incoming, &Context::new());
+    assert_eq!(
+        tracestate_header(&cx),
+        Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+    );
+    let out = inject(&cx);
+    assert_eq!(
+        out.get("tracestate").unwrap(),
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
+    // Not normalized: rewritten.
+    incoming.insert(
+        "tracestate",
+        " congo=t61rcWkgMzE , ,rojo=1,congo=2".parse().unwrap(),
+    );
+    let cx = TraceContextPropagator.extract(&incoming, &Context::new());
+    assert_eq!(tracestate_header(&cx), Some("congo=t61rcWkgMzE,rojo=1"));
+    // Two headers: one list.
+    incoming.append("tracestate", "x=1".parse().unwrap());
+    let cx = TraceContextPropagator.extract(&incoming, &Context::new());
+    assert_eq!(tracestate_header(&cx), Some("congo=t61rcWkgMzE,rojo=1,x=1"));
+}
+
+#[test]
+fn hex_words_match_the_obvious_parse() {
+    for text in [
+        "0000000000000000",
+        "ffffffffffffffff",
+        "0123456789abcdef",
+        "fedcba9876543210",
+        "00f067aa0ba902b7",
+    ] {
+        assert_eq!(
+            hex_u64(text.as_bytes()),
+            u64::from_str_radix(text, 16).ok(),
+            "{text}"
+        );
+    }
+    // Every byte value at every position: only 0-9 and a-f are digits.
+    for pos in 0..16 {
+        for byte in 0..=255u8 {
+            let mut text = *b"0123456789abcdef";
+            text[pos] = byte;
+            let expected = if byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte) {
+                let s = std::str::from_utf8(&text).unwrap();
+                u64::from_str_radix(s, 16).ok()
+            } else {
+                None
+            };
+            assert_eq!(hex_u64(&text), expected, "byte {byte:#04x} at {pos}");
+        }
+    }
+    assert_eq!(hex_u64(b"0123456789abcde"), None);
 }
