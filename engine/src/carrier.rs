@@ -62,7 +62,7 @@ pub trait CarrierMut {
     /// a header as it arrived). The default goes through
     /// [`set`](CarrierMut::set); an `http::HeaderMap` takes it without
     /// copying.
-    fn set_value(&mut self, key: &str, value: &http::HeaderValue) {
+    fn set_value(&mut self, key: &str, value: http::HeaderValue) {
         if let Ok(text) = value.to_str() {
             self.set(key, text.to_owned());
         }
@@ -144,8 +144,8 @@ impl CarrierMut for http::HeaderMap {
         insert_header(self, key, value);
     }
 
-    fn set_value(&mut self, key: &str, value: &http::HeaderValue) {
-        insert_header(self, key, value.clone());
+    fn set_value(&mut self, key: &str, value: http::HeaderValue) {
+        insert_header(self, key, value);
     }
 }
 

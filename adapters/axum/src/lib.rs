@@ -61,9 +61,9 @@ use http::request::Parts;
 use http::{HeaderValue, Request, header};
 use tower::{Layer, Service};
 
-pub use faultline_engine as engine;
 /// The axum crate this adapter is built on, for code that names its types.
 pub use axum;
+pub use faultline_engine as engine;
 
 /// The largest framework error body read to become a problem's detail.
 const MAX_REJECTION_BODY: usize = 4096;

@@ -113,6 +113,18 @@ fn hex_u8(b: &[u8]) -> Option<u8> {
     Some(hi << 4 | lo)
 }
 
+/// Each byte's two lowercase hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
 /// Sixteen lowercase hex digits as a number, eight at a time in one
 /// 64-bit word (no table lookups, no branches per digit).
 #[inline]
@@ -211,23 +223,18 @@ impl TraceParent {
 
     /// Writes the value (always version 00) into a 55-byte buffer.
     pub fn write(&self, out: &mut [u8; 55]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         out[0] = b'0';
         out[1] = b'0';
         out[2] = b'-';
-        let tid = u128::from_be_bytes(self.trace_id.to_bytes());
-        for i in 0..32 {
-            out[3 + i] = DIGITS[((tid >> (124 - 4 * i)) & 0xf) as usize];
+        for (i, byte) in self.trace_id.to_bytes().into_iter().enumerate() {
+            out[3 + 2 * i..5 + 2 * i].copy_from_slice(&HEX_PAIRS[byte as usize]);
         }
         out[35] = b'-';
-        let sid = u64::from_be_bytes(self.parent_id.to_bytes());
-        for i in 0..16 {
-            out[36 + i] = DIGITS[((sid >> (60 - 4 * i)) & 0xf) as usize];
+        for (i, byte) in self.parent_id.to_bytes().into_iter().enumerate() {
+            out[36 + 2 * i..38 + 2 * i].copy_from_slice(&HEX_PAIRS[byte as usize]);
         }
         out[52] = b'-';
-        let f = self.flags.to_u8() & KNOWN_FLAGS;
-        out[53] = DIGITS[(f >> 4) as usize];
-        out[54] = DIGITS[(f & 0xf) as usize];
+        out[53..55].copy_from_slice(&HEX_PAIRS[(self.flags.to_u8() & KNOWN_FLAGS) as usize]);
     }
 
     /// The value as a `String` (version 00).
@@ -716,13 +723,13 @@ pub fn parse_headers(carrier: &dyn Carrier) -> Option<IncomingHeaders> {
         seen == 1
     });
     let tp = parsed?;
-    let mut parser = TraceStateParser::default();
     let tracestate = match carrier.shared_value(TRACESTATE) {
         // One header, already valid and normalized (the usual case):
         // kept as it arrived, without a copy.
         Some(value) if value.to_str().is_ok_and(is_normalized_tracestate) => Some(value),
         Some(value) => match value.to_str() {
             Ok(text) => {
+                let mut parser = TraceStateParser::default();
                 parser.feed(text);
                 parser.finish().ok()
             }
@@ -731,6 +738,7 @@ pub fn parse_headers(carrier: &dyn Carrier) -> Option<IncomingHeaders> {
         .filter(|h| !h.is_empty())
         .and_then(|h| http::HeaderValue::try_from(h).ok()),
         None => {
+            let mut parser = TraceStateParser::default();
             let mut any_state = false;
             carrier.visit(TRACESTATE, &mut |value| {
                 any_state = true;
@@ -811,7 +819,7 @@ impl Propagator for TraceContextPropagator {
         }
         tp.write(&mut buf);
         if let Ok(value) = http::HeaderValue::from_bytes(&buf) {
-            carrier.set_value(TRACEPARENT, &value);
+            carrier.set_value(TRACEPARENT, value);
         }
 
         // Members set on the span context through OpenTelemetry's API come
@@ -822,7 +830,7 @@ impl Propagator for TraceContextPropagator {
             .filter(|t| t.trace_id == sc.trace_id());
         let header = match (incoming, own.is_empty()) {
             (Some(inc), true) => {
-                carrier.set_value(TRACESTATE, &inc.header);
+                carrier.set_value(TRACESTATE, inc.header.clone());
                 return;
             }
             (Some(inc), false) => {
