@@ -24,7 +24,8 @@ use crate::common::quiet_config;
 use crate::peers::run_python;
 
 const USER_NOT_FOUND: ErrorCode =
-    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND).with_title("User not found");
+    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND)
+        .with_title("User not found");
 
 /// What Prometheus 2.42 sends.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -95,7 +96,11 @@ async fn failing_request(client: &reqwest::Client, service: &Service) -> String 
     trace_id
 }
 
-async fn scrape(client: &reqwest::Client, service: &Service, accept: Option<&str>) -> (String, String) {
+async fn scrape(
+    client: &reqwest::Client,
+    service: &Service,
+    accept: Option<&str>,
+) -> (String, String) {
     let mut request = client.get(format!("http://{}/metrics", service.addr));
     if let Some(accept) = accept {
         request = request.header(http::header::ACCEPT, accept);
@@ -110,7 +115,10 @@ async fn scrape(client: &reqwest::Client, service: &Service, accept: Option<&str
 }
 
 fn parse(format: &str, body: &str) -> Vec<Json> {
-    let parsed = run_python("prometheus_parse.py", &json!({"format": format, "body": body}));
+    let parsed = run_python(
+        "prometheus_parse.py",
+        &json!({"format": format, "body": body}),
+    );
     assert!(
         parsed.get("error").is_none(),
         "the {format} parser rejected the page: {}\n{body}",
@@ -171,7 +179,11 @@ async fn both_formats_parse_with_the_official_client_and_carry_the_trace_id() {
         .iter()
         .find(|s| s["labels"]["error_code"] == "1001")
         .unwrap_or_else(|| panic!("no error counter:\n{body}"));
-    assert_eq!(coded["exemplar"]["labels"]["trace_id"], trace_id.as_str(), "{body}");
+    assert_eq!(
+        coded["exemplar"]["labels"]["trace_id"],
+        trace_id.as_str(),
+        "{body}"
+    );
     assert_eq!(
         coded["exemplar"]["labels"]["span_id"],
         mine["labels"]["span_id"]
@@ -185,8 +197,10 @@ async fn both_formats_parse_with_the_official_client_and_carry_the_trace_id() {
     );
     let buckets = samples(&families, "http_server_request_duration_seconds_bucket");
     assert!(
-        buckets.iter().any(|s| s["labels"]["http_route"] == "/users/{id}"
-            && s["exemplar"]["labels"]["trace_id"] == trace_id.as_str()),
+        buckets
+            .iter()
+            .any(|s| s["labels"]["http_route"] == "/users/{id}"
+                && s["exemplar"]["labels"]["trace_id"] == trace_id.as_str()),
         "no latency exemplar for {trace_id}:\n{body}"
     );
     let counts = samples(&families, "http_server_request_duration_seconds_count");
@@ -194,9 +208,15 @@ async fn both_formats_parse_with_the_official_client_and_carry_the_trace_id() {
         .iter()
         .map(|s| s["labels"]["http_route"].as_str().unwrap())
         .collect();
-    assert!(routes.contains(&"/hello") && routes.contains(&"unmatched"), "{routes:?}");
+    assert!(
+        routes.contains(&"/hello") && routes.contains(&"unmatched"),
+        "{routes:?}"
+    );
     // Scrapes are untraced: /metrics is not a route of its own, and no raw path leaks.
-    assert!(!body.contains("/metrics") && !body.contains("/no/such/page"), "{body}");
+    assert!(
+        !body.contains("/metrics") && !body.contains("/no/such/page"),
+        "{body}"
+    );
     assert!(!body.contains("alice"), "{body}");
 
     // The Prometheus text format: same series, no exemplars.
@@ -253,7 +273,10 @@ impl PrometheusServer {
         let dir = std::env::temp_dir().join(format!(
             "faultline-prometheus-it-{}-{}",
             std::process::id(),
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let config = format!(
@@ -267,8 +290,14 @@ impl PrometheusServer {
             .port();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--enable-feature=exemplar-storage")
             .arg("--log.level=warn")
@@ -315,11 +344,7 @@ impl PrometheusServer {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let targets = client
-            .get(self.url("/api/v1/targets"))
-            .send()
-            .await
-            .ok();
+        let targets = client.get(self.url("/api/v1/targets")).send().await.ok();
         let targets = match targets {
             Some(r) => r.text().await.unwrap_or_default(),
             None => String::new(),
@@ -397,7 +422,10 @@ async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
         .await;
 
     // Exemplars: on the error counter and on the latency histogram.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let range = |q: &str| {
         vec![
             ("query", q.to_owned()),
@@ -438,7 +466,11 @@ async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
     let page = service
         .prometheus
         .render(None, &faultline::export::ExportStats::default());
-    assert!(!page.body.contains("http_route=\"/metrics\""), "{}", page.body);
+    assert!(
+        !page.body.contains("http_route=\"/metrics\""),
+        "{}",
+        page.body
+    );
     service.engine.shutdown();
     drop(prometheus);
 }

@@ -124,7 +124,13 @@ impl PrometheusConfig {
             config.exemplars = match b.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => true,
                 "false" | "0" | "no" | "off" => false,
-                _ => return Err(ConfigError::invalid(ENV_EXEMPLARS, &b, "must be true or false")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        ENV_EXEMPLARS,
+                        &b,
+                        "must be true or false",
+                    ));
+                }
             };
         }
         if let Some(list) = get(ENV_BUCKETS) {
@@ -264,7 +270,10 @@ fn check_buckets(setting: &str, shown: &str, buckets: &[f64]) -> Result<(), Conf
         return Err(ConfigError::invalid(
             setting,
             shown,
-            format!("bucket bounds must increase ({} is not below {})", w[0], w[1]),
+            format!(
+                "bucket bounds must increase ({} is not below {})",
+                w[0], w[1]
+            ),
         ));
     }
     Ok(())
@@ -280,7 +289,10 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         PrometheusConfig::with_env_from(move |name| {
-            pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
         })
     }
 

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use faultline_engine::export::ExportStats;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -13,7 +15,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use crate::labels::label;
 
 /// Content type of OpenMetrics text 1.0.0 (with exemplars).
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the Prometheus text format 0.0.4 (no exemplars).
 pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -48,7 +51,13 @@ impl Format {
                 };
                 let v = v.trim().trim_matches('"');
                 match k.trim().to_ascii_lowercase().as_str() {
-                    "q" => q = v.parse().ok().filter(|q: &f64| (0.0..=1.0).contains(q)).unwrap_or(0.0),
+                    "q" => {
+                        q = v
+                            .parse()
+                            .ok()
+                            .filter(|q: &f64| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0)
+                    }
                     "version" => version_ok = matches!(v, "1.0.0" | "0.0.1"),
                     _ => {}
                 }
@@ -277,9 +286,7 @@ mod tests {
             Format::PrometheusText
         );
         assert_eq!(
-            Format::negotiate(Some(
-                "text/plain;q=1, application/openmetrics-text;q=0.5"
-            )),
+            Format::negotiate(Some("text/plain;q=1, application/openmetrics-text;q=0.5")),
             Format::PrometheusText
         );
         assert_eq!(
@@ -298,7 +305,10 @@ mod tests {
             strip_exemplar(r#"x_total{a="b # {c}\"} # "} 1 # {trace_id="ab"} 1.0 1700000000.5"#),
             r#"x_total{a="b # {c}\"} # "} 1"#
         );
-        assert_eq!(strip_exemplar("x_total 3 # {trace_id=\"ab\"} 1"), "x_total 3");
+        assert_eq!(
+            strip_exemplar("x_total 3 # {trace_id=\"ab\"} 1"),
+            "x_total 3"
+        );
         assert_eq!(strip_exemplar("x_total 3"), "x_total 3");
         assert_eq!(strip_exemplar(r#"x{a="}"} 3"#), r#"x{a="}"} 3"#);
     }

@@ -226,7 +226,10 @@ impl Prometheus {
     /// sub-registries, units, prefixes). Do not hold it across a scrape:
     /// rendering waits for it.
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.inner.registry.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// A [`metrics`] recorder feeding this exposition, for

@@ -67,7 +67,11 @@ pub(crate) struct UserMetrics {
 }
 
 impl UserMetrics {
-    pub fn new(masker: Arc<dyn Masker>, buckets: Vec<f64>, reserved: &'static [&'static str]) -> Self {
+    pub fn new(
+        masker: Arc<dyn Masker>,
+        buckets: Vec<f64>,
+        reserved: &'static [&'static str],
+    ) -> Self {
         UserMetrics {
             state: RwLock::new(State::default()),
             masker: RwLock::new(masker),
@@ -174,7 +178,13 @@ fn noop(kind: Kind) -> Handle {
 fn metric_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -193,7 +203,13 @@ fn metric_name(name: &str) -> String {
 fn label_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -265,7 +281,11 @@ fn encode_series(series: &Series, metric: MetricEncoder<'_>) -> Result<(), std::
             let v = g.get();
             // The text formats spell infinities `+Inf`/`-Inf`, which the
             // float writer does not: clamp them.
-            let v = if v.is_infinite() { v.signum() * f64::MAX } else { v };
+            let v = if v.is_infinite() {
+                v.signum() * f64::MAX
+            } else {
+                v
+            };
             ConstGauge::new(v).encode(metric)
         }
         Series::Histogram(h) => h.encode(metric),
@@ -276,17 +296,24 @@ fn encode_series(series: &Series, metric: MetricEncoder<'_>) -> Result<(), std::
 #[derive(Debug)]
 pub(crate) struct UserCollector(pub Arc<UserMetrics>);
 
+/// One family copied out for a scrape: name, help, kind, series.
+type Snapshot = (String, String, Kind, Vec<(LabelSet, Series)>);
+
 impl Collector for UserCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         // Copy the handles out (cheap: Arcs), then encode without the lock.
-        let families: Vec<(String, String, Kind, Vec<(LabelSet, Series)>)> = {
+        let families: Vec<Snapshot> = {
             let state = self.0.state.read().unwrap_or_else(|e| e.into_inner());
             state
                 .families
                 .iter()
                 .filter(|(name, f)| !f.series.is_empty() && !self.0.is_reserved(name))
                 .map(|(name, f)| {
-                    let help = state.help.get(name).cloned().unwrap_or_else(|| name.clone());
+                    let help = state
+                        .help
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| name.clone());
                     let series = f
                         .series
                         .iter()

@@ -16,7 +16,8 @@ use crate::traces::tests::ManualClock;
 const USER_NOT_FOUND: ErrorCode =
     ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
 
-const OM: Option<&str> = Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+const OM: Option<&str> =
+    Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
 
 fn outcome<'a>(
     n: u128,
@@ -65,7 +66,13 @@ fn trace_hex(n: u128) -> String {
 #[test]
 fn openmetrics_has_exemplars_and_eof() {
     let p = Prometheus::new(PrometheusConfig::default());
-    p.on_request_end(&outcome(0xabc, "/users/{id}", 404, true, Some(app_error(Some(USER_NOT_FOUND)))));
+    p.on_request_end(&outcome(
+        0xabc,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
     p.on_request_end(&outcome(0xdef, "/hello", 200, true, None));
     let page = p.render(OM, &ExportStats::default());
     assert_eq!(page.content_type, OPENMETRICS_CONTENT_TYPE);
@@ -107,7 +114,13 @@ fn openmetrics_has_exemplars_and_eof() {
 #[test]
 fn prometheus_text_has_no_exemplars_and_counter_types_name_the_sample() {
     let p = Prometheus::new(PrometheusConfig::default());
-    p.on_request_end(&outcome(0xabc, "/users/{id}", 404, true, Some(app_error(Some(USER_NOT_FOUND)))));
+    p.on_request_end(&outcome(
+        0xabc,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
     for accept in [None, Some("text/plain;version=0.0.4"), Some("*/*")] {
         let page = p.render(accept, &ExportStats::default());
         assert_eq!(page.content_type, PROMETHEUS_TEXT_CONTENT_TYPE);
@@ -115,7 +128,10 @@ fn prometheus_text_has_no_exemplars_and_counter_types_name_the_sample() {
         assert!(!body.contains("# EOF"), "{body}");
         assert!(!body.contains(" # {"), "exemplar in 0.0.4: {body}");
         assert!(!body.contains("# UNIT"));
-        assert!(body.contains("# TYPE faultline_errors_total counter\n"), "{body}");
+        assert!(
+            body.contains("# TYPE faultline_errors_total counter\n"),
+            "{body}"
+        );
         assert!(body.contains("# HELP faultline_errors_total "));
         assert!(body.contains("# TYPE faultline_trace_errors_total counter\n"));
         assert!(body.contains("# TYPE http_server_request_duration_seconds histogram\n"));
@@ -125,9 +141,14 @@ fn prometheus_text_has_no_exemplars_and_counter_types_name_the_sample() {
         // Every sample's family was declared by a TYPE line.
         for line in body.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            let declared = [name, name.trim_end_matches("_bucket"), name.trim_end_matches("_sum"), name.trim_end_matches("_count")]
-                .iter()
-                .any(|n| body.contains(&format!("# TYPE {n} ")));
+            let declared = [
+                name,
+                name.trim_end_matches("_bucket"),
+                name.trim_end_matches("_sum"),
+                name.trim_end_matches("_count"),
+            ]
+            .iter()
+            .any(|n| body.contains(&format!("# TYPE {n} ")));
             assert!(declared, "{line}");
         }
     }
@@ -139,13 +160,25 @@ fn exemplars_only_for_traced_requests_and_when_enabled() {
     // Unsampled and successful: no exemplar (its trace was not exported).
     p.on_request_end(&outcome(0x1, "/hello", 200, false, None));
     // Unsampled but failed: the engine exports it, so the exemplar is kept.
-    p.on_request_end(&outcome(0x2, "/users/{id}", 404, false, Some(app_error(Some(USER_NOT_FOUND)))));
+    p.on_request_end(&outcome(
+        0x2,
+        "/users/{id}",
+        404,
+        false,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
     let body = p.render(OM, &ExportStats::default()).body;
     assert!(!body.contains(&trace_hex(0x1)), "{body}");
     assert!(body.contains(&format!("trace_id=\"{}\"", trace_hex(0x2))));
 
     let off = Prometheus::new(PrometheusConfig::default().exemplars(false));
-    off.on_request_end(&outcome(0x3, "/users/{id}", 404, true, Some(app_error(Some(USER_NOT_FOUND)))));
+    off.on_request_end(&outcome(
+        0x3,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
     let body = off.render(OM, &ExportStats::default()).body;
     assert!(!body.contains(" # {"), "{body}");
     // The per-trace series still carries the id.
@@ -168,7 +201,9 @@ fn panics_and_uncoded_errors_count_as_code_5000_and_unmatched_routes_are_fixed()
     weird.method = "PROPFIND";
     p.on_request_end(&weird);
     let body = p.render(None, &ExportStats::default()).body;
-    assert!(body.contains("http_request_method=\"_OTHER\",http_route=\"unmatched\",http_response_status_code=\"404\""));
+    assert!(body.contains(
+        "http_request_method=\"_OTHER\",http_route=\"unmatched\",http_response_status_code=\"404\""
+    ));
 }
 
 #[test]
@@ -181,7 +216,13 @@ fn the_trace_id_guard_bounds_and_expires_series() {
         clock.clone(),
     );
     for n in 1..=3 {
-        p.on_request_end(&outcome(n, "/users/{id}", 404, true, Some(app_error(Some(USER_NOT_FOUND)))));
+        p.on_request_end(&outcome(
+            n,
+            "/users/{id}",
+            404,
+            true,
+            Some(app_error(Some(USER_NOT_FOUND))),
+        ));
     }
     let body = p.render(None, &ExportStats::default()).body;
     let series = |body: &str| {
@@ -203,7 +244,13 @@ fn the_trace_id_guard_bounds_and_expires_series() {
 
     // 0 turns the per-trace series off entirely.
     let off = Prometheus::new(PrometheusConfig::default().trace_id_series(0));
-    off.on_request_end(&outcome(9, "/users/{id}", 404, true, Some(app_error(Some(USER_NOT_FOUND)))));
+    off.on_request_end(&outcome(
+        9,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
     let body = off.render(OM, &ExportStats::default()).body;
     assert!(!body.contains("faultline_trace_errors"), "{body}");
     assert!(body.contains("faultline_errors_total{"));
@@ -250,7 +297,8 @@ fn the_metrics_recorder_feeds_the_same_exposition_masked() {
         metrics::describe_counter!("app.orders", "Orders \"placed\".\nPer tier.");
         metrics::counter!("app.orders", "tier" => "gold").increment(2);
         metrics::counter!("app.orders", "tier" => "gold").increment(1);
-        metrics::counter!("app.orders", "customer" => "alice@example.com", "password" => "hunter2").increment(1);
+        metrics::counter!("app.orders", "customer" => "alice@example.com", "password" => "hunter2")
+            .increment(1);
         metrics::gauge!("app_queue_depth").set(5.0);
         metrics::gauge!("app_queue_depth").decrement(1.5);
         metrics::histogram!("app_job_seconds", "job" => "mail").record(0.5);
@@ -259,19 +307,31 @@ fn the_metrics_recorder_feeds_the_same_exposition_masked() {
         metrics::gauge!("app.orders").set(1.0);
     });
     let body = p.render(None, &ExportStats::default()).body;
-    assert!(body.contains("# HELP app_orders_total Orders \"placed\".\\nPer tier.\n"), "{body}");
+    assert!(
+        body.contains("# HELP app_orders_total Orders \"placed\".\\nPer tier.\n"),
+        "{body}"
+    );
     assert!(body.contains("# TYPE app_orders_total counter\n"));
-    assert!(body.contains("app_orders_total{tier=\"gold\"} 3\n"), "{body}");
+    assert!(
+        body.contains("app_orders_total{tier=\"gold\"} 3\n"),
+        "{body}"
+    );
     assert!(!body.contains("alice@example.com"), "{body}");
     assert!(!body.contains("hunter2"), "{body}");
     assert!(body.contains("# TYPE app_queue_depth gauge\n"));
     assert!(body.contains("app_queue_depth 3.5\n"), "{body}");
-    assert!(body.contains("app_job_seconds_bucket{le=\"1.0\",job=\"mail\"} 1\n"), "{body}");
+    assert!(
+        body.contains("app_job_seconds_bucket{le=\"1.0\",job=\"mail\"} 1\n"),
+        "{body}"
+    );
     assert!(body.contains("app_job_seconds_sum{job=\"mail\"} 0.5\n"));
     // faultline's error counter has no request yet: nothing under its name.
     assert!(!body.contains("faultline_errors_total"), "{body}");
     let om = p.render(OM, &ExportStats::default()).body;
-    assert!(om.contains("# HELP app_orders Orders \\\"placed\\\".\\nPer tier.\n"), "{om}");
+    assert!(
+        om.contains("# HELP app_orders Orders \\\"placed\\\".\\nPer tier.\n"),
+        "{om}"
+    );
     assert!(om.contains("app_orders_total{tier=\"gold\"} 3\n"));
 }
 
@@ -294,7 +354,10 @@ fn with_masker_replaces_the_default() {
         metrics::counter!("logins", "user" => "bob", "token" => "abc").increment(1);
     });
     let body = p.render(None, &ExportStats::default()).body;
-    assert!(body.contains("logins_total{user=\"BOB\",token=\"[REDACTED]\"} 1\n"), "{body}");
+    assert!(
+        body.contains("logins_total{user=\"BOB\",token=\"[REDACTED]\"} 1\n"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -304,7 +367,11 @@ fn clones_share_state_and_the_type_is_send_sync() {
     let a = Prometheus::new(PrometheusConfig::default());
     let b = a.clone();
     b.on_request_end(&outcome(0x5, "/hello", 200, true, None));
-    assert!(a.render(None, &ExportStats::default()).body.contains("http_route=\"/hello\""));
+    assert!(
+        a.render(None, &ExportStats::default())
+            .body
+            .contains("http_route=\"/hello\"")
+    );
     assert!(a.serves_metrics());
     assert!(a.render_metrics(OM, &ExportStats::default()).is_some());
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanId, TraceId};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -377,5 +379,18 @@ pub(crate) mod tests {
         assert_eq!(live, (9_900..10_000).collect::<Vec<u128>>());
         assert_eq!(s.evicted_for_capacity(), 9_900);
         assert!(s.lock().order.len() <= 2 * 100 + 65);
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// docs/METRICS.md states the guard's memory per series from these sizes
+    /// (map entry + one place in the order queue, before hash-table slack).
+    #[test]
+    fn per_series_bookkeeping_stays_as_documented() {
+        let map_entry = std::mem::size_of::<super::TraceKey>() + std::mem::size_of::<super::Slot>();
+        let queue_entry = std::mem::size_of::<(super::TraceKey, u64)>();
+        assert!(map_entry <= 96, "{map_entry}");
+        assert!(queue_entry <= 80, "{queue_entry}");
     }
 }
