@@ -323,7 +323,7 @@ impl Correlator for Prometheus {
                 span_id: outcome.span_id,
             })
         };
-        let now = exemplars.then(SystemTime::now);
+        let now = (exemplars && traced).then(SystemTime::now);
         inner
             .durations
             .get_or_create(&RequestLabels {
