@@ -78,6 +78,13 @@ fn openmetrics_has_exemplars_and_eof() {
     assert_eq!(page.content_type, OPENMETRICS_CONTENT_TYPE);
     let body = &page.body;
     assert!(body.ends_with("# EOF\n"), "{body}");
+    // OpenMetrics help text escapes its quotes.
+    for help in body.lines().filter(|l| l.starts_with("# HELP ")) {
+        let unescaped = help
+            .char_indices()
+            .any(|(i, c)| c == '"' && !help[..i].ends_with('\\'));
+        assert!(!unescaped, "{help}");
+    }
     assert_eq!(body.matches("# EOF").count(), 1);
     let t = trace_hex(0xabc);
     let s = format!("{:016x}", 0xabc_u64);

@@ -251,7 +251,7 @@ impl Collector for TraceSeriesCollector {
         }
         let mut family = encoder.encode_descriptor(
             TRACE_EVICTED,
-            "Per-trace error series removed by the guard: reason=\"capacity\" (the limit was reached; the least recently updated went) or \"idle\" (no new error within FAULTLINE_METRICS_TRACE_ID_TTL_SECS).",
+            "Per-trace error series removed by the guard: reason capacity (the limit was reached; the least recently updated went) or idle (no new error within FAULTLINE_METRICS_TRACE_ID_TTL_SECS).",
             None,
             MetricType::Counter,
         )?;
