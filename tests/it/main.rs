@@ -13,5 +13,6 @@ mod jaeger;
 mod masking;
 mod otlp;
 mod peers;
+mod prometheus;
 mod service;
 mod tracing_bridge;

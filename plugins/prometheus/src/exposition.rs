@@ -1,0 +1,325 @@
+//! Content negotiation, the Prometheus text format 0.0.4 (derived from
+//! prometheus-client's OpenMetrics text) and the export pipeline's counters.
+
+use std::sync::{Arc, Mutex};
+
+use faultline_engine::export::ExportStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::labels::label;
+
+/// Content type of OpenMetrics text 1.0.0 (with exemplars).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the Prometheus text format 0.0.4 (no exemplars).
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The two text formats a scrape can get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text 1.0.0: exemplars, `# EOF`.
+    OpenMetrics,
+    /// Prometheus text format 0.0.4.
+    PrometheusText,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for: OpenMetrics when
+    /// `application/openmetrics-text` is acceptable and no less preferred
+    /// than plain text; the Prometheus text format otherwise (also with no
+    /// header).
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::PrometheusText;
+        };
+        let mut openmetrics = 0.0_f64;
+        let mut text = 0.0_f64;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut q = 1.0_f64;
+            let mut version_ok = true;
+            for param in parts {
+                let Some((k, v)) = param.split_once('=') else {
+                    continue;
+                };
+                let v = v.trim().trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "q" => {
+                        q = v
+                            .parse()
+                            .ok()
+                            .filter(|q: &f64| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0)
+                    }
+                    "version" => version_ok = matches!(v, "1.0.0" | "0.0.1"),
+                    _ => {}
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text" if version_ok => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::PrometheusText
+        }
+    }
+
+    /// The response content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::PrometheusText => PROMETHEUS_TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Turns OpenMetrics text (as prometheus-client writes it) into the
+/// Prometheus text format 0.0.4: counters' `# HELP`/`# TYPE` name the
+/// `_total` sample, `info` becomes a gauge named `_info`, `# UNIT` and
+/// `# EOF` go, exemplars are cut off the samples and `\"` in help text is
+/// unescaped (0.0.4 knows only `\\` and `\n`).
+pub(crate) fn openmetrics_to_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // Renames of the current family: the OpenMetrics name and its 0.0.4 one.
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            // prometheus-client writes TYPE right after HELP.
+            let kind = lines
+                .get(i)
+                .and_then(|l| l.strip_prefix("# TYPE "))
+                .and_then(|t| t.split_once(' '))
+                .filter(|(n, _)| *n == name)
+                .map(|(_, k)| k);
+            let (new_name, new_kind) = text_family(name, kind.unwrap_or("unknown"));
+            out.push_str("# HELP ");
+            out.push_str(&new_name);
+            out.push(' ');
+            out.push_str(&help.replace("\\\"", "\""));
+            out.push('\n');
+            if kind.is_some() {
+                i += 1;
+                out.push_str("# TYPE ");
+                out.push_str(&new_name);
+                out.push(' ');
+                out.push_str(new_kind);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (new_name, new_kind) = text_family(name, kind);
+            out.push_str("# TYPE ");
+            out.push_str(&new_name);
+            out.push(' ');
+            out.push_str(new_kind);
+            out.push('\n');
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        out.push_str(strip_exemplar(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// A family's 0.0.4 name and type.
+fn text_family(name: &str, kind: &str) -> (String, &'static str) {
+    match kind {
+        "counter" => (format!("{name}_total"), "counter"),
+        "gauge" => (name.to_owned(), "gauge"),
+        "histogram" => (name.to_owned(), "histogram"),
+        "summary" => (name.to_owned(), "summary"),
+        "info" => (format!("{name}_info"), "gauge"),
+        "stateset" => (name.to_owned(), "gauge"),
+        _ => (name.to_owned(), "untyped"),
+    }
+}
+
+/// A sample line without its exemplar (` # {labels} value [timestamp]`).
+fn strip_exemplar(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    // Skip the label set, whose values may hold `#`, `{`, `}` and escapes.
+    if let Some(open) = line.find('{') {
+        if line[..open].find(' ').is_none() {
+            i = open + 1;
+            let mut in_quotes = false;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' if in_quotes => i += 1,
+                    b'"' => in_quotes = !in_quotes,
+                    b'}' if !in_quotes => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+    }
+    match line[i.min(line.len())..].find(" # ") {
+        Some(at) => &line[..i + at],
+        None => line,
+    }
+}
+
+/// The export pipeline's counters, rendered at scrape time from the stats
+/// the engine passes to [`Prometheus::render`](crate::Prometheus::render).
+#[derive(Debug, Default)]
+pub(crate) struct ExportCollector {
+    pub stats: Arc<Mutex<ExportStats>>,
+}
+
+#[derive(Debug)]
+struct Exporter<'a>(&'a str);
+
+impl EncodeLabelSet for Exporter<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        label(encoder, "exporter", &self.0)
+    }
+}
+
+pub(crate) const EXPORT_RECEIVED: &str = "faultline_export_spans_received";
+pub(crate) const EXPORT_EXPORTED: &str = "faultline_export_spans_exported";
+pub(crate) const EXPORT_RETRIES: &str = "faultline_export_retries";
+pub(crate) const EXPORT_FAILED: &str = "faultline_export_failed_attempts";
+pub(crate) const EXPORT_DROPPED: &str = "faultline_export_spans_dropped";
+pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
+
+impl Collector for ExportCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let counter = ConstCounter::new(stats.spans_received);
+            let family = encoder.encode_descriptor(
+                EXPORT_RECEIVED,
+                "Spans handed to the export pipeline.",
+                None,
+                MetricType::Counter,
+            )?;
+            counter.encode(family)?;
+        }
+        type Pick = fn(&faultline_engine::export::ExporterStats) -> u64;
+        let counters: [(&str, &str, Pick); 4] = [
+            (
+                EXPORT_EXPORTED,
+                "Spans the exporter's backend accepted.",
+                |e| e.delivered,
+            ),
+            (
+                EXPORT_RETRIES,
+                "Export attempts repeated after a failure.",
+                |e| e.retries,
+            ),
+            (
+                EXPORT_FAILED,
+                "Export attempts that failed (errors, time-outs).",
+                |e| e.failed_attempts,
+            ),
+            (
+                EXPORT_DROPPED,
+                "Spans lost: buffer overflow, permanent errors, what shutdown could not deliver.",
+                |e| e.dropped,
+            ),
+        ];
+        for (name, help, pick) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for e in &stats.exporters {
+                ConstCounter::new(pick(e)).encode(family.encode_family(&Exporter(&e.name))?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            EXPORT_BUFFERED,
+            "Spans waiting in the exporter's retry buffer now.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for e in &stats.exporters {
+            let buffered = i64::try_from(e.buffered).unwrap_or(i64::MAX);
+            ConstGauge::new(buffered).encode(family.encode_family(&Exporter(&e.name))?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_asks_for_openmetrics_first() {
+        // Prometheus 2.42's Accept header.
+        let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prom)), Format::OpenMetrics);
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(None), Format::PrometheusText);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::PrometheusText);
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;q=1, application/openmetrics-text;q=0.5")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text; version=2.0.0")),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            Format::negotiate(Some("Application/OpenMetrics-Text; Version=1.0.0")),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn exemplars_are_cut_off_even_with_tricky_label_values() {
+        assert_eq!(
+            strip_exemplar(r#"x_total{a="b # {c}\"} # "} 1 # {trace_id="ab"} 1.0 1700000000.5"#),
+            r#"x_total{a="b # {c}\"} # "} 1"#
+        );
+        assert_eq!(
+            strip_exemplar("x_total 3 # {trace_id=\"ab\"} 1"),
+            "x_total 3"
+        );
+        assert_eq!(strip_exemplar("x_total 3"), "x_total 3");
+        assert_eq!(strip_exemplar(r#"x{a="}"} 3"#), r#"x{a="}"} 3"#);
+    }
+
+    #[test]
+    fn openmetrics_becomes_text_0_0_4() {
+        let om = "# HELP a_requests Requests \\\"served\\\".\n# TYPE a_requests counter\na_requests_total{r=\"/\"} 3 # {trace_id=\"ab\"} 1\n# HELP b Build.\n# TYPE b info\nb_info{v=\"1\"} 1\n# HELP c_seconds Time.\n# TYPE c_seconds histogram\n# UNIT c_seconds seconds\nc_seconds_sum 1.5\nc_seconds_count 2\nc_seconds_bucket{le=\"+Inf\"} 2 # {trace_id=\"cd\"} 0.7 1.0\n# EOF\n";
+        let text = openmetrics_to_text(om);
+        assert_eq!(
+            text,
+            "# HELP a_requests_total Requests \"served\".\n# TYPE a_requests_total counter\na_requests_total{r=\"/\"} 3\n# HELP b_info Build.\n# TYPE b_info gauge\nb_info{v=\"1\"} 1\n# HELP c_seconds Time.\n# TYPE c_seconds histogram\nc_seconds_sum 1.5\nc_seconds_count 2\nc_seconds_bucket{le=\"+Inf\"} 2\n"
+        );
+    }
+}

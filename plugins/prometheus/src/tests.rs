@@ -1,0 +1,397 @@
+//! The correlator and its exposition, end to end within the crate.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_engine::correlate::{Correlator, FailureKind, RequestError, RequestOutcome};
+use faultline_engine::error::{ErrorCode, Severity};
+use faultline_engine::export::{ExportStats, ExporterStats};
+use faultline_engine::masking::Masker;
+use opentelemetry::trace::{SpanId, TraceId};
+
+use super::*;
+use crate::traces::tests::ManualClock;
+
+const USER_NOT_FOUND: ErrorCode =
+    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+
+const OM: Option<&str> =
+    Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+
+fn outcome<'a>(
+    n: u128,
+    route: &'a str,
+    status: u16,
+    sampled: bool,
+    error: Option<RequestError<'a>>,
+) -> RequestOutcome<'a> {
+    RequestOutcome {
+        trace_id: TraceId::from(n),
+        span_id: SpanId::from(n as u64),
+        parent_span_id: None,
+        sampled,
+        method: "GET",
+        route,
+        status,
+        duration: Duration::from_millis(30),
+        error,
+    }
+}
+
+fn app_error(code: Option<ErrorCode>) -> RequestError<'static> {
+    RequestError {
+        kind: FailureKind::Error,
+        code,
+        severity: Severity::Warning,
+        type_name: "AppError",
+        message: "no user",
+    }
+}
+
+fn panic_error() -> RequestError<'static> {
+    RequestError {
+        kind: FailureKind::Panic,
+        code: None,
+        severity: Severity::Critical,
+        type_name: "panic",
+        message: "boom",
+    }
+}
+
+fn trace_hex(n: u128) -> String {
+    format!("{n:032x}")
+}
+
+#[test]
+fn openmetrics_has_exemplars_and_eof() {
+    let p = Prometheus::new(PrometheusConfig::default());
+    p.on_request_end(&outcome(
+        0xabc,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
+    p.on_request_end(&outcome(0xdef, "/hello", 200, true, None));
+    let page = p.render(OM, &ExportStats::default());
+    assert_eq!(page.content_type, OPENMETRICS_CONTENT_TYPE);
+    let body = &page.body;
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    // OpenMetrics help text escapes its quotes.
+    for help in body.lines().filter(|l| l.starts_with("# HELP ")) {
+        let unescaped = help
+            .char_indices()
+            .any(|(i, c)| c == '"' && !help[..i].ends_with('\\'));
+        assert!(!unescaped, "{help}");
+    }
+    assert_eq!(body.matches("# EOF").count(), 1);
+    let t = trace_hex(0xabc);
+    let s = format!("{:016x}", 0xabc_u64);
+    // The error counter, with its exemplar.
+    assert!(
+        body.contains(&format!(
+            "faultline_errors_total{{error_code=\"1001\",error_name=\"USER_NOT_FOUND\",http_route=\"/users/{{id}}\"}} 1 # {{trace_id=\"{t}\",span_id=\"{s}\"}} 1.0 "
+        )),
+        "{body}"
+    );
+    // The per-trace series.
+    assert!(
+        body.contains(&format!(
+            "faultline_trace_errors_total{{error_code=\"1001\",error_name=\"USER_NOT_FOUND\",http_route=\"/users/{{id}}\",trace_id=\"{t}\",span_id=\"{s}\"}} 1\n"
+        )),
+        "{body}"
+    );
+    // The latency histogram: 30 ms lands in le=0.05 with the exemplar.
+    assert!(
+        body.contains(&format!(
+            "http_server_request_duration_seconds_bucket{{le=\"0.05\",http_request_method=\"GET\",http_route=\"/users/{{id}}\",http_response_status_code=\"404\"}} 1 # {{trace_id=\"{t}\",span_id=\"{s}\"}} 0.03 "
+        )),
+        "{body}"
+    );
+    assert!(body.contains(
+        "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/hello\",http_response_status_code=\"200\"} 1\n"
+    ));
+    assert!(body.contains("# TYPE faultline_errors counter\n"));
+    assert!(body.contains("# TYPE http_server_request_duration_seconds histogram\n"));
+    assert!(body.contains("faultline_trace_error_series 1\n"));
+    assert!(body.contains("faultline_trace_error_series_evicted_total{reason=\"capacity\"} 0\n"));
+}
+
+#[test]
+fn prometheus_text_has_no_exemplars_and_counter_types_name_the_sample() {
+    let p = Prometheus::new(PrometheusConfig::default());
+    p.on_request_end(&outcome(
+        0xabc,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
+    for accept in [None, Some("text/plain;version=0.0.4"), Some("*/*")] {
+        let page = p.render(accept, &ExportStats::default());
+        assert_eq!(page.content_type, PROMETHEUS_TEXT_CONTENT_TYPE);
+        let body = &page.body;
+        assert!(!body.contains("# EOF"), "{body}");
+        assert!(!body.contains(" # {"), "exemplar in 0.0.4: {body}");
+        assert!(!body.contains("# UNIT"));
+        assert!(
+            body.contains("# TYPE faultline_errors_total counter\n"),
+            "{body}"
+        );
+        assert!(body.contains("# HELP faultline_errors_total "));
+        assert!(body.contains("# TYPE faultline_trace_errors_total counter\n"));
+        assert!(body.contains("# TYPE http_server_request_duration_seconds histogram\n"));
+        assert!(body.contains(
+            "faultline_errors_total{error_code=\"1001\",error_name=\"USER_NOT_FOUND\",http_route=\"/users/{id}\"} 1\n"
+        ));
+        // Every sample's family was declared by a TYPE line.
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let declared = [
+                name,
+                name.trim_end_matches("_bucket"),
+                name.trim_end_matches("_sum"),
+                name.trim_end_matches("_count"),
+            ]
+            .iter()
+            .any(|n| body.contains(&format!("# TYPE {n} ")));
+            assert!(declared, "{line}");
+        }
+    }
+}
+
+#[test]
+fn exemplars_only_for_traced_requests_and_when_enabled() {
+    let p = Prometheus::new(PrometheusConfig::default());
+    // Unsampled and successful: no exemplar (its trace was not exported).
+    p.on_request_end(&outcome(0x1, "/hello", 200, false, None));
+    // Unsampled but failed: the engine exports it, so the exemplar is kept.
+    p.on_request_end(&outcome(
+        0x2,
+        "/users/{id}",
+        404,
+        false,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
+    let body = p.render(OM, &ExportStats::default()).body;
+    assert!(!body.contains(&trace_hex(0x1)), "{body}");
+    assert!(body.contains(&format!("trace_id=\"{}\"", trace_hex(0x2))));
+
+    let off = Prometheus::new(PrometheusConfig::default().exemplars(false));
+    off.on_request_end(&outcome(
+        0x3,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
+    let body = off.render(OM, &ExportStats::default()).body;
+    assert!(!body.contains(" # {"), "{body}");
+    // The per-trace series still carries the id.
+    assert!(body.contains(&format!("trace_id=\"{}\"", trace_hex(0x3))));
+}
+
+#[test]
+fn panics_and_uncoded_errors_count_as_code_5000_and_unmatched_routes_are_fixed() {
+    let p = Prometheus::new(PrometheusConfig::default());
+    p.on_request_end(&outcome(0x10, "/panic", 500, true, Some(panic_error())));
+    p.on_request_end(&outcome(0x11, "", 500, true, Some(app_error(None))));
+    let body = p.render(None, &ExportStats::default()).body;
+    assert!(body.contains(
+        "faultline_errors_total{error_code=\"5000\",error_name=\"INTERNAL_ERROR\",http_route=\"/panic\"} 1\n"
+    ), "{body}");
+    assert!(body.contains(
+        "faultline_errors_total{error_code=\"5000\",error_name=\"INTERNAL_ERROR\",http_route=\"unmatched\"} 1\n"
+    ), "{body}");
+    let mut weird = outcome(0x12, "", 404, true, None);
+    weird.method = "PROPFIND";
+    p.on_request_end(&weird);
+    let body = p.render(None, &ExportStats::default()).body;
+    assert!(body.contains(
+        "http_request_method=\"_OTHER\",http_route=\"unmatched\",http_response_status_code=\"404\""
+    ));
+}
+
+#[test]
+fn the_trace_id_guard_bounds_and_expires_series() {
+    let clock = ManualClock::new();
+    let p = Prometheus::with_clock(
+        PrometheusConfig::default()
+            .trace_id_series(2)
+            .trace_id_ttl(Duration::from_secs(60)),
+        clock.clone(),
+    );
+    for n in 1..=3 {
+        p.on_request_end(&outcome(
+            n,
+            "/users/{id}",
+            404,
+            true,
+            Some(app_error(Some(USER_NOT_FOUND))),
+        ));
+    }
+    let body = p.render(None, &ExportStats::default()).body;
+    let series = |body: &str| {
+        body.lines()
+            .filter(|l| l.starts_with("faultline_trace_errors_total{"))
+            .count()
+    };
+    assert_eq!(series(&body), 2, "{body}");
+    assert!(!body.contains(&trace_hex(1)));
+    assert!(body.contains(&trace_hex(3)));
+    assert!(body.contains("faultline_trace_error_series_evicted_total{reason=\"capacity\"} 1\n"));
+    // The aggregate counter keeps every error.
+    assert!(body.contains("faultline_errors_total{error_code=\"1001\",error_name=\"USER_NOT_FOUND\",http_route=\"/users/{id}\"} 3\n"));
+    clock.advance(Duration::from_secs(61));
+    let body = p.render(None, &ExportStats::default()).body;
+    assert_eq!(series(&body), 0, "{body}");
+    assert!(body.contains("faultline_trace_error_series 0\n"));
+    assert!(body.contains("faultline_trace_error_series_evicted_total{reason=\"idle\"} 2\n"));
+
+    // 0 turns the per-trace series off entirely.
+    let off = Prometheus::new(PrometheusConfig::default().trace_id_series(0));
+    off.on_request_end(&outcome(
+        9,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
+    let body = off.render(OM, &ExportStats::default()).body;
+    assert!(!body.contains("faultline_trace_errors"), "{body}");
+    assert!(body.contains("faultline_errors_total{"));
+}
+
+#[test]
+fn export_stats_are_rendered_per_exporter() {
+    let p = Prometheus::new(PrometheusConfig::default());
+    let stats = ExportStats {
+        spans_received: 10,
+        spans_exported: 7,
+        spans_failed: 1,
+        spans_buffered: 2,
+        retries: 3,
+        export_errors: 4,
+        exporters: vec![ExporterStats {
+            name: "otlp".into(),
+            delivered: 7,
+            retries: 3,
+            failed_attempts: 4,
+            buffered: 2,
+            dropped: 1,
+        }],
+    };
+    let body = p.render(None, &stats).body;
+    for line in [
+        "faultline_export_spans_received_total 10\n",
+        "faultline_export_spans_exported_total{exporter=\"otlp\"} 7\n",
+        "faultline_export_retries_total{exporter=\"otlp\"} 3\n",
+        "faultline_export_failed_attempts_total{exporter=\"otlp\"} 4\n",
+        "faultline_export_spans_dropped_total{exporter=\"otlp\"} 1\n",
+        "faultline_export_spans_buffered{exporter=\"otlp\"} 2\n",
+        "# TYPE faultline_export_spans_buffered gauge\n",
+    ] {
+        assert!(body.contains(line), "{line}: {body}");
+    }
+}
+
+#[test]
+fn the_metrics_recorder_feeds_the_same_exposition_masked() {
+    let p = Prometheus::new(PrometheusConfig::default().buckets([0.1, 1.0]));
+    let recorder = p.recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_counter!("app.orders", "Orders \"placed\".\nPer tier.");
+        metrics::counter!("app.orders", "tier" => "gold").increment(2);
+        metrics::counter!("app.orders", "tier" => "gold").increment(1);
+        metrics::counter!("app.orders", "customer" => "alice@example.com", "password" => "hunter2")
+            .increment(1);
+        metrics::gauge!("app_queue_depth").set(5.0);
+        metrics::gauge!("app_queue_depth").decrement(1.5);
+        metrics::histogram!("app_job_seconds", "job" => "mail").record(0.5);
+        // Names faultline owns, or already used by another kind, record nothing.
+        metrics::counter!("faultline_errors_total").increment(1);
+        metrics::gauge!("app.orders").set(1.0);
+    });
+    let body = p.render(None, &ExportStats::default()).body;
+    assert!(
+        body.contains("# HELP app_orders_total Orders \"placed\".\\nPer tier.\n"),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE app_orders_total counter\n"));
+    assert!(
+        body.contains("app_orders_total{tier=\"gold\"} 3\n"),
+        "{body}"
+    );
+    assert!(!body.contains("alice@example.com"), "{body}");
+    assert!(!body.contains("hunter2"), "{body}");
+    assert!(body.contains("# TYPE app_queue_depth gauge\n"));
+    assert!(body.contains("app_queue_depth 3.5\n"), "{body}");
+    assert!(
+        body.contains("app_job_seconds_bucket{le=\"1.0\",job=\"mail\"} 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("app_job_seconds_sum{job=\"mail\"} 0.5\n"));
+    // faultline's error counter has no request yet: nothing under its name.
+    assert!(!body.contains("faultline_errors_total"), "{body}");
+    let om = p.render(OM, &ExportStats::default()).body;
+    assert!(
+        om.contains("# HELP app_orders Orders \\\"placed\\\".\\nPer tier.\n"),
+        "{om}"
+    );
+    assert!(om.contains("app_orders_total{tier=\"gold\"} 3\n"));
+}
+
+#[derive(Debug)]
+struct Shout;
+
+impl Masker for Shout {
+    fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        Cow::Owned(text.to_uppercase())
+    }
+    fn is_secret_key(&self, key: &str) -> bool {
+        key == "token"
+    }
+}
+
+#[test]
+fn with_masker_replaces_the_default() {
+    let p = Prometheus::new(PrometheusConfig::default()).with_masker(Arc::new(Shout));
+    metrics::with_local_recorder(&p.recorder(), || {
+        metrics::counter!("logins", "user" => "bob", "token" => "abc").increment(1);
+    });
+    let body = p.render(None, &ExportStats::default()).body;
+    assert!(
+        body.contains("logins_total{user=\"BOB\",token=\"[REDACTED]\"} 1\n"),
+        "{body}"
+    );
+}
+
+#[test]
+fn clones_share_state_and_the_type_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    assert_send_sync::<Prometheus>();
+    let a = Prometheus::new(PrometheusConfig::default());
+    let b = a.clone();
+    b.on_request_end(&outcome(0x5, "/hello", 200, true, None));
+    assert!(
+        a.render(None, &ExportStats::default())
+            .body
+            .contains("http_route=\"/hello\"")
+    );
+    assert!(a.serves_metrics());
+    assert!(a.render_metrics(OM, &ExportStats::default()).is_some());
+}
+
+#[test]
+fn unvalidated_settings_are_brought_within_bounds() {
+    let p = Prometheus::new(
+        PrometheusConfig::default()
+            .buckets([f64::NAN, 2.0, 1.0, 1.0, -1.0])
+            .trace_id_ttl(Duration::ZERO),
+    );
+    assert_eq!(p.config().bucket_bounds(), &[1.0, 2.0]);
+    assert_eq!(p.config().trace_id_ttl_duration(), Duration::from_secs(1));
+    let p = Prometheus::new(PrometheusConfig::default().buckets([]));
+    assert_eq!(p.config().bucket_bounds(), DEFAULT_BUCKETS);
+}
