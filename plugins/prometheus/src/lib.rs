@@ -314,9 +314,9 @@ impl Correlator for Prometheus {
         let inner = &*self.inner;
         let route = inner.routes.intern(outcome.route);
         let exemplars = inner.config.exemplars_enabled();
-        // An errored request's trace is exported even when unsampled (the
-        // engine keeps it), so its exemplar leads somewhere.
-        let traced = outcome.sampled || outcome.error.is_some();
+        // Only a trace that is exported may be pointed at: an exemplar with
+        // the id of a trace that was not sampled would lead nowhere.
+        let traced = outcome.sampled;
         let exemplar = || {
             (exemplars && traced).then_some(TraceExemplar {
                 trace_id: outcome.trace_id,
