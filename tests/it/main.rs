@@ -13,5 +13,6 @@ mod jaeger;
 mod masking;
 mod otlp;
 mod peers;
+mod sentry;
 mod service;
 mod tracing_bridge;
