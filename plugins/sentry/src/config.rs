@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn invalid_dsns_are_one_line_errors_naming_the_variable_without_the_key() {
         for bad in [
-            format!("{KEY}"),
+            KEY.to_owned(),
             format!("ftp://{KEY}@sentry.example.com/1"),
             "https://sentry.example.com/1".to_owned(),
             format!("https://{KEY}@sentry.example.com/"),
