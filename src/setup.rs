@@ -1,7 +1,53 @@
-//! Wiring the engine with the plugins compiled into this build.
+//! One call wires faultline together: configuration from the environment,
+//! the engine with the exporters and correlators it names, and what the
+//! adapters need.
+//!
+//! ```no_run
+//! # #[cfg(feature = "axum")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//!
+//! // OTEL_* / FAULTLINE_* / SENTRY_DSN from the environment; exporters,
+//! // Prometheus metrics and Sentry as the build's features and the
+//! // environment say.
+//! let faultline = faultline::setup::init("checkout")?;
+//! let app = Router::new()
+//!     .route("/hello", get(|| async { "hello" }))
+//!     // traces every request, answers errors as problem+json with the
+//!     // trace id, and serves GET /metrics
+//!     .layer(faultline.axum_layer());
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! axum::serve(listener, app).await?;
+//! faultline.shutdown_async().await; // flushes spans and queued Sentry events
+//! # Ok(()) }
+//! ```
+//!
+//! What [`init`] (or [`Setup::init`]) does, in order:
+//!
+//! 1. reads [`TracingConfig`] from the `OTEL_*` and `FAULTLINE_*` variables
+//!    over the defaults (and the code's own defaults given through
+//!    [`Setup::configure`]); a bad value is an error naming the variable;
+//! 2. with the feature `sentry` and `SENTRY_DSN` set: a Sentry client
+//!    (`SENTRY_*`, `FAULTLINE_SENTRY_*`) whose events carry the trace
+//!    context and pass the engine's masker, bound to the process's main
+//!    hub, with a panic hook for panics outside requests;
+//! 3. with the feature `prometheus`: the Prometheus correlator
+//!    (`FAULTLINE_METRICS_*`), served by the adapters on
+//!    `FAULTLINE_METRICS_PATH` (`/metrics`), and the `metrics` crate's
+//!    global recorder feeding the same exposition;
+//! 4. the engine, with the exporters `OTEL_TRACES_EXPORTER` names (`otlp`
+//!    and `jaeger` come from their features), installed as the
+//!    OpenTelemetry global.
+//!
+//! The returned [`Faultline`] hands out the adapter layer of each enabled
+//! framework and the traced HTTP client, and shuts everything down, flushing
+//! what is pending, when asked or when dropped.
 
-use faultline_engine::EngineBuilder;
-use faultline_engine::config::TracingConfig;
+use std::fmt;
+use std::sync::Arc;
+
+use faultline_engine::config::{ConfigError, ExporterKind, TracingConfig, TracingConfigBuilder};
+use faultline_engine::{Engine, EngineBuilder, EngineError, ShutdownReport};
 
 /// An [`EngineBuilder`] for `config` with
 /// the exporter plugins of the enabled features registered, so that the
@@ -9,25 +55,322 @@ use faultline_engine::config::TracingConfig;
 /// `otlp` with the feature `otlp`, `jaeger` with the feature `jaeger`;
 /// `console` is built into the engine. Naming an exporter whose feature is
 /// off is an error at build time that says which feature to turn on.
+///
+/// This is the lower-level half of [`init`]: it registers no correlator.
 pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
     #[allow(unused_mut)]
     let mut builder = faultline_engine::Engine::builder(config);
     #[cfg(feature = "otlp")]
     {
-        builder =
-            builder.exporter_factory(faultline_engine::config::ExporterKind::Otlp, |config| {
-                faultline_otlp::OtlpExporter::from_config(config)
-                    .map(|e| Box::new(e) as Box<dyn faultline_engine::export::Exporter>)
-                    .map_err(|e| e.to_string())
-            });
+        builder = builder.exporter_factory(ExporterKind::Otlp, |config| {
+            faultline_otlp::OtlpExporter::from_config(config)
+                .map(|e| Box::new(e) as Box<dyn faultline_engine::export::Exporter>)
+                .map_err(|e| e.to_string())
+        });
     }
     #[cfg(feature = "jaeger")]
     {
-        use faultline_engine::config::ExporterKind;
         use faultline_jaeger::JaegerExporter;
         builder = builder.exporter_factory(ExporterKind::Jaeger, |config| {
             Ok(Box::new(JaegerExporter::from_config(config)?))
         });
     }
     builder
+}
+
+/// Sets faultline up for the service `service_name` from the process
+/// environment, with everything the build's features offer: see the
+/// [module documentation](self). The same as
+/// `Setup::new(service_name).init()`.
+pub fn init(service_name: &str) -> Result<Faultline, SetupError> {
+    Setup::new(service_name).init()
+}
+
+/// Why [`Setup::init`] failed: one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A configuration value (from the code or the environment) is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine could not start (an exporter is unavailable or failed).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The one-call set-up, with its few choices. [`init`] is `Setup::new(name).init()`.
+pub struct Setup {
+    builder: TracingConfigBuilder,
+    lookup: Lookup,
+    install_global: bool,
+    metrics: bool,
+    metrics_recorder: bool,
+    sentry: bool,
+    panic_hook: bool,
+}
+
+impl fmt::Debug for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setup")
+            .field("builder", &self.builder)
+            .field("install_global", &self.install_global)
+            .field("metrics", &self.metrics)
+            .field("metrics_recorder", &self.metrics_recorder)
+            .field("sentry", &self.sentry)
+            .field("panic_hook", &self.panic_hook)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Setup {
+    /// A set-up for `service_name` (`OTEL_SERVICE_NAME` still wins, as the
+    /// OpenTelemetry specification wants), reading the process environment.
+    pub fn new(service_name: &str) -> Self {
+        Setup {
+            builder: TracingConfig::builder().service_name(service_name),
+            lookup: Arc::new(|name: &str| std::env::var(name).ok()),
+            install_global: true,
+            metrics: true,
+            metrics_recorder: true,
+            sentry: true,
+            panic_hook: true,
+        }
+    }
+
+    /// The application's own defaults, applied before the environment
+    /// (which overrides them): `setup.configure(|c| c.service_version("1.2.0"))`.
+    pub fn configure(mut self, f: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder) -> Self {
+        self.builder = f(self.builder);
+        self
+    }
+
+    /// Reads variables through `lookup` instead of the process environment
+    /// (tests, or configuration kept elsewhere).
+    pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.lookup = Arc::new(lookup);
+        self
+    }
+
+    /// Whether the engine becomes the OpenTelemetry global (tracer provider
+    /// and propagator) and the Sentry client the main hub's (default true;
+    /// off for tests that build several).
+    pub fn install_global(mut self, install: bool) -> Self {
+        self.install_global = install;
+        self
+    }
+
+    /// Whether the Prometheus correlator is registered when the feature
+    /// `prometheus` is on (default true).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Whether the `metrics` crate's global recorder feeds the Prometheus
+    /// exposition (default true; only one recorder can be installed per
+    /// process, so a second set-up leaves the first one's in place).
+    pub fn metrics_recorder(mut self, on: bool) -> Self {
+        self.metrics_recorder = on;
+        self
+    }
+
+    /// Whether Sentry is set up when the feature `sentry` is on and
+    /// `SENTRY_DSN` is set (default true).
+    pub fn sentry(mut self, on: bool) -> Self {
+        self.sentry = on;
+        self
+    }
+
+    /// Whether panics outside requests are reported to Sentry through a
+    /// process-wide panic hook (default true; requests' own panics are
+    /// always reported, with their trace context).
+    pub fn panic_hook(mut self, on: bool) -> Self {
+        self.panic_hook = on;
+        self
+    }
+
+    /// Reads the configuration and builds everything. Nothing is installed
+    /// process-wide unless every part was built.
+    pub fn init(self) -> Result<Faultline, SetupError> {
+        let lookup = Arc::clone(&self.lookup);
+        let config = self
+            .builder
+            .with_env_from(move |name| lookup(name))?
+            .build()?;
+        let masker = faultline_engine::masking::from_config(&config);
+        #[allow(unused_mut)]
+        let mut builder = engine_builder(config)
+            .masker(Arc::clone(&masker))
+            .install_global(self.install_global);
+
+        #[cfg(feature = "prometheus")]
+        let prometheus = if self.metrics {
+            let lookup = Arc::clone(&self.lookup);
+            let metrics_config =
+                faultline_prometheus::PrometheusConfig::with_env_from(move |name| lookup(name))?;
+            let prometheus = faultline_prometheus::Prometheus::new(metrics_config)
+                .with_masker(Arc::clone(&masker));
+            builder = builder.correlator(prometheus.clone());
+            Some(prometheus)
+        } else {
+            None
+        };
+
+        #[cfg(feature = "sentry")]
+        let sentry = {
+            let lookup = Arc::clone(&self.lookup);
+            match faultline_sentry::SentryConfig::with_env_from(move |name| lookup(name))? {
+                Some(sentry_config) if self.sentry => {
+                    let sentry = faultline_sentry::Sentry::new(sentry_config, Arc::clone(&masker))?;
+                    builder = builder.correlator(sentry.clone());
+                    Some(sentry)
+                }
+                _ => None,
+            }
+        };
+
+        let engine = builder.build()?;
+        #[allow(unused_mut)]
+        let mut recorder_installed = false;
+        #[cfg(feature = "prometheus")]
+        if let (Some(prometheus), true) = (&prometheus, self.metrics_recorder) {
+            recorder_installed = prometheus.install_recorder().is_ok();
+        }
+        #[cfg(feature = "sentry")]
+        if let Some(sentry) = &sentry {
+            if self.install_global {
+                sentry.bind_main_hub();
+            }
+            if self.panic_hook {
+                sentry.install_panic_hook();
+            }
+        }
+        let _ = masker;
+        Ok(Faultline {
+            engine,
+            recorder_installed,
+            #[cfg(feature = "prometheus")]
+            prometheus,
+            #[cfg(feature = "sentry")]
+            sentry,
+        })
+    }
+}
+
+/// faultline, set up: the engine, its correlators, and the adapters'
+/// layers. Dropping it shuts the engine down (flushing pending spans and
+/// Sentry events within the configured shutdown timeout); call
+/// [`shutdown`](Faultline::shutdown) or
+/// [`shutdown_async`](Faultline::shutdown_async) to see the report.
+pub struct Faultline {
+    engine: Engine,
+    recorder_installed: bool,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<faultline_prometheus::Prometheus>,
+    #[cfg(feature = "sentry")]
+    sentry: Option<faultline_sentry::Sentry>,
+}
+
+impl fmt::Debug for Faultline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Faultline");
+        d.field("engine", &self.engine);
+        #[cfg(feature = "prometheus")]
+        d.field("prometheus", &self.prometheus.is_some());
+        #[cfg(feature = "sentry")]
+        d.field("sentry", &self.sentry.is_some());
+        d.field("metrics_recorder", &self.recorder_installed)
+            .finish()
+    }
+}
+
+impl Faultline {
+    /// The engine (cheap to clone): its own spans, problem details, flush.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &TracingConfig {
+        self.engine.config()
+    }
+
+    /// The axum layer: `.layer(faultline.axum_layer())` on a `Router`.
+    #[cfg(feature = "axum")]
+    pub fn axum_layer(&self) -> faultline_axum::FaultlineLayer {
+        faultline_axum::FaultlineLayer::new(self.engine.clone())
+    }
+
+    /// The poem middleware: `.with(faultline.poem_middleware())` on a `Route`.
+    #[cfg(feature = "poem")]
+    pub fn poem_middleware(&self) -> faultline_poem::FaultlineMiddleware {
+        faultline_poem::FaultlineMiddleware::new(self.engine.clone())
+    }
+
+    /// A warp filter traced: `faultline.warp(routes).serve(listener).run().await`.
+    #[cfg(feature = "warp")]
+    pub fn warp<F, R>(&self, filter: F) -> faultline_warp::Traced
+    where
+        F: faultline_warp::warp::Filter<Extract = (R,), Error = faultline_warp::warp::Rejection>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        R: faultline_warp::warp::Reply,
+    {
+        faultline_warp::traced(self.engine.clone(), filter)
+    }
+
+    /// An outgoing HTTP client whose requests carry the trace context, each
+    /// in its own CLIENT span.
+    #[cfg(feature = "reqwest")]
+    pub fn http_client(
+        &self,
+        client: faultline_reqwest::reqwest::Client,
+    ) -> faultline_reqwest::reqwest_middleware::ClientWithMiddleware {
+        faultline_reqwest::client(&self.engine, client)
+    }
+
+    /// The Prometheus correlator, when registered: its registry takes the
+    /// application's own series.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(&self) -> Option<&faultline_prometheus::Prometheus> {
+        self.prometheus.as_ref()
+    }
+
+    /// Whether the `metrics` crate's global recorder is this set-up's.
+    pub fn metrics_recorder_installed(&self) -> bool {
+        self.recorder_installed
+    }
+
+    /// The Sentry plugin, when `SENTRY_DSN` set it up.
+    #[cfg(feature = "sentry")]
+    pub fn sentry(&self) -> Option<&faultline_sentry::Sentry> {
+        self.sentry.as_ref()
+    }
+
+    /// Flushes every pending span and Sentry event and closes the
+    /// exporters, within the configured shutdown timeout. Blocking: from
+    /// async code use [`shutdown_async`](Faultline::shutdown_async).
+    pub fn shutdown(self) -> ShutdownReport {
+        self.engine.shutdown()
+    }
+
+    /// [`shutdown`](Faultline::shutdown) on tokio's blocking pool.
+    pub async fn shutdown_async(self) -> ShutdownReport {
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.shutdown()).await {
+            Ok(report) => report,
+            // The blocking pool is gone (runtime shutting down): do it here.
+            Err(_) => self.engine.shutdown(),
+        }
+    }
+}
+
+impl Drop for Faultline {
+    fn drop(&mut self) {
+        // Idempotent: after `shutdown` this returns at once.
+        let _ = self.engine.shutdown();
+    }
 }

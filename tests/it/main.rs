@@ -14,5 +14,6 @@ mod masking;
 mod otlp;
 mod peers;
 mod prometheus;
+mod sentry;
 mod service;
 mod tracing_bridge;
