@@ -19,12 +19,16 @@ use poem::web::Path;
 use poem::{EndpointExt, Route, Server, get, handler};
 
 const USER_NOT_FOUND: ErrorCode =
-    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND).with_title("User not found");
+    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND)
+        .with_title("User not found");
 
 #[handler]
 async fn user(Path(id): Path<u32>, trace: RequestTrace) -> Result<String, Error> {
     if id == 7 {
-        Ok(format!("user 7, trace {}\n", trace.trace_id().unwrap_or_default()))
+        Ok(format!(
+            "user 7, trace {}\n",
+            trace.trace_id().unwrap_or_default()
+        ))
     } else {
         // Becomes 404 application/problem+json with "code": 1001 and "trace_id".
         Err(AppError::new(USER_NOT_FOUND, format!("no user with id {id}")).into())

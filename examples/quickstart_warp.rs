@@ -17,14 +17,22 @@ use faultline::warp::{Error, RequestTrace};
 use warp::{Filter, Rejection};
 
 const USER_NOT_FOUND: ErrorCode =
-    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND).with_title("User not found");
+    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND)
+        .with_title("User not found");
 
 async fn user(id: u32, trace: RequestTrace) -> Result<String, Rejection> {
     if id == 7 {
-        Ok(format!("user 7, trace {}\n", trace.trace_id().unwrap_or_default()))
+        Ok(format!(
+            "user 7, trace {}\n",
+            trace.trace_id().unwrap_or_default()
+        ))
     } else {
         // Becomes 404 application/problem+json with "code": 1001 and "trace_id".
-        Err(Error::from(AppError::new(USER_NOT_FOUND, format!("no user with id {id}"))).into())
+        Err(Error::from(AppError::new(
+            USER_NOT_FOUND,
+            format!("no user with id {id}"),
+        ))
+        .into())
     }
 }
 

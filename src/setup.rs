@@ -108,6 +108,7 @@ pub struct Setup {
     metrics_recorder: bool,
     sentry: bool,
     panic_hook: bool,
+    exporters: Vec<Box<dyn faultline_engine::export::Exporter>>,
 }
 
 impl fmt::Debug for Setup {
@@ -135,19 +136,33 @@ impl Setup {
             metrics_recorder: true,
             sentry: true,
             panic_hook: true,
+            exporters: Vec::new(),
         }
+    }
+
+    /// Adds an exporter of the application's own, beside those the
+    /// configuration names.
+    pub fn exporter(mut self, exporter: impl faultline_engine::export::Exporter + 'static) -> Self {
+        self.exporters.push(Box::new(exporter));
+        self
     }
 
     /// The application's own defaults, applied before the environment
     /// (which overrides them): `setup.configure(|c| c.service_version("1.2.0"))`.
-    pub fn configure(mut self, f: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder) -> Self {
+    pub fn configure(
+        mut self,
+        f: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder,
+    ) -> Self {
         self.builder = f(self.builder);
         self
     }
 
     /// Reads variables through `lookup` instead of the process environment
     /// (tests, or configuration kept elsewhere).
-    pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn env_from(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.lookup = Arc::new(lookup);
         self
     }
@@ -203,6 +218,9 @@ impl Setup {
         let mut builder = engine_builder(config)
             .masker(Arc::clone(&masker))
             .install_global(self.install_global);
+        for exporter in self.exporters {
+            builder = builder.boxed_exporter(exporter);
+        }
 
         #[cfg(feature = "prometheus")]
         let prometheus = if self.metrics {

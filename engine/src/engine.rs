@@ -142,6 +142,11 @@ impl EngineBuilder {
         self.exporters.push(Box::new(exporter));
         self
     }
+    /// Adds an exporter already boxed.
+    pub fn boxed_exporter(mut self, exporter: Box<dyn Exporter>) -> Self {
+        self.exporters.push(exporter);
+        self
+    }
     /// Registers how to make the exporter `kind` when the configuration names
     /// it (plugins use this; the last registration for a kind wins).
     pub fn exporter_factory(

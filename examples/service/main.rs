@@ -25,9 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faultline::Engine;
-use faultline::config::{ExporterKind, TracingConfig};
+use faultline::config::ExporterKind;
 use faultline::error::{AppError, ErrorCode, Severity};
 use faultline::reqwest::reqwest_middleware::{self, ClientWithMiddleware};
+use faultline::setup::{Faultline, Setup};
 use http::StatusCode;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TraceContextExt;
@@ -185,16 +186,16 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn build_engine() -> Result<Engine, String> {
-    let config = TracingConfig::builder()
-        .service_name("faultline-service")
-        .service_version(env!("CARGO_PKG_VERSION"))
-        .exporters([ExporterKind::Otlp])
-        .with_env()
-        .and_then(|b| b.build())
-        .map_err(|e| e.to_string())?;
-    faultline::setup::engine_builder(config)
-        .build()
+/// faultline in one call: configuration from the environment, the
+/// exporters it names, Prometheus metrics (served on `/metrics` by every
+/// adapter), Sentry when `SENTRY_DSN` is set.
+fn set_up() -> Result<Faultline, String> {
+    Setup::new("faultline-service")
+        .configure(|c| {
+            c.service_version(env!("CARGO_PKG_VERSION"))
+                .exporters([ExporterKind::Otlp])
+        })
+        .init()
         .map_err(|e| e.to_string())
 }
 
@@ -258,9 +259,9 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let engine = if args.tracing {
-        match build_engine() {
-            Ok(e) => Some(e),
+    let faultline = if args.tracing {
+        match set_up() {
+            Ok(f) => Some(f),
             Err(e) => {
                 eprintln!("service: {e}");
                 return ExitCode::from(2);
@@ -269,6 +270,7 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    let engine = faultline.as_ref().map(|f| f.engine().clone());
     let plain = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -312,8 +314,9 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         });
-    if let Some(engine) = engine {
-        let report = engine.shutdown();
+    drop(engine);
+    if let Some(faultline) = faultline {
+        let report = faultline.shutdown();
         if !report.is_clean() {
             eprintln!(
                 "service: shutdown: {} spans exported, {} not delivered{}",

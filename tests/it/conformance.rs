@@ -286,6 +286,58 @@ fn conformance(framework: &str) {
         assert_eq!(inner["parent_span_id"], client_span["span_id"]);
         assert_eq!(client_span["name"], "GET");
         assert_eq!(client_span["attributes"]["http.response.status_code"], 200);
+
+        // GET /metrics on every framework, untraced: the error's trace id
+        // as a label in Prometheus text, as an exemplar in OpenMetrics.
+        let r = send(&client, client.get(svc.url("/users/0"))).await;
+        let trace = r.assert_problem(404, 1001);
+        let r = send(&client, client.get(svc.url("/metrics"))).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.headers.get("traceresponse").is_none(),
+            "a scrape is not traced"
+        );
+        let ct = r.headers["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        let series = r
+            .body
+            .lines()
+            .find(|l| l.starts_with("faultline_trace_errors_total{") && l.contains(&trace))
+            .unwrap_or_else(|| panic!("no per-trace error series for {trace}:\n{}", r.body));
+        assert!(series.contains(r#"error_code="1001""#), "{series}");
+        assert!(series.contains(r#"http_route="/users/{id}""#), "{series}");
+        assert!(
+            r.body.lines().any(
+                |l| l.starts_with("http_server_request_duration_seconds_count{")
+                    && l.contains(r#"http_route="/users/{id}""#)
+                    && l.contains(r#"http_response_status_code="404""#)
+            ),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains("# EOF"));
+        let r = send(
+            &client,
+            client.get(svc.url("/metrics")).header(
+                "accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            ),
+        )
+        .await;
+        let ct = r.headers["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        assert!(r.body.ends_with("# EOF\n"));
+        let exemplar = format!(r#"trace_id="{trace}""#);
+        assert!(
+            r.body
+                .lines()
+                .any(|l| l.starts_with("faultline_errors_total{")
+                    && l.contains(r#"error_code="1001""#)
+                    && l.contains(" # {")
+                    && l.contains(&exemplar)),
+            "no exemplar with {trace}:\n{}",
+            r.body
+        );
     });
     let printed = svc.output().join("\n");
     for raw in ["bob@example.com", "4111111111111111", "alice@example.com"] {

@@ -16,4 +16,5 @@ mod peers;
 mod prometheus;
 mod sentry;
 mod service;
+mod setup;
 mod tracing_bridge;

@@ -37,7 +37,7 @@ const SLOW_DOWN: ErrorCode = ErrorCode::new(3002, "SLOW_DOWN", StatusCode::TOO_M
 
 /// One HTTP request the fake Sentry host received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     auth: String,
     /// The body as sent on the wire, before any content-encoding is undone.
@@ -46,7 +46,7 @@ struct Received {
     body: Vec<u8>,
 }
 
-type Log = Arc<Mutex<Vec<Received>>>;
+pub(crate) type Log = Arc<Mutex<Vec<Received>>>;
 
 /// Undoes the request's content-encoding (sentry's reqwest transport sends
 /// identity today; gzip and deflate are handled should that change).
@@ -76,7 +76,7 @@ fn decode_body(headers: &HeaderMap, wire: &[u8]) -> Vec<u8> {
 }
 
 /// The fake Sentry host: answers every POST with 200 and records it.
-async fn start_fake_sentry() -> (u16, Log) {
+pub(crate) async fn start_fake_sentry() -> (u16, Log) {
     let log: Log = Arc::default();
     let recorder = log.clone();
     let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, wire: Bytes| {
@@ -148,7 +148,7 @@ fn parse_envelope(body: &[u8]) -> Envelope {
 }
 
 /// The events among the envelopes sent to `project`.
-fn events(log: &Log, project: &str) -> Vec<Value> {
+pub(crate) fn events(log: &Log, project: &str) -> Vec<Value> {
     let path = format!("/api/{project}/envelope/");
     log.lock()
         .unwrap()
@@ -169,7 +169,7 @@ fn request_events(all: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn wait_for_events(log: &Log, project: &str, count: usize) -> Vec<Value> {
+pub(crate) fn wait_for_events(log: &Log, project: &str, count: usize) -> Vec<Value> {
     // A hang-catching deadline only: the flush already waited for the sends.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -162,19 +162,19 @@ fn strip_exemplar(line: &str) -> &str {
     let bytes = line.as_bytes();
     let mut i = 0;
     // Skip the label set, whose values may hold `#`, `{`, `}` and escapes.
-    if let Some(open) = line.find('{') {
-        if line[..open].find(' ').is_none() {
-            i = open + 1;
-            let mut in_quotes = false;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'\\' if in_quotes => i += 1,
-                    b'"' => in_quotes = !in_quotes,
-                    b'}' if !in_quotes => break,
-                    _ => {}
-                }
-                i += 1;
+    if let Some(open) = line.find('{')
+        && !line[..open].contains(' ')
+    {
+        i = open + 1;
+        let mut in_quotes = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if in_quotes => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b'}' if !in_quotes => break,
+                _ => {}
             }
+            i += 1;
         }
     }
     match line[i.min(line.len())..].find(" # ") {
