@@ -233,7 +233,7 @@ fn report_drops(which: &str, started: u64, exported: u64) {
 
 fn count_mode(n: u64, which: &str, flush_every: u64) {
     let headers = http::HeaderMap::new();
-    let due = |i: u64| flush_every != 0 && (i + 1) % flush_every == 0;
+    let due = |i: u64| flush_every != 0 && (i + 1).is_multiple_of(flush_every);
     match which {
         "engine" => {
             let engine = build_engine();

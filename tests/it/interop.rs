@@ -62,7 +62,7 @@ fn cases(n: usize) -> Vec<Case> {
             Case {
                 trace_id: TraceId::from(trace),
                 span_id: SpanId::from(span),
-                sampled: rng.next() % 2 == 0,
+                sampled: rng.next().is_multiple_of(2),
                 tracestate,
                 baggage,
             }

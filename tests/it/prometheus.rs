@@ -334,13 +334,13 @@ impl PrometheusServer {
                 panic!("prometheus exited ({status}):\n{}", self.log());
             }
             let url = format!("{}?{}", self.url(path), form(query));
-            if let Ok(response) = client.get(url).send().await {
-                if let Ok(answer) = response.json::<Json>().await {
-                    if answer["status"] == "success" && found(&answer["data"]) {
-                        return;
-                    }
-                    last = answer.to_string();
+            if let Ok(response) = client.get(url).send().await
+                && let Ok(answer) = response.json::<Json>().await
+            {
+                if answer["status"] == "success" && found(&answer["data"]) {
+                    return;
                 }
+                last = answer.to_string();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
