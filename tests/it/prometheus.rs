@@ -393,18 +393,20 @@ fn has_exemplar_for(data: &Json, trace_id: &str) -> bool {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
-    let service = serve(PrometheusConfig::default()).await;
-    let client = reqwest::Client::new();
-    let trace_id = failing_request(&client, &service).await;
-    let mut prometheus = PrometheusServer::start(service.addr);
-
+/// What a real Prometheus must find for the error of `trace_id`: the
+/// per-trace series by its label, and the exemplar on the error counter and
+/// on the latency histogram.
+async fn finds_by_trace_id(
+    client: &reqwest::Client,
+    prometheus: &mut PrometheusServer,
+    trace_id: &str,
+) {
+    let trace_id = trace_id.to_owned();
     // The per-trace series, by its trace_id label.
     let query = format!("faultline_trace_errors_total{{trace_id=\"{trace_id}\"}}");
     prometheus
         .poll(
-            &client,
+            client,
             "/api/v1/query",
             &[("query", query)],
             "the per-trace error series",
@@ -435,7 +437,7 @@ async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
     };
     prometheus
         .poll(
-            &client,
+            client,
             "/api/v1/query_exemplars",
             &range("faultline_errors_total{error_code=\"1001\"}"),
             "an exemplar with the trace id on faultline_errors_total",
@@ -444,13 +446,22 @@ async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
         .await;
     prometheus
         .poll(
-            &client,
+            client,
             "/api/v1/query_exemplars",
             &range("http_server_request_duration_seconds_bucket{http_route=\"/users/{id}\"}"),
             "an exemplar with the trace id on the latency histogram",
             |data| has_exemplar_for(data, &trace_id),
         )
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
+    let service = serve(PrometheusConfig::default()).await;
+    let client = reqwest::Client::new();
+    let trace_id = failing_request(&client, &service).await;
+    let mut prometheus = PrometheusServer::start(service.addr);
+    finds_by_trace_id(&client, &mut prometheus, &trace_id).await;
 
     // The scrape itself went through the layer, untraced.
     let ok = |data: &Json| data["result"].as_array().is_some_and(|r| !r.is_empty());
@@ -473,4 +484,23 @@ async fn a_real_prometheus_finds_the_error_by_trace_id_as_label_and_exemplar() {
     );
     service.engine.shutdown();
     drop(prometheus);
+}
+
+/// The same against the reference service (`examples/service`, set up by
+/// `faultline::setup`), as an outside Prometheus meets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_reference_service() {
+    let svc = crate::service::Service::start("poem", &[]);
+    let client = reqwest::Client::new();
+    let response = client.get(svc.url("/users/0")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let problem: Json = response.json().await.unwrap();
+    assert_eq!(problem["code"], 1001, "{problem}");
+    let trace_id = problem["trace_id"].as_str().expect("trace_id").to_owned();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", svc.port).parse().unwrap();
+    let mut prometheus = PrometheusServer::start(addr);
+    finds_by_trace_id(&client, &mut prometheus, &trace_id).await;
+    drop(prometheus);
+    let (ok, _) = svc.stop();
+    assert!(ok, "clean exit");
 }
