@@ -49,8 +49,9 @@ pub struct RequestOutcome<'a> {
     pub span_id: SpanId,
     /// The id of the server span's parent, when it has one (an incoming span).
     pub parent_span_id: Option<SpanId>,
-    /// Whether the trace is exported (sampled). Correlators point only at
-    /// exported traces (exemplars, links).
+    /// Whether the trace is exported: sampled, or kept for its error by
+    /// error-keeping sampling. Correlators point only at exported traces
+    /// (exemplars, links).
     pub sampled: bool,
     /// The HTTP method.
     pub method: &'a str,

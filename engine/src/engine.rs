@@ -22,6 +22,7 @@ use crate::config::{ExporterKind, TracingConfig};
 use crate::correlate::{Correlator, Exposition, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
+use crate::export::keep::{KeepCounters, KeepErrorsProcessor, KeepErrorsSampler};
 use crate::export::pipeline::{ExportPipeline, PipelineControl, StatsCell};
 use crate::export::{ConsoleExporter, ExportStats, Exporter};
 use crate::masking::Masker;
@@ -192,6 +193,7 @@ impl EngineBuilder {
         let masker: Arc<dyn Masker> =
             masker.unwrap_or_else(|| crate::masking::from_config(&config));
         let stats = Arc::new(StatsCell::default());
+        let keep_counters = Arc::new(KeepCounters::default());
         let last_errors = Arc::new(Mutex::new(Vec::new()));
 
         let mut control = None;
@@ -232,11 +234,25 @@ impl EngineBuilder {
                         .build(),
                 )
                 .build();
-            SdkTracerProvider::builder()
-                .with_resource(resource.clone())
-                .with_sampler(build_sampler(&config))
-                .with_span_processor(processor)
-                .build()
+            let keep = config.keep_errors();
+            if keep.enabled() {
+                SdkTracerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_sampler(KeepErrorsSampler(build_sampler(&config)))
+                    .with_span_processor(KeepErrorsProcessor::new(
+                        processor,
+                        keep.max_traces(),
+                        keep.max_spans_per_trace(),
+                        keep_counters.clone(),
+                    ))
+                    .build()
+            } else {
+                SdkTracerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_sampler(build_sampler(&config))
+                    .with_span_processor(processor)
+                    .build()
+            }
         } else {
             SdkTracerProvider::builder()
                 .with_resource(resource.clone())
@@ -269,6 +285,7 @@ impl EngineBuilder {
                 metrics: correlators.iter().find(|c| c.serves_metrics()).cloned(),
                 correlators,
                 stats,
+                keep_counters,
                 last_errors,
                 control,
                 shut_down: AtomicBool::new(false),
@@ -323,6 +340,7 @@ struct Inner {
     /// The first correlator that serves metrics.
     metrics: Option<Arc<dyn Correlator>>,
     stats: Arc<StatsCell>,
+    keep_counters: Arc<KeepCounters>,
     last_errors: Arc<Mutex<Vec<String>>>,
     control: Option<Arc<PipelineControl>>,
     shut_down: AtomicBool,
@@ -391,7 +409,9 @@ impl Engine {
     }
     /// The export counters.
     pub fn export_stats(&self) -> ExportStats {
-        self.inner.stats.snapshot()
+        let mut stats = self.inner.stats.snapshot();
+        stats.error_keeping = self.inner.keep_counters.snapshot();
+        stats
     }
 
     /// The parent context for a request with `headers`, and a link to the

@@ -493,6 +493,21 @@ impl RequestSpan {
             ));
         }
         let sc = span.span_context().clone();
+        // Error keeping: an unsampled request that ends in an error is
+        // exported all the same, so that its trace id leads somewhere.
+        let error_response = self.failure.is_some()
+            || status.is_server_error()
+            || (status.is_client_error()
+                && response_headers
+                    .get(http::header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json")));
+        let kept = error_response
+            && !sc.is_sampled()
+            && span.is_recording()
+            && self.engine.config().keep_errors().enabled();
+        if kept {
+            span.set_attribute(KeyValue::new(crate::export::KEPT_ATTRIBUTE, "error"));
+        }
         let header = traceresponse(&sc).and_then(|v| HeaderValue::from_str(&v).ok());
         span.end();
         if self.engine.has_correlators() {
@@ -517,7 +532,7 @@ impl RequestSpan {
                 trace_id: sc.trace_id(),
                 span_id: sc.span_id(),
                 parent_span_id: self.parent_span_id,
-                sampled: sc.is_sampled(),
+                sampled: sc.is_sampled() || kept,
                 method: self.method.as_str(),
                 route: self.route.as_deref().unwrap_or(""),
                 status: status.as_u16(),

@@ -10,6 +10,7 @@ mod engine;
 mod faults;
 mod interop;
 mod jaeger;
+mod keep_errors;
 mod masking;
 mod otlp;
 mod peers;

@@ -59,6 +59,9 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_TRUST_INCOMING_CONTEXT",
     "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
     "FAULTLINE_METRICS_PATH",
+    "FAULTLINE_KEEP_ERRORS",
+    "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
+    "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
 ];
 
 impl TracingConfigBuilder {
@@ -326,6 +329,27 @@ impl TracingConfigBuilder {
                 v::route_path("FAULTLINE_METRICS_PATH", p)?;
                 Some(p.to_owned())
             };
+        }
+        if let Some(b) = get("FAULTLINE_KEEP_ERRORS") {
+            self.keep_errors.enabled = v::parse_bool("FAULTLINE_KEEP_ERRORS", &b)?;
+        }
+        if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_TRACES") {
+            self.keep_errors.max_traces = count("FAULTLINE_KEEP_ERRORS_MAX_TRACES", &n, 1)?;
+            v::count_within(
+                "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
+                self.keep_errors.max_traces,
+                1,
+                1_000_000,
+            )?;
+        }
+        if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_SPANS") {
+            self.keep_errors.max_spans_per_trace = count("FAULTLINE_KEEP_ERRORS_MAX_SPANS", &n, 1)?;
+            v::count_within(
+                "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
+                self.keep_errors.max_spans_per_trace,
+                1,
+                100_000,
+            )?;
         }
         Ok(self)
     }

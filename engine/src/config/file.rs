@@ -71,6 +71,9 @@ pub(crate) struct ConfigFile {
     shutdown_timeout_ms: Option<u64>,
     /// `""` turns the route off.
     metrics_path: Option<String>,
+    keep_errors: Option<bool>,
+    keep_errors_max_traces: Option<usize>,
+    keep_errors_max_spans_per_trace: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +254,15 @@ impl ConfigFile {
         }
         if let Some(x) = self.metrics_path {
             b.metrics_path = (!x.is_empty()).then_some(x);
+        }
+        if let Some(x) = self.keep_errors {
+            b.keep_errors.enabled = x;
+        }
+        if let Some(x) = self.keep_errors_max_traces {
+            b.keep_errors.max_traces = x;
+        }
+        if let Some(x) = self.keep_errors_max_spans_per_trace {
+            b.keep_errors.max_spans_per_trace = x;
         }
         b
     }

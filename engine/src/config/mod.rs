@@ -371,6 +371,42 @@ pub struct TracingConfig {
     trust_incoming_context: bool,
     shutdown_timeout: Duration,
     metrics_path: Option<String>,
+    keep_errors: KeepErrors,
+}
+
+/// Error-keeping sampling: unsampled requests that end in an error are
+/// exported all the same (see [`TracingConfig::keep_errors`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepErrors {
+    enabled: bool,
+    max_traces: usize,
+    max_spans_per_trace: usize,
+}
+
+impl KeepErrors {
+    /// Whether it is on (default true).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// The most unsampled traces waiting for their root span at once
+    /// (default 4096).
+    pub fn max_traces(&self) -> usize {
+        self.max_traces
+    }
+    /// The most spans kept waiting for one trace (default 128).
+    pub fn max_spans_per_trace(&self) -> usize {
+        self.max_spans_per_trace
+    }
+}
+
+impl Default for KeepErrors {
+    fn default() -> Self {
+        KeepErrors {
+            enabled: true,
+            max_traces: 4096,
+            max_spans_per_trace: 128,
+        }
+    }
 }
 
 impl fmt::Debug for TracingConfig {
@@ -419,6 +455,7 @@ impl fmt::Debug for TracingConfig {
             .field("trust_incoming_context", &self.trust_incoming_context)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_path", &self.metrics_path)
+            .field("keep_errors", &self.keep_errors)
             .finish()
     }
 }
@@ -607,6 +644,14 @@ impl TracingConfig {
     pub fn metrics_path(&self) -> Option<&str> {
         self.metrics_path.as_deref()
     }
+    /// Error-keeping sampling: a request the sampler did not sample is
+    /// still recorded locally, and exported after all when it ends in an
+    /// error response or a panic, so that every trace id faultline hands
+    /// out with an error leads to an exported trace (default on, with its
+    /// caps).
+    pub fn keep_errors(&self) -> &KeepErrors {
+        &self.keep_errors
+    }
 }
 
 /// An error in a configuration value. The message is one line that names the
@@ -727,6 +772,7 @@ pub struct TracingConfigBuilder {
     trust_incoming_context: bool,
     shutdown_timeout: Duration,
     metrics_path: Option<String>,
+    keep_errors: KeepErrors,
 }
 
 impl fmt::Debug for TracingConfigBuilder {
@@ -794,6 +840,7 @@ impl Default for TracingConfigBuilder {
             trust_incoming_context: true,
             shutdown_timeout: Duration::from_secs(5),
             metrics_path: Some("/metrics".to_owned()),
+            keep_errors: KeepErrors::default(),
         }
     }
 }
@@ -853,6 +900,7 @@ impl TracingConfigBuilder {
             trust_incoming_context: c.trust_incoming_context,
             shutdown_timeout: c.shutdown_timeout,
             metrics_path: c.metrics_path.clone(),
+            keep_errors: c.keep_errors,
         }
     }
 
@@ -1067,6 +1115,20 @@ impl TracingConfigBuilder {
         self.metrics_path = path.map(str::to_owned);
         self
     }
+    /// Turns error-keeping sampling on or off (default on; see
+    /// [`TracingConfig::keep_errors`]).
+    pub fn keep_errors(mut self, enabled: bool) -> Self {
+        self.keep_errors.enabled = enabled;
+        self
+    }
+    /// The caps of error-keeping sampling: unsampled traces waiting at once
+    /// (1..=1,000,000, default 4096) and spans per waiting trace
+    /// (1..=100,000, default 128).
+    pub fn keep_errors_caps(mut self, max_traces: usize, max_spans_per_trace: usize) -> Self {
+        self.keep_errors.max_traces = max_traces;
+        self.keep_errors.max_spans_per_trace = max_spans_per_trace;
+        self
+    }
 
     /// Checks every rule and returns the immutable configuration, or the
     /// first broken rule.
@@ -1192,6 +1254,18 @@ impl TracingConfigBuilder {
         if let Some(path) = &self.metrics_path {
             v::route_path("metrics_path", path)?;
         }
+        v::count_within(
+            "keep_errors_max_traces",
+            self.keep_errors.max_traces,
+            1,
+            1_000_000,
+        )?;
+        v::count_within(
+            "keep_errors_max_spans_per_trace",
+            self.keep_errors.max_spans_per_trace,
+            1,
+            100_000,
+        )?;
 
         Ok(TracingConfig {
             enabled: self.enabled,
@@ -1235,6 +1309,7 @@ impl TracingConfigBuilder {
             trust_incoming_context: self.trust_incoming_context,
             shutdown_timeout: self.shutdown_timeout,
             metrics_path: self.metrics_path,
+            keep_errors: self.keep_errors,
         })
     }
 }

@@ -2411,6 +2411,9 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("FAULTLINE_TRUST_INCOMING_CONTEXT", "maybe"),
         ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "soon"),
         ("FAULTLINE_METRICS_PATH", "metrics"),
+        ("FAULTLINE_KEEP_ERRORS", "sometimes"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_TRACES", "0"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "lots"),
     ];
     let covered: BTreeSet<&str> = bad.iter().map(|(v, _)| *v).collect();
     let listed: BTreeSet<&str> = ENV_VARIABLES.iter().copied().collect();
@@ -3073,5 +3076,30 @@ fn metrics_path_rules() {
     assert_eq!(
         env_err(&[("FAULTLINE_METRICS_PATH", "/a b")]).to_string(),
         r#"FAULTLINE_METRICS_PATH: invalid value "/a b": must be a plain path: visible ASCII, no ?, # or %"#
+    );
+}
+
+#[test]
+fn keep_errors_rules() {
+    let c = build_ok(builder());
+    assert!(c.keep_errors().enabled());
+    assert_eq!(c.keep_errors().max_traces(), 4096);
+    assert_eq!(c.keep_errors().max_spans_per_trace(), 128);
+    let c = env_ok(&[
+        ("FAULTLINE_KEEP_ERRORS", "false"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_TRACES", "100"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "7"),
+    ]);
+    assert!(!c.keep_errors().enabled());
+    assert_eq!(c.keep_errors().max_traces(), 100);
+    assert_eq!(c.keep_errors().max_spans_per_trace(), 7);
+    assert_eq!(
+        env_err(&[("FAULTLINE_KEEP_ERRORS_MAX_TRACES", "2000000")]).to_string(),
+        r#"FAULTLINE_KEEP_ERRORS_MAX_TRACES: invalid value "2000000": must be within 1..=1000000"#
+    );
+    assert!(
+        build_err(builder().keep_errors_caps(0, 1))
+            .to_string()
+            .starts_with("keep_errors_max_traces:")
     );
 }

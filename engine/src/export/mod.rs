@@ -3,6 +3,7 @@
 //! sees it.
 
 mod console;
+pub(crate) mod keep;
 mod memory;
 pub(crate) mod pipeline;
 
@@ -17,6 +18,7 @@ use opentelemetry_sdk::trace::SpanData;
 use crate::masking::{Masker, REDACTED};
 
 pub use console::ConsoleExporter;
+pub use keep::{ErrorKeepingStats, KEPT_ATTRIBUTE};
 pub use memory::InMemoryExporter;
 pub use pipeline::{ExportStats, ExporterStats};
 

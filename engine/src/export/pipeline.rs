@@ -103,6 +103,8 @@ pub struct ExportStats {
     pub export_errors: u64,
     /// Each exporter's counters.
     pub exporters: Vec<ExporterStats>,
+    /// What error-keeping sampling kept, discarded and cut.
+    pub error_keeping: super::ErrorKeepingStats,
 }
 
 #[derive(Debug, Default)]
@@ -150,6 +152,7 @@ impl StatsCell {
             retries: exporters.iter().map(|e| e.retries).sum(),
             export_errors: exporters.iter().map(|e| e.failed_attempts).sum(),
             exporters,
+            error_keeping: super::ErrorKeepingStats::default(),
         }
     }
 }

@@ -205,6 +205,10 @@ pub(crate) const EXPORT_RETRIES: &str = "faultline_export_retries";
 pub(crate) const EXPORT_FAILED: &str = "faultline_export_failed_attempts";
 pub(crate) const EXPORT_DROPPED: &str = "faultline_export_spans_dropped";
 pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
+pub(crate) const KEEP_KEPT: &str = "faultline_error_keeping_traces_kept";
+pub(crate) const KEEP_DISCARDED: &str = "faultline_error_keeping_traces_discarded";
+pub(crate) const KEEP_CUT: &str = "faultline_error_keeping_spans_cut";
+pub(crate) const KEEP_WAITING: &str = "faultline_error_keeping_traces_waiting";
 
 impl Collector for ExportCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -258,6 +262,34 @@ impl Collector for ExportCollector {
             let buffered = i64::try_from(e.buffered).unwrap_or(i64::MAX);
             ConstGauge::new(buffered).encode(family.encode_family(&Exporter(&e.name))?)?;
         }
+        let keep = &stats.error_keeping;
+        for (name, help, value) in [
+            (
+                KEEP_KEPT,
+                "Unsampled traces exported because their request ended in an error (error-keeping sampling).",
+                keep.traces_kept,
+            ),
+            (
+                KEEP_DISCARDED,
+                "Unsampled traces discarded: their request ended without an error.",
+                keep.traces_discarded,
+            ),
+            (
+                KEEP_CUT,
+                "Spans of unsampled traces cut by the error-keeping caps (traces waiting, spans per trace, waited too long).",
+                keep.spans_cut,
+            ),
+        ] {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(family)?;
+        }
+        let family = encoder.encode_descriptor(
+            KEEP_WAITING,
+            "Unsampled traces waiting for their request to end now.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(keep.traces_waiting).unwrap_or(i64::MAX)).encode(family)?;
         Ok(())
     }
 }

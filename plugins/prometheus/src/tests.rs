@@ -281,6 +281,12 @@ fn export_stats_are_rendered_per_exporter() {
             buffered: 2,
             dropped: 1,
         }],
+        error_keeping: faultline_engine::export::ErrorKeepingStats {
+            traces_kept: 5,
+            traces_discarded: 95,
+            traces_waiting: 6,
+            spans_cut: 8,
+        },
     };
     let body = p.render(None, &stats).body;
     for line in [
@@ -291,6 +297,10 @@ fn export_stats_are_rendered_per_exporter() {
         "faultline_export_spans_dropped_total{exporter=\"otlp\"} 1\n",
         "faultline_export_spans_buffered{exporter=\"otlp\"} 2\n",
         "# TYPE faultline_export_spans_buffered gauge\n",
+        "faultline_error_keeping_traces_kept_total 5\n",
+        "faultline_error_keeping_traces_discarded_total 95\n",
+        "faultline_error_keeping_spans_cut_total 8\n",
+        "faultline_error_keeping_traces_waiting 6\n",
     ] {
         assert!(body.contains(line), "{line}: {body}");
     }
