@@ -31,7 +31,7 @@ use faultline::reqwest::reqwest_middleware::{self, ClientWithMiddleware};
 use faultline::setup::{Faultline, Setup};
 use http::StatusCode;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
 use serde::Deserialize;
 
 /// `GET /users/{id}` for an id outside 1..=1000.
@@ -94,6 +94,12 @@ impl App {
         span.set_attribute(KeyValue::new("app.customer.email", body.email.clone()));
         span.set_attribute(KeyValue::new("app.customer.phone", body.phone.clone()));
         span.set_attribute(KeyValue::new("app.payment.card", body.card.clone()));
+        // A child span made in the handler: the card charge that declines.
+        if let Some(engine) = &self.engine {
+            let mut charge = engine.tracer().start_with_context("charge card", &cx);
+            charge.set_attribute(KeyValue::new("app.payment.outcome", "declined"));
+            charge.end();
+        }
         AppError::new(
             PAYMENT_DECLINED,
             format!(

@@ -217,3 +217,127 @@ fn turned_off_an_unsampled_error_is_not_exported() {
     assert!(exported.spans().is_empty());
     assert_eq!(engine.export_stats().error_keeping.traces_kept, 0);
 }
+
+/// The promise end to end: the reference service at 1% sampling exports,
+/// to an OTLP receiver built on the official protobufs, every trace whose
+/// id it handed out with an error (with the handler's child span), and
+/// about 1% of the successful ones.
+#[test]
+fn at_one_percent_every_error_trace_reaches_an_otlp_receiver() {
+    use std::collections::{BTreeSet, HashMap};
+
+    use crate::otlp::Receiver;
+    use crate::service::Service;
+
+    let receiver = Receiver::start(&[]);
+    let endpoint = format!("http://127.0.0.1:{}", receiver.grpc_port);
+    let svc = Service::start(
+        "axum",
+        &[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
+        ],
+    );
+    const ERRORS: usize = 25;
+    const SUCCESSES: usize = 1000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (checkouts, not_found) = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut checkouts = Vec::new();
+        let mut not_found = Vec::new();
+        for _ in 0..ERRORS {
+            let r = client
+                .post(svc.url("/checkout"))
+                .json(&serde_json::json!({
+                    "email": "dana@example.com", "phone": "415-555-0134", "card": "4111111111111111"
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 402);
+            let p: serde_json::Value = r.json().await.unwrap();
+            checkouts.push(p["trace_id"].as_str().unwrap().to_owned());
+            let r = client.get(svc.url("/users/0")).send().await.unwrap();
+            assert_eq!(r.status(), 404);
+            let p: serde_json::Value = r.json().await.unwrap();
+            not_found.push(p["trace_id"].as_str().unwrap().to_owned());
+        }
+        for _ in 0..SUCCESSES {
+            let r = client.get(svc.url("/hello")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        (checkouts, not_found)
+    });
+    let (clean, _) = svc.stop();
+    assert!(clean, "clean exit");
+
+    let spans = receiver.spans(3 * ERRORS);
+    let mut by_trace: HashMap<&str, Vec<&serde_json::Value>> = HashMap::new();
+    for s in &spans {
+        by_trace
+            .entry(s["trace_id"].as_str().unwrap())
+            .or_default()
+            .push(s);
+    }
+    let kept = |s: &serde_json::Value| {
+        s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == KEPT_ATTRIBUTE && a["value"] == "error")
+    };
+    let sampled_flag = |s: &serde_json::Value| s["flags"].as_u64().unwrap() & 1 == 1;
+    let mut kept_roots = 0;
+    for trace in &checkouts {
+        let got = by_trace
+            .get(trace.as_str())
+            .unwrap_or_else(|| panic!("checkout trace {trace} not exported"));
+        let root = got
+            .iter()
+            .find(|s| s["name"] == "POST /checkout")
+            .unwrap_or_else(|| panic!("no server span in {got:#?}"));
+        let charge = got
+            .iter()
+            .find(|s| s["name"] == "charge card")
+            .unwrap_or_else(|| panic!("no child span in {got:#?}"));
+        assert_eq!(charge["parent_span_id"], root["span_id"]);
+        assert!(sampled_flag(root) && sampled_flag(charge), "{root}");
+        kept_roots += usize::from(kept(root));
+    }
+    for trace in &not_found {
+        let got = by_trace
+            .get(trace.as_str())
+            .unwrap_or_else(|| panic!("404 trace {trace} not exported"));
+        let root = got.iter().find(|s| s["name"] == "GET /users/{id}").unwrap();
+        kept_roots += usize::from(kept(root));
+    }
+    // Nearly all were kept for their error (the 1% the sampler took are not marked).
+    assert!(
+        kept_roots >= 2 * ERRORS - 5,
+        "{kept_roots} of {} kept",
+        2 * ERRORS
+    );
+    let hello_traces: BTreeSet<&str> = spans
+        .iter()
+        .filter(|s| s["name"] == "GET /hello")
+        .map(|s| s["trace_id"].as_str().unwrap())
+        .collect();
+    // 1% of 1000: 10 expected; the bounds leave about 5 standard deviations.
+    assert!(
+        (1..=30).contains(&hello_traces.len()),
+        "{} of {SUCCESSES} successful requests exported",
+        hello_traces.len()
+    );
+    assert!(
+        hello_traces
+            .iter()
+            .all(|t| by_trace[t].iter().all(|s| !kept(s))),
+        "successful traces are exported by the sampler, not kept"
+    );
+}
