@@ -251,14 +251,14 @@ async fn both_formats_parse_with_the_official_client_and_carry_the_trace_id() {
 }
 
 /// A Prometheus server, killed and its data removed on drop.
-struct PrometheusServer {
+pub(crate) struct PrometheusServer {
     child: Child,
     dir: PathBuf,
     port: u16,
 }
 
 impl PrometheusServer {
-    fn start(target: std::net::SocketAddr) -> PrometheusServer {
+    pub(crate) fn start(target: std::net::SocketAddr) -> PrometheusServer {
         if Command::new("prometheus")
             .arg("--version")
             .stdout(Stdio::null())
@@ -319,7 +319,7 @@ impl PrometheusServer {
 
     /// Polls `path` with `query` until `found` accepts the API's `data`
     /// (60 s at most, to catch a hang; never a timing assertion).
-    async fn poll(
+    pub(crate) async fn poll(
         &mut self,
         client: &reqwest::Client,
         path: &str,
