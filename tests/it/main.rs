@@ -6,6 +6,7 @@
 
 mod common;
 mod conformance;
+mod demo;
 mod engine;
 mod faults;
 mod interop;
