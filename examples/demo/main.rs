@@ -346,13 +346,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let style = Style::detect();
     if env("RUST_LOG").is_some() {
+        use std::io::IsTerminal as _;
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal() && style.colored())
             .init();
     }
-    let style = Style::detect();
 
     let gateway_spans = InMemoryExporter::default();
     let backend_spans = InMemoryExporter::default();
@@ -492,7 +494,7 @@ fn export_text(name: &str, report: Option<&ShutdownReport>) -> String {
         })
         .collect();
     let mut text = format!(
-        "{name}: {} spans ended, {}; flushed in {} ms",
+        "{name}: {} spans handed to export, {}; flushed in {} ms",
         report.stats.spans_received,
         if per.is_empty() {
             "no exporter".to_owned()

@@ -31,6 +31,11 @@ impl Style {
         }
     }
 
+    /// Whether colors are on (also used for the logs' colors).
+    pub fn colored(self) -> bool {
+        self.on
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.on {
             format!("\x1b[{code}m{text}\x1b[0m")
