@@ -367,6 +367,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tracing_on = gateway.config().enabled();
     let names = [
         gateway.config().service_name().to_owned(),
         backend.config().service_name().to_owned(),
@@ -447,8 +448,14 @@ fn main() -> ExitCode {
             span,
         }));
     }
-    print_traces(&exchanges, &spans, style);
-    print_problems(&exchanges, &spans, style);
+    // Why a trace id can lead to no exported span.
+    let left_out = if tracing_on {
+        "the sampler left it out: OTEL_TRACES_SAMPLER"
+    } else {
+        "tracing is off: OTEL_SDK_DISABLED"
+    };
+    print_traces(&exchanges, &spans, left_out, style);
+    print_problems(&exchanges, &spans, left_out, style);
     say!("{}", style.bold("Export"));
     for (name, report) in [(&names[0], &gateway_report), (&names[1], &backend_report)] {
         say!("  {}", export_text(name, report.as_ref()));
@@ -523,7 +530,7 @@ fn by_trace(spans: &[ServiceSpan]) -> HashMap<String, Vec<&ServiceSpan>> {
     map
 }
 
-fn print_traces(exchanges: &[Exchange], spans: &[ServiceSpan], style: Style) {
+fn print_traces(exchanges: &[Exchange], spans: &[ServiceSpan], left_out: &str, style: Style) {
     let traces = by_trace(spans);
     say!(
         "\n{}  {}",
@@ -544,9 +551,7 @@ fn print_traces(exchanges: &[Exchange], spans: &[ServiceSpan], style: Style) {
             continue;
         };
         let Some(trace) = traces.get(trace_id) else {
-            say!(
-                "      trace {trace_id}: no span exported (the sampler left it out: OTEL_TRACES_SAMPLER)"
-            );
+            say!("      trace {trace_id}: no span exported ({left_out})");
             continue;
         };
         let services: std::collections::BTreeSet<(usize, &str)> = trace
@@ -594,7 +599,7 @@ fn origin<'a>(trace: &[&'a ServiceSpan]) -> Option<(&'a ServiceSpan, waterfall::
         .max_by_key(|(s, _)| depth(s))
 }
 
-fn print_problems(exchanges: &[Exchange], spans: &[ServiceSpan], style: Style) {
+fn print_problems(exchanges: &[Exchange], spans: &[ServiceSpan], left_out: &str, style: Style) {
     let traces = by_trace(spans);
     say!(
         "\n{}  {}",
@@ -642,7 +647,7 @@ fn print_problems(exchanges: &[Exchange], spans: &[ServiceSpan], style: Style) {
                     );
                 }
             }
-            None => say!("      trace_id {trace_id}: not exported (the sampler left it out)"),
+            None => say!("      trace_id {trace_id}: not exported ({left_out})"),
         }
     }
     say!(
