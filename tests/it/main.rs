@@ -7,6 +7,7 @@
 mod common;
 mod conformance;
 mod dashboards;
+mod demo;
 mod engine;
 mod faults;
 mod interop;
