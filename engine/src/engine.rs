@@ -14,7 +14,7 @@ use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanLimits,
 };
 
 use crate::carrier::{Carrier, CarrierMut};
@@ -218,6 +218,7 @@ impl EngineBuilder {
             }
             let pipeline = ExportPipeline::start(
                 config.pii_masking().then(|| masker.clone()),
+                config.limits().attribute_value_length(),
                 exporters,
                 *config.export_retry(),
                 stats.clone(),
@@ -235,20 +236,33 @@ impl EngineBuilder {
                 )
                 .build();
             let keep = config.keep_errors();
+            let l = config.limits();
+            let builder = SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_span_limits(SpanLimits {
+                    max_events_per_span: l.events_per_span(),
+                    max_attributes_per_span: l.attributes_per_span(),
+                    max_links_per_span: l.links_per_span(),
+                    max_attributes_per_event: l.attributes_per_event(),
+                    max_attributes_per_link: l.attributes_per_link(),
+                });
+            // The processor in front counts what reaches the batch queue
+            // (so that what the queue drops is known), and holds the
+            // unsampled spans when error keeping is on.
+            let processor = KeepErrorsProcessor::new(
+                processor,
+                keep.enabled(),
+                keep.max_traces(),
+                keep.max_spans_per_trace(),
+                keep_counters.clone(),
+            );
             if keep.enabled() {
-                SdkTracerProvider::builder()
-                    .with_resource(resource.clone())
+                builder
                     .with_sampler(KeepErrorsSampler(build_sampler(&config)))
-                    .with_span_processor(KeepErrorsProcessor::new(
-                        processor,
-                        keep.max_traces(),
-                        keep.max_spans_per_trace(),
-                        keep_counters.clone(),
-                    ))
+                    .with_span_processor(processor)
                     .build()
             } else {
-                SdkTracerProvider::builder()
-                    .with_resource(resource.clone())
+                builder
                     .with_sampler(build_sampler(&config))
                     .with_span_processor(processor)
                     .build()
@@ -411,6 +425,7 @@ impl Engine {
     pub fn export_stats(&self) -> ExportStats {
         let mut stats = self.inner.stats.snapshot();
         stats.error_keeping = self.inner.keep_counters.snapshot();
+        stats.spans_ended = self.inner.keep_counters.ended();
         stats
     }
 

@@ -62,6 +62,14 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_KEEP_ERRORS",
     "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
     "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
 ];
 
 impl TracingConfigBuilder {
@@ -341,6 +349,46 @@ impl TracingConfigBuilder {
                 1,
                 1_000_000,
             )?;
+        }
+        // Limits: the span-specific variables win over the general ones.
+        for var in [
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        ] {
+            if let Some(n) = get(var) {
+                self.limits.attribute_value_length = count(var, &n, 16)?;
+                v::count_within(
+                    var,
+                    self.limits.attribute_value_length,
+                    16,
+                    16 * 1024 * 1024,
+                )?;
+            }
+        }
+        let limit = |var: &str, text: &str| -> Result<u32, ConfigError> {
+            let n = count(var, text, 1)?;
+            v::count_within(var, n, 1, 65_536)?;
+            Ok(n as u32)
+        };
+        for var in [
+            "OTEL_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        ] {
+            if let Some(n) = get(var) {
+                self.limits.attributes_per_span = limit(var, &n)?;
+            }
+        }
+        if let Some(n) = get("OTEL_SPAN_EVENT_COUNT_LIMIT") {
+            self.limits.events_per_span = limit("OTEL_SPAN_EVENT_COUNT_LIMIT", &n)?;
+        }
+        if let Some(n) = get("OTEL_SPAN_LINK_COUNT_LIMIT") {
+            self.limits.links_per_span = limit("OTEL_SPAN_LINK_COUNT_LIMIT", &n)?;
+        }
+        if let Some(n) = get("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT") {
+            self.limits.attributes_per_event = limit("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", &n)?;
+        }
+        if let Some(n) = get("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT") {
+            self.limits.attributes_per_link = limit("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", &n)?;
         }
         if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_SPANS") {
             self.keep_errors.max_spans_per_trace = count("FAULTLINE_KEEP_ERRORS_MAX_SPANS", &n, 1)?;

@@ -74,6 +74,12 @@ pub(crate) struct ConfigFile {
     keep_errors: Option<bool>,
     keep_errors_max_traces: Option<usize>,
     keep_errors_max_spans_per_trace: Option<usize>,
+    attribute_value_length_limit: Option<usize>,
+    attributes_per_span: Option<u32>,
+    events_per_span: Option<u32>,
+    links_per_span: Option<u32>,
+    attributes_per_event: Option<u32>,
+    attributes_per_link: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +269,24 @@ impl ConfigFile {
         }
         if let Some(x) = self.keep_errors_max_spans_per_trace {
             b.keep_errors.max_spans_per_trace = x;
+        }
+        if let Some(x) = self.attribute_value_length_limit {
+            b.limits.attribute_value_length = x;
+        }
+        if let Some(x) = self.attributes_per_span {
+            b.limits.attributes_per_span = x;
+        }
+        if let Some(x) = self.events_per_span {
+            b.limits.events_per_span = x;
+        }
+        if let Some(x) = self.links_per_span {
+            b.limits.links_per_span = x;
+        }
+        if let Some(x) = self.attributes_per_event {
+            b.limits.attributes_per_event = x;
+        }
+        if let Some(x) = self.attributes_per_link {
+            b.limits.attributes_per_link = x;
         }
         b
     }

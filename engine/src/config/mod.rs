@@ -372,6 +372,62 @@ pub struct TracingConfig {
     shutdown_timeout: Duration,
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
+    limits: Limits,
+}
+
+/// What one span may hold: past these, the SDK drops attributes, events and
+/// links, and the export pipeline cuts long values, counting each cut
+/// ([`ExportStats::limits`](crate::export::ExportStats)). The defaults are
+/// OpenTelemetry's counts, and 16 KiB for a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    attribute_value_length: usize,
+    attributes_per_span: u32,
+    events_per_span: u32,
+    links_per_span: u32,
+    attributes_per_event: u32,
+    attributes_per_link: u32,
+}
+
+impl Limits {
+    /// The longest string value exported, in bytes (longer ones are cut at a
+    /// character boundary; default 16384).
+    pub fn attribute_value_length(&self) -> usize {
+        self.attribute_value_length
+    }
+    /// Attributes per span (default 128).
+    pub fn attributes_per_span(&self) -> u32 {
+        self.attributes_per_span
+    }
+    /// Events per span (default 128).
+    pub fn events_per_span(&self) -> u32 {
+        self.events_per_span
+    }
+    /// Links per span (default 128).
+    pub fn links_per_span(&self) -> u32 {
+        self.links_per_span
+    }
+    /// Attributes per event (default 128).
+    pub fn attributes_per_event(&self) -> u32 {
+        self.attributes_per_event
+    }
+    /// Attributes per link (default 128).
+    pub fn attributes_per_link(&self) -> u32 {
+        self.attributes_per_link
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            attribute_value_length: 16 * 1024,
+            attributes_per_span: 128,
+            events_per_span: 128,
+            links_per_span: 128,
+            attributes_per_event: 128,
+            attributes_per_link: 128,
+        }
+    }
 }
 
 /// Error-keeping sampling: unsampled requests that end in an error are
@@ -456,6 +512,7 @@ impl fmt::Debug for TracingConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_path", &self.metrics_path)
             .field("keep_errors", &self.keep_errors)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -652,6 +709,10 @@ impl TracingConfig {
     pub fn keep_errors(&self) -> &KeepErrors {
         &self.keep_errors
     }
+    /// What one span may hold (`OTEL_*_LIMIT` variables).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 /// An error in a configuration value. The message is one line that names the
@@ -773,6 +834,7 @@ pub struct TracingConfigBuilder {
     shutdown_timeout: Duration,
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
+    limits: Limits,
 }
 
 impl fmt::Debug for TracingConfigBuilder {
@@ -841,6 +903,7 @@ impl Default for TracingConfigBuilder {
             shutdown_timeout: Duration::from_secs(5),
             metrics_path: Some("/metrics".to_owned()),
             keep_errors: KeepErrors::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -901,6 +964,7 @@ impl TracingConfigBuilder {
             shutdown_timeout: c.shutdown_timeout,
             metrics_path: c.metrics_path.clone(),
             keep_errors: c.keep_errors,
+            limits: c.limits,
         }
     }
 
@@ -1129,6 +1193,25 @@ impl TracingConfigBuilder {
         self.keep_errors.max_spans_per_trace = max_spans_per_trace;
         self
     }
+    /// The longest string value exported, in bytes (16..=16 MiB, default
+    /// 16384).
+    pub fn attribute_value_length_limit(mut self, bytes: usize) -> Self {
+        self.limits.attribute_value_length = bytes;
+        self
+    }
+    /// Attributes, events and links per span (each 1..=65536, default 128).
+    pub fn span_count_limits(mut self, attributes: u32, events: u32, links: u32) -> Self {
+        self.limits.attributes_per_span = attributes;
+        self.limits.events_per_span = events;
+        self.limits.links_per_span = links;
+        self
+    }
+    /// Attributes per event and per link (each 1..=65536, default 128).
+    pub fn event_link_attribute_limits(mut self, per_event: u32, per_link: u32) -> Self {
+        self.limits.attributes_per_event = per_event;
+        self.limits.attributes_per_link = per_link;
+        self
+    }
 
     /// Checks every rule and returns the immutable configuration, or the
     /// first broken rule.
@@ -1266,6 +1349,22 @@ impl TracingConfigBuilder {
             1,
             100_000,
         )?;
+        let l = &self.limits;
+        v::count_within(
+            "attribute_value_length_limit",
+            l.attribute_value_length,
+            16,
+            16 * 1024 * 1024,
+        )?;
+        for (setting, n) in [
+            ("attributes_per_span", l.attributes_per_span),
+            ("events_per_span", l.events_per_span),
+            ("links_per_span", l.links_per_span),
+            ("attributes_per_event", l.attributes_per_event),
+            ("attributes_per_link", l.attributes_per_link),
+        ] {
+            v::count_within(setting, n as usize, 1, 65_536)?;
+        }
 
         Ok(TracingConfig {
             enabled: self.enabled,
@@ -1310,6 +1409,7 @@ impl TracingConfigBuilder {
             shutdown_timeout: self.shutdown_timeout,
             metrics_path: self.metrics_path,
             keep_errors: self.keep_errors,
+            limits: self.limits,
         })
     }
 }

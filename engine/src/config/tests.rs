@@ -2414,6 +2414,14 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("FAULTLINE_KEEP_ERRORS", "sometimes"),
         ("FAULTLINE_KEEP_ERRORS_MAX_TRACES", "0"),
         ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "lots"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8"),
+        ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "huge"),
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "0"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "100000"),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "-1"),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "x"),
+        ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "0"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "1.5"),
     ];
     let covered: BTreeSet<&str> = bad.iter().map(|(v, _)| *v).collect();
     let listed: BTreeSet<&str> = ENV_VARIABLES.iter().copied().collect();
@@ -3101,5 +3109,53 @@ fn keep_errors_rules() {
         build_err(builder().keep_errors_caps(0, 1))
             .to_string()
             .starts_with("keep_errors_max_traces:")
+    );
+}
+
+#[test]
+fn limits_rules() {
+    let l = *build_ok(builder()).limits();
+    assert_eq!(l.attribute_value_length(), 16384);
+    assert_eq!(
+        (
+            l.attributes_per_span(),
+            l.events_per_span(),
+            l.links_per_span()
+        ),
+        (128, 128, 128)
+    );
+    let c = env_ok(&[
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100"),
+        ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "200"),
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "5"),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "3"),
+        ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "4"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "2"),
+    ]);
+    let l = c.limits();
+    assert_eq!(
+        l.attribute_value_length(),
+        200,
+        "the span-specific variable wins"
+    );
+    assert_eq!(l.attributes_per_span(), 10);
+    assert_eq!(l.events_per_span(), 5);
+    assert_eq!(l.links_per_span(), 3);
+    assert_eq!(l.attributes_per_event(), 4);
+    assert_eq!(l.attributes_per_link(), 2);
+    assert_eq!(
+        env_err(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", "70000")]).to_string(),
+        r#"OTEL_SPAN_EVENT_COUNT_LIMIT: invalid value "70000": must be within 1..=65536"#
+    );
+    assert!(
+        build_err(builder().attribute_value_length_limit(4))
+            .to_string()
+            .starts_with("attribute_value_length_limit:")
+    );
+    assert!(
+        build_err(builder().span_count_limits(1, 0, 1))
+            .to_string()
+            .starts_with("events_per_span:")
     );
 }

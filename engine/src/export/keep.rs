@@ -85,6 +85,8 @@ pub struct ErrorKeepingStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct KeepCounters {
+    /// Spans handed on to the batch processor (sampled, or kept).
+    ended: AtomicU64,
     kept: AtomicU64,
     discarded: AtomicU64,
     waiting: AtomicU64,
@@ -92,6 +94,10 @@ pub(crate) struct KeepCounters {
 }
 
 impl KeepCounters {
+    pub(crate) fn ended(&self) -> u64 {
+        self.ended.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn snapshot(&self) -> ErrorKeepingStats {
         ErrorKeepingStats {
             traces_kept: self.kept.load(Ordering::Relaxed),
@@ -120,6 +126,8 @@ struct Shard {
 #[derive(Debug)]
 pub(crate) struct KeepErrorsProcessor<P> {
     inner: P,
+    /// Off: sampled spans pass (counted), nothing else is held.
+    enabled: bool,
     shards: Box<[Mutex<Shard>]>,
     max_traces_per_shard: usize,
     max_spans_per_trace: usize,
@@ -129,12 +137,14 @@ pub(crate) struct KeepErrorsProcessor<P> {
 impl<P: SpanProcessor> KeepErrorsProcessor<P> {
     pub(crate) fn new(
         inner: P,
+        enabled: bool,
         max_traces: usize,
         max_spans_per_trace: usize,
         counters: std::sync::Arc<KeepCounters>,
     ) -> Self {
         KeepErrorsProcessor {
             inner,
+            enabled,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_traces_per_shard: max_traces.div_ceil(SHARDS).max(1),
             max_spans_per_trace: max_spans_per_trace.max(1),
@@ -158,6 +168,7 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
             sc.is_remote(),
             sc.trace_state().clone(),
         );
+        self.counters.ended.fetch_add(1, Ordering::Relaxed);
         self.inner.on_end(span);
     }
 
@@ -253,7 +264,11 @@ impl<P: SpanProcessor> SpanProcessor for KeepErrorsProcessor<P> {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
+            self.counters.ended.fetch_add(1, Ordering::Relaxed);
             return self.inner.on_end(span);
+        }
+        if !self.enabled {
+            return;
         }
         let local_root = span.parent_span_id == SpanId::INVALID || span.parent_span_is_remote;
         if local_root {

@@ -20,7 +20,7 @@ use crate::masking::{Masker, REDACTED};
 pub use console::ConsoleExporter;
 pub use keep::{ErrorKeepingStats, KEPT_ATTRIBUTE};
 pub use memory::InMemoryExporter;
-pub use pipeline::{ExportStats, ExporterStats};
+pub use pipeline::{ExportStats, ExporterStats, LimitStats};
 
 /// Why an export failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +126,68 @@ pub(crate) fn mask_span_with(
     {
         *description = Cow::Owned(masked);
     }
+}
+
+/// Cuts every string value of `span` (attributes, event and link
+/// attributes, string arrays, the status description) longer than `limit`
+/// bytes at a character boundary, marked with a trailing `…`; returns how
+/// many were cut.
+pub(crate) fn truncate_span_values(span: &mut SpanData, limit: usize) -> u64 {
+    let mut cut = truncate_values(&mut span.attributes, limit);
+    for event in span.events.events.iter_mut() {
+        cut += truncate_values(&mut event.attributes, limit);
+    }
+    for link in span.links.links.iter_mut() {
+        cut += truncate_values(&mut link.attributes, limit);
+    }
+    if let opentelemetry::trace::Status::Error { description } = &mut span.status
+        && let Some(short) = truncated(description, limit)
+    {
+        *description = Cow::Owned(short);
+        cut += 1;
+    }
+    cut
+}
+
+fn truncate_values(attributes: &mut [KeyValue], limit: usize) -> u64 {
+    let mut cut = 0;
+    for kv in attributes.iter_mut() {
+        match &mut kv.value {
+            Value::String(s) => {
+                if let Some(short) = truncated(s.as_str(), limit) {
+                    *s = StringValue::from(short);
+                    cut += 1;
+                }
+            }
+            Value::Array(Array::String(values)) => {
+                for s in values.iter_mut() {
+                    if let Some(short) = truncated(s.as_str(), limit) {
+                        *s = StringValue::from(short);
+                        cut += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    cut
+}
+
+/// `text` cut to at most `limit` bytes (the mark included), or `None` when
+/// it fits.
+fn truncated(text: &str, limit: usize) -> Option<String> {
+    const MARK: &str = "…";
+    if text.len() <= limit {
+        return None;
+    }
+    let mut end = limit.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + MARK.len());
+    out.push_str(&text[..end]);
+    out.push_str(MARK);
+    Some(out)
 }
 
 /// Masks attribute values in place, as [`mask_span`] does.

@@ -89,6 +89,11 @@ pub struct ExporterStats {
 /// exporters the totals are the worst case over them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportStats {
+    /// Spans handed to the SDK's batch queue (sampled or kept spans that
+    /// ended). `spans_ended - spans_received` are in the queue or were
+    /// dropped by it when it was full: after a flush or shutdown, exactly
+    /// the dropped ones.
+    pub spans_ended: u64,
     /// Spans handed to the pipeline by the batch processor.
     pub spans_received: u64,
     /// Spans delivered by every exporter (the smallest `delivered`).
@@ -105,6 +110,54 @@ pub struct ExportStats {
     pub exporters: Vec<ExporterStats>,
     /// What error-keeping sampling kept, discarded and cut.
     pub error_keeping: super::ErrorKeepingStats,
+    /// What the span limits cut.
+    pub limits: LimitStats,
+}
+
+/// What the span limits ([`Limits`](crate::config::Limits)) cut from
+/// exported spans, counted since the engine started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitStats {
+    /// String values cut to the value length limit.
+    pub values_truncated: u64,
+    /// Attributes a span, event or link could not hold (the SDK's count).
+    pub attributes_dropped: u64,
+    /// Events a span could not hold.
+    pub events_dropped: u64,
+    /// Links a span could not hold.
+    pub links_dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct LimitCounters {
+    values_truncated: AtomicU64,
+    attributes_dropped: AtomicU64,
+    events_dropped: AtomicU64,
+    links_dropped: AtomicU64,
+}
+
+impl LimitCounters {
+    fn add(&self, cut: &LimitStats) {
+        for (counter, n) in [
+            (&self.values_truncated, cut.values_truncated),
+            (&self.attributes_dropped, cut.attributes_dropped),
+            (&self.events_dropped, cut.events_dropped),
+            (&self.links_dropped, cut.links_dropped),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> LimitStats {
+        LimitStats {
+            values_truncated: self.values_truncated.load(Ordering::Relaxed),
+            attributes_dropped: self.attributes_dropped.load(Ordering::Relaxed),
+            events_dropped: self.events_dropped.load(Ordering::Relaxed),
+            links_dropped: self.links_dropped.load(Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +175,7 @@ type LaneStats = (String, Arc<Counters>, Arc<Lane>);
 #[derive(Debug, Default)]
 pub(crate) struct StatsCell {
     spans_received: AtomicU64,
+    limits: LimitCounters,
     lanes: Mutex<Vec<LaneStats>>,
 }
 
@@ -141,6 +195,7 @@ impl StatsCell {
             .collect();
         let received = self.spans_received.load(Ordering::Relaxed);
         ExportStats {
+            spans_ended: 0,
             spans_received: received,
             spans_exported: exporters
                 .iter()
@@ -153,6 +208,7 @@ impl StatsCell {
             export_errors: exporters.iter().map(|e| e.failed_attempts).sum(),
             exporters,
             error_keeping: super::ErrorKeepingStats::default(),
+            limits: self.limits.snapshot(),
         }
     }
 }
@@ -539,6 +595,8 @@ pub(crate) struct ExportPipeline {
 #[derive(Debug)]
 pub(crate) struct PipelineControl {
     masker: Option<Arc<dyn Masker>>,
+    /// The longest string value exported, in bytes.
+    value_limit: usize,
     /// The masker's secret-key decision per attribute key: keys repeat from
     /// span to span, so each is decided once (bounded; cleared when full).
     secret_keys: Mutex<HashMap<Key, bool, KeyHasher>>,
@@ -554,6 +612,7 @@ impl ExportPipeline {
     /// Starts the export thread with one task per exporter.
     pub(crate) fn start(
         masker: Option<Arc<dyn Masker>>,
+        value_limit: usize,
         exporters: Vec<Box<dyn Exporter>>,
         retry: ExportRetry,
         stats: Arc<StatsCell>,
@@ -612,6 +671,7 @@ impl ExportPipeline {
         Ok(ExportPipeline {
             control: Arc::new(PipelineControl {
                 masker,
+                value_limit,
                 secret_keys: Mutex::new(HashMap::default()),
                 lanes,
                 capacity: retry.buffer_capacity(),
@@ -667,6 +727,16 @@ impl PipelineControl {
         self.stats
             .spans_received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Limits first (masking a megabyte value would cost for nothing),
+        // each cut counted.
+        let mut cut = LimitStats::default();
+        for span in batch.iter_mut() {
+            cut.attributes_dropped += u64::from(span.dropped_attributes_count);
+            cut.events_dropped += u64::from(span.events.dropped_count);
+            cut.links_dropped += u64::from(span.links.dropped_count);
+            cut.values_truncated += super::truncate_span_values(span, self.value_limit);
+        }
+        self.stats.limits.add(&cut);
         if let Some(masker) = &self.masker {
             let masker = masker.as_ref();
             let mut cache = self.secret_keys.lock().unwrap_or_else(|e| e.into_inner());

@@ -193,6 +193,15 @@ pub(crate) struct ExportCollector {
 #[derive(Debug)]
 struct Exporter<'a>(&'a str);
 
+#[derive(Debug)]
+struct What(&'static str);
+
+impl EncodeLabelSet for What {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        label(encoder, "what", &self.0)
+    }
+}
+
 impl EncodeLabelSet for Exporter<'_> {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
         label(encoder, "exporter", &self.0)
@@ -205,6 +214,8 @@ pub(crate) const EXPORT_RETRIES: &str = "faultline_export_retries";
 pub(crate) const EXPORT_FAILED: &str = "faultline_export_failed_attempts";
 pub(crate) const EXPORT_DROPPED: &str = "faultline_export_spans_dropped";
 pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
+pub(crate) const EXPORT_ENDED: &str = "faultline_export_spans_ended";
+pub(crate) const LIMITS_CUT: &str = "faultline_span_limits_cut";
 pub(crate) const KEEP_KEPT: &str = "faultline_error_keeping_traces_kept";
 pub(crate) const KEEP_DISCARDED: &str = "faultline_error_keeping_traces_discarded";
 pub(crate) const KEEP_CUT: &str = "faultline_error_keeping_spans_cut";
@@ -290,6 +301,28 @@ impl Collector for ExportCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(keep.traces_waiting).unwrap_or(i64::MAX)).encode(family)?;
+        let family = encoder.encode_descriptor(
+            EXPORT_ENDED,
+            "Spans handed to the SDK's batch queue; minus faultline_export_spans_received_total: queued, or dropped by a full queue.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.spans_ended).encode(family)?;
+        let mut family = encoder.encode_descriptor(
+            LIMITS_CUT,
+            "What the span limits cut: values truncated, attributes, events and links dropped.",
+            None,
+            MetricType::Counter,
+        )?;
+        let l = &stats.limits;
+        for (what, n) in [
+            ("value", l.values_truncated),
+            ("attribute", l.attributes_dropped),
+            ("event", l.events_dropped),
+            ("link", l.links_dropped),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&What(what))?)?;
+        }
         Ok(())
     }
 }

@@ -287,6 +287,13 @@ fn export_stats_are_rendered_per_exporter() {
             traces_waiting: 6,
             spans_cut: 8,
         },
+        spans_ended: 12,
+        limits: faultline_engine::export::LimitStats {
+            values_truncated: 2,
+            attributes_dropped: 3,
+            events_dropped: 4,
+            links_dropped: 5,
+        },
     };
     let body = p.render(None, &stats).body;
     for line in [
@@ -301,6 +308,9 @@ fn export_stats_are_rendered_per_exporter() {
         "faultline_error_keeping_traces_discarded_total 95\n",
         "faultline_error_keeping_spans_cut_total 8\n",
         "faultline_error_keeping_traces_waiting 6\n",
+        "faultline_export_spans_ended_total 12\n",
+        "faultline_span_limits_cut_total{what=\"value\"} 2\n",
+        "faultline_span_limits_cut_total{what=\"link\"} 5\n",
     ] {
         assert!(body.contains(line), "{line}: {body}");
     }
