@@ -434,8 +434,26 @@ impl Engine {
     /// ([`TracingConfig::trust_incoming_context`]): then the request starts a
     /// new trace linked to the caller's, and the caller's baggage is dropped.
     pub fn extract(&self, headers: &dyn Carrier) -> (Context, Option<Link>) {
+        self.extract_from(headers, None)
+    }
+
+    /// [`extract`](Engine::extract) for a request from `client`: with
+    /// [trusted peers](TracingConfig::trusted_peers) configured, the
+    /// incoming context is the parent only for a request from one of them
+    /// (otherwise a link, and its baggage dropped), so that nobody outside
+    /// can join a trace or force it sampled.
+    pub fn extract_from(
+        &self,
+        headers: &dyn Carrier,
+        client: Option<std::net::IpAddr>,
+    ) -> (Context, Option<Link>) {
         let cx = self.inner.propagator.extract(headers, &Context::new());
-        if self.inner.config.trust_incoming_context() {
+        let trusted = if self.inner.config.trusted_peers().is_empty() {
+            self.inner.config.trust_incoming_context()
+        } else {
+            self.inner.config.trusts(client)
+        };
+        if trusted {
             return (cx, None);
         }
         let incoming = cx.span().span_context().clone();
@@ -462,7 +480,7 @@ impl Engine {
         attributes: Vec<KeyValue>,
         headers: &dyn Carrier,
     ) -> Context {
-        self.start_server(name, attributes, headers).0
+        self.start_server(name, attributes, headers, None).0
     }
 
     /// [`start_server_span`](Engine::start_server_span), also returning the
@@ -472,8 +490,9 @@ impl Engine {
         name: impl Into<Cow<'static, str>>,
         attributes: Vec<KeyValue>,
         headers: &dyn Carrier,
+        client: Option<std::net::IpAddr>,
     ) -> (Context, Option<opentelemetry::trace::SpanId>) {
-        let (parent, link) = self.extract(headers);
+        let (parent, link) = self.extract_from(headers, client);
         let mut builder = self
             .inner
             .tracer

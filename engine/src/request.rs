@@ -309,7 +309,8 @@ impl Engine {
             }
         }
 
-        let (cx, parent_span_id) = self.start_server(name, attributes, info.headers);
+        let (cx, parent_span_id) =
+            self.start_server(name, attributes, info.headers, info.client_address);
         RequestSpan {
             parent_span_id,
             engine: self.clone(),

@@ -7,7 +7,7 @@ use faultline::export::InMemoryExporter;
 use faultline::request::RequestInfo;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, TraceFlags, TraceId, TraceState, Tracer as _,
+    Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue, Value};
 
@@ -230,4 +230,54 @@ fn what_a_full_batch_queue_drops_is_counted() {
         stats.spans_received < 2000,
         "a 16-span queue cannot hold a 2000-span burst: {stats:?}"
     );
+}
+
+#[test]
+fn only_trusted_peers_continue_a_trace_or_force_it_sampled() {
+    use faultline::config::PeerNet;
+    // Never samples a trace of its own: only a trusted parent can make a
+    // request sampled.
+    let (engine, _) = engine(|c| {
+        c.sample_rate(0.0)
+            .keep_errors(false)
+            .trusted_peers([PeerNet::parse("10.0.0.0/8").unwrap()])
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    );
+    headers.insert("baggage", HeaderValue::from_static("k=v"));
+    let from = |ip: &str| {
+        let span = engine.start_request(&RequestInfo {
+            method: &Method::GET,
+            route: Some("/x"),
+            path: "/x",
+            query: None,
+            scheme: "http",
+            version: Version::HTTP_11,
+            headers: &headers,
+            authority: None,
+            client_address: ip.parse().ok(),
+        });
+        let sc = span.context().span().span_context().clone();
+        let baggage = faultline::request::RequestContext::of(&span)
+            .baggage("k")
+            .map(str::to_owned);
+        span.finish(StatusCode::OK, &HeaderMap::new());
+        (sc.trace_id().to_string(), sc.is_sampled(), baggage)
+    };
+    let (trace, sampled, baggage) = from("10.1.2.3");
+    assert_eq!(trace, "0af7651916cd43dd8448eb211c80319c");
+    assert!(sampled, "a trusted sampled parent is followed");
+    assert_eq!(baggage.as_deref(), Some("v"));
+    for outsider in ["203.0.113.9", "unknown"] {
+        let (trace, sampled, baggage) = from(outsider);
+        assert_ne!(trace, "0af7651916cd43dd8448eb211c80319c", "{outsider}");
+        assert!(
+            !sampled,
+            "{outsider}: an outside sampled flag forces nothing"
+        );
+        assert_eq!(baggage, None, "{outsider}");
+    }
 }

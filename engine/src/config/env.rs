@@ -70,6 +70,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OTEL_SPAN_LINK_COUNT_LIMIT",
     "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
     "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+    "FAULTLINE_TRUSTED_PEERS",
 ];
 
 impl TracingConfigBuilder {
@@ -321,6 +322,19 @@ impl TracingConfigBuilder {
         }
         if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_CAPACITY") {
             self.buffer_capacity = count("FAULTLINE_EXPORT_BUFFER_CAPACITY", &n, 0)?;
+        }
+        if let Some(list) = get("FAULTLINE_TRUSTED_PEERS") {
+            let mut nets = Vec::new();
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                nets.push(super::PeerNet::parse(item).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "FAULTLINE_TRUSTED_PEERS",
+                        item,
+                        "must be a comma-separated list of IP addresses or networks (10.0.0.0/8)",
+                    )
+                })?);
+            }
+            self.trusted_peers = nets;
         }
         if let Some(b) = get("FAULTLINE_TRUST_INCOMING_CONTEXT") {
             self.trust_incoming_context = v::parse_bool("FAULTLINE_TRUST_INCOMING_CONTEXT", &b)?;

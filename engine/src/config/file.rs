@@ -80,6 +80,7 @@ pub(crate) struct ConfigFile {
     links_per_span: Option<u32>,
     attributes_per_event: Option<u32>,
     attributes_per_link: Option<u32>,
+    trusted_peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +288,11 @@ impl ConfigFile {
         }
         if let Some(x) = self.attributes_per_link {
             b.limits.attributes_per_link = x;
+        }
+        if let Some(x) = self.trusted_peers {
+            b.trusted_peers = x.iter().filter_map(|n| super::PeerNet::parse(n)).collect();
+            // An entry that is not a network fails the build (below).
+            b.invalid_trusted_peer = x.into_iter().find(|n| super::PeerNet::parse(n).is_none());
         }
         b
     }

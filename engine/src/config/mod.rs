@@ -373,6 +373,65 @@ pub struct TracingConfig {
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
     limits: Limits,
+    trusted_peers: Vec<PeerNet>,
+}
+
+/// A network whose requests' trace context is trusted: an IP address with
+/// a prefix length (`10.0.0.0/8`, `fd00::/8`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl PeerNet {
+    /// Parses `addr` or `addr/prefix`; `None` when invalid.
+    pub fn parse(text: &str) -> Option<PeerNet> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: std::net::IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+            Some(_) => return None,
+            None => max,
+        };
+        (prefix <= max).then_some(PeerNet { addr, prefix })
+    }
+
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses count
+    /// as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for PeerNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// What one span may hold: past these, the SDK drops attributes, events and
@@ -513,6 +572,7 @@ impl fmt::Debug for TracingConfig {
             .field("metrics_path", &self.metrics_path)
             .field("keep_errors", &self.keep_errors)
             .field("limits", &self.limits)
+            .field("trusted_peers", &self.trusted_peers)
             .finish()
     }
 }
@@ -713,6 +773,25 @@ impl TracingConfig {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+    /// The networks whose requests' trace context is trusted (empty: every
+    /// peer, while [`trust_incoming_context`](Self::trust_incoming_context)
+    /// holds).
+    pub fn trusted_peers(&self) -> &[PeerNet] {
+        &self.trusted_peers
+    }
+    /// Whether the trace context of a request from `client` is used as its
+    /// parent: never when `trust_incoming_context` is off; from every peer
+    /// when no trusted peers are configured; otherwise only from a peer in
+    /// one of them (a request whose peer is unknown is not trusted).
+    pub fn trusts(&self, client: Option<std::net::IpAddr>) -> bool {
+        if !self.trust_incoming_context {
+            return false;
+        }
+        if self.trusted_peers.is_empty() {
+            return true;
+        }
+        client.is_some_and(|ip| self.trusted_peers.iter().any(|n| n.contains(ip)))
+    }
 }
 
 /// An error in a configuration value. The message is one line that names the
@@ -835,6 +914,9 @@ pub struct TracingConfigBuilder {
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
     limits: Limits,
+    trusted_peers: Vec<PeerNet>,
+    /// A `trusted_peers` entry of a file that is not a network.
+    invalid_trusted_peer: Option<String>,
 }
 
 impl fmt::Debug for TracingConfigBuilder {
@@ -904,6 +986,8 @@ impl Default for TracingConfigBuilder {
             metrics_path: Some("/metrics".to_owned()),
             keep_errors: KeepErrors::default(),
             limits: Limits::default(),
+            trusted_peers: Vec::new(),
+            invalid_trusted_peer: None,
         }
     }
 }
@@ -965,6 +1049,8 @@ impl TracingConfigBuilder {
             metrics_path: c.metrics_path.clone(),
             keep_errors: c.keep_errors,
             limits: c.limits,
+            trusted_peers: c.trusted_peers.clone(),
+            invalid_trusted_peer: None,
         }
     }
 
@@ -1206,6 +1292,13 @@ impl TracingConfigBuilder {
         self.limits.links_per_span = links;
         self
     }
+    /// Trust incoming trace context only from requests whose peer address
+    /// is in one of `networks` (say, the load balancer's), keeping it as a
+    /// link for everyone else; empty (the default) trusts every peer.
+    pub fn trusted_peers(mut self, networks: impl IntoIterator<Item = PeerNet>) -> Self {
+        self.trusted_peers = networks.into_iter().collect();
+        self
+    }
     /// Attributes per event and per link (each 1..=65536, default 128).
     pub fn event_link_attribute_limits(mut self, per_event: u32, per_link: u32) -> Self {
         self.limits.attributes_per_event = per_event;
@@ -1349,6 +1442,13 @@ impl TracingConfigBuilder {
             1,
             100_000,
         )?;
+        if let Some(bad) = &self.invalid_trusted_peer {
+            return Err(ConfigError::invalid(
+                "trusted_peers",
+                bad,
+                "must be an IP address or network (10.0.0.0/8)",
+            ));
+        }
         let l = &self.limits;
         v::count_within(
             "attribute_value_length_limit",
@@ -1410,6 +1510,7 @@ impl TracingConfigBuilder {
             metrics_path: self.metrics_path,
             keep_errors: self.keep_errors,
             limits: self.limits,
+            trusted_peers: self.trusted_peers,
         })
     }
 }

@@ -2422,6 +2422,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("OTEL_SPAN_LINK_COUNT_LIMIT", "x"),
         ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "0"),
         ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "1.5"),
+        ("FAULTLINE_TRUSTED_PEERS", "10.0.0.0/8,proxy.local"),
     ];
     let covered: BTreeSet<&str> = bad.iter().map(|(v, _)| *v).collect();
     let listed: BTreeSet<&str> = ENV_VARIABLES.iter().copied().collect();
@@ -3157,5 +3158,54 @@ fn limits_rules() {
         build_err(builder().span_count_limits(1, 0, 1))
             .to_string()
             .starts_with("events_per_span:")
+    );
+}
+
+#[test]
+fn trusted_peers_rules() {
+    use super::PeerNet;
+    use std::net::IpAddr;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let net = |s: &str| PeerNet::parse(s).unwrap_or_else(|| panic!("{s}"));
+    assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+    assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+    assert!(net("192.168.1.5").contains(ip("192.168.1.5")));
+    assert!(!net("192.168.1.5").contains(ip("192.168.1.6")));
+    assert!(net("0.0.0.0/0").contains(ip("8.8.8.8")));
+    assert!(net("fd00::/8").contains(ip("fd12::1")));
+    assert!(!net("fd00::/8").contains(ip("fe80::1")));
+    assert!(
+        net("10.0.0.0/8").contains(ip("::ffff:10.1.1.1")),
+        "IPv4-mapped"
+    );
+    assert!(!net("10.0.0.0/8").contains(ip("fd00::1")));
+    for bad in [
+        "",
+        "10.0.0.0/33",
+        "10.0.0/8",
+        "::/129",
+        "10.0.0.0/",
+        "10.0.0.0/+8",
+        "host",
+    ] {
+        assert!(PeerNet::parse(bad).is_none(), "{bad:?}");
+    }
+
+    let c = env_ok(&[("FAULTLINE_TRUSTED_PEERS", "10.0.0.0/8, 192.168.1.5")]);
+    assert_eq!(c.trusted_peers().len(), 2);
+    assert!(c.trusts(Some(ip("10.9.9.9"))));
+    assert!(!c.trusts(Some(ip("203.0.113.7"))));
+    assert!(!c.trusts(None), "an unknown peer is not trusted");
+    let all = build_ok(builder());
+    assert!(all.trusts(None) && all.trusts(Some(ip("203.0.113.7"))));
+    let off = build_ok(
+        builder()
+            .trust_incoming_context(false)
+            .trusted_peers([net("10.0.0.0/8")]),
+    );
+    assert!(!off.trusts(Some(ip("10.1.1.1"))), "the global switch wins");
+    assert_eq!(
+        env_err(&[("FAULTLINE_TRUSTED_PEERS", "10.0.0.0/8,lb")]).to_string(),
+        r#"FAULTLINE_TRUSTED_PEERS: invalid value "lb": must be a comma-separated list of IP addresses or networks (10.0.0.0/8)"#
     );
 }
