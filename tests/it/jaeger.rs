@@ -506,7 +506,13 @@ fn http_to_a_collector_decodes_field_by_field() {
 fn many_large_spans_are_split_into_datagrams_within_the_limit() {
     let (socket, port) = agent();
     let (stop, receiver) = drain(socket);
-    let engine = engine(config().jaeger_agent("127.0.0.1", port));
+    // Values far past the 16 KiB default limit: the Jaeger exporter's own
+    // datagram handling is what this test is about.
+    let engine = engine(
+        config()
+            .jaeger_agent("127.0.0.1", port)
+            .attribute_value_length_limit(1024 * 1024),
+    );
     let tracer = engine.tracer();
     let mut made = HashSet::new();
     for i in 0..300 {
