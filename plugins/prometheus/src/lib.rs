@@ -347,6 +347,10 @@ impl Correlator for Prometheus {
                 route: route.clone(),
             })
             .inc_by(1, exemplar(), now);
+        // The per-trace series names a trace: only one that is exported.
+        if !traced {
+            return;
+        }
         inner.traces.record(TraceKey {
             code: code.code(),
             name: code.name(),

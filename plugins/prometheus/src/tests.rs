@@ -166,9 +166,18 @@ fn exemplars_only_for_traced_requests_and_when_enabled() {
     let p = Prometheus::new(PrometheusConfig::default());
     // Unsampled and successful: no exemplar (its trace was not exported).
     p.on_request_end(&outcome(0x1, "/hello", 200, false, None));
-    // Unsampled but failed: the engine exports it, so the exemplar is kept.
+    // Failed and kept by error keeping: the engine reports it exported
+    // (`sampled`), so the exemplar and the per-trace series name it.
     p.on_request_end(&outcome(
         0x2,
+        "/users/{id}",
+        404,
+        true,
+        Some(app_error(Some(USER_NOT_FOUND))),
+    ));
+    // Failed but not exported (error keeping off): counted, never named.
+    p.on_request_end(&outcome(
+        0x4,
         "/users/{id}",
         404,
         false,
@@ -177,6 +186,11 @@ fn exemplars_only_for_traced_requests_and_when_enabled() {
     let body = p.render(OM, &ExportStats::default()).body;
     assert!(!body.contains(&trace_hex(0x1)), "{body}");
     assert!(body.contains(&format!("trace_id=\"{}\"", trace_hex(0x2))));
+    assert!(!body.contains(&trace_hex(0x4)), "{body}");
+    assert!(
+        body.contains("faultline_errors_total{error_code=\"1001\",error_name=\"USER_NOT_FOUND\",http_route=\"/users/{id}\"} 2"),
+        "{body}"
+    );
 
     let off = Prometheus::new(PrometheusConfig::default().exemplars(false));
     off.on_request_end(&outcome(
