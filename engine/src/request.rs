@@ -206,6 +206,38 @@ fn version_name(v: Version) -> &'static str {
     }
 }
 
+/// `"{a} {b}"` without the formatting machinery (every request names its
+/// span this way).
+fn join(a: &str, b: &str) -> String {
+    let mut out = String::with_capacity(a.len() + 1 + b.len());
+    out.push_str(a);
+    out.push(' ');
+    out.push_str(b);
+    out
+}
+
+/// An IP address as text; IPv4 (nearly every request) without the
+/// formatting machinery.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 /// Splits `host[:port]` (IPv6 in brackets).
 fn split_host(authority: &str) -> (&str, Option<u16>) {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -248,9 +280,9 @@ impl Engine {
         let known = method_name(info.method);
         let method_text = known.unwrap_or("_OTHER");
         let name: Cow<'static, str> = match (known, info.route) {
-            (Some(m), Some(r)) => Cow::Owned(format!("{m} {r}")),
+            (Some(m), Some(r)) => Cow::Owned(join(m, r)),
             (Some(m), None) => Cow::Borrowed(m),
-            (None, Some(r)) => Cow::Owned(format!("HTTP {r}")),
+            (None, Some(r)) => Cow::Owned(join("HTTP", r)),
             (None, None) => Cow::Borrowed("HTTP"),
         };
         let config = self.config();
@@ -301,7 +333,7 @@ impl Engine {
             attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
         }
         if let Some(ip) = info.client_address {
-            attributes.push(KeyValue::new("client.address", ip.to_string()));
+            attributes.push(KeyValue::new("client.address", ip_text(ip)));
         }
         for header in config.capture_request_headers() {
             if let Some(kv) = header_attribute("http.request.header.", header, info.headers) {

@@ -190,6 +190,21 @@ fn truncated(text: &str, limit: usize) -> Option<String> {
     Some(out)
 }
 
+/// Attributes whose values faultline itself sets from a closed set or a
+/// route template, never from request data: masking them could only cost.
+fn is_enumerated(key: &str) -> bool {
+    matches!(
+        key,
+        "http.request.method"
+            | "http.route"
+            | "url.scheme"
+            | "network.protocol.version"
+            | "error.type"
+            | "faultline.sampling.kept"
+            | "faultline.error.severity"
+    )
+}
+
 /// Masks attribute values in place, as [`mask_span`] does.
 pub fn mask_attributes(masker: &dyn Masker, attributes: &mut [KeyValue]) {
     mask_attributes_with(masker, attributes, &mut |key| {
@@ -203,6 +218,9 @@ fn mask_attributes_with(
     is_secret: &mut dyn FnMut(&Key) -> bool,
 ) {
     for kv in attributes.iter_mut() {
+        if matches!(&kv.value, Value::String(_)) && is_enumerated(kv.key.as_str()) {
+            continue;
+        }
         if is_secret(&kv.key) {
             if !matches!(&kv.value, Value::String(s) if s.as_str() == REDACTED) {
                 kv.value = Value::String(StringValue::from(REDACTED));
