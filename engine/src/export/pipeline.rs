@@ -501,39 +501,61 @@ impl Task {
         }
     }
 
-    /// Ships what it can before `deadline`, one attempt per batch, stops at
-    /// the first failure; counts the rest as dropped; closes the exporter.
+    /// Ships what it can before `deadline`: a batch that fails for a
+    /// passing reason (the backend restarting, a time-out) is tried again
+    /// with a short back-off until the deadline, so that a collector that
+    /// blinks during a deploy loses nothing; what is left then is counted
+    /// as dropped; closes the exporter.
     async fn shutdown(&mut self, deadline: Instant) -> Vec<String> {
         let mut errors = Vec::new();
-        while let Some((seq, batch, start, _)) = self.take_front() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.settle(seq, false);
-                break;
-            }
+        let mut last_error = None;
+        let mut pause = self.retry.backoff_base().min(Duration::from_millis(100));
+        'batches: while let Some((seq, batch, start, _)) = self.take_front() {
             let spans = &batch[start..];
-            match self.attempt(spans, left.min(self.retry.timeout())).await {
-                Ok(()) => {
-                    self.counters
-                        .delivered
-                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
-                    self.settle(seq, true);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    self.settle(seq, false);
+                    break 'batches;
                 }
-                Err(e) => {
-                    self.counters
-                        .failed_attempts
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.settle(seq, matches!(e, ExportError::Permanent(_)));
-                    if matches!(e, ExportError::Permanent(_)) {
+                match self.attempt(spans, left.min(self.retry.timeout())).await {
+                    Ok(()) => {
+                        self.counters
+                            .delivered
+                            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                        self.settle(seq, true);
+                        continue 'batches;
+                    }
+                    Err(ExportError::Permanent(reason)) => {
+                        self.counters
+                            .failed_attempts
+                            .fetch_add(1, Ordering::Relaxed);
                         self.counters
                             .dropped
                             .fetch_add(spans.len() as u64, Ordering::Relaxed);
-                        continue;
+                        self.settle(seq, true);
+                        errors.push(format!("{}: {reason}", self.exporter.name()));
+                        continue 'batches;
                     }
-                    errors.push(format!("{}: {e}", self.exporter.name()));
-                    break;
+                    Err(e) => {
+                        self.counters
+                            .failed_attempts
+                            .fetch_add(1, Ordering::Relaxed);
+                        last_error = Some(e.to_string());
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left <= pause {
+                            self.settle(seq, false);
+                            break 'batches;
+                        }
+                        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(self.jitter(pause)).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
                 }
             }
+        }
+        if let Some(e) = last_error {
+            errors.push(format!("{}: {e}", self.exporter.name()));
         }
         let undelivered = {
             let mut s = self.lane.lock();

@@ -278,3 +278,26 @@ fn shutdown_with_the_backend_down_keeps_its_deadline_and_says_what_was_lost() {
         report.errors
     );
 }
+
+#[test]
+fn a_backend_that_comes_back_before_the_shutdown_deadline_gets_everything() {
+    let b = backend(false);
+    let engine = engine_with(b.clone(), 1000, 10);
+    spans(&engine, "s", 40);
+    // The backend comes back once shutdown has tried at least once: the
+    // order of events, not a time, decides.
+    let up = b.up.clone();
+    let calls = b.calls.clone();
+    let reviver = std::thread::spawn(move || {
+        let seen = calls.load(Ordering::SeqCst);
+        while calls.load(Ordering::SeqCst) < seen + 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        up.store(true, Ordering::SeqCst);
+    });
+    let report = engine.shutdown();
+    reviver.join().unwrap();
+    assert_eq!(report.stats.spans_exported, 40, "{report:?}");
+    assert_eq!(report.stats.spans_failed, 0, "{report:?}");
+    assert_eq!(b.seen.lock().unwrap().len(), 40);
+}
