@@ -581,8 +581,7 @@ fn run_service(framework: &str, env: &[(String, String)]) -> String {
         reader.join().unwrap();
     }
     assert!(status.success(), "{framework}: exit {status}");
-    let text = lines.lock().unwrap().join("\n");
-    text
+    lines.lock().unwrap().join("\n")
 }
 
 #[test]
