@@ -18,6 +18,7 @@ mod masking;
 mod otlp;
 mod peers;
 mod prometheus;
+mod secrets;
 mod sentry;
 mod service;
 mod setup;
