@@ -3,29 +3,35 @@
 
 use std::net::SocketAddr;
 
-/// `--port N` (0 picks a free port); without it, `PORT` or 8080.
-pub fn port() -> Result<u16, String> {
+/// `--port N` (0 picks a free port); without it, `PORT` or 8080. The
+/// flags in `extra` are accepted and returned when present.
+pub fn args(extra: &[&'static str]) -> Result<(u16, Vec<&'static str>), String> {
     let mut port = None;
+    let mut flags = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            flag if extra.contains(&flag) => {
+                flags.extend(extra.iter().filter(|f| **f == flag));
+            }
             "--port" => {
                 let p = args.next().ok_or("--port needs a value")?;
                 port = Some(p.parse().map_err(|_| format!("--port: invalid value {p:?}"))?);
             }
-            "-h" | "--help" => return Err("usage: [--port 8080]".into()),
+            "-h" | "--help" => return Err(format!("usage: [--port 8080] {}", extra.join(" "))),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    match port {
-        Some(p) => Ok(p),
+    let port = match port {
+        Some(p) => p,
         None => match std::env::var("PORT") {
             Ok(p) if !p.trim().is_empty() => {
-                p.trim().parse().map_err(|_| format!("PORT: invalid value {p:?}"))
+                p.trim().parse().map_err(|_| format!("PORT: invalid value {p:?}"))?
             }
-            _ => Ok(8080),
+            _ => 8080,
         },
-    }
+    };
+    Ok((port, flags))
 }
 
 /// The runtime the reference service uses (a multi-threaded one: as many

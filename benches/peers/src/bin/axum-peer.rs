@@ -11,8 +11,19 @@
 //! `OTEL_TRACES_SAMPLER`, the endpoint and protocol from
 //! `OTEL_EXPORTER_OTLP_*`, the service name from `OTEL_SERVICE_NAME`.
 //!
+//!
+//! With `--lean`, the same pieces of init-tracing-opentelemetry (the OTLP
+//! tracer provider from the environment, the propagators, the resource) and
+//! the same tracing-opentelemetry layer, composed by hand so that the JSON
+//! log layer sees only what `RUST_LOG` lets through: the preset's log
+//! layer also sees the request span (the global filter lets the
+//! `otel::tracing` target through at TRACE, for the OpenTelemetry layer)
+//! and formats its fields as JSON on every request, even when no log line
+//! is printed. A measure of what the preset's logging costs, not how its
+//! documentation sets it up.
+//!
 //! ```text
-//! axum-peer [--port 8080]
+//! axum-peer [--port 8080] [--lean]
 //! ```
 
 #[path = "../common.rs"]
@@ -27,6 +38,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_tracing_opentelemetry::middleware::{OtelAxumLayer, OtelInResponseLayer};
+use init_tracing_opentelemetry::opentelemetry;
+use init_tracing_opentelemetry::opentelemetry::trace::TracerProvider as _;
+use init_tracing_opentelemetry::opentelemetry_sdk::trace::SdkTracerProvider;
+use init_tracing_opentelemetry::tracing_opentelemetry;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 async fn hello() -> &'static str {
     "hello"
@@ -39,9 +59,42 @@ async fn user(Path(id): Path<String>) -> Response {
     }
 }
 
+/// `--lean`: the OpenTelemetry layer sees the `otel::tracing` target, the
+/// JSON log layer only what `RUST_LOG` allows (per-layer filters).
+/// Returns the tracer provider, to shut down at the end.
+fn init_lean() -> Result<SdkTracerProvider, String> {
+    let resource = init_tracing_opentelemetry::resource::DetectResource::default().build();
+    let provider = init_tracing_opentelemetry::otlp::traces::init_tracerprovider(
+        resource,
+        init_tracing_opentelemetry::otlp::traces::identity,
+    )
+    .map_err(|e| e.to_string())?;
+    init_tracing_opentelemetry::init_propagator().map_err(|e| e.to_string())?;
+    let otel = tracing_opentelemetry::layer()
+        .with_error_records_to_exceptions(true)
+        .with_tracer(provider.tracer("axum-peer"))
+        .with_filter(Targets::new().with_target("otel::tracing", LevelFilter::TRACE));
+    let logs = tracing_subscriber::fmt::layer()
+        .json()
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(logs)
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(provider)
+}
+
+/// What has to stay alive until the end: the preset's guard, or the provider.
+enum Telemetry {
+    Preset(#[allow(dead_code)] init_tracing_opentelemetry::Guard),
+    Lean(SdkTracerProvider),
+}
+
 fn main() -> ExitCode {
-    let port = match common::port() {
-        Ok(p) => p,
+    let (port, lean) = match common::args(&["--lean"]) {
+        Ok((p, flags)) => (p, !flags.is_empty()),
         Err(e) => {
             eprintln!("axum-peer: {e}");
             return ExitCode::from(2);
@@ -49,8 +102,16 @@ fn main() -> ExitCode {
     };
     common::runtime().block_on(async move {
         // The exporter's gRPC channel needs the runtime: set up inside it.
-        let guard = match init_tracing_opentelemetry::TracingConfig::production().init_subscriber() {
-            Ok(g) => g,
+        let telemetry = if lean {
+            init_lean().map(Telemetry::Lean)
+        } else {
+            init_tracing_opentelemetry::TracingConfig::production()
+                .init_subscriber()
+                .map(Telemetry::Preset)
+                .map_err(|e| e.to_string())
+        };
+        let telemetry = match telemetry {
+            Ok(t) => t,
             Err(e) => {
                 eprintln!("axum-peer: {e}");
                 return ExitCode::from(2);
@@ -75,7 +136,14 @@ fn main() -> ExitCode {
         .with_graceful_shutdown(common::shutdown_signal())
         .await;
         // Dropping the guard flushes and shuts the tracer provider down.
-        drop(guard);
+        match telemetry {
+            Telemetry::Preset(guard) => drop(guard),
+            Telemetry::Lean(provider) => {
+                if let Err(e) = provider.shutdown() {
+                    eprintln!("axum-peer: shutdown: {e}");
+                }
+            }
+        }
         match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -63,8 +63,8 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let port = match common::port() {
-        Ok(p) => p,
+    let port = match common::args(&[]) {
+        Ok((p, _)) => p,
         Err(e) => {
             eprintln!("poem-peer: {e}");
             return ExitCode::from(2);
