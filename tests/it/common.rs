@@ -28,3 +28,25 @@ impl std::io::Write for SharedBuf {
         Ok(())
     }
 }
+
+/// Starts the server span of `GET {path}` (route `route`) from `client`,
+/// with `headers`, as an adapter would.
+pub fn start_get(
+    engine: &faultline::Engine,
+    route: &str,
+    path: &str,
+    headers: &http::HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> faultline::request::RequestSpan {
+    engine.start_request(&faultline::request::RequestInfo {
+        method: &http::Method::GET,
+        route: Some(route),
+        path,
+        query: None,
+        scheme: "http",
+        version: http::Version::HTTP_11,
+        headers,
+        authority: None,
+        client_address: client,
+    })
+}

@@ -4,14 +4,13 @@
 
 use faultline::Engine;
 use faultline::export::InMemoryExporter;
-use faultline::request::RequestInfo;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue, Value};
 
-use crate::common::quiet_config;
+use crate::common::{quiet_config, start_get};
 
 fn engine(
     limits: impl FnOnce(
@@ -108,17 +107,7 @@ fn huge_spans_are_cut_to_the_limits_and_every_cut_is_counted() {
 }
 
 fn request(engine: &Engine, headers: &HeaderMap) -> (String, Option<String>) {
-    let span = engine.start_request(&RequestInfo {
-        method: &Method::GET,
-        route: Some("/x"),
-        path: "/x",
-        query: None,
-        scheme: "http",
-        version: Version::HTTP_11,
-        headers,
-        authority: None,
-        client_address: None,
-    });
+    let span = start_get(engine, "/x", "/x", headers, None);
     let trace = span.trace_id().unwrap();
     let baggage = faultline::request::RequestContext::of(&span)
         .baggage("k")
@@ -249,17 +238,7 @@ fn only_trusted_peers_continue_a_trace_or_force_it_sampled() {
     );
     headers.insert("baggage", HeaderValue::from_static("k=v"));
     let from = |ip: &str| {
-        let span = engine.start_request(&RequestInfo {
-            method: &Method::GET,
-            route: Some("/x"),
-            path: "/x",
-            query: None,
-            scheme: "http",
-            version: Version::HTTP_11,
-            headers: &headers,
-            authority: None,
-            client_address: ip.parse().ok(),
-        });
+        let span = start_get(&engine, "/x", "/x", &headers, ip.parse().ok());
         let sc = span.context().span().span_context().clone();
         let baggage = faultline::request::RequestContext::of(&span)
             .baggage("k")

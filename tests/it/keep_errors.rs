@@ -6,12 +6,12 @@ use faultline::Engine;
 use faultline::config::TracingConfigBuilder;
 use faultline::error::{AppError, ErrorCode};
 use faultline::export::{InMemoryExporter, KEPT_ATTRIBUTE};
-use faultline::request::{HandlerError, RequestInfo, RequestSpan};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use faultline::request::{HandlerError, RequestSpan};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::common::quiet_config;
+use crate::common::{quiet_config, start_get};
 
 const NOT_FOUND: ErrorCode = ErrorCode::new(1001, "USER_NOT_FOUND", StatusCode::NOT_FOUND);
 
@@ -31,17 +31,7 @@ fn unsampled() -> TracingConfigBuilder {
 }
 
 fn start(engine: &Engine, headers: &HeaderMap) -> RequestSpan {
-    engine.start_request(&RequestInfo {
-        method: &Method::GET,
-        route: Some("/users/{id}"),
-        path: "/users/0",
-        query: None,
-        scheme: "http",
-        version: Version::HTTP_11,
-        headers,
-        authority: None,
-        client_address: None,
-    })
+    start_get(engine, "/users/{id}", "/users/0", headers, None)
 }
 
 /// A child span made in the handler, ended before the request.
