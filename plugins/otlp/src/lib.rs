@@ -111,6 +111,7 @@ impl OtlpExporter {
     /// endpoint, headers, compression, TLS files (read now, so a missing file
     /// is an error at start), and the export timeout.
     pub fn from_config(config: &TracingConfig) -> Result<Self, OtlpError> {
+        warn_if_headers_in_clear(config);
         let tls_config = config.otlp_tls();
         let tls = if tls_config.is_empty() {
             None
@@ -293,9 +294,83 @@ impl Exporter for OtlpExporter {
     }
 }
 
+/// Export headers usually carry credentials: sent to another host over plain
+/// `http`, anyone on the path reads them. Says so once, at start, naming the
+/// host (never the headers' values); loopback endpoints (a local agent or
+/// collector) are left alone.
+fn warn_if_headers_in_clear(config: &TracingConfig) {
+    let endpoint = config.otlp_traces_endpoint();
+    if config.otlp_headers().is_empty() || endpoint.scheme() != "http" {
+        return;
+    }
+    let loopback = match endpoint.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !loopback {
+        tracing::warn!(
+            host = endpoint.host_str().unwrap_or(""),
+            "OTLP export headers go over plain http to a host that is not this machine: use an https endpoint"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `from_config` logs for `endpoint` with or without headers.
+    fn logged(endpoint: &str, headers: bool) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let mut builder = TracingConfig::builder()
+            .service_name("t")
+            .otlp_endpoint(endpoint);
+        if headers {
+            builder = builder.otlp_header("authorization", "Bearer s3cr3t-token");
+        }
+        let config = builder.build().unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            OtlpExporter::from_config(&config).unwrap();
+        });
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn headers_sent_in_clear_to_another_host_are_warned_about_without_their_value() {
+        let out = logged("http://collector.example.com:4317", true);
+        assert!(
+            out.contains("plain http") && out.contains("collector.example.com"),
+            "{out}"
+        );
+        assert!(!out.contains("s3cr3t-token"), "{out}");
+        for quiet in [
+            logged("https://collector.example.com:4317", true),
+            logged("http://localhost:4317", true),
+            logged("http://127.0.0.1:4317", true),
+            logged("http://[::1]:4317", true),
+            logged("http://collector.example.com:4317", false),
+        ] {
+            assert!(!quiet.contains("plain http"), "{quiet}");
+        }
+    }
 
     #[test]
     fn failures_are_classified() {
