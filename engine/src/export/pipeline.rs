@@ -67,6 +67,64 @@ type KeyHasher = std::hash::BuildHasherDefault<Fnv>;
 /// Most attribute keys whose secret-key decision is remembered.
 const MAX_CACHED_KEYS: usize = 4096;
 
+/// Most texts remembered as clean, and the longest one remembered (longer
+/// texts rarely repeat).
+const MAX_CLEAN_TEXTS: usize = 4096;
+const MAX_CLEAN_TEXT_LEN: usize = 256;
+
+/// A deterministic masker in front of which texts it left unchanged are
+/// remembered, so that the user agent, host name or span name that every
+/// request repeats is scanned once. Texts it changes are never remembered.
+struct Remembering<'a> {
+    inner: &'a dyn Masker,
+    clean: &'a Mutex<std::collections::HashSet<Box<str>, KeyHasher>>,
+}
+
+impl Remembering<'_> {
+    fn clean(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Box<str>, KeyHasher>> {
+        self.clean.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Remembering<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remembering").finish_non_exhaustive()
+    }
+}
+
+impl Masker for Remembering<'_> {
+    fn mask<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        if text.len() > MAX_CLEAN_TEXT_LEN {
+            return self.inner.mask(text);
+        }
+        if self.clean().contains(text) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let masked = self.inner.mask(text);
+        if matches!(masked, std::borrow::Cow::Borrowed(_)) {
+            let mut clean = self.clean();
+            if clean.len() >= MAX_CLEAN_TEXTS {
+                clean.clear();
+            }
+            clean.insert(text.into());
+        }
+        masked
+    }
+    fn is_secret_key(&self, key: &str) -> bool {
+        self.inner.is_secret_key(key)
+    }
+    fn mask_value<'t>(&self, key: &str, text: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.inner.is_secret_key(key) {
+            std::borrow::Cow::Borrowed(crate::masking::REDACTED)
+        } else {
+            self.mask(text)
+        }
+    }
+    fn is_deterministic(&self) -> bool {
+        true
+    }
+}
+
 /// The counters of one exporter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExporterStats {
@@ -622,6 +680,9 @@ pub(crate) struct PipelineControl {
     /// The masker's secret-key decision per attribute key: keys repeat from
     /// span to span, so each is decided once (bounded; cleared when full).
     secret_keys: Mutex<HashMap<Key, bool, KeyHasher>>,
+    /// Short texts a deterministic masker left unchanged (bounded; cleared
+    /// when full): they are not scanned again.
+    clean_texts: Mutex<std::collections::HashSet<Box<str>, KeyHasher>>,
     lanes: Vec<LaneHandle>,
     capacity: usize,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -695,6 +756,7 @@ impl ExportPipeline {
                 masker,
                 value_limit,
                 secret_keys: Mutex::new(HashMap::default()),
+                clean_texts: Mutex::new(std::collections::HashSet::default()),
                 lanes,
                 capacity: retry.buffer_capacity(),
                 worker: Mutex::new(Some(worker)),
@@ -773,8 +835,18 @@ impl PipelineControl {
                     secret
                 }
             };
-            for span in batch.iter_mut() {
-                mask_span_with(masker, span, &mut is_secret);
+            if masker.is_deterministic() {
+                let remembering = Remembering {
+                    inner: masker,
+                    clean: &self.clean_texts,
+                };
+                for span in batch.iter_mut() {
+                    mask_span_with(&remembering, span, &mut is_secret);
+                }
+            } else {
+                for span in batch.iter_mut() {
+                    mask_span_with(masker, span, &mut is_secret);
+                }
             }
         }
         let batch = Arc::new(batch);

@@ -125,6 +125,15 @@ pub trait Masker: Send + Sync + Debug {
             self.mask(text)
         }
     }
+
+    /// Whether [`mask`](Masker::mask) depends on the text alone (the same
+    /// text, the same result, always). The export pipeline then remembers
+    /// texts that came out unchanged (a user agent, a host name, a span
+    /// name repeat on every request) instead of scanning them again. `false`
+    /// unless overridden.
+    fn is_deterministic(&self) -> bool {
+        false
+    }
 }
 
 /// Shared maskers work too (the caller keeps a handle).
@@ -138,6 +147,9 @@ impl<T: Masker + ?Sized> Masker for std::sync::Arc<T> {
     fn mask_value<'a>(&self, key: &str, text: &'a str) -> Cow<'a, str> {
         (**self).mask_value(key, text)
     }
+    fn is_deterministic(&self) -> bool {
+        (**self).is_deterministic()
+    }
 }
 
 /// A masker that changes nothing (masking turned off).
@@ -150,6 +162,9 @@ impl Masker for NoMasker {
     }
     fn is_secret_key(&self, _key: &str) -> bool {
         false
+    }
+    fn is_deterministic(&self) -> bool {
+        true
     }
 }
 
@@ -192,6 +207,9 @@ impl Masker for BasicMasker {
 
     fn is_secret_key(&self, key: &str) -> bool {
         is_secret_key_in(&self.secret_keys, key)
+    }
+    fn is_deterministic(&self) -> bool {
+        true
     }
 }
 

@@ -170,4 +170,7 @@ impl Masker for PiiMasker {
     fn is_secret_key(&self, key: &str) -> bool {
         self.rules.keys.is_secret(key)
     }
+    fn is_deterministic(&self) -> bool {
+        true
+    }
 }

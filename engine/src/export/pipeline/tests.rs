@@ -301,3 +301,43 @@ fn a_backend_that_comes_back_before_the_shutdown_deadline_gets_everything() {
     assert_eq!(report.stats.spans_failed, 0, "{report:?}");
     assert_eq!(b.seen.lock().unwrap().len(), 40);
 }
+
+#[test]
+fn texts_remembered_as_clean_never_let_personal_data_through() {
+    let spans = InMemoryExporter::default();
+    let config = TracingConfig::builder()
+        .service_name("pipeline-test")
+        .exporters([])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let tracer = engine.tracer();
+    for round in 0..3 {
+        let mut span = tracer.start(format!("round {round}"));
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "user_agent.original",
+            "curl/8.0",
+        ));
+        span.set_attribute(opentelemetry::KeyValue::new("note", "mail ann@example.com"));
+        span.end();
+        engine.force_flush();
+    }
+    let exported = spans.spans();
+    assert_eq!(exported.len(), 3);
+    for s in &exported {
+        let value = |key: &str| {
+            s.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.as_str().into_owned())
+                .unwrap()
+        };
+        assert_eq!(value("user_agent.original"), "curl/8.0");
+        let note = value("note");
+        assert!(!note.contains("ann@example.com"), "{note}");
+    }
+}
