@@ -22,7 +22,7 @@ use crate::correlate::{Exposition, FailureKind, RequestError, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails, Severity, codes, find_error_code};
 use crate::exception::Failure;
 use crate::panic::{CatchPanic, CaughtPanic};
-use crate::propagation::w3c::traceresponse;
+use crate::propagation::w3c::TraceParent;
 
 /// The `traceresponse` header name.
 pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
@@ -541,7 +541,12 @@ impl RequestSpan {
         if kept {
             span.set_attribute(KeyValue::new(crate::export::KEPT_ATTRIBUTE, "error"));
         }
-        let header = traceresponse(&sc).and_then(|v| HeaderValue::from_str(&v).ok());
+        let header = sc.is_valid().then(|| {
+            let mut buf = [0u8; 55];
+            TraceParent::from_span_context(&sc).write(&mut buf);
+            HeaderValue::from_bytes(&buf).ok()
+        });
+        let header = header.flatten();
         span.end();
         if self.engine.has_correlators() {
             let masked;
