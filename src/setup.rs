@@ -264,7 +264,6 @@ impl Setup {
                 sentry.install_panic_hook();
             }
         }
-        let _ = masker;
         Ok(Faultline {
             engine,
             recorder_installed,

@@ -448,12 +448,7 @@ impl Engine {
         client: Option<std::net::IpAddr>,
     ) -> (Context, Option<Link>) {
         let cx = self.inner.propagator.extract(headers, &Context::new());
-        let trusted = if self.inner.config.trusted_peers().is_empty() {
-            self.inner.config.trust_incoming_context()
-        } else {
-            self.inner.config.trusts(client)
-        };
-        if trusted {
+        if self.inner.config.trusts(client) {
             return (cx, None);
         }
         let incoming = cx.span().span_context().clone();

@@ -541,12 +541,9 @@ impl RequestSpan {
         if kept {
             span.set_attribute(KeyValue::new(crate::export::KEPT_ATTRIBUTE, "error"));
         }
-        let header = sc.is_valid().then(|| {
-            let mut buf = [0u8; 55];
-            TraceParent::from_span_context(&sc).write(&mut buf);
-            HeaderValue::from_bytes(&buf).ok()
-        });
-        let header = header.flatten();
+        let header = sc
+            .is_valid()
+            .then(|| TraceParent::from_span_context(&sc).to_header_value());
         span.end();
         if self.engine.has_correlators() {
             let masked;

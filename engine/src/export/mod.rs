@@ -200,8 +200,8 @@ fn is_enumerated(key: &str) -> bool {
             | "url.scheme"
             | "network.protocol.version"
             | "error.type"
-            | "faultline.sampling.kept"
-            | "faultline.error.severity"
+            | KEPT_ATTRIBUTE
+            | crate::exception::keys::SEVERITY
     )
 }
 

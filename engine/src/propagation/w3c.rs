@@ -237,6 +237,14 @@ impl TraceParent {
         out[53..55].copy_from_slice(&HEX_PAIRS[(self.flags.to_u8() & KNOWN_FLAGS) as usize]);
     }
 
+    /// The value as a header value (version 00), written in place.
+    pub fn to_header_value(&self) -> http::HeaderValue {
+        let mut buf = [0u8; 55];
+        self.write(&mut buf);
+        // Only ASCII digits, letters and '-' were written.
+        http::HeaderValue::from_bytes(&buf).expect("hex digits and dashes")
+    }
+
     /// The value as a `String` (version 00).
     pub fn to_header(&self) -> String {
         let mut buf = [0u8; 55];
@@ -727,17 +735,8 @@ pub fn parse_headers(carrier: &dyn Carrier) -> Option<IncomingHeaders> {
         // One header, already valid and normalized (the usual case):
         // kept as it arrived, without a copy.
         Some(value) if value.to_str().is_ok_and(is_normalized_tracestate) => Some(value),
-        Some(value) => match value.to_str() {
-            Ok(text) => {
-                let mut parser = TraceStateParser::default();
-                parser.feed(text);
-                parser.finish().ok()
-            }
-            Err(_) => None,
-        }
-        .filter(|h| !h.is_empty())
-        .and_then(|h| http::HeaderValue::try_from(h).ok()),
-        None => {
+        // Anything else (absent, repeated, to be rewritten): parsed.
+        _ => {
             let mut parser = TraceStateParser::default();
             let mut any_state = false;
             carrier.visit(TRACESTATE, &mut |value| {
@@ -809,7 +808,6 @@ impl Propagator for TraceContextPropagator {
         if !sc.is_valid() {
             return;
         }
-        let mut buf = [0u8; 55];
         let mut tp = TraceParent::from_span_context(sc);
         if cx
             .get::<IncomingRandom>()
@@ -817,10 +815,7 @@ impl Propagator for TraceContextPropagator {
         {
             tp.flags = TraceFlags::new(tp.flags.to_u8() | FLAG_RANDOM);
         }
-        tp.write(&mut buf);
-        if let Ok(value) = http::HeaderValue::from_bytes(&buf) {
-            carrier.set_value(TRACEPARENT, value);
-        }
+        carrier.set_value(TRACEPARENT, tp.to_header_value());
 
         // Members set on the span context through OpenTelemetry's API come
         // first; then the list that travels in the context.
