@@ -67,6 +67,14 @@ pub trait CarrierMut {
             self.set(key, text.to_owned());
         }
     }
+
+    /// Sets the header `name` to a header value already made: what the
+    /// built-in propagators call with their header names made once. The
+    /// default goes through [`set_value`](CarrierMut::set_value); an
+    /// `http::HeaderMap` inserts the name as it is, without looking it up.
+    fn set_header(&mut self, name: &http::HeaderName, value: http::HeaderValue) {
+        self.set_value(name.as_str(), value);
+    }
 }
 
 /// Header names the propagators read on every request, made once, so that
@@ -146,6 +154,10 @@ impl CarrierMut for http::HeaderMap {
 
     fn set_value(&mut self, key: &str, value: http::HeaderValue) {
         insert_header(self, key, value);
+    }
+
+    fn set_header(&mut self, name: &http::HeaderName, value: http::HeaderValue) {
+        self.insert(name.clone(), value);
     }
 }
 

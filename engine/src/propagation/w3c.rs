@@ -25,6 +25,9 @@ pub const TRACESTATE: &str = "tracestate";
 /// The `traceresponse` header name (Trace Context Level 2).
 pub const TRACERESPONSE: &str = "traceresponse";
 
+static TRACEPARENT_NAME: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: http::HeaderName = http::HeaderName::from_static(TRACESTATE);
+
 /// Flags this version of the specification defines: sampled (`01`) and random (`02`).
 const KNOWN_FLAGS: u8 = 0x03;
 /// The random flag (Level 2): the trace id's rightmost 7 bytes are random.
@@ -234,15 +237,28 @@ impl TraceParent {
             out[36 + 2 * i..38 + 2 * i].copy_from_slice(&HEX_PAIRS[byte as usize]);
         }
         out[52] = b'-';
-        out[53..55].copy_from_slice(&HEX_PAIRS[(self.flags.to_u8() & KNOWN_FLAGS) as usize]);
+        // Only the known flags (`00` to `03`) are written.
+        out[53] = b'0';
+        out[54] = b'0' + (self.flags.to_u8() & KNOWN_FLAGS);
     }
 
     /// The value as a header value (version 00), written in place.
     pub fn to_header_value(&self) -> http::HeaderValue {
         let mut buf = [0u8; 55];
         self.write(&mut buf);
-        // Only ASCII digits, letters and '-' were written.
-        http::HeaderValue::from_bytes(&buf).expect("hex digits and dashes")
+        let bytes = bytes::Bytes::copy_from_slice(&buf);
+        // The one `unsafe` of the engine: checking the 55 bytes again cost
+        // as much as writing them (a sixth of an inject), and they are
+        // known to be valid.
+        #[allow(unsafe_code)]
+        // SAFETY: `write` fills every byte of `buf` with an ASCII hex digit
+        // or '-' (all visible ASCII, as a header value requires); debug
+        // builds check it again inside `http`, and the property test
+        // `written_traceparent_is_the_ids_in_lowercase_hex` covers every
+        // id and flag value.
+        unsafe {
+            http::HeaderValue::from_maybe_shared_unchecked(bytes)
+        }
     }
 
     /// The value as a `String` (version 00).
@@ -815,17 +831,21 @@ impl Propagator for TraceContextPropagator {
         {
             tp.flags = TraceFlags::new(tp.flags.to_u8() | FLAG_RANDOM);
         }
-        carrier.set_value(TRACEPARENT, tp.to_header_value());
+        carrier.set_header(&TRACEPARENT_NAME, tp.to_header_value());
 
         // Members set on the span context through OpenTelemetry's API come
         // first; then the list that travels in the context.
-        let own = sc.trace_state().header();
+        let own = if *sc.trace_state() == TraceState::NONE {
+            String::new()
+        } else {
+            sc.trace_state().header()
+        };
         let incoming = cx
             .get::<IncomingTraceState>()
             .filter(|t| t.trace_id == sc.trace_id());
         let header = match (incoming, own.is_empty()) {
             (Some(inc), true) => {
-                carrier.set_value(TRACESTATE, inc.header.clone());
+                carrier.set_header(&TRACESTATE_NAME, inc.header.clone());
                 return;
             }
             (Some(inc), false) => {

@@ -438,6 +438,22 @@ fn id128() -> impl Strategy<Value = u128> {
 
 proptest! {
     #[test]
+    fn written_traceparent_is_the_ids_in_lowercase_hex(trace in any::<u128>(), span in any::<u64>(), flags in any::<u8>()) {
+        let tp = TraceParent {
+            version: 0,
+            trace_id: TraceId::from(trace),
+            parent_id: SpanId::from(span),
+            flags: TraceFlags::new(flags),
+        };
+        let value = tp.to_header_value();
+        prop_assert_eq!(
+            value.to_str().unwrap(),
+            format!("00-{trace:032x}-{span:016x}-{:02x}", flags & 0x03)
+        );
+        prop_assert_eq!(tp.to_header(), format!("00-{trace:032x}-{span:016x}-{:02x}", flags & 0x03));
+    }
+
+    #[test]
     fn inject_then_extract_round_trips(trace in id128(), span in 1u64..=u64::MAX, flags in 0u8..=3) {
         let sc = SpanContext::new(TraceId::from(trace), SpanId::from(span), TraceFlags::new(flags), false, TraceState::NONE);
         let cx = Context::new().with_remote_span_context(sc);
