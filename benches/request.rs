@@ -21,8 +21,17 @@
 //! runs N requests (flushing every 500 so that callgrind's one-thread-at-a-
 //! time scheduling never fills the batch queue) and exits; two values of N
 //! give instructions per request without the set-up (`scripts/bench-request`).
+//!
+//! Allocation mode, `FAULTLINE_BENCH_ALLOCS=N <bench binary>`: for each
+//! side, 1,000 requests of warm-up, then N requests (flushing every 500, as
+//! above) with a counting allocator on; prints heap allocations per request
+//! on the request thread and in the whole process (the batch and export
+//! threads included).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,12 +46,58 @@ use faultline::export::NoneExporter;
 use http::Request;
 use tower::ServiceExt;
 
+/// The system allocator, counting allocations (`alloc`, `alloc_zeroed` and
+/// `realloc`) while `COUNTING` is on: in the process and on each thread.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn counted() {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+// SAFETY: every call goes to `System` unchanged; the counters allocate nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        counted();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        counted();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        counted();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
 async fn user(Path(id): Path<u32>) -> String {
     format!("{{\"id\":{id}}}")
 }
 
+/// The router as `axum::serve` runs it: `into_make_service` calls
+/// `with_state`, which turns each handler into its route once; a `Router`
+/// called without it builds the route (and any layer on it) per request.
 fn router() -> Router {
-    Router::new().route("/users/{id}", get(user))
+    Router::new().route("/users/{id}", get(user)).with_state(())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,8 +226,65 @@ fn count_mode() -> bool {
     true
 }
 
+fn alloc_mode() -> bool {
+    let Ok(n) = std::env::var("FAULTLINE_BENCH_ALLOCS") else {
+        return false;
+    };
+    let n: u64 = n.parse().expect("a count");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "{:<14} {:>16} {:>16}",
+        "request", "allocs/request", "  (all threads)"
+    );
+    for (name, which) in [
+        ("plain", Which::Plain),
+        ("faultline", Which::Faultline),
+        ("prometheus", Which::Prometheus),
+        ("one-percent", Which::OnePercent),
+    ] {
+        let (app, engine) = app(which);
+        let with_parent = which != Which::OnePercent;
+        let run = |count: u64, app: &Router| {
+            for i in 0..count {
+                black_box(rt.block_on(one(app, with_parent)));
+                if i % 500 == 499
+                    && let Some(e) = &engine
+                {
+                    e.force_flush();
+                }
+            }
+        };
+        run(1000, &app);
+        if let Some(e) = &engine {
+            e.force_flush();
+        }
+        let thread_before = THREAD_ALLOCATIONS.with(Cell::get);
+        let all_before = ALLOCATIONS.load(Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        run(n, &app);
+        if let Some(e) = &engine {
+            e.force_flush();
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        let thread = THREAD_ALLOCATIONS.with(Cell::get) - thread_before;
+        let all = ALLOCATIONS.load(Ordering::Relaxed) - all_before;
+        println!(
+            "{name:<14} {:>16.1} {:>16.1}",
+            thread as f64 / n as f64,
+            all as f64 / n as f64
+        );
+        if let Some(e) = engine {
+            e.shutdown();
+        }
+    }
+    true
+}
+
 fn main() {
-    if count_mode() {
+    if count_mode() || alloc_mode() {
         return;
     }
     let mut c = Criterion::default().configure_from_args();

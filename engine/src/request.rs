@@ -24,6 +24,8 @@ use crate::exception::Failure;
 use crate::panic::{CatchPanic, CaughtPanic};
 use crate::propagation::w3c::TraceParent;
 
+mod names;
+
 /// The `traceresponse` header name.
 pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
 
@@ -162,7 +164,7 @@ pub struct RequestSpan {
     cx: Context,
     started: Instant,
     method: Method,
-    route: Option<String>,
+    route: Option<Cow<'static, str>>,
     parent_span_id: Option<opentelemetry::trace::SpanId>,
     failure: Option<RecordedFailure>,
     finished: bool,
@@ -279,11 +281,20 @@ impl Engine {
     pub fn start_request(&self, info: &RequestInfo<'_>) -> RequestSpan {
         let known = method_name(info.method);
         let method_text = known.unwrap_or("_OTHER");
-        let name: Cow<'static, str> = match (known, info.route) {
-            (Some(m), Some(r)) => Cow::Owned(join(m, r)),
-            (Some(m), None) => Cow::Borrowed(m),
-            (None, Some(r)) => Cow::Owned(join("HTTP", r)),
-            (None, None) => Cow::Borrowed("HTTP"),
+        // Named and routed with strings made once per route and method.
+        let interned = info
+            .route
+            .and_then(|r| names::span_name(known.unwrap_or("HTTP"), r));
+        let name: Cow<'static, str> = match (interned, known, info.route) {
+            (Some((name, _)), _, _) => Cow::Borrowed(name),
+            (None, Some(m), Some(r)) => Cow::Owned(join(m, r)),
+            (None, Some(m), None) => Cow::Borrowed(m),
+            (None, None, Some(r)) => Cow::Owned(join("HTTP", r)),
+            (None, None, None) => Cow::Borrowed("HTTP"),
+        };
+        let route: Option<Cow<'static, str>> = match (interned, info.route) {
+            (Some((_, route)), _) => Some(Cow::Borrowed(route)),
+            (None, route) => route.map(|r| Cow::Owned(r.to_owned())),
         };
         let config = self.config();
         let mut attributes = Vec::with_capacity(12 + config.capture_request_headers().len());
@@ -294,8 +305,8 @@ impl Engine {
                 info.method.as_str().to_owned(),
             ));
         }
-        if let Some(route) = info.route {
-            attributes.push(KeyValue::new("http.route", route.to_owned()));
+        if let Some(route) = &route {
+            attributes.push(KeyValue::new("http.route", route.clone()));
         }
         attributes.push(KeyValue::new("url.path", info.path.to_owned()));
         attributes.push(KeyValue::new(
@@ -349,7 +360,7 @@ impl Engine {
             cx,
             started: Instant::now(),
             method: info.method.clone(),
-            route: info.route.map(str::to_owned),
+            route,
             failure: None,
             finished: false,
         }
@@ -404,9 +415,17 @@ impl RequestSpan {
         }
         let span = self.cx.span();
         let method = method_name(&self.method).unwrap_or("HTTP");
-        span.update_name(format!("{method} {route}"));
-        span.set_attribute(KeyValue::new("http.route", route.to_owned()));
-        self.route = Some(route.to_owned());
+        let (name, route): (Cow<'static, str>, Cow<'static, str>) =
+            match names::span_name(method, route) {
+                Some((name, route)) => (Cow::Borrowed(name), Cow::Borrowed(route)),
+                None => (
+                    Cow::Owned(join(method, route)),
+                    Cow::Owned(route.to_owned()),
+                ),
+            };
+        span.update_name(name);
+        span.set_attribute(KeyValue::new("http.route", route.clone()));
+        self.route = Some(route);
     }
 
     /// Records an error the handler returned (an `exception` event).

@@ -1,5 +1,7 @@
 //! The reference service on axum.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,25 +14,25 @@ async fn hello() -> &'static str {
 }
 
 async fn user(
-    State(app): State<App>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Error> {
     Ok(Json(app.user(&id)?))
 }
 
-async fn checkout(State(app): State<App>, Json(body): Json<Checkout>) -> Error {
+async fn checkout(State(app): State<Arc<App>>, Json(body): Json<Checkout>) -> Error {
     app.checkout(&body).into()
 }
 
-async fn panic(State(app): State<App>) -> &'static str {
+async fn panic(State(app): State<Arc<App>>) -> &'static str {
     app.panic()
 }
 
-async fn downstream(State(app): State<App>) -> Json<serde_json::Value> {
+async fn downstream(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(app.downstream().await)
 }
 
-async fn harness(State(app): State<App>, Json(calls): Json<Vec<HarnessCall>>) -> &'static str {
+async fn harness(State(app): State<Arc<App>>, Json(calls): Json<Vec<HarnessCall>>) -> &'static str {
     app.harness(calls).await;
     ""
 }
@@ -45,7 +47,9 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Resu
         .route("/panic", get(panic))
         .route("/downstream", get(downstream))
         .route("/test", post(harness))
-        .with_state(app);
+        // In an `Arc`: axum clones the state for every request, whatever
+        // the route, and `App` holds an HTTP client with its middleware.
+        .with_state(Arc::new(app));
     if let Some(engine) = engine {
         router = router.layer(FaultlineLayer::new(engine));
     }

@@ -54,11 +54,12 @@ use axum::response::{IntoResponse, Response};
 use faultline_engine::Engine;
 use faultline_engine::correlate::Exposition;
 use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
+use faultline_engine::panic::CatchPanic;
 use faultline_engine::request::{
     HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
 };
 use http::request::Parts;
-use http::{HeaderValue, Request, header};
+use http::{HeaderValue, Request, Uri, header};
 use tower::{Layer, Service};
 
 /// The axum crate this adapter is built on, for code that names its types.
@@ -106,7 +107,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -120,16 +121,18 @@ where
             .engine
             .scrape(req.method(), req.uri().path(), req.headers())
         {
-            return Box::pin(async move { Ok(metrics_response(metrics)) });
+            return ResponseFuture {
+                state: State::Ready {
+                    response: Some(metrics_response(metrics)),
+                },
+            };
         }
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_owned());
+        // `MatchedPath` is shared: cloning it copies no text.
+        let route = req.extensions().get::<MatchedPath>().cloned();
         let uri = req.uri().clone();
         let span = self.engine.start_request(&RequestInfo {
             method: req.method(),
-            route: route.as_deref(),
+            route: route.as_ref().map(MatchedPath::as_str),
             path: uri.path(),
             query: uri.query(),
             scheme: uri.scheme_str().unwrap_or("http"),
@@ -143,32 +146,108 @@ where
         });
         req.extensions_mut().insert(RequestContext::of(&span));
         let handler = span.instrument(inner.call(req));
-        Box::pin(async move {
-            let mut span = span;
-            let response = match handler.await {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(panic) => {
-                    span.record_panic(&panic);
-                    problem_response(&span.problem_for_panic(uri.path()))
-                }
-            };
-            Ok(finish(span, response, route.is_some(), uri.path()).await)
-        })
+        ResponseFuture {
+            state: State::Handler {
+                handler,
+                span: Some(span),
+                uri,
+                matched: route.is_some(),
+            },
+        }
     }
 }
 
-/// Turns handler errors and framework rejections into problem details,
-/// ends the span and adds `traceresponse`.
-async fn finish(mut span: RequestSpan, response: Response, matched: bool, path: &str) -> Response {
-    let mut response = if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
-        span.record_error(&error);
-        problem_response(&span.problem_for_error(&error, path))
-    } else if response.status().is_client_error() || response.status().is_server_error() {
-        rewrite_rejection(&span, response, matched, path).await
-    } else {
-        response
-    };
+pin_project_lite::pin_project! {
+    /// The future of [`FaultlineService`]: the handler's, then the span's
+    /// end. Not boxed: only a framework error response, whose body is read
+    /// to become a problem's detail, takes a boxed step.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // A response made without the handler (a metrics scrape).
+        Ready { response: Option<Response> },
+        // The handler runs inside the span's context.
+        Handler {
+            #[pin]
+            handler: CatchPanic<F>,
+            span: Option<RequestSpan>,
+            uri: Uri,
+            matched: bool,
+        },
+        // A framework error response becoming problem details.
+        Rewriting { future: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        loop {
+            let rewrite = match self.as_mut().project().state.project() {
+                StateProj::Ready { response } => {
+                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
+                }
+                StateProj::Rewriting { future } => return future.as_mut().poll(cx).map(Ok),
+                StateProj::Handler {
+                    handler,
+                    span,
+                    uri,
+                    matched,
+                } => {
+                    let result = std::task::ready!(handler.poll(cx));
+                    let Some(mut span) = span.take() else {
+                        // Polled again after it answered.
+                        return Poll::Ready(Ok(Response::default()));
+                    };
+                    let response = match result {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(panic) => {
+                            span.record_panic(&panic);
+                            problem_response(&span.problem_for_panic(uri.path()))
+                        }
+                    };
+                    if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
+                        span.record_error(&error);
+                        let response =
+                            problem_response(&span.problem_for_error(&error, uri.path()));
+                        return Poll::Ready(Ok(end(span, response)));
+                    }
+                    let status = response.status();
+                    if !status.is_client_error() && !status.is_server_error() {
+                        return Poll::Ready(Ok(end(span, response)));
+                    }
+                    // axum's own error response: its body becomes the detail.
+                    let (uri, matched) = (std::mem::take(uri), *matched);
+                    let rewrite: Pin<Box<dyn Future<Output = Response> + Send>> =
+                        Box::pin(async move {
+                            let response =
+                                rewrite_rejection(&span, response, matched, uri.path()).await;
+                            end(span, response)
+                        });
+                    rewrite
+                }
+            };
+            self.as_mut()
+                .project()
+                .state
+                .set(State::Rewriting { future: rewrite });
+        }
+    }
+}
+
+/// Ends the span and adds `traceresponse`.
+fn end(span: RequestSpan, mut response: Response) -> Response {
     if let Some(value) = span.finish(response.status(), response.headers()) {
         response.headers_mut().insert(TRACERESPONSE, value);
     }
