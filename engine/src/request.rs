@@ -224,20 +224,27 @@ fn ip_text(ip: IpAddr) -> String {
     let IpAddr::V4(v4) = ip else {
         return ip.to_string();
     };
-    let mut out = String::with_capacity(15);
+    // Written on the stack, then copied once at its exact length (the
+    // attribute value keeps it as a boxed `str`: no shrinking later).
+    let mut buf = [0u8; 15];
+    let mut len = 0;
+    let mut push = |b: u8| {
+        buf[len] = b;
+        len += 1;
+    };
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            push(b'.');
         }
         if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
+            push(b'0' + octet / 100);
         }
         if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
+            push(b'0' + octet / 10 % 10);
         }
-        out.push(char::from(b'0' + octet % 10));
+        push(b'0' + octet % 10);
     }
-    out
+    String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
 /// Splits `host[:port]` (IPv6 in brackets).
@@ -679,5 +686,28 @@ impl RequestContext {
     /// A baggage value of the request.
     pub fn baggage(&self, key: &str) -> Option<&str> {
         crate::propagation::baggage::baggage(&self.cx).and_then(|b| b.get(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn client_addresses_are_written_as_the_standard_library_writes_them(v4 in any::<u32>(), v6 in any::<u128>()) {
+            let v4 = IpAddr::from(std::net::Ipv4Addr::from(v4));
+            prop_assert_eq!(ip_text(v4), v4.to_string());
+            let v6 = IpAddr::from(std::net::Ipv6Addr::from(v6));
+            prop_assert_eq!(ip_text(v6), v6.to_string());
+        }
+    }
+
+    #[test]
+    fn client_address_text_has_no_spare_capacity() {
+        let text = ip_text(IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(text, "127.0.0.1");
+        assert_eq!(text.capacity(), text.len());
     }
 }

@@ -114,9 +114,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        // The clone is the one that is ready (tower's rule for services that are cloned).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // `self.inner` is ready (`poll_ready` above) and is called here, not
+        // in a future that would own it: no clone (a route's clone is an
+        // allocation).
         if let Some(metrics) = self
             .engine
             .scrape(req.method(), req.uri().path(), req.headers())
@@ -145,7 +145,7 @@ where
                 .map(|c| c.0.ip()),
         });
         req.extensions_mut().insert(RequestContext::of(&span));
-        let handler = span.instrument(inner.call(req));
+        let handler = span.instrument(self.inner.call(req));
         ResponseFuture {
             state: State::Handler {
                 handler,
