@@ -208,6 +208,17 @@ fn version_name(v: Version) -> &'static str {
     }
 }
 
+/// `route` (a route template) as a shared string made once per route, for
+/// adapters that keep the route of a request beyond the framework's own
+/// data; a copy when the route is longer than 128 bytes or after 1,024
+/// different routes.
+pub fn shared_route(route: &str) -> Cow<'static, str> {
+    match names::shared_route(route) {
+        Some(route) => Cow::Borrowed(route),
+        None => Cow::Owned(route.to_owned()),
+    }
+}
+
 /// `"{a} {b}"` without the formatting machinery (every request names its
 /// span this way).
 fn join(a: &str, b: &str) -> String {

@@ -61,12 +61,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use faultline_engine::Engine;
 use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
 use faultline_engine::request::{
     HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
+    shared_route,
 };
 use http::{StatusCode, Uri, header};
 use poem::PathPattern;
@@ -116,16 +118,16 @@ pub struct FaultlineEndpoint<E> {
 /// the middleware outside it (its presence in a request's data also means
 /// that an outer faultline endpoint traces the request).
 #[derive(Debug, Clone, Default)]
-struct RouteSlot(Arc<Mutex<Option<String>>>);
+struct RouteSlot(Arc<Mutex<Option<Cow<'static, str>>>>);
 
 impl RouteSlot {
     fn record(&self, pattern: &PathPattern) {
         if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(route_template(&pattern.0));
+            *slot = Some(shared_route(&route_template(&pattern.0)));
         }
     }
 
-    fn get(&self) -> Option<String> {
+    fn get(&self) -> Option<Cow<'static, str>> {
         self.0.lock().ok().and_then(|slot| slot.clone())
     }
 }
@@ -153,7 +155,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
 
         let route = req
             .data::<PathPattern>()
-            .map(|pattern| route_template(&pattern.0));
+            .map(|pattern| shared_route(&route_template(&pattern.0)));
         let uri = request_uri(&req).clone();
         let span = self.engine.start_request(&RequestInfo {
             method: req.method(),
@@ -204,7 +206,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
 }
 
 /// Names the span after the matched route; whether there was one.
-fn set_route(span: &mut RequestSpan, route: Option<String>) -> bool {
+fn set_route(span: &mut RequestSpan, route: Option<Cow<'_, str>>) -> bool {
     match route {
         Some(route) => {
             span.set_route(&route);
@@ -352,7 +354,11 @@ fn problem_response(problem: &ProblemDetails) -> Response {
 /// poem's route pattern in the `{param}` form: `/users/:id` is
 /// `/users/{id}`, `:id<\d+>` is `{id}`, `*rest` is `{*rest}` (`{*}` without
 /// a name), an unnamed `<regex>` is `{_}`. Follows poem's own parser.
-fn route_template(pattern: &str) -> String {
+fn route_template(pattern: &str) -> Cow<'_, str> {
+    if !pattern.contains([':', '*', '<']) {
+        // Nothing to rewrite (a route without parameters).
+        return Cow::Borrowed(pattern);
+    }
     let bytes = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len() + 4);
     let mut i = 0;
@@ -397,7 +403,7 @@ fn route_template(pattern: &str) -> String {
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// A handler error: any error converts into it with `?` or `.into()`, and

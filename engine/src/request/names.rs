@@ -97,6 +97,26 @@ pub(crate) fn span_name(method: &'static str, route: &str) -> Option<(&'static s
         return Some(found);
     }
     let names = intern(&SHARED, MAX_ROUTES, method, slot, route)?;
+    remember(names);
+    Some((names.names[slot]?, names.route))
+}
+
+/// `route` shared, or `None` when it is too long or the set is full.
+pub(crate) fn shared_route(route: &str) -> Option<&'static str> {
+    if route.len() > MAX_ROUTE_LEN {
+        return None;
+    }
+    let local = LOCAL.try_with(|local| Some(local.try_borrow().ok()?.get(route)?.route));
+    if let Ok(Some(found)) = local {
+        return Some(found);
+    }
+    let names = intern(&SHARED, MAX_ROUTES, "", SLOTS, route)?;
+    remember(names);
+    Some(names.route)
+}
+
+/// Keeps `names` in this thread's map (bounded as the shared one).
+fn remember(names: Names) {
     let _ = LOCAL.try_with(|local| {
         if let Ok(mut local) = local.try_borrow_mut()
             && (local.len() < MAX_ROUTES || local.contains_key(names.route))
@@ -104,11 +124,10 @@ pub(crate) fn span_name(method: &'static str, route: &str) -> Option<(&'static s
             local.insert(names.route, names);
         }
     });
-    Some((names.names[slot]?, names.route))
 }
 
 /// Finds or makes `route`'s entry in `shared` (at most `max_routes`
-/// entries) with the name for `slot`.
+/// entries) with the name for `slot` (none when `slot` is `SLOTS`).
 fn intern(
     shared: &Mutex<Option<Map>>,
     max_routes: usize,
@@ -132,7 +151,7 @@ fn intern(
         );
     }
     let names = shared.get_mut(route)?;
-    if names.names[slot].is_none() {
+    if slot < SLOTS && names.names[slot].is_none() {
         let name = super::join(method, names.route);
         names.names[slot] = Some(Box::leak(name.into_boxed_str()));
     }
@@ -154,6 +173,16 @@ mod tests {
         let (post, post_route) = span_name("POST", "/names-test/{id}").unwrap();
         assert_eq!(post, "POST /names-test/{id}");
         assert!(std::ptr::eq(route, post_route));
+        assert!(std::ptr::eq(
+            shared_route("/names-test/{id}").unwrap(),
+            route
+        ));
+        let only_route = shared_route("/names-test/only-route").unwrap();
+        assert_eq!(only_route, "/names-test/only-route");
+        assert!(std::ptr::eq(
+            span_name("GET", "/names-test/only-route").unwrap().1,
+            only_route
+        ));
         let (other, _) = span_name("HTTP", "/names-test/{id}").unwrap();
         assert_eq!(other, "HTTP /names-test/{id}");
         // Another thread finds the same strings through the shared map.
