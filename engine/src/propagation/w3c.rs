@@ -662,43 +662,36 @@ impl TraceStateParser {
     }
 }
 
-/// The incoming `tracestate`, kept in the request's context beside the
-/// span context, so that members OpenTelemetry's `TraceState` cannot hold
-/// are still passed on.
+/// What the incoming trace context held beyond the span context, kept in
+/// the request's context (one entry: one lookup on inject): the random
+/// flag, which the SDK resets on spans it does not sample, and the
+/// `tracestate`, whose members OpenTelemetry's `TraceState` would copy one
+/// by one (and some valid keys of which it refuses).
 #[derive(Debug, Clone)]
-struct IncomingTraceState {
+struct Incoming {
     trace_id: TraceId,
+    random: bool,
     /// Validated and normalized (visible ASCII): passed on without a copy.
-    header: http::HeaderValue,
+    tracestate: Option<http::HeaderValue>,
 }
 
-impl IncomingTraceState {
-    fn new(trace_id: TraceId, header: String) -> Option<Self> {
-        http::HeaderValue::try_from(header)
-            .ok()
-            .map(|header| IncomingTraceState { trace_id, header })
-    }
-
-    fn text(&self) -> &str {
-        self.header.to_str().unwrap_or_default()
+impl Incoming {
+    fn tracestate_text(&self) -> Option<&str> {
+        self.tracestate.as_ref().and_then(|h| h.to_str().ok())
     }
 }
-
-/// The incoming trace had the random flag: kept beside the span context,
-/// because the SDK resets the flags of spans it does not sample.
-#[derive(Debug, Clone, Copy)]
-struct IncomingRandom(TraceId);
 
 /// The `tracestate` of `cx` (the one that arrived with the request, with
 /// the members set through [`set_tracestate_member`]), as a list.
 pub fn incoming_tracestate(cx: &Context) -> Option<TraceStateList> {
-    cx.get::<IncomingTraceState>()
-        .map(|t| TraceStateList::from_normalized(t.text()))
+    cx.get::<Incoming>()
+        .and_then(Incoming::tracestate_text)
+        .map(TraceStateList::from_normalized)
 }
 
 /// The `tracestate` of `cx` as its header value (validated, normalized).
 pub fn tracestate_header(cx: &Context) -> Option<&str> {
-    cx.get::<IncomingTraceState>().map(IncomingTraceState::text)
+    cx.get::<Incoming>().and_then(Incoming::tracestate_text)
 }
 
 /// `cx` with the vendor member `key` set to `value` and moved to the front
@@ -712,10 +705,17 @@ pub fn set_tracestate_member(
     let trace_id = cx.span().span_context().trace_id();
     let mut list = incoming_tracestate(cx).unwrap_or_default();
     list.upsert(key, value)?;
-    match IncomingTraceState::new(trace_id, list.to_header()) {
-        Some(state) => Ok(cx.with_value(state)),
+    let random = cx
+        .get::<Incoming>()
+        .is_some_and(|i| i.random && i.trace_id == trace_id);
+    match http::HeaderValue::try_from(list.to_header()) {
+        Ok(header) => Ok(cx.with_value(Incoming {
+            trace_id,
+            random,
+            tracestate: Some(header),
+        })),
         // Validated members are visible ASCII: not reached.
-        None => Ok(cx.clone()),
+        Err(_) => Ok(cx.clone()),
     }
 }
 
@@ -805,17 +805,16 @@ impl Propagator for TraceContextPropagator {
         // The list travels in the context, not in the span context: OpenTelemetry's
         // `TraceState` would copy every member again and refuses some valid keys.
         let sc = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, TraceState::NONE);
-        let mut cx = cx.with_remote_span_context(sc);
-        if tp.flags.to_u8() & FLAG_RANDOM != 0 {
-            cx = cx.with_value(IncomingRandom(tp.trace_id));
+        let cx = cx.with_remote_span_context(sc);
+        let random = tp.flags.to_u8() & FLAG_RANDOM != 0;
+        if !random && incoming.tracestate.is_none() {
+            return cx;
         }
-        match incoming.tracestate {
-            None => cx,
-            Some(header) => cx.with_value(IncomingTraceState {
-                trace_id: tp.trace_id,
-                header,
-            }),
-        }
+        cx.with_value(Incoming {
+            trace_id: tp.trace_id,
+            random,
+            tracestate: incoming.tracestate,
+        })
     }
 
     fn inject(&self, cx: &Context, carrier: &mut dyn CarrierMut) {
@@ -825,10 +824,8 @@ impl Propagator for TraceContextPropagator {
             return;
         }
         let mut tp = TraceParent::from_span_context(sc);
-        if cx
-            .get::<IncomingRandom>()
-            .is_some_and(|r| r.0 == sc.trace_id())
-        {
+        let incoming = cx.get::<Incoming>().filter(|i| i.trace_id == sc.trace_id());
+        if incoming.is_some_and(|i| i.random) {
             tp.flags = TraceFlags::new(tp.flags.to_u8() | FLAG_RANDOM);
         }
         carrier.set_header(&TRACEPARENT_NAME, tp.to_header_value());
@@ -840,16 +837,14 @@ impl Propagator for TraceContextPropagator {
         } else {
             sc.trace_state().header()
         };
-        let incoming = cx
-            .get::<IncomingTraceState>()
-            .filter(|t| t.trace_id == sc.trace_id());
+        let incoming = incoming.and_then(|i| i.tracestate.as_ref());
         let header = match (incoming, own.is_empty()) {
             (Some(inc), true) => {
-                carrier.set_header(&TRACESTATE_NAME, inc.header.clone());
+                carrier.set_header(&TRACESTATE_NAME, inc.clone());
                 return;
             }
             (Some(inc), false) => {
-                let mut merged = TraceStateList::from_normalized(inc.text());
+                let mut merged = TraceStateList::from_normalized(inc.to_str().unwrap_or_default());
                 let own_members = TraceStateList::parse([own.as_str()]).unwrap_or_default();
                 for (k, v) in own_members.members().iter().rev() {
                     let _ = merged.upsert(k, v);
