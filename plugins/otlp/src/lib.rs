@@ -42,6 +42,8 @@ use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, I
 use opentelemetry_otlp::{RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use tokio::sync::OnceCell;
 
+pub mod encode;
+
 pub use faultline_engine as engine;
 
 /// Why the exporter could not be set up.
