@@ -114,13 +114,13 @@ impl TraceEncoder {
         for (i, span) in spans.iter().enumerate() {
             let scope = &span.instrumentation_scope;
             let found = if !self.scopes.is_empty()
-                && spans[self.scopes[last]].instrumentation_scope == *scope
+                && same_scope(&spans[self.scopes[last]].instrumentation_scope, scope)
             {
                 Some(last)
             } else {
                 self.scopes
                     .iter()
-                    .position(|&first| spans[first].instrumentation_scope == *scope)
+                    .position(|&first| same_scope(&spans[first].instrumentation_scope, scope))
             };
             let group = found.unwrap_or_else(|| {
                 self.scopes.push(i);
@@ -185,10 +185,7 @@ impl TraceEncoder {
 
     fn measure_resource(&mut self, resource: &Resource) -> usize {
         let slot = self.reserve();
-        let len = resource
-            .iter()
-            .map(|(k, v)| delimited(key_value_len(k.as_str(), v)))
-            .sum();
+        let len = self.measure_attributes(resource.iter().map(|(k, v)| (k.as_str(), v)));
         self.sizes[slot] = len;
         len
     }
@@ -210,7 +207,7 @@ impl TraceEncoder {
         let slot = self.reserve();
         let len = string_field(scope.name())
             + string_field(scope.version().unwrap_or_default())
-            + attributes_len(scope.attributes());
+            + self.measure_attributes(pairs(scope.attributes()));
         self.sizes[slot] = len;
         len
     }
@@ -227,7 +224,7 @@ impl TraceEncoder {
         len += 2; // kind, never 0
         len += fixed64_field(nanos(span.start_time));
         len += fixed64_field(nanos(span.end_time));
-        len += attributes_len(span.attributes.iter());
+        len += self.measure_attributes(pairs(span.attributes.iter()));
         len += uint_field(span.dropped_attributes_count.into());
         for event in span.events.iter() {
             len += delimited(self.measure_event(event));
@@ -247,7 +244,7 @@ impl TraceEncoder {
         let slot = self.reserve();
         let len = fixed64_field(nanos(event.timestamp))
             + string_field(&event.name)
-            + attributes_len(event.attributes.iter())
+            + self.measure_attributes(pairs(event.attributes.iter()))
             + uint_field(event.dropped_attributes_count.into());
         self.sizes[slot] = len;
         len
@@ -258,10 +255,25 @@ impl TraceEncoder {
         let len = delimited(16)
             + delimited(8)
             + string_field_len(trace_state_len(link.span_context.trace_state()))
-            + attributes_len(link.attributes.iter())
+            + self.measure_attributes(pairs(link.attributes.iter()))
             + uint_field(link.dropped_attributes_count.into())
             + 5; // flags (field 6), never 0
         self.sizes[slot] = len;
+        len
+    }
+
+    /// Repeated `KeyValue` fields: their lengths are recorded one by one
+    /// (the writing pass would otherwise measure each value again).
+    fn measure_attributes<'a>(
+        &mut self,
+        attributes: impl Iterator<Item = (&'a str, &'a Value)>,
+    ) -> usize {
+        let mut len = 0;
+        for (k, v) in attributes {
+            let kv = key_value_len(k, v);
+            self.sizes.push(kv);
+            len += delimited(kv);
+        }
         len
     }
 
@@ -281,10 +293,7 @@ impl TraceEncoder {
 
     fn write_resource(&mut self, out: &mut Vec<u8>, resource: &Resource) {
         put_varint(out, self.take() as u64);
-        for (k, v) in resource.iter() {
-            out.push(key(1, LEN));
-            put_key_value(out, k.as_str(), v);
-        }
+        self.write_attributes(out, 1, resource.iter().map(|(k, v)| (k.as_str(), v)));
     }
 
     fn write_scope_spans(&mut self, out: &mut Vec<u8>, g: usize, spans: &[SpanData]) {
@@ -304,7 +313,7 @@ impl TraceEncoder {
         put_varint(out, self.take() as u64);
         put_string_field(out, 1, scope.name());
         put_string_field(out, 2, scope.version().unwrap_or_default());
-        put_attributes(out, 3, scope.attributes());
+        self.write_attributes(out, 3, pairs(scope.attributes()));
     }
 
     fn write_span(&mut self, out: &mut Vec<u8>, span: &SpanData) {
@@ -321,7 +330,7 @@ impl TraceEncoder {
         out.push(span_kind(&span.span_kind));
         put_fixed64_field(out, 7, nanos(span.start_time));
         put_fixed64_field(out, 8, nanos(span.end_time));
-        put_attributes(out, 9, span.attributes.iter());
+        self.write_attributes(out, 9, pairs(span.attributes.iter()));
         put_uint_field(out, 10, span.dropped_attributes_count.into());
         for event in span.events.iter() {
             out.push(key(11, LEN));
@@ -347,7 +356,7 @@ impl TraceEncoder {
         put_varint(out, self.take() as u64);
         put_fixed64_field(out, 1, nanos(event.timestamp));
         put_string_field(out, 2, &event.name);
-        put_attributes(out, 3, event.attributes.iter());
+        self.write_attributes(out, 3, pairs(event.attributes.iter()));
         put_uint_field(out, 4, event.dropped_attributes_count.into());
     }
 
@@ -357,11 +366,36 @@ impl TraceEncoder {
         put_bytes_field(out, 1, &context.trace_id().to_bytes());
         put_bytes_field(out, 2, &context.span_id().to_bytes());
         put_trace_state_field(out, 3, context.trace_state());
-        put_attributes(out, 4, link.attributes.iter());
+        self.write_attributes(out, 4, pairs(link.attributes.iter()));
         put_uint_field(out, 5, link.dropped_attributes_count.into());
         out.push(key(6, I32));
         let flags = span_flags(context.is_remote(), context.trace_flags().to_u8().into());
         out.extend_from_slice(&flags.to_le_bytes());
+    }
+
+    fn write_attributes<'a>(
+        &mut self,
+        out: &mut Vec<u8>,
+        number: u8,
+        attributes: impl Iterator<Item = (&'a str, &'a Value)>,
+    ) {
+        for (k, v) in attributes {
+            out.push(key(number, LEN));
+            put_varint(out, self.take() as u64);
+            put_string_field(out, 1, k);
+            out.push(key(2, LEN));
+            put_any_value(out, v);
+        }
+    }
+}
+
+/// `InstrumentationScope`'s equality, without the two sorted lists it
+/// builds to compare attributes when neither scope has any.
+fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+    if a.attributes().next().is_none() && b.attributes().next().is_none() {
+        a.name() == b.name() && a.version() == b.version() && a.schema_url() == b.schema_url()
+    } else {
+        a == b
     }
 }
 
@@ -433,11 +467,11 @@ fn status_len(status: &Status) -> usize {
     }
 }
 
-/// Repeated `KeyValue` fields.
-fn attributes_len<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> usize {
-    attributes
-        .map(|kv| delimited(key_value_len(kv.key.as_str(), &kv.value)))
-        .sum()
+/// Attributes as key and value.
+fn pairs<'a>(
+    attributes: impl Iterator<Item = &'a KeyValue>,
+) -> impl Iterator<Item = (&'a str, &'a Value)> {
+    attributes.map(|kv| (kv.key.as_str(), &kv.value))
 }
 
 /// `KeyValue`: key (1), value (2, always present).
@@ -540,24 +574,6 @@ fn put_status(out: &mut Vec<u8>, status: &Status) {
             out.push(2);
         }
     }
-}
-
-fn put_attributes<'a>(
-    out: &mut Vec<u8>,
-    number: u8,
-    attributes: impl Iterator<Item = &'a KeyValue>,
-) {
-    for kv in attributes {
-        out.push(key(number, LEN));
-        put_key_value(out, kv.key.as_str(), &kv.value);
-    }
-}
-
-fn put_key_value(out: &mut Vec<u8>, k: &str, value: &Value) {
-    put_varint(out, key_value_len(k, value) as u64);
-    put_string_field(out, 1, k);
-    out.push(key(2, LEN));
-    put_any_value(out, value);
 }
 
 fn put_any_value(out: &mut Vec<u8>, value: &Value) {
