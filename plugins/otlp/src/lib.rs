@@ -1,7 +1,6 @@
 //! faultline's OTLP exporter plugin: OTLP over gRPC (tonic) or HTTP/protobuf
 //! (reqwest), with TLS from the system roots or a given CA, client
-//! certificates (mTLS), authentication headers, gzip and a time limit, built
-//! on `opentelemetry-otlp`.
+//! certificates (mTLS), authentication headers, gzip and a time limit.
 //!
 //! Applications turn on the faultline feature `otlp`; `faultline::setup::engine_builder`
 //! then makes this exporter whenever the configuration names `otlp` (the
@@ -21,28 +20,46 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! It is not built on `opentelemetry-otlp`, which deep-copies every batch
+//! twice (once to own it, once more for its retry loop), converts it to
+//! protobuf structs (a `String` for every attribute key and value) and
+//! then encodes those. All of that ran on the engine's one export thread,
+//! for every span. Here the spans go from the batch the engine lends
+//! straight to protobuf bytes ([`encode::TraceEncoder`]): no copy of the
+//! batch, no intermediate structs, no `String` per attribute, one buffer
+//! of the exact size per request. The bytes are the same as
+//! `opentelemetry-otlp` would send. They are the body of an HTTP POST, or
+//! the message of a unary gRPC `TraceService/Export` call (through a codec
+//! that copies them into tonic's frame as they are).
+//!
 //! Retries are not this crate's job: the engine wraps every exporter in its
-//! resilient export (back-off, bounded buffer, drop counts), so the
-//! `opentelemetry-otlp` retry policy is turned off. Failures are classified
-//! for it: connection problems, time-outs, 429/503/`Unavailable` are
-//! transient; rejected data and bad credentials are permanent.
+//! resilient export (back-off, bounded buffer, drop counts). Failures are
+//! classified for it from the gRPC code or the HTTP status: connection
+//! problems, time-outs, `Unavailable`, 429 and 5xx are transient; rejected
+//! data, bad credentials, unknown paths and oversized requests are
+//! permanent. A collector's partial success (spans it refused in an
+//! accepted request) is logged as a warning.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
 use faultline_engine::export::{ExportError, Exporter};
 use faultline_engine::opentelemetry_sdk::Resource;
-use faultline_engine::opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
-use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
-use opentelemetry_otlp::{RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use faultline_engine::opentelemetry_sdk::trace::SpanData;
 use tokio::sync::OnceCell;
 
+pub mod encode;
+mod transport;
+
 pub use faultline_engine as engine;
+
+use encode::TraceEncoder;
+use transport::{GrpcTransport, HttpTransport, Settings, Transport};
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +85,16 @@ pub struct OtlpExporter {
     compression: Compression,
     timeout: Duration,
     tls: Option<TlsMaterial>,
-    resource: Option<Resource>,
-    inner: OnceCell<opentelemetry_otlp::SpanExporter>,
+    resource: Resource,
+    encoder: Mutex<TraceEncoder>,
+    transport: OnceCell<Transport>,
+    shut_down: AtomicBool,
 }
 
 #[derive(Clone)]
-struct TlsMaterial {
-    ca: Option<Vec<u8>>,
-    identity: Option<(Vec<u8>, Vec<u8>)>,
+pub(crate) struct TlsMaterial {
+    pub(crate) ca: Option<Vec<u8>>,
+    pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -135,8 +154,10 @@ impl OtlpExporter {
             compression: config.otlp_compression(),
             timeout: config.export_retry().timeout(),
             tls,
-            resource: None,
-            inner: OnceCell::new(),
+            resource: Resource::builder_empty().build(),
+            encoder: Mutex::new(TraceEncoder::new()),
+            transport: OnceCell::new(),
+            shut_down: AtomicBool::new(false),
         })
     }
 
@@ -145,93 +166,29 @@ impl OtlpExporter {
         &self.endpoint
     }
 
-    /// Builds the `opentelemetry-otlp` exporter. Called on the export thread
-    /// (inside its Tokio runtime), at the first export.
-    fn build(&self) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
-        let mut exporter = match self.protocol {
-            OtlpProtocol::Grpc => {
-                let mut headers = http::HeaderMap::new();
-                for (k, v) in &self.headers {
-                    if let (Ok(name), Ok(value)) = (
-                        http::HeaderName::from_bytes(k.as_bytes()),
-                        http::HeaderValue::from_str(v),
-                    ) {
-                        headers.insert(name, value);
-                    }
-                }
-                let metadata = MetadataMap::from_headers(headers);
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(self.endpoint.clone())
-                    .with_timeout(self.timeout)
-                    .with_metadata(metadata)
-                    .with_retry_policy(RetryPolicy::disabled());
-                if self.compression == Compression::Gzip {
-                    builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-                }
-                if self.endpoint.starts_with("https://") {
-                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
-                    if let Some(material) = &self.tls {
-                        if let Some(ca) = &material.ca {
-                            tls = tls.ca_certificate(Certificate::from_pem(ca));
-                        }
-                        if let Some((cert, key)) = &material.identity {
-                            tls = tls.identity(Identity::from_pem(cert, key));
-                        }
-                    }
-                    builder = builder.with_tls_config(tls);
-                }
-                builder.build()
-            }
-            OtlpProtocol::HttpProtobuf => {
-                let mut client = reqwest::Client::builder().timeout(self.timeout);
-                if let Some(material) = &self.tls {
-                    if let Some(ca) = &material.ca {
-                        let cert = reqwest::Certificate::from_pem(ca).map_err(|e| {
-                            ExportError::Permanent(format!("OTLP CA certificate: {e}"))
-                        })?;
-                        client = client.add_root_certificate(cert);
-                    }
-                    if let Some((cert, key)) = &material.identity {
-                        let mut pem = cert.clone();
-                        pem.push(b'\n');
-                        pem.extend_from_slice(key);
-                        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                            ExportError::Permanent(format!("OTLP client certificate: {e}"))
-                        })?;
-                        client = client.identity(identity);
-                    }
-                }
-                let client = client
-                    .build()
-                    .map_err(|e| ExportError::Permanent(format!("OTLP HTTP client: {e}")))?;
-                let headers: HashMap<String, String> = self.headers.iter().cloned().collect();
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_http_client(client)
-                    .with_endpoint(self.endpoint.clone())
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_timeout(self.timeout)
-                    .with_headers(headers)
-                    .with_retry_policy(RetryPolicy::disabled());
-                if self.compression == Compression::Gzip {
-                    builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-                }
-                builder.build()
-            }
-        }
-        .map_err(|e| ExportError::Permanent(format!("OTLP exporter: {e}")))?;
-        if let Some(resource) = &self.resource {
-            exporter.set_resource(resource);
-        }
-        Ok(exporter)
+    /// Makes the transport. Called on the export thread (inside its Tokio
+    /// runtime), at the first export; connecting is left to that export.
+    fn connect(&self) -> Result<Transport, ExportError> {
+        let settings = Settings {
+            endpoint: &self.endpoint,
+            headers: &self.headers,
+            gzip: self.compression == Compression::Gzip,
+            timeout: self.timeout,
+            tls: self.tls.as_ref(),
+        };
+        Ok(match self.protocol {
+            OtlpProtocol::Grpc => Transport::Grpc(GrpcTransport::new(&settings)?),
+            OtlpProtocol::HttpProtobuf => Transport::Http(HttpTransport::new(&settings)?),
+        })
     }
 }
 
-/// Sorts an `opentelemetry-otlp` failure into transient (worth a retry) or
-/// permanent, from the gRPC status or HTTP status it names: bad requests,
-/// bad credentials, unknown endpoints and oversized bodies will not pass by
-/// retrying; unavailability, throttling and time-outs may.
+/// Sorts an export failure, given as text, into transient (worth a retry)
+/// or permanent, from the gRPC status or HTTP status it names: bad
+/// requests, bad credentials, unknown endpoints and oversized bodies will
+/// not pass by retrying; unavailability, throttling and time-outs may. The
+/// exporter itself classifies from the gRPC code or HTTP status it
+/// received, by the same rules.
 pub fn classify(message: &str) -> ExportError {
     const PERMANENT_GRPC: &[&str] = &[
         "Unauthenticated",
@@ -241,7 +198,6 @@ pub fn classify(message: &str) -> ExportError {
         "FailedPrecondition",
         "OutOfRange",
     ];
-    const PERMANENT_HTTP: &[u16] = &[400, 401, 403, 404, 405, 413, 415];
     let lower = message.to_ascii_lowercase();
     let http_status = ["status code:", "status code", "status:"]
         .iter()
@@ -255,7 +211,7 @@ pub fn classify(message: &str) -> ExportError {
             digits.parse::<u16>().ok()
         });
     let permanent = PERMANENT_GRPC.iter().any(|p| message.contains(p))
-        || http_status.is_some_and(|s| PERMANENT_HTTP.contains(&s));
+        || http_status.is_some_and(|s| transport::PERMANENT_HTTP.contains(&s));
     if permanent {
         ExportError::Permanent(message.to_owned())
     } else {
@@ -270,26 +226,28 @@ impl Exporter for OtlpExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = Some(resource.clone());
+        self.resource = resource.clone();
     }
 
     async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
-        let inner = self
-            .inner
-            .get_or_try_init(|| async { self.build() })
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(ExportError::ShutDown);
+        }
+        let transport = self
+            .transport
+            .get_or_try_init(|| async { self.connect() })
             .await?;
-        inner
-            .export(batch.to_vec())
-            .await
-            .map_err(|e| classify(&e.to_string()))
+        let request = self
+            .encoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .encode(&self.resource, batch);
+        transport.send(request).await
     }
 
     async fn shutdown(&self) -> Result<(), ExportError> {
-        if let Some(inner) = self.inner.get() {
-            inner
-                .shutdown_with_timeout(Duration::from_secs(1))
-                .map_err(|e| ExportError::Transient(e.to_string()))?;
-        }
+        // Nothing is held back: every export is sent when it is made.
+        self.shut_down.store(true, Ordering::Release);
         Ok(())
     }
 }

@@ -1,0 +1,785 @@
+//! The two OTLP transports, each sending a request already encoded by
+//! [`crate::encode`]: gRPC (a unary `TraceService/Export` call on a tonic
+//! channel, with a codec that passes the bytes through) and HTTP/protobuf (a
+//! reqwest POST). Both classify a failure as transient or permanent from the
+//! gRPC code or HTTP status, and read the collector's partial success.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::{Buf as _, BufMut as _};
+use faultline_engine::export::ExportError;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+
+/// The gRPC method of an OTLP trace export.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The user agent of both transports.
+const USER_AGENT: &str = concat!("faultline-otlp/", env!("CARGO_PKG_VERSION"));
+
+/// gRPC codes that retrying will not change: the request or the
+/// credentials are wrong, or the server does not serve OTLP traces.
+pub(crate) const PERMANENT_GRPC: &[tonic::Code] = &[
+    tonic::Code::Unauthenticated,
+    tonic::Code::PermissionDenied,
+    tonic::Code::InvalidArgument,
+    tonic::Code::Unimplemented,
+    tonic::Code::FailedPrecondition,
+    tonic::Code::OutOfRange,
+];
+
+/// HTTP statuses that retrying will not change (bad request, credentials,
+/// path, method, size or content type).
+pub(crate) const PERMANENT_HTTP: &[u16] = &[400, 401, 403, 404, 405, 413, 415];
+
+/// At most this much of a response body is read (a partial success is a
+/// few bytes; anything longer is not looked at).
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// At most this many characters of a collector's error message are kept.
+const MAX_MESSAGE_CHARS: usize = 256;
+
+/// What a transport needs from the exporter's settings.
+pub(crate) struct Settings<'a> {
+    pub endpoint: &'a str,
+    pub headers: &'a [(String, String)],
+    pub gzip: bool,
+    pub timeout: Duration,
+    pub tls: Option<&'a crate::TlsMaterial>,
+}
+
+/// Turns texts that come from the collector into something safe to log:
+/// the configured header values (and their longer words: a token without
+/// its `Bearer`) replaced, length capped.
+struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    fn new(headers: &[(String, String)]) -> Redactor {
+        let mut secrets: Vec<String> = Vec::new();
+        for (_, value) in headers {
+            if value.len() >= 4 {
+                secrets.push(value.clone());
+            }
+            secrets.extend(
+                value
+                    .split([' ', '\t', ',', '=', ':'])
+                    .filter(|word| word.len() >= 6 && word != value)
+                    .map(str::to_owned),
+            );
+        }
+        // The longest first, so that a value is replaced before its words.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redactor { secrets }
+    }
+
+    /// Redacts first, then caps (a cap first could cut a value in two and
+    /// leave its first part).
+    fn clean(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[REDACTED]");
+            }
+        }
+        text.chars().take(MAX_MESSAGE_CHARS).collect()
+    }
+}
+
+/// A ready transport.
+pub(crate) enum Transport {
+    Grpc(GrpcTransport),
+    Http(HttpTransport),
+}
+
+impl Transport {
+    /// Sends one encoded request.
+    pub(crate) async fn send(&self, request: Vec<u8>) -> Result<(), ExportError> {
+        match self {
+            Transport::Grpc(t) => t.send(request).await,
+            Transport::Http(t) => t.send(request).await,
+        }
+    }
+}
+
+/// OTLP/gRPC: a lazily connecting tonic channel.
+pub(crate) struct GrpcTransport {
+    client: tonic::client::Grpc<Channel>,
+    metadata: MetadataMap,
+    timeout: Duration,
+    redactor: Redactor,
+}
+
+impl GrpcTransport {
+    /// The channel to `settings.endpoint`, TLS for `https://` (system roots
+    /// plus the configured CA and client identity). Does not connect: the
+    /// first export does. Must run inside a Tokio runtime.
+    pub(crate) fn new(settings: &Settings<'_>) -> Result<GrpcTransport, ExportError> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+        let mut endpoint = Endpoint::from_shared(settings.endpoint.to_owned())
+            .map_err(|e| ExportError::Permanent(format!("OTLP/gRPC endpoint: {e}")))?
+            .user_agent(USER_AGENT)
+            .map_err(|e| ExportError::Permanent(format!("OTLP/gRPC user agent: {e}")))?
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout);
+        if settings.endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_enabled_roots();
+            if let Some(material) = settings.tls {
+                if let Some(ca) = &material.ca {
+                    tls = tls.ca_certificate(Certificate::from_pem(ca));
+                }
+                if let Some((cert, key)) = &material.identity {
+                    tls = tls.identity(Identity::from_pem(cert, key));
+                }
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| ExportError::Permanent(format!("OTLP/gRPC TLS: {e}")))?;
+        }
+        let mut client = tonic::client::Grpc::new(endpoint.connect_lazy());
+        if settings.gzip {
+            client = client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip);
+        }
+        Ok(GrpcTransport {
+            client,
+            metadata: MetadataMap::from_headers(header_map(settings.headers)),
+            timeout: settings.timeout,
+            redactor: Redactor::new(settings.headers),
+        })
+    }
+
+    async fn send(&self, body: Vec<u8>) -> Result<(), ExportError> {
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(body);
+        *request.metadata_mut() = self.metadata.clone();
+        request.set_timeout(self.timeout);
+        let call = async {
+            client.ready().await.map_err(|e| {
+                ExportError::Transient(format!("OTLP/gRPC channel not ready: {}", chain(&e)))
+            })?;
+            client
+                .unary(
+                    request,
+                    http::uri::PathAndQuery::from_static(EXPORT_PATH),
+                    ExportCodec,
+                )
+                .await
+                .map_err(|status| status_error(&status, &self.redactor))
+        };
+        let response = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ExportError::Timeout(self.timeout))??;
+        response.into_inner().warn_if_rejected(&self.redactor);
+        Ok(())
+    }
+}
+
+/// A failed gRPC call as an export error: permanent for the codes in
+/// [`PERMANENT_GRPC`]. Names the code, the collector's message (header
+/// values taken out) and the local cause (connection, TLS).
+fn status_error(status: &tonic::Status, redactor: &Redactor) -> ExportError {
+    let code = status.code();
+    let mut message = format!("OTLP/gRPC export failed: status: {code:?}");
+    let cause = std::error::Error::source(status).map(chain);
+    // A local failure's message repeats its cause.
+    let repeated = cause.as_ref().is_some_and(|c| c.contains(status.message()));
+    if !status.message().is_empty() && !repeated {
+        message.push_str(", message: ");
+        message.push_str(&redactor.clean(status.message()));
+    }
+    if let Some(cause) = cause {
+        message.push_str(": ");
+        message.push_str(&cause);
+    }
+    if PERMANENT_GRPC.contains(&code) {
+        ExportError::Permanent(message)
+    } else {
+        ExportError::Transient(message)
+    }
+}
+
+/// An HTTP answer other than 2xx as an export error: permanent for the
+/// statuses in [`PERMANENT_HTTP`]. The body is not read (it may echo the
+/// request).
+fn http_status_error(status: u16) -> ExportError {
+    let message = format!("OTLP/HTTP export failed: status code: {status}");
+    if PERMANENT_HTTP.contains(&status) {
+        ExportError::Permanent(message)
+    } else {
+        ExportError::Transient(message)
+    }
+}
+
+/// OTLP/HTTP with protobuf bodies.
+pub(crate) struct HttpTransport {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: http::HeaderMap,
+    gzip: bool,
+    timeout: Duration,
+    redactor: Redactor,
+}
+
+impl HttpTransport {
+    /// A client with the configured time limit, CA and client identity.
+    pub(crate) fn new(settings: &Settings<'_>) -> Result<HttpTransport, ExportError> {
+        let url = reqwest::Url::parse(settings.endpoint)
+            .map_err(|e| ExportError::Permanent(format!("OTLP/HTTP endpoint: {e}")))?;
+        let mut client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(USER_AGENT);
+        if let Some(material) = settings.tls {
+            if let Some(ca) = &material.ca {
+                let cert = reqwest::Certificate::from_pem(ca)
+                    .map_err(|e| ExportError::Permanent(format!("OTLP CA certificate: {e}")))?;
+                client = client.add_root_certificate(cert);
+            }
+            if let Some((cert, key)) = &material.identity {
+                let mut pem = cert.clone();
+                pem.push(b'\n');
+                pem.extend_from_slice(key);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| ExportError::Permanent(format!("OTLP client certificate: {e}")))?;
+                client = client.identity(identity);
+            }
+        }
+        let client = client
+            .build()
+            .map_err(|e| ExportError::Permanent(format!("OTLP HTTP client: {e}")))?;
+        let mut headers = header_map(settings.headers);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-protobuf"),
+        );
+        if settings.gzip {
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                http::HeaderValue::from_static("gzip"),
+            );
+        }
+        Ok(HttpTransport {
+            client,
+            url,
+            headers,
+            gzip: settings.gzip,
+            timeout: settings.timeout,
+            redactor: Redactor::new(settings.headers),
+        })
+    }
+
+    async fn send(&self, body: Vec<u8>) -> Result<(), ExportError> {
+        let body = if self.gzip { gzip(&body)? } else { body };
+        let mut response = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.http_error(e))?;
+        if !response.status().is_success() {
+            return Err(http_status_error(response.status().as_u16()));
+        }
+        // Accepted. A partial success, if any, is in a protobuf body.
+        let protobuf = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_none_or(|t| t.as_bytes().starts_with(b"application/x-protobuf"));
+        if !protobuf {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        while body.len() < MAX_RESPONSE_BODY {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => {
+                    PartialSuccess::decode_response(&body).warn_if_rejected(&self.redactor);
+                    break;
+                }
+                // The spans were accepted; an unreadable answer changes nothing.
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// A reqwest failure (no response): transient, with its causes (never
+    /// the URL or headers).
+    fn http_error(&self, e: reqwest::Error) -> ExportError {
+        if e.is_timeout() {
+            return ExportError::Timeout(self.timeout);
+        }
+        let e = e.without_url();
+        ExportError::Transient(format!("OTLP/HTTP export failed: {}", chain(&e)))
+    }
+}
+
+/// The gzip form of `body`.
+fn gzip(body: &[u8]) -> Result<Vec<u8>, ExportError> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish())
+        .map_err(|e| ExportError::Transient(format!("OTLP gzip: {e}")))
+}
+
+/// The configured headers as a header map; a name or value that HTTP does
+/// not allow is left out (the configuration has checked them already).
+fn header_map(headers: &[(String, String)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        if let (Ok(name), Ok(mut value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            value.set_sensitive(true);
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// The collector's `ExportTracePartialSuccess`: spans it dropped although
+/// the request succeeded, and why.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct PartialSuccess {
+    pub rejected_spans: i64,
+    pub error_message: String,
+}
+
+impl PartialSuccess {
+    /// Reads `ExportTraceServiceResponse { partial_success = 1 }`; a
+    /// malformed answer reads as no partial success (the export succeeded).
+    pub(crate) fn decode_response(bytes: &[u8]) -> PartialSuccess {
+        let mut result = PartialSuccess::default();
+        let mut outer = bytes;
+        while let Some((number, field)) = next_field(&mut outer) {
+            if let (1, Field::Bytes(mut inner)) = (number, field) {
+                while let Some((number, field)) = next_field(&mut inner) {
+                    match (number, field) {
+                        (1, Field::Varint(v)) => result.rejected_spans = v as i64,
+                        (2, Field::Bytes(text)) => {
+                            result.error_message = String::from_utf8_lossy(text).into_owned();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn warn_if_rejected(&self, redactor: &Redactor) {
+        if self.rejected_spans > 0 || !self.error_message.is_empty() {
+            tracing::warn!(
+                rejected_spans = self.rejected_spans,
+                "the OTLP collector accepted the export but rejected some spans: {}",
+                redactor.clean(&self.error_message)
+            );
+        }
+    }
+}
+
+/// A protobuf field's value, as far as the response needs it.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Other,
+}
+
+/// The next field of `buf` (advancing past it); `None` at the end or at
+/// anything malformed.
+fn next_field<'a>(buf: &mut &'a [u8]) -> Option<(u64, Field<'a>)> {
+    if buf.is_empty() {
+        return None;
+    }
+    let key = read_varint(buf)?;
+    let number = key >> 3;
+    let field = match key & 7 {
+        0 => Field::Varint(read_varint(buf)?),
+        1 => {
+            *buf = buf.get(8..)?;
+            Field::Other
+        }
+        2 => {
+            let len = usize::try_from(read_varint(buf)?).ok()?;
+            let (value, rest) = (buf.get(..len)?, buf.get(len..)?);
+            *buf = rest;
+            Field::Bytes(value)
+        }
+        5 => {
+            *buf = buf.get(4..)?;
+            Field::Other
+        }
+        _ => return None,
+    };
+    Some((number, field))
+}
+
+fn read_varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            *buf = &buf[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The codec of the Export call: the request goes out as the bytes it
+/// already is; the response is read for its partial success.
+#[derive(Debug, Clone, Copy, Default)]
+struct ExportCodec;
+
+impl Codec for ExportCodec {
+    type Encode = Vec<u8>;
+    type Decode = PartialSuccess;
+    type Encoder = ExportCodec;
+    type Decoder = ExportCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ExportCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ExportCodec
+    }
+}
+
+impl Encoder for ExportCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for ExportCodec {
+    type Item = PartialSuccess;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<PartialSuccess>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        Ok(Some(PartialSuccess::decode_response(&bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    use prost::Message as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    const TOKEN: &str = "Bearer tok-9f8e7d6c5b4a";
+
+    fn redactor() -> Redactor {
+        Redactor::new(&[
+            ("authorization".to_owned(), TOKEN.to_owned()),
+            ("x-api-key".to_owned(), "k3y-0123456789".to_owned()),
+        ])
+    }
+
+    #[test]
+    fn partial_success_is_read_as_prost_writes_it() {
+        for (rejected, message) in [
+            (0, ""),
+            (3, "span 2: invalid trace id"),
+            (-1, "ünïcode"),
+            (i64::MAX, ""),
+        ] {
+            let bytes = ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message.to_owned(),
+                }),
+            }
+            .encode_to_vec();
+            assert_eq!(
+                PartialSuccess::decode_response(&bytes),
+                PartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message.to_owned()
+                }
+            );
+        }
+        // Unknown fields of every wire type are skipped.
+        let mut bytes = vec![
+            0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4,
+        ];
+        bytes.extend(
+            ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: 5,
+                    error_message: "too old".to_owned(),
+                }),
+            }
+            .encode_to_vec(),
+        );
+        assert_eq!(PartialSuccess::decode_response(&bytes).rejected_spans, 5);
+        // Nothing, or garbage: no partial success, no panic.
+        assert_eq!(
+            PartialSuccess::decode_response(&[]),
+            PartialSuccess::default()
+        );
+        for garbage in [
+            &[0xff_u8; 12][..],
+            &[0x0a, 0x05, 0x08],
+            &[0x0a],
+            &[0x0b, 0x00],
+        ] {
+            let _ = PartialSuccess::decode_response(garbage);
+        }
+    }
+
+    #[test]
+    fn collector_messages_lose_header_values() {
+        let r = redactor();
+        let cleaned = r.clean(&format!(
+            "bad credentials: {TOKEN} (token tok-9f8e7d6c5b4a, key k3y-0123456789)"
+        ));
+        assert!(!cleaned.contains("tok-9f8e7d6c5b4a"), "{cleaned}");
+        assert!(!cleaned.contains("k3y-0123456789"), "{cleaned}");
+        assert!(
+            cleaned.starts_with("bad credentials: [REDACTED]"),
+            "{cleaned}"
+        );
+        assert_eq!(r.clean(&"x".repeat(1000)).len(), MAX_MESSAGE_CHARS);
+        // A value across the cap is not cut in two.
+        let long = format!("{}{TOKEN}", "x".repeat(MAX_MESSAGE_CHARS - 10));
+        assert!(!r.clean(&long).contains("tok-9f8e"), "{}", r.clean(&long));
+    }
+
+    #[test]
+    fn grpc_codes_are_classified() {
+        for code in PERMANENT_GRPC {
+            let status = tonic::Status::new(*code, format!("no: {TOKEN}"));
+            match status_error(&status, &redactor()) {
+                ExportError::Permanent(message) => {
+                    assert!(message.contains(&format!("{code:?}")), "{message}");
+                    assert!(!message.contains("tok-9f8e7d6c5b4a"), "{message}");
+                    // The text-based rules agree.
+                    assert!(matches!(
+                        crate::classify(&message),
+                        ExportError::Permanent(_)
+                    ));
+                }
+                other => panic!("{code:?}: {other:?}"),
+            }
+        }
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::ResourceExhausted,
+            tonic::Code::Cancelled,
+            tonic::Code::Aborted,
+            tonic::Code::Internal,
+            tonic::Code::Unknown,
+        ] {
+            let status = tonic::Status::new(code, "");
+            let error = status_error(&status, &redactor());
+            assert!(
+                matches!(error, ExportError::Transient(_)),
+                "{code:?}: {error:?}"
+            );
+            assert!(matches!(
+                crate::classify(&error.to_string()),
+                ExportError::Transient(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn http_statuses_are_classified() {
+        for status in [400, 401, 403, 404, 405, 413, 415] {
+            let error = http_status_error(status);
+            assert!(matches!(error, ExportError::Permanent(_)), "{status}");
+            assert!(matches!(
+                crate::classify(&error.to_string()),
+                ExportError::Permanent(_)
+            ));
+        }
+        for status in [408, 429, 500, 502, 503, 504] {
+            let error = http_status_error(status);
+            assert!(matches!(error, ExportError::Transient(_)), "{status}");
+            assert!(matches!(
+                crate::classify(&error.to_string()),
+                ExportError::Transient(_)
+            ));
+        }
+    }
+
+    /// A one-request-at-a-time HTTP server that answers `status` with
+    /// `body` and hands over each request's head and body.
+    async fn answering(
+        status: &'static str,
+        body: Vec<u8>,
+    ) -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "request cut short");
+                    request.extend_from_slice(&buf[..n]);
+                    if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while request.len() < head_end + length {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).await.unwrap();
+                stream.write_all(&body).await.unwrap();
+                let _ = tx.send((head, request[head_end..].to_vec()));
+            }
+        });
+        (port, rx)
+    }
+
+    fn http(port: u16, gzip: bool) -> HttpTransport {
+        let headers = [("authorization".to_owned(), TOKEN.to_owned())];
+        HttpTransport::new(&Settings {
+            endpoint: &format!("http://127.0.0.1:{port}/v1/traces"),
+            headers: &headers,
+            gzip,
+            timeout: Duration::from_secs(5),
+            tls: None,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn http_posts_the_bytes_with_headers_and_gzip() {
+        let partial = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 1,
+                error_message: "one span too old".to_owned(),
+            }),
+        }
+        .encode_to_vec();
+        let (port, mut requests) = answering("200 OK", partial).await;
+        let payload = b"\x0a\x02\x0a\x00 not really a request".to_vec();
+        for gzip in [false, true] {
+            http(port, gzip).send(payload.clone()).await.unwrap();
+            let (head, body) = requests.recv().await.unwrap();
+            assert!(head.starts_with("post /v1/traces http/1.1"), "{head}");
+            assert!(
+                head.contains("content-type: application/x-protobuf"),
+                "{head}"
+            );
+            assert!(head.contains(&format!("authorization: {}", TOKEN.to_ascii_lowercase())));
+            assert!(head.contains("user-agent: faultline-otlp/"), "{head}");
+            if gzip {
+                assert!(head.contains("content-encoding: gzip"), "{head}");
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                assert_eq!(plain, payload);
+            } else {
+                assert!(!head.contains("content-encoding"), "{head}");
+                assert_eq!(body, payload);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn http_failures_are_classified_from_the_status() {
+        for (status, permanent) in [
+            ("401 Unauthorized", true),
+            ("413 Payload Too Large", true),
+            ("429 Too Many Requests", false),
+            ("503 Service Unavailable", false),
+        ] {
+            let (port, _requests) = answering(status, format!("echo: {TOKEN}").into_bytes()).await;
+            let error = http(port, false).send(vec![1, 2, 3]).await.unwrap_err();
+            assert_eq!(
+                matches!(error, ExportError::Permanent(_)),
+                permanent,
+                "{status}: {error:?}"
+            );
+            assert!(!error.to_string().contains("tok-9f8e7d6c5b4a"), "{error}");
+        }
+        // Nobody listening: transient.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = http(port, false).send(vec![1]).await.unwrap_err();
+        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn grpc_to_nobody_is_transient() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let headers = [("authorization".to_owned(), TOKEN.to_owned())];
+        let grpc = GrpcTransport::new(&Settings {
+            endpoint: &format!("http://127.0.0.1:{port}"),
+            headers: &headers,
+            gzip: true,
+            timeout: Duration::from_secs(5),
+            tls: None,
+        })
+        .unwrap();
+        let error = grpc.send(vec![0x0a, 0x00]).await.unwrap_err();
+        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+        assert!(error.to_string().contains("Unavailable"), "{error}");
+        assert!(!error.to_string().contains("tok-9f8e7d6c5b4a"), "{error}");
+    }
+}
