@@ -237,25 +237,22 @@ fn ip_text(ip: IpAddr) -> String {
     };
     // Written on the stack, then copied once at its exact length (the
     // attribute value keeps it as a boxed `str`: no shrinking later).
-    let mut buf = [0u8; 15];
+    let mut buf = [0u8; 16];
     let mut len = 0;
-    let mut push = |b: u8| {
-        buf[len] = b;
-        len += 1;
-    };
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            push(b'.');
-        }
-        if octet >= 100 {
-            push(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            push(b'0' + octet / 10 % 10);
-        }
-        push(b'0' + octet % 10);
+    for octet in v4.octets() {
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        buf[len] = b'0' + h;
+        len += usize::from(h > 0);
+        buf[len] = b'0' + t;
+        len += usize::from(octet >= 10);
+        buf[len] = b'0' + o;
+        buf[len + 1] = b'.';
+        len += 2;
     }
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    // Only ASCII digits and dots were written; the last dot is cut.
+    std::str::from_utf8(&buf[..len - 1])
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Splits `host[:port]` (IPv6 in brackets).
