@@ -352,3 +352,93 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestTrace {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::routing::get;
+    use faultline_engine::config::TracingConfig;
+    use faultline_engine::export::InMemoryExporter;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn engine() -> (Engine, InMemoryExporter) {
+        let spans = InMemoryExporter::default();
+        let config = TracingConfig::builder()
+            .service_name("axum-adapter")
+            .exporters([])
+            .build()
+            .unwrap();
+        let engine = Engine::builder(config)
+            .exporter(spans.clone())
+            .install_global(false)
+            .build()
+            .unwrap();
+        (engine, spans)
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_before_its_answer_ends_its_span_as_cancelled() {
+        let (engine, spans) = engine();
+        let app = Router::new()
+            .route("/slow", get(std::future::pending::<&'static str>))
+            .layer(FaultlineLayer::new(engine.clone()));
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        // Polled until the timeout, then dropped, as when a client goes away.
+        let answer = tokio::time::timeout(Duration::from_millis(50), app.oneshot(request)).await;
+        assert!(answer.is_err());
+        engine.force_flush();
+        let exported = spans.wait_for(1, Duration::from_secs(5));
+        assert_eq!(exported.len(), 1);
+        assert_eq!(exported[0].name, "GET /slow");
+        assert!(
+            exported[0]
+                .attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "faultline.request.cancelled"),
+            "{:?}",
+            exported[0].attributes
+        );
+        engine.shutdown();
+    }
+
+    #[tokio::test]
+    async fn answers_and_axum_rejections_end_their_spans_with_traceresponse() {
+        let (engine, spans) = engine();
+        let app = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .layer(FaultlineLayer::new(engine.clone()));
+        let ok = app
+            .clone()
+            .oneshot(Request::get("/ok").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert!(ok.headers().contains_key(TRACERESPONSE));
+        // A wrong method: axum's own 405, rewritten into problem details
+        // through the boxed step, its `Allow` header kept.
+        let rejected = app
+            .oneshot(Request::post("/ok").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(rejected.status(), 405);
+        assert!(rejected.headers().contains_key(TRACERESPONSE));
+        assert!(rejected.headers().contains_key(header::ALLOW));
+        assert_eq!(
+            rejected.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
+        engine.force_flush();
+        let exported = spans.wait_for(2, Duration::from_secs(5));
+        assert_eq!(exported.len(), 2);
+        assert!(
+            exported
+                .iter()
+                .all(|s| s.name == "GET /ok" || s.name.starts_with("POST"))
+        );
+        engine.shutdown();
+    }
+}
