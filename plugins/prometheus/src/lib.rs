@@ -48,6 +48,7 @@
 
 mod config;
 mod exposition;
+mod handles;
 mod labels;
 mod recorder;
 mod traces;
@@ -115,6 +116,8 @@ struct Inner {
     export_stats: Arc<Mutex<ExportStats>>,
     routes: Routes,
     user: Arc<UserMetrics>,
+    /// Keys this correlator's series in the per-thread memo (`handles`).
+    owner: u64,
 }
 
 /// The Prometheus correlator and exposition: cheap to clone (one `Arc`),
@@ -190,6 +193,7 @@ impl Prometheus {
                 export_stats,
                 routes: Routes::new(),
                 user,
+                owner: handles::new_owner(),
             }),
         }
     }
@@ -312,7 +316,6 @@ fn sanitize(config: PrometheusConfig) -> PrometheusConfig {
 impl Correlator for Prometheus {
     fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
         let inner = &*self.inner;
-        let route = inner.routes.intern(outcome.route);
         let exemplars = inner.config.exemplars_enabled();
         // Only a trace that is exported may be pointed at: an exemplar with
         // the id of a trace that was not sampled would lead nowhere.
@@ -324,17 +327,28 @@ impl Correlator for Prometheus {
             })
         };
         let now = (exemplars && traced).then(SystemTime::now);
-        inner
-            .durations
-            .get_or_create(&RequestLabels {
-                method: labels::method(outcome.method),
-                route: route.clone(),
-                status: outcome.status,
-            })
-            .observe(outcome.duration.as_secs_f64(), exemplar(), now);
+        let method = labels::method(outcome.method);
+        handles::with_duration(
+            inner.owner,
+            method,
+            outcome.status,
+            outcome.route,
+            || {
+                inner
+                    .durations
+                    .get_or_create(&RequestLabels {
+                        method,
+                        route: inner.routes.intern(outcome.route),
+                        status: outcome.status,
+                    })
+                    .clone()
+            },
+            |histogram| histogram.observe(outcome.duration.as_secs_f64(), exemplar(), now),
+        );
         let Some(error) = &outcome.error else {
             return;
         };
+        let route = inner.routes.intern(outcome.route);
         let code = match (error.kind, error.code) {
             (FailureKind::Panic, _) | (_, None) => codes::INTERNAL,
             (_, Some(code)) => code,
