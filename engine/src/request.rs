@@ -323,7 +323,12 @@ impl Engine {
         if let Some(route) = &route {
             attributes.push(KeyValue::new("http.route", route.clone()));
         }
-        attributes.push(KeyValue::new("url.path", info.path.to_owned()));
+        // A route without parameters is its own path: its shared text serves.
+        let path: Cow<'static, str> = match interned {
+            Some((_, route)) if route == info.path => Cow::Borrowed(route),
+            _ => Cow::Owned(info.path.to_owned()),
+        };
+        attributes.push(KeyValue::new("url.path", path));
         attributes.push(KeyValue::new(
             "url.scheme",
             if info.scheme == "https" {
