@@ -73,6 +73,21 @@ impl Receiver {
         self.requests.lock().unwrap().clone()
     }
 
+    /// The requests seen, waiting until at least `count` are recorded (15 s
+    /// at most): the receiver reports each one on its output after it has
+    /// answered, so the exporter may know the answer before the record
+    /// reaches the test.
+    pub fn requests_at_least(&self, count: usize) -> Vec<Json> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let requests = self.requests();
+            if requests.len() >= count || Instant::now() > deadline {
+                return requests;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every accepted span, waiting until `count` arrived (15 s at most).
     pub fn spans(&self, count: usize) -> Vec<Json> {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -378,8 +393,9 @@ fn a_wrong_or_missing_auth_header_is_rejected_and_reported() {
         let report = engine.shutdown();
         assert!(!report.is_clean());
     }
-    assert!(receiver.requests().iter().all(|r| r["rejected"] == true));
-    assert_eq!(receiver.requests().len(), 4);
+    let requests = receiver.requests_at_least(4);
+    assert!(requests.iter().all(|r| r["rejected"] == true));
+    assert_eq!(requests.len(), 4);
 }
 
 /// A CA, a server certificate for 127.0.0.1/localhost and a client
