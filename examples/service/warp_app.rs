@@ -4,6 +4,8 @@
 //! `faultline::warp::route`, after its path filters, so that spans are named
 //! `GET /users/{id}` as on the other frameworks.
 
+use std::sync::Arc;
+
 use faultline::warp::{Error, route};
 use warp::{Filter, Rejection, Reply};
 
@@ -14,24 +16,24 @@ fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::get().or(warp::head()).unify()
 }
 
-async fn user(id: String, app: App) -> Result<impl Reply, Rejection> {
+async fn user(id: String, app: Arc<App>) -> Result<impl Reply, Rejection> {
     let user = app.user(&id).map_err(Error::from)?;
     Ok(warp::reply::json(&user))
 }
 
-fn checkout(app: App, body: Checkout) -> Error {
+fn checkout(app: Arc<App>, body: Checkout) -> Error {
     app.checkout(&body).into()
 }
 
-fn panic(app: App) -> &'static str {
+fn panic(app: Arc<App>) -> &'static str {
     app.panic()
 }
 
-async fn downstream(app: App) -> impl Reply {
+async fn downstream(app: Arc<App>) -> impl Reply {
     warp::reply::json(&app.downstream().await)
 }
 
-async fn harness(app: App, calls: Vec<HarnessCall>) -> &'static str {
+async fn harness(app: Arc<App>, calls: Vec<HarnessCall>) -> &'static str {
     app.harness(calls).await;
     ""
 }
@@ -39,6 +41,9 @@ async fn harness(app: App, calls: Vec<HarnessCall>) -> &'static str {
 /// Serves the routes until SIGINT or SIGTERM.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let engine = app.engine.clone();
+    // In an `Arc`: warp runs this filter for every route it tries, and `App`
+    // holds an HTTP client whose clone copies its middleware list.
+    let app = Arc::new(app);
     let app = warp::any().map(move || app.clone());
     let hello = warp::path!("hello")
         .and(route("/hello"))
