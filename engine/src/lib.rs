@@ -42,6 +42,7 @@ mod engine;
 pub mod error;
 pub mod exception;
 pub mod export;
+mod fnv;
 pub mod masking;
 pub mod panic;
 pub mod propagation;

@@ -219,6 +219,21 @@ pub fn shared_route(route: &str) -> Cow<'static, str> {
     }
 }
 
+/// The span name `"{method} {route}"` and the route, shared when the route
+/// is one of the kept ones (`names`), otherwise made here.
+fn span_name_and_route(
+    method: &'static str,
+    route: &str,
+) -> (Cow<'static, str>, Cow<'static, str>) {
+    match names::span_name(method, route) {
+        Some((name, route)) => (Cow::Borrowed(name), Cow::Borrowed(route)),
+        None => (
+            Cow::Owned(join(method, route)),
+            Cow::Owned(route.to_owned()),
+        ),
+    }
+}
+
 /// `"{a} {b}"` without the formatting machinery (every request names its
 /// span this way).
 fn join(a: &str, b: &str) -> String {
@@ -296,20 +311,13 @@ impl Engine {
     pub fn start_request(&self, info: &RequestInfo<'_>) -> RequestSpan {
         let known = method_name(info.method);
         let method_text = known.unwrap_or("_OTHER");
-        // Named and routed with strings made once per route and method.
-        let interned = info
-            .route
-            .and_then(|r| names::span_name(known.unwrap_or("HTTP"), r));
-        let name: Cow<'static, str> = match (interned, known, info.route) {
-            (Some((name, _)), _, _) => Cow::Borrowed(name),
-            (None, Some(m), Some(r)) => Cow::Owned(join(m, r)),
-            (None, Some(m), None) => Cow::Borrowed(m),
-            (None, None, Some(r)) => Cow::Owned(join("HTTP", r)),
-            (None, None, None) => Cow::Borrowed("HTTP"),
-        };
-        let route: Option<Cow<'static, str>> = match (interned, info.route) {
-            (Some((_, route)), _) => Some(Cow::Borrowed(route)),
-            (None, route) => route.map(|r| Cow::Owned(r.to_owned())),
+        let span_method = known.unwrap_or("HTTP");
+        let (name, route) = match info.route {
+            Some(route) => {
+                let (name, route) = span_name_and_route(span_method, route);
+                (name, Some(route))
+            }
+            None => (Cow::Borrowed(span_method), None),
         };
         let config = self.config();
         let mut attributes = Vec::with_capacity(12 + config.capture_request_headers().len());
@@ -324,8 +332,8 @@ impl Engine {
             attributes.push(KeyValue::new("http.route", route.clone()));
         }
         // A route without parameters is its own path: its shared text serves.
-        let path: Cow<'static, str> = match interned {
-            Some((_, route)) if route == info.path => Cow::Borrowed(route),
+        let path: Cow<'static, str> = match &route {
+            Some(Cow::Borrowed(route)) if *route == info.path => Cow::Borrowed(route),
             _ => Cow::Owned(info.path.to_owned()),
         };
         attributes.push(KeyValue::new("url.path", path));
@@ -435,14 +443,7 @@ impl RequestSpan {
         }
         let span = self.cx.span();
         let method = method_name(&self.method).unwrap_or("HTTP");
-        let (name, route): (Cow<'static, str>, Cow<'static, str>) =
-            match names::span_name(method, route) {
-                Some((name, route)) => (Cow::Borrowed(name), Cow::Borrowed(route)),
-                None => (
-                    Cow::Owned(join(method, route)),
-                    Cow::Owned(route.to_owned()),
-                ),
-            };
+        let (name, route) = span_name_and_route(method, route);
         span.update_name(name);
         span.set_attribute(KeyValue::new("http.route", route.clone()));
         self.route = Some(route);

@@ -193,51 +193,50 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         loop {
-            let rewrite = match self.as_mut().project().state.project() {
-                StateProj::Ready { response } => {
-                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
-                }
-                StateProj::Rewriting { future } => return future.as_mut().poll(cx).map(Ok),
-                StateProj::Handler {
-                    handler,
-                    span,
-                    uri,
-                    matched,
-                } => {
-                    let result = std::task::ready!(handler.poll(cx));
-                    let Some(mut span) = span.take() else {
-                        // Polled again after it answered.
-                        return Poll::Ready(Ok(Response::default()));
-                    };
-                    let response = match result {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(never)) => match never {},
-                        Err(panic) => {
-                            span.record_panic(&panic);
-                            problem_response(&span.problem_for_panic(uri.path()))
+            let rewrite: Pin<Box<dyn Future<Output = Response> + Send>> =
+                match self.as_mut().project().state.project() {
+                    StateProj::Ready { response } => {
+                        return Poll::Ready(Ok(response.take().unwrap_or_default()));
+                    }
+                    StateProj::Rewriting { future } => return future.as_mut().poll(cx).map(Ok),
+                    StateProj::Handler {
+                        handler,
+                        span,
+                        uri,
+                        matched,
+                    } => {
+                        let result = std::task::ready!(handler.poll(cx));
+                        let Some(mut span) = span.take() else {
+                            // Polled again after it answered.
+                            return Poll::Ready(Ok(Response::default()));
+                        };
+                        let response = match result {
+                            Ok(Ok(response)) => response,
+                            Ok(Err(never)) => match never {},
+                            Err(panic) => {
+                                span.record_panic(&panic);
+                                problem_response(&span.problem_for_panic(uri.path()))
+                            }
+                        };
+                        if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
+                            span.record_error(&error);
+                            let response =
+                                problem_response(&span.problem_for_error(&error, uri.path()));
+                            return Poll::Ready(Ok(end(span, response)));
                         }
-                    };
-                    if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
-                        span.record_error(&error);
-                        let response =
-                            problem_response(&span.problem_for_error(&error, uri.path()));
-                        return Poll::Ready(Ok(end(span, response)));
-                    }
-                    let status = response.status();
-                    if !status.is_client_error() && !status.is_server_error() {
-                        return Poll::Ready(Ok(end(span, response)));
-                    }
-                    // axum's own error response: its body becomes the detail.
-                    let (uri, matched) = (std::mem::take(uri), *matched);
-                    let rewrite: Pin<Box<dyn Future<Output = Response> + Send>> =
+                        let status = response.status();
+                        if !status.is_client_error() && !status.is_server_error() {
+                            return Poll::Ready(Ok(end(span, response)));
+                        }
+                        // axum's own error response: its body becomes the detail.
+                        let (uri, matched) = (std::mem::take(uri), *matched);
                         Box::pin(async move {
                             let response =
                                 rewrite_rejection(&span, response, matched, uri.path()).await;
                             end(span, response)
-                        });
-                    rewrite
-                }
-            };
+                        })
+                    }
+                };
             self.as_mut()
                 .project()
                 .state

@@ -38,31 +38,9 @@ use super::{ExportError, Exporter, mask_span_with};
 use crate::config::ExportRetry;
 use crate::masking::Masker;
 
-/// FNV-1a for the secret-key cache: attribute keys are short, trusted
-/// (they come from the application's code, not from requests) and hashed on
-/// every attribute of every span, where SipHash cost more than masking.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type KeyHasher = std::hash::BuildHasherDefault<Fnv>;
+/// The secret-key cache and the remembered clean texts are looked up for
+/// every attribute of every span: FNV, not SipHash (`crate::fnv`).
+type KeyHasher = crate::fnv::FnvBuildHasher;
 
 /// Most attribute keys whose secret-key decision is remembered.
 const MAX_CACHED_KEYS: usize = 4096;

@@ -33,29 +33,8 @@ struct Names {
     names: [Option<&'static str>; SLOTS],
 }
 
-/// FNV-1a: route templates are short and come from the application.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type Map = HashMap<&'static str, Names, std::hash::BuildHasherDefault<Fnv>>;
+/// Route templates are short and come from the application (`crate::fnv`).
+type Map = HashMap<&'static str, Names, crate::fnv::FnvBuildHasher>;
 
 static SHARED: Mutex<Option<Map>> = Mutex::new(None);
 
