@@ -8,12 +8,12 @@ bench_target_dir() {
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
-# Builds the bench binary of benches/otlp.rs (which serves as the loopback
-# OTLP receiver with FAULTLINE_BENCH_OTLP_RECEIVER) and prints its path.
-bench_receiver_bin() {
-    cargo bench --bench otlp --no-run --message-format=json 2>/dev/null \
-        | python3 -c '
-import json, sys
+# bench_bin NAME: builds the bench binary of benches/NAME.rs and prints its
+# path.
+bench_bin() {
+    cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null \
+        | NAME=$1 python3 -c '
+import json, os, sys
 exe = None
 for line in sys.stdin:
     try:
@@ -21,11 +21,17 @@ for line in sys.stdin:
     except ValueError:
         continue
     t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and t.get("name") == "otlp" \
+    if m.get("reason") == "compiler-artifact" and t.get("name") == os.environ["NAME"] \
             and "bench" in t.get("kind", []) and m.get("executable"):
         exe = m["executable"]
 print(exe or "")
 '
+}
+
+# The bench binary of benches/otlp.rs, which serves as the loopback OTLP
+# receiver with FAULTLINE_BENCH_OTLP_RECEIVER.
+bench_receiver_bin() {
+    bench_bin otlp
 }
 
 # Every process a script starts (`started+=("$!")`), stopped on exit, by
