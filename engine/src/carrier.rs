@@ -50,6 +50,15 @@ pub trait Carrier {
         let _ = key;
         None
     }
+
+    /// Whether the carrier certainly holds none of `names` (lowercase
+    /// header names). The engine asks before extracting, so that a request
+    /// without any trace header skips every propagator. The default cannot
+    /// tell and returns `false`.
+    fn lacks_all(&self, names: &[http::HeaderName]) -> bool {
+        let _ = names;
+        false
+    }
 }
 
 /// Write access to a set of headers.
@@ -133,6 +142,29 @@ impl Carrier for http::HeaderMap {
                 return;
             }
         }
+    }
+
+    fn lacks_all(&self, names: &[http::HeaderName]) -> bool {
+        // With a few headers, comparing their names' lengths (and bytes on
+        // a match) costs less than hashing each name looked for (`http`
+        // hashes custom header names a byte at a time); with more, the scan
+        // would cost more than it saves when a trace header is there, and
+        // the propagators look (the answer is then "cannot tell").
+        if self.keys_len() > 8 {
+            return false;
+        }
+        // The names' lengths as bits: most headers are told apart by their
+        // length alone.
+        let lengths = names.iter().fold(0u64, |m, n| {
+            m | 1u64.checked_shl(n.as_str().len() as u32).unwrap_or(0)
+        });
+        self.keys().all(|key| {
+            let key = key.as_str();
+            match 1u64.checked_shl(key.len() as u32) {
+                Some(bit) if lengths & bit == 0 => true,
+                _ => !names.iter().any(|n| n.as_str() == key),
+            }
+        })
     }
 
     fn shared_value(&self, key: &str) -> Option<http::HeaderValue> {
@@ -265,6 +297,38 @@ mod tests {
             true
         });
         assert_eq!(other, ["o"]);
+    }
+
+    #[test]
+    fn header_map_lacks_all_scans_small_maps_and_cannot_tell_for_large_ones() {
+        let names = [
+            http::HeaderName::from_static("baggage"),
+            http::HeaderName::from_static("traceparent"),
+        ];
+        for filler in [0, 5, 7, 8, 33] {
+            let mut headers = http::HeaderMap::new();
+            for i in 0..filler {
+                headers.insert(
+                    http::HeaderName::from_bytes(format!("x-h-{i}").as_bytes()).unwrap(),
+                    "v".parse().unwrap(),
+                );
+            }
+            // Same length as `baggage`, not it.
+            headers.insert("bagages", "x".parse().unwrap());
+            // Up to 8 headers the map is scanned; beyond, it cannot tell.
+            assert_eq!(
+                Carrier::lacks_all(&headers, &names),
+                filler < 8,
+                "{filler} headers"
+            );
+            headers.append(
+                "TraceParent",
+                http::HeaderValue::from_bytes(b"\xff").unwrap(),
+            );
+            assert!(!Carrier::lacks_all(&headers, &names), "{filler} headers");
+        }
+        let map: HashMap<String, String> = HashMap::new();
+        assert!(!Carrier::lacks_all(&map, &names), "the default cannot tell");
     }
 
     #[test]

@@ -279,6 +279,12 @@ impl EngineBuilder {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
+        // A propagator of the application's own may read any header: only
+        // the configuration's are known to read a fixed list.
+        let read_headers = match &propagator {
+            Some(_) => None,
+            None => Some(propagation::read_headers(config.propagators())),
+        };
         let propagator =
             propagator.unwrap_or_else(|| Arc::new(propagation::from_config(config.propagators())));
         if install_global {
@@ -294,6 +300,7 @@ impl EngineBuilder {
                 provider,
                 tracer,
                 propagator,
+                read_headers,
                 masker,
                 recorder: recorder.unwrap_or_else(|| Arc::new(DefaultExceptionRecorder::default())),
                 metrics: correlators.iter().find(|c| c.serves_metrics()).cloned(),
@@ -348,6 +355,9 @@ struct Inner {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     propagator: Arc<dyn Propagator>,
+    /// Every header `propagator` reads, when it is the configuration's: a
+    /// request with none of them skips extraction.
+    read_headers: Option<Vec<http::HeaderName>>,
     masker: Arc<dyn Masker>,
     recorder: Arc<dyn ExceptionRecorder>,
     correlators: Vec<Arc<dyn Correlator>>,
@@ -447,6 +457,13 @@ impl Engine {
         headers: &dyn Carrier,
         client: Option<std::net::IpAddr>,
     ) -> (Context, Option<Link>) {
+        if let Some(names) = &self.inner.read_headers
+            && headers.lacks_all(names)
+        {
+            // Most requests carry no trace header: nothing to extract, and
+            // nothing to link.
+            return (Context::new(), None);
+        }
         let cx = self.inner.propagator.extract(headers, &Context::new());
         if self.inner.config.trusts(client) {
             return (cx, None);

@@ -42,7 +42,7 @@ mod engine;
 pub mod error;
 pub mod exception;
 pub mod export;
-mod fnv;
+mod fasthash;
 pub mod masking;
 pub mod panic;
 pub mod propagation;

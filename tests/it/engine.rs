@@ -865,6 +865,126 @@ fn configured_propagators_read_b3_and_write_every_format() {
     assert!(out.is_empty());
 }
 
+/// A request is extracted from whenever it holds any header a configured
+/// propagator reads, alone, among a few headers or among many (the engine
+/// skips extraction only for requests with none of them).
+#[test]
+fn a_request_with_any_one_trace_header_is_extracted_from() {
+    use faultline::config::PropagatorKind as P;
+    const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
+    const SPAN: &str = "e457b5a2e4d86bd1";
+    let cases: [(P, &[(&str, String)]); 5] = [
+        (
+            P::TraceContext,
+            &[("traceparent", format!("00-{TRACE}-{SPAN}-01"))],
+        ),
+        (P::B3, &[("b3", format!("{TRACE}-{SPAN}-1"))]),
+        (
+            P::B3Multi,
+            &[
+                ("x-b3-traceid", TRACE.to_owned()),
+                ("x-b3-spanid", SPAN.to_owned()),
+            ],
+        ),
+        // Each encoding reads the other's headers too.
+        (P::B3Multi, &[("b3", format!("{TRACE}-{SPAN}-1"))]),
+        (
+            P::Jaeger,
+            &[("uber-trace-id", format!("{TRACE}:{SPAN}:0:1"))],
+        ),
+    ];
+    for (kind, headers) in cases {
+        let engine = Engine::builder(quiet_config().propagators([kind]).build().unwrap())
+            .install_global(false)
+            .build()
+            .unwrap();
+        for filler in [0, 3, 40] {
+            let mut incoming = http::HeaderMap::new();
+            for i in 0..filler {
+                incoming.insert(
+                    http::HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap(),
+                    "v".parse().unwrap(),
+                );
+            }
+            for (name, value) in headers {
+                incoming.insert(*name, value.parse().unwrap());
+            }
+            let (cx, _link) = engine.extract_from(&incoming, None);
+            let sc = cx.span().span_context().clone();
+            assert_eq!(
+                (sc.trace_id().to_string(), sc.span_id().to_string()),
+                (TRACE.to_owned(), SPAN.to_owned()),
+                "{kind:?} with {headers:?} among {filler} other headers"
+            );
+        }
+        engine.shutdown();
+    }
+
+    // Baggage alone.
+    let engine = Engine::builder(quiet_config().propagators([P::Baggage]).build().unwrap())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert("baggage", "tenant=acme".parse().unwrap());
+    let (cx, _) = engine.extract_from(&incoming, None);
+    assert_eq!(
+        faultline::propagation::baggage::baggage(&cx).and_then(|b| b.get("tenant")),
+        Some("acme")
+    );
+    engine.shutdown();
+}
+
+/// An application's own propagator may read any header: it is always asked.
+#[test]
+fn a_propagator_of_the_applications_own_is_always_asked() {
+    #[derive(Debug)]
+    struct Custom;
+    impl faultline::propagation::Propagator for Custom {
+        fn extract(
+            &self,
+            carrier: &dyn faultline::carrier::Carrier,
+            cx: &opentelemetry::Context,
+        ) -> opentelemetry::Context {
+            match carrier.get("x-request-trace") {
+                Some(id) => cx.with_remote_span_context(opentelemetry::trace::SpanContext::new(
+                    opentelemetry::trace::TraceId::from_hex(id).unwrap(),
+                    opentelemetry::trace::SpanId::from_hex("e457b5a2e4d86bd1").unwrap(),
+                    opentelemetry::trace::TraceFlags::SAMPLED,
+                    true,
+                    Default::default(),
+                )),
+                None => cx.clone(),
+            }
+        }
+        fn inject(
+            &self,
+            _cx: &opentelemetry::Context,
+            _carrier: &mut dyn faultline::carrier::CarrierMut,
+        ) {
+        }
+        fn fields(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+    let engine = Engine::builder(quiet_config().build().unwrap())
+        .propagator(Custom)
+        .install_global(false)
+        .build()
+        .unwrap();
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert(
+        "x-request-trace",
+        "80f198ee56343ba864fe8b2a57d3eff7".parse().unwrap(),
+    );
+    let (cx, _) = engine.extract_from(&incoming, None);
+    assert_eq!(
+        cx.span().span_context().trace_id().to_string(),
+        "80f198ee56343ba864fe8b2a57d3eff7"
+    );
+    engine.shutdown();
+}
+
 #[derive(Debug, Default)]
 struct ServingCorrelator;
 

@@ -39,8 +39,8 @@ use crate::config::ExportRetry;
 use crate::masking::Masker;
 
 /// The secret-key cache and the remembered clean texts are looked up for
-/// every attribute of every span: FNV, not SipHash (`crate::fnv`).
-type KeyHasher = crate::fnv::FnvBuildHasher;
+/// every attribute of every span: a fast hash, not SipHash (`crate::fasthash`).
+type KeyHasher = crate::fasthash::FastBuildHasher;
 
 /// Most attribute keys whose secret-key decision is remembered.
 const MAX_CACHED_KEYS: usize = 4096;

@@ -13,6 +13,8 @@ const SPAN_ID: &str = "x-b3-spanid";
 const SAMPLED: &str = "x-b3-sampled";
 const FLAGS: &str = "x-b3-flags";
 const PARENT: &str = "x-b3-parentspanid";
+/// Every header extraction reads, in either encoding.
+pub(crate) const READ: [&str; 6] = [B3, TRACE_ID, SPAN_ID, SAMPLED, FLAGS, PARENT];
 
 /// Which B3 headers are written (both forms are always read, single first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -7,7 +7,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use super::Propagator;
 use crate::carrier::{Carrier, CarrierMut};
 
-const UBER_TRACE_ID: &str = "uber-trace-id";
+pub(crate) const UBER_TRACE_ID: &str = "uber-trace-id";
 
 /// The Jaeger propagator.
 #[derive(Debug, Clone, Copy, Default)]

@@ -138,6 +138,28 @@ pub fn from_config(kinds: &[crate::config::PropagatorKind]) -> CompositePropagat
     )
 }
 
+/// Every header the configuration's propagators read (a request holding
+/// none of them has no context to extract). Both B3 encodings read the
+/// single header first, then the multiple ones.
+pub(crate) fn read_headers(kinds: &[crate::config::PropagatorKind]) -> Vec<http::HeaderName> {
+    use crate::config::PropagatorKind as K;
+    let mut names: Vec<&'static str> = Vec::new();
+    for kind in kinds {
+        match kind {
+            K::TraceContext => names.extend([w3c::TRACEPARENT, w3c::TRACESTATE]),
+            K::Baggage => names.push(baggage::BAGGAGE),
+            K::B3 | K::B3Multi => names.extend(b3::READ),
+            K::Jaeger => names.push(jaeger::UBER_TRACE_ID),
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(http::HeaderName::from_static)
+        .collect()
+}
+
 /// The propagator an engine uses when none is registered: W3C Trace Context
 /// (`traceparent`, `tracestate`) followed by W3C Baggage.
 pub fn default_propagator() -> CompositePropagator {

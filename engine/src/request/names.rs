@@ -33,8 +33,8 @@ struct Names {
     names: [Option<&'static str>; SLOTS],
 }
 
-/// Route templates are short and come from the application (`crate::fnv`).
-type Map = HashMap<&'static str, Names, crate::fnv::FnvBuildHasher>;
+/// Route templates are short and come from the application (`crate::fasthash`).
+type Map = HashMap<&'static str, Names, crate::fasthash::FastBuildHasher>;
 
 static SHARED: Mutex<Option<Map>> = Mutex::new(None);
 
