@@ -19,6 +19,11 @@ use std::task::{Context as TaskContext, Poll};
 thread_local! {
     /// True while a `CatchPanic` future is being polled on this thread.
     static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// The context of the request whose handler is being polled on this
+    /// thread (set by a [`CatchPanic`] made with
+    /// [`for_request`](CatchPanic::for_request)), for
+    /// `RequestContext::current`.
+    static REQUEST: Cell<Option<opentelemetry::Context>> = const { Cell::new(None) };
     /// What the hook saw of the last caught panic on this thread.
     static LAST: RefCell<Option<(Option<String>, Option<String>)>> = const { RefCell::new(None) };
 }
@@ -100,14 +105,41 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         cx: opentelemetry::Context,
+        request: bool,
     }
 }
 
 impl<F> CatchPanic<F> {
     /// Wraps `inner`, which runs with `cx` as the current context.
     pub fn new(inner: F, cx: opentelemetry::Context) -> Self {
-        CatchPanic { inner, cx }
+        CatchPanic {
+            inner,
+            cx,
+            request: false,
+        }
     }
+
+    /// Wraps a request's handler: as [`new`](CatchPanic::new), and `cx` is
+    /// also the request context that [`current_request`] returns while
+    /// `inner` is polled.
+    pub(crate) fn for_request(inner: F, cx: opentelemetry::Context) -> Self {
+        CatchPanic {
+            inner,
+            cx,
+            request: true,
+        }
+    }
+}
+
+/// The context of the request whose handler is being polled on this
+/// thread, if any.
+pub(crate) fn current_request() -> Option<opentelemetry::Context> {
+    REQUEST.with(|r| {
+        let cx = r.take();
+        let copy = cx.clone();
+        r.set(cx);
+        copy
+    })
 }
 
 impl<F: Future> Future for CatchPanic<F> {
@@ -117,7 +149,19 @@ impl<F: Future> Future for CatchPanic<F> {
         let this = self.project();
         let _attached = this.cx.clone().attach();
         let was = CATCHING.with(|c| c.replace(true));
+        let outer = if *this.request {
+            REQUEST.with(|r| r.replace(Some(this.cx.clone())))
+        } else {
+            None
+        };
         let polled = catch_unwind(AssertUnwindSafe(|| this.inner.poll(task)));
+        if *this.request {
+            // The handler's context goes out of the cell before it is
+            // dropped (a drop that asked for the current request would see
+            // the outer one).
+            let inner = REQUEST.with(|r| r.replace(outer));
+            drop(inner);
+        }
         CATCHING.with(|c| c.set(was));
         match polled {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
@@ -137,6 +181,59 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    fn span_of(cx: &opentelemetry::Context) -> u64 {
+        u64::from_be_bytes(cx.span().span_context().span_id().to_bytes())
+    }
+
+    fn context(span: u64) -> opentelemetry::Context {
+        opentelemetry::Context::new().with_remote_span_context(
+            opentelemetry::trace::SpanContext::new(
+                opentelemetry::trace::TraceId::from(1),
+                opentelemetry::trace::SpanId::from(span),
+                opentelemetry::trace::TraceFlags::SAMPLED,
+                true,
+                Default::default(),
+            ),
+        )
+    }
+
+    #[test]
+    fn the_current_request_is_set_while_a_request_future_is_polled() {
+        assert!(current_request().is_none());
+        let seen = block_on(CatchPanic::for_request(
+            async {
+                let outer = current_request().map(|cx| span_of(&cx));
+                // A nested request (a service calling itself in process),
+                // and a future that is not a request's.
+                let inner = CatchPanic::for_request(
+                    async { current_request().map(|cx| span_of(&cx)) },
+                    context(2),
+                )
+                .await
+                .unwrap();
+                let plain = CatchPanic::new(
+                    async { current_request().map(|cx| span_of(&cx)) },
+                    context(3),
+                )
+                .await
+                .unwrap();
+                tokio::task::yield_now().await;
+                let after = current_request().map(|cx| span_of(&cx));
+                (outer, inner, plain, after)
+            },
+            context(1),
+        ))
+        .unwrap();
+        assert_eq!(seen, (Some(1), Some(2), Some(1), Some(1)));
+        assert!(current_request().is_none());
+        // Also after a panic.
+        let _ = block_on(CatchPanic::for_request(
+            async { panic!("handler failed") },
+            context(4),
+        ));
+        assert!(current_request().is_none());
     }
 
     #[test]

@@ -430,10 +430,12 @@ impl RequestSpan {
         Engine::trace_id(&self.cx)
     }
 
-    /// Runs `handler` with this request's context current, catching a panic.
+    /// Runs `handler` with this request's context current (as
+    /// OpenTelemetry's current context and as [`RequestContext::current`]),
+    /// catching a panic.
     pub fn instrument<F: std::future::Future>(&self, handler: F) -> CatchPanic<F> {
         crate::panic::install_hook();
-        CatchPanic::new(handler, self.cx.clone())
+        CatchPanic::for_request(handler, self.cx.clone())
     }
 
     /// Sets the route once the framework has matched it (renames the span).
@@ -683,6 +685,15 @@ impl RequestContext {
             cx: span.cx.clone(),
         }
     }
+    /// The context of the request whose handler is running on this thread,
+    /// inside an adapter's layer ([`RequestSpan::instrument`]); `None`
+    /// elsewhere (outside the layer, in a task the handler spawned). Unlike
+    /// `opentelemetry::Context::current()`, it is the server span's context
+    /// even where the handler has made a span of its own current.
+    pub fn current() -> Option<Self> {
+        crate::panic::current_request().map(|cx| RequestContext { cx })
+    }
+
     /// The OpenTelemetry context (server span and baggage); attach it to
     /// carry the request's trace into a spawned task.
     pub fn context(&self) -> &Context {

@@ -113,7 +113,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
         // `self.inner` is ready (`poll_ready` above) and is called here, not
         // in a future that would own it: no clone (a route's clone is an
         // allocation).
@@ -144,7 +144,10 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip()),
         });
-        req.extensions_mut().insert(RequestContext::of(&span));
+        // Handlers find the request's context through `RequestTrace`, which
+        // reads it from the span's future (`RequestContext::current`): no
+        // extension to insert (a box and, past three extensions, a bigger
+        // table on every request).
         let handler = span.instrument(self.inner.call(req));
         ResponseFuture {
             state: State::Handler {
@@ -331,7 +334,9 @@ impl IntoResponse for Error {
 /// The request's trace, as an extractor: trace id, span id, baggage and the
 /// OpenTelemetry context (to carry into spawned tasks), through
 /// [`engine::request::RequestTrace`]'s methods. Without the layer,
-/// everything is `None`.
+/// everything is `None`. It is the request's context as the layer's future
+/// holds it ([`RequestContext::current`]): extract it in the handler (or a
+/// middleware inside the layer), not in a task the handler spawns.
 #[derive(Debug, Clone)]
 pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
 
@@ -345,9 +350,9 @@ impl std::ops::Deref for RequestTrace {
 impl<S: Send + Sync> FromRequestParts<S> for RequestTrace {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(RequestTrace(faultline_engine::request::RequestTrace::new(
-            parts.extensions.get::<RequestContext>().cloned(),
+            RequestContext::current(),
         )))
     }
 }
@@ -360,6 +365,7 @@ mod tests {
     use axum::routing::get;
     use faultline_engine::config::TracingConfig;
     use faultline_engine::export::InMemoryExporter;
+    use opentelemetry::trace::TraceContextExt as _;
     use tower::ServiceExt;
 
     use super::*;
@@ -401,6 +407,70 @@ mod tests {
             "{:?}",
             exported[0].attributes
         );
+        engine.shutdown();
+    }
+
+    async fn ids(trace: RequestTrace) -> String {
+        // A span of the handler's own made current: the request's context
+        // is still the server span's.
+        let under_own_span = {
+            let _own = opentelemetry::Context::current()
+                .with_remote_span_context(opentelemetry::trace::SpanContext::new(
+                    opentelemetry::trace::TraceId::from(7),
+                    opentelemetry::trace::SpanId::from(7),
+                    opentelemetry::trace::TraceFlags::SAMPLED,
+                    false,
+                    Default::default(),
+                ))
+                .attach();
+            RequestContext::current().and_then(|c| c.span_id())
+        };
+        assert_eq!(under_own_span, trace.span_id());
+        format!(
+            "{}|{}|{}",
+            trace.trace_id().unwrap_or_default(),
+            trace.span_id().unwrap_or_default(),
+            trace.baggage("tenant").unwrap_or_default()
+        )
+    }
+
+    #[tokio::test]
+    async fn the_request_trace_extractor_gives_the_server_spans_ids_and_baggage() {
+        let (engine, _spans) = engine();
+        let app = Router::new()
+            .route("/ids", get(ids))
+            .layer(FaultlineLayer::new(engine.clone()));
+        let response = app
+            .oneshot(
+                Request::get("/ids")
+                    .header("baggage", "tenant=acme")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let traceresponse = response.headers()[TRACERESPONSE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let parts: Vec<&str> = traceresponse.split('-').collect();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            format!("{}|{}|acme", parts[1], parts[2])
+        );
+        // Without the layer: nothing.
+        let bare = Router::new().route("/ids", get(ids));
+        let response = bare
+            .oneshot(Request::get("/ids").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"||");
         engine.shutdown();
     }
 
