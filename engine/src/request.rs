@@ -25,6 +25,7 @@ use crate::panic::{CatchPanic, CaughtPanic};
 use crate::propagation::w3c::TraceParent;
 
 mod names;
+mod recent;
 
 /// The `traceresponse` header name.
 pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
@@ -355,7 +356,10 @@ impl Engine {
         });
         if let Some(host) = host {
             let (address, port) = split_host(host);
-            attributes.push(KeyValue::new("server.address", address.to_owned()));
+            attributes.push(KeyValue::new(
+                "server.address",
+                recent::text(recent::Kind::Host, address),
+            ));
             if let Some(port) = port {
                 attributes.push(KeyValue::new("server.port", i64::from(port)));
             }
@@ -369,10 +373,13 @@ impl Engine {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
         {
-            attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
+            attributes.push(KeyValue::new(
+                "user_agent.original",
+                recent::text(recent::Kind::UserAgent, ua),
+            ));
         }
         if let Some(ip) = info.client_address {
-            attributes.push(KeyValue::new("client.address", ip_text(ip)));
+            attributes.push(KeyValue::new("client.address", recent::client(ip, ip_text)));
         }
         for header in config.capture_request_headers() {
             if let Some(kv) = header_attribute("http.request.header.", header, info.headers) {

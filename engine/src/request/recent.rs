@@ -1,0 +1,171 @@
+//! The texts of a server span that repeat from request to request on a
+//! thread — the host a client asked for, its user agent, its address (a
+//! keep-alive connection sends many requests; a proxy in front sends them
+//! all) — kept per thread as shared strings: an attribute value is then a
+//! reference count's increment, not an allocation on the request thread
+//! and a free on the export side.
+//!
+//! Each thread keeps the last [`SLOTS`] texts of each kind (replaced in
+//! turn), each of at most [`MAX_LEN`] bytes; a longer text is made per
+//! request, as before. Nothing is shared between threads, nothing grows.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use opentelemetry::Value;
+
+/// Texts kept per kind and thread.
+pub(crate) const SLOTS: usize = 4;
+/// Longest text kept, in bytes.
+pub(crate) const MAX_LEN: usize = 256;
+
+/// The last texts of one kind, with what each was made from.
+struct Ring<K> {
+    slots: [Option<(K, Arc<str>)>; SLOTS],
+    next: usize,
+}
+
+impl<K> Ring<K> {
+    const fn new() -> Self {
+        Ring {
+            slots: [None, None, None, None],
+            next: 0,
+        }
+    }
+
+    /// The text kept for a key (and text) `is` recognizes, or the one
+    /// `make` makes, kept in place of the oldest.
+    fn get(
+        &mut self,
+        is: impl Fn(&K, &str) -> bool,
+        make: impl FnOnce() -> (K, Arc<str>),
+    ) -> Arc<str> {
+        for (key, text) in self.slots.iter().flatten() {
+            if is(key, text) {
+                return text.clone();
+            }
+        }
+        let (key, text) = make();
+        self.slots[self.next] = Some((key, text.clone()));
+        self.next = (self.next + 1) % SLOTS;
+        text
+    }
+}
+
+struct Recent {
+    hosts: Ring<()>,
+    agents: Ring<()>,
+    clients: Ring<IpAddr>,
+}
+
+thread_local! {
+    static RECENT: RefCell<Recent> = const {
+        RefCell::new(Recent {
+            hosts: Ring::new(),
+            agents: Ring::new(),
+            clients: Ring::new(),
+        })
+    };
+}
+
+/// Which ring a text goes to.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    /// `server.address`.
+    Host,
+    /// `user_agent.original`.
+    UserAgent,
+}
+
+/// `text` as an attribute value, shared with the last requests on this
+/// thread that had the same one.
+pub(crate) fn text(kind: Kind, text: &str) -> Value {
+    if text.len() > MAX_LEN {
+        return Value::from(text.to_owned());
+    }
+    RECENT
+        .try_with(|recent| {
+            let mut recent = recent.borrow_mut();
+            let ring = match kind {
+                Kind::Host => &mut recent.hosts,
+                Kind::UserAgent => &mut recent.agents,
+            };
+            // The ring's keys are the texts themselves.
+            Value::from(ring.get(|(), kept| kept == text, || ((), Arc::from(text))))
+        })
+        .unwrap_or_else(|_| Value::from(text.to_owned()))
+}
+
+/// A client address as an attribute value (`make` writes it), shared with
+/// the last requests on this thread from the same address.
+pub(crate) fn client(ip: IpAddr, make: impl FnOnce(IpAddr) -> String) -> Value {
+    let mut make = Some(make);
+    RECENT
+        .try_with(|recent| {
+            let shared = recent.borrow_mut().clients.get(
+                |kept, _| *kept == ip,
+                || {
+                    let text = make.take().map_or_else(String::new, |m| m(ip));
+                    (ip, Arc::from(text))
+                },
+            );
+            Value::from(shared)
+        })
+        .unwrap_or_else(|_| match make.take() {
+            Some(m) => Value::from(m(ip)),
+            None => Value::from(ip.to_string()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(value: &Value) -> *const u8 {
+        match value {
+            Value::String(s) => s.as_str().as_ptr(),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_text_is_shared_and_a_new_one_replaces_the_oldest() {
+        let first = text(Kind::Host, "api.example.com");
+        let again = text(Kind::Host, "api.example.com");
+        assert_eq!(first.as_str(), "api.example.com");
+        assert_eq!(shared(&first), shared(&again), "the same text, shared");
+        // Another kind keeps its own texts.
+        let agent = text(Kind::UserAgent, "api.example.com");
+        assert_ne!(shared(&agent), shared(&first));
+        // SLOTS other hosts push the first one out.
+        for i in 0..SLOTS {
+            let host = format!("host-{i}.example.com");
+            assert_eq!(text(Kind::Host, &host).as_str(), host);
+        }
+        let later = text(Kind::Host, "api.example.com");
+        assert_eq!(later.as_str(), "api.example.com");
+        assert_ne!(shared(&later), shared(&first), "made again after eviction");
+    }
+
+    #[test]
+    fn long_texts_are_not_kept() {
+        let long = "a".repeat(MAX_LEN + 1);
+        let a = text(Kind::UserAgent, &long);
+        let b = text(Kind::UserAgent, &long);
+        assert_eq!(a.as_str(), long);
+        assert_ne!(shared(&a), shared(&b));
+    }
+
+    #[test]
+    fn client_addresses_are_kept_by_address() {
+        let v4: IpAddr = [10, 1, 2, 3].into();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let a = client(v4, |ip| ip.to_string());
+        let b = client(v4, |_| unreachable!("kept"));
+        assert_eq!(a.as_str(), "10.1.2.3");
+        assert_eq!(shared(&a), shared(&b));
+        assert_eq!(client(v6, |ip| ip.to_string()).as_str(), "2001:db8::1");
+        assert_eq!(client(v4, |_| unreachable!("kept")).as_str(), "10.1.2.3");
+    }
+}
