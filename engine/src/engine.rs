@@ -492,7 +492,14 @@ impl Engine {
         attributes: Vec<KeyValue>,
         headers: &dyn Carrier,
     ) -> Context {
-        self.start_server(name, attributes, headers, None).0
+        self.start_server(
+            name,
+            attributes,
+            headers,
+            None,
+            std::time::SystemTime::now(),
+        )
+        .0
     }
 
     /// [`start_server_span`](Engine::start_server_span), also returning the
@@ -503,6 +510,7 @@ impl Engine {
         attributes: Vec<KeyValue>,
         headers: &dyn Carrier,
         client: Option<std::net::IpAddr>,
+        start: std::time::SystemTime,
     ) -> (Context, Option<opentelemetry::trace::SpanId>) {
         let (parent, link) = self.extract_from(headers, client);
         let mut builder = self
@@ -510,6 +518,7 @@ impl Engine {
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
+            .with_start_time(start)
             .with_attributes(attributes);
         if let Some(link) = link {
             builder = builder.with_links(vec![link]);

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use opentelemetry::trace::{Status, TraceContextExt};
@@ -163,7 +163,7 @@ struct RecordedFailure {
 pub struct RequestSpan {
     engine: Engine,
     cx: Context,
-    started: Instant,
+    started: SystemTime,
     method: Method,
     route: Option<Cow<'static, str>>,
     parent_span_id: Option<opentelemetry::trace::SpanId>,
@@ -387,13 +387,16 @@ impl Engine {
             }
         }
 
+        // One clock read for the span's start and the request's duration
+        // (the span's end is the other).
+        let started = SystemTime::now();
         let (cx, parent_span_id) =
-            self.start_server(name, attributes, info.headers, info.client_address);
+            self.start_server(name, attributes, info.headers, info.client_address, started);
         RequestSpan {
             parent_span_id,
             engine: self.clone(),
             cx,
-            started: Instant::now(),
+            started,
             method: info.method.clone(),
             route,
             failure: None,
@@ -593,7 +596,8 @@ impl RequestSpan {
         let header = sc
             .is_valid()
             .then(|| TraceParent::from_span_context(&sc).to_header_value());
-        span.end();
+        let ended = SystemTime::now();
+        span.end_with_timestamp(ended);
         if self.engine.has_correlators() {
             let masked;
             let error = match &self.failure {
@@ -620,7 +624,8 @@ impl RequestSpan {
                 method: self.method.as_str(),
                 route: self.route.as_deref().unwrap_or(""),
                 status: status.as_u16(),
-                duration: self.started.elapsed(),
+                // The span's own duration (a clock set back gives zero).
+                duration: ended.duration_since(self.started).unwrap_or_default(),
                 error,
             });
         }
