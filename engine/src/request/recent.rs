@@ -8,6 +8,9 @@
 //! Each thread keeps the last [`SLOTS`] texts of each kind (replaced in
 //! turn), each of at most [`MAX_LEN`] bytes; a longer text is made per
 //! request, as before. Nothing is shared between threads, nothing grows.
+//! A kept text stays in memory until a newer one replaces it (as it is
+//! before masking, like the span that carries it until export); it never
+//! leaves the process from here.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
