@@ -32,7 +32,9 @@
 //! Prints `listening on http://127.0.0.1:PORT`, serves until SIGTERM or
 //! SIGINT, then prints `floor: exported N spans` (`span` and `otlp`; the
 //! count the exporter accepted, so a load test can tell that no span was
-//! dropped).
+//! dropped). Without `FAULTLINE_BENCH_FLOOR` (`cargo test` runs bench
+//! targets so) it checks itself instead: three requests answered, three
+//! spans exported.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,10 +111,15 @@ fn port() -> u16 {
     0
 }
 
-fn main() {
-    let mode = std::env::var("FAULTLINE_BENCH_FLOOR").unwrap_or_default();
+/// Serves the mode until `stop` resolves; returns the spans the exporter
+/// accepted (after the provider's shutdown flushed them).
+fn serve(
+    mode: &str,
+    listener: std::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> u64 {
     let exported = Arc::new(AtomicU64::new(0));
-    let otlp = match mode.as_str() {
+    let otlp = match mode {
         "untraced" | "span" => None,
         "otlp" => {
             let config = TracingConfig::from_env().unwrap_or_else(|e| {
@@ -156,33 +163,80 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port())))
-            .await
-            .expect("bind");
-        println!(
-            "listening on http://127.0.0.1:{}",
-            listener.local_addr().expect("address").port()
-        );
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
         let app = Router::new().route("/hello", get(hello)).with_state(tracer);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        })
+        .with_graceful_shutdown(stop)
         .await
         .expect("serve");
     });
-    if let Some(provider) = provider {
-        if let Err(e) = provider.shutdown() {
-            eprintln!("floor: shutdown: {e}");
+    if let Some(provider) = provider
+        && let Err(e) = provider.shutdown()
+    {
+        eprintln!("floor: shutdown: {e}");
+    }
+    exported.load(Ordering::Relaxed)
+}
+
+/// Without `FAULTLINE_BENCH_FLOOR` (as `cargo test` runs bench targets):
+/// serve the `span` mode, answer three requests, and check that each was
+/// answered and its span reached the exporter.
+fn self_check() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        serve("span", listener, async {
+            let _ = stopped.await;
+        })
+    });
+    for _ in 0..3 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("hello"), "{answer}");
+    }
+    let _ = stop.send(());
+    let exported = server.join().expect("server thread");
+    assert_eq!(exported, 3, "one span per request reached the exporter");
+    println!("floor: self-check passed (3 requests, 3 spans)");
+}
+
+fn main() {
+    let mode = std::env::var("FAULTLINE_BENCH_FLOOR").unwrap_or_default();
+    if mode.is_empty() {
+        self_check();
+        return;
+    }
+    let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port())))
+        .unwrap_or_else(|e| {
+            eprintln!("floor: bind: {e}");
+            std::process::exit(1)
+        });
+    println!(
+        "listening on http://127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    let exported = serve(&mode, listener, async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
-        println!("floor: exported {} spans", exported.load(Ordering::Relaxed));
+    });
+    if mode != "untraced" {
+        println!("floor: exported {exported} spans");
     }
 }
