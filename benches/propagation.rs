@@ -106,14 +106,7 @@ fn bench(c: &mut Criterion) {
         // The floor under any inject into an `http::HeaderMap`: clearing it
         // and inserting the same headers, values already made (no
         // formatting, no allocation), names made once.
-        let names = [
-            HeaderName::from_static("traceparent"),
-            HeaderName::from_static("tracestate"),
-        ];
-        let values = [
-            HeaderValue::from_static(TRACEPARENT),
-            HeaderValue::from_static(TRACESTATE),
-        ];
+        let (names, values) = floor_headers();
         let n = if with_state { 2 } else { 1 };
         group.bench_function("headermap-only", |b| {
             b.iter(|| {
@@ -146,6 +139,21 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// The names and values the floor lines insert (`headermap-only`,
+/// `headermap+value`, and their counting modes).
+fn floor_headers() -> ([HeaderName; 2], [HeaderValue; 2]) {
+    (
+        [
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ],
+        [
+            HeaderValue::from_static(TRACEPARENT),
+            HeaderValue::from_static(TRACESTATE),
+        ],
+    )
+}
+
 criterion_group!(benches, bench);
 
 /// `FAULTLINE_BENCH_COUNT=N FAULTLINE_BENCH_WHICH=<extract|inject>-<faultline|sdk>`:
@@ -165,14 +173,7 @@ fn count_mode() -> bool {
     let cx_ours = ours.extract(&incoming, &Context::new());
     let cx_sdk = sdk.extract_with_context(&Context::new(), &HeaderExtractor(&incoming));
     let mut out = HeaderMap::with_capacity(4);
-    let names = [
-        HeaderName::from_static("traceparent"),
-        HeaderName::from_static("tracestate"),
-    ];
-    let values = [
-        HeaderValue::from_static(TRACEPARENT),
-        HeaderValue::from_static(TRACESTATE),
-    ];
+    let (names, values) = floor_headers();
     for _ in 0..n {
         match which.as_str() {
             "parse-faultline" => {

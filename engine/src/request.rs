@@ -251,8 +251,7 @@ fn ip_text(ip: IpAddr) -> String {
     let IpAddr::V4(v4) = ip else {
         return ip.to_string();
     };
-    // Written on the stack, then copied once at its exact length (the
-    // attribute value keeps it as a boxed `str`: no shrinking later).
+    // Written on the stack, then copied once at its exact length.
     let mut buf = [0u8; 16];
     let mut len = 0;
     for octet in v4.octets() {

@@ -102,23 +102,15 @@ pub(crate) fn text(kind: Kind, text: &str) -> Value {
 
 /// A client address as an attribute value (`make` writes it), shared with
 /// the last requests on this thread from the same address.
-pub(crate) fn client(ip: IpAddr, make: impl FnOnce(IpAddr) -> String) -> Value {
-    let mut make = Some(make);
+pub(crate) fn client(ip: IpAddr, make: fn(IpAddr) -> String) -> Value {
     RECENT
         .try_with(|recent| {
-            let shared = recent.borrow_mut().clients.get(
-                |kept, _| *kept == ip,
-                || {
-                    let text = make.take().map_or_else(String::new, |m| m(ip));
-                    (ip, Arc::from(text))
-                },
-            );
-            Value::from(shared)
+            recent
+                .borrow_mut()
+                .clients
+                .get(|kept, _| *kept == ip, || (ip, Arc::from(make(ip))))
         })
-        .unwrap_or_else(|_| match make.take() {
-            Some(m) => Value::from(m(ip)),
-            None => Value::from(ip.to_string()),
-        })
+        .map_or_else(|_| Value::from(make(ip)), Value::from)
 }
 
 #[cfg(test)]
