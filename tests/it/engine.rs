@@ -356,6 +356,55 @@ fn raw_opentelemetry_api_attributes_arrive_masked() {
 }
 
 #[test]
+fn an_attribute_set_twice_is_exported_once_with_its_last_value() {
+    let spans = InMemoryExporter::default();
+    let engine = Engine::builder(quiet_config().build().unwrap())
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    // The route learned late, twice (an adapter, then the application).
+    let mut request = crate::common::start_get(
+        &engine,
+        "/orders/{id}",
+        "/orders/7",
+        &http::HeaderMap::new(),
+        None,
+    );
+    request.set_route("/v2/orders/{id}");
+    request
+        .context()
+        .span()
+        .set_attribute(KeyValue::new("tenant", "first"));
+    request
+        .context()
+        .span()
+        .set_attribute(KeyValue::new("tenant", "second"));
+    request.finish(http::StatusCode::OK, &http::HeaderMap::new());
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    let s = &exported[0];
+    let count = |key: &str| {
+        s.attributes
+            .iter()
+            .filter(|kv| kv.key.as_str() == key)
+            .count()
+    };
+    assert_eq!(count("http.route"), 1, "{:?}", s.attributes);
+    assert_eq!(attr(s, "http.route").unwrap().as_str(), "/v2/orders/{id}");
+    assert_eq!(s.name, "GET /v2/orders/{id}");
+    assert_eq!(count("tenant"), 1, "{:?}", s.attributes);
+    assert_eq!(attr(s, "tenant").unwrap().as_str(), "second");
+    // Everything else once, too.
+    let mut keys: Vec<&str> = s.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    let all = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "{:?}", s.attributes);
+    engine.shutdown();
+}
+
+#[test]
 fn global_api_spans_are_masked() {
     let spans = InMemoryExporter::default();
     let config = quiet_config().secret_key("pin").build().unwrap();

@@ -128,6 +128,108 @@ pub(crate) fn mask_span_with(
     }
 }
 
+/// Removes, from the span's attributes and from each event's and link's,
+/// every attribute whose key is set again later in the same list, so that
+/// the value set last is the one exported; returns how many were removed.
+///
+/// The SDK appends on every `set_attribute` (it does not look for the key,
+/// to stay cheap), while OTLP requires the keys of a list to be unique and
+/// the OpenTelemetry API says a value set again replaces the earlier one:
+/// a handler that sets `http.route` or its own attribute twice would
+/// otherwise export both values, and backends keep either.
+pub(crate) fn dedupe_span_attributes(span: &mut SpanData) -> usize {
+    let mut removed = dedupe_attributes(&mut span.attributes);
+    for event in span.events.events.iter_mut() {
+        removed += dedupe_attributes(&mut event.attributes);
+    }
+    for link in span.links.links.iter_mut() {
+        removed += dedupe_attributes(&mut link.attributes);
+    }
+    removed
+}
+
+/// [`dedupe_span_attributes`] for one list: the order of the attributes
+/// kept is unchanged.
+pub(crate) fn dedupe_attributes(attributes: &mut Vec<KeyValue>) -> usize {
+    /// Slots of the screening table; lists of up to half as many keys are
+    /// screened without allocating (a span's usual dozen costs a hash and
+    /// a probe or two a key).
+    const SLOTS: usize = 64;
+    let n = attributes.len();
+    if n < 2 {
+        return 0;
+    }
+    if n <= SLOTS / 2 {
+        // Open addressing over indices (+1; 0 is empty): a key compared
+        // with another only when their slots meet.
+        let mut table = [0u8; SLOTS];
+        let mut repeated = false;
+        'keys: for (i, kv) in attributes.iter().enumerate() {
+            let key = kv.key.as_str();
+            let mut slot = key_slot(key.as_bytes());
+            loop {
+                match table[slot] {
+                    0 => {
+                        table[slot] = (i + 1) as u8;
+                        break;
+                    }
+                    j if attributes[usize::from(j) - 1].key.as_str() == key => {
+                        repeated = true;
+                        break 'keys;
+                    }
+                    _ => slot = (slot + 1) % SLOTS,
+                }
+            }
+        }
+        if !repeated {
+            return 0;
+        }
+    }
+    // Some key is repeated (or the list is long): keep each key's last.
+    let mut last: std::collections::HashMap<&str, usize, crate::fasthash::FastBuildHasher> =
+        std::collections::HashMap::with_capacity_and_hasher(n, Default::default());
+    for (i, kv) in attributes.iter().enumerate() {
+        last.insert(kv.key.as_str(), i);
+    }
+    if last.len() == n {
+        return 0;
+    }
+    let keep: Vec<bool> = attributes
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| last.get(kv.key.as_str()) == Some(&i))
+        .collect();
+    drop(last);
+    let mut index = 0;
+    attributes.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
+    n - attributes.len()
+}
+
+/// The screening slot (0..64) of an attribute key: its length and its
+/// first and last eight bytes (or fewer), mixed by one multiply. Not a
+/// hash of every byte: keys that share both ends and the length meet and
+/// are then compared in full, which only costs time.
+#[inline]
+fn key_slot(key: &[u8]) -> usize {
+    let n = key.len();
+    let word = |bytes: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(w)
+    };
+    let (head, tail) = if n >= 8 {
+        (word(&key[..8]), word(&key[n - 8..]))
+    } else {
+        (word(key), 0)
+    };
+    let mixed =
+        (head ^ tail.rotate_left(31) ^ ((n as u64) << 56)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> 58) as usize
+}
+
 /// Cuts every string value of `span` (attributes, event and link
 /// attributes, string arrays, the status description) longer than `limit`
 /// bytes at a character boundary, marked with a trailing `…`; returns how
@@ -376,6 +478,110 @@ mod tests {
     use super::*;
     use crate::config::TracingConfig;
     use crate::masking::BasicMasker;
+
+    fn test_span() -> SpanData {
+        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1),
+                SpanId::from(2),
+                TraceFlags::SAMPLED,
+                false,
+                Default::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Server,
+            name: Cow::Borrowed("GET /x"),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    fn kvs(pairs: &[(&str, i64)]) -> Vec<KeyValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.to_string(), *v))
+            .collect()
+    }
+
+    /// The reference: each key's last value, in the order of those last.
+    fn last_of_each(list: &[KeyValue]) -> Vec<KeyValue> {
+        list.iter()
+            .enumerate()
+            .filter(|(i, kv)| !list[i + 1..].iter().any(|later| later.key == kv.key))
+            .map(|(_, kv)| kv.clone())
+            .collect()
+    }
+
+    #[test]
+    fn an_attribute_set_again_keeps_only_its_last_value() {
+        let mut list = kvs(&[("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5)]);
+        assert_eq!(dedupe_attributes(&mut list), 2);
+        assert_eq!(list, kvs(&[("a", 3), ("c", 4), ("b", 5)]));
+
+        let mut unique = kvs(&[("a", 1), ("b", 2), ("c", 3)]);
+        assert_eq!(dedupe_attributes(&mut unique), 0);
+        assert_eq!(unique, kvs(&[("a", 1), ("b", 2), ("c", 3)]));
+        for short in [kvs(&[]), kvs(&[("a", 1)])] {
+            let mut list = short.clone();
+            assert_eq!(dedupe_attributes(&mut list), 0);
+            assert_eq!(list, short);
+        }
+    }
+
+    #[test]
+    fn long_attribute_lists_are_deduplicated_too() {
+        // More keys than the screening table takes: the map path alone.
+        let keys: Vec<String> = (0..100).map(|i| format!("key.{i}")).collect();
+        let mut pairs: Vec<(&str, i64)> = keys.iter().map(|k| (k.as_str(), 0)).collect();
+        let mut list = kvs(&pairs);
+        assert_eq!(dedupe_attributes(&mut list), 0);
+        assert_eq!(list.len(), 100);
+        pairs.push(("key.7", 1));
+        let mut list = kvs(&pairs);
+        assert_eq!(dedupe_attributes(&mut list), 1);
+        assert_eq!(list.len(), 100);
+        assert_eq!(list[99], KeyValue::new("key.7", 1));
+        assert!(!list[..99].iter().any(|kv| kv.key.as_str() == "key.7"));
+    }
+
+    #[test]
+    fn events_and_links_are_deduplicated_with_the_span() {
+        let mut span = test_span();
+        span.attributes = kvs(&[("http.route", 1), ("http.route", 2)]);
+        let mut event = opentelemetry::trace::Event::with_name("e");
+        event.attributes = kvs(&[("x", 1), ("x", 2), ("y", 3)]);
+        span.events.events.push(event);
+        assert_eq!(dedupe_span_attributes(&mut span), 2);
+        assert_eq!(span.attributes, kvs(&[("http.route", 2)]));
+        assert_eq!(span.events.events[0].attributes, kvs(&[("x", 2), ("y", 3)]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn deduplication_keeps_each_keys_last_value_in_order(
+            keys in proptest::collection::vec(0u8..48, 0..70),
+        ) {
+            // Keys from a small alphabet, so lists of every length repeat some.
+            let list: Vec<KeyValue> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| KeyValue::new(format!("k{k}"), i as i64))
+                .collect();
+            let expected = last_of_each(&list);
+            let mut got = list.clone();
+            let removed = dedupe_attributes(&mut got);
+            proptest::prop_assert_eq!(removed, list.len() - expected.len());
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 
     #[test]
     fn query_strings_are_masked_per_parameter() {

@@ -796,6 +796,7 @@ impl PipelineControl {
             cut.attributes_dropped += u64::from(span.dropped_attributes_count);
             cut.events_dropped += u64::from(span.events.dropped_count);
             cut.links_dropped += u64::from(span.links.dropped_count);
+            super::dedupe_span_attributes(span);
             cut.values_truncated += super::truncate_span_values(span, self.value_limit);
         }
         self.stats.limits.add(&cut);
