@@ -23,7 +23,9 @@ use crate::correlate::{Correlator, Exposition, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
 use crate::export::keep::{KeepCounters, KeepErrorsProcessor, KeepErrorsSampler};
-use crate::export::pipeline::{ExportPipeline, PipelineControl, StatsCell};
+use crate::export::pipeline::{
+    ExportPipeline, PipelineControl, QUEUE_BYTES_FLOOR, QueueGate, StatsCell,
+};
 use crate::export::{ConsoleExporter, ExportStats, Exporter};
 use crate::masking::Masker;
 use crate::propagation::{self, Propagator};
@@ -216,11 +218,19 @@ impl EngineBuilder {
             for exporter in exporters.iter_mut() {
                 exporter.set_resource(&resource);
             }
+            // The batch queue in front of the pipeline, bounded in bytes
+            // too: a quarter of the retry buffer's bytes, at least 8 MiB.
+            let gate = Arc::new(QueueGate::new(
+                config.batch().max_queue_size(),
+                config.batch().max_export_batch_size(),
+                (config.export_retry().buffer_bytes() / 4).max(QUEUE_BYTES_FLOOR),
+            ));
             let pipeline = ExportPipeline::start(
                 config.pii_masking().then(|| masker.clone()),
                 config.limits().attribute_value_length(),
                 exporters,
                 *config.export_retry(),
+                gate.clone(),
                 stats.clone(),
                 last_errors.clone(),
             )?;
@@ -255,6 +265,7 @@ impl EngineBuilder {
                 keep.max_traces(),
                 keep.max_spans_per_trace(),
                 keep_counters.clone(),
+                gate,
             );
             if keep.enabled() {
                 builder

@@ -338,6 +338,46 @@ fn otlp_grpc_arrives_field_by_field() {
 }
 
 #[test]
+fn a_batch_past_the_grpc_message_limit_goes_in_several_requests() {
+    // grpcio's server, like the Collector's, refuses messages over 4 MiB.
+    let receiver = Receiver::start(&[]);
+    let memory = InMemoryExporter::default();
+    let engine = start_engine(
+        config(
+            OtlpProtocol::Grpc,
+            &format!("http://127.0.0.1:{}", receiver.grpc_port),
+        )
+        .batch(2048, 1000, Duration::from_secs(600)),
+        &memory,
+    );
+    // 600 spans of 10 kB: one batch of about 6 MB.
+    let payload = "p".repeat(10_000);
+    for i in 0..600 {
+        let mut span = engine.tracer().start(format!("big-{i}"));
+        span.set_attribute(KeyValue::new("payload", payload.clone()));
+        span.end();
+    }
+    engine.force_flush();
+    let spans = receiver.spans(600);
+    assert_eq!(spans.len(), 600, "{:?}", engine.export_stats());
+    let requests = receiver.requests();
+    assert!(
+        requests.iter().all(|r| r["rejected"] == false),
+        "no request refused"
+    );
+    assert!(requests.len() >= 2, "{} requests", requests.len());
+    let names: Vec<String> = spans
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (0..600).map(|i| format!("big-{i}")).collect();
+    assert_eq!(names, want, "every span once, in order");
+    let stats = engine.export_stats();
+    assert_eq!((stats.spans_exported, stats.spans_failed), (600, 0));
+    assert!(engine.shutdown().is_clean());
+}
+
+#[test]
 fn otlp_http_protobuf_arrives_field_by_field() {
     let receiver = Receiver::start(&["--require-header", "x-api-key=k3y"]);
     let memory = InMemoryExporter::default();

@@ -56,6 +56,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_EXPORT_BACKOFF_BASE_MS",
     "FAULTLINE_EXPORT_BACKOFF_MAX_MS",
     "FAULTLINE_EXPORT_BUFFER_CAPACITY",
+    "FAULTLINE_EXPORT_BUFFER_BYTES",
     "FAULTLINE_TRUST_INCOMING_CONTEXT",
     "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
     "FAULTLINE_METRICS_PATH",
@@ -322,6 +323,9 @@ impl TracingConfigBuilder {
         }
         if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_CAPACITY") {
             self.buffer_capacity = count("FAULTLINE_EXPORT_BUFFER_CAPACITY", &n, 0)?;
+        }
+        if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_BYTES") {
+            self.buffer_bytes = count("FAULTLINE_EXPORT_BUFFER_BYTES", &n, 0)?;
         }
         if let Some(list) = get("FAULTLINE_TRUSTED_PEERS") {
             let mut nets = Vec::new();

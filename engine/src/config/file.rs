@@ -63,6 +63,7 @@ pub(crate) struct ConfigFile {
     backoff_base_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
     export_buffer_capacity: Option<usize>,
+    export_buffer_bytes: Option<usize>,
     export_timeout_ms: Option<u64>,
     batch_max_queue_size: Option<usize>,
     batch_max_export_batch_size: Option<usize>,
@@ -240,6 +241,9 @@ impl ConfigFile {
         }
         if let Some(x) = self.export_buffer_capacity {
             b.buffer_capacity = x;
+        }
+        if let Some(x) = self.export_buffer_bytes {
+            b.buffer_bytes = x;
         }
         if let Some(x) = self.export_timeout_ms {
             b.export_timeout = ms(x);

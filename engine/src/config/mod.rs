@@ -293,6 +293,7 @@ pub struct ExportRetry {
     backoff_base: Duration,
     backoff_max: Duration,
     buffer_capacity: usize,
+    buffer_bytes: usize,
     timeout: Duration,
 }
 
@@ -315,6 +316,15 @@ impl ExportRetry {
     pub fn buffer_capacity(&self) -> usize {
         self.buffer_capacity
     }
+    /// The most memory the buffered spans may take, in bytes as estimated
+    /// from their strings and structures (default 16 MiB): when a new batch
+    /// would pass it, the oldest whole batches are dropped and counted, as
+    /// for [`buffer_capacity`](Self::buffer_capacity). It bounds what an
+    /// outage costs when spans are large; the newest batch and the one
+    /// being sent are always kept.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
     /// The longest one export attempt may take (default 10 s).
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -328,6 +338,7 @@ impl Default for ExportRetry {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             buffer_capacity: 16_384,
+            buffer_bytes: 16 << 20,
             timeout: Duration::from_secs(10),
         }
     }
@@ -905,6 +916,7 @@ pub struct TracingConfigBuilder {
     backoff_base: Duration,
     backoff_max: Duration,
     buffer_capacity: usize,
+    buffer_bytes: usize,
     export_timeout: Duration,
     max_queue_size: usize,
     max_export_batch_size: usize,
@@ -977,6 +989,7 @@ impl Default for TracingConfigBuilder {
             backoff_base: retry.backoff_base,
             backoff_max: retry.backoff_max,
             buffer_capacity: retry.buffer_capacity,
+            buffer_bytes: retry.buffer_bytes,
             export_timeout: retry.timeout,
             max_queue_size: batch.max_queue_size,
             max_export_batch_size: batch.max_export_batch_size,
@@ -1040,6 +1053,7 @@ impl TracingConfigBuilder {
             backoff_base: c.export_retry.backoff_base,
             backoff_max: c.export_retry.backoff_max,
             buffer_capacity: c.export_retry.buffer_capacity,
+            buffer_bytes: c.export_retry.buffer_bytes,
             export_timeout: c.export_retry.timeout,
             max_queue_size: c.batch.max_queue_size,
             max_export_batch_size: c.batch.max_export_batch_size,
@@ -1230,6 +1244,12 @@ impl TracingConfigBuilder {
         self.buffer_capacity = spans;
         self
     }
+    /// The most memory, in bytes, the spans kept while the backend is
+    /// unreachable may take ([`ExportRetry::buffer_bytes`]).
+    pub fn export_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
+        self
+    }
     /// The longest one export attempt may take.
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = timeout;
@@ -1402,6 +1422,7 @@ impl TracingConfigBuilder {
             0,
             10_000_000,
         )?;
+        v::count_within("export_buffer_bytes", self.buffer_bytes, 0, 1 << 40)?;
         v::duration_within(
             "export_timeout",
             self.export_timeout,
@@ -1498,6 +1519,7 @@ impl TracingConfigBuilder {
                 backoff_base: self.backoff_base,
                 backoff_max: self.backoff_max,
                 buffer_capacity: self.buffer_capacity,
+                buffer_bytes: self.buffer_bytes,
                 timeout: self.export_timeout,
             },
             batch: BatchSettings {

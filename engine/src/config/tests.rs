@@ -185,6 +185,7 @@ fn defaults_follow_the_opentelemetry_specification() {
     assert_eq!(r.backoff_base(), Duration::from_millis(100));
     assert_eq!(r.backoff_max(), Duration::from_secs(5));
     assert_eq!(r.buffer_capacity(), 16_384);
+    assert_eq!(r.buffer_bytes(), 16 << 20);
     assert_eq!(r.timeout(), Duration::from_secs(10));
     // OTEL_BSP_* defaults.
     let b = c.batch();
@@ -1128,6 +1129,23 @@ fn buffer_capacity_and_export_timeout() {
     assert_eq!(
         build_err(builder().export_buffer_capacity(10_000_001)).to_string(),
         r#"export_buffer_capacity: invalid value "10000001": must be within 0..=10000000"#
+    );
+    assert_eq!(
+        build_ok(builder().export_buffer_bytes(0))
+            .export_retry()
+            .buffer_bytes(),
+        0
+    );
+    assert_eq!(
+        build_ok(builder().export_buffer_bytes(1 << 40))
+            .export_retry()
+            .buffer_bytes(),
+        1 << 40
+    );
+    assert!(
+        build_err(builder().export_buffer_bytes((1 << 40) + 1))
+            .to_string()
+            .starts_with("export_buffer_bytes: invalid value")
     );
     assert_eq!(
         build_ok(builder().export_timeout(Duration::from_millis(1)))
@@ -2236,6 +2254,7 @@ fn env_faultline_retry_and_shutdown() {
         ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "250"),
         ("FAULTLINE_EXPORT_BACKOFF_MAX_MS", "10000"),
         ("FAULTLINE_EXPORT_BUFFER_CAPACITY", "100"),
+        ("FAULTLINE_EXPORT_BUFFER_BYTES", "1048576"),
         ("FAULTLINE_TRUST_INCOMING_CONTEXT", "false"),
         ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "30000"),
     ]);
@@ -2244,6 +2263,11 @@ fn env_faultline_retry_and_shutdown() {
     assert_eq!(r.backoff_base(), Duration::from_millis(250));
     assert_eq!(r.backoff_max(), Duration::from_millis(10_000));
     assert_eq!(r.buffer_capacity(), 100);
+    assert_eq!(r.buffer_bytes(), 1 << 20);
+    assert_eq!(
+        env_err(&[("FAULTLINE_EXPORT_BUFFER_BYTES", "32MiB")]).to_string(),
+        r#"FAULTLINE_EXPORT_BUFFER_BYTES: invalid value "32MiB": must be a whole number"#
+    );
     assert!(!c.trust_incoming_context());
     assert_eq!(c.shutdown_timeout(), Duration::from_secs(30));
 
@@ -2408,6 +2432,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "soon"),
         ("FAULTLINE_EXPORT_BACKOFF_MAX_MS", "soon"),
         ("FAULTLINE_EXPORT_BUFFER_CAPACITY", "lots"),
+        ("FAULTLINE_EXPORT_BUFFER_BYTES", "lots"),
         ("FAULTLINE_TRUST_INCOMING_CONTEXT", "maybe"),
         ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "soon"),
         ("FAULTLINE_METRICS_PATH", "metrics"),
@@ -2476,6 +2501,7 @@ max_export_retries = 5
 backoff_base_ms = 200
 backoff_max_ms = 8000
 export_buffer_capacity = 1000
+export_buffer_bytes = 4096
 export_timeout_ms = 3000
 batch_max_queue_size = 1024
 batch_max_export_batch_size = 256
@@ -2541,6 +2567,7 @@ fn assert_full(c: &TracingConfig) {
     assert_eq!(r.backoff_base(), Duration::from_millis(200));
     assert_eq!(r.backoff_max(), Duration::from_millis(8000));
     assert_eq!(r.buffer_capacity(), 1000);
+    assert_eq!(r.buffer_bytes(), 4096);
     assert_eq!(r.timeout(), Duration::from_millis(3000));
     assert_eq!(c.batch().max_queue_size(), 1024);
     assert_eq!(c.batch().max_export_batch_size(), 256);

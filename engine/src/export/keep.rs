@@ -85,7 +85,8 @@ pub struct ErrorKeepingStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct KeepCounters {
-    /// Spans handed on to the batch processor (sampled, or kept).
+    /// Spans handed on to the batch queue (sampled, or kept), admitted
+    /// by its gate or refused.
     ended: AtomicU64,
     kept: AtomicU64,
     discarded: AtomicU64,
@@ -132,6 +133,7 @@ pub(crate) struct KeepErrorsProcessor<P> {
     max_traces_per_shard: usize,
     max_spans_per_trace: usize,
     counters: std::sync::Arc<KeepCounters>,
+    gate: std::sync::Arc<super::pipeline::QueueGate>,
 }
 
 impl<P: SpanProcessor> KeepErrorsProcessor<P> {
@@ -141,6 +143,7 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
         max_traces: usize,
         max_spans_per_trace: usize,
         counters: std::sync::Arc<KeepCounters>,
+        gate: std::sync::Arc<super::pipeline::QueueGate>,
     ) -> Self {
         KeepErrorsProcessor {
             inner,
@@ -149,6 +152,7 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
             max_traces_per_shard: max_traces.div_ceil(SHARDS).max(1),
             max_spans_per_trace: max_spans_per_trace.max(1),
             counters,
+            gate,
         }
     }
 
@@ -168,8 +172,16 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
             sc.is_remote(),
             sc.trace_state().clone(),
         );
+        self.forward(span);
+    }
+
+    /// Hands a span on to the batch queue if its gate admits it (counted
+    /// either way: what the queue refuses is `ended - received`).
+    fn forward(&self, span: SpanData) {
         self.counters.ended.fetch_add(1, Ordering::Relaxed);
-        self.inner.on_end(span);
+        if self.gate.admit(super::estimated_size(&span)) {
+            self.inner.on_end(span);
+        }
     }
 
     fn cut(&self, n: usize) {
@@ -264,8 +276,7 @@ impl<P: SpanProcessor> SpanProcessor for KeepErrorsProcessor<P> {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.counters.ended.fetch_add(1, Ordering::Relaxed);
-            return self.inner.on_end(span);
+            return self.forward(span);
         }
         if !self.enabled {
             return;

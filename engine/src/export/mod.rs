@@ -128,6 +128,48 @@ pub(crate) fn mask_span_with(
     }
 }
 
+/// The memory a finished span holds, estimated from its structures and
+/// the lengths of its strings (every string counted, even a `&'static`
+/// one that costs nothing: an estimate on the high side). The batch
+/// queue's and the export buffer's byte limits are kept with it, and it
+/// is above what the span takes encoded (OTLP, Thrift), so exporters can
+/// use it to keep requests under a backend's message size limit.
+pub fn estimated_size(span: &SpanData) -> usize {
+    use opentelemetry::trace::{Event, Link, Status};
+    let mut size =
+        std::mem::size_of::<SpanData>() + span.name.len() + attributes_size(&span.attributes);
+    for event in &span.events.events {
+        size +=
+            std::mem::size_of::<Event>() + event.name.len() + attributes_size(&event.attributes);
+    }
+    for link in &span.links.links {
+        size += std::mem::size_of::<Link>() + attributes_size(&link.attributes);
+    }
+    if let Status::Error { description } = &span.status {
+        size += description.len();
+    }
+    size
+}
+
+fn attributes_size(attributes: &[KeyValue]) -> usize {
+    let mut size = std::mem::size_of_val(attributes);
+    for kv in attributes {
+        size += kv.key.as_str().len();
+        size += match &kv.value {
+            Value::String(s) => s.as_str().len(),
+            Value::Array(Array::String(values)) => values
+                .iter()
+                .map(|s| std::mem::size_of::<StringValue>() + s.as_str().len())
+                .sum(),
+            Value::Array(Array::Bool(values)) => values.len(),
+            Value::Array(Array::I64(values)) => values.len() * 8,
+            Value::Array(Array::F64(values)) => values.len() * 8,
+            _ => 0,
+        };
+    }
+    size
+}
+
 /// Removes, from the span's attributes and from each event's and link's,
 /// every attribute whose key is set again later in the same list, so that
 /// the value set last is the one exported; returns how many were removed.

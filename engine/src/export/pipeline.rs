@@ -14,8 +14,11 @@
 //! * after that the batch stays in the buffer and the backend is probed
 //!   again with growing intervals; when it answers, the buffer drains first,
 //!   in order, before anything newer;
-//! * the buffer holds at most `buffer_capacity` spans (plus the batch being
-//!   sent): when full, the oldest spans are dropped and counted;
+//! * the buffer holds at most `buffer_capacity` spans and `buffer_bytes`
+//!   of estimated memory (plus the batch being sent; the newest batch is
+//!   always kept): past the span count the oldest spans are dropped, past
+//!   the bytes the oldest whole batches (so that their memory is freed),
+//!   each span counted;
 //! * a permanent error (rejected data, bad credentials) drops the batch,
 //!   counted, without retries.
 //!
@@ -116,6 +119,9 @@ pub struct ExporterStats {
     pub failed_attempts: u64,
     /// Spans waiting in the buffer now.
     pub buffered: u64,
+    /// Their estimated memory, in bytes (bounded by
+    /// [`ExportRetry::buffer_bytes`](crate::config::ExportRetry::buffer_bytes)).
+    pub buffered_bytes: u64,
     /// Spans lost: buffer overflow, permanent errors, and what shutdown could
     /// not deliver.
     pub dropped: u64,
@@ -220,13 +226,20 @@ impl StatsCell {
         let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let exporters: Vec<ExporterStats> = lanes
             .iter()
-            .map(|(name, c, lane)| ExporterStats {
-                name: name.clone(),
-                delivered: c.delivered.load(Ordering::Relaxed),
-                retries: c.retries.load(Ordering::Relaxed),
-                failed_attempts: c.failed_attempts.load(Ordering::Relaxed),
-                buffered: lane.lock().buffered as u64,
-                dropped: c.dropped.load(Ordering::Relaxed),
+            .map(|(name, c, lane)| {
+                let (buffered, buffered_bytes) = {
+                    let s = lane.lock();
+                    (s.buffered as u64, s.buffered_bytes as u64)
+                };
+                ExporterStats {
+                    name: name.clone(),
+                    delivered: c.delivered.load(Ordering::Relaxed),
+                    retries: c.retries.load(Ordering::Relaxed),
+                    failed_attempts: c.failed_attempts.load(Ordering::Relaxed),
+                    buffered,
+                    buffered_bytes,
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                }
             })
             .collect();
         let received = self.spans_received.load(Ordering::Relaxed);
@@ -249,11 +262,79 @@ impl StatsCell {
     }
 }
 
+/// The least estimated memory the batch queue may hold (its bound is a
+/// quarter of the retry buffer's bytes, but never less than this).
+pub(crate) const QUEUE_BYTES_FLOOR: usize = 8 << 20;
+
+/// The bound on the SDK's batch queue in front of the pipeline: spans
+/// admitted (by the processor in front of the batch processor) and not yet
+/// handed to [`PipelineControl::push`], counted in spans and in estimated
+/// bytes. The SDK bounds its queue by span count only, so a burst of large
+/// spans could otherwise hold `max_queue_size` of them; the gate refuses a
+/// span that would pass either bound (the SDK then never has to), and the
+/// pipeline releases what it receives, estimated on the same unchanged
+/// spans, so the two sums meet.
+///
+/// The byte bound applies only once the queue holds a full export batch:
+/// the SDK ships a batch when the queue reaches that many spans (or its
+/// timer fires), so a smaller queue would wait for the timer and refuse
+/// everything meanwhile.
+#[derive(Debug)]
+pub(crate) struct QueueGate {
+    spans: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicUsize,
+    max_spans: usize,
+    batch_spans: usize,
+    max_bytes: usize,
+}
+
+impl QueueGate {
+    /// A gate for a queue of `max_spans` spans, shipped in batches of
+    /// `batch_spans`, and `max_bytes` once a batch is waiting.
+    pub(crate) fn new(max_spans: usize, batch_spans: usize, max_bytes: usize) -> Self {
+        QueueGate {
+            spans: Default::default(),
+            bytes: Default::default(),
+            max_spans,
+            batch_spans,
+            max_bytes,
+        }
+    }
+
+    /// Whether a span of `size` estimated bytes may enter the queue; if so
+    /// it is counted in.
+    pub(crate) fn admit(&self, size: usize) -> bool {
+        let before = self.bytes.fetch_add(size, Ordering::Relaxed);
+        let spans = self.spans.fetch_add(1, Ordering::Relaxed);
+        if spans >= self.max_spans || (spans >= self.batch_spans && before + size > self.max_bytes)
+        {
+            self.release(1, size);
+            return false;
+        }
+        true
+    }
+
+    /// Counts out spans that left the queue.
+    pub(crate) fn release(&self, spans: usize, bytes: usize) {
+        self.spans.fetch_sub(spans, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// What one exporter's buffer may hold.
+#[derive(Debug, Clone, Copy)]
+struct BufferLimits {
+    spans: usize,
+    bytes: usize,
+}
+
 /// One batch (or what is left of it) waiting for one exporter.
 #[derive(Debug)]
 struct Entry {
     seq: u64,
     batch: Arc<Vec<SpanData>>,
+    /// The whole batch's estimated memory: held until the entry goes.
+    bytes: usize,
     start: usize,
     attempts: u32,
 }
@@ -270,6 +351,8 @@ impl Entry {
 struct LaneState {
     entries: VecDeque<Entry>,
     buffered: usize,
+    /// Sum of the entries' `bytes`.
+    buffered_bytes: usize,
     in_flight: Option<u64>,
     next_seq: u64,
 }
@@ -285,23 +368,33 @@ impl Lane {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a batch, dropping the oldest spans (never the batch being sent)
-    /// beyond `capacity` (at least the new batch is kept).
-    fn push(&self, batch: Arc<Vec<SpanData>>, capacity: usize, counters: &Counters) {
+    /// Adds a batch of `bytes` estimated memory, dropping the oldest spans
+    /// (never the batch being sent) beyond `limits.spans`, then the oldest
+    /// whole batches beyond `limits.bytes` (at least the new batch is kept).
+    fn push(
+        &self,
+        batch: Arc<Vec<SpanData>>,
+        bytes: usize,
+        limits: BufferLimits,
+        counters: &Counters,
+    ) {
         let len = batch.len();
         if len == 0 {
             return;
         }
+        let capacity = limits.spans;
         let mut s = self.lock();
         let seq = s.next_seq;
         s.next_seq += 1;
         s.entries.push_back(Entry {
             seq,
             batch,
+            bytes,
             start: 0,
             attempts: 0,
         });
         s.buffered += len;
+        s.buffered_bytes += bytes;
         let limit = capacity.max(len);
         let in_flight = s.in_flight;
         let in_flight_len = s
@@ -321,11 +414,35 @@ impl Lane {
             let cut = excess.min(oldest.len());
             oldest.start += cut;
             let empty = oldest.len() == 0;
+            let freed = if empty { oldest.bytes } else { 0 };
             s.buffered -= cut;
+            s.buffered_bytes -= freed;
             dropped += cut;
             if empty {
                 s.entries.remove(index);
             }
+        }
+        // Memory: whole batches, oldest first, never the one in flight nor
+        // the newest (a span cut from a batch frees nothing while the rest
+        // of the batch waits). The batch in flight counts: it is held too.
+        let in_flight_bytes = s
+            .entries
+            .front()
+            .filter(|e| Some(e.seq) == in_flight)
+            .map_or(0, |e| e.bytes);
+        while s.buffered_bytes > limits.bytes.max(bytes + in_flight_bytes) {
+            let index = usize::from(
+                in_flight.is_some() && s.entries.front().is_some_and(|e| Some(e.seq) == in_flight),
+            );
+            if index + 1 >= s.entries.len() {
+                break;
+            }
+            let Some(oldest) = s.entries.remove(index) else {
+                break;
+            };
+            s.buffered -= oldest.len();
+            s.buffered_bytes -= oldest.bytes;
+            dropped += oldest.len();
         }
         drop(s);
         if dropped > 0 {
@@ -408,7 +525,9 @@ impl Task {
             Some(e) if e.seq == seq => {
                 if remove {
                     let n = e.len();
+                    let bytes = e.bytes;
                     s.buffered -= n;
+                    s.buffered_bytes -= bytes;
                     s.entries.pop_front();
                     0
                 } else {
@@ -598,6 +717,7 @@ impl Task {
             let n = s.buffered;
             s.entries.clear();
             s.buffered = 0;
+            s.buffered_bytes = 0;
             n
         };
         if undelivered > 0 {
@@ -662,7 +782,8 @@ pub(crate) struct PipelineControl {
     /// when full): they are not scanned again.
     clean_texts: Mutex<std::collections::HashSet<Box<str>, KeyHasher>>,
     lanes: Vec<LaneHandle>,
-    capacity: usize,
+    limits: BufferLimits,
+    gate: Arc<QueueGate>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<StatsCell>,
     last_errors: Arc<Mutex<Vec<String>>>,
@@ -676,6 +797,7 @@ impl ExportPipeline {
         value_limit: usize,
         exporters: Vec<Box<dyn Exporter>>,
         retry: ExportRetry,
+        gate: Arc<QueueGate>,
         stats: Arc<StatsCell>,
         last_errors: Arc<Mutex<Vec<String>>>,
     ) -> std::io::Result<Self> {
@@ -736,7 +858,11 @@ impl ExportPipeline {
                 secret_keys: Mutex::new(HashMap::default()),
                 clean_texts: Mutex::new(std::collections::HashSet::default()),
                 lanes,
-                capacity: retry.buffer_capacity(),
+                limits: BufferLimits {
+                    spans: retry.buffer_capacity(),
+                    bytes: retry.buffer_bytes(),
+                },
+                gate,
                 worker: Mutex::new(Some(worker)),
                 stats,
                 last_errors,
@@ -789,6 +915,10 @@ impl PipelineControl {
         self.stats
             .spans_received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Out of the batch queue: estimated as the gate estimated them on
+        // the way in (nothing changed them since).
+        let queued: usize = batch.iter().map(super::estimated_size).sum();
+        self.gate.release(batch.len(), queued);
         // Limits first (masking a megabyte value would cost for nothing),
         // each cut counted.
         let mut cut = LimitStats::default();
@@ -828,9 +958,11 @@ impl PipelineControl {
                 }
             }
         }
+        let bytes = batch.iter().map(super::estimated_size).sum();
         let batch = Arc::new(batch);
         for lane in &self.lanes {
-            lane.lane.push(batch.clone(), self.capacity, &lane.counters);
+            lane.lane
+                .push(batch.clone(), bytes, self.limits, &lane.counters);
         }
     }
 

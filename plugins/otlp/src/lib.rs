@@ -237,12 +237,21 @@ impl Exporter for OtlpExporter {
             .transport
             .get_or_try_init(|| async { self.connect() })
             .await?;
-        let request = self
-            .encoder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .encode(&self.resource, batch);
-        transport.send(request).await
+        // One request per slice of at most MAX_REQUEST_SPAN_BYTES: gRPC
+        // receivers refuse larger messages by default, and a smaller
+        // request holds less memory while it is encoded and sent.
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(request_len(rest, MAX_REQUEST_SPAN_BYTES));
+            let request = self
+                .encoder
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .encode(&self.resource, now);
+            transport.send(request).await?;
+            rest = later;
+        }
+        Ok(())
     }
 
     async fn shutdown(&self) -> Result<(), ExportError> {
@@ -250,6 +259,26 @@ impl Exporter for OtlpExporter {
         self.shut_down.store(true, Ordering::Release);
         Ok(())
     }
+}
+
+/// The most span data one export request carries, in the engine's
+/// estimate (above the encoded size): gRPC servers refuse messages over
+/// 4 MiB unless configured otherwise (the OpenTelemetry Collector's
+/// `max_recv_msg_size_mib`, grpc-go's and grpcio's defaults).
+const MAX_REQUEST_SPAN_BYTES: usize = 3 << 20;
+
+/// How many of `spans`, from the first, go into one request: as many as
+/// fit in `max` estimated bytes, at least one (a larger single span goes
+/// alone, and the backend decides).
+fn request_len(spans: &[SpanData], max: usize) -> usize {
+    let mut bytes = 0usize;
+    for (i, span) in spans.iter().enumerate() {
+        bytes += faultline_engine::export::estimated_size(span);
+        if bytes > max && i > 0 {
+            return i;
+        }
+    }
+    spans.len()
 }
 
 /// Export headers usually carry credentials: sent to another host over plain

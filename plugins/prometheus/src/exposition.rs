@@ -214,6 +214,7 @@ pub(crate) const EXPORT_RETRIES: &str = "faultline_export_retries";
 pub(crate) const EXPORT_FAILED: &str = "faultline_export_failed_attempts";
 pub(crate) const EXPORT_DROPPED: &str = "faultline_export_spans_dropped";
 pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
+pub(crate) const EXPORT_BUFFERED_BYTES: &str = "faultline_export_buffered"; // + "_bytes", the unit
 pub(crate) const EXPORT_ENDED: &str = "faultline_export_spans_ended";
 pub(crate) const LIMITS_CUT: &str = "faultline_span_limits_cut";
 pub(crate) const KEEP_KEPT: &str = "faultline_error_keeping_traces_kept";
@@ -272,6 +273,16 @@ impl Collector for ExportCollector {
         for e in &stats.exporters {
             let buffered = i64::try_from(e.buffered).unwrap_or(i64::MAX);
             ConstGauge::new(buffered).encode(family.encode_family(&Exporter(&e.name))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            EXPORT_BUFFERED_BYTES,
+            "Estimated memory of the spans in the exporter's retry buffer now.",
+            Some(&prometheus_client::registry::Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        for e in &stats.exporters {
+            let bytes = i64::try_from(e.buffered_bytes).unwrap_or(i64::MAX);
+            ConstGauge::new(bytes).encode(family.encode_family(&Exporter(&e.name))?)?;
         }
         let keep = &stats.error_keeping;
         for (name, help, value) in [

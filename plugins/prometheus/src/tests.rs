@@ -293,6 +293,7 @@ fn export_stats_are_rendered_per_exporter() {
             retries: 3,
             failed_attempts: 4,
             buffered: 2,
+            buffered_bytes: 4096,
             dropped: 1,
         }],
         error_keeping: faultline_engine::export::ErrorKeepingStats {
@@ -318,6 +319,7 @@ fn export_stats_are_rendered_per_exporter() {
         "faultline_export_spans_dropped_total{exporter=\"otlp\"} 1\n",
         "faultline_export_spans_buffered{exporter=\"otlp\"} 2\n",
         "# TYPE faultline_export_spans_buffered gauge\n",
+        "faultline_export_buffered_bytes{exporter=\"otlp\"} 4096\n",
         "faultline_error_keeping_traces_kept_total 5\n",
         "faultline_error_keeping_traces_discarded_total 95\n",
         "faultline_error_keeping_spans_cut_total 8\n",

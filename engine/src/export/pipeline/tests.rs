@@ -166,6 +166,176 @@ fn an_overflowing_buffer_drops_exactly_the_oldest_spans() {
 }
 
 #[test]
+fn large_spans_are_bounded_by_memory_dropping_the_oldest_whole_batches() {
+    let b = backend(false);
+    let config = TracingConfig::builder()
+        .service_name("pipeline-test")
+        .exporters([])
+        .max_export_retries(1)
+        .backoff(Duration::from_millis(2), Duration::from_millis(20))
+        .export_buffer_capacity(10_000)
+        .export_buffer_bytes(250_000)
+        .batch(8192, 10, Duration::from_secs(600))
+        .shutdown_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(b.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    // About 10 kB a span, 100 kB a batch of ten: two batches fit, three not.
+    let payload = "x".repeat(10_000);
+    for round in 0..10 {
+        for i in 0..10 {
+            let mut span = engine.tracer().start(format!("r{round}-{i}"));
+            span.set_attribute(opentelemetry::KeyValue::new("payload", payload.clone()));
+            span.end();
+        }
+        engine.force_flush();
+    }
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_received, 100);
+    assert_eq!(stats.spans_buffered, 20, "{stats:?}");
+    assert_eq!(stats.spans_failed, 80, "{stats:?}");
+    let bytes = stats.exporters[0].buffered_bytes;
+    assert!((200_000..=250_000).contains(&bytes), "{stats:?}");
+    b.up.store(true, Ordering::SeqCst);
+    wait_until("the buffer to drain", || {
+        engine.export_stats().spans_buffered == 0
+    });
+    let seen = b.seen.lock().unwrap().clone();
+    let want: Vec<String> = (8..10)
+        .flat_map(|r| (0..10).map(move |i| format!("r{r}-{i}")))
+        .collect();
+    assert_eq!(seen, want, "the newest two batches survive, in order");
+    assert_eq!(engine.export_stats().exporters[0].buffered_bytes, 0);
+}
+
+#[test]
+fn one_batch_larger_than_the_byte_limit_is_still_kept() {
+    let b = backend(false);
+    let config = TracingConfig::builder()
+        .service_name("pipeline-test")
+        .exporters([])
+        .max_export_retries(1)
+        .backoff(Duration::from_millis(2), Duration::from_millis(20))
+        .export_buffer_bytes(0)
+        .batch(8192, 10, Duration::from_secs(600))
+        .shutdown_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(b.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    for round in 0..3 {
+        spans(&engine, &format!("r{round}-"), 10);
+        engine.force_flush();
+    }
+    let stats = engine.export_stats();
+    assert_eq!(
+        (stats.spans_buffered, stats.spans_failed),
+        (10, 20),
+        "{stats:?}"
+    );
+    b.up.store(true, Ordering::SeqCst);
+    wait_until("the buffer to drain", || {
+        engine.export_stats().spans_buffered == 0
+    });
+    let want: Vec<String> = (0..10).map(|i| format!("r2-{i:03}")).collect();
+    assert_eq!(b.seen.lock().unwrap().clone(), want);
+}
+
+#[test]
+fn the_queue_gate_bounds_spans_and_bytes_past_one_batch() {
+    // Queue of 4 spans, batches of 2, 100 bytes.
+    let gate = QueueGate::new(4, 2, 100);
+    assert!(gate.admit(1_000), "below a batch: any size");
+    assert!(gate.admit(1_000), "still below a batch");
+    assert!(
+        !gate.admit(1),
+        "a batch waits and the bytes are past the bound"
+    );
+    gate.release(2, 2_000);
+    assert!(gate.admit(40));
+    assert!(gate.admit(50));
+    assert!(gate.admit(10), "100 bytes: at the bound, not past it");
+    assert!(!gate.admit(1), "bytes full");
+    gate.release(1, 50);
+    assert!(gate.admit(10));
+    assert!(gate.admit(1));
+    assert!(!gate.admit(1), "four spans: count full");
+    gate.release(4, 61);
+    assert_eq!(gate.spans.load(Ordering::Relaxed), 0);
+    assert_eq!(gate.bytes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_burst_of_large_spans_is_bounded_in_the_batch_queue_by_memory() {
+    /// Holds the batch thread in the masking step while `hold` is set, so
+    /// that spans pile up in the queue in front of it.
+    #[derive(Debug)]
+    struct Stuck {
+        hold: Arc<AtomicBool>,
+    }
+    impl crate::masking::Masker for Stuck {
+        fn mask<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+            while self.hold.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::borrow::Cow::Borrowed(text)
+        }
+        fn is_secret_key(&self, _key: &str) -> bool {
+            false
+        }
+    }
+    let hold = Arc::new(AtomicBool::new(true));
+    let spans_seen = InMemoryExporter::default();
+    let config = TracingConfig::builder()
+        .service_name("pipeline-test")
+        .exporters([])
+        .batch(8192, 10, Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans_seen.clone())
+        .masker(Stuck { hold: hold.clone() })
+        .install_global(false)
+        .build()
+        .unwrap();
+    let payload = "x".repeat(10_000);
+    let big = |name: &str| {
+        let mut span = engine.tracer().start(name.to_owned());
+        span.set_attribute(opentelemetry::KeyValue::new("payload", payload.clone()));
+        span.end();
+    };
+    // 1,000 spans of about 10 kB: 10 MB, past the queue's 8 MiB.
+    for i in 0..1000 {
+        big(&format!("burst-{i}"));
+    }
+    hold.store(false, Ordering::SeqCst);
+    engine.force_flush();
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_ended, 1000);
+    let admitted = stats.spans_received;
+    assert!(
+        (700..1000).contains(&admitted),
+        "about 8 MiB of 10 kB spans admitted, the rest refused: {stats:?}"
+    );
+    assert_eq!(spans_seen.len() as u64, admitted);
+    // What left the queue was counted out: it takes a new burst again.
+    for i in 0..10 {
+        big(&format!("after-{i}"));
+    }
+    engine.force_flush();
+    let stats = engine.export_stats();
+    assert_eq!(stats.spans_received, admitted + 10, "{stats:?}");
+    assert!(engine.shutdown().is_clean());
+}
+
+#[test]
 fn a_permanent_error_drops_without_retrying() {
     let mut b = backend(false);
     b.permanent = true;
