@@ -1,11 +1,17 @@
 //! The reference service on axum.
 
+use std::any::Any;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline::axum::{Error, FaultlineLayer};
+use faultline::error::PROBLEM_JSON;
+use http::header::CONTENT_TYPE;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{App, Checkout, HarnessCall};
 
@@ -37,10 +43,26 @@ async fn harness(State(app): State<Arc<App>>, Json(calls): Json<Vec<HarnessCall>
     ""
 }
 
-/// Serves the routes until SIGINT or SIGTERM.
-pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Without tracing, a handler's panic answered as the traced service does.
+fn panic_response(_panic: Box<dyn Any + Send>) -> Response {
+    let problem = crate::panic_problem();
+    (
+        problem.status_code(),
+        [(CONTENT_TYPE, PROBLEM_JSON)],
+        problem.to_json(),
+    )
+        .into_response()
+}
+
+/// Serves the routes until `shutdown` resolves, then until the requests in
+/// flight have finished.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let engine = app.engine.clone();
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/hello", get(hello))
         .route("/users/{id}", get(user))
         .route("/checkout", post(checkout))
@@ -50,13 +72,15 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Resu
         // In an `Arc`: axum clones the state for every request, whatever
         // the route, and `App` holds an HTTP client with its middleware.
         .with_state(Arc::new(app));
-    if let Some(engine) = engine {
-        router = router.layer(FaultlineLayer::new(engine));
-    }
+    let router = match engine {
+        // The layer catches a panic too (and records it on the span).
+        Some(engine) => router.layer(FaultlineLayer::new(engine)),
+        None => router.layer(CatchPanicLayer::custom(panic_response)),
+    };
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(crate::shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await
 }

@@ -8,25 +8,39 @@
 //! ```
 //!
 //! Without `--port`, `PORT` or 8080 (`--port 0` picks a free port). Once
-//! listening it prints `listening on http://ADDRESS` on standard output.
+//! listening it prints `listening on http://ADDRESS` on standard output; its
+//! SIGINT and SIGTERM handlers are in place by then, so a signal sent as soon
+//! as that line appears gets the graceful shutdown.
 //! Configuration comes from the environment (`OTEL_*`, `FAULTLINE_*`);
 //! a bad value stops it at start with one line naming the variable.
-//! SIGINT or SIGTERM stop it gracefully: it stops accepting, finishes the
-//! requests in flight, flushes every pending span, and exits (within 10 s
-//! even when every backend is down).
+//! SIGINT or SIGTERM stop it gracefully, the same way on every framework: it
+//! stops accepting, lets the requests in flight finish for 3 s at most
+//! ([`GRACE`]) and drops those still running (their spans end, marked
+//! cancelled), flushes every pending span (within the shutdown deadline,
+//! 5 s by default), and exits: within 10 s even when every backend is down.
+//!
+//! It logs to standard error through `tracing`, filtered by `RUST_LOG`
+//! (default `info`; `off` prints nothing). The dependencies whose debug logs
+//! can hold request data or credentials print `info` at most, whatever
+//! `RUST_LOG` asks ([`CAPPED`]). A panic is logged at error level with its
+//! message masked, never raw; with `--no-tracing` a handler's panic still
+//! answers 500 problem+json, code 5000, as the traced service does (without
+//! a trace id).
 
 mod axum_app;
 mod poem_app;
 mod warp_app;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use faultline::Engine;
 use faultline::config::ExporterKind;
-use faultline::error::{AppError, ErrorCode, Severity};
+use faultline::error::{AppError, ErrorCode, ProblemDetails, Severity, codes};
+use faultline::masking::{Masker, PiiMasker};
 use faultline::reqwest::reqwest_middleware::{self, ClientWithMiddleware};
 use faultline::setup::{Faultline, Setup};
 use http::StatusCode;
@@ -205,55 +219,170 @@ fn set_up() -> Result<Faultline, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+/// How long the requests in flight may run on after SIGINT/SIGTERM, on
+/// every framework. Those still running then are dropped (their spans end,
+/// marked cancelled) and the span flush follows, within its own deadline
+/// (`FAULTLINE_SHUTDOWN_TIMEOUT_MS`, 5 s by default).
+pub const GRACE: Duration = Duration::from_secs(3);
+
+/// How long the runtime may take to drop what is still running after
+/// [`GRACE`] (it waits for nothing else).
+const DROP_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Whether SIGINT or SIGTERM has arrived: each framework's graceful shutdown
+/// waits on [`requested`](Stop::requested).
+#[derive(Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// Starts listening for SIGINT and SIGTERM (inside the runtime). The
+    /// handlers are in place when this returns: a signal that comes at any
+    /// time after it is a graceful shutdown, never the signal's default
+    /// action (killed, exit status 143).
+    fn listen() -> std::io::Result<Stop> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let mut terminate = signal(SignalKind::terminate())?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                let _ = tx.send(true);
+            });
         }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        Ok(Stop(rx))
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves once SIGINT or SIGTERM has arrived (at once if one already has).
+    pub async fn requested(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
     }
 }
 
-fn main() -> ExitCode {
-    // Logs go to standard error through `tracing`, filtered by RUST_LOG
-    // (default `info`); standard output carries the console exporter's spans.
-    // Dependencies that log request data or credentials at debug level
-    // (raw query strings, body errors, export headers) are capped at info,
-    // whatever RUST_LOG says: nothing the service prints may hold a secret
-    // or raw personal data.
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    for capped in [
-        "warp",
-        "poem",
-        "hyper",
-        "hyper_util",
-        "h2",
-        "tonic",
-        "tower",
-        "reqwest",
-        "opentelemetry",
-        "opentelemetry_sdk",
-        "opentelemetry_otlp",
-        "opentelemetry_http",
-    ] {
-        if let Ok(directive) = format!("{capped}=info").parse() {
-            filter = filter.add_directive(directive);
+/// Runs a framework's server until it returns, or, once `stop` is
+/// requested, for [`GRACE`] at most: its graceful shutdown (which waits for
+/// every request in flight, however long) is then dropped with the
+/// requests it was waiting for.
+async fn drain(
+    serving: impl Future<Output = std::io::Result<()>>,
+    stop: Stop,
+) -> std::io::Result<()> {
+    let mut serving = std::pin::pin!(serving);
+    tokio::select! {
+        served = &mut serving => return served,
+        () = stop.requested() => {}
+    }
+    match tokio::time::timeout(GRACE, serving).await {
+        Ok(served) => served,
+        Err(_) => {
+            tracing::warn!(
+                "shutdown: requests still in flight after {} s are dropped",
+                GRACE.as_secs()
+            );
+            Ok(())
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+}
+
+/// The answer to a handler's panic with `--no-tracing`: what the traced
+/// adapters answer (500 problem+json, code 5000, nothing of the panic text),
+/// without a trace id since nothing is traced.
+pub fn panic_problem() -> ProblemDetails {
+    ProblemDetails::new(codes::INTERNAL, faultline::request::INTERNAL_DETAIL)
+}
+
+/// What a panic's message is masked with before it is logged: the engine's
+/// masker when tracing, else (and until the engine is up) faultline's
+/// built-in PII rules.
+static PANIC_MASKER: OnceLock<Arc<dyn Masker>> = OnceLock::new();
+
+/// Logs every panic through `tracing` at error level (filtered by
+/// `RUST_LOG` like every other line) with its message masked: the default
+/// hook would print it raw on standard error, and a panic message can hold
+/// personal data (`/panic`'s does). A traced request's panic does not reach
+/// this hook: the adapters log it themselves, masked, with its trace id.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(a panic with a non-text payload)");
+        let builtin;
+        let masker: &dyn Masker = match PANIC_MASKER.get() {
+            Some(masker) => masker.as_ref(),
+            None => {
+                builtin = PiiMasker::new();
+                &builtin
+            }
+        };
+        let message = masker.mask(message);
+        match info.location() {
+            Some(at) => tracing::error!(
+                "panicked at {}:{}:{}: {message}",
+                at.file(),
+                at.line(),
+                at.column()
+            ),
+            None => tracing::error!("panicked: {message}"),
+        }
+    }));
+}
+
+/// The dependencies whose debug logs can hold request data or credentials
+/// (raw query strings, body errors, export headers): they print `info` at
+/// most, whatever `RUST_LOG` asks (and less when it asks for less).
+pub const CAPPED: [&str; 12] = [
+    "warp",
+    "poem",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tonic",
+    "tower",
+    "reqwest",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_http",
+];
+
+/// Logs go to standard error through `tracing`, filtered by `RUST_LOG`
+/// (default `info`) and capped for [`CAPPED`]: an event is printed when
+/// both filters let it through. Standard output carries the `listening on`
+/// line and the console exporter's spans.
+fn init_logging() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED.map(|target| (target, LevelFilter::INFO)));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(asked.and(cap)),
+        )
         .init();
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    log_panics();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -277,6 +406,11 @@ fn main() -> ExitCode {
         None
     };
     let engine = faultline.as_ref().map(|f| f.engine().clone());
+    let masker = match &engine {
+        Some(engine) => faultline::masking::from_config(engine.config()),
+        None => Arc::new(PiiMasker::new()),
+    };
+    let _ = PANIC_MASKER.set(masker);
     let plain = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -308,24 +442,36 @@ fn main() -> ExitCode {
                 client,
                 downstream_url,
             };
+            // Before the line that tells the world the service is up.
+            let stop = match Stop::listen() {
+                Ok(stop) => stop,
+                Err(e) => {
+                    eprintln!("service: cannot listen for SIGINT/SIGTERM: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             println!("listening on http://127.0.0.1:{}", local.port());
+            let signal = stop.clone().requested();
             let served = match args.framework.as_str() {
-                "axum" => axum_app::serve(app, listener).await,
-                "poem" => poem_app::serve(app, listener).await,
-                _ => warp_app::serve(app, listener).await,
+                "axum" => drain(axum_app::serve(app, listener, signal), stop).await,
+                "poem" => drain(poem_app::serve(app, listener, signal), stop).await,
+                _ => drain(warp_app::serve(app, listener, signal), stop).await,
             };
             if let Err(e) = served {
-                eprintln!("service: {e}");
+                tracing::error!("serving stopped: {e}");
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS
         });
+    // The requests still in flight are dropped here, before the span flush,
+    // so that their spans (ended as cancelled) are flushed too.
+    runtime.shutdown_timeout(DROP_DEADLINE);
     drop(engine);
     if let Some(faultline) = faultline {
         let report = faultline.shutdown();
         if !report.is_clean() {
-            eprintln!(
-                "service: shutdown: {} spans exported, {} not delivered{}",
+            tracing::warn!(
+                "shutdown: {} spans exported, {} not delivered{}",
                 report.stats.spans_exported,
                 report.stats.spans_received - report.stats.spans_exported,
                 if report.timed_out {
@@ -336,7 +482,5 @@ fn main() -> ExitCode {
             );
         }
     }
-    // Requests still open after the deadline do not hold the process.
-    runtime.shutdown_timeout(Duration::from_secs(1));
     code
 }

@@ -1,19 +1,18 @@
 //! The reference service on poem.
 
+use std::any::Any;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::future::Future;
 
+use faultline::error::PROBLEM_JSON;
 use faultline::poem::{Error, FaultlineMiddleware};
 use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
+use poem::middleware::CatchPanic;
 use poem::web::{Data, Json, Path};
 use poem::{EndpointExt, IntoEndpoint, Response, Route, RouteMethod, Server, get, handler, post};
 
 use crate::{App, Checkout, HarnessCall};
-
-/// How long requests in flight may run on after SIGINT/SIGTERM (the span
-/// flush that follows has its own deadline).
-const GRACE: Duration = Duration::from_secs(3);
 
 #[handler]
 async fn hello() -> &'static str {
@@ -49,8 +48,22 @@ async fn harness(Data(app): Data<&App>, Json(calls): Json<Vec<HarnessCall>>) -> 
     ""
 }
 
-/// Serves the routes until SIGINT or SIGTERM.
-pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// Without tracing, a handler's panic answered as the traced service does.
+fn panic_response(_panic: Box<dyn Any + Send>) -> Response {
+    let problem = crate::panic_problem();
+    Response::builder()
+        .status(problem.status_code())
+        .content_type(PROBLEM_JSON)
+        .body(problem.to_json())
+}
+
+/// Serves the routes until `shutdown` resolves, then until the requests in
+/// flight have finished.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let middleware = app.engine.clone().map(FaultlineMiddleware::new);
     // The middleware on each route's endpoint as well: poem's router shows
     // the matched route only to what runs inside it, and a handler that
@@ -72,18 +85,28 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Resu
         .data(app);
     let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
     match middleware {
-        // Around the whole router, so that no route and a wrong method are traced too.
-        Some(m) => run(server, routes.with(m)).await,
-        None => run(server, routes).await,
+        // Around the whole router, so that no route and a wrong method are
+        // traced too. It catches a panic as well (and records it on the span).
+        Some(m) => run(server, routes.with(m), shutdown).await,
+        None => {
+            let routes = routes.with(CatchPanic::new().with_handler(panic_response));
+            run(server, routes, shutdown).await
+        }
     }
 }
 
-async fn run<E>(server: Server<Infallible, TcpAcceptor>, endpoint: E) -> std::io::Result<()>
+async fn run<E>(
+    server: Server<Infallible, TcpAcceptor>,
+    endpoint: E,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
 where
     E: IntoEndpoint,
     E::Endpoint: 'static,
 {
+    // No timeout of poem's own: the service bounds every framework's drain
+    // alike (`crate::GRACE`).
     server
-        .run_with_graceful_shutdown(endpoint, crate::shutdown_signal(), Some(GRACE))
+        .run_with_graceful_shutdown(endpoint, shutdown, None)
         .await
 }
