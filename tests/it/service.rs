@@ -592,3 +592,46 @@ fn rust_log_trace_never_prints_the_capped_dependencies_debug_logs() {
         );
     }
 }
+
+/// A well-formed value that breaks a rule checked when the configuration is
+/// built (a range, a relation to a default, a file's contents) stops the
+/// service at start with exit status 2 and one line naming the variable.
+#[test]
+fn a_bad_value_stops_the_service_with_one_line_naming_its_variable() {
+    let dir = std::env::temp_dir().join(format!("faultline-bad-values-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("hostname");
+    std::fs::write(&not_pem, "build-host\n").unwrap();
+    let not_pem = not_pem.to_str().unwrap().to_owned();
+    let cases: [(&str, &str); 7] = [
+        ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "600000"),
+        ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "10000"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5000"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", &not_pem),
+        (
+            "FAULTLINE_PII_PATTERNS",
+            r#"{"x":{"regex":"foo","replacement":"L1\nL2"}}"#,
+        ),
+    ];
+    for (var, value) in cases {
+        let out = Command::new(binary())
+            .args(["--framework", "axum", "--port", "0"])
+            .env(var, value)
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the service");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(out.status.code(), Some(2), "{var}={value:?}: {stderr}");
+        assert_eq!(lines.len(), 1, "{var}={value:?}: {stderr}");
+        assert!(
+            lines[0].starts_with(&format!("service: {var}")),
+            "{var}={value:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{var}: never listening");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

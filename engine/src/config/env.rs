@@ -210,6 +210,7 @@ impl TracingConfigBuilder {
         ] {
             if let Some(t) = get(var) {
                 self.export_timeout = millis(var, &t)?;
+                self.set_from_env("export_timeout", var);
             }
         }
         for (var, slot) in [
@@ -234,6 +235,12 @@ impl TracingConfigBuilder {
                     1 => self.otlp_client_cert = Some(path),
                     _ => self.otlp_client_key = Some(path),
                 }
+                let part = [
+                    "otlp_tls.ca_file",
+                    "otlp_tls.client_cert",
+                    "otlp_tls.client_key",
+                ][slot];
+                self.set_from_env(part, var);
             }
         }
 
@@ -253,17 +260,24 @@ impl TracingConfigBuilder {
 
         if let Some(d) = get("OTEL_BSP_SCHEDULE_DELAY") {
             self.scheduled_delay = millis("OTEL_BSP_SCHEDULE_DELAY", &d)?;
+            self.set_from_env("batch_scheduled_delay", "OTEL_BSP_SCHEDULE_DELAY");
         }
         if let Some(d) = get("OTEL_BSP_EXPORT_TIMEOUT") {
             self.export_timeout = millis("OTEL_BSP_EXPORT_TIMEOUT", &d)?;
+            self.set_from_env("export_timeout", "OTEL_BSP_EXPORT_TIMEOUT");
         }
         if let Some(n) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
             self.max_queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", &n, 1)?;
+            self.set_from_env("batch_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE");
             // A smaller queue alone shrinks the default batch with it.
             self.max_export_batch_size = self.max_export_batch_size.min(self.max_queue_size);
         }
         if let Some(n) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
             self.max_export_batch_size = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &n, 1)?;
+            self.set_from_env(
+                "batch_max_export_batch_size",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            );
         }
 
         if let Some(f) = get("FAULTLINE_CONSOLE_FORMAT") {
@@ -317,15 +331,19 @@ impl TracingConfigBuilder {
         }
         if let Some(d) = get("FAULTLINE_EXPORT_BACKOFF_BASE_MS") {
             self.backoff_base = millis("FAULTLINE_EXPORT_BACKOFF_BASE_MS", &d)?;
+            self.set_from_env("backoff_base", "FAULTLINE_EXPORT_BACKOFF_BASE_MS");
         }
         if let Some(d) = get("FAULTLINE_EXPORT_BACKOFF_MAX_MS") {
             self.backoff_max = millis("FAULTLINE_EXPORT_BACKOFF_MAX_MS", &d)?;
+            self.set_from_env("backoff_max", "FAULTLINE_EXPORT_BACKOFF_MAX_MS");
         }
         if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_CAPACITY") {
             self.buffer_capacity = count("FAULTLINE_EXPORT_BUFFER_CAPACITY", &n, 0)?;
+            self.set_from_env("export_buffer_capacity", "FAULTLINE_EXPORT_BUFFER_CAPACITY");
         }
         if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_BYTES") {
             self.buffer_bytes = count("FAULTLINE_EXPORT_BUFFER_BYTES", &n, 0)?;
+            self.set_from_env("export_buffer_bytes", "FAULTLINE_EXPORT_BUFFER_BYTES");
         }
         if let Some(list) = get("FAULTLINE_TRUSTED_PEERS") {
             let mut nets = Vec::new();
@@ -345,6 +363,7 @@ impl TracingConfigBuilder {
         }
         if let Some(d) = get("FAULTLINE_SHUTDOWN_TIMEOUT_MS") {
             self.shutdown_timeout = millis("FAULTLINE_SHUTDOWN_TIMEOUT_MS", &d)?;
+            self.set_from_env("shutdown_timeout", "FAULTLINE_SHUTDOWN_TIMEOUT_MS");
         }
         if let Some(p) = get("FAULTLINE_METRICS_PATH") {
             // Empty or "off": the adapters do not serve metrics.
@@ -361,6 +380,7 @@ impl TracingConfigBuilder {
         }
         if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_TRACES") {
             self.keep_errors.max_traces = count("FAULTLINE_KEEP_ERRORS_MAX_TRACES", &n, 1)?;
+            self.set_from_env("keep_errors_max_traces", "FAULTLINE_KEEP_ERRORS_MAX_TRACES");
             v::count_within(
                 "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
                 self.keep_errors.max_traces,
@@ -410,6 +430,10 @@ impl TracingConfigBuilder {
         }
         if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_SPANS") {
             self.keep_errors.max_spans_per_trace = count("FAULTLINE_KEEP_ERRORS_MAX_SPANS", &n, 1)?;
+            self.set_from_env(
+                "keep_errors_max_spans_per_trace",
+                "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
+            );
             v::count_within(
                 "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
                 self.keep_errors.max_spans_per_trace,
@@ -631,6 +655,9 @@ fn parse_patterns(
             Entry::Full { regex, replacement } => (regex, replacement),
         };
         v::pii_pattern(var, &name, &regex)?;
+        if let Some(replacement) = &replacement {
+            v::pii_replacement(var, &name, replacement)?;
+        }
         out.insert(name, (regex, replacement));
     }
     Ok(out)

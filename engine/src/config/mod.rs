@@ -868,6 +868,66 @@ impl ConfigError {
     }
 }
 
+/// `error` under the environment variable its setting came from, if it
+/// came from one (`from_env`: setting, variable). A relation broken between
+/// a setting the user set and one left at its default is reported under the
+/// one the user set: `FAULTLINE_EXPORT_BACKOFF_BASE_MS` above the default
+/// maximum names the base, not the maximum.
+fn name_the_variable(
+    error: ConfigError,
+    from_env: &[(&'static str, &'static str)],
+    backoff_base: Duration,
+) -> ConfigError {
+    let var_of = |setting: &str| {
+        from_env
+            .iter()
+            .find(|(s, _)| *s == setting)
+            .map(|(_, var)| *var)
+    };
+    let ConfigError::Invalid {
+        setting,
+        value,
+        reason,
+    } = error
+    else {
+        return error;
+    };
+    // A maximum below the base, where only the base was set.
+    if setting == "backoff_max"
+        && var_of("backoff_max").is_none()
+        && let Some(var) = var_of("backoff_base")
+    {
+        return ConfigError::invalid(
+            var,
+            &format!("{} ms", backoff_base.as_millis()),
+            format!(
+                "must be at most the maximum back-off, {} (FAULTLINE_EXPORT_BACKOFF_MAX_MS)",
+                value.trim_matches('"')
+            ),
+        );
+    }
+    // `otlp_tls.ca_file` and the like: the part before the dot.
+    let base = setting.split('.').next().unwrap_or(&setting);
+    let var = var_of(&setting).or_else(|| var_of(base)).or_else(|| {
+        // A client certificate without its key, or the other way round.
+        (setting == "otlp_tls")
+            .then(|| var_of("otlp_tls.client_cert").or_else(|| var_of("otlp_tls.client_key")))
+            .flatten()
+    });
+    match var {
+        Some(var) => ConfigError::Invalid {
+            setting: var.to_owned(),
+            value,
+            reason,
+        },
+        None => ConfigError::Invalid {
+            setting,
+            value,
+            reason,
+        },
+    }
+}
+
 /// Quotes a value for an error message: escaped, on one line, at most 120 characters.
 fn quote(value: &str) -> String {
     const MAX: usize = 120;
@@ -929,6 +989,11 @@ pub struct TracingConfigBuilder {
     trusted_peers: Vec<PeerNet>,
     /// A `trusted_peers` entry of a file that is not a network.
     invalid_trusted_peer: Option<String>,
+    /// Settings whose value came from an environment variable, with the
+    /// variable: a value that breaks a rule checked in `build` (a range,
+    /// a relation to another setting, a file's contents) is reported under
+    /// the variable the user set, not the setting's name.
+    from_env: Vec<(&'static str, &'static str)>,
 }
 
 impl fmt::Debug for TracingConfigBuilder {
@@ -1001,6 +1066,7 @@ impl Default for TracingConfigBuilder {
             limits: Limits::default(),
             trusted_peers: Vec::new(),
             invalid_trusted_peer: None,
+            from_env: Vec::new(),
         }
     }
 }
@@ -1065,6 +1131,7 @@ impl TracingConfigBuilder {
             limits: c.limits,
             trusted_peers: c.trusted_peers.clone(),
             invalid_trusted_peer: None,
+            from_env: Vec::new(),
         }
     }
 
@@ -1329,6 +1396,20 @@ impl TracingConfigBuilder {
     /// Checks every rule and returns the immutable configuration, or the
     /// first broken rule.
     pub fn build(self) -> Result<TracingConfig, ConfigError> {
+        let from_env = self.from_env.clone();
+        let backoff_base = self.backoff_base;
+        self.checked()
+            .map_err(|e| name_the_variable(e, &from_env, backoff_base))
+    }
+
+    /// Records that `setting` took its value from the variable `var` (a
+    /// later variable for the same setting replaces an earlier one).
+    pub(crate) fn set_from_env(&mut self, setting: &'static str, var: &'static str) {
+        self.from_env.retain(|(s, _)| *s != setting);
+        self.from_env.push((setting, var));
+    }
+
+    fn checked(self) -> Result<TracingConfig, ConfigError> {
         use validate as v;
         v::service_name("service_name", &self.service_name)?;
         if let Some(version) = &self.service_version {
@@ -1377,6 +1458,9 @@ impl TracingConfigBuilder {
             .iter()
             .map(|(name, (regex, replacement))| {
                 let compiled = v::pii_pattern("pii_patterns", name, regex)?;
+                if let Some(replacement) = replacement {
+                    v::pii_replacement("pii_patterns", name, replacement)?;
+                }
                 Ok(PiiPattern {
                     name: name.clone(),
                     regex: compiled,

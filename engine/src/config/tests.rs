@@ -53,6 +53,11 @@ impl TempPath {
     }
 }
 
+/// A stand-in PEM file's text: a certificate block and a key block (the
+/// configuration checks the blocks are there; the TLS stack parses them).
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n\
+-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n";
+
 impl Drop for TempPath {
     fn drop(&mut self) {
         if self.0.is_dir() {
@@ -706,9 +711,9 @@ fn export_header_bad_value_is_not_shown() {
 
 #[test]
 fn tls_valid_paths() {
-    let ca = TempPath::file("ca", ".pem", "ca");
-    let cert = TempPath::file("cert", ".pem", "cert");
-    let key = TempPath::file("key", ".pem", "key");
+    let ca = TempPath::file("ca", ".pem", PEM);
+    let cert = TempPath::file("cert", ".pem", PEM);
+    let key = TempPath::file("key", ".pem", PEM);
     let c = build_ok(
         builder()
             .otlp_ca_file(ca.path())
@@ -739,7 +744,7 @@ fn tls_missing_file() {
         "{text}"
     );
 
-    let present = TempPath::file("present", ".pem", "x");
+    let present = TempPath::file("present", ".pem", PEM);
     let e = build_err(builder().otlp_client_identity(missing.path(), present.path()));
     assert_names(&e, "otlp_tls.client_cert");
     let e = build_err(builder().otlp_client_identity(present.path(), missing.path()));
@@ -749,7 +754,7 @@ fn tls_missing_file() {
 #[test]
 fn tls_directory_is_not_a_file() {
     let dir = TempPath::dir("tlsdir");
-    let file = TempPath::file("f", ".pem", "x");
+    let file = TempPath::file("f", ".pem", PEM);
     let e = build_err(builder().otlp_ca_file(dir.path()));
     assert_eq!(
         e.to_string(),
@@ -778,7 +783,7 @@ fn tls_directory_is_not_a_file() {
 
 #[test]
 fn tls_certificate_and_key_go_together() {
-    let cert = TempPath::file("cert", ".pem", "cert");
+    let cert = TempPath::file("cert", ".pem", PEM);
     // The builder sets both at once; a file (or the environment) can set one.
     let cert_only = format!(r#"{{"otlp_client_cert": {:?}}}"#, cert.str());
     let e = serde_json::from_str::<TracingConfig>(&cert_only)
@@ -971,6 +976,19 @@ fn pii_pattern_invalid() {
     // Too large to compile within the size limit.
     let e = build_err(builder().pii_pattern("huge", "(\\w{100}){100}"));
     assert_names(&e, "pii_patterns.huge");
+    // A replacement stays on one line (a masked log line stays one line).
+    for replacement in ["L1\nL2", "a\rb", "tab\there", "nul\0"] {
+        let e = build_err(builder().pii_pattern_with("x", "foo", replacement));
+        assert_names(&e, "pii_patterns.x");
+        assert!(e.to_string().contains("line break"), "{e}");
+    }
+    build_ok(builder().pii_pattern_with("x", "foo", "[x: $0 ✓]"));
+    let e = env_err(&[(
+        "FAULTLINE_PII_PATTERNS",
+        r#"{"x":{"regex":"foo","replacement":"L1\nL2"}}"#,
+    )]);
+    assert_names(&e, "FAULTLINE_PII_PATTERNS.x");
+    assert!(e.to_string().contains("line break"), "{e}");
 }
 
 #[test]
@@ -1911,19 +1929,20 @@ fn env_timeouts() {
             );
         }
     }
-    // A well-formed value beyond a limit fails at build time, naming the setting.
+    // A well-formed value beyond a limit fails at build time, naming the
+    // variable it came from.
     assert_names(
         &env_err(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]),
-        "export_timeout",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
     );
 }
 
 #[test]
 fn env_certificates() {
-    let ca = TempPath::file("env-ca", ".pem", "ca");
-    let ca2 = TempPath::file("env-ca2", ".pem", "ca2");
-    let cert = TempPath::file("env-cert", ".pem", "cert");
-    let key = TempPath::file("env-key", ".pem", "key");
+    let ca = TempPath::file("env-ca", ".pem", PEM);
+    let ca2 = TempPath::file("env-ca2", ".pem", PEM);
+    let cert = TempPath::file("env-cert", ".pem", PEM);
+    let key = TempPath::file("env-key", ".pem", PEM);
 
     let c = env_ok(&[
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.str()),
@@ -1959,10 +1978,10 @@ fn env_certificates() {
     let e = env_err(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.str())]);
     assert_eq!(
         e.to_string(),
-        r#"otlp_tls: invalid value "client_cert only": a client certificate and its key go together"#
+        r#"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: invalid value "client_cert only": a client certificate and its key go together"#
     );
     let e = env_err(&[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", key.str())]);
-    assert_names(&e, "otlp_tls");
+    assert_names(&e, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY");
 }
 
 #[test]
@@ -2071,11 +2090,11 @@ fn env_batch_processor() {
     ]);
     assert_eq!(
         e.to_string(),
-        r#"batch_max_export_batch_size: invalid value "200": must be within 1..=100"#
+        r#"OTEL_BSP_MAX_EXPORT_BATCH_SIZE: invalid value "200": must be within 1..=100"#
     );
     assert_names(
         &env_err(&[("OTEL_BSP_SCHEDULE_DELAY", "0")]),
-        "batch_scheduled_delay",
+        "OTEL_BSP_SCHEDULE_DELAY",
     );
 }
 
@@ -2305,27 +2324,102 @@ fn env_faultline_retry_and_shutdown() {
         env_err(&[("FAULTLINE_TRUST_INCOMING_CONTEXT", "maybe")]).to_string(),
         r#"FAULTLINE_TRUST_INCOMING_CONTEXT: invalid value "maybe": must be true or false"#
     );
-    // Well-formed values that break a rule fail at build time.
+    // Well-formed values that break a rule fail at build time, under the
+    // variable the value came from.
     assert_eq!(
         env_err(&[
             ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "2000"),
             ("FAULTLINE_EXPORT_BACKOFF_MAX_MS", "1000")
         ])
         .to_string(),
-        r#"backoff_max: invalid value "1000 ms": must be within 2000 ms..=600000 ms"#
+        r#"FAULTLINE_EXPORT_BACKOFF_MAX_MS: invalid value "1000 ms": must be within 2000 ms..=600000 ms"#
     );
     assert_eq!(
         env_err(&[("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "61000")]).to_string(),
-        r#"shutdown_timeout: invalid value "61000 ms": must be within 1 ms..=60000 ms"#
+        r#"FAULTLINE_SHUTDOWN_TIMEOUT_MS: invalid value "61000 ms": must be within 1 ms..=60000 ms"#
+    );
+    for (var, value) in [
+        ("FAULTLINE_EXPORT_BUFFER_CAPACITY", "10000001"),
+        ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "0"),
+        ("FAULTLINE_EXPORT_BACKOFF_MAX_MS", "50"),
+        ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "0"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5000"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "20000000"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
+        ("FAULTLINE_EXPORT_BUFFER_BYTES", "2000000000000"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "100001"),
+    ] {
+        assert_names(&env_err(&[(var, value)]), var);
+    }
+    // A base above the default maximum names the base the user set, with
+    // the maximum it must stay under.
+    assert_eq!(
+        env_err(&[("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "10000")]).to_string(),
+        r#"FAULTLINE_EXPORT_BACKOFF_BASE_MS: invalid value "10000 ms": must be at most the maximum back-off, 5000 ms (FAULTLINE_EXPORT_BACKOFF_MAX_MS)"#
+    );
+    // The same values from code keep the settings' names.
+    assert_names(
+        &build_err(builder().shutdown_timeout(Duration::from_secs(61))),
+        "shutdown_timeout",
+    );
+}
+
+#[test]
+fn env_tls_files_are_checked_and_named_by_their_variable() {
+    let text = TempPath::file("not-pem", ".pem", "just a host name\n");
+    let cert = TempPath::file("cert-only", ".pem", PEM);
+    assert_names(
+        &env_err(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", text.str())]),
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    );
+    let e = env_err(&[("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", text.str())]).to_string();
+    assert!(
+        e.ends_with("holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+        "{e}"
     );
     assert_names(
-        &env_err(&[("FAULTLINE_EXPORT_BUFFER_CAPACITY", "10000001")]),
-        "export_buffer_capacity",
+        &env_err(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.str())]),
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
     );
     assert_names(
-        &env_err(&[("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "0")]),
-        "backoff_base",
+        &env_err(&[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", cert.str())]),
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
     );
+    let e = env_err(&[
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.str()),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", text.str()),
+    ]);
+    assert_names(&e, "OTEL_EXPORTER_OTLP_CLIENT_KEY");
+    assert!(
+        e.to_string()
+            .ends_with("holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)"),
+        "{e}"
+    );
+    env_ok(&[
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.str()),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", cert.str()),
+    ]);
+}
+
+#[test]
+fn tls_files_without_pem_blocks_are_refused() {
+    let text = TempPath::file("plain", ".pem", "127.0.0.1 localhost\n");
+    let key_only = TempPath::file(
+        "key-only",
+        ".pem",
+        "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+    );
+    let e = build_err(builder().otlp_ca_file(text.path()));
+    assert_names(&e, "otlp_tls.ca_file");
+    let e = build_err(builder().otlp_client_identity(key_only.path(), key_only.path()));
+    assert_names(&e, "otlp_tls.client_cert");
+    let both = TempPath::file("both", ".pem", PEM);
+    let e = build_err(builder().otlp_client_identity(both.path(), text.path()));
+    assert_names(&e, "otlp_tls.client_key");
+    build_ok(builder().otlp_client_identity(both.path(), key_only.path()));
 }
 
 #[test]
@@ -2798,9 +2892,9 @@ fn file_missing() {
 
 #[test]
 fn file_tls_paths() {
-    let ca = TempPath::file("file-ca", ".pem", "ca");
-    let cert = TempPath::file("file-cert", ".pem", "cert");
-    let key = TempPath::file("file-key", ".pem", "key");
+    let ca = TempPath::file("file-ca", ".pem", PEM);
+    let cert = TempPath::file("file-cert", ".pem", PEM);
+    let key = TempPath::file("file-key", ".pem", PEM);
     let text = format!(
         "otlp_ca_file = {:?}\notlp_client_cert = {:?}\notlp_client_key = {:?}\n",
         ca.str(),
@@ -2910,9 +3004,9 @@ fn debug_hides_header_values() {
 
 #[test]
 fn to_builder_round_trip() {
-    let ca = TempPath::file("rt-ca", ".pem", "ca");
-    let cert = TempPath::file("rt-cert", ".pem", "cert");
-    let key = TempPath::file("rt-key", ".pem", "key");
+    let ca = TempPath::file("rt-ca", ".pem", PEM);
+    let cert = TempPath::file("rt-cert", ".pem", PEM);
+    let key = TempPath::file("rt-key", ".pem", PEM);
     let ms = Duration::from_millis;
     let full = build_ok(
         builder()
@@ -3017,7 +3111,7 @@ fn env_queue_size_alone_shrinks_the_default_batch() {
         ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200"),
     ]);
-    assert_eq!(e.setting(), Some("batch_max_export_batch_size"));
+    assert_eq!(e.setting(), Some("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"));
 }
 
 // ---------------------------------------------------------------------------

@@ -134,6 +134,40 @@ pub(crate) fn export_header(
     Ok((header, value.to_owned()))
 }
 
+/// What is wrong with the PEM file `path` holding a `what` (`ca_file`,
+/// `client_cert`, `client_key`), if anything: it must be readable, of a
+/// sensible size, and hold a certificate (or a private key) block, so
+/// that a wrong file stops the service at start instead of failing every
+/// export later. The blocks themselves are parsed by the TLS stack when
+/// the exporter connects.
+fn pem_problem(what: &str, path: &std::path::Path) -> Option<String> {
+    const MAX_PEM_BYTES: u64 = 4 << 20;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_PEM_BYTES {
+        return Some(format!(
+            "larger than {} MiB: not a PEM file",
+            MAX_PEM_BYTES >> 20
+        ));
+    }
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return Some(format!("cannot be read ({e})")),
+    };
+    let has_block = |label_ends: &str| {
+        text.lines().any(|line| {
+            let line = line.trim();
+            line.starts_with("-----BEGIN ") && line.ends_with(label_ends)
+        })
+    };
+    if what == "client_key" {
+        (!has_block("PRIVATE KEY-----"))
+            .then(|| "holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)".to_owned())
+    } else {
+        (!has_block("CERTIFICATE-----"))
+            .then(|| "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned())
+    }
+}
+
 pub(crate) fn tls(
     setting: &str,
     ca_file: Option<PathBuf>,
@@ -148,7 +182,15 @@ pub(crate) fn tls(
         if let Some(path) = path {
             let shown = path.display().to_string();
             match std::fs::metadata(path) {
-                Ok(meta) if meta.is_file() => {}
+                Ok(meta) if meta.is_file() => {
+                    if let Some(problem) = pem_problem(what, path) {
+                        return Err(ConfigError::invalid(
+                            format!("{setting}.{what}"),
+                            &shown,
+                            problem,
+                        ));
+                    }
+                }
                 Ok(_) => {
                     return Err(ConfigError::invalid(
                         format!("{setting}.{what}"),
@@ -232,6 +274,24 @@ pub(crate) fn parse_port(setting: &str, text: &str) -> Result<u16, ConfigError> 
         .map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))?;
     port(setting, n)
         .map_err(|_| ConfigError::invalid(setting, text, "a port must be within 1..=65535"))
+}
+
+/// A custom pattern's replacement: a masked text keeps its lines, so a line
+/// break (or another control character) in it, which would split a log
+/// line in two or forge one, is refused.
+pub(crate) fn pii_replacement(
+    setting: &str,
+    name: &str,
+    replacement: &str,
+) -> Result<(), ConfigError> {
+    if replacement.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            format!("{setting}.{name}"),
+            replacement,
+            "the replacement must not hold a line break or another control character",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn pii_pattern(setting: &str, name: &str, regex: &str) -> Result<Regex, ConfigError> {
