@@ -535,13 +535,27 @@ impl RequestSpan {
         problem
     }
 
-    /// Problem details for `code` with `detail` (masked) and the trace id.
+    /// Problem details for `code` with `detail` (masked) and the trace id,
+    /// when that trace is exported (see [`exports_trace`](Self::exports_trace)).
     pub fn problem(&self, code: ErrorCode, detail: &str, instance: &str) -> ProblemDetails {
         let mut p = ProblemDetails::new(code, detail).with_instance(instance);
-        if let Some(t) = self.trace_id() {
+        if self.exports_trace()
+            && let Some(t) = self.trace_id()
+        {
             p = p.with_trace_id(t);
         }
         p.masked(self.engine.masker())
+    }
+
+    /// Whether this request's span reaches the exporters if the request
+    /// ends in an error: it is recorded (tracing on) and sampled, or error
+    /// keeping will export it. A problem's `trace_id` is given only then,
+    /// so that it always leads to a trace: with tracing off, or sampling
+    /// off and error keeping off, an error response carries none.
+    pub fn exports_trace(&self) -> bool {
+        let span = self.cx.span();
+        span.is_recording()
+            && (span.span_context().is_sampled() || self.engine.config().keep_errors().enabled())
     }
 
     /// Ends the span with the response status and headers, tells the

@@ -405,6 +405,54 @@ fn an_attribute_set_twice_is_exported_once_with_its_last_value() {
 }
 
 #[test]
+fn a_problem_names_a_trace_only_when_that_trace_is_exported() {
+    // (sample rate, error keeping, tracing on, trace id expected)
+    for (rate, keep, enabled, expected) in [
+        (1.0, true, true, true),
+        (0.0, true, true, true),
+        (0.0, false, true, false),
+        (1.0, true, false, false),
+    ] {
+        let case = format!("rate {rate}, keep {keep}, enabled {enabled}");
+        let spans = InMemoryExporter::default();
+        let config = quiet_config()
+            .sample_rate(rate)
+            .keep_errors(keep)
+            .enabled(enabled)
+            .build()
+            .unwrap();
+        let engine = Engine::builder(config)
+            .exporter(spans.clone())
+            .install_global(false)
+            .build()
+            .unwrap();
+        let request =
+            crate::common::start_get(&engine, "/pay", "/pay", &http::HeaderMap::new(), None);
+        assert_eq!(request.exports_trace(), expected, "{case}");
+        let problem = request.problem(DECLINED, "declined", "/pay");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/problem+json"),
+        );
+        request.finish(http::StatusCode::PAYMENT_REQUIRED, &headers);
+        engine.force_flush();
+        if expected {
+            let exported = spans.wait_for(1, WAIT);
+            assert_eq!(
+                problem.trace_id.as_deref(),
+                Some(exported[0].span_context.trace_id().to_string().as_str()),
+                "{case}"
+            );
+        } else {
+            assert_eq!(problem.trace_id, None, "{case}");
+            assert_eq!(spans.len(), 0, "{case}");
+        }
+        engine.shutdown();
+    }
+}
+
+#[test]
 fn global_api_spans_are_masked() {
     let spans = InMemoryExporter::default();
     let config = quiet_config().secret_key("pin").build().unwrap();
