@@ -958,7 +958,9 @@ impl PipelineControl {
                 }
             }
         }
-        let bytes = batch.iter().map(super::estimated_size).sum();
+        // The buffer's estimate is the queue's: masking and the limits
+        // change a span's strings little, and never upwards by much.
+        let bytes = queued;
         let batch = Arc::new(batch);
         for lane in &self.lanes {
             lane.lane

@@ -86,10 +86,27 @@ impl TraceEncoder {
     /// Appends the request for `spans` of `resource` to `out`, reserving
     /// exactly the room it takes.
     pub fn encode_into(&mut self, resource: &Resource, spans: &[SpanData], out: &mut Vec<u8>) {
+        let _ = self.encode_within(resource, spans, usize::MAX, out);
+    }
+
+    /// [`encode`](Self::encode) if the request takes at most `max` bytes;
+    /// else nothing is written and its length is returned (measured
+    /// exactly, by the same pass that precedes every encoding, so a request
+    /// within the limit costs nothing more).
+    pub fn encode_within(
+        &mut self,
+        resource: &Resource,
+        spans: &[SpanData],
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), usize> {
         self.group(spans);
         self.sizes.clear();
         let resource_spans = self.measure_resource_spans(resource, spans);
         let total = delimited(resource_spans);
+        if total > max {
+            return Err(total);
+        }
         out.reserve_exact(total);
         let start = out.len();
         self.next = 0;
@@ -101,6 +118,7 @@ impl TraceEncoder {
             "measured and written lengths differ"
         );
         debug_assert_eq!(self.next, self.sizes.len(), "every measured length written");
+        Ok(())
     }
 
     /// Sorts the spans by instrumentation scope: scopes in order of first
@@ -942,6 +960,26 @@ mod tests {
             groups,
             [("orders-db".to_owned(), 3), ("faultline".to_owned(), 2)]
         );
+    }
+
+    #[test]
+    fn encoding_within_a_limit_measures_exactly_and_writes_nothing_past_it() {
+        // One resource: its attributes' order is the map's, per instance.
+        let resource = resource();
+        let spans = varied_spans();
+        let whole = TraceEncoder::new().encode(&resource, &spans);
+        let mut encoder = TraceEncoder::new();
+        let mut out = Vec::new();
+        assert_eq!(
+            encoder.encode_within(&resource, &spans, whole.len() - 1, &mut out),
+            Err(whole.len())
+        );
+        assert!(out.is_empty());
+        assert_eq!(
+            encoder.encode_within(&resource, &spans, whole.len(), &mut out),
+            Ok(())
+        );
+        assert!(out == whole, "the same bytes as encode");
     }
 
     #[test]

@@ -237,19 +237,45 @@ impl Exporter for OtlpExporter {
             .transport
             .get_or_try_init(|| async { self.connect() })
             .await?;
-        // One request per slice of at most MAX_REQUEST_SPAN_BYTES: gRPC
-        // receivers refuse larger messages by default, and a smaller
-        // request holds less memory while it is encoded and sent.
+        // Requests of at most MAX_REQUEST_BYTES: gRPC receivers refuse
+        // larger messages by default, and a smaller request holds less
+        // memory while it is encoded and sent. A batch within the limit
+        // (nearly always) is measured and encoded once, as before.
         let mut rest = batch;
+        let mut take = batch.len();
         while !rest.is_empty() {
-            let (now, later) = rest.split_at(request_len(rest, MAX_REQUEST_SPAN_BYTES));
-            let request = self
+            take = take.min(rest.len());
+            let mut request = Vec::new();
+            let encoded = self
                 .encoder
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .encode(&self.resource, now);
+                .encode_within(
+                    &self.resource,
+                    &rest[..take],
+                    MAX_REQUEST_BYTES,
+                    &mut request,
+                );
+            match encoded {
+                Err(len) if take > 1 => {
+                    // Too long: a share of the spans that should fit, with
+                    // room for spans of uneven sizes.
+                    take = (take as u128 * MAX_REQUEST_BYTES as u128 * 9 / 10 / len as u128)
+                        .clamp(1, take as u128 - 1) as usize;
+                    continue;
+                }
+                Err(_) => {
+                    // One span alone past the limit: sent, the backend decides.
+                    request = self
+                        .encoder
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .encode(&self.resource, &rest[..1]);
+                }
+                Ok(()) => {}
+            }
             transport.send(request).await?;
-            rest = later;
+            rest = &rest[take..];
         }
         Ok(())
     }
@@ -261,25 +287,11 @@ impl Exporter for OtlpExporter {
     }
 }
 
-/// The most span data one export request carries, in the engine's
-/// estimate (above the encoded size): gRPC servers refuse messages over
+/// The longest export request, encoded: gRPC servers refuse messages over
 /// 4 MiB unless configured otherwise (the OpenTelemetry Collector's
-/// `max_recv_msg_size_mib`, grpc-go's and grpcio's defaults).
-const MAX_REQUEST_SPAN_BYTES: usize = 3 << 20;
-
-/// How many of `spans`, from the first, go into one request: as many as
-/// fit in `max` estimated bytes, at least one (a larger single span goes
-/// alone, and the backend decides).
-fn request_len(spans: &[SpanData], max: usize) -> usize {
-    let mut bytes = 0usize;
-    for (i, span) in spans.iter().enumerate() {
-        bytes += faultline_engine::export::estimated_size(span);
-        if bytes > max && i > 0 {
-            return i;
-        }
-    }
-    spans.len()
-}
+/// `max_recv_msg_size_mib`, grpc-go's and grpcio's defaults); 3 MiB leaves
+/// room for framing and compression's worst case.
+const MAX_REQUEST_BYTES: usize = 3 << 20;
 
 /// Export headers usually carry credentials: sent to another host over plain
 /// `http`, anyone on the path reads them. Says so once, at start, naming the
