@@ -14,11 +14,11 @@
 //! * after that the batch stays in the buffer and the backend is probed
 //!   again with growing intervals; when it answers, the buffer drains first,
 //!   in order, before anything newer;
-//! * the buffer holds at most `buffer_capacity` spans and `buffer_bytes`
-//!   of estimated memory (plus the batch being sent; the newest batch is
-//!   always kept): past the span count the oldest spans are dropped, past
-//!   the bytes the oldest whole batches (so that their memory is freed),
-//!   each span counted;
+//! * the buffer holds at most `buffer_capacity` spans besides the batch
+//!   being sent, and `buffer_bytes` of estimated memory with it (the
+//!   newest batch is always kept): past the span count the oldest spans are
+//!   dropped, past the bytes the oldest whole batches (so that their memory
+//!   is freed), each span counted;
 //! * a permanent error (rejected data, bad credentials) drops the batch,
 //!   counted, without retries.
 //!
