@@ -103,6 +103,9 @@ type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Setup {
     builder: TracingConfigBuilder,
     lookup: Lookup,
+    /// Whether `lookup` reads the process environment (whose `FAULTLINE_*`
+    /// names can then be checked for misspellings).
+    process_env: bool,
     install_global: bool,
     metrics: bool,
     metrics_recorder: bool,
@@ -131,6 +134,7 @@ impl Setup {
         Setup {
             builder: TracingConfig::builder().service_name(service_name),
             lookup: Arc::new(|name: &str| std::env::var(name).ok()),
+            process_env: true,
             install_global: true,
             metrics: true,
             metrics_recorder: true,
@@ -164,6 +168,7 @@ impl Setup {
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.lookup = Arc::new(lookup);
+        self.process_env = false;
         self
     }
 
@@ -249,6 +254,15 @@ impl Setup {
         };
 
         let engine = builder.build()?;
+        if self.process_env {
+            let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+            for (name, hint) in unknown_variables(names) {
+                ::tracing::warn!(
+                    variable = name.as_str(),
+                    "{name} is not a faultline setting and is ignored{hint}"
+                );
+            }
+        }
         #[allow(unused_mut)]
         let mut recorder_installed = false;
         #[cfg(feature = "prometheus")]
@@ -273,6 +287,68 @@ impl Setup {
             sentry,
         })
     }
+}
+
+/// The `FAULTLINE_*` variables among `names` that no part of faultline
+/// reads, each with a hint: the known variable it most likely misspells, or
+/// the feature that would read it. A misspelt variable is otherwise
+/// silently ignored (`FAULTLINE_TRUST_INCOMING_CONTXT=false` would leave
+/// incoming trace context trusted).
+pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
+    #[allow(unused_mut)]
+    let mut known: Vec<&str> = faultline_engine::config::ENV_VARIABLES.to_vec();
+    #[cfg(feature = "prometheus")]
+    known.extend_from_slice(faultline_prometheus::ENV_VARIABLES);
+    #[cfg(feature = "sentry")]
+    known.extend_from_slice(faultline_sentry::ENV_VARIABLES);
+    let mut unknown: Vec<(String, String)> = names
+        .into_iter()
+        .filter(|name| name.starts_with("FAULTLINE_") && !known.contains(&name.as_str()))
+        // faultline's own benchmarks and tests.
+        .filter(|name| {
+            !name.starts_with("FAULTLINE_BENCH_") && !name.starts_with("FAULTLINE_TEST_")
+        })
+        .map(|name| {
+            let closest = known
+                .iter()
+                .filter(|k| k.starts_with("FAULTLINE_"))
+                .map(|k| (edit_distance(&name, k), *k))
+                .min();
+            let hint = match closest {
+                Some((distance, k)) if distance <= 3 => format!(" (did you mean {k}?)"),
+                _ if cfg!(not(feature = "prometheus"))
+                    && name.starts_with("FAULTLINE_METRICS_") =>
+                {
+                    " (read by the prometheus feature, which is off)".to_owned()
+                }
+                _ if cfg!(not(feature = "sentry")) && name.starts_with("FAULTLINE_SENTRY_") => {
+                    " (read by the sentry feature, which is off)".to_owned()
+                }
+                _ => String::new(),
+            };
+            (name, hint)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// Levenshtein distance, in bytes (the names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// faultline, set up: the engine, its correlators, and the adapters'

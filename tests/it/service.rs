@@ -635,3 +635,29 @@ fn a_bad_value_stops_the_service_with_one_line_naming_its_variable() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A misspelt faultline variable is not silently ignored: the service warns,
+/// naming it and the variable it most likely means, and runs on.
+#[test]
+fn a_misspelt_variable_is_named_in_a_warning() {
+    let svc = Service::start(
+        "axum",
+        &[
+            ("FAULTLINE_TRUST_INCOMING_CONTXT", "false"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ],
+    );
+    let stopped = svc.terminate();
+    assert!(stopped.clean(), "exit {:?}", stopped.status);
+    let warning = stopped
+        .stderr()
+        .into_iter()
+        .find(|l| l.contains("FAULTLINE_TRUST_INCOMING_CONTXT"))
+        .map(str::to_owned);
+    let warning = warning.expect("a warning naming the variable");
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("did you mean FAULTLINE_TRUST_INCOMING_CONTEXT?"),
+        "{warning}"
+    );
+}

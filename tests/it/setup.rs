@@ -172,3 +172,36 @@ fn a_bad_variable_stops_the_set_up_with_its_name_and_no_secret() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+/// A `FAULTLINE_*` variable no part of faultline reads is named, with the
+/// variable it most likely misspells; known ones and faultline's own
+/// benchmark variables are not.
+#[test]
+fn unknown_faultline_variables_are_named_with_the_likely_intended_one() {
+    let names = [
+        "FAULTLINE_TRUST_INCOMING_CONTXT",
+        "FAULTLINE_TRUST_INCOMING_CONTEXT",
+        "FAULTLINE_METRICS_EXEMPLAR",
+        "FAULTLINE_SENTRY_MIN_SEVERITY",
+        "FAULTLINE_BOGUS",
+        "FAULTLINE_BENCH_COUNT",
+        "OTEL_SERVICE_NAME",
+        "PATH",
+    ]
+    .map(String::from);
+    let unknown = faultline::setup::unknown_variables(names);
+    assert_eq!(
+        unknown,
+        [
+            ("FAULTLINE_BOGUS".to_owned(), String::new()),
+            (
+                "FAULTLINE_METRICS_EXEMPLAR".to_owned(),
+                " (did you mean FAULTLINE_METRICS_EXEMPLARS?)".to_owned()
+            ),
+            (
+                "FAULTLINE_TRUST_INCOMING_CONTXT".to_owned(),
+                " (did you mean FAULTLINE_TRUST_INCOMING_CONTEXT?)".to_owned()
+            ),
+        ]
+    );
+}
