@@ -373,7 +373,7 @@ fn rejecting_server(status: &'static str) -> u16 {
 }
 
 /// Set for the child: the directory of the parent's PEM files.
-const CHILD_ENV: &str = "FAULTLINE_SECRETS_CHILD";
+const CHILD_ENV: &str = "FAULTLINE_TEST_SECRETS_CHILD";
 const CHILD_DONE: &str = "secrets-child: done";
 
 /// Not a test of its own: the body of `export_logs_hold_no_secret`, run in a
