@@ -9,6 +9,28 @@ pub fn quiet_config() -> TracingConfigBuilder {
     TracingConfig::builder().service_name("it").exporters([])
 }
 
+/// An engine of `config` that exports to `spans` and is not installed as
+/// the OpenTelemetry global.
+pub fn memory_engine(
+    config: faultline::config::TracingConfig,
+    spans: &faultline::export::InMemoryExporter,
+) -> faultline::Engine {
+    faultline::Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap()
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound once, then freed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A `Write` whose bytes a test can read back.
 #[derive(Clone, Default)]
 pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);

@@ -22,7 +22,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::common::{SharedBuf, quiet_config};
+use crate::common::{SharedBuf, memory_engine, quiet_config};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -225,11 +225,7 @@ fn resource_has_service_and_sdk_attributes() {
         .exporters([])
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let resource = spans
         .resource()
         .expect("the exporter received the resource");
@@ -260,11 +256,7 @@ fn shutdown_flushes_every_pending_span_and_is_idempotent() {
         .batch(4096, 4096, Duration::from_secs(600))
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let tracer = engine.tracer().clone();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -310,11 +302,7 @@ fn raw_opentelemetry_api_attributes_arrive_masked() {
         .secret_key("x-tenant-key")
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     // A tracer of the application's own scope, used through the plain API.
     let tracer = engine.tracer_provider().tracer("my-app");
     let mut span = tracer.start("transfer");
@@ -358,11 +346,7 @@ fn raw_opentelemetry_api_attributes_arrive_masked() {
 #[test]
 fn an_attribute_set_twice_is_exported_once_with_its_last_value() {
     let spans = InMemoryExporter::default();
-    let engine = Engine::builder(quiet_config().build().unwrap())
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
     // The route learned late, twice (an adapter, then the application).
     let mut request = crate::common::start_get(
         &engine,
@@ -421,11 +405,7 @@ fn a_problem_names_a_trace_only_when_that_trace_is_exported() {
             .enabled(enabled)
             .build()
             .unwrap();
-        let engine = Engine::builder(config)
-            .exporter(spans.clone())
-            .install_global(false)
-            .build()
-            .unwrap();
+        let engine = memory_engine(config, &spans);
         let request =
             crate::common::start_get(&engine, "/pay", "/pay", &http::HeaderMap::new(), None);
         assert_eq!(request.exports_trace(), expected, "{case}");
@@ -481,11 +461,7 @@ fn global_api_spans_are_masked() {
 fn masking_off_exports_values_as_they_are() {
     let spans = InMemoryExporter::default();
     let config = quiet_config().pii_masking(false).build().unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let mut span = engine.tracer().start("raw");
     span.set_attribute(KeyValue::new("password", "visible-on-purpose"));
     span.end();
@@ -502,11 +478,7 @@ fn sampling_follows_the_configuration() {
     // Rate 0: a new trace is not exported, a sampled incoming parent is (parent-based).
     let spans = InMemoryExporter::default();
     let config = quiet_config().sample_rate(0.0).build().unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     engine
         .start_server_span("GET /new", vec![], &http::HeaderMap::new())
         .span()
@@ -538,11 +510,7 @@ fn sampling_follows_the_configuration() {
         .parent_based(false)
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     engine
         .start_server_span("GET /child", vec![], &sampled_parent)
         .span()
@@ -553,11 +521,7 @@ fn sampling_follows_the_configuration() {
     // Ratio 0.5: roughly half of 2000 new traces.
     let spans = InMemoryExporter::default();
     let config = quiet_config().sample_rate(0.5).build().unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     for _ in 0..2000 {
         engine.tracer().start("r").end();
     }
@@ -570,11 +534,7 @@ fn sampling_follows_the_configuration() {
 fn disabled_engine_traces_nothing() {
     let spans = InMemoryExporter::default();
     let config = quiet_config().enabled(false).build().unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let cx = engine.start_server_span("GET /", vec![], &http::HeaderMap::new());
     assert!(!cx.span().is_recording());
     cx.span().end();
@@ -702,11 +662,7 @@ fn untrusted_incoming_context_becomes_a_link() {
         .trust_incoming_context(false)
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let mut incoming = http::HeaderMap::new();
     incoming.insert(
         "traceparent",
@@ -740,11 +696,7 @@ fn problem_details_carry_the_exported_trace_id_and_are_masked() {
         .pii_pattern("acct", r"ACCT-\d{6}")
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let cx = engine.start_server_span("POST /pay", vec![], &http::HeaderMap::new());
     let err = AppError::new(DECLINED, "account ACCT-123456 declined");
     engine.record_failure(&cx, &Failure::error(&err));
@@ -914,11 +866,7 @@ fn configured_propagators_read_b3_and_write_every_format() {
         .propagators([P::B3, P::TraceContext, P::Jaeger])
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     let mut incoming = http::HeaderMap::new();
     incoming.insert(
         "b3",

@@ -27,6 +27,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _};
 use serde_json::Value as Json;
 
+use crate::common::free_port;
 use crate::otlp::Receiver;
 
 /// How long the producers run.
@@ -39,14 +40,6 @@ const PRODUCERS: usize = 3;
 const SPANS_PER_TICK: usize = 4;
 const PACE: Duration = Duration::from_millis(5);
 const BATCH: usize = 256;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills `receiver` and returns every request it printed, once its output
 /// has been read to the end.

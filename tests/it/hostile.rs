@@ -10,7 +10,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue, Value};
 
-use crate::common::{quiet_config, start_get};
+use crate::common::{memory_engine, quiet_config, start_get};
 
 fn engine(
     limits: impl FnOnce(
@@ -18,11 +18,7 @@ fn engine(
     ) -> faultline::config::TracingConfigBuilder,
 ) -> (Engine, InMemoryExporter) {
     let spans = InMemoryExporter::default();
-    let engine = Engine::builder(limits(quiet_config()).build().unwrap())
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(limits(quiet_config()).build().unwrap(), &spans);
     (engine, spans)
 }
 

@@ -11,17 +11,13 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::common::{quiet_config, start_get};
+use crate::common::{memory_engine, quiet_config, start_get};
 
 const NOT_FOUND: ErrorCode = ErrorCode::new(1001, "USER_NOT_FOUND", StatusCode::NOT_FOUND);
 
 fn engine(config: TracingConfigBuilder) -> (Engine, InMemoryExporter) {
     let spans = InMemoryExporter::default();
-    let engine = Engine::builder(config.build().unwrap())
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config.build().unwrap(), &spans);
     (engine, spans)
 }
 

@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use faultline::Engine;
 use faultline::config::TracingConfig;
 use faultline::error::{AppError, ErrorCode};
 use faultline::exception::Failure;
@@ -19,7 +18,7 @@ use faultline::masking::{Masker, PiiMasker};
 use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::common::quiet_config;
+use crate::common::{memory_engine, quiet_config};
 
 const PII: &str = include_str!("data/pii.jsonl");
 const CLEAN: &str = include_str!("data/clean.txt");
@@ -118,11 +117,7 @@ const DECLINED: ErrorCode =
 #[test]
 fn every_engine_surface_reaches_the_exporter_masked() {
     let spans = InMemoryExporter::default();
-    let engine = Engine::builder(quiet_config().build().unwrap())
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
 
     let raw: &[&str] = &[
         "jane.doe@example.com",
@@ -315,11 +310,7 @@ fn keyed_hash_mode_correlates_across_spans() {
         .pii_hash_key("integration-test-key-0123456789")
         .build()
         .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(config, &spans);
     for name in ["first", "second"] {
         let mut span = engine.tracer().start(name);
         span.set_attribute(KeyValue::new("customer", "jane.doe@example.com"));

@@ -20,6 +20,7 @@ use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::Value as Json;
 
+use crate::common::free_port;
 use crate::peers::root;
 
 /// A running receiver.
@@ -585,14 +586,6 @@ fn otlp_verifies_the_server_certificate() {
         0
     );
     assert!(receiver.requests().is_empty());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -25,6 +25,7 @@ use faultline::setup::{Setup, engine_builder};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _};
 
+use crate::common::free_port;
 use crate::otlp::Receiver;
 use crate::service::FRAMEWORKS;
 
@@ -150,15 +151,6 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
     }
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A configuration holding every secret the library knows of.
 fn secret_config(pki: &Pki, protocol: OtlpProtocol, endpoint: &str) -> TracingConfigBuilder {
     TracingConfig::builder()
@@ -224,7 +216,7 @@ fn debug_output_holds_no_secret() {
     };
 
     for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
-        let endpoint = format!("https://127.0.0.1:{}", closed_port());
+        let endpoint = format!("https://127.0.0.1:{}", free_port());
         let builder = secret_config(&pki, protocol, &endpoint);
         show("builder", format!("{builder:?}"), format!("{builder:#?}"));
         let config = builder.build().unwrap();
@@ -262,7 +254,7 @@ fn debug_output_holds_no_secret() {
         show("report", format!("{report:?}"), format!("{report:#?}"));
     }
 
-    let dsn = format!("http://{SENTRY_KEY}@127.0.0.1:{}/42", closed_port());
+    let dsn = format!("http://{SENTRY_KEY}@127.0.0.1:{}/42", free_port());
     let sentry_config = SentryConfig::new().dsn(&dsn);
     show(
         "sentry config",
@@ -275,8 +267,8 @@ fn debug_output_holds_no_secret() {
 
     let env = secret_env(
         &pki,
-        &format!("https://127.0.0.1:{}", closed_port()),
-        closed_port(),
+        &format!("https://127.0.0.1:{}", free_port()),
+        free_port(),
     );
     let setup = set_up(env.clone()).configure(|c| {
         c.otlp_header("authorization", format!("Bearer {OTLP_TOKEN}"))
@@ -395,7 +387,7 @@ fn export_logs_child() {
     // Rejects with gRPC Unauthenticated and HTTP 401: the header it wants is not ours.
     let receiver = Receiver::start(&["--require-header", "authorization=Bearer other"]);
     let forbidden = rejecting_server("403 Forbidden");
-    let down = closed_port();
+    let down = free_port();
     let targets = [
         (
             OtlpProtocol::Grpc,
@@ -449,7 +441,7 @@ fn export_logs_child() {
     }
 
     // The whole set-up, Sentry included, its DSN pointing nowhere.
-    let env = secret_env(&pki, &format!("http://127.0.0.1:{down}"), closed_port());
+    let env = secret_env(&pki, &format!("http://127.0.0.1:{down}"), free_port());
     let faultline = set_up(env).init().unwrap();
     let sentry = faultline.sentry().expect("Sentry is on");
     sentry
@@ -600,7 +592,7 @@ fn the_service_prints_no_secret_at_trace_level() {
         .map(String::from),
     );
     let refusing = rejecting_server("401 Unauthorized");
-    let mut env = secret_env(&pki, &format!("http://127.0.0.1:{refusing}"), closed_port());
+    let mut env = secret_env(&pki, &format!("http://127.0.0.1:{refusing}"), free_port());
     env.retain(|(k, _)| k != "OTEL_TRACES_EXPORTER");
     env.extend(
         [

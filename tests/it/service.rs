@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::free_port;
+
 /// The frameworks the reference service runs on.
 #[allow(dead_code)]
 pub const FRAMEWORKS: [&str; 3] = ["axum", "poem", "warp"];
@@ -486,12 +488,6 @@ fn without_tracing_a_panic_is_a_500_problem_and_is_not_printed_raw() {
     }
 }
 
-/// An address where nothing listens.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Runs the service on `framework` with `env`, sends it a few requests (one
 /// that panics, one that calls out), stops it and returns its standard error.
 fn logs_of_a_run(framework: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
@@ -517,7 +513,7 @@ fn logs_of_a_run(framework: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<St
 /// `poem=off` for poem's.
 #[test]
 fn rust_log_off_prints_nothing() {
-    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
     let undeliverable = [
         ("OTEL_TRACES_EXPORTER", "console,otlp"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -558,7 +554,7 @@ fn rust_log_trace_never_prints_the_capped_dependencies_debug_logs() {
     )
     .unwrap();
     let ansi = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
     for framework in FRAMEWORKS {
         let printed = logs_of_a_run(
             framework,

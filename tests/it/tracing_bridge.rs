@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use faultline::Engine;
 use faultline::axum::{FaultlineLayer, RequestTrace};
 use faultline::export::InMemoryExporter;
 use opentelemetry::trace::{FutureExt as _, TraceContextExt as _};
@@ -13,7 +12,7 @@ use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::common::quiet_config;
+use crate::common::{memory_engine, quiet_config};
 
 async fn handler(trace: RequestTrace) -> &'static str {
     async {
@@ -38,11 +37,7 @@ async fn handler(trace: RequestTrace) -> &'static str {
 #[test]
 fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
     let spans = InMemoryExporter::default();
-    let engine = Engine::builder(quiet_config().build().unwrap())
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
     let subscriber = tracing_subscriber::registry().with(faultline::tracing::layer(&engine));
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = Router::new()

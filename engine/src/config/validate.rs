@@ -140,9 +140,8 @@ pub(crate) fn export_header(
 /// that a wrong file stops the service at start instead of failing every
 /// export later. The blocks themselves are parsed by the TLS stack when
 /// the exporter connects.
-fn pem_problem(what: &str, path: &std::path::Path) -> Option<String> {
+fn pem_problem(what: &str, path: &std::path::Path, size: u64) -> Option<String> {
     const MAX_PEM_BYTES: u64 = 4 << 20;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size > MAX_PEM_BYTES {
         return Some(format!(
             "larger than {} MiB: not a PEM file",
@@ -183,7 +182,7 @@ pub(crate) fn tls(
             let shown = path.display().to_string();
             match std::fs::metadata(path) {
                 Ok(meta) if meta.is_file() => {
-                    if let Some(problem) = pem_problem(what, path) {
+                    if let Some(problem) = pem_problem(what, path, meta.len()) {
                         return Err(ConfigError::invalid(
                             format!("{setting}.{what}"),
                             &shown,

@@ -245,34 +245,24 @@ impl Exporter for OtlpExporter {
         let mut take = batch.len();
         while !rest.is_empty() {
             take = take.min(rest.len());
+            // One span alone goes whatever its length: the backend decides.
+            let limit = if take == 1 {
+                usize::MAX
+            } else {
+                MAX_REQUEST_BYTES
+            };
             let mut request = Vec::new();
             let encoded = self
                 .encoder
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .encode_within(
-                    &self.resource,
-                    &rest[..take],
-                    MAX_REQUEST_BYTES,
-                    &mut request,
-                );
-            match encoded {
-                Err(len) if take > 1 => {
-                    // Too long: a share of the spans that should fit, with
-                    // room for spans of uneven sizes.
-                    take = (take as u128 * MAX_REQUEST_BYTES as u128 * 9 / 10 / len as u128)
-                        .clamp(1, take as u128 - 1) as usize;
-                    continue;
-                }
-                Err(_) => {
-                    // One span alone past the limit: sent, the backend decides.
-                    request = self
-                        .encoder
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .encode(&self.resource, &rest[..1]);
-                }
-                Ok(()) => {}
+                .encode_within(&self.resource, &rest[..take], limit, &mut request);
+            if let Err(len) = encoded {
+                // Too long: a share of the spans that should fit, with
+                // room for spans of uneven sizes.
+                take = (take as u128 * MAX_REQUEST_BYTES as u128 * 9 / 10 / len as u128)
+                    .clamp(1, take as u128 - 1) as usize;
+                continue;
             }
             transport.send(request).await?;
             rest = &rest[take..];

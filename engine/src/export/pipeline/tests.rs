@@ -56,23 +56,42 @@ fn backend(up: bool) -> Backend {
     b
 }
 
-fn engine_with(backend: impl Exporter + 'static, capacity: usize, batch: usize) -> Engine {
-    let config = TracingConfig::builder()
-        .service_name("pipeline-test")
-        .exporters([])
-        .max_export_retries(3)
-        .backoff(Duration::from_millis(2), Duration::from_millis(20))
-        .export_buffer_capacity(capacity)
-        .export_timeout(Duration::from_millis(300))
-        .batch(8192, batch, Duration::from_secs(600))
-        .shutdown_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+/// An engine exporting to `backend` with short back-offs and deadlines,
+/// the rest of its configuration from `configure`.
+fn engine_from(
+    backend: impl Exporter + 'static,
+    configure: impl FnOnce(crate::config::TracingConfigBuilder) -> crate::config::TracingConfigBuilder,
+) -> Engine {
+    let config = configure(
+        TracingConfig::builder()
+            .service_name("pipeline-test")
+            .exporters([])
+            .backoff(Duration::from_millis(2), Duration::from_millis(20))
+            .shutdown_timeout(Duration::from_millis(500)),
+    )
+    .build()
+    .unwrap();
     Engine::builder(config)
         .exporter(backend)
         .install_global(false)
         .build()
         .unwrap()
+}
+
+fn engine_with(backend: impl Exporter + 'static, capacity: usize, batch: usize) -> Engine {
+    engine_from(backend, |c| {
+        c.max_export_retries(3)
+            .export_buffer_capacity(capacity)
+            .export_timeout(Duration::from_millis(300))
+            .batch(8192, batch, Duration::from_secs(600))
+    })
+}
+
+/// Ends a span named `name` with one `payload` attribute (a large span).
+fn big_span(engine: &Engine, name: String, payload: &str) {
+    let mut span = engine.tracer().start(name);
+    span.set_attribute(opentelemetry::KeyValue::new("payload", payload.to_owned()));
+    span.end();
 }
 
 fn spans(engine: &Engine, prefix: &str, n: usize) {
@@ -168,29 +187,17 @@ fn an_overflowing_buffer_drops_exactly_the_oldest_spans() {
 #[test]
 fn large_spans_are_bounded_by_memory_dropping_the_oldest_whole_batches() {
     let b = backend(false);
-    let config = TracingConfig::builder()
-        .service_name("pipeline-test")
-        .exporters([])
-        .max_export_retries(1)
-        .backoff(Duration::from_millis(2), Duration::from_millis(20))
-        .export_buffer_capacity(10_000)
-        .export_buffer_bytes(250_000)
-        .batch(8192, 10, Duration::from_secs(600))
-        .shutdown_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(b.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = engine_from(b.clone(), |c| {
+        c.max_export_retries(1)
+            .export_buffer_capacity(10_000)
+            .export_buffer_bytes(250_000)
+            .batch(8192, 10, Duration::from_secs(600))
+    });
     // About 10 kB a span, 100 kB a batch of ten: two batches fit, three not.
     let payload = "x".repeat(10_000);
     for round in 0..10 {
         for i in 0..10 {
-            let mut span = engine.tracer().start(format!("r{round}-{i}"));
-            span.set_attribute(opentelemetry::KeyValue::new("payload", payload.clone()));
-            span.end();
+            big_span(&engine, format!("r{round}-{i}"), &payload);
         }
         engine.force_flush();
     }
@@ -215,21 +222,11 @@ fn large_spans_are_bounded_by_memory_dropping_the_oldest_whole_batches() {
 #[test]
 fn one_batch_larger_than_the_byte_limit_is_still_kept() {
     let b = backend(false);
-    let config = TracingConfig::builder()
-        .service_name("pipeline-test")
-        .exporters([])
-        .max_export_retries(1)
-        .backoff(Duration::from_millis(2), Duration::from_millis(20))
-        .export_buffer_bytes(0)
-        .batch(8192, 10, Duration::from_secs(600))
-        .shutdown_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(b.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let engine = engine_from(b.clone(), |c| {
+        c.max_export_retries(1)
+            .export_buffer_bytes(0)
+            .batch(8192, 10, Duration::from_secs(600))
+    });
     for round in 0..3 {
         spans(&engine, &format!("r{round}-"), 10);
         engine.force_flush();
@@ -306,14 +303,9 @@ fn a_burst_of_large_spans_is_bounded_in_the_batch_queue_by_memory() {
         .build()
         .unwrap();
     let payload = "x".repeat(10_000);
-    let big = |name: &str| {
-        let mut span = engine.tracer().start(name.to_owned());
-        span.set_attribute(opentelemetry::KeyValue::new("payload", payload.clone()));
-        span.end();
-    };
     // 1,000 spans of about 10 kB: 10 MB, past the queue's 8 MiB.
     for i in 0..1000 {
-        big(&format!("burst-{i}"));
+        big_span(&engine, format!("burst-{i}"), &payload);
     }
     hold.store(false, Ordering::SeqCst);
     engine.force_flush();
@@ -327,7 +319,7 @@ fn a_burst_of_large_spans_is_bounded_in_the_batch_queue_by_memory() {
     assert_eq!(spans_seen.len() as u64, admitted);
     // What left the queue was counted out: it takes a new burst again.
     for i in 0..10 {
-        big(&format!("after-{i}"));
+        big_span(&engine, format!("after-{i}"), &payload);
     }
     engine.force_flush();
     let stats = engine.export_stats();
