@@ -6,7 +6,7 @@
 //! leaves the process.
 //!
 //! Add one dependency, `faultline`, with the features you need: `axum`,
-//! `poem`, `warp` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
+//! `poem`, `warp`, `tonic` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
 //! `prometheus` (correlation), or `full`.
 //!
 //! ```
@@ -55,6 +55,9 @@ pub use faultline_reqwest as reqwest;
 /// The Sentry correlator (feature `sentry`).
 #[cfg(feature = "sentry")]
 pub use faultline_sentry as sentry;
+/// The gRPC adapter for tonic servers and clients (feature `tonic`).
+#[cfg(feature = "tonic")]
+pub use faultline_tonic as tonic;
 /// The warp adapter (feature `warp`).
 #[cfg(feature = "warp")]
 pub use faultline_warp as warp;

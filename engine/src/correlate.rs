@@ -65,6 +65,21 @@ pub struct RequestOutcome<'a> {
     pub error: Option<RequestError<'a>>,
 }
 
+/// One finished RPC (a gRPC call), as correlators see it: the request as
+/// for HTTP (method `POST`, route and status the RPC method and the HTTP
+/// status its status code stands for), and the RPC's own names.
+#[derive(Debug, Clone)]
+pub struct RpcOutcome<'a> {
+    /// The call as a request: ids, sampling, duration, error.
+    pub request: RequestOutcome<'a>,
+    /// The RPC system (`rpc.system.name`: `grpc`).
+    pub system: &'a str,
+    /// The fully qualified method (`rpc.method`: `helloworld.Greeter/SayHello`).
+    pub method: &'a str,
+    /// The status code name (`rpc.response.status_code`: `OK`, `NOT_FOUND`, ...).
+    pub status_code: &'a str,
+}
+
 /// Hears about finished requests.
 ///
 /// An implementation must guarantee:
@@ -76,6 +91,13 @@ pub struct RequestOutcome<'a> {
 pub trait Correlator: Send + Sync + Debug {
     /// Called once per finished request.
     fn on_request_end(&self, outcome: &RequestOutcome<'_>);
+
+    /// Called once per finished RPC instead of
+    /// [`on_request_end`](Correlator::on_request_end); unless overridden, it
+    /// hands the call to `on_request_end` as a request.
+    fn on_rpc_end(&self, outcome: &RpcOutcome<'_>) {
+        self.on_request_end(&outcome.request)
+    }
 
     /// Whether this correlator serves metrics (the adapters then answer
     /// `GET` on the configured metrics path, `/metrics` by default, with
@@ -109,6 +131,9 @@ pub trait Correlator: Send + Sync + Debug {
 impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
     fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
         (**self).on_request_end(outcome)
+    }
+    fn on_rpc_end(&self, outcome: &RpcOutcome<'_>) {
+        (**self).on_rpc_end(outcome)
     }
     fn serves_metrics(&self) -> bool {
         (**self).serves_metrics()

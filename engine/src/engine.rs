@@ -603,6 +603,15 @@ impl Engine {
         }
     }
 
+    /// Tells every correlator that an RPC ended
+    /// ([`Correlator::on_rpc_end`](crate::correlate::Correlator::on_rpc_end));
+    /// a correlator that panics is skipped.
+    pub fn notify_rpc_end(&self, outcome: &crate::correlate::RpcOutcome<'_>) {
+        for correlator in &self.inner.correlators {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| correlator.on_rpc_end(outcome)));
+        }
+    }
+
     /// Exports every finished span now, waiting for the exporters (blocking,
     /// 30 s at most). An exporter whose backend is down keeps its spans
     /// buffered and does not hold the flush up.

@@ -26,6 +26,9 @@ use crate::propagation::w3c::TraceParent;
 
 mod names;
 mod recent;
+mod rpc;
+
+pub use rpc::{RpcEnd, RpcInfo};
 
 /// The `traceresponse` header name.
 pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
@@ -169,6 +172,8 @@ pub struct RequestSpan {
     parent_span_id: Option<opentelemetry::trace::SpanId>,
     failure: Option<RecordedFailure>,
     finished: bool,
+    /// The RPC system and method, for a span started by [`Engine::start_rpc`].
+    rpc: Option<(&'static str, Cow<'static, str>)>,
 }
 
 impl std::fmt::Debug for RequestSpan {
@@ -400,6 +405,7 @@ impl Engine {
             route,
             failure: None,
             finished: false,
+            rpc: None,
         }
     }
 }
@@ -565,7 +571,6 @@ impl RequestSpan {
         status: StatusCode,
         response_headers: &HeaderMap,
     ) -> Option<HeaderValue> {
-        self.finished = true;
         let span = self.cx.span();
         span.set_attribute(KeyValue::new(
             "http.response.status_code",
@@ -590,15 +595,32 @@ impl RequestSpan {
                 status.canonical_reason().unwrap_or("server error"),
             ));
         }
-        let sc = span.span_context().clone();
-        // Error keeping: an unsampled request that ends in an error is
-        // exported all the same, so that its trace id leads somewhere.
         let error_response = self.failure.is_some()
             || status.is_server_error()
             || (status.is_client_error()
                 && response_headers
                     .get(http::header::CONTENT_TYPE)
                     .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json")));
+        let sc = self.end(status.as_u16(), error_response, None);
+        sc.is_valid()
+            .then(|| TraceParent::from_span_context(&sc).to_header_value())
+    }
+
+    /// Ends the span (an unsampled one that ended in an error is kept for
+    /// export when error keeping is on) and tells the correlators: through
+    /// [`Correlator::on_rpc_end`](crate::correlate::Correlator::on_rpc_end)
+    /// when `rpc` (the status code name) is given. Returns the span's context.
+    fn end(
+        &mut self,
+        status: u16,
+        error_response: bool,
+        rpc: Option<&str>,
+    ) -> opentelemetry::trace::SpanContext {
+        self.finished = true;
+        let span = self.cx.span();
+        let sc = span.span_context().clone();
+        // Error keeping: an unsampled request that ends in an error is
+        // exported all the same, so that its trace id leads somewhere.
         let kept = error_response
             && !sc.is_sampled()
             && span.is_recording()
@@ -606,43 +628,53 @@ impl RequestSpan {
         if kept {
             span.set_attribute(KeyValue::new(crate::export::KEPT_ATTRIBUTE, "error"));
         }
-        let header = sc
-            .is_valid()
-            .then(|| TraceParent::from_span_context(&sc).to_header_value());
         let ended = SystemTime::now();
         span.end_with_timestamp(ended);
-        if self.engine.has_correlators() {
-            let masked;
-            let error = match &self.failure {
-                Some(f) => {
-                    masked = self.engine.masker().mask(&f.message).into_owned();
-                    Some(RequestError {
-                        kind: f.kind,
-                        code: f.code,
-                        severity: match f.kind {
-                            FailureKind::Panic => Severity::Critical,
-                            FailureKind::Error => f.code.map_or(Severity::Error, |c| c.severity()),
-                        },
-                        type_name: f.type_name,
-                        message: &masked,
-                    })
-                }
-                None => None,
-            };
-            self.engine.notify_request_end(&RequestOutcome {
-                trace_id: sc.trace_id(),
-                span_id: sc.span_id(),
-                parent_span_id: self.parent_span_id,
-                sampled: sc.is_sampled() || kept,
-                method: self.method.as_str(),
-                route: self.route.as_deref().unwrap_or(""),
-                status: status.as_u16(),
-                // The span's own duration (a clock set back gives zero).
-                duration: ended.duration_since(self.started).unwrap_or_default(),
-                error,
-            });
+        if !self.engine.has_correlators() {
+            return sc;
         }
-        header
+        let masked;
+        let error = match &self.failure {
+            Some(f) => {
+                masked = self.engine.masker().mask(&f.message).into_owned();
+                Some(RequestError {
+                    kind: f.kind,
+                    code: f.code,
+                    severity: match f.kind {
+                        FailureKind::Panic => Severity::Critical,
+                        FailureKind::Error => f.code.map_or(Severity::Error, |c| c.severity()),
+                    },
+                    type_name: f.type_name,
+                    message: &masked,
+                })
+            }
+            None => None,
+        };
+        let outcome = RequestOutcome {
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            parent_span_id: self.parent_span_id,
+            sampled: sc.is_sampled() || kept,
+            method: self.method.as_str(),
+            route: self.route.as_deref().unwrap_or(""),
+            status,
+            // The span's own duration (a clock set back gives zero).
+            duration: ended.duration_since(self.started).unwrap_or_default(),
+            error,
+        };
+        match (&self.rpc, rpc) {
+            (Some((system, method)), Some(status_code)) => {
+                self.engine
+                    .notify_rpc_end(&crate::correlate::RpcOutcome {
+                        request: outcome,
+                        system,
+                        method,
+                        status_code,
+                    })
+            }
+            _ => self.engine.notify_request_end(&outcome),
+        }
+        sc
     }
 }
 

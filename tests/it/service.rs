@@ -22,15 +22,20 @@ pub const FRAMEWORKS: [&str; 3] = ["axum", "poem", "warp"];
 
 /// The compiled reference service (built by `cargo test`, which builds the examples).
 pub fn binary() -> PathBuf {
+    example_binary("service")
+}
+
+/// A compiled example (built by `cargo test`, which builds the examples).
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let debug_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target profile directory");
-    let path = debug_dir.join("examples").join("service");
+    let path = debug_dir.join("examples").join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build --all-features --example service` (scripts/test does)",
+        "{} is missing: build it with `cargo build --all-features --example {name}` (scripts/test does)",
         path.display()
     );
     path
@@ -82,8 +87,15 @@ impl Service {
 
     /// Like [`start`](Service::start), with extra command-line arguments.
     pub fn start_with_args(framework: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
-        let mut cmd = Command::new(binary());
-        cmd.args(["--framework", framework, "--port", "0"])
+        let args = [&["--framework", framework], args].concat();
+        Self::start_example("service", &args, env)
+    }
+
+    /// Starts the example `name` (a service printing `listening on
+    /// http://ADDRESS`) the same way, with `--port 0` and `args`.
+    pub fn start_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+        let mut cmd = Command::new(example_binary(name));
+        cmd.args(["--port", "0"])
             .args(args)
             .env("OTEL_TRACES_EXPORTER", "console")
             .env("FAULTLINE_CONSOLE_FORMAT", "json")
@@ -134,7 +146,7 @@ impl Service {
             .flatten()
             .unwrap_or_else(|| {
                 panic!(
-                    "the {framework} service did not start: {:?}",
+                    "{name} {args:?} did not start: {:?}",
                     lines.lock().unwrap()
                 )
             });

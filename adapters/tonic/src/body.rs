@@ -1,0 +1,195 @@
+//! Bodies that count gRPC messages and end a span when the stream ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Buf;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+/// Counts the messages of a gRPC stream: each is a 5-byte prefix (a
+/// compression flag and a big-endian length) and that many bytes, however
+/// the stream is cut into data frames.
+#[derive(Debug, Default)]
+pub(crate) struct MessageCounter {
+    prefix: [u8; 5],
+    filled: usize,
+    remaining: u64,
+    messages: u64,
+}
+
+impl MessageCounter {
+    /// Reads one data frame; returns how many messages began in it.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let before = self.messages;
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let skip = usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                data = &data[skip..];
+                self.remaining -= skip as u64;
+                continue;
+            }
+            let take = (5 - self.filled).min(data.len());
+            self.prefix[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled == 5 {
+                self.filled = 0;
+                self.messages += 1;
+                let [_, a, b, c, d] = self.prefix;
+                self.remaining = u64::from(u32::from_be_bytes([a, b, c, d]));
+            }
+        }
+        self.messages - before
+    }
+}
+
+/// What to do when a traced stream ends.
+pub(crate) trait StreamEnd {
+    /// The stream ended: with its trailers (which may be rewritten), or
+    /// without (`None`: it ended early or failed); `messages` it carried.
+    fn end(self, trailers: Option<&mut HeaderMap>, messages: u64);
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts its messages and calls its [`StreamEnd`]
+    /// when the stream ends (a body dropped before its end drops the
+    /// `StreamEnd` instead).
+    pub struct TracedBody<B, E> {
+        #[pin]
+        inner: B,
+        counter: MessageCounter,
+        end: Option<E>,
+    }
+}
+
+impl<B, E> TracedBody<B, E> {
+    /// `inner`, ending with `end` (`None`: nothing to do, the span has ended).
+    pub(crate) fn new(inner: B, end: Option<E>) -> Self {
+        TracedBody {
+            inner,
+            counter: MessageCounter::default(),
+            end,
+        }
+    }
+}
+
+impl<B, E> Body for TracedBody<B, E>
+where
+    B: Body,
+    E: StreamEnd,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let mut polled = std::task::ready!(this.inner.poll_frame(cx));
+        match &mut polled {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.end.is_some() {
+                        this.counter.feed(data.chunk());
+                    }
+                } else if let Some(trailers) = frame.trailers_mut()
+                    && let Some(end) = this.end.take()
+                {
+                    end.end(Some(trailers), this.counter.messages);
+                }
+            }
+            Some(Err(_)) | None => {
+                if let Some(end) = this.end.take() {
+                    end.end(None, this.counter.messages);
+                }
+            }
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that counts its messages into a shared counter.
+    pub(crate) struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        counter: MessageCounter,
+        total: Arc<AtomicU64>,
+    }
+}
+
+impl<B> CountedBody<B> {
+    pub(crate) fn new(inner: B, total: Arc<AtomicU64>) -> Self {
+        CountedBody {
+            inner,
+            counter: MessageCounter::default(),
+            total,
+        }
+    }
+}
+
+impl<B: Body> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = std::task::ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(data)) = polled.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+            let begun = data.map_or(0, |d| this.counter.feed(d.chunk()));
+            this.total.fetch_add(begun, Ordering::Relaxed);
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend(std::iter::repeat_n(7u8, len as usize));
+        m
+    }
+
+    #[test]
+    fn messages_are_counted_however_the_stream_is_cut() {
+        let stream: Vec<u8> = [0, 3, 300, 1, 0]
+            .into_iter()
+            .flat_map(message)
+            .collect();
+        for cut in 1..=stream.len() {
+            let mut counter = MessageCounter::default();
+            let total: u64 = stream.chunks(cut).map(|c| counter.feed(c)).sum();
+            assert_eq!(total, 5, "chunks of {cut}");
+            assert_eq!(counter.messages, 5);
+        }
+    }
+}

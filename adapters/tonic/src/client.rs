@@ -1,0 +1,186 @@
+//! The client layer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use faultline_engine::Engine;
+use faultline_engine::opentelemetry::trace::{
+    SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _, WithContext,
+};
+use faultline_engine::opentelemetry::trace::FutureExt as _;
+use faultline_engine::opentelemetry::{Context, KeyValue};
+use http::{HeaderMap, Request, Response, Uri};
+use tonic::Code;
+use tower::{Layer, Service};
+
+use crate::body::{StreamEnd, TracedBody};
+use crate::server::grpc_code;
+use crate::status::code_name;
+
+/// The client layer: CLIENT spans for outgoing calls, children of the
+/// current context, with the trace context injected into the metadata.
+///
+/// ```no_run
+/// # async fn run(engine: faultline_engine::Engine) -> Result<(), Box<dyn std::error::Error>> {
+/// let endpoint: http::Uri = "http://inventory.internal:50051".parse()?;
+/// let channel = tonic::transport::Endpoint::from(endpoint.clone()).connect().await?;
+/// let traced = tower::ServiceBuilder::new()
+///     .layer(faultline_tonic::ClientLayer::new(engine).with_server(&endpoint))
+///     .service(channel);
+/// // Any generated client takes it: `GreeterClient::new(traced)`.
+/// # let _ = traced; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientLayer {
+    engine: Engine,
+    server: Option<Arc<(String, Option<u16>)>>,
+}
+
+impl ClientLayer {
+    /// A layer tracing with `engine`.
+    pub fn new(engine: Engine) -> Self {
+        ClientLayer {
+            engine,
+            server: None,
+        }
+    }
+
+    /// The server the calls go to (`server.address`, `server.port`), for a
+    /// channel whose requests carry the path only (a tonic `Channel` adds
+    /// the origin below this layer).
+    pub fn with_server(mut self, endpoint: &Uri) -> Self {
+        self.server = endpoint
+            .host()
+            .map(|h| Arc::new((h.to_owned(), endpoint.port_u16())));
+        self
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`ClientLayer`] wraps around a channel.
+#[derive(Debug, Clone)]
+pub struct ClientService<S> {
+    inner: S,
+    layer: ClientLayer,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for ClientService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = Response<TracedBody<ResB, ClientEnd>>;
+    type Error = S::Error;
+    type Future = ClientFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let parent = Context::current();
+        let method = req.uri().path().trim_start_matches('/').to_owned();
+        let mut attributes = vec![
+            KeyValue::new("rpc.system.name", "grpc"),
+            KeyValue::new("rpc.method", method.clone()),
+        ];
+        let server = match req.uri().host() {
+            Some(host) => Some((host.to_owned(), req.uri().port_u16())),
+            None => self.layer.server.as_deref().cloned(),
+        };
+        if let Some((host, port)) = server {
+            attributes.push(KeyValue::new("server.address", host));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+        }
+        let tracer = self.layer.engine.tracer();
+        let span = tracer
+            .span_builder(method)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &parent);
+        let cx = parent.with_span(span);
+        self.layer.engine.inject(&cx, req.headers_mut());
+        ClientFuture {
+            inner: self.inner.call(req).with_context(cx.clone()),
+            cx: Some(cx),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ClientService`].
+    pub struct ClientFuture<F> {
+        #[pin]
+        inner: WithContext<F>,
+        cx: Option<Context>,
+    }
+}
+
+impl<F, B, E> Future for ClientFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: std::fmt::Display,
+{
+    type Output = Result<Response<TracedBody<B, ClientEnd>>, E>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(task));
+        let Some(cx) = this.cx.take() else {
+            return Poll::Ready(result.map(|r| r.map(|b| TracedBody::new(b, None))));
+        };
+        Poll::Ready(match result {
+            Ok(mut response) => {
+                if grpc_code(response.headers()).is_some() {
+                    // A trailers-only answer: its status is in the headers.
+                    ClientEnd(cx).end(Some(response.headers_mut()), 0);
+                    Ok(response.map(|b| TracedBody::new(b, None)))
+                } else {
+                    Ok(response.map(|b| TracedBody::new(b, Some(ClientEnd(cx)))))
+                }
+            }
+            Err(error) => {
+                let span = cx.span();
+                span.set_attribute(KeyValue::new("error.type", "transport"));
+                span.set_status(SpanStatus::error(error.to_string()));
+                span.end();
+                Err(error)
+            }
+        })
+    }
+}
+
+/// The end of a call as the client sees it: the callee's status.
+#[derive(Debug)]
+pub struct ClientEnd(Context);
+
+impl StreamEnd for ClientEnd {
+    fn end(self, trailers: Option<&mut HeaderMap>, _messages: u64) {
+        let code = trailers
+            .and_then(|t| grpc_code(t))
+            .unwrap_or(Code::Unknown);
+        let span = self.0.span();
+        let name = code_name(code);
+        span.set_attribute(KeyValue::new("rpc.response.status_code", name));
+        if code != Code::Ok {
+            // Every status but OK is an error on a client span.
+            span.set_attribute(KeyValue::new("error.type", name));
+            span.set_status(SpanStatus::error(name));
+        }
+        span.end();
+    }
+}
