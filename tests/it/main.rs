@@ -10,6 +10,7 @@ mod dashboards;
 mod demo;
 mod engine;
 mod faults;
+mod grpc;
 mod hostile;
 mod interop;
 mod jaeger;

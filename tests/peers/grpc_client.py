@@ -9,7 +9,6 @@ grpcio-status decoded, with its ErrorInfo); and every span the Python SDK
 finished (the client spans of the calls).
 """
 
-import base64
 import json
 import sys
 
@@ -50,7 +49,8 @@ def metadata_list(metadata):
     out = []
     for key, value in metadata or ():
         if isinstance(value, bytes):
-            value = base64.b64encode(value).decode()
+            # Byte for byte, so that text inside binary values can be searched.
+            value = value.decode("latin-1")
         out.append([key, value])
     return out
 

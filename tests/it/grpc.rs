@@ -1,0 +1,671 @@
+//! The tonic adapter: server spans by the RPC conventions, error details
+//! (`google.rpc.Status` + `ErrorInfo`), panics, streaming, trusted peers,
+//! error keeping and correlators, in process with an in-memory exporter;
+//! and the gRPC reference service (`examples/grpc_service.rs`) against an
+//! independent client: Python grpcio traced by the OpenTelemetry Python
+//! SDK's gRPC instrumentation, the error details decoded by grpcio-status.
+
+#[path = "../../examples/grpc/helloworld.rs"]
+#[allow(dead_code)]
+mod helloworld;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline::Engine;
+use faultline::config::{PeerNet, TracingConfig};
+use faultline::correlate::{Correlator, RequestOutcome, RpcOutcome};
+use faultline::error::{AppError, ErrorCode};
+use faultline::export::InMemoryExporter;
+use faultline::tonic::{ClientLayer, FaultlineLayer};
+use helloworld::{Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest};
+use opentelemetry::trace::{SpanKind, Status as SpanStatus};
+use opentelemetry_sdk::trace::SpanData;
+use prost::Message as _;
+use serde_json::{Value, json};
+use tonic::codegen::{Body, BoxFuture, BoxStream, StdError, http};
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Code, Status};
+use faultline::tonic::tonic_types::{self, StatusExt as _};
+use tower::Layer as _;
+
+use crate::common::{memory_engine, quiet_config};
+use crate::peers::run_python;
+use crate::service::Service;
+
+const USER_NOT_FOUND: ErrorCode =
+    ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+const METHOD: &str = "helloworld.Greeter/SayHello";
+
+/// The greeter of these tests: `missing` fails through faultline's error
+/// model, `denied` with a status of its own, `panic` panics.
+struct TestGreeter;
+
+#[tonic::async_trait]
+impl Greeter for TestGreeter {
+    async fn say_hello(
+        &self,
+        request: tonic::Request<HelloRequest>,
+    ) -> Result<tonic::Response<HelloReply>, Status> {
+        let name = request.into_inner().name;
+        match name.as_str() {
+            "missing" => Err(faultline::tonic::status(AppError::new(
+                USER_NOT_FOUND,
+                "no user for dave@example.com",
+            ))),
+            "denied" => Err(Status::permission_denied("not for bob@example.com")),
+            "panic" => panic!("greeter crashed for alice@example.com"),
+            _ => Ok(tonic::Response::new(HelloReply {
+                message: format!("Hello {name}"),
+            })),
+        }
+    }
+}
+
+/// `test.Counter/Count`: a server-streaming method answering `name` (a
+/// number) messages; after the second it waits for `gate`. The name
+/// `fail` sends one message, then fails the stream with `DATA_LOSS`.
+#[derive(Clone)]
+struct Counter {
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl tonic::server::NamedService for Counter {
+    const NAME: &'static str = "test.Counter";
+}
+
+impl tonic::server::ServerStreamingService<HelloRequest> for Counter {
+    type Response = HelloReply;
+    type ResponseStream = BoxStream<HelloReply>;
+    type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: tonic::Request<HelloRequest>) -> Self::Future {
+        let gate = self.gate.clone();
+        let name = request.into_inner().name;
+        Box::pin(async move {
+            let reply = |n: u32| HelloReply {
+                message: n.to_string(),
+            };
+            let items: Vec<Result<HelloReply, Status>> = if name == "fail" {
+                vec![
+                    Ok(reply(1)),
+                    Err(Status::data_loss("lost the rest at carol@example.com")),
+                ]
+            } else {
+                let n: u32 = name.parse().map_err(|_| Status::invalid_argument("n"))?;
+                (1..=n).map(|i| Ok(reply(i))).collect()
+            };
+            let stream = futures_util::stream::unfold(
+                (items.into_iter(), 0usize),
+                move |(mut items, sent)| {
+                    let gate = gate.clone();
+                    async move {
+                        if sent == 2 {
+                            let _ = gate.acquire().await.map(|p| p.forget());
+                        }
+                        items.next().map(|item| (item, (items, sent + 1)))
+                    }
+                },
+            );
+            Ok(tonic::Response::new(Box::pin(stream) as BoxStream<HelloReply>))
+        })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for Counter
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.server_streaming(method, request).await)
+        })
+    }
+}
+
+/// A traced tonic server of [`TestGreeter`] and [`Counter`] on 127.0.0.1;
+/// it stops when the returned sender is dropped.
+async fn serve(engine: &Engine, gate: Arc<tokio::sync::Semaphore>) -> (SocketAddr, StopServer) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .layer(FaultlineLayer::new(engine.clone()))
+        .add_service(GreeterServer::new(TestGreeter))
+        .add_service(Counter { gate })
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async {
+                let _ = stopped.await;
+            },
+        );
+    tokio::spawn(server);
+    (addr, StopServer(Some(stop)))
+}
+
+struct StopServer(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for StopServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn endpoint(addr: SocketAddr) -> http::Uri {
+    format!("http://{addr}").parse().unwrap()
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Endpoint::from(endpoint(addr)).connect().await.unwrap()
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.as_str().into_owned())
+}
+
+fn server_spans(spans: &[SpanData]) -> Vec<&SpanData> {
+    spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .collect()
+}
+
+/// The error details of `status`: the `google.rpc.Status` (whose code and
+/// message must equal the call's) and its `ErrorInfo`.
+fn details(status: &Status) -> tonic_types::ErrorInfo {
+    let rpc = tonic_types::pb::Status::decode(status.details()).expect("a google.rpc.Status");
+    assert_eq!(rpc.code, status.code() as i32, "{status:?}");
+    assert_eq!(rpc.message, status.message(), "{status:?}");
+    status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_server_spans_by_the_rpc_conventions_and_errors_carry_their_details() {
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let traced = ClientLayer::new(engine.clone())
+        .with_server(&endpoint(addr))
+        .layer(channel(addr).await);
+    let mut client = GreeterClient::new(traced);
+    let say = |name: &str| HelloRequest {
+        name: name.to_owned(),
+    };
+
+    let ok = client.say_hello(say("world")).await.unwrap();
+    assert_eq!(ok.into_inner().message, "Hello world");
+    let missing = client.say_hello(say("missing")).await.unwrap_err();
+    let denied = client.say_hello(say("denied")).await.unwrap_err();
+    let panicked = client.say_hello(say("panic")).await.unwrap_err();
+
+    engine.force_flush();
+    let exported = spans.wait_for(8, Duration::from_secs(10));
+    assert_eq!(exported.len(), 8, "{exported:#?}");
+    let servers = server_spans(&exported);
+    let client_spans: Vec<&SpanData> = exported
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Client)
+        .collect();
+    assert_eq!((servers.len(), client_spans.len()), (4, 4));
+    // Each server span is the child of its call's CLIENT span (the context
+    // went through the metadata), in the same trace.
+    for server in &servers {
+        let parent = client_spans
+            .iter()
+            .find(|c| c.span_context.span_id() == server.parent_span_id)
+            .unwrap_or_else(|| panic!("no client span is the parent of {server:#?}"));
+        assert_eq!(
+            parent.span_context.trace_id(),
+            server.span_context.trace_id()
+        );
+        assert_eq!(server.name, METHOD);
+        assert_eq!(attr(server, "rpc.system.name").as_deref(), Some("grpc"));
+        assert_eq!(attr(server, "rpc.method").as_deref(), Some(METHOD));
+        assert_eq!(attr(server, "server.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(attr(server, "server.port"), Some(addr.port().to_string()));
+        assert_eq!(
+            attr(server, "network.peer.address").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert!(attr(server, "network.peer.port").is_some());
+        assert_eq!(attr(parent, "rpc.method").as_deref(), Some(METHOD));
+        assert_eq!(attr(parent, "server.port"), Some(addr.port().to_string()));
+        // The client recorded the callee's status.
+        assert_eq!(
+            attr(parent, "rpc.response.status_code"),
+            attr(server, "rpc.response.status_code")
+        );
+    }
+    let by_status = |status: &str| {
+        servers
+            .iter()
+            .find(|s| attr(s, "rpc.response.status_code").as_deref() == Some(status))
+            .copied()
+            .unwrap_or_else(|| panic!("no server span with status {status}: {servers:#?}"))
+    };
+    let trace_of = |span: &SpanData| span.span_context.trace_id().to_string();
+
+    // OK: no error anywhere.
+    let ok_span = by_status("OK");
+    assert_eq!(ok_span.status, SpanStatus::Unset);
+    assert_eq!(attr(ok_span, "faultline.rpc.messages.received").as_deref(), Some("1"));
+    assert_eq!(attr(ok_span, "faultline.rpc.messages.sent").as_deref(), Some("1"));
+
+    // NOT_FOUND through faultline's error model: the message masked, the
+    // details with the error's name, code and trace id; not an error on a
+    // server span by the conventions' gRPC table, but on the client span.
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(missing.message(), "no user for d***@example.com");
+    let info = details(&missing);
+    let not_found = by_status("NOT_FOUND");
+    assert_eq!(info.reason, "USER_NOT_FOUND");
+    assert_eq!(info.domain, "it");
+    assert_eq!(info.metadata["code"], "1001");
+    assert_eq!(info.metadata["trace_id"], trace_of(not_found));
+    assert_eq!(not_found.status, SpanStatus::Unset);
+    assert_eq!(attr(not_found, "error.type"), None);
+    assert!(
+        not_found.events.iter().any(|e| e.name == "exception"),
+        "the error is recorded: {not_found:#?}"
+    );
+    let not_found_client = client_spans
+        .iter()
+        .find(|c| c.span_context.span_id() == not_found.parent_span_id)
+        .unwrap();
+    assert!(matches!(not_found_client.status, SpanStatus::Error { .. }));
+    assert_eq!(
+        attr(not_found_client, "error.type").as_deref(),
+        Some("NOT_FOUND")
+    );
+
+    // A status of the handler's own: its code and (masked) message kept,
+    // details added.
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.message(), "not for b***@example.com");
+    let info = details(&denied);
+    assert_eq!(info.reason, "FORBIDDEN");
+    assert_eq!(info.metadata["code"], "4030");
+    assert_eq!(info.metadata["trace_id"], trace_of(by_status("PERMISSION_DENIED")));
+
+    // A panic: INTERNAL, code 5000, nothing of its text anywhere; an error
+    // on the server span.
+    assert_eq!(panicked.code(), Code::Internal);
+    let info = details(&panicked);
+    assert_eq!(info.metadata["code"], "5000");
+    let internal = by_status("INTERNAL");
+    assert_eq!(info.metadata["trace_id"], trace_of(internal));
+    let answer = format!(
+        "{} {:?} {:?} {:?}",
+        panicked.message(),
+        String::from_utf8_lossy(panicked.details()),
+        panicked.metadata(),
+        info
+    );
+    for text in ["greeter crashed", "alice", "example.com"] {
+        assert!(!answer.contains(text), "{text:?} in {answer}");
+    }
+    assert!(matches!(internal.status, SpanStatus::Error { .. }));
+    assert_eq!(attr(internal, "error.type").as_deref(), Some("INTERNAL"));
+    engine.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_the_server_does_not_know_is_named_other() {
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut grpc = tonic::client::Grpc::new(channel(addr).await);
+    grpc.ready().await.unwrap();
+    let unknown = grpc
+        .unary::<HelloRequest, HelloReply, _>(
+            tonic::Request::new(HelloRequest::default()),
+            http::uri::PathAndQuery::from_static("/no.Such/Method"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unimplemented);
+    assert_eq!(details(&unknown).metadata["code"], "5000");
+    engine.force_flush();
+    let exported = spans.wait_for(1, Duration::from_secs(10));
+    let span = &exported[0];
+    assert_eq!(span.name, "grpc");
+    assert_eq!(attr(span, "rpc.method").as_deref(), Some("_OTHER"));
+    assert_eq!(
+        attr(span, "rpc.method_original").as_deref(),
+        Some("no.Such/Method")
+    );
+    assert_eq!(
+        attr(span, "rpc.response.status_code").as_deref(),
+        Some("UNIMPLEMENTED")
+    );
+    engine.shutdown();
+}
+
+async fn stream(
+    addr: SocketAddr,
+    name: &str,
+) -> Result<tonic::Streaming<HelloReply>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel(addr).await);
+    grpc.ready().await.unwrap();
+    grpc.server_streaming::<HelloRequest, HelloReply, _>(
+        tonic::Request::new(HelloRequest {
+            name: name.to_owned(),
+        }),
+        http::uri::PathAndQuery::from_static("/test.Counter/Count"),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (addr, _server) = serve(&engine, gate.clone()).await;
+
+    let mut replies = stream(addr, "3").await.unwrap();
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "1");
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "2");
+    // The handler has answered, the stream has not ended: no span yet.
+    engine.force_flush();
+    assert!(spans.spans().is_empty(), "{:#?}", spans.spans());
+    gate.add_permits(1);
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "3");
+    assert!(replies.message().await.unwrap().is_none());
+    engine.force_flush();
+    let exported = spans.wait_for(1, Duration::from_secs(10));
+    let span = &exported[0];
+    assert_eq!(span.name, "test.Counter/Count");
+    assert_eq!(attr(span, "rpc.response.status_code").as_deref(), Some("OK"));
+    assert_eq!(attr(span, "faultline.rpc.messages.sent").as_deref(), Some("3"));
+    assert_eq!(
+        attr(span, "faultline.rpc.messages.received").as_deref(),
+        Some("1")
+    );
+
+    // A stream failing after one message: its trailers carry the details.
+    spans.reset();
+    let mut replies = stream(addr, "fail").await.unwrap();
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "1");
+    let lost = replies.message().await.unwrap_err();
+    assert_eq!(lost.code(), Code::DataLoss);
+    assert_eq!(lost.message(), "lost the rest at c***@example.com");
+    let info = details(&lost);
+    assert_eq!(info.metadata["code"], "5000");
+    engine.force_flush();
+    let exported = spans.wait_for(1, Duration::from_secs(10));
+    let span = &exported[0];
+    assert_eq!(info.metadata["trace_id"], span.span_context.trace_id().to_string());
+    assert_eq!(
+        attr(span, "rpc.response.status_code").as_deref(),
+        Some("DATA_LOSS")
+    );
+    assert_eq!(attr(span, "error.type").as_deref(), Some("DATA_LOSS"));
+    assert!(matches!(span.status, SpanStatus::Error { .. }));
+    assert_eq!(attr(span, "faultline.rpc.messages.sent").as_deref(), Some("1"));
+    engine.shutdown();
+}
+
+const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+async fn call_with_traceparent(engine: &Engine, spans: &InMemoryExporter) -> SpanData {
+    let (addr, _server) = serve(engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut client = GreeterClient::new(channel(addr).await);
+    let mut request = tonic::Request::new(HelloRequest {
+        name: "world".to_owned(),
+    });
+    request
+        .metadata_mut()
+        .insert("traceparent", INCOMING.parse().unwrap());
+    client.say_hello(request).await.unwrap();
+    engine.force_flush();
+    spans.wait_for(1, Duration::from_secs(10)).remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_context_is_the_parent_only_for_a_trusted_peer() {
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let trusted = call_with_traceparent(&engine, &spans).await;
+    assert_eq!(
+        trusted.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(trusted.parent_span_id.to_string(), "00f067aa0ba902b7");
+    engine.shutdown();
+
+    let spans = InMemoryExporter::default();
+    let config = quiet_config()
+        .trusted_peers([PeerNet::parse("10.0.0.0/8").unwrap()])
+        .build()
+        .unwrap();
+    let engine = memory_engine(config, &spans);
+    let untrusted = call_with_traceparent(&engine, &spans).await;
+    assert_ne!(
+        untrusted.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(
+        untrusted.parent_span_id,
+        opentelemetry::trace::SpanId::INVALID
+    );
+    let link = untrusted.links.iter().next().expect("a link to the caller");
+    assert_eq!(link.span_context.span_id().to_string(), "00f067aa0ba902b7");
+    engine.shutdown();
+}
+
+/// The `trace_id` of a `missing` call's details, with `config`.
+async fn missing_trace_id(config: TracingConfig) -> (Option<String>, Vec<SpanData>) {
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(config, &spans);
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut client = GreeterClient::new(channel(addr).await);
+    let say = |name: &str| HelloRequest {
+        name: name.to_owned(),
+    };
+    client.say_hello(say("world")).await.unwrap();
+    let missing = client.say_hello(say("missing")).await.unwrap_err();
+    engine.force_flush();
+    let trace_id = details(&missing).metadata.get("trace_id").cloned();
+    let exported = spans.spans();
+    engine.shutdown();
+    (trace_id, exported)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_error_is_kept_and_its_trace_id_given_only_when_exported() {
+    let kept = quiet_config().sample_rate(0.0).keep_errors(true).build().unwrap();
+    let (trace_id, exported) = missing_trace_id(kept).await;
+    let trace_id = trace_id.expect("a kept error's trace id");
+    assert_eq!(exported.len(), 1, "only the failed call: {exported:#?}");
+    assert_eq!(exported[0].span_context.trace_id().to_string(), trace_id);
+    assert_eq!(
+        attr(&exported[0], "rpc.response.status_code").as_deref(),
+        Some("NOT_FOUND")
+    );
+
+    let dropped = quiet_config().sample_rate(0.0).keep_errors(false).build().unwrap();
+    let (trace_id, exported) = missing_trace_id(dropped).await;
+    assert_eq!(trace_id, None);
+    assert!(exported.is_empty());
+}
+
+/// What a correlator heard.
+#[derive(Debug, Default)]
+struct Heard(Mutex<Vec<String>>);
+
+impl Correlator for Heard {
+    fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("request {} {}", outcome.route, outcome.status));
+    }
+
+    fn on_rpc_end(&self, outcome: &RpcOutcome<'_>) {
+        let r = &outcome.request;
+        self.0.lock().unwrap().push(format!(
+            "rpc {} {} {} status={} error={:?} sampled={}",
+            outcome.system,
+            outcome.method,
+            outcome.status_code,
+            r.status,
+            r.error.as_ref().and_then(|e| e.code).map(|c| c.code()),
+            r.sampled
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlators_hear_each_call_as_an_rpc() {
+    let spans = InMemoryExporter::default();
+    let heard = Arc::new(Heard::default());
+    let engine = Engine::builder(quiet_config().build().unwrap())
+        .exporter(spans.clone())
+        .correlator(heard.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut client = GreeterClient::new(channel(addr).await);
+    for name in ["world", "missing", "panic"] {
+        let _ = client
+            .say_hello(HelloRequest {
+                name: name.to_owned(),
+            })
+            .await;
+    }
+    assert_eq!(
+        *heard.0.lock().unwrap(),
+        [
+            format!("rpc grpc {METHOD} OK status=200 error=None sampled=true"),
+            format!("rpc grpc {METHOD} NOT_FOUND status=404 error=Some(1001) sampled=true"),
+            format!("rpc grpc {METHOD} INTERNAL status=500 error=Some(5000) sampled=true"),
+        ]
+    );
+    engine.shutdown();
+}
+
+/// The Python client's answer and spans for `names`, against the gRPC
+/// reference service.
+fn python_calls(svc: &Service, names: &[&str]) -> Value {
+    run_python(
+        "grpc_client.py",
+        &json!({ "target": format!("127.0.0.1:{}", svc.port), "names": names }),
+    )
+}
+
+#[test]
+fn a_python_grpcio_client_continues_its_trace_into_the_service_and_decodes_the_details() {
+    let svc = Service::start_example("grpc_service", &[], &[]);
+    let out = python_calls(&svc, &["world", "missing", "panic", "downstream"]);
+    let calls = out["calls"].as_array().unwrap();
+    let python_spans = out["spans"].as_array().unwrap();
+    assert_eq!(python_spans.len(), 4, "{out:#}");
+    let call = |name: &str| calls.iter().find(|c| c["name"] == name).unwrap();
+    let python_span = |trace_id: &str| {
+        python_spans
+            .iter()
+            .find(|s| s["trace_id"] == trace_id)
+            .unwrap_or_else(|| panic!("no Python span in trace {trace_id}: {out:#}"))
+    };
+    // Each call's server span (the first of its trace to start) is the
+    // child of the Python client's span.
+    let server_span = |python: &Value, count: usize| {
+        let trace_id = python["trace_id"].as_str().unwrap();
+        let spans = svc.trace(trace_id, count);
+        let span = spans
+            .iter()
+            .find(|s| s["parent_span_id"] == python["span_id"])
+            .unwrap_or_else(|| panic!("no span of ours under {python}: {spans:#?}"))
+            .clone();
+        assert_eq!(span["kind"], "SERVER");
+        assert_eq!(span["name"], METHOD);
+        assert_eq!(python["kind"], "CLIENT");
+        (span, spans)
+    };
+
+    assert_eq!(call("world")["code"], "OK");
+    assert_eq!(call("world")["message"], "Hello world");
+    let (ok, _) = server_span(&python_spans[0], 1);
+    let a = &ok["attributes"];
+    assert_eq!(a["rpc.system.name"], "grpc");
+    assert_eq!(a["rpc.method"], METHOD);
+    assert_eq!(a["rpc.response.status_code"], "OK");
+    assert_eq!(a["server.address"], "127.0.0.1");
+    assert_eq!(a["server.port"], svc.port);
+    assert_eq!(a["network.peer.address"], "127.0.0.1");
+
+    // grpcio-status decoded the details: the status's code and message are
+    // the call's (it checks), with the ErrorInfo.
+    let missing = call("missing");
+    assert_eq!(missing["code"], "NOT_FOUND");
+    assert_eq!(missing["status"]["code"], 5);
+    assert_eq!(missing["status"]["message"], missing["details"]);
+    let info = &missing["status"]["error_info"][0];
+    assert_eq!(info["reason"], "USER_NOT_FOUND");
+    assert_eq!(info["metadata"]["code"], "1001");
+    let trace_id = info["metadata"]["trace_id"].as_str().unwrap();
+    let (not_found, _) = server_span(python_span(trace_id), 1);
+    assert_eq!(not_found["attributes"]["rpc.response.status_code"], "NOT_FOUND");
+
+    let panicked = call("panic");
+    assert_eq!(panicked["code"], "INTERNAL");
+    assert_eq!(panicked["status"]["code"], 13);
+    assert_eq!(panicked["status"]["message"], panicked["details"]);
+    let info = &panicked["status"]["error_info"][0];
+    assert_eq!(info["metadata"]["code"], "5000");
+    let whole = panicked.to_string();
+    for text in ["greeter crashed", "alice", "example.com"] {
+        assert!(!whole.contains(text), "{text:?} in {whole}");
+    }
+    let trace_id = info["metadata"]["trace_id"].as_str().unwrap();
+    let (internal, _) = server_span(python_span(trace_id), 1);
+    assert_eq!(internal["attributes"]["rpc.response.status_code"], "INTERNAL");
+    assert_eq!(internal["status"], "error");
+
+    // downstream: Python -> our server span -> our CLIENT span -> the
+    // callee's server span, one trace.
+    let downstream = call("downstream");
+    assert_eq!(downstream["code"], "OK");
+    assert_eq!(downstream["message"], "Hello downstream: Hello hello");
+    let (outer, spans) = server_span(&python_spans[3], 3);
+    let client = spans
+        .iter()
+        .find(|s| s["kind"] == "CLIENT")
+        .unwrap_or_else(|| panic!("no CLIENT span: {spans:#?}"));
+    assert_eq!(client["parent_span_id"], outer["span_id"]);
+    assert_eq!(client["attributes"]["rpc.method"], METHOD);
+    assert_eq!(client["attributes"]["rpc.response.status_code"], "OK");
+    let callee = spans
+        .iter()
+        .find(|s| s["kind"] == "SERVER" && s["parent_span_id"] == client["span_id"])
+        .unwrap_or_else(|| panic!("the callee is not the CLIENT span's child: {spans:#?}"));
+    assert_eq!(callee["name"], METHOD);
+    assert!(svc.stop().0, "the service stops cleanly on SIGTERM");
+}
