@@ -669,3 +669,73 @@ fn a_python_grpcio_client_continues_its_trace_into_the_service_and_decodes_the_d
     assert_eq!(callee["name"], METHOD);
     assert!(svc.stop().0, "the service stops cleanly on SIGTERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_gets_the_rpc_duration_histogram_with_exemplars_and_the_errors() {
+    use faultline::prometheus::{Prometheus, PrometheusConfig};
+
+    let spans = InMemoryExporter::default();
+    let prometheus = Prometheus::new(PrometheusConfig::default());
+    let engine = Engine::builder(quiet_config().build().unwrap())
+        .exporter(spans.clone())
+        .correlator(prometheus.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut client = GreeterClient::new(channel(addr).await);
+    for name in ["world", "world", "missing"] {
+        let _ = client
+            .say_hello(HelloRequest {
+                name: name.to_owned(),
+            })
+            .await;
+    }
+    engine.force_flush();
+    let exported = spans.wait_for(3, Duration::from_secs(10));
+    let failed = exported
+        .iter()
+        .find(|s| attr(s, "rpc.response.status_code").as_deref() == Some("NOT_FOUND"))
+        .unwrap();
+    let trace_id = failed.span_context.trace_id().to_string();
+
+    let body = engine
+        .render_metrics(Some("application/openmetrics-text"))
+        .unwrap()
+        .body;
+    // Parsed by the official Python client (tests/peers/prometheus_parse.py).
+    let families = crate::prometheus::parse("openmetrics", &body);
+    let samples = |name: &str| crate::prometheus::samples(&families, name);
+    let count = |status: &str| {
+        samples("rpc_server_call_duration_seconds_count")
+            .into_iter()
+            .find(|s| {
+                s["labels"]["rpc_response_status_code"] == status
+                    && s["labels"]["rpc_method"] == METHOD
+                    && s["labels"]["rpc_system_name"] == "grpc"
+            })
+            .map(|s| s["value"].as_f64().unwrap())
+    };
+    assert_eq!(count("OK"), Some(2.0), "{body}");
+    assert_eq!(count("NOT_FOUND"), Some(1.0), "{body}");
+    assert!(
+        samples("rpc_server_call_duration_seconds_bucket")
+            .iter()
+            .any(|s| s["labels"]["rpc_response_status_code"] == "NOT_FOUND"
+                && s["exemplar"]["labels"]["trace_id"] == trace_id.as_str()),
+        "no exemplar for {trace_id}:\n{body}"
+    );
+    let errors = samples("faultline_errors_total");
+    let coded = errors
+        .iter()
+        .find(|s| s["labels"]["error_code"] == "1001")
+        .unwrap_or_else(|| panic!("no error counter:\n{body}"));
+    assert_eq!(coded["labels"]["http_route"], METHOD);
+    assert_eq!(coded["exemplar"]["labels"]["trace_id"], trace_id.as_str());
+    // Calls are not HTTP requests.
+    assert!(
+        samples("http_server_request_duration_seconds_count").is_empty(),
+        "{body}"
+    );
+    engine.shutdown();
+}

@@ -114,7 +114,7 @@ async fn scrape(
     (content_type, response.text().await.unwrap())
 }
 
-fn parse(format: &str, body: &str) -> Vec<Json> {
+pub fn parse(format: &str, body: &str) -> Vec<Json> {
     let parsed = run_python(
         "prometheus_parse.py",
         &json!({"format": format, "body": body}),
@@ -127,7 +127,7 @@ fn parse(format: &str, body: &str) -> Vec<Json> {
     parsed["families"].as_array().unwrap().clone()
 }
 
-fn samples<'a>(families: &'a [Json], name: &str) -> Vec<&'a Json> {
+pub fn samples<'a>(families: &'a [Json], name: &str) -> Vec<&'a Json> {
     families
         .iter()
         .flat_map(|f| f["samples"].as_array().unwrap())

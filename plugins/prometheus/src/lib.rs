@@ -51,12 +51,13 @@ mod exposition;
 mod handles;
 mod labels;
 mod recorder;
+mod rpc;
 mod traces;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use faultline_engine::correlate::{Correlator, Exposition, FailureKind, RequestOutcome};
+use faultline_engine::correlate::{Correlator, Exposition, FailureKind, RequestOutcome, RpcOutcome};
 use faultline_engine::error::codes;
 use faultline_engine::export::ExportStats;
 use faultline_engine::masking::{Masker, PiiMasker};
@@ -76,6 +77,7 @@ pub use config::{
 pub use exposition::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
 pub use labels::{MAX_ROUTES, OTHER_METHOD, OTHER_ROUTE, UNMATCHED_ROUTE};
 pub use recorder::PrometheusRecorder;
+pub use rpc::RPC_DURATION;
 
 use exposition::ExportCollector;
 use labels::{ErrorLabels, RequestLabels, Routes, TraceExemplar};
@@ -91,7 +93,7 @@ pub const TRACE_ERRORS: &str = traces::TRACE_ERRORS;
 
 /// Names of faultline's own families (as registered; counters without
 /// `_total`); the `metrics` recorder leaves them alone.
-const RESERVED: &[&str] = &[REQUEST_DURATION, ERRORS];
+const RESERVED: &[&str] = &[REQUEST_DURATION, ERRORS, RPC_DURATION];
 
 /// Makes a latency histogram with the configured buckets.
 #[derive(Debug, Clone)]
@@ -111,6 +113,7 @@ struct Inner {
     config: PrometheusConfig,
     registry: Mutex<Registry>,
     durations: DurationFamily,
+    rpc_durations: rpc::RpcDurationFamily,
     errors: ErrorFamily,
     traces: Arc<TraceSeries>,
     export_stats: Arc<Mutex<ExportStats>>,
@@ -154,7 +157,8 @@ impl Prometheus {
     fn with_clock(config: PrometheusConfig, clock: Arc<dyn Clock>) -> Self {
         let config = sanitize(config);
         let buckets = Buckets(config.bucket_bounds().into());
-        let durations: DurationFamily = Family::new_with_constructor(buckets);
+        let durations: DurationFamily = Family::new_with_constructor(buckets.clone());
+        let rpc_durations: rpc::RpcDurationFamily = Family::new_with_constructor(buckets);
         let errors = ErrorFamily::default();
         let traces = Arc::new(TraceSeries::new(
             config.trace_id_series_limit(),
@@ -173,6 +177,7 @@ impl Prometheus {
             "Duration of HTTP server requests, in seconds (OpenTelemetry http.server.request.duration); exemplars carry trace_id and span_id",
             durations.clone(),
         );
+        rpc::register(&mut registry, &rpc_durations);
         registry.register(
             ERRORS,
             "Application errors by error code and route (panics count as code 5000); exemplars carry trace_id and span_id",
@@ -188,6 +193,7 @@ impl Prometheus {
                 config,
                 registry: Mutex::new(registry),
                 durations,
+                rpc_durations,
                 errors,
                 traces,
                 export_stats,
@@ -313,20 +319,68 @@ fn sanitize(config: PrometheusConfig) -> PrometheusConfig {
         .buckets(buckets)
 }
 
+impl Prometheus {
+    /// The exemplar of a finished request and its time, when exemplars are
+    /// on. Only a trace that is exported may be pointed at: an exemplar with
+    /// the id of a trace that was not sampled would lead nowhere.
+    fn exemplar(
+        &self,
+        outcome: &RequestOutcome<'_>,
+    ) -> (Option<TraceExemplar>, Option<SystemTime>) {
+        if !(self.inner.config.exemplars_enabled() && outcome.sampled) {
+            return (None, None);
+        }
+        let exemplar = TraceExemplar {
+            trace_id: outcome.trace_id,
+            span_id: outcome.span_id,
+        };
+        (Some(exemplar), Some(SystemTime::now()))
+    }
+
+    /// Counts a failed request's error (`faultline_errors_total`, and its
+    /// per-trace series when the trace is exported).
+    fn count_error(
+        &self,
+        outcome: &RequestOutcome<'_>,
+        exemplar: Option<TraceExemplar>,
+        now: Option<SystemTime>,
+    ) {
+        let inner = &*self.inner;
+        let traced = outcome.sampled;
+        let Some(error) = &outcome.error else {
+            return;
+        };
+        let route = inner.routes.intern(outcome.route);
+        let code = match (error.kind, error.code) {
+            (FailureKind::Panic, _) | (_, None) => codes::INTERNAL,
+            (_, Some(code)) => code,
+        };
+        inner
+            .errors
+            .get_or_create(&ErrorLabels {
+                code: code.code(),
+                name: code.name(),
+                route: route.clone(),
+            })
+            .inc_by(1, exemplar, now);
+        // The per-trace series names a trace: only one that is exported.
+        if !traced {
+            return;
+        }
+        inner.traces.record(TraceKey {
+            code: code.code(),
+            name: code.name(),
+            route,
+            trace_id: outcome.trace_id,
+            span_id: outcome.span_id,
+        });
+    }
+}
+
 impl Correlator for Prometheus {
     fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
         let inner = &*self.inner;
-        let exemplars = inner.config.exemplars_enabled();
-        // Only a trace that is exported may be pointed at: an exemplar with
-        // the id of a trace that was not sampled would lead nowhere.
-        let traced = outcome.sampled;
-        let exemplar = || {
-            (exemplars && traced).then_some(TraceExemplar {
-                trace_id: outcome.trace_id,
-                span_id: outcome.span_id,
-            })
-        };
-        let now = (exemplars && traced).then(SystemTime::now);
+        let (exemplar, now) = self.exemplar(outcome);
         let method = labels::method(outcome.method);
         handles::with_duration(
             inner.owner,
@@ -343,35 +397,13 @@ impl Correlator for Prometheus {
                     })
                     .clone()
             },
-            |histogram| histogram.observe(outcome.duration.as_secs_f64(), exemplar(), now),
+            |histogram| histogram.observe(outcome.duration.as_secs_f64(), exemplar.clone(), now),
         );
-        let Some(error) = &outcome.error else {
-            return;
-        };
-        let route = inner.routes.intern(outcome.route);
-        let code = match (error.kind, error.code) {
-            (FailureKind::Panic, _) | (_, None) => codes::INTERNAL,
-            (_, Some(code)) => code,
-        };
-        inner
-            .errors
-            .get_or_create(&ErrorLabels {
-                code: code.code(),
-                name: code.name(),
-                route: route.clone(),
-            })
-            .inc_by(1, exemplar(), now);
-        // The per-trace series names a trace: only one that is exported.
-        if !traced {
-            return;
-        }
-        inner.traces.record(TraceKey {
-            code: code.code(),
-            name: code.name(),
-            route,
-            trace_id: outcome.trace_id,
-            span_id: outcome.span_id,
-        });
+        self.count_error(outcome, exemplar, now);
+    }
+
+    fn on_rpc_end(&self, outcome: &RpcOutcome<'_>) {
+        rpc::observe(self, outcome);
     }
 
     fn serves_metrics(&self) -> bool {
