@@ -739,3 +739,73 @@ async fn prometheus_gets_the_rpc_duration_histogram_with_exemplars_and_the_error
     );
     engine.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_layer_continues_the_trace_into_a_python_grpcio_server() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::process::{Command, Stdio};
+
+    let mut python = Command::new("python3")
+        .arg(crate::peers::root().join("tests/peers/grpc_server.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 (run scripts/test, which installs the peers)");
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"calls": 2}"#)
+        .unwrap();
+    let mut lines = BufReader::new(python.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], first["port"].as_u64().unwrap() as u16));
+
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let traced = ClientLayer::new(engine.clone())
+        .with_server(&endpoint(addr))
+        .layer(channel(addr).await);
+    let mut client = GreeterClient::new(traced);
+    let say = |name: &str| HelloRequest {
+        name: name.to_owned(),
+    };
+    let reply = client.say_hello(say("rust")).await.unwrap();
+    assert_eq!(reply.into_inner().message, "Hello rust");
+    let missing = client.say_hello(say("missing")).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let last = tokio::task::spawn_blocking(move || {
+        let last = lines.next().unwrap().unwrap();
+        let _ = python.wait();
+        last
+    })
+    .await
+    .unwrap();
+    let theirs: Value = serde_json::from_str(&last).unwrap();
+    let theirs = theirs["spans"].as_array().unwrap();
+    engine.force_flush();
+    let ours = spans.wait_for(2, Duration::from_secs(10));
+    assert_eq!((ours.len(), theirs.len()), (2, 2), "{theirs:#?}");
+    for client_span in &ours {
+        assert_eq!(client_span.span_kind, SpanKind::Client);
+        let id = client_span.span_context.span_id().to_string();
+        let server = theirs
+            .iter()
+            .find(|s| s["parent_span_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no Python span under {id}: {theirs:#?}"));
+        assert_eq!(server["kind"], "SERVER");
+        assert_eq!(
+            server["trace_id"],
+            client_span.span_context.trace_id().to_string()
+        );
+    }
+    let failed = ours
+        .iter()
+        .find(|s| attr(s, "rpc.response.status_code").as_deref() == Some("NOT_FOUND"))
+        .expect("the callee's NOT_FOUND recorded");
+    assert!(matches!(failed.status, SpanStatus::Error { .. }));
+    assert_eq!(attr(failed, "error.type").as_deref(), Some("NOT_FOUND"));
+    engine.shutdown();
+}

@@ -13,7 +13,6 @@ import json
 import sys
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from opentelemetry import trace
@@ -22,27 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-
-def helloworld_messages():
-    """HelloRequest and HelloReply of gRPC's helloworld.proto, built at run
-    time from their descriptors (no protoc)."""
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="helloworld.proto", package="helloworld", syntax="proto3"
-    )
-    for message, field in (("HelloRequest", "name"), ("HelloReply", "message")):
-        m = proto.message_type.add(name=message)
-        m.field.add(
-            name=field,
-            number=1,
-            type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-        )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return (
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("helloworld.HelloRequest")),
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("helloworld.HelloReply")),
-    )
+from grpc_helloworld import finished_spans, helloworld_messages
 
 
 def metadata_list(metadata):
@@ -109,19 +88,7 @@ def main():
                     }
             calls.append(call_out)
 
-    spans = []
-    for span in exporter.get_finished_spans():
-        parent = span.parent
-        spans.append(
-            {
-                "name": span.name,
-                "kind": span.kind.name,
-                "trace_id": format(span.context.trace_id, "032x"),
-                "span_id": format(span.context.span_id, "016x"),
-                "parent_span_id": format(parent.span_id, "016x") if parent else None,
-                "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
-            }
-        )
+    spans = finished_spans(exporter)
     json.dump({"calls": calls, "spans": spans}, sys.stdout)
 
 
