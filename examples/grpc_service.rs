@@ -98,10 +98,15 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--port" => {
                 let p = args.next().ok_or("--port needs a value")?;
-                port = Some(p.parse().map_err(|_| format!("--port: invalid value {p:?}"))?);
+                port = Some(
+                    p.parse()
+                        .map_err(|_| format!("--port: invalid value {p:?}"))?,
+                );
             }
             "--no-tracing" => tracing = false,
-            "-h" | "--help" => return Err("usage: grpc_service [--port 50051] [--no-tracing]".into()),
+            "-h" | "--help" => {
+                return Err("usage: grpc_service [--port 50051] [--no-tracing]".into());
+            }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -132,8 +137,9 @@ fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
 
 /// Logs go to standard error, filtered by `RUST_LOG` (default `info`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=info,tonic=info,hyper=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,h2=info,tonic=info,hyper=info")
+    });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

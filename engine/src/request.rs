@@ -664,13 +664,12 @@ impl RequestSpan {
         };
         match (&self.rpc, rpc) {
             (Some((system, method)), Some(status_code)) => {
-                self.engine
-                    .notify_rpc_end(&crate::correlate::RpcOutcome {
-                        request: outcome,
-                        system,
-                        method,
-                        status_code,
-                    })
+                self.engine.notify_rpc_end(&crate::correlate::RpcOutcome {
+                    request: outcome,
+                    system,
+                    method,
+                    status_code,
+                })
             }
             _ => self.engine.notify_request_end(&outcome),
         }

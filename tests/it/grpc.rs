@@ -18,6 +18,7 @@ use faultline::config::{PeerNet, TracingConfig};
 use faultline::correlate::{Correlator, RequestOutcome, RpcOutcome};
 use faultline::error::{AppError, ErrorCode};
 use faultline::export::InMemoryExporter;
+use faultline::tonic::tonic_types::{self, StatusExt as _};
 use faultline::tonic::{ClientLayer, FaultlineLayer};
 use helloworld::{Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest};
 use opentelemetry::trace::{SpanKind, Status as SpanStatus};
@@ -27,7 +28,6 @@ use serde_json::{Value, json};
 use tonic::codegen::{Body, BoxFuture, BoxStream, StdError, http};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Status};
-use faultline::tonic::tonic_types::{self, StatusExt as _};
 use tower::Layer as _;
 
 use crate::common::{memory_engine, quiet_config};
@@ -108,7 +108,9 @@ impl tonic::server::ServerStreamingService<HelloRequest> for Counter {
                     }
                 },
             );
-            Ok(tonic::Response::new(Box::pin(stream) as BoxStream<HelloReply>))
+            Ok(tonic::Response::new(
+                Box::pin(stream) as BoxStream<HelloReply>
+            ))
         })
     }
 }
@@ -270,8 +272,14 @@ async fn calls_are_server_spans_by_the_rpc_conventions_and_errors_carry_their_de
     // OK: no error anywhere.
     let ok_span = by_status("OK");
     assert_eq!(ok_span.status, SpanStatus::Unset);
-    assert_eq!(attr(ok_span, "faultline.rpc.messages.received").as_deref(), Some("1"));
-    assert_eq!(attr(ok_span, "faultline.rpc.messages.sent").as_deref(), Some("1"));
+    assert_eq!(
+        attr(ok_span, "faultline.rpc.messages.received").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        attr(ok_span, "faultline.rpc.messages.sent").as_deref(),
+        Some("1")
+    );
 
     // NOT_FOUND through faultline's error model: the message masked, the
     // details with the error's name, code and trace id; not an error on a
@@ -307,7 +315,10 @@ async fn calls_are_server_spans_by_the_rpc_conventions_and_errors_carry_their_de
     let info = details(&denied);
     assert_eq!(info.reason, "FORBIDDEN");
     assert_eq!(info.metadata["code"], "4030");
-    assert_eq!(info.metadata["trace_id"], trace_of(by_status("PERMISSION_DENIED")));
+    assert_eq!(
+        info.metadata["trace_id"],
+        trace_of(by_status("PERMISSION_DENIED"))
+    );
 
     // A panic: INTERNAL, code 5000, nothing of its text anywhere; an error
     // on the server span.
@@ -364,10 +375,7 @@ async fn a_method_the_server_does_not_know_is_named_other() {
     engine.shutdown();
 }
 
-async fn stream(
-    addr: SocketAddr,
-    name: &str,
-) -> Result<tonic::Streaming<HelloReply>, Status> {
+async fn stream(addr: SocketAddr, name: &str) -> Result<tonic::Streaming<HelloReply>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel(addr).await);
     grpc.ready().await.unwrap();
     grpc.server_streaming::<HelloRequest, HelloReply, _>(
@@ -401,8 +409,14 @@ async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
     let exported = spans.wait_for(1, Duration::from_secs(10));
     let span = &exported[0];
     assert_eq!(span.name, "test.Counter/Count");
-    assert_eq!(attr(span, "rpc.response.status_code").as_deref(), Some("OK"));
-    assert_eq!(attr(span, "faultline.rpc.messages.sent").as_deref(), Some("3"));
+    assert_eq!(
+        attr(span, "rpc.response.status_code").as_deref(),
+        Some("OK")
+    );
+    assert_eq!(
+        attr(span, "faultline.rpc.messages.sent").as_deref(),
+        Some("3")
+    );
     assert_eq!(
         attr(span, "faultline.rpc.messages.received").as_deref(),
         Some("1")
@@ -420,14 +434,20 @@ async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
     engine.force_flush();
     let exported = spans.wait_for(1, Duration::from_secs(10));
     let span = &exported[0];
-    assert_eq!(info.metadata["trace_id"], span.span_context.trace_id().to_string());
+    assert_eq!(
+        info.metadata["trace_id"],
+        span.span_context.trace_id().to_string()
+    );
     assert_eq!(
         attr(span, "rpc.response.status_code").as_deref(),
         Some("DATA_LOSS")
     );
     assert_eq!(attr(span, "error.type").as_deref(), Some("DATA_LOSS"));
     assert!(matches!(span.status, SpanStatus::Error { .. }));
-    assert_eq!(attr(span, "faultline.rpc.messages.sent").as_deref(), Some("1"));
+    assert_eq!(
+        attr(span, "faultline.rpc.messages.sent").as_deref(),
+        Some("1")
+    );
     engine.shutdown();
 }
 
@@ -499,7 +519,11 @@ async fn missing_trace_id(config: TracingConfig) -> (Option<String>, Vec<SpanDat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsampled_error_is_kept_and_its_trace_id_given_only_when_exported() {
-    let kept = quiet_config().sample_rate(0.0).keep_errors(true).build().unwrap();
+    let kept = quiet_config()
+        .sample_rate(0.0)
+        .keep_errors(true)
+        .build()
+        .unwrap();
     let (trace_id, exported) = missing_trace_id(kept).await;
     let trace_id = trace_id.expect("a kept error's trace id");
     assert_eq!(exported.len(), 1, "only the failed call: {exported:#?}");
@@ -509,7 +533,11 @@ async fn an_unsampled_error_is_kept_and_its_trace_id_given_only_when_exported() 
         Some("NOT_FOUND")
     );
 
-    let dropped = quiet_config().sample_rate(0.0).keep_errors(false).build().unwrap();
+    let dropped = quiet_config()
+        .sample_rate(0.0)
+        .keep_errors(false)
+        .build()
+        .unwrap();
     let (trace_id, exported) = missing_trace_id(dropped).await;
     assert_eq!(trace_id, None);
     assert!(exported.is_empty());
@@ -632,7 +660,10 @@ fn a_python_grpcio_client_continues_its_trace_into_the_service_and_decodes_the_d
     assert_eq!(info["metadata"]["code"], "1001");
     let trace_id = info["metadata"]["trace_id"].as_str().unwrap();
     let (not_found, _) = server_span(python_span(trace_id), 1);
-    assert_eq!(not_found["attributes"]["rpc.response.status_code"], "NOT_FOUND");
+    assert_eq!(
+        not_found["attributes"]["rpc.response.status_code"],
+        "NOT_FOUND"
+    );
 
     let panicked = call("panic");
     assert_eq!(panicked["code"], "INTERNAL");
@@ -646,7 +677,10 @@ fn a_python_grpcio_client_continues_its_trace_into_the_service_and_decodes_the_d
     }
     let trace_id = info["metadata"]["trace_id"].as_str().unwrap();
     let (internal, _) = server_span(python_span(trace_id), 1);
-    assert_eq!(internal["attributes"]["rpc.response.status_code"], "INTERNAL");
+    assert_eq!(
+        internal["attributes"]["rpc.response.status_code"],
+        "INTERNAL"
+    );
     assert_eq!(internal["status"], "error");
 
     // downstream: Python -> our server span -> our CLIENT span -> the

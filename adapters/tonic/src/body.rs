@@ -181,10 +181,7 @@ mod tests {
 
     #[test]
     fn messages_are_counted_however_the_stream_is_cut() {
-        let stream: Vec<u8> = [0, 3, 300, 1, 0]
-            .into_iter()
-            .flat_map(message)
-            .collect();
+        let stream: Vec<u8> = [0, 3, 300, 1, 0].into_iter().flat_map(message).collect();
         for cut in 1..=stream.len() {
             let mut counter = MessageCounter::default();
             let total: u64 = stream.chunks(cut).map(|c| counter.feed(c)).sum();

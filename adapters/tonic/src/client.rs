@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use faultline_engine::Engine;
+use faultline_engine::opentelemetry::trace::FutureExt as _;
 use faultline_engine::opentelemetry::trace::{
     SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _, WithContext,
 };
-use faultline_engine::opentelemetry::trace::FutureExt as _;
 use faultline_engine::opentelemetry::{Context, KeyValue};
 use http::{HeaderMap, Request, Response, Uri};
 use tonic::Code;
@@ -170,9 +170,7 @@ pub struct ClientEnd(Context);
 
 impl StreamEnd for ClientEnd {
     fn end(self, trailers: Option<&mut HeaderMap>, _messages: u64) {
-        let code = trailers
-            .and_then(|t| grpc_code(t))
-            .unwrap_or(Code::Unknown);
+        let code = trailers.and_then(|t| grpc_code(t)).unwrap_or(Code::Unknown);
         let span = self.0.span();
         let name = code_name(code);
         span.set_attribute(KeyValue::new("rpc.response.status_code", name));

@@ -164,7 +164,9 @@ where
         // A trailers-only answer (an error, as tonic sends them) carries its
         // status in the headers: the call ends here.
         let Some(code) = grpc_code(response.headers()) else {
-            return Poll::Ready(Ok(response.map(|b| TracedBody::new(b, Some(ServerEnd(call))))));
+            return Poll::Ready(Ok(
+                response.map(|b| TracedBody::new(b, Some(ServerEnd(call))))
+            ));
         };
         let mut http = None;
         if code != Code::Ok {

@@ -57,7 +57,9 @@ mod traces;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use faultline_engine::correlate::{Correlator, Exposition, FailureKind, RequestOutcome, RpcOutcome};
+use faultline_engine::correlate::{
+    Correlator, Exposition, FailureKind, RequestOutcome, RpcOutcome,
+};
 use faultline_engine::error::codes;
 use faultline_engine::export::ExportStats;
 use faultline_engine::masking::{Masker, PiiMasker};
