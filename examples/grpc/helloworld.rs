@@ -94,7 +94,21 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if request.uri().path() != SAY_HELLO {
-            return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
+            // A method this service does not have, answered as generated
+            // code does: a bare UNIMPLEMENTED.
+            return Box::pin(async {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(
+                    tonic::Status::GRPC_STATUS,
+                    (tonic::Code::Unimplemented as i32).into(),
+                );
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    tonic::metadata::GRPC_CONTENT_TYPE,
+                );
+                Ok(response)
+            });
         }
         let method = SayHello(self.0.clone());
         Box::pin(async move {

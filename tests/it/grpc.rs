@@ -348,30 +348,37 @@ async fn a_method_the_server_does_not_know_is_named_other() {
     let engine = memory_engine(quiet_config().build().unwrap(), &spans);
     let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
     let mut grpc = tonic::client::Grpc::new(channel(addr).await);
-    grpc.ready().await.unwrap();
-    let unknown = grpc
-        .unary::<HelloRequest, HelloReply, _>(
-            tonic::Request::new(HelloRequest::default()),
-            http::uri::PathAndQuery::from_static("/no.Such/Method"),
-            tonic_prost::ProstCodec::default(),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(unknown.code(), Code::Unimplemented);
-    assert_eq!(details(&unknown).metadata["code"], "5000");
+    // No such service (tonic's router answers), no such method of a
+    // service (the service's own fallback answers).
+    let paths = ["/no.Such/Method", "/helloworld.Greeter/SayGoodbye"];
+    for path in paths {
+        grpc.ready().await.unwrap();
+        let unknown = grpc
+            .unary::<HelloRequest, HelloReply, _>(
+                tonic::Request::new(HelloRequest::default()),
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::Unimplemented, "{path}");
+        assert_eq!(details(&unknown).metadata["code"], "5000");
+    }
     engine.force_flush();
-    let exported = spans.wait_for(1, Duration::from_secs(10));
-    let span = &exported[0];
-    assert_eq!(span.name, "grpc");
-    assert_eq!(attr(span, "rpc.method").as_deref(), Some("_OTHER"));
-    assert_eq!(
-        attr(span, "rpc.method_original").as_deref(),
-        Some("no.Such/Method")
-    );
-    assert_eq!(
-        attr(span, "rpc.response.status_code").as_deref(),
-        Some("UNIMPLEMENTED")
-    );
+    let exported = spans.wait_for(2, Duration::from_secs(10));
+    assert_eq!(exported.len(), 2);
+    for (span, path) in exported.iter().zip(paths) {
+        assert_eq!(span.name, "grpc");
+        assert_eq!(attr(span, "rpc.method").as_deref(), Some("_OTHER"));
+        assert_eq!(
+            attr(span, "rpc.method_original").as_deref(),
+            Some(&path[1..])
+        );
+        assert_eq!(
+            attr(span, "rpc.response.status_code").as_deref(),
+            Some("UNIMPLEMENTED")
+        );
+    }
     engine.shutdown();
 }
 

@@ -80,7 +80,12 @@ where
         let connection = req.extensions().get::<TcpConnectInfo>();
         let local = connection.and_then(TcpConnectInfo::local_addr);
         let peer = connection.and_then(TcpConnectInfo::remote_addr);
-        let local_authority = local.map(|a| a.to_string());
+        // The `:authority` the client called; without one, the address it
+        // reached.
+        let local_authority = match uri.authority() {
+            Some(_) => None,
+            None => local.map(|a| a.to_string()),
+        };
         let span = self.engine.start_rpc(&RpcInfo {
             system: "grpc",
             method,

@@ -134,13 +134,14 @@ pub(crate) fn carried_error(response_extensions: &http::Extensions) -> Option<Ha
     source.downcast_ref::<Carried>().map(|c| c.0.clone())
 }
 
-/// Whether the answer is tonic's own for a method no service has (an
-/// `UNIMPLEMENTED` with no message and no cause).
+/// Whether the answer is tonic's own for a method no service has: an
+/// `UNIMPLEMENTED` with no message and no cause (the router's), or with no
+/// status behind it at all (a generated service's fallback).
 pub(crate) fn is_unknown_method(response_extensions: &http::Extensions, code: Code) -> bool {
     code == Code::Unimplemented
         && response_extensions
             .get::<Status>()
-            .is_some_and(|s| s.message().is_empty() && std::error::Error::source(s).is_none())
+            .is_none_or(|s| s.message().is_empty() && std::error::Error::source(s).is_none())
 }
 
 /// What an error answer says, made from what the span recorded.
