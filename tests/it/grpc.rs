@@ -850,3 +850,68 @@ async fn the_client_layer_continues_the_trace_into_a_python_grpcio_server() {
     assert_eq!(attr(failed, "error.type").as_deref(), Some("NOT_FOUND"));
     engine.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentry_gets_the_errors_and_panics_of_calls_with_their_trace_context() {
+    use faultline::sentry::{Sentry, SentryConfig};
+
+    let (sentry_port, log) = crate::sentry::start_fake_sentry().await;
+    // USER_NOT_FOUND (a 404) is a warning.
+    let config = SentryConfig::new()
+        .dsn(format!(
+            "http://3f9c2a7e5b1d4c6e8a0b2d4f6e8c0a1b@127.0.0.1:{sentry_port}/42"
+        ))
+        .min_severity(faultline::error::Severity::Warning);
+    let tracing = quiet_config().build().unwrap();
+    let sentry = Sentry::new(config, faultline::masking::from_config(&tracing)).unwrap();
+    let spans = InMemoryExporter::default();
+    let engine = Engine::builder(tracing)
+        .exporter(spans.clone())
+        .correlator(sentry)
+        .install_global(false)
+        .build()
+        .unwrap();
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut client = GreeterClient::new(channel(addr).await);
+    let mut trace_ids = Vec::new();
+    for name in ["missing", "panic"] {
+        let error = client
+            .say_hello(HelloRequest {
+                name: name.to_owned(),
+            })
+            .await
+            .unwrap_err();
+        trace_ids.push(details(&error).metadata["trace_id"].clone());
+    }
+    let flushing = engine.clone();
+    tokio::task::spawn_blocking(move || flushing.force_flush())
+        .await
+        .unwrap();
+    let exported = spans.wait_for(2, Duration::from_secs(10));
+    let log_for_wait = log.clone();
+    let events =
+        tokio::task::spawn_blocking(move || crate::sentry::wait_for_events(&log_for_wait, "42", 2))
+            .await
+            .unwrap();
+    for (trace_id, kind) in trace_ids.iter().zip(["faultline", "panic"]) {
+        let event = events
+            .iter()
+            .find(|e| e["contexts"]["trace"]["trace_id"] == trace_id.as_str())
+            .unwrap_or_else(|| panic!("no event for {trace_id}: {events:#?}"));
+        let server = exported
+            .iter()
+            .find(|s| s.span_context.trace_id().to_string() == *trace_id)
+            .unwrap();
+        assert_eq!(
+            event["contexts"]["trace"]["span_id"],
+            server.span_context.span_id().to_string()
+        );
+        assert_eq!(event["exception"]["values"][0]["mechanism"]["type"], kind);
+        assert_eq!(event["transaction"], format!("POST {METHOD}"));
+        let text = event.to_string();
+        for raw in ["alice@example.com", "dave@example.com"] {
+            assert!(!text.contains(raw), "{raw} in {text}");
+        }
+    }
+    engine.shutdown();
+}
