@@ -135,14 +135,34 @@ fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Logs go to standard error, filtered by `RUST_LOG` (default `info`).
+/// Logs go to standard error, filtered by `RUST_LOG` (default `info`); the
+/// dependencies whose debug logs can hold call metadata or export
+/// credentials print `info` at most, whatever `RUST_LOG` asks.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,h2=info,tonic=info,hyper=info")
-    });
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    const CAPPED: [&str; 7] = [
+        "h2",
+        "hyper",
+        "hyper_util",
+        "tonic",
+        "tower",
+        "opentelemetry_sdk",
+        "opentelemetry_otlp",
+    ];
+    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED.map(|target| (target, LevelFilter::INFO)));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(asked.and(cap)),
+        )
         .init();
 }
 

@@ -915,3 +915,18 @@ async fn sentry_gets_the_errors_and_panics_of_calls_with_their_trace_context() {
     }
     engine.shutdown();
 }
+
+#[test]
+fn a_bad_setting_stops_the_grpc_service_with_one_line_naming_its_variable() {
+    let out = std::process::Command::new(crate::service::example_binary("grpc_service"))
+        .args(["--port", "0"])
+        .env("OTEL_TRACES_SAMPLER", "sometimes")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("OTEL_TRACES_SAMPLER"), "{stderr}");
+}
