@@ -75,20 +75,20 @@ where
     }
 
     fn call(&mut self, req: Request<TonicBody>) -> Self::Future {
-        let uri = req.uri().clone();
-        let method = uri.path().trim_start_matches('/');
+        let uri = req.uri();
         let connection = req.extensions().get::<TcpConnectInfo>();
-        let local = connection.and_then(TcpConnectInfo::local_addr);
         let peer = connection.and_then(TcpConnectInfo::remote_addr);
         // The `:authority` the client called; without one, the address it
         // reached.
         let local_authority = match uri.authority() {
             Some(_) => None,
-            None => local.map(|a| a.to_string()),
+            None => connection
+                .and_then(TcpConnectInfo::local_addr)
+                .map(|a| a.to_string()),
         };
         let span = self.engine.start_rpc(&RpcInfo {
             system: "grpc",
-            method,
+            method: uri.path().trim_start_matches('/'),
             headers: req.headers(),
             authority: uri
                 .authority()
@@ -101,21 +101,15 @@ where
         let handler = span.instrument(self.inner.call(req));
         ResponseFuture {
             handler,
-            call: Some(Call {
-                span,
-                received,
-                path: uri.path().to_owned(),
-            }),
+            call: Some(Call { span, received }),
         }
     }
 }
 
-/// One call in flight: its span, what it received, its path (the error
-/// answers' `instance`).
+/// One call in flight: its span and how many messages it received.
 struct Call {
     span: RequestSpan,
     received: Arc<AtomicU64>,
-    path: String,
 }
 
 pin_project_lite::pin_project! {
@@ -156,12 +150,8 @@ where
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/grpc"),
                 );
-                let (code, http) = write_error(
-                    &mut call.span,
-                    Answer::Panic,
-                    &call.path,
-                    response.headers_mut(),
-                );
+                let (code, http) =
+                    write_error(&mut call.span, Answer::Panic, response.headers_mut());
                 call.finish(code, Some(http), 0);
                 return Poll::Ready(Ok(response.map(|b| TracedBody::new(b, None))));
             }
@@ -187,8 +177,7 @@ where
                 None => Some(Answer::Status(code, &message)),
             };
             if let Some(answer) = answer {
-                let (_, status) =
-                    write_error(&mut call.span, answer, &call.path, response.headers_mut());
+                let (_, status) = write_error(&mut call.span, answer, response.headers_mut());
                 http = Some(status);
             }
         }
@@ -256,12 +245,7 @@ impl StreamEnd for ServerEnd {
             // An error in the stream: tonic has kept only its code and
             // message, which the details now carry (masked).
             let message = status_message(trailers);
-            let (_, status) = write_error(
-                &mut call.span,
-                Answer::Status(code, &message),
-                &call.path,
-                trailers,
-            );
+            let (_, status) = write_error(&mut call.span, Answer::Status(code, &message), trailers);
             http = Some(status);
         }
         call.finish(code, http, messages);

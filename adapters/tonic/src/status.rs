@@ -163,9 +163,10 @@ pub(crate) enum Answer<'a> {
 pub(crate) fn write_error(
     span: &mut RequestSpan,
     answer: Answer<'_>,
-    instance: &str,
     headers: &mut HeaderMap,
 ) -> (Code, StatusCode) {
+    // A problem's `instance` has no place in a gRPC answer.
+    let instance = "";
     let (code, error_code, problem) = match answer {
         Answer::Error(error) => {
             span.record_error(error);
