@@ -12,6 +12,7 @@ use faultline_engine::opentelemetry::trace::{
 };
 use faultline_engine::opentelemetry::{Context, KeyValue};
 use http::{HeaderMap, Request, Response, Uri};
+use opentelemetry_semantic_conventions::attribute as semconv;
 use tonic::Code;
 use tower::{Layer, Service};
 
@@ -93,17 +94,17 @@ where
         let parent = Context::current();
         let method = req.uri().path().trim_start_matches('/').to_owned();
         let mut attributes = vec![
-            KeyValue::new("rpc.system.name", "grpc"),
-            KeyValue::new("rpc.method", method.clone()),
+            KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"),
+            KeyValue::new(semconv::RPC_METHOD, method.clone()),
         ];
         let server = match req.uri().host() {
             Some(host) => Some((host.to_owned(), req.uri().port_u16())),
             None => self.layer.server.as_deref().cloned(),
         };
         if let Some((host, port)) = server {
-            attributes.push(KeyValue::new("server.address", host));
+            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, host));
             if let Some(port) = port {
-                attributes.push(KeyValue::new("server.port", i64::from(port)));
+                attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
         let tracer = self.layer.engine.tracer();
@@ -155,7 +156,7 @@ where
             }
             Err(error) => {
                 let span = cx.span();
-                span.set_attribute(KeyValue::new("error.type", "transport"));
+                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, "transport"));
                 span.set_status(SpanStatus::error(error.to_string()));
                 span.end();
                 Err(error)
@@ -173,10 +174,10 @@ impl StreamEnd for ClientEnd {
         let code = trailers.and_then(|t| grpc_code(t)).unwrap_or(Code::Unknown);
         let span = self.0.span();
         let name = code_name(code);
-        span.set_attribute(KeyValue::new("rpc.response.status_code", name));
+        span.set_attribute(KeyValue::new(semconv::RPC_RESPONSE_STATUS_CODE, name));
         if code != Code::Ok {
             // Every status but OK is an error on a client span.
-            span.set_attribute(KeyValue::new("error.type", name));
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, name));
             span.set_status(SpanStatus::error(name));
         }
         span.end();

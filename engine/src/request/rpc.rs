@@ -40,9 +40,9 @@ pub struct RpcInfo<'a> {
 
 /// How an RPC ended.
 #[derive(Debug, Clone, Copy)]
-pub struct RpcEnd<'a> {
+pub struct RpcEnd {
     /// The status code's name (`rpc.response.status_code`): `OK`, `NOT_FOUND`, ...
-    pub status_code: &'a str,
+    pub status_code: &'static str,
     /// Whether the status is an error for a server span, by the
     /// conventions' table for the RPC system.
     pub server_error: bool,
@@ -128,24 +128,21 @@ impl RequestSpan {
     /// status) and tells the correlators
     /// ([`Correlator::on_rpc_end`](crate::correlate::Correlator::on_rpc_end)).
     /// Any status but `OK` counts as an error answer for error keeping.
-    pub fn finish_rpc(mut self, end: &RpcEnd<'_>) {
+    pub fn finish_rpc(mut self, end: &RpcEnd) {
         let span = self.cx.span();
         span.set_attribute(KeyValue::new(
             semconv::RPC_RESPONSE_STATUS_CODE,
-            end.status_code.to_owned(),
+            end.status_code,
         ));
         if end.server_error {
-            span.set_attribute(KeyValue::new(
-                semconv::ERROR_TYPE,
-                end.status_code.to_owned(),
-            ));
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, end.status_code));
             // A panic or an error of a server-fault code has set the
             // error status already, with its (masked) message.
             let recorded = self.failure.as_ref().is_some_and(|f| {
                 f.kind == FailureKind::Panic || f.code.is_none_or(|c| c.status().is_server_error())
             });
             if !recorded {
-                span.set_status(Status::error(end.status_code.to_owned()));
+                span.set_status(Status::error(end.status_code));
             }
         }
         let error_response = self.failure.is_some() || !end.http_status.is_success();
