@@ -16,7 +16,7 @@
 //! // Defaults, then the standard OTEL_* and FAULTLINE_* variables.
 //! let config = TracingConfig::builder()
 //!     .service_name("checkout")
-//!     .exporters([ExporterKind::Console])
+//!     .exporters([ExporterKind::CONSOLE])
 //!     .build()?;
 //! let engine = Engine::builder(config).install_global(false).build()?;
 //! // ... serve requests through an adapter ...

@@ -123,7 +123,7 @@ fn set_up(role: &'static str, memory: InMemoryExporter) -> Result<Faultline, Set
         .configure(move |c| {
             c.service_version(env!("CARGO_PKG_VERSION"))
                 .exporters(if otlp {
-                    vec![ExporterKind::Otlp]
+                    vec![ExporterKind::OTLP]
                 } else {
                     vec![]
                 })
@@ -472,13 +472,14 @@ fn exporters_text(engine: &Engine) -> String {
         return "none: tracing is off (OTEL_SDK_DISABLED)".to_owned();
     }
     for kind in config.exporters() {
-        list.push(match kind {
-            ExporterKind::Otlp => format!(
+        list.push(if *kind == ExporterKind::OTLP {
+            format!(
                 "otlp {} to {}",
                 config.otlp_protocol().as_str(),
                 config.otlp_traces_endpoint()
-            ),
-            other => other.as_str().to_owned(),
+            )
+        } else {
+            kind.as_str().to_owned()
         });
     }
     list.join(" + ")
