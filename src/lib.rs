@@ -7,7 +7,7 @@
 //!
 //! Add one dependency, `faultline`, with the features you need: `axum`,
 //! `poem`, `warp` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
-//! `prometheus` (correlation), or `full`.
+//! `prometheus` (correlation), `viewer` (a trace viewer in the browser), or `full`.
 //!
 //! ```
 //! use faultline::config::{ExporterKind, TracingConfig};
@@ -49,6 +49,9 @@ pub use faultline_poem as poem;
 /// The Prometheus correlator (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub use faultline_prometheus as prometheus;
+/// The built-in trace viewer and OTLP/HTTP receiver (feature `viewer`).
+#[cfg(feature = "viewer")]
+pub use faultline_viewer as viewer;
 /// The outbound reqwest integration (feature `reqwest`).
 #[cfg(feature = "reqwest")]
 pub use faultline_reqwest as reqwest;

@@ -78,6 +78,12 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
             Ok(Box::new(JaegerExporter::from_config(cx.config())?))
         });
     }
+    #[cfg(feature = "viewer")]
+    {
+        builder = builder.exporter_factory(ExporterKind::VIEWER, |cx| {
+            Ok(Box::new(faultline_viewer::ViewerExporter::from_context(cx)?))
+        });
+    }
     builder
 }
 
@@ -304,6 +310,8 @@ pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String
     known.extend_from_slice(faultline_prometheus::ENV_VARIABLES);
     #[cfg(feature = "sentry")]
     known.extend_from_slice(faultline_sentry::ENV_VARIABLES);
+    #[cfg(feature = "viewer")]
+    known.extend_from_slice(faultline_viewer::ENV_VARIABLES);
     let mut unknown: Vec<(String, String)> = names
         .into_iter()
         .filter(|name| name.starts_with("FAULTLINE_") && !known.contains(&name.as_str()))
@@ -326,6 +334,9 @@ pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String
                 }
                 _ if cfg!(not(feature = "sentry")) && name.starts_with("FAULTLINE_SENTRY_") => {
                     " (read by the sentry feature, which is off)".to_owned()
+                }
+                _ if cfg!(not(feature = "viewer")) && name.starts_with("FAULTLINE_VIEWER_") => {
+                    " (read by the viewer feature, which is off)".to_owned()
                 }
                 _ => String::new(),
             };

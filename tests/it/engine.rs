@@ -668,7 +668,7 @@ fn an_application_exporter_is_registered_by_name_and_chosen_by_the_environment()
     assert!(!message.contains('\n'), "{message}");
     assert!(
         message.starts_with(
-            "exporter `audit` is configured but not registered (registered: console, jaeger, otlp)"
+            "exporter `audit` is configured but not registered (registered: console, jaeger, otlp, viewer)"
         ),
         "{message}"
     );

@@ -23,3 +23,4 @@ mod sentry;
 mod service;
 mod setup;
 mod tracing_bridge;
+mod viewer;
