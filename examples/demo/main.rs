@@ -123,7 +123,10 @@ fn start_viewer(config: ViewerConfig, masker: Option<Arc<dyn Masker>>) -> Option
         if explicit {
             return Err(e);
         }
-        Viewer::start(config.with_addr(SocketAddr::from(([127, 0, 0, 1], 0))), masker)
+        Viewer::start(
+            config.with_addr(SocketAddr::from(([127, 0, 0, 1], 0))),
+            masker,
+        )
     });
     match started {
         Ok(viewer) => Some(viewer),
@@ -413,9 +416,8 @@ fn main() -> ExitCode {
 
     let gateway_spans = InMemoryExporter::default();
     let backend_spans = InMemoryExporter::default();
-    let set_up_both = set_up("gateway", gateway_spans.clone(), viewer.as_ref()).and_then(|g| {
-        set_up("backend", backend_spans.clone(), viewer.as_ref()).map(|b| (g, b))
-    });
+    let set_up_both = set_up("gateway", gateway_spans.clone(), viewer.as_ref())
+        .and_then(|g| set_up("backend", backend_spans.clone(), viewer.as_ref()).map(|b| (g, b)));
     let (gateway, backend) = match set_up_both {
         Ok(pair) => pair,
         Err(e) => {

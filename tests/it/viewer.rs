@@ -886,7 +886,8 @@ async fn the_page_in_a_real_browser_renders_values_as_text() {
             .iter()
             .map(|s| s["error"].as_bool().unwrap())
             .collect::<Vec<_>>(),
-        [false, false, true, false]
+        [false, false, true, true],
+        "failed: the error status, and the exception recorded"
     );
     assert_eq!(
         spans[0]["bar_width"], "100%",

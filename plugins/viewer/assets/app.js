@@ -74,10 +74,11 @@
     return (n / 1024 / 1024).toFixed(1) + ' MiB';
   }
 
+  // Each service keeps one colour on the page, in the order they are first seen.
+  const serviceColours = new Map();
   function serviceClass(name) {
-    let h = 0;
-    for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
-    return 'svc-' + (h % 8);
+    if (!serviceColours.has(name)) serviceColours.set(name, serviceColours.size % 8);
+    return 'svc-' + serviceColours.get(name);
   }
 
   function statusBadge(status) {
@@ -198,6 +199,7 @@
     arrowNavigation(tbody, 'a.trace-link');
 
     const rows = new Map(); // trace id -> { updated, tr }
+    let firstTick = true; // rows of the first answer are not new arrivals
     let refresh = null;
 
     const query = () => {
@@ -253,7 +255,7 @@
             const hadFocus = entry.tr.contains(document.activeElement);
             entry.tr.replaceWith(tr);
             if (hadFocus) tr.querySelector('a.trace-link').focus();
-          } else if (rows.size > 0) {
+          } else if (!firstTick) {
             tr.classList.add('fresh');
           }
           entry = { updated: t.updated, tr: tr };
@@ -269,6 +271,7 @@
           rows.delete(id);
         }
       }
+      firstTick = false;
       empty.hidden = data.traces.length > 0;
       empty.textContent = params.toString()
         ? 'No trace matches these filters.'
@@ -441,7 +444,8 @@
       for (const [sp, depth] of ordered) {
         const left = (sp.offset_ns / total) * 100;
         const width = Math.max((sp.duration_ns / total) * 100, 0.4);
-        const error = sp.status === 'error';
+        // Failed: status error, or an exception recorded (a 4xx leaves the status unset).
+        const error = sp.status === 'error' || sp.events.some((e) => e.name === 'exception');
         const spanError = error ? (() => {
           const ev = sp.events.find((e) => e.name === 'exception');
           const list = sp.attributes.concat(ev ? ev.attributes : []);

@@ -196,7 +196,7 @@ enum Body {
     Json(Vec<u8>),
 }
 
-fn otlp_body(headers: &HeaderMap, body: Bytes) -> Result<Body, Response> {
+fn otlp_body(headers: &HeaderMap, body: Bytes) -> Result<Body, (StatusCode, &'static str)> {
     let text = |name| {
         headers
             .get(name)
@@ -211,12 +211,12 @@ fn otlp_body(headers: &HeaderMap, body: Bytes) -> Result<Body, Response> {
                 .read_to_end(&mut out);
             match read {
                 Ok(n) if n <= MAX_BODY => out,
-                Ok(_) => return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
-                Err(_) => return Err(plain(StatusCode::BAD_REQUEST, "invalid gzip body")),
+                Ok(_) => return Err((StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+                Err(_) => return Err((StatusCode::BAD_REQUEST, "invalid gzip body")),
             }
         }
         Some(_) => {
-            return Err(plain(
+            return Err((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported Content-Encoding (identity or gzip)",
             ));
@@ -227,7 +227,7 @@ fn otlp_body(headers: &HeaderMap, body: Bytes) -> Result<Body, Response> {
     match media {
         "application/x-protobuf" | "application/protobuf" => Ok(Body::Protobuf(bytes)),
         "application/json" => Ok(Body::Json(bytes)),
-        _ => Err(plain(
+        _ => Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/x-protobuf or application/json",
         )),
@@ -251,7 +251,7 @@ where
 {
     let body = match otlp_body(headers, body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return plain(status, message),
     };
     let request = match &body {
         Body::Protobuf(bytes) => Req::decode(&bytes[..]).map_err(|e| e.to_string()),

@@ -420,14 +420,15 @@ impl ViewerStore {
         }))
     }
 
-    /// `/api/errors`: every span in error, newest first, with its code,
-    /// name, route and trace id.
+    /// `/api/errors`: every failed span (status error, or an exception
+    /// recorded: a 4xx's application error leaves the status unset), newest
+    /// first, with its code, name, route and trace id.
     pub fn errors_json(&self) -> Json {
         let state = self.lock();
         let mut errors: Vec<Json> = Vec::new();
         for entry in state.traces.values() {
             let route = trace_route(&entry.spans);
-            for span in entry.spans.iter().filter(|s| s.status == "error") {
+            for span in entry.spans.iter().filter(|s| is_failure(s)) {
                 let (code, name) = error_of(span);
                 errors.push(serde_json::json!({
                     "trace_id": span.trace_id,
@@ -550,7 +551,7 @@ fn summarize(trace_id: &str, t: &TraceEntry) -> Summary {
     let mut services: Vec<String> = t.spans.iter().map(|s| s.service.clone()).collect();
     services.sort();
     services.dedup();
-    let errors: Vec<&SpanRecord> = t.spans.iter().filter(|s| s.status == "error").collect();
+    let errors: Vec<&SpanRecord> = t.spans.iter().filter(|s| is_failure(s)).collect();
     // The code shown is the innermost error's (the latest to start), where
     // the error was raised.
     let first_coded = errors
@@ -580,7 +581,7 @@ fn summarize(trace_id: &str, t: &TraceEntry) -> Summary {
         log_count: t.logs.len(),
         start_unix_nano: start,
         duration_ns: end.saturating_sub(start),
-        status: if !errors.is_empty() {
+        status: if t.spans.iter().any(|s| s.status == "error") {
             "error"
         } else if t.spans.iter().any(|s| s.status == "ok") {
             "ok"
@@ -593,6 +594,12 @@ fn summarize(trace_id: &str, t: &TraceEntry) -> Summary {
         route: trace_route(&t.spans),
         codes,
     }
+}
+
+/// A span that failed: its status is error, or it recorded an exception
+/// (an application error answered 4xx leaves the status unset).
+fn is_failure(span: &SpanRecord) -> bool {
+    span.status == "error" || span.events.iter().any(|e| e.name == "exception")
 }
 
 /// The route of the trace: the root's `http.route`, else the first server span's.
