@@ -39,7 +39,7 @@ pub const SCOPE_NAME: &str = "faultline";
 pub enum EngineError {
     /// The configuration names an exporter that nobody registered.
     #[error(
-        "exporter `{kind}` is configured but not registered (registered: {}): build the engine with `faultline::setup::engine_builder(config)`, which registers the exporters of the faultline features turned on (`otlp`, `jaeger`, `viewer`: each is the feature of that name), or register it with `EngineBuilder::exporter_factory(ExporterKind::named(\"{kind}\"), ..)`",
+        "exporter `{kind}` (named by OTEL_TRACES_EXPORTER or the configuration) is not registered (registered: {}): build the engine with `faultline::setup::engine_builder(config)`, which registers the exporters of the faultline features turned on (`otlp`, `jaeger`, `viewer`: each is the feature of that name), or register it with `EngineBuilder::exporter_factory(ExporterKind::named(\"{kind}\"), ..)`",
         registered_list(.registered)
     )]
     ExporterUnavailable {

@@ -560,7 +560,8 @@ fn configured_exporter_without_plugin_is_a_clear_error() {
     // One line that says exactly what to call.
     assert_eq!(
         err.to_string(),
-        "exporter `otlp` is configured but not registered (registered: console): build the engine \
+        "exporter `otlp` (named by OTEL_TRACES_EXPORTER or the configuration) is not registered \
+         (registered: console): build the engine \
          with `faultline::setup::engine_builder(config)`, which registers the exporters of the \
          faultline features turned on (`otlp`, `jaeger`, `viewer`: each is the feature of that \
          name), or register it with `EngineBuilder::exporter_factory(ExporterKind::named(\"otlp\"), ..)`"
@@ -668,7 +669,8 @@ fn an_application_exporter_is_registered_by_name_and_chosen_by_the_environment()
     assert!(!message.contains('\n'), "{message}");
     assert!(
         message.starts_with(
-            "exporter `audit` is configured but not registered (registered: console, jaeger, otlp, viewer)"
+            "exporter `audit` (named by OTEL_TRACES_EXPORTER or the configuration) is not \
+             registered (registered: console, jaeger, otlp, viewer)"
         ),
         "{message}"
     );
