@@ -49,15 +49,15 @@ pub use faultline_poem as poem;
 /// The Prometheus correlator (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 pub use faultline_prometheus as prometheus;
-/// The built-in trace viewer and OTLP/HTTP receiver (feature `viewer`).
-#[cfg(feature = "viewer")]
-pub use faultline_viewer as viewer;
 /// The outbound reqwest integration (feature `reqwest`).
 #[cfg(feature = "reqwest")]
 pub use faultline_reqwest as reqwest;
 /// The Sentry correlator (feature `sentry`).
 #[cfg(feature = "sentry")]
 pub use faultline_sentry as sentry;
+/// The built-in trace viewer and OTLP/HTTP receiver (feature `viewer`).
+#[cfg(feature = "viewer")]
+pub use faultline_viewer as viewer;
 /// The warp adapter (feature `warp`).
 #[cfg(feature = "warp")]
 pub use faultline_warp as warp;

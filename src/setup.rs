@@ -81,7 +81,9 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
     #[cfg(feature = "viewer")]
     {
         builder = builder.exporter_factory(ExporterKind::VIEWER, |cx| {
-            Ok(Box::new(faultline_viewer::ViewerExporter::from_context(cx)?))
+            Ok(Box::new(faultline_viewer::ViewerExporter::from_context(
+                cx,
+            )?))
         });
     }
     builder

@@ -954,3 +954,60 @@ async fn the_page_in_a_real_browser_renders_values_as_text() {
 
     assert_eq!(seen["console_errors"], json!([]));
 }
+
+/// `cargo run --example demo -- --serve`: the demo's traces stay in the
+/// viewer until Ctrl-C (without the flag the demo ends by itself:
+/// tests/it/demo.rs).
+#[tokio::test]
+async fn the_demo_with_serve_keeps_the_viewer_open_on_its_traces() {
+    use std::io::{BufRead as _, BufReader};
+
+    let mut command = Command::new(example("demo"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("OTEL_") || name.starts_with("FAULTLINE_") || name == "RUST_LOG" {
+            command.env_remove(&name);
+        }
+    }
+    let mut child = command
+        .arg("--serve")
+        .env("FAULTLINE_VIEWER_ADDR", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        let mut printed = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(rest) = line.strip_prefix("Trace viewer open: ") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the demo ended without keeping the viewer open:\n{printed}");
+    })
+    .await
+    .unwrap();
+    let (status, list) = get_json(&format!("{url}api/traces")).await;
+    assert_eq!(status, 200);
+    let traces = list["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 4, "the demo's four requests: {list}");
+    assert!(
+        traces
+            .iter()
+            .all(|t| t["services"] == json!(["backend", "gateway"])),
+        "{list}"
+    );
+    assert!(!list.to_string().contains("jane.doe@example.com"), "masked");
+    // Ctrl-C ends it.
+    // SAFETY: a plain kill(2) of the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
