@@ -80,10 +80,12 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
     }
     #[cfg(feature = "viewer")]
     {
-        builder = builder.exporter_factory(ExporterKind::VIEWER, |cx| {
-            Ok(Box::new(faultline_viewer::ViewerExporter::from_context(
-                cx,
-            )?))
+        // One viewer for the engine's span (and, later, log) exporters.
+        let viewer = faultline_viewer::SharedViewer::new();
+        builder = builder.exporter_factory(ExporterKind::VIEWER, move |cx| {
+            Ok(Box::new(
+                viewer.get_or_start(cx.masker().cloned())?.exporter(),
+            ))
         });
     }
     builder

@@ -213,6 +213,40 @@ impl Viewer {
     }
 }
 
+/// One viewer shared by an engine's exporters: the span exporter and the
+/// log exporter registered as `viewer` (`OTEL_TRACES_EXPORTER=viewer`,
+/// `OTEL_LOGS_EXPORTER=viewer`) feed one store behind one listener, started
+/// by whichever factory runs first. Cheap to clone.
+///
+/// ```
+/// use faultline_viewer::SharedViewer;
+///
+/// let shared = SharedViewer::new();
+/// let spans_side = shared.clone();
+/// // In each exporter factory:
+/// // let viewer = spans_side.get_or_start(cx.masker().cloned())?;
+/// # let _ = spans_side;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SharedViewer(Arc<std::sync::OnceLock<Viewer>>);
+
+impl SharedViewer {
+    /// A handle that has not started anything yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The viewer, started on first use from the environment
+    /// ([`ViewerConfig::from_env`]) with `masker` for its receiver.
+    pub fn get_or_start(&self, masker: Option<Arc<dyn Masker>>) -> Result<Viewer, ViewerError> {
+        if let Some(viewer) = self.0.get() {
+            return Ok(viewer.clone());
+        }
+        let started = Viewer::start(ViewerConfig::from_env()?, masker)?;
+        Ok(self.0.get_or_init(|| started).clone())
+    }
+}
+
 /// The exporter registered as `viewer`: finished (masked) spans go to the
 /// viewer's store, off the request path, like every exporter's.
 #[derive(Debug)]
