@@ -350,7 +350,7 @@ fn batch_size() -> usize {
 fn build_engine(endpoint: &str, masking: bool) -> Engine {
     let config = TracingConfig::builder()
         .service_name("bench")
-        .exporters([ExporterKind::Otlp])
+        .exporters([ExporterKind::OTLP])
         .otlp_protocol(OtlpProtocol::Grpc)
         .otlp_endpoint(endpoint)
         .batch(QUEUE, batch_size(), DELAY)

@@ -38,7 +38,7 @@ async fn user(Path(id): Path<u32>, trace: RequestTrace) -> Result<String, Error>
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Configuration from OTEL_* / FAULTLINE_* / SENTRY_DSN, engine, exporters, metrics.
     let faultline = faultline::setup::Setup::new("quickstart-axum")
-        .configure(|c| c.exporters([ExporterKind::Console]))
+        .configure(|c| c.exporters([ExporterKind::CONSOLE]))
         .init()?;
     // 2. One layer: spans, problem+json errors with the trace id, GET /metrics.
     let app = Router::new()

@@ -40,7 +40,7 @@ async fn user(id: u32, trace: RequestTrace) -> Result<String, Rejection> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Configuration from OTEL_* / FAULTLINE_* / SENTRY_DSN, engine, exporters, metrics.
     let faultline = faultline::setup::Setup::new("quickstart-warp")
-        .configure(|c| c.exporters([ExporterKind::Console]))
+        .configure(|c| c.exporters([ExporterKind::CONSOLE]))
         .init()?;
     // 2. Routes name their template; `faultline.warp` traces them all and serves GET /metrics.
     let users = warp::path!("users" / u32)

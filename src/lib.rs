@@ -7,7 +7,7 @@
 //!
 //! Add one dependency, `faultline`, with the features you need: `axum`,
 //! `poem`, `warp`, `tonic` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
-//! `prometheus` (correlation), or `full`.
+//! `prometheus` (correlation), `viewer` (a trace viewer in the browser), or `full`.
 //!
 //! ```
 //! use faultline::config::{ExporterKind, TracingConfig};
@@ -16,7 +16,7 @@
 //! // Defaults, then the standard OTEL_* and FAULTLINE_* variables.
 //! let config = TracingConfig::builder()
 //!     .service_name("checkout")
-//!     .exporters([ExporterKind::Console])
+//!     .exporters([ExporterKind::CONSOLE])
 //!     .build()?;
 //! let engine = Engine::builder(config).install_global(false).build()?;
 //! // ... serve requests through an adapter ...
@@ -58,6 +58,9 @@ pub use faultline_sentry as sentry;
 /// The gRPC adapter for tonic servers and clients (feature `tonic`).
 #[cfg(feature = "tonic")]
 pub use faultline_tonic as tonic;
+/// The built-in trace viewer and OTLP/HTTP receiver (feature `viewer`).
+#[cfg(feature = "viewer")]
+pub use faultline_viewer as viewer;
 /// The warp adapter (feature `warp`).
 #[cfg(feature = "warp")]
 pub use faultline_warp as warp;

@@ -35,9 +35,9 @@
 //!    (`FAULTLINE_METRICS_*`), served by the adapters on
 //!    `FAULTLINE_METRICS_PATH` (`/metrics`), and the `metrics` crate's
 //!    global recorder feeding the same exposition;
-//! 4. the engine, with the exporters `OTEL_TRACES_EXPORTER` names (`otlp`
-//!    and `jaeger` come from their features), installed as the
-//!    OpenTelemetry global.
+//! 4. the engine, with the exporters `OTEL_TRACES_EXPORTER` names (`otlp`,
+//!    `jaeger` and `viewer` come from their features; see
+//!    [`engine_builder`]), installed as the OpenTelemetry global.
 //!
 //! The returned [`Faultline`] hands out the adapter layer of each enabled
 //! framework and the traced HTTP client, and shuts everything down, flushing
@@ -50,11 +50,14 @@ use faultline_engine::config::{ConfigError, ExporterKind, TracingConfig, Tracing
 use faultline_engine::{Engine, EngineBuilder, EngineError, ShutdownReport};
 
 /// An [`EngineBuilder`] for `config` with
-/// the exporter plugins of the enabled features registered, so that the
-/// exporters the configuration names (`OTEL_TRACES_EXPORTER`) are found:
-/// `otlp` with the feature `otlp`, `jaeger` with the feature `jaeger`;
-/// `console` is built into the engine. Naming an exporter whose feature is
-/// off is an error at build time that says which feature to turn on.
+/// the exporter plugins of the enabled features registered under their
+/// names, so that the exporters the configuration names
+/// (`OTEL_TRACES_EXPORTER`) are found: `otlp` with the feature `otlp`,
+/// `jaeger` with the feature `jaeger`, `viewer` with the feature `viewer`;
+/// `console` is built into the engine. An application registers its own
+/// exporters on the returned builder
+/// ([`EngineBuilder::exporter_factory`]). Naming an exporter nobody
+/// registered is an error at build time that lists the registered names.
 ///
 /// This is the lower-level half of [`init`]: it registers no correlator.
 pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
@@ -62,17 +65,27 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
     let mut builder = faultline_engine::Engine::builder(config);
     #[cfg(feature = "otlp")]
     {
-        builder = builder.exporter_factory(ExporterKind::Otlp, |config| {
-            faultline_otlp::OtlpExporter::from_config(config)
-                .map(|e| Box::new(e) as Box<dyn faultline_engine::export::Exporter>)
-                .map_err(|e| e.to_string())
+        builder = builder.exporter_factory(ExporterKind::OTLP, |cx| {
+            Ok(Box::new(faultline_otlp::OtlpExporter::from_config(
+                cx.config(),
+            )?))
         });
     }
     #[cfg(feature = "jaeger")]
     {
         use faultline_jaeger::JaegerExporter;
-        builder = builder.exporter_factory(ExporterKind::Jaeger, |config| {
-            Ok(Box::new(JaegerExporter::from_config(config)?))
+        builder = builder.exporter_factory(ExporterKind::JAEGER, |cx| {
+            Ok(Box::new(JaegerExporter::from_config(cx.config())?))
+        });
+    }
+    #[cfg(feature = "viewer")]
+    {
+        // One viewer for the engine's span (and, later, log) exporters.
+        let viewer = faultline_viewer::SharedViewer::new();
+        builder = builder.exporter_factory(ExporterKind::VIEWER, move |cx| {
+            Ok(Box::new(
+                viewer.get_or_start(cx.masker().cloned())?.exporter(),
+            ))
         });
     }
     builder
@@ -301,6 +314,8 @@ pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String
     known.extend_from_slice(faultline_prometheus::ENV_VARIABLES);
     #[cfg(feature = "sentry")]
     known.extend_from_slice(faultline_sentry::ENV_VARIABLES);
+    #[cfg(feature = "viewer")]
+    known.extend_from_slice(faultline_viewer::ENV_VARIABLES);
     let mut unknown: Vec<(String, String)> = names
         .into_iter()
         .filter(|name| name.starts_with("FAULTLINE_") && !known.contains(&name.as_str()))
@@ -323,6 +338,9 @@ pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String
                 }
                 _ if cfg!(not(feature = "sentry")) && name.starts_with("FAULTLINE_SENTRY_") => {
                     " (read by the sentry feature, which is off)".to_owned()
+                }
+                _ if cfg!(not(feature = "viewer")) && name.starts_with("FAULTLINE_VIEWER_") => {
+                    " (read by the viewer feature, which is off)".to_owned()
                 }
                 _ => String::new(),
             };

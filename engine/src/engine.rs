@@ -35,32 +35,67 @@ pub const SCOPE_NAME: &str = "faultline";
 
 /// Why an engine could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
-    /// The configuration names an exporter whose plugin is not compiled in
-    /// or not registered.
+    /// The configuration names an exporter that nobody registered.
     #[error(
-        "exporter `{kind}` is configured but not available: enable the faultline feature `{kind}` (or register it with EngineBuilder::exporter_factory)"
+        "exporter `{kind}` (named by OTEL_TRACES_EXPORTER or the configuration) is not registered (registered: {}): build the engine with `faultline::setup::engine_builder(config)`, which registers the exporters of the faultline features turned on (`otlp`, `jaeger`, `viewer`: each is the feature of that name), or register it with `EngineBuilder::exporter_factory(ExporterKind::named(\"{kind}\"), ..)`",
+        registered_list(.registered)
     )]
     ExporterUnavailable {
         /// The exporter.
         kind: ExporterKind,
+        /// The exporters that were registered (the built-in `console` included).
+        registered: Vec<ExporterKind>,
     },
     /// An exporter plugin failed to start.
-    #[error("exporter `{kind}` could not start: {reason}")]
+    #[error("exporter `{kind}` could not start: {source}")]
     ExporterInit {
         /// The exporter.
         kind: ExporterKind,
         /// Why.
-        reason: String,
+        #[source]
+        source: BoxError,
     },
     /// The export thread could not be started.
     #[error("cannot start the export thread: {0}")]
     Thread(#[from] std::io::Error),
 }
 
-/// Makes an exporter from the configuration (how plugins register themselves).
+fn registered_list(names: &[ExporterKind]) -> String {
+    let names: Vec<&str> = names.iter().map(ExporterKind::as_str).collect();
+    names.join(", ")
+}
+
+/// An error of a plugin's own, kept whole as the source of the engine's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What an exporter's factory is given: the configuration and the engine's
+/// masker.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ExporterContext<'a> {
+    config: &'a TracingConfig,
+    masker: Option<&'a Arc<dyn Masker>>,
+}
+
+impl<'a> ExporterContext<'a> {
+    /// The engine's configuration.
+    pub fn config(&self) -> &'a TracingConfig {
+        self.config
+    }
+    /// The masker the export pipeline applies to every span before an
+    /// exporter sees it, `None` when masking is off. An exporter that also
+    /// takes data from elsewhere (a receiver) masks it with this one.
+    pub fn masker(&self) -> Option<&'a Arc<dyn Masker>> {
+        self.masker
+    }
+}
+
+/// Makes an exporter when the configuration names it (how plugins, and
+/// applications' own exporters, register themselves under a name).
 pub type ExporterFactory =
-    Box<dyn FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send>;
+    Box<dyn FnOnce(&ExporterContext<'_>) -> Result<Box<dyn Exporter>, BoxError> + Send>;
 
 /// What [`Engine::shutdown`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +129,7 @@ impl ShutdownReport {
 /// ```
 /// use faultline_engine::{Engine, config::{TracingConfig, ExporterKind}};
 ///
-/// let config = TracingConfig::builder().service_name("demo").exporters([ExporterKind::Console]).build()?;
+/// let config = TracingConfig::builder().service_name("demo").exporters([ExporterKind::CONSOLE]).build()?;
 /// let engine = Engine::builder(config).install_global(false).build()?;
 /// assert_eq!(engine.config().service_name(), "demo");
 /// engine.shutdown();
@@ -150,12 +185,29 @@ impl EngineBuilder {
         self.exporters.push(exporter);
         self
     }
-    /// Registers how to make the exporter `kind` when the configuration names
-    /// it (plugins use this; the last registration for a kind wins).
+    /// Registers the exporter `kind` under its name, made by `factory` when the
+    /// configuration names it (`OTEL_TRACES_EXPORTER=otlp,mine`); plugins and
+    /// applications' own exporters alike. The last registration for a name
+    /// wins; `console` is registered from the start.
+    ///
+    /// ```
+    /// use faultline_engine::{Engine, config::{ExporterKind, TracingConfig}};
+    /// use faultline_engine::export::NoneExporter;
+    ///
+    /// let config = TracingConfig::builder().exporters([ExporterKind::named("mine")]).build()?;
+    /// let engine = Engine::builder(config)
+    ///     .exporter_factory(ExporterKind::named("mine"), |_cx| Ok(Box::new(NoneExporter)))
+    ///     .install_global(false)
+    ///     .build()?;
+    /// engine.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exporter_factory(
         mut self,
         kind: ExporterKind,
-        factory: impl FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send + 'static,
+        factory: impl FnOnce(&ExporterContext<'_>) -> Result<Box<dyn Exporter>, BoxError>
+        + Send
+        + 'static,
     ) -> Self {
         self.factories.insert(kind, Box::new(factory));
         self
@@ -200,20 +252,29 @@ impl EngineBuilder {
 
         let mut control = None;
         let provider = if config.enabled() {
+            // Every name is checked before any exporter starts.
+            if let Some(kind) = config
+                .exporters()
+                .iter()
+                .find(|k| !factories.contains_key(*k))
+            {
+                return Err(EngineError::ExporterUnavailable {
+                    kind: kind.clone(),
+                    registered: factories.into_keys().collect(),
+                });
+            }
+            let cx = ExporterContext {
+                config: &config,
+                masker: config.pii_masking().then_some(&masker),
+            };
             for kind in config.exporters() {
-                let exporter = match (factories.remove(kind), kind) {
-                    (Some(factory), _) => {
-                        factory(&config).map_err(|reason| EngineError::ExporterInit {
-                            kind: *kind,
-                            reason,
-                        })?
-                    }
-                    (None, ExporterKind::Console) => {
-                        Box::new(ConsoleExporter::stdout(config.console_format()))
-                    }
-                    (None, kind) => return Err(EngineError::ExporterUnavailable { kind: *kind }),
-                };
-                exporters.push(exporter);
+                if let Some(factory) = factories.remove(kind) {
+                    let exporter = factory(&cx).map_err(|source| EngineError::ExporterInit {
+                        kind: kind.clone(),
+                        source,
+                    })?;
+                    exporters.push(exporter);
+                }
             }
             for exporter in exporters.iter_mut() {
                 exporter.set_resource(&resource);
@@ -412,7 +473,15 @@ impl Engine {
             masker: None,
             recorder: None,
             exporters: Vec::new(),
-            factories: BTreeMap::new(),
+            factories: BTreeMap::from([(
+                ExporterKind::CONSOLE,
+                Box::new(|cx: &ExporterContext<'_>| {
+                    Ok(
+                        Box::new(ConsoleExporter::stdout(cx.config().console_format()))
+                            as Box<dyn Exporter>,
+                    )
+                }) as ExporterFactory,
+            )]),
             correlators: Vec::new(),
             install_global: true,
         }

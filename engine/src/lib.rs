@@ -48,7 +48,10 @@ pub mod panic;
 pub mod propagation;
 pub mod request;
 
-pub use engine::{Engine, EngineBuilder, EngineError, ExporterFactory, SCOPE_NAME, ShutdownReport};
+pub use engine::{
+    BoxError, Engine, EngineBuilder, EngineError, ExporterContext, ExporterFactory, SCOPE_NAME,
+    ShutdownReport,
+};
 
 /// The OpenTelemetry API crate faultline is built on (use it rather than a
 /// second copy).

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example demo                      # the backend on poem
 //! cargo run --example demo -- --backend warp    # the backend on warp
+//! cargo run --example demo -- --serve           # then keep the trace viewer open
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 cargo run --example demo
 //! ```
 //!
@@ -12,7 +13,10 @@
 //! personal data in the inputs), then prints each request's trace as a
 //! waterfall (both services' spans in one tree, masked as any exporter
 //! receives them) and the problem+json bodies the client received, each
-//! with the trace id that leads to its trace. It finishes by itself.
+//! with the trace id that leads to its trace. The same traces go to
+//! faultline's trace viewer, whose address it prints (`FAULTLINE_VIEWER_ADDR`,
+//! else `127.0.0.1:16686`, else any free port): it finishes by itself, or
+//! with `--serve` keeps the viewer open on the demo's traces until Ctrl-C.
 //!
 //! Configuration comes from the environment (`OTEL_*`, `FAULTLINE_*`) over
 //! the demo's defaults: spans are kept in memory for the waterfall and, when
@@ -47,6 +51,7 @@ macro_rules! say_raw {
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline::config::ExporterKind;
@@ -54,13 +59,14 @@ use faultline::error::{PROBLEM_JSON, ProblemDetails};
 use faultline::export::InMemoryExporter;
 use faultline::masking::Masker;
 use faultline::setup::{Faultline, Setup, SetupError};
+use faultline::viewer::{Viewer, ViewerConfig};
 use faultline::{Engine, ShutdownReport};
 use tokio::sync::watch;
 
 use services::{Backend, Gateway, PANIC_SKU, Payment};
 use waterfall::{ServiceSpan, Style};
 
-const USAGE: &str = "usage: demo [--backend poem|warp]";
+const USAGE: &str = "usage: demo [--backend poem|warp] [--serve]";
 
 /// The framework the backend runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +84,18 @@ impl BackendFramework {
     }
 }
 
-fn parse_args() -> Result<BackendFramework, String> {
+/// The command line: the backend's framework, and whether to keep the
+/// viewer open at the end (`--serve`).
+fn parse_args() -> Result<(BackendFramework, bool), String> {
     let mut framework = BackendFramework::Poem;
+    let mut serve = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = match arg.as_str() {
+            "--serve" => {
+                serve = true;
+                continue;
+            }
             "--backend" => args.next().ok_or("--backend needs a value: poem or warp")?,
             other if other.starts_with("--backend=") => other["--backend=".len()..].to_owned(),
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -98,7 +111,30 @@ fn parse_args() -> Result<BackendFramework, String> {
             }
         };
     }
-    Ok(framework)
+    Ok((framework, serve))
+}
+
+/// The trace viewer both services export to: `FAULTLINE_VIEWER_ADDR`, else
+/// the default address, else (taken, by Jaeger say) any free loopback
+/// port. `None`, with a line on standard error, when it cannot start.
+fn start_viewer(config: ViewerConfig, masker: Option<Arc<dyn Masker>>) -> Option<Viewer> {
+    let explicit = env(faultline::viewer::ENV_ADDR).is_some();
+    let started = Viewer::start(config.clone(), masker.clone()).or_else(|e| {
+        if explicit {
+            return Err(e);
+        }
+        Viewer::start(
+            config.with_addr(SocketAddr::from(([127, 0, 0, 1], 0))),
+            masker,
+        )
+    });
+    match started {
+        Ok(viewer) => Some(viewer),
+        Err(e) => {
+            eprintln!("demo: no trace viewer: {e}");
+            None
+        }
+    }
 }
 
 /// A variable of the process environment; empty counts as unset, as the
@@ -112,10 +148,18 @@ fn env(name: &str) -> Option<String> {
 /// configuration names. Two engines live in this process, so neither
 /// becomes the OpenTelemetry global: the adapters and the reqwest client
 /// are handed their engine.
-fn set_up(role: &'static str, memory: InMemoryExporter) -> Result<Faultline, SetupError> {
+fn set_up(
+    role: &'static str,
+    memory: InMemoryExporter,
+    viewer: Option<&Viewer>,
+) -> Result<Faultline, SetupError> {
     let otlp = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
         || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
-    Setup::new(role)
+    let mut setup = Setup::new(role);
+    if let Some(viewer) = viewer {
+        setup = setup.exporter(viewer.exporter());
+    }
+    setup
         .install_global(false)
         .panic_hook(false)
         .metrics_recorder(false)
@@ -123,7 +167,7 @@ fn set_up(role: &'static str, memory: InMemoryExporter) -> Result<Faultline, Set
         .configure(move |c| {
             c.service_version(env!("CARGO_PKG_VERSION"))
                 .exporters(if otlp {
-                    vec![ExporterKind::Otlp]
+                    vec![ExporterKind::OTLP]
                 } else {
                     vec![]
                 })
@@ -339,7 +383,7 @@ async fn start(
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let framework = match parse_args() {
+    let (framework, serve) = match parse_args() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("demo: {e}");
@@ -356,10 +400,24 @@ fn main() -> ExitCode {
             .init();
     }
 
+    let viewer_config = match ViewerConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // What the viewer's OTLP receiver takes is masked like the services'
+    // spans (a bad variable is reported by the set-up below).
+    let masker = faultline::config::TracingConfig::from_env()
+        .ok()
+        .map(|c| faultline::masking::from_config(&c));
+    let viewer = start_viewer(viewer_config, masker);
+
     let gateway_spans = InMemoryExporter::default();
     let backend_spans = InMemoryExporter::default();
-    let set_up_both = set_up("gateway", gateway_spans.clone())
-        .and_then(|g| set_up("backend", backend_spans.clone()).map(|b| (g, b)));
+    let set_up_both = set_up("gateway", gateway_spans.clone(), viewer.as_ref())
+        .and_then(|g| set_up("backend", backend_spans.clone(), viewer.as_ref()).map(|b| (g, b)));
     let (gateway, backend) = match set_up_both {
         Ok(pair) => pair,
         Err(e) => {
@@ -400,7 +458,11 @@ fn main() -> ExitCode {
             framework.name(),
             running.backend_addr
         );
-        say!("  exporters: {}\n", exporters_text(gateway.engine()));
+        say!("  exporters: {}", exporters_text(gateway.engine()));
+        match &viewer {
+            Some(v) => say!("  viewer: {}  (the same traces in your browser)\n", v.url()),
+            None => say!(""),
+        }
         say!("{}", style.bold("Requests"));
         let exchanges = tokio::time::timeout(
             Duration::from_secs(20),
@@ -461,6 +523,22 @@ fn main() -> ExitCode {
         say!("  {}", export_text(name, report.as_ref()));
     }
     say!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(viewer) = &viewer {
+        if serve {
+            say!(
+                "\n{} {}  (Ctrl-C to stop)",
+                style.bold("Trace viewer open:"),
+                viewer.url()
+            );
+            let _ = runtime.block_on(tokio::signal::ctrl_c());
+        } else {
+            say!(
+                "see these traces in the browser: {}",
+                style.dim("cargo run --example demo -- --serve")
+            );
+        }
+        viewer.stop();
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     ExitCode::SUCCESS
 }
@@ -472,13 +550,14 @@ fn exporters_text(engine: &Engine) -> String {
         return "none: tracing is off (OTEL_SDK_DISABLED)".to_owned();
     }
     for kind in config.exporters() {
-        list.push(match kind {
-            ExporterKind::Otlp => format!(
+        list.push(if *kind == ExporterKind::OTLP {
+            format!(
                 "otlp {} to {}",
                 config.otlp_protocol().as_str(),
                 config.otlp_traces_endpoint()
-            ),
-            other => other.as_str().to_owned(),
+            )
+        } else {
+            kind.as_str().to_owned()
         });
     }
     list.join(" + ")

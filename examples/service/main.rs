@@ -213,7 +213,7 @@ fn set_up() -> Result<Faultline, String> {
     Setup::new("faultline-service")
         .configure(|c| {
             c.service_version(env!("CARGO_PKG_VERSION"))
-                .exporters([ExporterKind::Otlp])
+                .exporters([ExporterKind::OTLP])
         })
         .init()
         .map_err(|e| e.to_string())

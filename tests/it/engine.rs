@@ -545,34 +545,37 @@ fn disabled_engine_traces_nothing() {
 #[test]
 fn configured_exporter_without_plugin_is_a_clear_error() {
     let config = TracingConfig::builder()
-        .exporters([ExporterKind::Otlp])
+        .exporters([ExporterKind::OTLP])
         .build()
         .unwrap();
     let err = Engine::builder(config)
         .install_global(false)
         .build()
         .unwrap_err();
-    assert!(matches!(
-        err,
-        EngineError::ExporterUnavailable {
-            kind: ExporterKind::Otlp
-        }
-    ));
     assert!(
-        err.to_string()
-            .contains("enable the faultline feature `otlp`"),
-        "{err}"
+        matches!(&err, EngineError::ExporterUnavailable { kind, registered }
+            if *kind == ExporterKind::OTLP && registered == &[ExporterKind::CONSOLE]),
+        "{err:?}"
+    );
+    // One line that says exactly what to call.
+    assert_eq!(
+        err.to_string(),
+        "exporter `otlp` (named by OTEL_TRACES_EXPORTER or the configuration) is not registered \
+         (registered: console): build the engine \
+         with `faultline::setup::engine_builder(config)`, which registers the exporters of the \
+         faultline features turned on (`otlp`, `jaeger`, `viewer`: each is the feature of that \
+         name), or register it with `EngineBuilder::exporter_factory(ExporterKind::named(\"otlp\"), ..)`"
     );
 
-    // A registered factory fills the slot; a failing one is reported.
+    // A registered factory fills the slot; a failing one is reported with its source.
     let spans = InMemoryExporter::default();
     let factory_spans = spans.clone();
     let config = TracingConfig::builder()
-        .exporters([ExporterKind::Otlp])
+        .exporters([ExporterKind::OTLP])
         .build()
         .unwrap();
     let engine = Engine::builder(config.clone())
-        .exporter_factory(ExporterKind::Otlp, move |_| Ok(Box::new(factory_spans)))
+        .exporter_factory(ExporterKind::OTLP, move |_| Ok(Box::new(factory_spans)))
         .install_global(false)
         .build()
         .unwrap();
@@ -581,13 +584,95 @@ fn configured_exporter_without_plugin_is_a_clear_error() {
     assert_eq!(spans.wait_for(1, WAIT)[0].name, "via-factory");
 
     let err = Engine::builder(config)
-        .exporter_factory(ExporterKind::Otlp, |_| Err("no route to collector".into()))
+        .exporter_factory(ExporterKind::OTLP, |_| {
+            Err(std::io::Error::other("no route to collector").into())
+        })
         .install_global(false)
         .build()
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "exporter `otlp` could not start: no route to collector"
+    );
+    let source = std::error::Error::source(&err).expect("the factory's error is the source");
+    assert!(
+        source.downcast_ref::<std::io::Error>().is_some(),
+        "{source:?}"
+    );
+}
+
+/// An application's own exporter, from outside the workspace's plugins.
+#[derive(Debug, Clone, Default)]
+struct AuditExporter {
+    names: Arc<Mutex<Vec<String>>>,
+    service: Arc<Mutex<Option<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Exporter for AuditExporter {
+    fn name(&self) -> &str {
+        "audit"
+    }
+    async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
+        let mut names = self.names.lock().unwrap();
+        names.extend(batch.iter().map(|s| s.name.to_string()));
+        Ok(())
+    }
+}
+
+#[test]
+fn an_application_exporter_is_registered_by_name_and_chosen_by_the_environment() {
+    let from_env = |list: &'static str| {
+        let env = HashMap::from([
+            ("OTEL_TRACES_EXPORTER", list),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+        ]);
+        TracingConfig::builder()
+            .service_name("audited")
+            .with_env_from(|k| env.get(k).map(|v| (*v).to_owned()))
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let audit = AuditExporter::default();
+    let registered = audit.clone();
+    let engine = faultline::setup::engine_builder(from_env("audit"))
+        .exporter_factory(ExporterKind::named("audit"), move |cx| {
+            *registered.service.lock().unwrap() = Some(cx.config().service_name().to_owned());
+            Ok(Box::new(registered))
+        })
+        .install_global(false)
+        .build()
+        .unwrap();
+    engine.tracer().start("audited-span").end();
+    engine.force_flush();
+    assert_eq!(*audit.names.lock().unwrap(), ["audited-span"]);
+    assert_eq!(audit.service.lock().unwrap().as_deref(), Some("audited"));
+    assert!(engine.shutdown().is_clean());
+
+    // Beside a plugin: `otlp,audit` builds with both.
+    let engine = faultline::setup::engine_builder(from_env("otlp,audit"))
+        .exporter_factory(ExporterKind::named("audit"), |_| {
+            Ok(Box::new(AuditExporter::default()))
+        })
+        .install_global(false)
+        .build()
+        .unwrap();
+    engine.shutdown();
+
+    // Not registered: one line listing the registered names.
+    let err = faultline::setup::engine_builder(from_env("otlp,audit"))
+        .install_global(false)
+        .build()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(
+        message.starts_with(
+            "exporter `audit` (named by OTEL_TRACES_EXPORTER or the configuration) is not \
+             registered (registered: console, jaeger, otlp, viewer)"
+        ),
+        "{message}"
     );
 }
 
@@ -848,7 +933,7 @@ fn engine_from_environment_map_builds_a_console_engine() {
         .build()
         .unwrap();
     assert_eq!(config.service_name(), "env-service");
-    assert_eq!(config.exporters(), [ExporterKind::Console]);
+    assert_eq!(config.exporters(), [ExporterKind::CONSOLE]);
     assert_eq!(config.sample_rate(), 0.25);
     let engine = Engine::builder(config)
         .install_global(false)

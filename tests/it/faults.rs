@@ -92,7 +92,7 @@ fn flap(buffer: Option<usize>) -> Outcome {
     let mut receiver = Receiver::start(&args);
     let mut config = TracingConfig::builder()
         .service_name("faults")
-        .exporters([ExporterKind::Otlp])
+        .exporters([ExporterKind::OTLP])
         .otlp_protocol(OtlpProtocol::Grpc)
         .otlp_endpoint(format!("http://127.0.0.1:{port}"))
         .export_timeout(Duration::from_secs(2))

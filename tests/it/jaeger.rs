@@ -29,7 +29,7 @@ fn config() -> TracingConfigBuilder {
         .service_name("jaeger-it")
         .service_version("1.2.3")
         .resource_attribute("deployment.region", "eu-west-1")
-        .exporters([ExporterKind::Jaeger])
+        .exporters([ExporterKind::JAEGER])
 }
 
 fn engine(config: TracingConfigBuilder) -> Engine {

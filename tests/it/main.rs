@@ -24,3 +24,4 @@ mod sentry;
 mod service;
 mod setup;
 mod tracing_bridge;
+mod viewer;

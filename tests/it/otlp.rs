@@ -122,7 +122,7 @@ fn config(protocol: OtlpProtocol, endpoint: &str) -> TracingConfigBuilder {
         .service_name("otlp-test")
         .service_version("9.8.7")
         .deployment_environment("ci")
-        .exporters([ExporterKind::Otlp])
+        .exporters([ExporterKind::OTLP])
         .otlp_protocol(protocol)
         .otlp_endpoint(endpoint)
         .export_timeout(Duration::from_secs(5))

@@ -155,7 +155,7 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
 fn secret_config(pki: &Pki, protocol: OtlpProtocol, endpoint: &str) -> TracingConfigBuilder {
     TracingConfig::builder()
         .service_name("secrets")
-        .exporters([ExporterKind::Otlp])
+        .exporters([ExporterKind::OTLP])
         .otlp_protocol(protocol)
         .otlp_endpoint(endpoint)
         .otlp_header("authorization", format!("Bearer {OTLP_TOKEN}"))
@@ -648,7 +648,7 @@ fn tls_verification_is_always_on() {
             let trusted = ca.as_deref() == Some(pki.path("ca.pem").as_str());
             let mut config = TracingConfig::builder()
                 .service_name("tls")
-                .exporters([ExporterKind::Otlp])
+                .exporters([ExporterKind::OTLP])
                 .otlp_protocol(protocol)
                 .otlp_endpoint(format!("https://localhost:{port}"))
                 .max_export_retries(0)

@@ -152,7 +152,7 @@ fn without_a_dsn_there_is_no_sentry_and_metrics_can_be_left_out() {
 #[test]
 fn a_bad_variable_stops_the_set_up_with_its_name_and_no_secret() {
     for (var, value) in [
-        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_TRACES_EXPORTER", "zip kin"),
         ("OTEL_SERVICE_NAME", "no spaces allowed"),
         ("FAULTLINE_METRICS_PATH", "metrics"),
         ("FAULTLINE_METRICS_TRACE_ID_SERIES", "lots"),
@@ -171,6 +171,21 @@ fn a_bad_variable_stops_the_set_up_with_its_name_and_no_secret() {
         assert!(!err.contains("secretkey0123"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+    // A well-formed name nobody registered: one line naming the variable
+    // and the registered exporters.
+    let err = local(&[("OTEL_TRACES_EXPORTER", "zipkin")])
+        .init()
+        .expect_err("zipkin")
+        .to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("`zipkin`") && err.contains("OTEL_TRACES_EXPORTER"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(registered: console, jaeger, otlp, viewer)"),
+        "{err}"
+    );
 }
 
 /// A `FAULTLINE_*` variable no part of faultline reads is named, with the

@@ -36,7 +36,7 @@ pub(crate) struct ConfigFile {
     resource_attributes: BTreeMap<String, String>,
     sample_rate: Option<f64>,
     parent_based: Option<bool>,
-    exporters: Option<Vec<ExporterName>>,
+    exporters: Option<Vec<ExporterKind>>,
     propagators: Option<Vec<PropagatorName>>,
     otlp_endpoint: Option<String>,
     otlp_traces_endpoint: Option<String>,
@@ -114,11 +114,6 @@ macro_rules! name_enum {
     };
 }
 
-name_enum!(ExporterName => ExporterKind {
-    "otlp" => ExporterKind::Otlp,
-    "jaeger" => ExporterKind::Jaeger,
-    "console" => ExporterKind::Console,
-});
 name_enum!(PropagatorName => PropagatorKind {
     "tracecontext" => PropagatorKind::TraceContext,
     "baggage" => PropagatorKind::Baggage,
@@ -164,7 +159,7 @@ impl ConfigFile {
             b.parent_based = x;
         }
         if let Some(x) = self.exporters {
-            b.exporters = x.into_iter().map(|e| e.0).collect();
+            b.exporters = x;
         }
         if let Some(x) = self.propagators {
             b = b.propagators(x.into_iter().map(|p| p.0));

@@ -17,7 +17,7 @@
 //!     .service_name("checkout")
 //!     .service_version("1.4.2")
 //!     .sample_rate(0.25)
-//!     .exporters([ExporterKind::Console])
+//!     .exporters([ExporterKind::CONSOLE])
 //!     .build()
 //!     .expect("valid configuration");
 //! assert_eq!(config.service_name(), "checkout");
@@ -33,6 +33,7 @@ mod env;
 mod file;
 mod validate;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -50,31 +51,63 @@ pub use env::ENV_VARIABLES;
 /// faultline's service-name rule does not allow; this is its closest valid form.
 pub const DEFAULT_SERVICE_NAME: &str = "unknown-service";
 
-/// Where finished spans are sent. Several may be active at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ExporterKind {
-    /// OTLP over gRPC or HTTP/protobuf (plugin `faultline-otlp`, feature `otlp`).
-    Otlp,
-    /// Jaeger thrift to an agent or a collector (plugin `faultline-jaeger`, feature `jaeger`).
-    Jaeger,
-    /// One line per span on standard output (built into the engine).
-    Console,
-}
+/// The name of a span exporter, as `OTEL_TRACES_EXPORTER` and configuration
+/// files write it. Several may be active at once.
+///
+/// The configuration only names exporters; the engine's builder finds each
+/// name among the exporters registered with
+/// [`EngineBuilder::exporter_factory`](crate::EngineBuilder::exporter_factory)
+/// (`console` is built in; the facade's `setup::engine_builder` registers the
+/// plugins of the enabled features: `otlp`, `jaeger`, `viewer`), so an
+/// application's own exporter is chosen by name like the others:
+///
+/// ```
+/// use faultline_engine::config::{ExporterKind, TracingConfig};
+///
+/// let config = TracingConfig::builder()
+///     .exporters([ExporterKind::OTLP, ExporterKind::named("audit-log")])
+///     .build()?;
+/// assert_eq!(config.exporters()[1].as_str(), "audit-log");
+/// # Ok::<(), faultline_engine::config::ConfigError>(())
+/// ```
+///
+/// A name is 1 to 64 bytes of lowercase ASCII letters, digits, `-`, `_` and
+/// `.`, starting with a letter (checked when the configuration is built).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ExporterKind(Cow<'static, str>);
 
 impl ExporterKind {
+    /// OTLP over gRPC or HTTP/protobuf (plugin `faultline-otlp`, feature `otlp`).
+    pub const OTLP: ExporterKind = ExporterKind(Cow::Borrowed("otlp"));
+    /// Jaeger thrift to an agent or a collector (plugin `faultline-jaeger`, feature `jaeger`).
+    pub const JAEGER: ExporterKind = ExporterKind(Cow::Borrowed("jaeger"));
+    /// One line per span on standard output (built into the engine).
+    pub const CONSOLE: ExporterKind = ExporterKind(Cow::Borrowed("console"));
+    /// The built-in trace viewer (plugin `faultline-viewer`, feature `viewer`).
+    pub const VIEWER: ExporterKind = ExporterKind(Cow::Borrowed("viewer"));
+
+    /// The exporter registered under `name` (an application's own, or a
+    /// plugin's). The name is checked when the configuration is built.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        ExporterKind(name.into())
+    }
+
     /// The name used in `OTEL_TRACES_EXPORTER` and in configuration files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExporterKind::Otlp => "otlp",
-            ExporterKind::Jaeger => "jaeger",
-            ExporterKind::Console => "console",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 impl fmt::Display for ExporterKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ExporterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -1029,7 +1062,7 @@ impl Default for TracingConfigBuilder {
             resource_attributes: Vec::new(),
             sample_rate: 1.0,
             parent_based: true,
-            exporters: vec![ExporterKind::Otlp],
+            exporters: vec![ExporterKind::OTLP],
             propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
             otlp_endpoint: None,
             otlp_traces_endpoint: None,
@@ -1172,7 +1205,8 @@ impl TracingConfigBuilder {
         self.parent_based = parent_based;
         self
     }
-    /// The exporters (duplicates are ignored; empty means none).
+    /// The exporters, by name, in order (duplicates are ignored; empty means
+    /// none). Whether each is registered is checked by the engine's builder.
     pub fn exporters(mut self, exporters: impl IntoIterator<Item = ExporterKind>) -> Self {
         self.exporters = exporters.into_iter().collect();
         self
@@ -1422,9 +1456,13 @@ impl TracingConfigBuilder {
             v::resource_attribute("resource_attributes", key, value)?;
         }
         v::sample_rate("sample_rate", self.sample_rate)?;
-        let mut exporters = self.exporters.clone();
-        exporters.sort();
-        exporters.dedup();
+        let mut exporters: Vec<ExporterKind> = Vec::with_capacity(self.exporters.len());
+        for name in &self.exporters {
+            v::exporter_name("exporters", name.as_str())?;
+            if !exporters.contains(name) {
+                exporters.push(name.clone());
+            }
+        }
         let otlp_endpoint = self
             .otlp_endpoint
             .as_deref()

@@ -165,7 +165,7 @@ fn defaults_follow_the_opentelemetry_specification() {
     assert_eq!(c.service_version(), None);
     assert_eq!(c.deployment_environment(), None);
     assert!(c.resource_attributes().is_empty());
-    assert_eq!(c.exporters(), &[ExporterKind::Otlp]);
+    assert_eq!(c.exporters(), &[ExporterKind::OTLP]);
     assert_eq!(c.otlp_protocol(), OtlpProtocol::Grpc);
     assert_eq!(c.otlp_endpoint(), None);
     assert_eq!(c.otlp_traces_endpoint().as_str(), "http://localhost:4317/");
@@ -223,10 +223,13 @@ fn http_protobuf_default_endpoint_is_4318_v1_traces() {
 
 #[test]
 fn enum_names() {
-    assert_eq!(ExporterKind::Otlp.as_str(), "otlp");
-    assert_eq!(ExporterKind::Jaeger.as_str(), "jaeger");
-    assert_eq!(ExporterKind::Console.as_str(), "console");
-    assert_eq!(ExporterKind::Jaeger.to_string(), "jaeger");
+    assert_eq!(ExporterKind::OTLP.as_str(), "otlp");
+    assert_eq!(ExporterKind::JAEGER.as_str(), "jaeger");
+    assert_eq!(ExporterKind::CONSOLE.as_str(), "console");
+    assert_eq!(ExporterKind::JAEGER.to_string(), "jaeger");
+    assert_eq!(ExporterKind::VIEWER.as_str(), "viewer");
+    assert_eq!(ExporterKind::named("mine").as_str(), "mine");
+    assert_eq!(format!("{:?}", ExporterKind::named("mine")), r#""mine""#);
     assert_eq!(OtlpProtocol::Grpc.as_str(), "grpc");
     assert_eq!(OtlpProtocol::HttpProtobuf.as_str(), "http/protobuf");
     assert_eq!(OtlpProtocol::default(), OtlpProtocol::Grpc);
@@ -1267,14 +1270,42 @@ fn shutdown_timeout_rules() {
 }
 
 #[test]
-fn exporters_in_code_are_sorted_and_deduplicated() {
+fn exporters_in_code_keep_their_order_without_duplicates() {
     let c = build_ok(builder().exporters([
-        ExporterKind::Console,
-        ExporterKind::Otlp,
-        ExporterKind::Console,
+        ExporterKind::CONSOLE,
+        ExporterKind::OTLP,
+        ExporterKind::named("mine"),
+        ExporterKind::CONSOLE,
     ]));
-    assert_eq!(c.exporters(), &[ExporterKind::Otlp, ExporterKind::Console]);
+    assert_eq!(
+        c.exporters(),
+        &[
+            ExporterKind::CONSOLE,
+            ExporterKind::OTLP,
+            ExporterKind::named("mine")
+        ]
+    );
     assert!(build_ok(builder().exporters([])).exporters().is_empty());
+}
+
+#[test]
+fn exporter_names_must_be_well_formed() {
+    for bad in [
+        "",
+        "Mine",
+        "my exporter",
+        "9lives",
+        "a/b",
+        "none",
+        &"x".repeat(65),
+    ] {
+        let e = build_err(builder().exporters([ExporterKind::named(bad.to_owned())]));
+        assert_one_line(&e);
+        assert!(e.to_string().starts_with("exporters: invalid value"), "{e}");
+    }
+    for good in ["mine", "audit-log", "my_exporter.v2", &"x".repeat(64)] {
+        build_ok(builder().exporters([ExporterKind::named(good.to_owned())]));
+    }
 }
 
 #[test]
@@ -1581,25 +1612,31 @@ fn env_sampler_errors() {
 
 #[test]
 fn env_exporters() {
-    use ExporterKind::*;
-    let cases: &[(&str, &[ExporterKind])] = &[
-        ("otlp", &[Otlp]),
-        ("jaeger", &[Jaeger]),
-        ("console", &[Console]),
-        ("stdout", &[Console]),
+    let cases: &[(&str, &[&str])] = &[
+        ("otlp", &["otlp"]),
+        ("jaeger", &["jaeger"]),
+        ("console", &["console"]),
+        ("stdout", &["console"]),
         ("none", &[]),
         ("none,none", &[]),
-        ("console,otlp", &[Otlp, Console]),
-        ("otlp,jaeger,console", &[Otlp, Jaeger, Console]),
-        ("otlp,otlp", &[Otlp]),
-        ("stdout,console", &[Console]),
-        (" otlp , jaeger ", &[Otlp, Jaeger]),
-        ("otlp,,jaeger,", &[Otlp, Jaeger]),
+        ("console,otlp", &["console", "otlp"]),
+        ("otlp,jaeger,console", &["otlp", "jaeger", "console"]),
+        ("otlp,otlp", &["otlp"]),
+        ("stdout,console", &["console"]),
+        (" otlp , jaeger ", &["otlp", "jaeger"]),
+        ("otlp,,jaeger,", &["otlp", "jaeger"]),
+        // Any well-formed name: the engine's builder finds it among the registered ones.
+        ("otlp,mine", &["otlp", "mine"]),
+        ("Mine,OTLP", &["mine", "otlp"]),
     ];
     for (value, expected) in cases {
+        let expected: Vec<ExporterKind> = expected
+            .iter()
+            .map(|n| ExporterKind::named(n.to_string()))
+            .collect();
         assert_eq!(
             env_ok(&[("OTEL_TRACES_EXPORTER", value)]).exporters(),
-            *expected,
+            expected,
             "{value}"
         );
     }
@@ -1616,11 +1653,11 @@ fn env_exporter_errors() {
         "OTEL_TRACES_EXPORTER",
     );
     assert_eq!(
-        env_err(&[("OTEL_TRACES_EXPORTER", "otlp,zipkin")]).to_string(),
-        r#"OTEL_TRACES_EXPORTER: invalid value "zipkin": unsupported exporter (supported: otlp, jaeger, console, none)"#
+        env_err(&[("OTEL_TRACES_EXPORTER", "otlp,zip/kin")]).to_string(),
+        r#"OTEL_TRACES_EXPORTER: invalid value "zip/kin": not an exporter name (1 to 64 lowercase ASCII letters, digits, `-`, `_` or `.`, starting with a letter)"#
     );
     assert_names(
-        &env_err(&[("OTEL_TRACES_EXPORTER", "logging")]),
+        &env_err(&[("OTEL_TRACES_EXPORTER", "log ging")]),
         "OTEL_TRACES_EXPORTER",
     );
 }
@@ -2450,7 +2487,7 @@ fn env_unset_variables_keep_builder_values() {
     let code = builder()
         .service_name("from-code")
         .sample_rate(0.5)
-        .exporters([ExporterKind::Console])
+        .exporters([ExporterKind::CONSOLE])
         .otlp_header("x-a", "1")
         .shutdown_timeout(Duration::from_secs(9));
     let expected = build_ok(code.clone());
@@ -2484,7 +2521,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
         ("OTEL_TRACES_SAMPLER", "sometimes"),
         ("OTEL_TRACES_SAMPLER_ARG", "2"),
-        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_TRACES_EXPORTER", "zip kin"),
         ("OTEL_PROPAGATORS", "xray"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://x"),
@@ -2622,9 +2659,9 @@ fn assert_full(c: &TracingConfig) {
     assert_eq!(
         c.exporters(),
         &[
-            ExporterKind::Otlp,
-            ExporterKind::Jaeger,
-            ExporterKind::Console
+            ExporterKind::CONSOLE,
+            ExporterKind::OTLP,
+            ExporterKind::JAEGER
         ]
     );
     assert_eq!(c.otlp_protocol(), OtlpProtocol::HttpProtobuf);
@@ -2800,7 +2837,6 @@ fn file_invalid_value_names_the_setting() {
 #[test]
 fn file_bad_names_and_types_are_parse_errors() {
     let cases = [
-        ("exporters = [\"zipkin\"]\n", "zipkin"),
         ("otlp_protocol = \"http/json\"\n", "http/json"),
         ("otlp_compression = \"zstd\"\n", "zstd"),
         ("console_format = \"yaml\"\n", "yaml"),
@@ -2815,10 +2851,17 @@ fn file_bad_names_and_types_are_parse_errors() {
         assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
         assert!(e.to_string().contains(mentioned), "{e}");
     }
-    let f = TempPath::file("parse", ".json", r#"{"exporters": ["zipkin"]}"#);
-    let e = TracingConfig::from_file(f.path()).unwrap_err();
-    assert_one_line(&e);
-    assert!(e.to_string().contains("zipkin"), "{e}");
+    // Any exporter name parses; a malformed one breaks the name rule.
+    for (ext, text) in [
+        (".json", r#"{"exporters": ["zip kin"]}"#),
+        (".toml", "exporters = [\"zip kin\"]\n"),
+    ] {
+        let f = TempPath::file("parse", ext, text);
+        let e = TracingConfig::from_file(f.path()).unwrap_err();
+        assert_one_line(&e);
+        assert_names(&e, "exporters");
+        assert!(e.to_string().contains("zip kin"), "{e}");
+    }
     let f = TempPath::file("parse", ".json", "{ not json");
     assert!(matches!(
         TracingConfig::from_file(f.path()).unwrap_err(),
@@ -2955,8 +2998,8 @@ fn deserialize_through_serde_json() {
             .starts_with(r#"sample_rate: invalid value "1.5": must be a number within 0.0..=1.0"#),
         "{e}"
     );
-    let e = serde_json::from_str::<TracingConfig>(r#"{"exporters": ["zipkin"]}"#).unwrap_err();
-    assert!(e.to_string().contains("zipkin"), "{e}");
+    let e = serde_json::from_str::<TracingConfig>(r#"{"exporters": ["zip kin"]}"#).unwrap_err();
+    assert!(e.to_string().contains("zip kin"), "{e}");
     let e = serde_json::from_str::<TracingConfig>(
         r#"{"otlp_headers": {"authorization": "Bearer\u0000s3cret"}}"#,
     )
@@ -3019,9 +3062,9 @@ fn to_builder_round_trip() {
             .sample_rate(0.25)
             .parent_based(false)
             .exporters([
-                ExporterKind::Console,
-                ExporterKind::Jaeger,
-                ExporterKind::Otlp,
+                ExporterKind::CONSOLE,
+                ExporterKind::JAEGER,
+                ExporterKind::OTLP,
             ])
             .otlp_endpoint("https://collector:4318/base/")
             .otlp_traces_endpoint("https://traces:4318/v1/traces")

@@ -34,6 +34,35 @@ pub(crate) fn service_name(setting: &str, name: &str) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// Longest accepted exporter name, in bytes.
+const MAX_EXPORTER_NAME: usize = 64;
+
+pub(crate) fn exporter_name(setting: &str, name: &str) -> Result<(), ConfigError> {
+    let well_formed = name.len() <= MAX_EXPORTER_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if !well_formed {
+        return Err(ConfigError::invalid(
+            setting,
+            name,
+            format!(
+                "not an exporter name (1 to {MAX_EXPORTER_NAME} lowercase ASCII letters, digits, \
+                 `-`, `_` or `.`, starting with a letter)"
+            ),
+        ));
+    }
+    if name == "none" {
+        return Err(ConfigError::invalid(
+            setting,
+            name,
+            "`none` is not an exporter: an empty list means no exporter",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn non_empty_text(setting: &str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
         return Err(ConfigError::invalid(setting, value, "must not be empty"));

@@ -13,12 +13,12 @@
 //!
 //! let config = TracingConfig::builder()
 //!     .service_name("checkout")
-//!     .exporters([ExporterKind::Jaeger])
+//!     .exporters([ExporterKind::JAEGER])
 //!     .jaeger_agent("127.0.0.1", 6831) // or .jaeger_endpoint("http://jaeger:14268/api/traces")
 //!     .build()?;
 //! let engine = Engine::builder(config)
-//!     .exporter_factory(ExporterKind::Jaeger, |config| {
-//!         Ok(Box::new(JaegerExporter::from_config(config)?))
+//!     .exporter_factory(ExporterKind::JAEGER, |cx| {
+//!         Ok(Box::new(JaegerExporter::from_config(cx.config())?))
 //!     })
 //!     .install_global(false)
 //!     .build()?;

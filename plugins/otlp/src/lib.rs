@@ -11,7 +11,7 @@
 //!
 //! let config = TracingConfig::builder()
 //!     .service_name("checkout")
-//!     .exporters([ExporterKind::Otlp])
+//!     .exporters([ExporterKind::OTLP])
 //!     .otlp_protocol(OtlpProtocol::HttpProtobuf)
 //!     .otlp_endpoint("https://collector.internal:4318")
 //!     .otlp_header("authorization", "Bearer s3cr3t")
