@@ -198,7 +198,7 @@ fn main() -> ExitCode {
     let faultline = if args.tracing {
         let setup = Setup::new("faultline-grpc-service").configure(|c| {
             c.service_version(env!("CARGO_PKG_VERSION"))
-                .exporters([ExporterKind::Otlp])
+                .exporters([ExporterKind::OTLP])
         });
         match setup.init() {
             Ok(f) => Some(f),
