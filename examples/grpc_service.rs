@@ -26,8 +26,8 @@ use std::time::Duration;
 use faultline::config::ExporterKind;
 use faultline::error::{AppError, ErrorCode};
 use faultline::masking::{Masker, PiiMasker};
-use faultline::setup::Setup;
-use faultline::tonic::{ClientLayer, FaultlineLayer};
+use faultline::setup::{Faultline, Setup};
+use faultline::tonic::ClientLayer;
 use helloworld::{Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest};
 use http::StatusCode;
 use tonic::transport::{Channel, Endpoint, Server};
@@ -210,7 +210,6 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    let engine = faultline.as_ref().map(|f| f.engine().clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -231,9 +230,9 @@ fn main() -> ExitCode {
             .expect("this service's address");
         let greeter = Hello {
             channel: Endpoint::from(own.clone()).connect_lazy(),
-            client: engine
+            client: faultline
                 .as_ref()
-                .map(|e| ClientLayer::new(e.clone()).with_server(&own)),
+                .map(|f| f.tonic_client_layer().with_server(&own)),
         };
         let stop = match stop_signal() {
             Ok(stop) => stop,
@@ -251,11 +250,12 @@ fn main() -> ExitCode {
             }
         };
         let service = GreeterServer::new(greeter);
+        let traced = faultline.as_ref().map(Faultline::tonic_layer);
         let serving = async move {
-            match &engine {
-                Some(engine) => {
+            match traced {
+                Some(layer) => {
                     Server::builder()
-                        .layer(FaultlineLayer::new(engine.clone()))
+                        .layer(layer)
                         .add_service(service)
                         .serve_with_incoming_shutdown(incoming, signal)
                         .await

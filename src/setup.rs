@@ -413,6 +413,20 @@ impl Faultline {
         faultline_axum::FaultlineLayer::new(self.engine.clone())
     }
 
+    /// The tonic server layer:
+    /// `tonic::transport::Server::builder().layer(faultline.tonic_layer())`.
+    #[cfg(feature = "tonic")]
+    pub fn tonic_layer(&self) -> faultline_tonic::FaultlineLayer {
+        faultline_tonic::FaultlineLayer::new(self.engine.clone())
+    }
+
+    /// The tonic client layer, CLIENT spans for outgoing calls:
+    /// `tower::ServiceBuilder::new().layer(faultline.tonic_client_layer()).service(channel)`.
+    #[cfg(feature = "tonic")]
+    pub fn tonic_client_layer(&self) -> faultline_tonic::ClientLayer {
+        faultline_tonic::ClientLayer::new(self.engine.clone())
+    }
+
     /// The poem middleware: `.with(faultline.poem_middleware())` on a `Route`.
     #[cfg(feature = "poem")]
     pub fn poem_middleware(&self) -> faultline_poem::FaultlineMiddleware {

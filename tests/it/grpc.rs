@@ -65,7 +65,9 @@ impl Greeter for TestGreeter {
 
 /// `test.Counter/Count`: a server-streaming method answering `name` (a
 /// number) messages; after the second it waits for `gate`. The name
-/// `fail` sends one message, then fails the stream with `DATA_LOSS`.
+/// `fail` sends one message, then fails the stream with `DATA_LOSS`;
+/// `missing`, with faultline's `USER_NOT_FOUND`; `crash` sends two
+/// messages, waits for `gate`, then panics while the stream is polled.
 #[derive(Clone)]
 struct Counter {
     gate: Arc<tokio::sync::Semaphore>,
@@ -87,11 +89,22 @@ impl tonic::server::ServerStreamingService<HelloRequest> for Counter {
             let reply = |n: u32| HelloReply {
                 message: n.to_string(),
             };
+            let crash = name == "crash";
             let items: Vec<Result<HelloReply, Status>> = if name == "fail" {
                 vec![
                     Ok(reply(1)),
                     Err(Status::data_loss("lost the rest at carol@example.com")),
                 ]
+            } else if name == "missing" {
+                vec![
+                    Ok(reply(1)),
+                    Err(faultline::tonic::status(AppError::new(
+                        USER_NOT_FOUND,
+                        "no user for dave@example.com",
+                    ))),
+                ]
+            } else if crash {
+                vec![Ok(reply(1)), Ok(reply(2))]
             } else {
                 let n: u32 = name.parse().map_err(|_| Status::invalid_argument("n"))?;
                 (1..=n).map(|i| Ok(reply(i))).collect()
@@ -104,7 +117,11 @@ impl tonic::server::ServerStreamingService<HelloRequest> for Counter {
                         if sent == 2 {
                             let _ = gate.acquire().await.map(|p| p.forget());
                         }
-                        items.next().map(|item| (item, (items, sent + 1)))
+                        let item = items.next();
+                        if item.is_none() && crash {
+                            panic!("counter crashed for erin@example.com");
+                        }
+                        item.map(|item| (item, (items, sent + 1)))
                     }
                 },
             );
@@ -280,6 +297,19 @@ async fn calls_are_server_spans_by_the_rpc_conventions_and_errors_carry_their_de
         attr(ok_span, "faultline.rpc.messages.sent").as_deref(),
         Some("1")
     );
+    // The client counted its messages too: one each way; an error answer
+    // (trailers only) has none.
+    for client_span in &client_spans {
+        let ok = attr(client_span, "rpc.response.status_code").as_deref() == Some("OK");
+        assert_eq!(
+            attr(client_span, "faultline.rpc.messages.sent").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            attr(client_span, "faultline.rpc.messages.received").as_deref(),
+            Some(if ok { "1" } else { "0" })
+        );
+    }
 
     // NOT_FOUND through faultline's error model: the message masked, the
     // details with the error's name, code and trace id; not an error on a
@@ -455,6 +485,69 @@ async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
         attr(span, "faultline.rpc.messages.sent").as_deref(),
         Some("1")
     );
+
+    // faultline's error in the middle of a stream: the answer keeps the
+    // error's name and code (tonic passes the status's headers only, so
+    // the message is the code's title).
+    spans.reset();
+    let mut replies = stream(addr, "missing").await.unwrap();
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "1");
+    let missing = replies.message().await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert!(!missing.message().contains("dave"), "{missing:?}");
+    let info = details(&missing);
+    assert_eq!(info.reason, "USER_NOT_FOUND");
+    assert_eq!(info.domain, "it");
+    assert_eq!(info.metadata["code"], "1001");
+    engine.force_flush();
+    let exported = spans.wait_for(1, Duration::from_secs(10));
+    assert_eq!(
+        info.metadata["trace_id"],
+        exported[0].span_context.trace_id().to_string()
+    );
+    assert_eq!(
+        attr(&exported[0], "rpc.response.status_code").as_deref(),
+        Some("NOT_FOUND")
+    );
+
+    // A panic while the stream is polled, after the handler answered:
+    // INTERNAL, code 5000, nothing of its text; the span records it and
+    // ends; the server goes on serving.
+    spans.reset();
+    let mut replies = stream(addr, "crash").await.unwrap();
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "1");
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "2");
+    gate.add_permits(1);
+    let crashed = replies.message().await.unwrap_err();
+    assert_eq!(crashed.code(), Code::Internal);
+    let info = details(&crashed);
+    assert_eq!(info.metadata["code"], "5000");
+    let answer = format!("{crashed:?} {info:?}");
+    for text in ["counter crashed", "erin", "example.com"] {
+        assert!(!answer.contains(text), "{text:?} in {answer}");
+    }
+    engine.force_flush();
+    let exported = spans.wait_for(1, Duration::from_secs(10));
+    let span = &exported[0];
+    assert_eq!(
+        info.metadata["trace_id"],
+        span.span_context.trace_id().to_string()
+    );
+    assert_eq!(
+        attr(span, "rpc.response.status_code").as_deref(),
+        Some("INTERNAL")
+    );
+    assert!(matches!(span.status, SpanStatus::Error { .. }));
+    assert!(
+        span.events.iter().any(|e| e.name == "exception"),
+        "the panic is recorded: {span:#?}"
+    );
+    assert_eq!(
+        attr(span, "faultline.rpc.messages.sent").as_deref(),
+        Some("2")
+    );
+    let mut replies = stream(addr, "1").await.unwrap();
+    assert_eq!(replies.message().await.unwrap().unwrap().message, "1");
     engine.shutdown();
 }
 
@@ -907,11 +1000,67 @@ async fn sentry_gets_the_errors_and_panics_of_calls_with_their_trace_context() {
             server.span_context.span_id().to_string()
         );
         assert_eq!(event["exception"]["values"][0]["mechanism"]["type"], kind);
-        assert_eq!(event["transaction"], format!("POST {METHOD}"));
+        // Told in RPC terms, not as an HTTP request.
+        assert_eq!(event["transaction"], METHOD);
+        let trace = &event["contexts"]["trace"];
+        assert_eq!(trace["op"], "grpc.server");
+        assert_eq!(trace["description"], METHOD);
+        let (status, span_status, code) = if kind == "panic" {
+            ("INTERNAL", "internal_error", "5000")
+        } else {
+            ("NOT_FOUND", "not_found", "1001")
+        };
+        assert_eq!(trace["status"], span_status);
+        let tags = &event["tags"];
+        assert_eq!(tags["rpc.system.name"], "grpc");
+        assert_eq!(tags["rpc.method"], METHOD);
+        assert_eq!(tags["rpc.response.status_code"], status);
+        assert_eq!(tags["error.code"], code);
+        for http_tag in [
+            "http.route",
+            "http.request.method",
+            "http.response.status_code",
+        ] {
+            assert!(tags.get(http_tag).is_none(), "{http_tag} in {event:#}");
+        }
+        assert!(event.get("request").is_none(), "{event:#}");
         let text = event.to_string();
         for raw in ["alice@example.com", "dave@example.com"] {
             assert!(!text.contains(raw), "{raw} in {text}");
         }
+        if kind == "faultline" {
+            assert_eq!(
+                event["exception"]["values"][0]["value"],
+                "no user for d***@example.com"
+            );
+        }
+    }
+    // Sentry's own envelope parser reads the same events.
+    let decoded = run_python(
+        "sentry_envelope.py",
+        &json!({ "envelopes": crate::sentry::envelopes_hex(&log, "42") }),
+    );
+    let peer_events: Vec<&Value> = decoded["envelopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["items"].as_array().unwrap())
+        .filter(|i| i["type"] == "event")
+        .map(|i| &i["event"])
+        .collect();
+    assert_eq!(peer_events.len(), 2, "{decoded:#}");
+    for event in peer_events {
+        assert_eq!(event["transaction"], METHOD);
+        assert_eq!(event["contexts"]["trace"]["op"], "grpc.server");
+        assert_eq!(event["tags"]["rpc.method"], METHOD);
+        assert!(
+            trace_ids.contains(
+                &event["contexts"]["trace"]["trace_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            )
+        );
     }
     engine.shutdown();
 }

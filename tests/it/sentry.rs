@@ -160,6 +160,17 @@ pub(crate) fn events(log: &Log, project: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The envelopes sent to `project`, as hex (for `tests/peers/sentry_envelope.py`).
+pub(crate) fn envelopes_hex(log: &Log, project: &str) -> Vec<String> {
+    let path = format!("/api/{project}/envelope/");
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.body.iter().map(|b| format!("{b:02x}")).collect())
+        .collect()
+}
+
 /// The events of requests (they name a transaction). The panic hook is
 /// process-wide: a panic of another test outside a request may add its own.
 fn request_events(all: &[Value]) -> Vec<Value> {

@@ -1,13 +1,44 @@
 //! Bodies that count gRPC messages and end a span when the stream ends.
 
-use std::pin::Pin;
+use std::future::Future as _;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Buf;
-use http::HeaderMap;
+use faultline_engine::opentelemetry::trace::SpanRef;
+use faultline_engine::opentelemetry::{Context, KeyValue};
+use faultline_engine::panic::{CatchPanic, CaughtPanic};
+use http::{HeaderMap, Request};
 use http_body::{Body, Frame, SizeHint};
+use tonic::body::Body as TonicBody;
+
+/// Messages a call received (a server: requests; a client: responses).
+const RECEIVED: &str = "faultline.rpc.messages.received";
+/// Messages a call sent.
+const SENT: &str = "faultline.rpc.messages.sent";
+
+/// Records a call's message counts on its span.
+pub(crate) fn record_messages(span: &SpanRef<'_>, received: u64, sent: u64) {
+    for (key, n) in [(RECEIVED, received), (SENT, sent)] {
+        span.set_attribute(KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+}
+
+/// `request` with its body counting the messages it carries into the
+/// returned counter.
+pub(crate) fn counted(request: Request<TonicBody>) -> (Request<TonicBody>, Arc<AtomicU64>) {
+    let total = Arc::new(AtomicU64::new(0));
+    let request = request.map(|body| {
+        TonicBody::new(CountedBody {
+            inner: body,
+            counter: MessageCounter::default(),
+            total: total.clone(),
+        })
+    });
+    (request, total)
+}
 
 /// Counts the messages of a gRPC stream: each is a 5-byte prefix (a
 /// compression flag and a big-endian length) and that many bytes, however
@@ -49,21 +80,38 @@ impl MessageCounter {
 }
 
 /// What to do when a traced stream ends.
-pub(crate) trait StreamEnd {
+pub(crate) trait StreamEnd: Sized {
     /// The stream ended: with its trailers (which may be rewritten), or
     /// without (`None`: it ended early or failed); `messages` it carried.
     fn end(self, trailers: Option<&mut HeaderMap>, messages: u64);
+
+    /// The context to poll the stream in with its panics caught (`None`:
+    /// polled as it is, a panic unwinds).
+    fn guard(&self) -> Option<Context> {
+        None
+    }
+
+    /// The stream panicked (polled under [`guard`](StreamEnd::guard)):
+    /// the trailers that end it instead.
+    fn panicked(self, panic: &CaughtPanic, messages: u64) -> HeaderMap {
+        let _ = panic;
+        self.end(None, messages);
+        HeaderMap::new()
+    }
 }
 
 pin_project_lite::pin_project! {
     /// A response body that counts its messages and calls its [`StreamEnd`]
     /// when the stream ends (a body dropped before its end drops the
-    /// `StreamEnd` instead).
+    /// `StreamEnd` instead). A server's stream is polled inside the call's
+    /// span context, and a panic while it is polled ends the stream with an
+    /// error status instead of unwinding.
     pub struct TracedBody<B, E> {
         #[pin]
         inner: B,
         counter: MessageCounter,
         end: Option<E>,
+        panicked: bool,
     }
 }
 
@@ -74,6 +122,7 @@ impl<B, E> TracedBody<B, E> {
             inner,
             counter: MessageCounter::default(),
             end,
+            panicked: false,
         }
     }
 }
@@ -91,7 +140,28 @@ where
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let mut polled = std::task::ready!(this.inner.poll_frame(cx));
+        if *this.panicked {
+            return Poll::Ready(None);
+        }
+        let mut polled = match this.end.as_ref().and_then(StreamEnd::guard) {
+            None => std::task::ready!(this.inner.poll_frame(cx)),
+            Some(span) => {
+                let mut inner = this.inner;
+                let frame = std::future::poll_fn(|cx| inner.as_mut().poll_frame(cx));
+                match std::task::ready!(pin!(CatchPanic::new(frame, span)).poll(cx)) {
+                    Ok(polled) => polled,
+                    Err(panic) => {
+                        *this.panicked = true;
+                        let trailers = this
+                            .end
+                            .take()
+                            .map(|end| end.panicked(&panic, this.counter.messages))
+                            .unwrap_or_default();
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                }
+            }
+        };
         match &mut polled {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -114,7 +184,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.panicked || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -129,16 +199,6 @@ pin_project_lite::pin_project! {
         inner: B,
         counter: MessageCounter,
         total: Arc<AtomicU64>,
-    }
-}
-
-impl<B> CountedBody<B> {
-    pub(crate) fn new(inner: B, total: Arc<AtomicU64>) -> Self {
-        CountedBody {
-            inner,
-            counter: MessageCounter::default(),
-            total,
-        }
     }
 }
 

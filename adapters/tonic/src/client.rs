@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use faultline_engine::Engine;
@@ -14,9 +15,10 @@ use faultline_engine::opentelemetry::{Context, KeyValue};
 use http::{HeaderMap, Request, Response, Uri};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tonic::Code;
+use tonic::body::Body as TonicBody;
 use tower::{Layer, Service};
 
-use crate::body::{StreamEnd, TracedBody};
+use crate::body::{StreamEnd, TracedBody, counted, record_messages};
 use crate::server::grpc_code;
 use crate::status::code_name;
 
@@ -77,9 +79,9 @@ pub struct ClientService<S> {
     layer: ClientLayer,
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for ClientService<S>
+impl<S, ResB> Service<Request<TonicBody>> for ClientService<S>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<TonicBody>, Response = Response<ResB>>,
     S::Error: std::fmt::Display,
 {
     type Response = Response<TracedBody<ResB, ClientEnd>>;
@@ -90,7 +92,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, req: Request<TonicBody>) -> Self::Future {
+        let (mut req, sent) = counted(req);
         let parent = Context::current();
         let method = req.uri().path().trim_start_matches('/').to_owned();
         let mut attributes = vec![
@@ -117,7 +120,7 @@ where
         self.layer.engine.inject(&cx, req.headers_mut());
         ClientFuture {
             inner: self.inner.call(req).with_context(cx.clone()),
-            cx: Some(cx),
+            end: Some(ClientEnd { cx, sent }),
         }
     }
 }
@@ -127,7 +130,7 @@ pin_project_lite::pin_project! {
     pub struct ClientFuture<F> {
         #[pin]
         inner: WithContext<F>,
-        cx: Option<Context>,
+        end: Option<ClientEnd>,
     }
 }
 
@@ -141,21 +144,22 @@ where
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(task));
-        let Some(cx) = this.cx.take() else {
+        let Some(end) = this.end.take() else {
             return Poll::Ready(result.map(|r| r.map(|b| TracedBody::new(b, None))));
         };
         Poll::Ready(match result {
             Ok(mut response) => {
                 if grpc_code(response.headers()).is_some() {
                     // A trailers-only answer: its status is in the headers.
-                    ClientEnd(cx).end(Some(response.headers_mut()), 0);
+                    end.end(Some(response.headers_mut()), 0);
                     Ok(response.map(|b| TracedBody::new(b, None)))
                 } else {
-                    Ok(response.map(|b| TracedBody::new(b, Some(ClientEnd(cx)))))
+                    Ok(response.map(|b| TracedBody::new(b, Some(end))))
                 }
             }
             Err(error) => {
-                let span = cx.span();
+                let span = end.cx.span();
+                record_messages(&span, 0, end.sent.load(Ordering::Relaxed));
                 span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, "transport"));
                 span.set_status(SpanStatus::error(error.to_string()));
                 span.end();
@@ -165,14 +169,19 @@ where
     }
 }
 
-/// The end of a call as the client sees it: the callee's status.
+/// The end of a call as the client sees it: the callee's status, and the
+/// messages sent and received (`faultline.rpc.messages.sent`/`received`).
 #[derive(Debug)]
-pub struct ClientEnd(Context);
+pub struct ClientEnd {
+    cx: Context,
+    sent: Arc<AtomicU64>,
+}
 
 impl StreamEnd for ClientEnd {
-    fn end(self, trailers: Option<&mut HeaderMap>, _messages: u64) {
+    fn end(self, trailers: Option<&mut HeaderMap>, received: u64) {
         let code = trailers.and_then(|t| grpc_code(t)).unwrap_or(Code::Unknown);
-        let span = self.0.span();
+        let span = self.cx.span();
+        record_messages(&span, received, self.sent.load(Ordering::Relaxed));
         let name = code_name(code);
         span.set_attribute(KeyValue::new(semconv::RPC_RESPONSE_STATUS_CODE, name));
         if code != Code::Ok {

@@ -7,28 +7,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use faultline_engine::Engine;
-use faultline_engine::opentelemetry::KeyValue;
+use faultline_engine::opentelemetry::Context;
 use faultline_engine::opentelemetry::trace::TraceContextExt as _;
-use faultline_engine::panic::CatchPanic;
-use faultline_engine::request::{RequestSpan, RpcEnd, RpcInfo};
+use faultline_engine::panic::{CatchPanic, CaughtPanic};
+use faultline_engine::request::{HandlerError, RequestSpan, RpcEnd, RpcInfo};
 use http::{HeaderMap, Request, Response, StatusCode};
 use tonic::Code;
 use tonic::body::Body as TonicBody;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
-use crate::body::{CountedBody, StreamEnd, TracedBody};
+use crate::body::{StreamEnd, TracedBody, counted, record_messages};
 use crate::status::{
     Answer, carried_error, code_name, http_for_code, is_server_error, is_unknown_method,
-    write_error,
+    status_answer, write_error,
 };
-
-/// The header of a status's details.
-const DETAILS: &str = "grpc-status-details-bin";
-/// Messages the server received in a call (requests).
-const RECEIVED: &str = "faultline.rpc.messages.received";
-/// Messages the server sent in a call (responses).
-const SENT: &str = "faultline.rpc.messages.sent";
 
 /// The server layer: `tonic::transport::Server::builder().layer(FaultlineLayer::new(engine))`.
 #[derive(Debug, Clone)]
@@ -96,8 +89,7 @@ where
                 .or(local_authority.as_deref()),
             peer,
         });
-        let received = Arc::new(AtomicU64::new(0));
-        let req = req.map(|body| TonicBody::new(CountedBody::new(body, received.clone())));
+        let (req, received) = counted(req);
         let handler = span.instrument(self.inner.call(req));
         ResponseFuture {
             handler,
@@ -144,15 +136,12 @@ where
                 return Poll::Ready(Err(error));
             }
             Err(panic) => {
-                call.span.record_panic(&panic);
                 let mut response = Response::new(B::default());
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/grpc"),
                 );
-                let (code, http) =
-                    write_error(&mut call.span, Answer::Panic, response.headers_mut());
-                call.finish(code, Some(http), 0);
+                call.panicked(&panic, response.headers_mut(), 0);
                 return Poll::Ready(Ok(response.map(|b| TracedBody::new(b, None))));
             }
         };
@@ -163,38 +152,53 @@ where
                 response.map(|b| TracedBody::new(b, Some(ServerEnd(call))))
             ));
         };
-        let mut http = None;
-        if code != Code::Ok {
-            if is_unknown_method(response.extensions(), code) {
-                call.span.set_rpc_method_unknown();
-            }
-            let carried = carried_error(response.extensions());
-            let message = status_message(response.headers());
-            let answer = match &carried {
-                Some(error) => Some(Answer::Error(error)),
-                // A status with details of the handler's own is kept.
-                None if response.headers().contains_key(DETAILS) => None,
-                None => Some(Answer::Status(code, &message)),
-            };
-            if let Some(answer) = answer {
-                let (_, status) = write_error(&mut call.span, answer, response.headers_mut());
-                http = Some(status);
-            }
+        let carried = carried_error(response.extensions());
+        if is_unknown_method(response.extensions(), code) {
+            call.span.set_rpc_method_unknown();
         }
-        let code = grpc_code(response.headers()).unwrap_or(code);
-        call.finish(code, http, 0);
+        call.end(carried.as_ref(), response.headers_mut(), 0);
         Poll::Ready(Ok(response.map(|b| TracedBody::new(b, None))))
     }
 }
 
 impl Call {
+    /// Ends the call with the status in `headers` (trailers, or a
+    /// trailers-only answer's headers), an error status rewritten as
+    /// faultline's answer (for `carried`, when the handler's error came
+    /// along); `sent` messages.
+    fn end(mut self, carried: Option<&HandlerError>, headers: &mut HeaderMap, sent: u64) {
+        let code = grpc_code(headers).unwrap_or(Code::Unknown);
+        let answer = match carried {
+            _ if code == Code::Ok => None,
+            Some(error) => Some(Answer::Error(error)),
+            None => status_answer(code, headers),
+        };
+        let (code, http) = match answer {
+            Some(answer) => {
+                let (code, http) = write_error(&mut self.span, answer, headers);
+                (code, Some(http))
+            }
+            None => (code, None),
+        };
+        self.finish(code, http, sent);
+    }
+
+    /// Ends the call after a panic: `INTERNAL`, code 5000, written into
+    /// `headers`.
+    fn panicked(mut self, panic: &CaughtPanic, headers: &mut HeaderMap, sent: u64) {
+        self.span.record_panic(panic);
+        let (code, http) = write_error(&mut self.span, Answer::Panic, headers);
+        self.finish(code, Some(http), sent);
+    }
+
     /// Ends the span: message counts, then the status (`http`: the HTTP
     /// status the answer stands for, when an error set one).
     fn finish(self, code: Code, http: Option<StatusCode>, sent: u64) {
-        let span = self.span.context().span();
-        let received = self.received.load(Ordering::Relaxed);
-        span.set_attribute(KeyValue::new(RECEIVED, saturating_i64(received)));
-        span.set_attribute(KeyValue::new(SENT, saturating_i64(sent)));
+        record_messages(
+            &self.span.context().span(),
+            self.received.load(Ordering::Relaxed),
+            sent,
+        );
         self.span.finish_rpc(&RpcEnd {
             status_code: code_name(code),
             server_error: is_server_error(code),
@@ -203,23 +207,12 @@ impl Call {
     }
 }
 
-fn saturating_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// The `grpc-status` of a header map (trailers, or a trailers-only answer's
 /// headers).
 pub(crate) fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     headers
         .get("grpc-status")
         .map(|v| Code::from_bytes(v.as_bytes()))
-}
-
-/// The (decoded) `grpc-message` of a header map.
-fn status_message(headers: &HeaderMap) -> String {
-    tonic::Status::from_header_map(headers)
-        .map(|s| s.message().to_owned())
-        .unwrap_or_default()
 }
 
 /// The end of a streamed answer: its trailers carry the status.
@@ -233,21 +226,20 @@ impl std::fmt::Debug for ServerEnd {
 
 impl StreamEnd for ServerEnd {
     fn end(self, trailers: Option<&mut HeaderMap>, messages: u64) {
-        let mut call = self.0;
-        let Some(trailers) = trailers else {
+        match trailers {
+            Some(trailers) => self.0.end(None, trailers, messages),
             // No status: the client sees the call fail.
-            call.finish(Code::Unknown, None, messages);
-            return;
-        };
-        let code = grpc_code(trailers).unwrap_or(Code::Unknown);
-        let mut http = None;
-        if code != Code::Ok && !trailers.contains_key(DETAILS) {
-            // An error in the stream: tonic has kept only its code and
-            // message, which the details now carry (masked).
-            let message = status_message(trailers);
-            let (_, status) = write_error(&mut call.span, Answer::Status(code, &message), trailers);
-            http = Some(status);
+            None => self.0.finish(Code::Unknown, None, messages),
         }
-        call.finish(code, http, messages);
+    }
+
+    fn guard(&self) -> Option<Context> {
+        Some(self.0.span.context().clone())
+    }
+
+    fn panicked(self, panic: &CaughtPanic, messages: u64) -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        self.0.panicked(panic, &mut trailers, messages);
+        trailers
     }
 }

@@ -2,17 +2,23 @@
 //! their names, and error answers carrying a `google.rpc.Status` with an
 //! `ErrorInfo` (AIP-193) in `grpc-status-details-bin`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use faultline_engine::error::{ErrorCode, ProblemDetails, codes};
+use faultline_engine::error::{ProblemDetails, codes};
 use faultline_engine::request::{HandlerError, RequestSpan, rejection_code};
 use http::{HeaderMap, StatusCode};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+/// The header of a status's details.
+pub(crate) const DETAILS: &str = "grpc-status-details-bin";
 /// The headers an error answer's status travels in.
-const STATUS_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+const STATUS_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", DETAILS];
+/// The `ErrorInfo` domain of a status made by [`status`] (the layer's
+/// answer says the service's name instead).
+const UNANSWERED_DOMAIN: &str = "faultline";
 
 /// The gRPC code that matches an HTTP status (the mapping of
 /// `google.rpc.Code`): `404` is `NOT_FOUND`, `503` is `UNAVAILABLE`, any
@@ -117,11 +123,23 @@ impl std::error::Error for Carried {}
 /// (`.map_err(faultline_tonic::status)?`); the server layer records the
 /// error on the span and answers with the masked message and the error
 /// details (`ErrorInfo`: the error's name, its code and the trace id).
-/// Without the layer the answer says the code's title only.
+/// Without the layer the answer says the code's title, with an `ErrorInfo`
+/// of the error's name and code (domain `faultline`).
+///
+/// In a response stream (an item `Err(status(error))`), tonic keeps only
+/// the status's headers, not the error itself: the answer then carries the
+/// error's name and code from those details, and the code's title as its
+/// message; the span records the status, not the error's message.
 pub fn status(error: impl Into<HandlerError>) -> Status {
     let error = error.into();
     let problem = error.fallback_problem();
-    let mut status = Status::new(code_for_http(error.status()), problem.detail);
+    let name = error.code().unwrap_or(codes::INTERNAL).name();
+    let metadata = HashMap::from([("code".to_owned(), problem.code.to_string())]);
+    let mut status = Status::with_error_details(
+        code_for_http(error.status()),
+        problem.detail,
+        ErrorDetails::with_error_info(name, UNANSWERED_DOMAIN, metadata),
+    );
     status.set_source(Arc::new(Carried(error)));
     status
 }
@@ -152,7 +170,42 @@ pub(crate) enum Answer<'a> {
     Panic,
     /// A status of the handler's own (or tonic's): its code and message
     /// (masked) are kept.
-    Status(Code, &'a str),
+    Status(Code, String),
+    /// A status from [`status`] whose error did not come along (a
+    /// stream's): its code, message, and the error's name and code from its
+    /// details.
+    Named {
+        code: Code,
+        message: String,
+        name: String,
+        number: u32,
+    },
+}
+
+/// The answer for the error status in `headers` when no error came with
+/// it: [`Answer::Named`] for a status from [`status`], [`Answer::Status`]
+/// for one without details; `None` (kept as it is) for a status with
+/// details of the handler's own.
+pub(crate) fn status_answer(code: Code, headers: &HeaderMap) -> Option<Answer<'static>> {
+    let status = Status::from_header_map(headers);
+    let message = status
+        .as_ref()
+        .map(|s| s.message().to_owned())
+        .unwrap_or_default();
+    if !headers.contains_key(DETAILS) {
+        return Some(Answer::Status(code, message));
+    }
+    let info = status?.get_details_error_info()?;
+    if info.domain != UNANSWERED_DOMAIN {
+        return None;
+    }
+    let number = info.metadata.get("code")?.parse().ok()?;
+    Some(Answer::Named {
+        code,
+        message,
+        name: info.reason,
+        number,
+    })
 }
 
 /// Writes the error answer into `headers` (response headers of a
@@ -167,32 +220,41 @@ pub(crate) fn write_error(
 ) -> (Code, StatusCode) {
     // A problem's `instance` has no place in a gRPC answer.
     let instance = "";
-    let (code, error_code, problem) = match answer {
+    let (code, reason, problem) = match answer {
         Answer::Error(error) => {
             span.record_error(error);
             let problem = span.problem_for_error(error, instance);
             let code = code_for_http(problem.status_code());
-            (code, error.code().unwrap_or(codes::INTERNAL), problem)
+            let name = error.code().unwrap_or(codes::INTERNAL).name();
+            (code, Cow::Borrowed(name), problem)
         }
         Answer::Panic => (
             Code::Internal,
-            codes::INTERNAL,
+            Cow::Borrowed(codes::INTERNAL.name()),
             span.problem_for_panic(instance),
         ),
         Answer::Status(code, message) => {
-            let http = http_for_code(code);
-            let error_code = if code == Code::NotFound {
+            // A 404 on a known method is "no such thing".
+            let problem = span.rejection_problem(http_for_code(code), &message, true, instance);
+            let name = if code == Code::NotFound {
                 codes::RESOURCE_NOT_FOUND
             } else {
-                rejection_code(http)
+                rejection_code(problem.status_code())
             };
-            // The problem's code is the same: a 404 on a known method is
-            // "no such thing".
-            let problem = span.rejection_problem(http, message, true, instance);
-            (code, error_code, problem)
+            (code, Cow::Borrowed(name.name()), problem)
+        }
+        Answer::Named {
+            code,
+            message,
+            name,
+            number,
+        } => {
+            let mut problem = span.rejection_problem(http_for_code(code), &message, true, instance);
+            problem.code = number;
+            (code, Cow::Owned(name), problem)
         }
     };
-    let status = error_status(span, code, error_code, &problem);
+    let status = error_status(span, code, &reason, &problem);
     for name in STATUS_HEADERS {
         headers.remove(name);
     }
@@ -207,12 +269,7 @@ pub(crate) fn write_error(
 /// The `google.rpc.Status` of an error answer: code, message and an
 /// `ErrorInfo` (reason: the error's name; domain: the service; metadata:
 /// `code` and, when the trace is exported, `trace_id`).
-fn error_status(
-    span: &RequestSpan,
-    code: Code,
-    error_code: ErrorCode,
-    problem: &ProblemDetails,
-) -> Status {
+fn error_status(span: &RequestSpan, code: Code, reason: &str, problem: &ProblemDetails) -> Status {
     let mut metadata = HashMap::with_capacity(2);
     metadata.insert("code".to_owned(), problem.code.to_string());
     if let Some(trace_id) = &problem.trace_id {
@@ -222,7 +279,7 @@ fn error_status(
     Status::with_error_details(
         code,
         problem.detail.clone(),
-        ErrorDetails::with_error_info(error_code.name(), domain, metadata),
+        ErrorDetails::with_error_info(reason, domain, metadata),
     )
 }
 
@@ -256,6 +313,8 @@ mod tests {
         assert_eq!(code_name(Code::Unknown), "UNKNOWN");
     }
 
+    use faultline_engine::error::ErrorCode;
+
     #[test]
     fn without_the_layer_a_status_says_the_codes_title_only() {
         const DECLINED: ErrorCode =
@@ -266,6 +325,12 @@ mod tests {
         ));
         assert_eq!(s.code(), Code::FailedPrecondition);
         assert!(!s.message().contains("alice"), "{}", s.message());
+        let info = s.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("PAYMENT_DECLINED", "faultline")
+        );
+        assert_eq!(info.metadata["code"], "2001");
         let response = s.into_http::<()>();
         let carried = carried_error(response.extensions()).unwrap();
         assert_eq!(carried.code().map(|c| c.code()), Some(2001));

@@ -39,7 +39,11 @@
 //! server span id and parent span id, `op` `http.server` and the span
 //! status of the HTTP status; `transaction` `"METHOD route"`; tags
 //! `error.code`, `error.name`, `error.severity`, `http.route`,
-//! `http.request.method`, `http.response.status_code`.
+//! `http.request.method`, `http.response.status_code`. RPC events (a
+//! gRPC call through the tonic adapter) are told in RPC terms instead
+//! ([`rpc_event`]): `op` `grpc.server`, the span status of the RPC's status
+//! code, `transaction` the method (`helloworld.Greeter/SayHello`), tags
+//! `rpc.system.name`, `rpc.method`, `rpc.response.status_code`.
 //!
 //! Capturing never blocks the request: the event is masked and queued, and
 //! sentry's transport sends it from its own thread.
@@ -51,6 +55,7 @@
 
 mod config;
 mod event;
+mod rpc;
 mod scrub;
 
 use std::borrow::Cow;
@@ -62,7 +67,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use faultline_engine::config::{ConfigError, TracingConfig};
-use faultline_engine::correlate::{Correlator, RequestOutcome};
+use faultline_engine::correlate::{Correlator, RequestError, RequestOutcome, RpcOutcome};
 use faultline_engine::masking::Masker;
 use faultline_engine::opentelemetry::trace::TraceContextExt;
 use sentry::protocol::{Context, Event};
@@ -76,6 +81,7 @@ pub use event::{
     OP_HTTP_SERVER, ORIGIN, is_reported, level_for, request_event, span_status_for, trace_context,
     transaction_name,
 };
+pub use rpc::{ORIGIN_RPC, rpc_event, span_status_for_rpc};
 pub use scrub::{mask_breadcrumb, mask_event};
 
 /// The engine this plugin is built on.
@@ -264,6 +270,26 @@ impl Inner {
 
 impl Correlator for Sentry {
     fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
+        self.capture(outcome, |error| request_event(outcome, error));
+    }
+
+    fn on_rpc_end(&self, outcome: &RpcOutcome<'_>) {
+        self.capture(&outcome.request, |error| rpc_event(outcome, error));
+    }
+
+    fn flush(&self, timeout: Duration) {
+        self.inner.client.flush(Some(timeout));
+    }
+}
+
+impl Sentry {
+    /// Captures the event `make` builds when the request failed at or above
+    /// the threshold.
+    fn capture(
+        &self,
+        outcome: &RequestOutcome<'_>,
+        make: impl FnOnce(&RequestError<'_>) -> Event<'static>,
+    ) {
         let Some(error) = &outcome.error else {
             return;
         };
@@ -272,12 +298,8 @@ impl Correlator for Sentry {
         }
         // Only queues: masking runs here, sending on the transport's thread.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.inner.hub.capture_event(request_event(outcome, error));
+            self.inner.hub.capture_event(make(error));
         }));
-    }
-
-    fn flush(&self, timeout: Duration) {
-        self.inner.client.flush(Some(timeout));
     }
 }
 
@@ -308,7 +330,7 @@ impl Integration for OtelTraceIntegration {
     ) -> Option<Event<'static>> {
         let ours = matches!(
             event.contexts.get("trace"),
-            Some(Context::Trace(t)) if t.origin.as_deref() == Some(ORIGIN)
+            Some(Context::Trace(t)) if matches!(t.origin.as_deref(), Some(ORIGIN | ORIGIN_RPC))
         );
         if ours {
             return Some(event);
