@@ -426,6 +426,27 @@ async fn stream(addr: SocketAddr, name: &str) -> Result<tonic::Streaming<HelloRe
     .map(tonic::Response::into_inner)
 }
 
+/// The one span exported after a failed call: its trace is the one the
+/// error details name, its status code `status`.
+fn failed_span(
+    engine: &Engine,
+    spans: &InMemoryExporter,
+    info: &tonic_types::ErrorInfo,
+    status: &str,
+) -> SpanData {
+    engine.force_flush();
+    let span = spans.wait_for(1, Duration::from_secs(10)).remove(0);
+    assert_eq!(
+        info.metadata["trace_id"],
+        span.span_context.trace_id().to_string()
+    );
+    assert_eq!(
+        attr(&span, "rpc.response.status_code").as_deref(),
+        Some(status)
+    );
+    span
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
     let spans = InMemoryExporter::default();
@@ -468,17 +489,7 @@ async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
     assert_eq!(lost.message(), "lost the rest at c***@example.com");
     let info = details(&lost);
     assert_eq!(info.metadata["code"], "5000");
-    engine.force_flush();
-    let exported = spans.wait_for(1, Duration::from_secs(10));
-    let span = &exported[0];
-    assert_eq!(
-        info.metadata["trace_id"],
-        span.span_context.trace_id().to_string()
-    );
-    assert_eq!(
-        attr(span, "rpc.response.status_code").as_deref(),
-        Some("DATA_LOSS")
-    );
+    let span = &failed_span(&engine, &spans, &info, "DATA_LOSS");
     assert_eq!(attr(span, "error.type").as_deref(), Some("DATA_LOSS"));
     assert!(matches!(span.status, SpanStatus::Error { .. }));
     assert_eq!(
@@ -499,16 +510,7 @@ async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
     assert_eq!(info.reason, "USER_NOT_FOUND");
     assert_eq!(info.domain, "it");
     assert_eq!(info.metadata["code"], "1001");
-    engine.force_flush();
-    let exported = spans.wait_for(1, Duration::from_secs(10));
-    assert_eq!(
-        info.metadata["trace_id"],
-        exported[0].span_context.trace_id().to_string()
-    );
-    assert_eq!(
-        attr(&exported[0], "rpc.response.status_code").as_deref(),
-        Some("NOT_FOUND")
-    );
+    failed_span(&engine, &spans, &info, "NOT_FOUND");
 
     // A panic while the stream is polled, after the handler answered:
     // INTERNAL, code 5000, nothing of its text; the span records it and
@@ -526,17 +528,7 @@ async fn a_streamed_answer_ends_its_span_when_the_stream_ends() {
     for text in ["counter crashed", "erin", "example.com"] {
         assert!(!answer.contains(text), "{text:?} in {answer}");
     }
-    engine.force_flush();
-    let exported = spans.wait_for(1, Duration::from_secs(10));
-    let span = &exported[0];
-    assert_eq!(
-        info.metadata["trace_id"],
-        span.span_context.trace_id().to_string()
-    );
-    assert_eq!(
-        attr(span, "rpc.response.status_code").as_deref(),
-        Some("INTERNAL")
-    );
+    let span = &failed_span(&engine, &spans, &info, "INTERNAL");
     assert!(matches!(span.status, SpanStatus::Error { .. }));
     assert!(
         span.events.iter().any(|e| e.name == "exception"),

@@ -30,14 +30,22 @@ pub(crate) fn record_messages(span: &SpanRef<'_>, received: u64, sent: u64) {
 /// returned counter.
 pub(crate) fn counted(request: Request<TonicBody>) -> (Request<TonicBody>, Arc<AtomicU64>) {
     let total = Arc::new(AtomicU64::new(0));
-    let request = request.map(|body| {
-        TonicBody::new(CountedBody {
-            inner: body,
-            counter: MessageCounter::default(),
-            total: total.clone(),
-        })
-    });
-    (request, total)
+    let tally = Some(Tally(total.clone()));
+    (
+        request.map(|body| TonicBody::new(TracedBody::new(body, tally))),
+        total,
+    )
+}
+
+/// Counts a request's messages into a shared total as they come.
+struct Tally(Arc<AtomicU64>);
+
+impl StreamEnd for Tally {
+    fn end(self, _: Option<&mut HeaderMap>, _: u64) {}
+
+    fn counted(&self, begun: u64) {
+        self.0.fetch_add(begun, Ordering::Relaxed);
+    }
 }
 
 /// Counts the messages of a gRPC stream: each is a 5-byte prefix (a
@@ -84,6 +92,11 @@ pub(crate) trait StreamEnd: Sized {
     /// The stream ended: with its trailers (which may be rewritten), or
     /// without (`None`: it ended early or failed); `messages` it carried.
     fn end(self, trailers: Option<&mut HeaderMap>, messages: u64);
+
+    /// `begun` messages began in a data frame.
+    fn counted(&self, begun: u64) {
+        let _ = begun;
+    }
 
     /// The context to poll the stream in with its panics caught (`None`:
     /// polled as it is, a panic unwinds).
@@ -165,8 +178,8 @@ where
         match &mut polled {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    if this.end.is_some() {
-                        this.counter.feed(data.chunk());
+                    if let Some(end) = this.end {
+                        end.counted(this.counter.feed(data.chunk()));
                     }
                 } else if let Some(trailers) = frame.trailers_mut()
                     && let Some(end) = this.end.take()
@@ -185,42 +198,6 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.panicked || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request body that counts its messages into a shared counter.
-    pub(crate) struct CountedBody<B> {
-        #[pin]
-        inner: B,
-        counter: MessageCounter,
-        total: Arc<AtomicU64>,
-    }
-}
-
-impl<B: Body> Body for CountedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = std::task::ready!(this.inner.poll_frame(cx));
-        if let Some(Ok(data)) = polled.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-            let begun = data.map_or(0, |d| this.counter.feed(d.chunk()));
-            this.total.fetch_add(begun, Ordering::Relaxed);
-        }
-        Poll::Ready(polled)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -1,5 +1,6 @@
 //! The client layer.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,7 +39,8 @@ use crate::status::code_name;
 #[derive(Debug, Clone)]
 pub struct ClientLayer {
     engine: Engine,
-    server: Option<Arc<(String, Option<u16>)>>,
+    /// `server.address`, `server.port` of [`with_server`](Self::with_server).
+    server: Arc<[KeyValue]>,
 }
 
 impl ClientLayer {
@@ -46,7 +48,7 @@ impl ClientLayer {
     pub fn new(engine: Engine) -> Self {
         ClientLayer {
             engine,
-            server: None,
+            server: Arc::default(),
         }
     }
 
@@ -54,11 +56,20 @@ impl ClientLayer {
     /// channel whose requests carry the path only (a tonic `Channel` adds
     /// the origin below this layer).
     pub fn with_server(mut self, endpoint: &Uri) -> Self {
-        self.server = endpoint
-            .host()
-            .map(|h| Arc::new((h.to_owned(), endpoint.port_u16())));
+        self.server = server_attributes(endpoint).into();
         self
     }
+}
+
+/// `server.address` and `server.port` of a URI with a host.
+fn server_attributes(uri: &Uri) -> Vec<KeyValue> {
+    let Some(host) = uri.host() else {
+        return Vec::new();
+    };
+    let port = uri.port_u16().map(i64::from);
+    std::iter::once(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()))
+        .chain(port.map(|p| KeyValue::new(semconv::SERVER_PORT, p)))
+        .collect()
 }
 
 impl<S> Layer<S> for ClientLayer {
@@ -96,20 +107,12 @@ where
         let (mut req, sent) = counted(req);
         let parent = Context::current();
         let method = req.uri().path().trim_start_matches('/').to_owned();
-        let mut attributes = vec![
-            KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"),
-            KeyValue::new(semconv::RPC_METHOD, method.clone()),
-        ];
-        let server = match req.uri().host() {
-            Some(host) => Some((host.to_owned(), req.uri().port_u16())),
-            None => self.layer.server.as_deref().cloned(),
-        };
-        if let Some((host, port)) = server {
-            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, host));
-            if let Some(port) = port {
-                attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-            }
+        let mut attributes = server_attributes(req.uri());
+        if attributes.is_empty() {
+            attributes.extend_from_slice(&self.layer.server);
         }
+        attributes.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"));
+        attributes.push(KeyValue::new(semconv::RPC_METHOD, method.clone()));
         let tracer = self.layer.engine.tracer();
         let span = tracer
             .span_builder(method)
@@ -158,11 +161,7 @@ where
                 }
             }
             Err(error) => {
-                let span = end.cx.span();
-                record_messages(&span, 0, end.sent.load(Ordering::Relaxed));
-                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, "transport"));
-                span.set_status(SpanStatus::error(error.to_string()));
-                span.end();
+                end.close(0, Some(("transport", error.to_string().into())));
                 Err(error)
             }
         })
@@ -177,18 +176,27 @@ pub struct ClientEnd {
     sent: Arc<AtomicU64>,
 }
 
+impl ClientEnd {
+    /// Ends the span: the message counts, and the `error.type` and status
+    /// message of a failed call.
+    fn close(self, received: u64, error: Option<(&'static str, Cow<'static, str>)>) {
+        let span = self.cx.span();
+        record_messages(&span, received, self.sent.load(Ordering::Relaxed));
+        if let Some((kind, message)) = error {
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, kind));
+            span.set_status(SpanStatus::error(message));
+        }
+        span.end();
+    }
+}
+
 impl StreamEnd for ClientEnd {
     fn end(self, trailers: Option<&mut HeaderMap>, received: u64) {
         let code = trailers.and_then(|t| grpc_code(t)).unwrap_or(Code::Unknown);
-        let span = self.cx.span();
-        record_messages(&span, received, self.sent.load(Ordering::Relaxed));
         let name = code_name(code);
+        let span = self.cx.span();
         span.set_attribute(KeyValue::new(semconv::RPC_RESPONSE_STATUS_CODE, name));
-        if code != Code::Ok {
-            // Every status but OK is an error on a client span.
-            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, name));
-            span.set_status(SpanStatus::error(name));
-        }
-        span.end();
+        // Every status but OK is an error on a client span.
+        self.close(received, (code != Code::Ok).then_some((name, name.into())));
     }
 }

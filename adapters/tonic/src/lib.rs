@@ -42,7 +42,15 @@
 //! `google.rpc.Status` (the call's code and message) with an `ErrorInfo`
 //! (reason: the error's name; metadata: `code` and, when the trace is
 //! exported, `trace_id`); a panic is answered `INTERNAL`, code 5000, with
-//! nothing of its text. The [`ClientLayer`] traces outgoing calls.
+//! nothing of its text, whether the handler panicked or the response
+//! stream did while it was polled (the stream is polled inside the span's
+//! context; its panic ends it with those trailers). An error in the middle
+//! of a stream keeps the error's name and code when the stream yields
+//! [`status`]`(error)`: tonic hands the layer the status's headers only,
+//! so the details [`status`] already carries say them (the message is the
+//! code's title; the span records the status, not the error). The
+//! [`ClientLayer`] traces outgoing calls: CLIENT spans with the callee's
+//! status and the messages sent and received.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

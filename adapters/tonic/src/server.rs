@@ -73,20 +73,14 @@ where
         let peer = connection.and_then(TcpConnectInfo::remote_addr);
         // The `:authority` the client called; without one, the address it
         // reached.
-        let local_authority = match uri.authority() {
-            Some(_) => None,
-            None => connection
-                .and_then(TcpConnectInfo::local_addr)
-                .map(|a| a.to_string()),
-        };
+        let reached = (connection.and_then(TcpConnectInfo::local_addr))
+            .filter(|_| uri.authority().is_none())
+            .map(|a| a.to_string());
         let span = self.engine.start_rpc(&RpcInfo {
             system: "grpc",
             method: uri.path().trim_start_matches('/'),
             headers: req.headers(),
-            authority: uri
-                .authority()
-                .map(|a| a.as_str())
-                .or(local_authority.as_deref()),
+            authority: uri.authority().map(|a| a.as_str()).or(reached.as_deref()),
             peer,
         });
         let (req, received) = counted(req);
@@ -99,6 +93,7 @@ where
 }
 
 /// One call in flight: its span and how many messages it received.
+#[derive(Debug)]
 struct Call {
     span: RequestSpan,
     received: Arc<AtomicU64>,
@@ -216,13 +211,8 @@ pub(crate) fn grpc_code(headers: &HeaderMap) -> Option<Code> {
 }
 
 /// The end of a streamed answer: its trailers carry the status.
+#[derive(Debug)]
 pub struct ServerEnd(Call);
-
-impl std::fmt::Debug for ServerEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ServerEnd").field(&self.0.span).finish()
-    }
-}
 
 impl StreamEnd for ServerEnd {
     fn end(self, trailers: Option<&mut HeaderMap>, messages: u64) {

@@ -169,23 +169,15 @@ pub(crate) enum Answer<'a> {
     /// A panic (already recorded): `INTERNAL`, code 5000, nothing of its text.
     Panic,
     /// A status of the handler's own (or tonic's): its code and message
-    /// (masked) are kept.
-    Status(Code, String),
-    /// A status from [`status`] whose error did not come along (a
-    /// stream's): its code, message, and the error's name and code from its
+    /// (masked) are kept; for a status from [`status`] whose error did not
+    /// come along (a stream's), with the error's name and code from its
     /// details.
-    Named {
-        code: Code,
-        message: String,
-        name: String,
-        number: u32,
-    },
+    Status(Code, String, Option<(String, u32)>),
 }
 
 /// The answer for the error status in `headers` when no error came with
-/// it: [`Answer::Named`] for a status from [`status`], [`Answer::Status`]
-/// for one without details; `None` (kept as it is) for a status with
-/// details of the handler's own.
+/// it; `None` (kept as it is) for a status with details of the handler's
+/// own.
 pub(crate) fn status_answer(code: Code, headers: &HeaderMap) -> Option<Answer<'static>> {
     let status = Status::from_header_map(headers);
     let message = status
@@ -193,19 +185,15 @@ pub(crate) fn status_answer(code: Code, headers: &HeaderMap) -> Option<Answer<'s
         .map(|s| s.message().to_owned())
         .unwrap_or_default();
     if !headers.contains_key(DETAILS) {
-        return Some(Answer::Status(code, message));
+        return Some(Answer::Status(code, message, None));
     }
     let info = status?.get_details_error_info()?;
-    if info.domain != UNANSWERED_DOMAIN {
-        return None;
-    }
     let number = info.metadata.get("code")?.parse().ok()?;
-    Some(Answer::Named {
+    (info.domain == UNANSWERED_DOMAIN).then_some(Answer::Status(
         code,
         message,
-        name: info.reason,
-        number,
-    })
+        Some((info.reason, number)),
+    ))
 }
 
 /// Writes the error answer into `headers` (response headers of a
@@ -233,25 +221,18 @@ pub(crate) fn write_error(
             Cow::Borrowed(codes::INTERNAL.name()),
             span.problem_for_panic(instance),
         ),
-        Answer::Status(code, message) => {
+        Answer::Status(code, message, named) => {
             // A 404 on a known method is "no such thing".
-            let problem = span.rejection_problem(http_for_code(code), &message, true, instance);
-            let name = if code == Code::NotFound {
-                codes::RESOURCE_NOT_FOUND
-            } else {
-                rejection_code(problem.status_code())
-            };
-            (code, Cow::Borrowed(name.name()), problem)
-        }
-        Answer::Named {
-            code,
-            message,
-            name,
-            number,
-        } => {
             let mut problem = span.rejection_problem(http_for_code(code), &message, true, instance);
-            problem.code = number;
-            (code, Cow::Owned(name), problem)
+            let reason = match named {
+                Some((name, number)) => {
+                    problem.code = number;
+                    Cow::Owned(name)
+                }
+                None if code == Code::NotFound => Cow::Borrowed(codes::RESOURCE_NOT_FOUND.name()),
+                None => Cow::Borrowed(rejection_code(problem.status_code()).name()),
+            };
+            (code, reason, problem)
         }
     };
     let status = error_status(span, code, &reason, &problem);
@@ -309,8 +290,11 @@ mod tests {
             code_for_http(StatusCode::PAYMENT_REQUIRED),
             Code::FailedPrecondition
         );
+        assert_eq!(code_name(Code::Ok), "OK");
         assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
         assert_eq!(code_name(Code::Unknown), "UNKNOWN");
+        assert_eq!(code_name(Code::Internal), "INTERNAL");
+        assert_eq!(code_name(Code::Unauthenticated), "UNAUTHENTICATED");
     }
 
     use faultline_engine::error::ErrorCode;

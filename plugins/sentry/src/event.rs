@@ -198,7 +198,7 @@ pub fn request_event(outcome: &RequestOutcome<'_>, error: &RequestError<'_>) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use faultline_engine::error::{ErrorCode, codes};
     use std::time::Duration;
@@ -324,15 +324,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn panic_event_is_fatal_and_unhandled_and_no_route_means_method_only() {
-        let err = RequestError {
+    /// A panic as the engine reports it.
+    pub(crate) fn panic_error() -> RequestError<'static> {
+        RequestError {
             kind: FailureKind::Panic,
             code: Some(codes::INTERNAL),
             severity: Severity::Critical,
             type_name: "panic",
             message: "boom",
-        };
+        }
+    }
+
+    #[test]
+    fn panic_event_is_fatal_and_unhandled_and_no_route_means_method_only() {
+        let err = panic_error();
         let mut o = outcome(Some(err.clone()), "");
         o.parent_span_id = None;
         o.status = 500;

@@ -71,8 +71,7 @@ pub fn rpc_event(outcome: &RpcOutcome<'_>, error: &RequestError<'_>) -> Event<'s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faultline_engine::correlate::{FailureKind, RequestOutcome};
-    use faultline_engine::error::{Severity, codes};
+    use faultline_engine::correlate::RequestOutcome;
     use faultline_engine::opentelemetry::trace::{SpanId, TraceId};
     use std::time::Duration;
 
@@ -97,13 +96,7 @@ mod tests {
 
     #[test]
     fn an_rpc_event_names_the_method_status_and_trace_in_rpc_terms() {
-        let err = RequestError {
-            kind: FailureKind::Panic,
-            code: Some(codes::INTERNAL),
-            severity: Severity::Critical,
-            type_name: "panic",
-            message: "boom",
-        };
+        let err = crate::event::tests::panic_error();
         let o = outcome(&err, "INTERNAL", 500);
         let v = serde_json::to_value(rpc_event(&o, &err)).unwrap();
         assert_eq!(v["transaction"], "helloworld.Greeter/SayHello");
