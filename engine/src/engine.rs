@@ -14,7 +14,8 @@ use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanLimits,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
+    SpanLimits,
 };
 
 use crate::carrier::{Carrier, CarrierMut};
@@ -56,11 +57,33 @@ pub enum EngineError {
     /// The export thread could not be started.
     #[error("cannot start the export thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// `OTEL_TRACES_SAMPLER` names a sampler that is neither standard nor
+    /// registered ([`EngineBuilder::register_sampler`]).
+    #[error("OTEL_TRACES_SAMPLER: unknown sampler {name:?}: known samplers are {}", known.join(", "))]
+    UnknownSampler {
+        /// The name asked for.
+        name: String,
+        /// The standard names and the registered ones.
+        known: Vec<String>,
+    },
+    /// A registered sampler refused its argument (`OTEL_TRACES_SAMPLER_ARG`).
+    #[error("OTEL_TRACES_SAMPLER_ARG: sampler `{name}` cannot start: {reason}")]
+    SamplerInit {
+        /// The sampler's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Makes an exporter from the configuration (how plugins register themselves).
 pub type ExporterFactory =
     Box<dyn FnOnce(&TracingConfig) -> Result<Box<dyn Exporter>, String> + Send>;
+
+/// Makes a registered sampler from `OTEL_TRACES_SAMPLER_ARG` (how samplers
+/// of the application's own are chosen by name).
+pub type SamplerFactory =
+    Box<dyn FnOnce(Option<&str>) -> Result<Box<dyn ShouldSample>, String> + Send>;
 
 /// What [`Engine::shutdown`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +132,8 @@ pub struct EngineBuilder {
     factories: BTreeMap<ExporterKind, ExporterFactory>,
     correlators: Vec<Arc<dyn Correlator>>,
     install_global: bool,
+    sampler: Option<Box<dyn ShouldSample>>,
+    samplers: BTreeMap<String, SamplerFactory>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -118,11 +143,56 @@ impl std::fmt::Debug for EngineBuilder {
             .field("exporters", &self.exporters)
             .field("factories", &self.factories.keys().collect::<Vec<_>>())
             .field("correlators", &self.correlators)
+            .field("sampler", &self.sampler)
+            .field("samplers", &self.samplers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl EngineBuilder {
+    /// Samples with `sampler` (the OpenTelemetry SDK's [`ShouldSample`]),
+    /// whatever `OTEL_TRACES_SAMPLER` says. Error keeping and slow keeping
+    /// still apply on top: a request it leaves out is exported after all
+    /// when it ends in an error or is slow.
+    pub fn sampler(mut self, sampler: impl ShouldSample + 'static) -> Self {
+        self.sampler = Some(Box::new(sampler));
+        self
+    }
+    /// Registers a sampler under `name` (lowercase letters, digits and `_`),
+    /// chosen when `OTEL_TRACES_SAMPLER=name`; `factory` receives
+    /// `OTEL_TRACES_SAMPLER_ARG` and may refuse it (the engine then does not
+    /// start). The last registration of a name wins; the six standard names
+    /// always mean the standard samplers.
+    ///
+    /// ```
+    /// use faultline_engine::{Engine, config::{ExporterKind, TracingConfig}};
+    /// use faultline_engine::opentelemetry_sdk::trace::Sampler;
+    ///
+    /// let config = TracingConfig::builder()
+    ///     .exporters([ExporterKind::Console])
+    ///     .with_env_from(|name| match name {
+    ///         "OTEL_TRACES_SAMPLER" => Some("half".to_owned()),
+    ///         _ => None,
+    ///     })?
+    ///     .build()?;
+    /// let engine = Engine::builder(config)
+    ///     .register_sampler("half", |_arg| Ok(Sampler::TraceIdRatioBased(0.5)))
+    ///     .install_global(false)
+    ///     .build()?;
+    /// engine.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_sampler<S: ShouldSample + 'static>(
+        mut self,
+        name: &str,
+        factory: impl FnOnce(Option<&str>) -> Result<S, String> + Send + 'static,
+    ) -> Self {
+        self.samplers.insert(
+            name.to_ascii_lowercase(),
+            Box::new(move |arg| factory(arg).map(|s| Box::new(s) as Box<dyn ShouldSample>)),
+        );
+        self
+    }
     /// Replaces the propagator (default: the configuration's propagators,
     /// W3C Trace Context then W3C Baggage unless `OTEL_PROPAGATORS` says otherwise).
     pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
@@ -189,8 +259,14 @@ impl EngineBuilder {
             mut factories,
             correlators,
             install_global,
+            sampler,
+            mut samplers,
         } = self;
 
+        let sampler = match sampler {
+            Some(sampler) => sampler,
+            None => build_sampler(&config, &mut samplers)?,
+        };
         let resource = build_resource(&config);
         let masker: Arc<dyn Masker> =
             masker.unwrap_or_else(|| crate::masking::from_config(&config));
@@ -246,6 +322,9 @@ impl EngineBuilder {
                 )
                 .build();
             let keep = config.keep_errors();
+            // Unsampled requests are recorded and held when error keeping
+            // or slow keeping can still export them.
+            let holding = keep.enabled() || config.keep_slow().is_some();
             let l = config.limits();
             let builder = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
@@ -261,20 +340,21 @@ impl EngineBuilder {
             // unsampled spans when error keeping is on.
             let processor = KeepErrorsProcessor::new(
                 processor,
-                keep.enabled(),
+                holding,
+                config.keep_slow(),
                 keep.max_traces(),
                 keep.max_spans_per_trace(),
                 keep_counters.clone(),
                 gate,
             );
-            if keep.enabled() {
+            if holding {
                 builder
-                    .with_sampler(KeepErrorsSampler(build_sampler(&config)))
+                    .with_sampler(KeepErrorsSampler(sampler))
                     .with_span_processor(processor)
                     .build()
             } else {
                 builder
-                    .with_sampler(build_sampler(&config))
+                    .with_sampler(sampler)
                     .with_span_processor(processor)
                     .build()
             }
@@ -344,7 +424,32 @@ fn build_resource(config: &TracingConfig) -> Resource {
         .build()
 }
 
-fn build_sampler(config: &TracingConfig) -> Sampler {
+/// The configured sampler: a registered one when `OTEL_TRACES_SAMPLER`
+/// names it, otherwise the standard one of the rate and parent rule.
+fn build_sampler(
+    config: &TracingConfig,
+    registered: &mut BTreeMap<String, SamplerFactory>,
+) -> Result<Box<dyn ShouldSample>, EngineError> {
+    let Some(name) = config.custom_sampler() else {
+        return Ok(Box::new(standard_sampler(config)));
+    };
+    match registered.remove(name) {
+        Some(factory) => factory(config.sampler_arg()).map_err(|reason| EngineError::SamplerInit {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Err(EngineError::UnknownSampler {
+            name: name.to_owned(),
+            known: crate::config::STANDARD_SAMPLERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(registered.keys().cloned())
+                .collect(),
+        }),
+    }
+}
+
+fn standard_sampler(config: &TracingConfig) -> Sampler {
     let rate = config.sample_rate();
     let root = if rate >= 1.0 {
         Sampler::AlwaysOn
@@ -415,6 +520,8 @@ impl Engine {
             factories: BTreeMap::new(),
             correlators: Vec::new(),
             install_global: true,
+            sampler: None,
+            samplers: BTreeMap::new(),
         }
     }
 

@@ -218,6 +218,7 @@ pub(crate) const EXPORT_BUFFERED_BYTES: &str = "faultline_export_buffered"; // +
 pub(crate) const EXPORT_ENDED: &str = "faultline_export_spans_ended";
 pub(crate) const LIMITS_CUT: &str = "faultline_span_limits_cut";
 pub(crate) const KEEP_KEPT: &str = "faultline_error_keeping_traces_kept";
+pub(crate) const KEEP_KEPT_SLOW: &str = "faultline_error_keeping_traces_kept_slow";
 pub(crate) const KEEP_DISCARDED: &str = "faultline_error_keeping_traces_discarded";
 pub(crate) const KEEP_CUT: &str = "faultline_error_keeping_spans_cut";
 pub(crate) const KEEP_WAITING: &str = "faultline_error_keeping_traces_waiting";
@@ -288,12 +289,17 @@ impl Collector for ExportCollector {
         for (name, help, value) in [
             (
                 KEEP_KEPT,
-                "Unsampled traces exported because their request ended in an error (error-keeping sampling).",
+                "Unsampled traces exported because their request ended in an error or was slow (error and slow keeping).",
                 keep.traces_kept,
             ),
             (
+                KEEP_KEPT_SLOW,
+                "Of the kept traces, those kept because their request was slow (FAULTLINE_KEEP_SLOW_MS).",
+                keep.traces_kept_slow,
+            ),
+            (
                 KEEP_DISCARDED,
-                "Unsampled traces discarded: their request ended without an error.",
+                "Unsampled traces discarded: their request ended without an error and was not slow.",
                 keep.traces_discarded,
             ),
             (

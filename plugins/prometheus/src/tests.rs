@@ -298,6 +298,7 @@ fn export_stats_are_rendered_per_exporter() {
         }],
         error_keeping: faultline_engine::export::ErrorKeepingStats {
             traces_kept: 5,
+            traces_kept_slow: 2,
             traces_discarded: 95,
             traces_waiting: 6,
             spans_cut: 8,
@@ -321,6 +322,7 @@ fn export_stats_are_rendered_per_exporter() {
         "# TYPE faultline_export_spans_buffered gauge\n",
         "faultline_export_buffered_bytes{exporter=\"otlp\"} 4096\n",
         "faultline_error_keeping_traces_kept_total 5\n",
+        "faultline_error_keeping_traces_kept_slow_total 2\n",
         "faultline_error_keeping_traces_discarded_total 95\n",
         "faultline_error_keeping_spans_cut_total 8\n",
         "faultline_error_keeping_traces_waiting 6\n",
