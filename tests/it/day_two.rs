@@ -250,3 +250,476 @@ fn a_sampler_given_to_the_builder_wins_and_error_keeping_applies_on_top() {
     );
     assert_eq!(kept_mark(&exported[0]).as_deref(), Some("error"));
 }
+
+// ---------------------------------------------------------------------------
+// Export exactly as the OTLP specification says: which failures are retried,
+// the server's throttling honoured, partial success counted. The receivers
+// are built on the official protobufs (opentelemetry-proto's tonic server
+// and prost messages); they answer what each test scripts and note when
+// each request arrived.
+
+mod export {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use faultline::Engine;
+    use faultline::config::{ExporterKind, OtlpProtocol, TracingConfig, TracingConfigBuilder};
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message as _;
+    use tonic_types::{ErrorDetails, StatusExt as _};
+
+    /// What the receiver answers to one request.
+    #[derive(Clone)]
+    pub(super) enum Answer {
+        /// A gRPC status (HTTP: the status code), with a RetryInfo delay.
+        Grpc(tonic::Code, Option<Duration>),
+        /// An HTTP status with a `Retry-After` value (`date+N`: the
+        /// HTTP-date N seconds after the answer).
+        Http(u16, Option<&'static str>),
+        /// Accepted, with a partial success.
+        Partial(i64, &'static str),
+    }
+
+    /// A scripted receiver: answers in order, then accepts everything.
+    #[derive(Clone, Default)]
+    pub(super) struct Script {
+        answers: Arc<Mutex<VecDeque<Answer>>>,
+        /// When each request arrived, and how many spans it held.
+        arrivals: Arc<Mutex<Vec<(Instant, usize)>>>,
+    }
+
+    impl Script {
+        pub(super) fn answer(&self, answers: impl IntoIterator<Item = Answer>) {
+            let mut a = self.answers.lock().unwrap();
+            a.clear();
+            a.extend(answers);
+            self.arrivals.lock().unwrap().clear();
+        }
+        pub(super) fn arrivals(&self) -> Vec<(Instant, usize)> {
+            self.arrivals.lock().unwrap().clone()
+        }
+        /// Waits (generously) until `n` requests arrived.
+        pub(super) fn wait_for(&self, n: usize, within: Duration) -> Vec<(Instant, usize)> {
+            let deadline = Instant::now() + within;
+            loop {
+                let got = self.arrivals();
+                if got.len() >= n || Instant::now() > deadline {
+                    return got;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        fn next(&self, spans: usize) -> Option<Answer> {
+            self.arrivals.lock().unwrap().push((Instant::now(), spans));
+            self.answers.lock().unwrap().pop_front()
+        }
+    }
+
+    fn spans_in(request: &ExportTraceServiceRequest) -> usize {
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum()
+    }
+
+    fn partial(rejected: i64, message: &str) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message.to_owned(),
+            }),
+        }
+    }
+
+    #[tonic::async_trait]
+    impl TraceService for Script {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            match self.next(spans_in(request.get_ref())) {
+                None => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
+                Some(Answer::Partial(n, m)) => Ok(tonic::Response::new(partial(n, m))),
+                Some(Answer::Grpc(code, None)) => Err(tonic::Status::new(code, "scripted")),
+                Some(Answer::Grpc(code, Some(delay))) => Err(tonic::Status::with_error_details(
+                    code,
+                    "scripted, with RetryInfo",
+                    ErrorDetails::with_retry_info(Some(delay)),
+                )),
+                Some(Answer::Http(..)) => unreachable!("an HTTP answer to gRPC"),
+            }
+        }
+    }
+
+    /// A receiver running on its own thread and runtime, stopped when dropped.
+    pub(super) struct Running {
+        pub(super) port: u16,
+        pub(super) script: Script,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    pub(super) fn grpc_receiver() -> Running {
+        let script = Script::default();
+        let service = TraceServiceServer::new(script.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        async {
+                            let _ = stopped.await;
+                        },
+                    )
+                    .await
+                    .unwrap();
+            });
+        });
+        Running {
+            port,
+            script,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub(super) fn http_receiver() -> Running {
+        use axum::body::Bytes;
+        use axum::http::{HeaderValue, StatusCode, header};
+        use axum::response::IntoResponse;
+
+        let script = Script::default();
+        let app = {
+            let script = script.clone();
+            axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |body: Bytes| {
+                    let script = script.clone();
+                    async move {
+                        let request = ExportTraceServiceRequest::decode(body).unwrap();
+                        let proto = [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/x-protobuf"),
+                        )];
+                        match script.next(spans_in(&request)) {
+                            None => (proto, ExportTraceServiceResponse::default().encode_to_vec())
+                                .into_response(),
+                            Some(Answer::Partial(n, m)) => {
+                                (proto, partial(n, m).encode_to_vec()).into_response()
+                            }
+                            Some(Answer::Http(status, retry_after)) => {
+                                let mut response =
+                                    StatusCode::from_u16(status).unwrap().into_response();
+                                if let Some(v) = retry_after {
+                                    let v = match v.strip_prefix("date+") {
+                                        Some(secs) => httpdate::fmt_http_date(
+                                            std::time::SystemTime::now()
+                                                + Duration::from_secs(secs.parse().unwrap()),
+                                        ),
+                                        None => v.to_owned(),
+                                    };
+                                    response.headers_mut().insert(
+                                        header::RETRY_AFTER,
+                                        HeaderValue::from_str(&v).unwrap(),
+                                    );
+                                }
+                                response
+                            }
+                            Some(Answer::Grpc(..)) => unreachable!("a gRPC answer to HTTP"),
+                        }
+                    }
+                }),
+            )
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Running {
+            port,
+            script,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn config(protocol: OtlpProtocol, port: u16, max_backoff: Duration) -> TracingConfigBuilder {
+        let endpoint = match protocol {
+            OtlpProtocol::Grpc => format!("http://127.0.0.1:{port}"),
+            _ => format!("http://127.0.0.1:{port}/v1/traces"),
+        };
+        TracingConfig::builder()
+            .service_name("day-two")
+            .exporters([ExporterKind::Otlp])
+            .otlp_protocol(protocol)
+            .otlp_traces_endpoint(&endpoint)
+            .export_timeout(Duration::from_secs(5))
+            .max_export_retries(3)
+            .backoff(Duration::from_millis(10), max_backoff)
+            .batch(2048, 512, Duration::from_millis(20))
+    }
+
+    fn engine(config: TracingConfigBuilder) -> Engine {
+        faultline::setup::engine_builder(config.build().unwrap())
+            .install_global(false)
+            .build()
+            .unwrap()
+    }
+
+    fn one_span(engine: &Engine) {
+        engine.tracer().start("work").end();
+        engine.force_flush();
+    }
+
+    const EVERY_CODE: [(tonic::Code, bool); 16] = [
+        (tonic::Code::Cancelled, true),
+        (tonic::Code::Unknown, false),
+        (tonic::Code::InvalidArgument, false),
+        (tonic::Code::DeadlineExceeded, true),
+        (tonic::Code::NotFound, false),
+        (tonic::Code::AlreadyExists, false),
+        (tonic::Code::PermissionDenied, false),
+        (tonic::Code::ResourceExhausted, false),
+        (tonic::Code::FailedPrecondition, false),
+        (tonic::Code::Aborted, true),
+        (tonic::Code::OutOfRange, true),
+        (tonic::Code::Unimplemented, false),
+        (tonic::Code::Internal, false),
+        (tonic::Code::Unavailable, true),
+        (tonic::Code::DataLoss, true),
+        (tonic::Code::Unauthenticated, false),
+    ];
+
+    #[test]
+    fn grpc_failures_are_retried_exactly_as_the_specification_lists() {
+        let receiver = grpc_receiver();
+        let mut cases: Vec<(tonic::Code, Option<Duration>, bool)> =
+            EVERY_CODE.iter().map(|&(c, r)| (c, None, r)).collect();
+        // RESOURCE_EXHAUSTED is retried only with a RetryInfo.
+        cases.push((
+            tonic::Code::ResourceExhausted,
+            Some(Duration::from_millis(50)),
+            true,
+        ));
+        for (code, retry_info, retried) in cases {
+            receiver.script.answer([Answer::Grpc(code, retry_info)]);
+            let engine = engine(config(
+                OtlpProtocol::Grpc,
+                receiver.port,
+                Duration::from_secs(2),
+            ));
+            one_span(&engine);
+            let arrivals = receiver
+                .script
+                .wait_for(if retried { 2 } else { 1 }, Duration::from_secs(10));
+            let report = engine.shutdown();
+            let otlp = &report.stats.exporters[0];
+            let case = format!("{code:?} (RetryInfo {retry_info:?})");
+            if retried {
+                assert_eq!(arrivals.len(), 2, "{case}: retried once, then accepted");
+                assert_eq!((otlp.delivered, otlp.dropped), (1, 0), "{case}");
+                assert_eq!(otlp.retries, 1, "{case}");
+            } else {
+                assert_eq!(arrivals.len(), 1, "{case}: never retried");
+                assert_eq!((otlp.delivered, otlp.dropped), (0, 1), "{case}");
+                assert_eq!(otlp.retries, 0, "{case}");
+            }
+            assert_eq!(otlp.failed_attempts, 1, "{case}");
+        }
+    }
+
+    #[test]
+    fn http_failures_are_retried_exactly_as_the_specification_lists() {
+        let receiver = http_receiver();
+        for status in [
+            400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 500, 501, 502, 503, 504, 505,
+        ] {
+            let retried = matches!(status, 429 | 502 | 503 | 504);
+            receiver.script.answer([Answer::Http(status, None)]);
+            let engine = engine(config(
+                OtlpProtocol::HttpProtobuf,
+                receiver.port,
+                Duration::from_secs(2),
+            ));
+            one_span(&engine);
+            let arrivals = receiver
+                .script
+                .wait_for(if retried { 2 } else { 1 }, Duration::from_secs(10));
+            let report = engine.shutdown();
+            let otlp = &report.stats.exporters[0];
+            assert_eq!(arrivals.len(), 1 + usize::from(retried), "HTTP {status}");
+            assert_eq!(
+                (otlp.delivered, otlp.dropped),
+                if retried { (1, 0) } else { (0, 1) },
+                "HTTP {status}"
+            );
+        }
+    }
+
+    /// The gap between two arrivals.
+    fn gap(arrivals: &[(Instant, usize)], i: usize) -> Duration {
+        arrivals[i + 1].0.duration_since(arrivals[i].0)
+    }
+
+    #[test]
+    fn the_servers_delay_is_honoured_within_the_longest_back_off() {
+        // gRPC RetryInfo of 1 s, HTTP Retry-After of 1 s and as a date: the
+        // next attempt comes no earlier (the answer leaves after the
+        // request arrived, so the gap between arrivals is at least the
+        // delay), and well before what would be a stuck exporter.
+        let grpc = grpc_receiver();
+        grpc.script.answer([Answer::Grpc(
+            tonic::Code::Unavailable,
+            Some(Duration::from_secs(1)),
+        )]);
+        let http = http_receiver();
+        http.script.answer([
+            Answer::Http(429, Some("1")),
+            Answer::Http(503, Some("date+3")),
+        ]);
+        let engines = [
+            engine(config(
+                OtlpProtocol::Grpc,
+                grpc.port,
+                Duration::from_secs(5),
+            )),
+            engine(config(
+                OtlpProtocol::HttpProtobuf,
+                http.port,
+                Duration::from_secs(5),
+            )),
+        ];
+        for engine in &engines {
+            one_span(engine);
+        }
+        let g = grpc.script.wait_for(2, Duration::from_secs(20));
+        let h = http.script.wait_for(3, Duration::from_secs(20));
+        assert_eq!(g.len(), 2);
+        assert!(gap(&g, 0) >= Duration::from_secs(1), "{:?}", gap(&g, 0));
+        assert!(gap(&g, 0) < Duration::from_secs(5), "{:?}", gap(&g, 0));
+        assert_eq!(h.len(), 3);
+        assert!(gap(&h, 0) >= Duration::from_secs(1), "{:?}", gap(&h, 0));
+        // An HTTP-date has whole seconds: at least 2 s of the 3 remain
+        // (the date is written as the answer leaves).
+        assert!(gap(&h, 1) >= Duration::from_secs(2), "{:?}", gap(&h, 1));
+        assert!(gap(&h, 1) < Duration::from_secs(5), "{:?}", gap(&h, 1));
+        for engine in engines {
+            let report = engine.shutdown();
+            assert!(report.is_clean(), "{report:?}");
+        }
+    }
+
+    #[test]
+    fn a_longer_ask_than_the_longest_back_off_moves_the_batch_to_the_buffer() {
+        let grpc = grpc_receiver();
+        grpc.script.answer([Answer::Grpc(
+            tonic::Code::ResourceExhausted,
+            Some(Duration::from_secs(600)),
+        )]);
+        let engine = engine(config(
+            OtlpProtocol::Grpc,
+            grpc.port,
+            Duration::from_millis(500),
+        ));
+        // The flush does not wait for the 600 s: the batch is buffered.
+        one_span(&engine);
+        let stats = engine.export_stats();
+        assert_eq!(stats.spans_buffered, 1, "{stats:?}");
+        // Probed again after the longest back-off, not after 600 s.
+        let arrivals = grpc.script.wait_for(2, Duration::from_secs(30));
+        assert_eq!(arrivals.len(), 2);
+        assert!(gap(&arrivals, 0) >= Duration::from_millis(500));
+        let report = engine.shutdown();
+        assert!(report.is_clean(), "{report:?}");
+    }
+
+    #[test]
+    fn partial_success_is_counted_on_both_transports() {
+        for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
+            let receiver = match protocol {
+                OtlpProtocol::Grpc => grpc_receiver(),
+                _ => http_receiver(),
+            };
+            receiver.script.answer([
+                Answer::Partial(2, "2 spans too old, first from alice@example.com"),
+                Answer::Partial(1, "1 span too old"),
+            ]);
+            let engine = engine(config(protocol, receiver.port, Duration::from_secs(1)));
+            for _ in 0..2 {
+                for _ in 0..3 {
+                    engine.tracer().start("work").end();
+                }
+                engine.force_flush();
+            }
+            let stats = engine.export_stats();
+            assert_eq!(receiver.script.arrivals().len(), 2, "{protocol:?}");
+            assert_eq!(stats.spans_rejected, 3, "{protocol:?}: {stats:?}");
+            assert_eq!(stats.exporters[0].rejected, 3);
+            assert_eq!(stats.exporters[0].delivered, 6);
+            engine.shutdown();
+        }
+    }
+
+    #[test]
+    fn an_unscripted_receiver_accepts_and_counts_the_spans() {
+        // The receivers accept when nothing is scripted (the checks above
+        // rely on it).
+        let grpc = grpc_receiver();
+        let engine = engine(config(
+            OtlpProtocol::Grpc,
+            grpc.port,
+            Duration::from_secs(1),
+        ));
+        let mut span = engine.tracer().start("a");
+        span.end();
+        engine.force_flush();
+        assert_eq!(grpc.script.arrivals().len(), 1);
+        assert_eq!(grpc.script.arrivals()[0].1, 1);
+        engine.shutdown();
+    }
+}

@@ -213,6 +213,7 @@ pub(crate) const EXPORT_EXPORTED: &str = "faultline_export_spans_exported";
 pub(crate) const EXPORT_RETRIES: &str = "faultline_export_retries";
 pub(crate) const EXPORT_FAILED: &str = "faultline_export_failed_attempts";
 pub(crate) const EXPORT_DROPPED: &str = "faultline_export_spans_dropped";
+pub(crate) const EXPORT_REJECTED: &str = "faultline_export_spans_rejected";
 pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
 pub(crate) const EXPORT_BUFFERED_BYTES: &str = "faultline_export_buffered"; // + "_bytes", the unit
 pub(crate) const EXPORT_ENDED: &str = "faultline_export_spans_ended";
@@ -237,7 +238,7 @@ impl Collector for ExportCollector {
             counter.encode(family)?;
         }
         type Pick = fn(&faultline_engine::export::ExporterStats) -> u64;
-        let counters: [(&str, &str, Pick); 4] = [
+        let counters: [(&str, &str, Pick); 5] = [
             (
                 EXPORT_EXPORTED,
                 "Spans the exporter's backend accepted.",
@@ -257,6 +258,11 @@ impl Collector for ExportCollector {
                 EXPORT_DROPPED,
                 "Spans lost: buffer overflow, permanent errors, what shutdown could not deliver.",
                 |e| e.dropped,
+            ),
+            (
+                EXPORT_REJECTED,
+                "Spans the backend accepted and then rejected (OTLP partial success).",
+                |e| e.rejected,
             ),
         ];
         for (name, help, pick) in counters {

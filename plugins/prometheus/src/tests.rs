@@ -287,6 +287,7 @@ fn export_stats_are_rendered_per_exporter() {
         spans_buffered: 2,
         retries: 3,
         export_errors: 4,
+        spans_rejected: 3,
         exporters: vec![ExporterStats {
             name: "otlp".into(),
             delivered: 7,
@@ -295,6 +296,7 @@ fn export_stats_are_rendered_per_exporter() {
             buffered: 2,
             buffered_bytes: 4096,
             dropped: 1,
+            rejected: 3,
         }],
         error_keeping: faultline_engine::export::ErrorKeepingStats {
             traces_kept: 5,
@@ -318,6 +320,7 @@ fn export_stats_are_rendered_per_exporter() {
         "faultline_export_retries_total{exporter=\"otlp\"} 3\n",
         "faultline_export_failed_attempts_total{exporter=\"otlp\"} 4\n",
         "faultline_export_spans_dropped_total{exporter=\"otlp\"} 1\n",
+        "faultline_export_spans_rejected_total{exporter=\"otlp\"} 3\n",
         "faultline_export_spans_buffered{exporter=\"otlp\"} 2\n",
         "# TYPE faultline_export_spans_buffered gauge\n",
         "faultline_export_buffered_bytes{exporter=\"otlp\"} 4096\n",
