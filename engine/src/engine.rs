@@ -12,7 +12,6 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
     SpanLimits,
@@ -267,7 +266,7 @@ impl EngineBuilder {
             Some(sampler) => sampler,
             None => build_sampler(&config, &mut samplers)?,
         };
-        let resource = build_resource(&config);
+        let resource = crate::resource::build(&config);
         let masker: Arc<dyn Masker> =
             masker.unwrap_or_else(|| crate::masking::from_config(&config));
         let stats = Arc::new(StatsCell::default());
@@ -365,6 +364,10 @@ impl EngineBuilder {
                 .build()
         };
 
+        for correlator in &correlators {
+            let _ =
+                std::panic::catch_unwind(AssertUnwindSafe(|| correlator.set_resource(&resource)));
+        }
         let tracer = provider.tracer_with_scope(
             InstrumentationScope::builder(SCOPE_NAME)
                 .with_version(env!("CARGO_PKG_VERSION"))
@@ -404,24 +407,6 @@ impl EngineBuilder {
             }),
         })
     }
-}
-
-fn build_resource(config: &TracingConfig) -> Resource {
-    let mut attributes = Vec::with_capacity(4 + config.resource_attributes().len());
-    for (k, v) in config.resource_attributes() {
-        attributes.push(KeyValue::new(k.clone(), v.clone()));
-    }
-    if let Some(version) = config.service_version() {
-        attributes.push(KeyValue::new("service.version", version.to_owned()));
-    }
-    if let Some(env) = config.deployment_environment() {
-        attributes.push(KeyValue::new("deployment.environment.name", env.to_owned()));
-    }
-    Resource::builder_empty()
-        .with_detector(Box::new(TelemetryResourceDetector))
-        .with_attributes(attributes)
-        .with_service_name(config.service_name().to_owned())
-        .build()
 }
 
 /// The configured sampler: a registered one when `OTEL_TRACES_SAMPLER`
@@ -529,7 +514,9 @@ impl Engine {
     pub fn config(&self) -> &TracingConfig {
         &self.inner.config
     }
-    /// The resource every span carries.
+    /// The resource every span, log record and metric carries: detected,
+    /// then configured (see [`crate::resource`]). The one place exporters
+    /// of any signal read it.
     pub fn resource(&self) -> &Resource {
         &self.inner.resource
     }

@@ -47,6 +47,7 @@ pub mod masking;
 pub mod panic;
 pub mod propagation;
 pub mod request;
+pub mod resource;
 
 pub use engine::{Engine, EngineBuilder, EngineError, ExporterFactory, SCOPE_NAME, ShutdownReport};
 

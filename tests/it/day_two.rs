@@ -293,6 +293,8 @@ mod export {
         answers: Arc<Mutex<VecDeque<Answer>>>,
         /// When each request arrived, and how many spans it held.
         arrivals: Arc<Mutex<Vec<(Instant, usize)>>>,
+        /// The resource attributes of the last request (values as text).
+        resource: Arc<Mutex<Vec<(String, String)>>>,
     }
 
     impl Script {
@@ -316,7 +318,30 @@ mod export {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        fn next(&self, spans: usize) -> Option<Answer> {
+        pub(super) fn resource(&self) -> Vec<(String, String)> {
+            self.resource.lock().unwrap().clone()
+        }
+        fn next(&self, request: &ExportTraceServiceRequest) -> Option<Answer> {
+            use opentelemetry_proto::tonic::common::v1::any_value::Value;
+            let spans = spans_in(request);
+            if let Some(resource) = request
+                .resource_spans
+                .first()
+                .and_then(|r| r.resource.as_ref())
+            {
+                *self.resource.lock().unwrap() = resource
+                    .attributes
+                    .iter()
+                    .map(|kv| {
+                        let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(Value::StringValue(s)) => s.clone(),
+                            Some(Value::IntValue(i)) => i.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        (kv.key.clone(), value)
+                    })
+                    .collect();
+            }
             self.arrivals.lock().unwrap().push((Instant::now(), spans));
             self.answers.lock().unwrap().pop_front()
         }
@@ -346,7 +371,7 @@ mod export {
             &self,
             request: tonic::Request<ExportTraceServiceRequest>,
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            match self.next(spans_in(request.get_ref())) {
+            match self.next(request.get_ref()) {
                 None => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
                 Some(Answer::Partial(n, m)) => Ok(tonic::Response::new(partial(n, m))),
                 Some(Answer::Grpc(code, None)) => Err(tonic::Status::new(code, "scripted")),
@@ -431,7 +456,7 @@ mod export {
                             header::CONTENT_TYPE,
                             HeaderValue::from_static("application/x-protobuf"),
                         )];
-                        match script.next(spans_in(&request)) {
+                        match script.next(&request) {
                             None => (proto, ExportTraceServiceResponse::default().encode_to_vec())
                                 .into_response(),
                             Some(Answer::Partial(n, m)) => {
@@ -720,6 +745,81 @@ mod export {
         engine.force_flush();
         assert_eq!(grpc.script.arrivals().len(), 1);
         assert_eq!(grpc.script.arrivals()[0].1, 1);
+        engine.shutdown();
+    }
+
+    #[test]
+    fn an_exported_span_carries_the_detected_resource() {
+        let receiver = grpc_receiver();
+        // OTEL_RESOURCE_ATTRIBUTES overrides what is detected.
+        let config = config(OtlpProtocol::Grpc, receiver.port, Duration::from_secs(1))
+            .with_env_from(|name| {
+                (name == "OTEL_RESOURCE_ATTRIBUTES")
+                    .then(|| "service.instance.id=pod-7,team=checkout".to_owned())
+            })
+            .unwrap();
+        let engine = engine(config);
+        one_span(&engine);
+        let got = receiver.script.resource();
+        let get = |key: &str| {
+            got.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{key} missing: {got:?}"))
+        };
+        assert!(!get("host.name").is_empty());
+        assert_eq!(get("process.pid"), std::process::id().to_string());
+        assert_eq!(get("process.runtime.name"), "rustc");
+        assert!(get("process.runtime.version").starts_with("1."));
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            get("process.executable.name"),
+            exe.file_name().unwrap().to_string_lossy()
+        );
+        assert_eq!(get("os.type"), std::env::consts::OS);
+        assert_eq!(get("service.instance.id"), "pod-7");
+        assert_eq!(get("team"), "checkout");
+        assert_eq!(get("service.name"), "day-two");
+        assert_eq!(get("telemetry.sdk.name"), "opentelemetry");
+        assert_eq!(get("telemetry.sdk.language"), "rust");
+        assert!(!get("telemetry.sdk.version").is_empty());
+        assert_eq!(get("telemetry.distro.name"), "faultline");
+        assert_eq!(get("telemetry.distro.version"), env!("CARGO_PKG_VERSION"));
+        // container.id when the cgroup files name one (in a container).
+        let in_container = ["/proc/self/cgroup", "/proc/self/mountinfo"]
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .any(|text| text.contains("/docker/") || text.contains("/containers/"));
+        if in_container {
+            assert_eq!(get("container.id").len(), 64, "{got:?}");
+        }
+        assert!(!got.iter().any(|(k, _)| k == "process.command_args"));
+        // The engine's resource is the one exported (logs and metrics read
+        // it from there).
+        assert_eq!(
+            engine
+                .resource()
+                .get(&opentelemetry::Key::from_static_str("service.instance.id"))
+                .map(|v| v.as_str().into_owned())
+                .as_deref(),
+            Some("pod-7")
+        );
+        engine.shutdown();
+
+        // Every detector off: none of them.
+        let engine = self::engine(
+            self::config(OtlpProtocol::Grpc, receiver.port, Duration::from_secs(1))
+                .with_env_from(|name| {
+                    (name == "FAULTLINE_RESOURCE_DETECTORS").then(|| "none".to_owned())
+                })
+                .unwrap(),
+        );
+        one_span(&engine);
+        let got = receiver.script.resource();
+        for key in ["host.name", "process.pid", "os.type", "service.instance.id"] {
+            assert!(!got.iter().any(|(k, _)| k == key), "{key}: {got:?}");
+        }
+        assert!(got.iter().any(|(k, _)| k == "telemetry.distro.name"));
         engine.shutdown();
     }
 }

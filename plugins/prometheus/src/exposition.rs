@@ -190,6 +190,54 @@ pub(crate) struct ExportCollector {
     pub stats: Arc<Mutex<ExportStats>>,
 }
 
+/// `target_info`: the engine's resource as the labels of one series valued
+/// 1 (the OpenTelemetry convention for Prometheus), so that metrics are
+/// joined to the same service, host and process as its spans.
+#[derive(Debug, Default)]
+pub(crate) struct TargetInfo {
+    pub labels: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+pub(crate) const TARGET_INFO: &str = "target_info";
+
+impl TargetInfo {
+    /// The resource's attributes as labels: a name with anything but ASCII
+    /// letters, digits and `_` has it replaced by `_` (`service.name`:
+    /// `service_name`); a value is its text.
+    pub(crate) fn set(&self, resource: &faultline_engine::opentelemetry_sdk::Resource) {
+        let mut labels: Vec<(String, String)> = resource
+            .iter()
+            .map(|(k, v)| {
+                let name = k
+                    .as_str()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                (name, v.as_str().into_owned())
+            })
+            .collect();
+        labels.sort();
+        labels.dedup_by(|a, b| a.0 == b.0);
+        *self.labels.lock().unwrap_or_else(|e| e.into_inner()) = labels;
+    }
+}
+
+impl Collector for TargetInfo {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            TARGET_INFO,
+            "Target metadata: the resource of the service's spans and logs.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1i64).encode(family.encode_family(&*labels)?)
+    }
+}
+
 #[derive(Debug)]
 struct Exporter<'a>(&'a str);
 

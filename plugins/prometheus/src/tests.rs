@@ -436,3 +436,46 @@ fn unvalidated_settings_are_brought_within_bounds() {
     let p = Prometheus::new(PrometheusConfig::default().buckets([]));
     assert_eq!(p.config().bucket_bounds(), DEFAULT_BUCKETS);
 }
+
+#[test]
+fn target_info_carries_the_engines_resource() {
+    use faultline_engine::Engine;
+    use faultline_engine::config::TracingConfig;
+
+    let p = Prometheus::new(PrometheusConfig::default());
+    // Before an engine hands its resource over: no target_info.
+    assert!(
+        !p.render(None, &ExportStats::default())
+            .body
+            .contains("target_info")
+    );
+    let config = TracingConfig::builder()
+        .service_name("shop")
+        .exporters([])
+        .resource_attribute("service.instance.id", "pod-7")
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .correlator(p.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    for accept in [None, Some("application/openmetrics-text; version=1.0.0")] {
+        let body = p.render(accept, &ExportStats::default()).body;
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("target_info{"))
+            .unwrap_or_else(|| panic!("{body}"));
+        assert!(line.ends_with("} 1"), "{line}");
+        for label in [
+            "service_name=\"shop\"",
+            "service_instance_id=\"pod-7\"",
+            "telemetry_distro_name=\"faultline\"",
+            &format!("process_pid=\"{}\"", std::process::id()),
+        ] {
+            assert!(line.contains(label), "{label}: {line}");
+        }
+        assert!(line.contains("host_name=\""), "{line}");
+    }
+    engine.shutdown();
+}
