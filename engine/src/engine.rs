@@ -668,9 +668,15 @@ impl Engine {
 
     /// The path on which adapters serve metrics: the configured
     /// [`metrics_path`](TracingConfig::metrics_path) when a registered
-    /// correlator serves metrics, otherwise `None`.
+    /// correlator serves metrics, otherwise `None`; `None` too when the
+    /// metrics are served on a private address
+    /// ([`metrics_addr`](TracingConfig::metrics_addr)), not on the
+    /// application's port.
     pub fn metrics_path(&self) -> Option<&str> {
         self.inner.metrics.as_ref()?;
+        if self.inner.config.metrics_addr().is_some() {
+            return None;
+        }
         self.inner.config.metrics_path()
     }
 

@@ -823,3 +823,150 @@ mod export {
         engine.shutdown();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Metrics on a private port: FAULTLINE_METRICS_ADDR.
+
+mod private_metrics {
+    use axum::Router;
+    use axum::routing::get;
+    use faultline::error::{AppError, ErrorCode};
+    use serde_json::Value as Json;
+
+    use crate::prometheus::{PrometheusServer, finds_by_trace_id};
+
+    const USER_NOT_FOUND: ErrorCode =
+        ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+
+    async fn user() -> Result<String, faultline::axum::Error> {
+        Err(AppError::new(USER_NOT_FOUND, "no user 0").into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_real_prometheus_scrapes_the_private_port_and_the_apps_port_has_no_metrics() {
+        let faultline = faultline::setup::Setup::new("private-metrics")
+            .env_from(|name| match name {
+                "OTEL_TRACES_EXPORTER" => Some("none".to_owned()),
+                "FAULTLINE_METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
+                _ => None,
+            })
+            .install_global(false)
+            .metrics_recorder(false)
+            .sentry(false)
+            .panic_hook(false)
+            .init()
+            .unwrap();
+        assert_eq!(faultline.engine().metrics_path(), None);
+        let metrics_addr = faultline.metrics_listener_addr().expect("listening");
+        let app = Router::new()
+            .route("/users/{id}", get(user))
+            .layer(faultline.axum_layer());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app_addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        let client = reqwest::Client::new();
+        let response = client
+            .get(format!("http://{app_addr}/users/0"))
+            .send()
+            .await
+            .unwrap();
+        let problem: Json = response.json().await.unwrap();
+        let trace_id = problem["trace_id"].as_str().unwrap().to_owned();
+
+        // The application's port does not answer /metrics.
+        let app_metrics = client
+            .get(format!("http://{app_addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(app_metrics.status(), 404);
+        assert!(!app_metrics.text().await.unwrap().contains("faultline_"));
+
+        // The private port does, in both formats, and nothing else there.
+        let text = client
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(text.status(), 200);
+        assert!(
+            text.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        let body = text.text().await.unwrap();
+        assert!(body.contains("faultline_errors_total"), "{body}");
+        assert!(body.contains("target_info{"), "{body}");
+        let other = client
+            .get(format!("http://{metrics_addr}/users/0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 404);
+
+        // A real Prometheus scrapes it (OpenMetrics, with exemplars) and
+        // finds the error by its trace id, as a label and an exemplar.
+        let mut prometheus = PrometheusServer::start(metrics_addr);
+        finds_by_trace_id(&client, &mut prometheus, &trace_id).await;
+        let pid = std::process::id().to_string();
+        prometheus
+            .poll(
+                &client,
+                "/api/v1/query",
+                &[(
+                    "query",
+                    "target_info{service_name=\"private-metrics\"}".to_owned(),
+                )],
+                "target_info with the service's resource",
+                |data| {
+                    data["result"].as_array().is_some_and(|r| {
+                        r.iter()
+                            .any(|s| s["metric"]["process_pid"].as_str() == Some(pid.as_str()))
+                    })
+                },
+            )
+            .await;
+        drop(prometheus);
+
+        // Shut down with the set-up: the private port closes.
+        tokio::task::spawn_blocking(move || faultline.shutdown())
+            .await
+            .unwrap();
+        assert!(
+            std::net::TcpStream::connect(metrics_addr).is_err(),
+            "the listener stopped"
+        );
+    }
+
+    #[test]
+    fn a_busy_address_stops_the_setup_with_one_line() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap().to_string();
+        let e = faultline::setup::Setup::new("busy")
+            .env_from(move |name| match name {
+                "OTEL_TRACES_EXPORTER" => Some("none".to_owned()),
+                "FAULTLINE_METRICS_ADDR" => Some(addr.clone()),
+                _ => None,
+            })
+            .install_global(false)
+            .metrics_recorder(false)
+            .sentry(false)
+            .panic_hook(false)
+            .init()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("FAULTLINE_METRICS_ADDR: cannot listen on 127.0.0.1:"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+}

@@ -51,6 +51,7 @@ mod exposition;
 mod handles;
 mod labels;
 mod recorder;
+mod server;
 mod traces;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -76,6 +77,7 @@ pub use config::{
 pub use exposition::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
 pub use labels::{MAX_ROUTES, OTHER_METHOD, OTHER_ROUTE, UNMATCHED_ROUTE};
 pub use recorder::PrometheusRecorder;
+pub use server::{MetricsServer, MetricsServerError};
 
 use exposition::{ExportCollector, TargetInfo};
 use labels::{ErrorLabels, RequestLabels, Routes, TraceExemplar};
