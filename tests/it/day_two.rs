@@ -11,6 +11,7 @@ use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry_sdk::trace::{Sampler, SpanData};
 
 use crate::common::{memory_engine, quiet_config, start_get};
+use crate::keep_errors::of_trace;
 
 fn engine(config: TracingConfigBuilder) -> (Engine, InMemoryExporter) {
     let spans = InMemoryExporter::default();
@@ -23,14 +24,6 @@ fn kept_mark(span: &SpanData) -> Option<String> {
         .iter()
         .find(|kv| kv.key.as_str() == KEPT_ATTRIBUTE)
         .map(|kv| kv.value.as_str().into_owned())
-}
-
-fn of_trace(spans: &[SpanData], trace_id: &str) -> Vec<SpanData> {
-    spans
-        .iter()
-        .filter(|s| s.span_context.trace_id().to_string() == trace_id)
-        .cloned()
-        .collect()
 }
 
 /// A server span (and a child) that started `ago` and ends now: a request
@@ -404,9 +397,17 @@ mod export {
         }
     }
 
-    pub(super) fn grpc_receiver() -> Running {
-        let script = Script::default();
-        let service = TraceServiceServer::new(script.clone());
+    /// Serves `script` with `serve` on a listener of 127.0.0.1, on a thread
+    /// and runtime of its own, until the `Running` is dropped.
+    fn run<F>(
+        script: Script,
+        serve: impl FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> F
+        + Send
+        + 'static,
+    ) -> Running
+    where
+        F: std::future::Future<Output = ()>,
+    {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -418,16 +419,7 @@ mod export {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(listener),
-                        async {
-                            let _ = stopped.await;
-                        },
-                    )
-                    .await
-                    .unwrap();
+                serve(listener, stopped).await;
             });
         });
         Running {
@@ -436,6 +428,23 @@ mod export {
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    pub(super) fn grpc_receiver() -> Running {
+        let script = Script::default();
+        let service = TraceServiceServer::new(script.clone());
+        run(script, |listener, stopped| async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await
+                .unwrap();
+        })
     }
 
     pub(super) fn http_receiver() -> Running {
@@ -486,31 +495,14 @@ mod export {
                 }),
             )
         };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        run(script, |listener, stopped| async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
                 .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        Running {
-            port,
-            script,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        })
     }
 
     fn config(protocol: OtlpProtocol, port: u16, max_backoff: Duration) -> TracingConfigBuilder {
@@ -541,61 +533,66 @@ mod export {
         engine.force_flush();
     }
 
-    const EVERY_CODE: [(tonic::Code, bool); 16] = [
-        (tonic::Code::Cancelled, true),
-        (tonic::Code::Unknown, false),
-        (tonic::Code::InvalidArgument, false),
-        (tonic::Code::DeadlineExceeded, true),
-        (tonic::Code::NotFound, false),
-        (tonic::Code::AlreadyExists, false),
-        (tonic::Code::PermissionDenied, false),
-        (tonic::Code::ResourceExhausted, false),
-        (tonic::Code::FailedPrecondition, false),
-        (tonic::Code::Aborted, true),
-        (tonic::Code::OutOfRange, true),
-        (tonic::Code::Unimplemented, false),
-        (tonic::Code::Internal, false),
-        (tonic::Code::Unavailable, true),
-        (tonic::Code::DataLoss, true),
-        (tonic::Code::Unauthenticated, false),
-    ];
+    /// The OTLP specification's retryable codes (RESOURCE_EXHAUSTED only
+    /// with a RetryInfo, below).
+    fn retryable(code: tonic::Code) -> bool {
+        use tonic::Code::*;
+        matches!(
+            code,
+            Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss
+        )
+    }
+
+    /// The receiver answers `answer` once, then accepts: one span is
+    /// exported and must be retried once (and delivered) or never (and
+    /// dropped), as `retried` says.
+    fn answered_once(receiver: &Running, protocol: OtlpProtocol, answer: Answer, retried: bool) {
+        let case = match &answer {
+            Answer::Grpc(code, info) => format!("{code:?} (RetryInfo {info:?})"),
+            Answer::Http(status, _) => format!("HTTP {status}"),
+            Answer::Partial(..) => "partial success".to_owned(),
+        };
+        receiver.script.answer([answer]);
+        let engine = engine(config(protocol, receiver.port, Duration::from_secs(2)));
+        one_span(&engine);
+        let arrivals = receiver
+            .script
+            .wait_for(1 + usize::from(retried), Duration::from_secs(10));
+        let report = engine.shutdown();
+        let otlp = &report.stats.exporters[0];
+        assert_eq!(arrivals.len(), 1 + usize::from(retried), "{case}: attempts");
+        let (delivered, dropped) = if retried { (1, 0) } else { (0, 1) };
+        assert_eq!(
+            (otlp.delivered, otlp.dropped),
+            (delivered, dropped),
+            "{case}"
+        );
+        assert_eq!(otlp.retries, u64::from(retried), "{case}");
+        assert_eq!(otlp.failed_attempts, 1, "{case}");
+    }
 
     #[test]
     fn grpc_failures_are_retried_exactly_as_the_specification_lists() {
         let receiver = grpc_receiver();
-        let mut cases: Vec<(tonic::Code, Option<Duration>, bool)> =
-            EVERY_CODE.iter().map(|&(c, r)| (c, None, r)).collect();
-        // RESOURCE_EXHAUSTED is retried only with a RetryInfo.
-        cases.push((
-            tonic::Code::ResourceExhausted,
-            Some(Duration::from_millis(50)),
-            true,
-        ));
-        for (code, retry_info, retried) in cases {
-            receiver.script.answer([Answer::Grpc(code, retry_info)]);
-            let engine = engine(config(
+        // Every code but OK.
+        for code in (1..=16).map(tonic::Code::from_i32) {
+            answered_once(
+                &receiver,
                 OtlpProtocol::Grpc,
-                receiver.port,
-                Duration::from_secs(2),
-            ));
-            one_span(&engine);
-            let arrivals = receiver
-                .script
-                .wait_for(if retried { 2 } else { 1 }, Duration::from_secs(10));
-            let report = engine.shutdown();
-            let otlp = &report.stats.exporters[0];
-            let case = format!("{code:?} (RetryInfo {retry_info:?})");
-            if retried {
-                assert_eq!(arrivals.len(), 2, "{case}: retried once, then accepted");
-                assert_eq!((otlp.delivered, otlp.dropped), (1, 0), "{case}");
-                assert_eq!(otlp.retries, 1, "{case}");
-            } else {
-                assert_eq!(arrivals.len(), 1, "{case}: never retried");
-                assert_eq!((otlp.delivered, otlp.dropped), (0, 1), "{case}");
-                assert_eq!(otlp.retries, 0, "{case}");
-            }
-            assert_eq!(otlp.failed_attempts, 1, "{case}");
+                Answer::Grpc(code, None),
+                retryable(code),
+            );
         }
+        // RESOURCE_EXHAUSTED is retried only with a RetryInfo.
+        answered_once(
+            &receiver,
+            OtlpProtocol::Grpc,
+            Answer::Grpc(
+                tonic::Code::ResourceExhausted,
+                Some(Duration::from_millis(50)),
+            ),
+            true,
+        );
     }
 
     #[test]
@@ -605,23 +602,11 @@ mod export {
             400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 500, 501, 502, 503, 504, 505,
         ] {
             let retried = matches!(status, 429 | 502 | 503 | 504);
-            receiver.script.answer([Answer::Http(status, None)]);
-            let engine = engine(config(
+            answered_once(
+                &receiver,
                 OtlpProtocol::HttpProtobuf,
-                receiver.port,
-                Duration::from_secs(2),
-            ));
-            one_span(&engine);
-            let arrivals = receiver
-                .script
-                .wait_for(if retried { 2 } else { 1 }, Duration::from_secs(10));
-            let report = engine.shutdown();
-            let otlp = &report.stats.exporters[0];
-            assert_eq!(arrivals.len(), 1 + usize::from(retried), "HTTP {status}");
-            assert_eq!(
-                (otlp.delivered, otlp.dropped),
-                if retried { (1, 0) } else { (0, 1) },
-                "HTTP {status}"
+                Answer::Http(status, None),
+                retried,
             );
         }
     }

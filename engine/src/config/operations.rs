@@ -384,6 +384,39 @@ mod tests {
     }
 
     #[test]
+    fn the_file_keys() {
+        let path =
+            std::env::temp_dir().join(format!("faultline-operations-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "keep_slow_ms = 750\nmetrics_addr = \"127.0.0.1:9464\"\nresource_detectors = [\"host\", \"service_instance\"]\n",
+        )
+        .unwrap();
+        let c = TracingConfigBuilder::from_file(&path)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.keep_slow(), Some(Duration::from_millis(750)));
+        assert_eq!(c.metrics_addr(), Some("127.0.0.1:9464".parse().unwrap()));
+        let d = c.resource_detectors();
+        assert!(
+            d.contains(ResourceDetector::Host) && d.contains(ResourceDetector::ServiceInstance)
+        );
+        assert!(!d.contains(ResourceDetector::Os));
+        std::fs::write(&path, "resource_detectors = [\"k8s\"]\n").unwrap();
+        assert!(TracingConfigBuilder::from_file(&path).is_err());
+        std::fs::write(&path, "metrics_addr = \"localhost:1\"\n").unwrap();
+        assert!(TracingConfigBuilder::from_file(&path).is_err());
+        std::fs::write(&path, "keep_slow_ms = 0\n").unwrap();
+        let c = TracingConfigBuilder::from_file(&path)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.keep_slow(), None);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn a_sampler_name_that_is_not_standard_is_kept_for_the_engine() {
         let c = env(&[
             ("OTEL_TRACES_SAMPLER", "per_route"),

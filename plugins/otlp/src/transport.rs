@@ -216,7 +216,13 @@ fn status_error(status: &tonic::Status, redactor: &Redactor) -> ExportError {
         message.push_str(&cause);
     }
     let asked = retry_info(status);
-    let retryable = RETRYABLE_GRPC.contains(&code)
+    // A status made here from a transport failure (the connection reset
+    // or refused, the stream cut by a server that died mid-call) carries
+    // its cause; the specification's lists are about the codes a server
+    // answers, and a failure to reach it is retried like any network error.
+    let local = std::error::Error::source(status).is_some();
+    let retryable = local
+        || RETRYABLE_GRPC.contains(&code)
         || (code == tonic::Code::ResourceExhausted && asked.is_some());
     retry_or_not(message, retryable, asked)
 }
@@ -696,6 +702,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_call_cut_by_the_transport_is_retried_whatever_its_code() {
+        // What tonic makes of a connection reset mid-call: a status with a
+        // local cause, not an answer of the server.
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let status = tonic::Status::from_error(Box::new(reset));
+        assert!(std::error::Error::source(&status).is_some());
+        let error = status_error(&status, &redactor());
+        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+        assert!(error.to_string().contains("reset by peer"), "{error}");
     }
 
     #[test]
