@@ -954,4 +954,45 @@ mod private_metrics {
         );
         assert!(!e.contains('\n'));
     }
+
+    /// The reference service on each framework, set up by
+    /// `faultline::setup` from its environment: the adapters leave
+    /// `/metrics` to the application (a 404), the private address serves it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reference_service_serves_metrics_only_on_the_private_address() {
+        let client = reqwest::Client::new();
+        for framework in ["axum", "poem", "warp"] {
+            let port = crate::common::free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let svc = crate::service::Service::start(
+                framework,
+                &[("FAULTLINE_METRICS_ADDR", addr.as_str())],
+            );
+            let hello = client.get(svc.url("/hello")).send().await.unwrap();
+            assert_eq!(hello.status(), 200, "{framework}");
+            let on_app = client.get(svc.url("/metrics")).send().await.unwrap();
+            assert_eq!(on_app.status(), 404, "{framework}");
+            let private = client
+                .get(format!("http://{addr}/metrics"))
+                .header("accept", "application/openmetrics-text; version=1.0.0")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(private.status(), 200, "{framework}");
+            assert!(
+                private.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/openmetrics-text"),
+                "{framework}"
+            );
+            let body = private.text().await.unwrap();
+            assert!(
+                body.contains("http_server_request_duration_seconds_count{")
+                    && body.contains("http_route=\"/hello\""),
+                "{framework}: {body}"
+            );
+            assert!(body.ends_with("# EOF\n"), "{framework}");
+        }
+    }
 }
