@@ -69,36 +69,36 @@ pub(crate) fn build(config: &TracingConfig) -> Resource {
 /// What the detectors in `on` find, without the attributes left out.
 fn detect(on: ResourceDetectors) -> Vec<KeyValue> {
     let mut found = Vec::new();
-    let mut add = |detector: &dyn Detect| {
-        found.extend(
-            detector
-                .detect()
-                .iter()
-                .filter(|(k, _)| !LEFT_OUT.contains(&k.as_str()))
-                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
-        );
-    };
     if on.contains(ResourceDetector::Host) {
-        add(&HostResourceDetector::default());
+        // Detected once per process: the host detector runs a command.
+        static HOST: std::sync::OnceLock<Vec<KeyValue>> = std::sync::OnceLock::new();
+        found.extend(
+            HOST.get_or_init(|| {
+                let mut host = Vec::new();
+                keep(&HostResourceDetector::default(), &mut host);
+                if !host.iter().any(|kv| kv.key.as_str() == "host.name")
+                    && let Some(name) = host_name()
+                {
+                    // `hostname` is missing in slim images.
+                    host.push(KeyValue::new("host.name", name));
+                }
+                host
+            })
+            .iter()
+            .cloned(),
+        );
     }
     if on.contains(ResourceDetector::Process) {
-        add(&ProcessResourceDetector);
+        keep(&ProcessResourceDetector, &mut found);
     }
     if on.contains(ResourceDetector::Os) {
-        add(&OsResourceDetector);
+        keep(&OsResourceDetector, &mut found);
     }
     if on.contains(ResourceDetector::Container) {
-        add(&ContainerResourceDetector);
+        keep(&ContainerResourceDetector, &mut found);
     }
     if on.contains(ResourceDetector::ServiceInstance) {
-        add(&ServiceInstanceIdResourceDetector);
-    }
-    if on.contains(ResourceDetector::Host) && !found.iter().any(|kv| kv.key.as_str() == "host.name")
-    {
-        // The detector runs `hostname`, which a slim container may lack.
-        if let Some(name) = host_name() {
-            found.push(KeyValue::new("host.name", name));
-        }
+        keep(&ServiceInstanceIdResourceDetector, &mut found);
     }
     if on.contains(ResourceDetector::Process)
         && let Some(name) = executable_name()
@@ -106,6 +106,17 @@ fn detect(on: ResourceDetectors) -> Vec<KeyValue> {
         found.push(KeyValue::new("process.executable.name", name));
     }
     found
+}
+
+/// Adds what `detector` finds to `found`, without the attributes left out.
+fn keep(detector: &dyn Detect, found: &mut Vec<KeyValue>) {
+    found.extend(
+        detector
+            .detect()
+            .iter()
+            .filter(|(k, _)| !LEFT_OUT.contains(&k.as_str()))
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
 }
 
 /// The host name from the kernel or the environment, when the `hostname`
