@@ -49,7 +49,9 @@ pub mod propagation;
 pub mod request;
 pub mod resource;
 
-pub use engine::{Engine, EngineBuilder, EngineError, ExporterFactory, SCOPE_NAME, ShutdownReport};
+pub use engine::{
+    Engine, EngineBuilder, EngineError, ExporterFactory, SCOPE_NAME, SamplerFactory, ShutdownReport,
+};
 
 /// The OpenTelemetry API crate faultline is built on (use it rather than a
 /// second copy).
