@@ -35,7 +35,8 @@ use opentelemetry_sdk::trace::{
     SamplingDecision, SamplingResult, ShouldSample, Span, SpanData, SpanProcessor,
 };
 
-/// The attribute that marks the root span of a trace kept for its error.
+/// The attribute that marks the root span of a trace kept for its error
+/// (`"error"`) or for being slow (`"slow"`).
 pub const KEPT_ATTRIBUTE: &str = "faultline.sampling.kept";
 
 /// How long a trace may wait for its root before a full buffer evicts it.
@@ -82,7 +83,7 @@ pub struct ErrorKeepingStats {
     /// Of `traces_kept`, those kept because their request was slow (and
     /// did not end in an error).
     pub traces_kept_slow: u64,
-    /// Unsampled traces discarded (no error).
+    /// Unsampled traces discarded (no error, not slow).
     pub traces_discarded: u64,
     /// Traces waiting for their root now.
     pub traces_waiting: u64,
