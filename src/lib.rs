@@ -64,3 +64,8 @@ pub use faultline_viewer as viewer;
 /// The warp adapter (feature `warp`).
 #[cfg(feature = "warp")]
 pub use faultline_warp as warp;
+
+/// The examples of docs/SAMPLING.md, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/SAMPLING.md")]
+pub struct SamplingGuide;

@@ -108,6 +108,10 @@ pub enum SetupError {
     /// The engine could not start (an exporter is unavailable or failed).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The private metrics listener (`FAULTLINE_METRICS_ADDR`) could not start.
+    #[cfg(feature = "prometheus")]
+    #[error(transparent)]
+    MetricsListener(#[from] faultline_prometheus::MetricsServerError),
 }
 
 type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -282,6 +286,17 @@ impl Setup {
         if let (Some(prometheus), true) = (&prometheus, self.metrics_recorder) {
             recorder_installed = prometheus.install_recorder().is_ok();
         }
+        // FAULTLINE_METRICS_ADDR: /metrics on a listener of its own (the
+        // engine then gives the adapters no metrics path); stopped when the
+        // Faultline is shut down or dropped.
+        #[cfg(feature = "prometheus")]
+        let metrics_server = match (engine.config().metrics_addr(), &prometheus) {
+            (Some(addr), Some(_)) => Some(faultline_prometheus::MetricsServer::start(
+                addr,
+                engine.clone(),
+            )?),
+            _ => None,
+        };
         #[cfg(feature = "sentry")]
         if let Some(sentry) = &sentry {
             if self.install_global {
@@ -296,6 +311,8 @@ impl Setup {
             recorder_installed,
             #[cfg(feature = "prometheus")]
             prometheus,
+            #[cfg(feature = "prometheus")]
+            metrics_server,
             #[cfg(feature = "sentry")]
             sentry,
         })
@@ -379,6 +396,9 @@ pub struct Faultline {
     recorder_installed: bool,
     #[cfg(feature = "prometheus")]
     prometheus: Option<faultline_prometheus::Prometheus>,
+    /// The private metrics listener, when `FAULTLINE_METRICS_ADDR` is set.
+    #[cfg(feature = "prometheus")]
+    metrics_server: Option<faultline_prometheus::MetricsServer>,
     #[cfg(feature = "sentry")]
     sentry: Option<faultline_sentry::Sentry>,
 }
@@ -462,6 +482,16 @@ impl Faultline {
     #[cfg(feature = "prometheus")]
     pub fn prometheus(&self) -> Option<&faultline_prometheus::Prometheus> {
         self.prometheus.as_ref()
+    }
+
+    /// Where the private metrics listener listens (`FAULTLINE_METRICS_ADDR`,
+    /// with the port chosen when it asked for port 0); `None` when the
+    /// adapters serve `/metrics` on the application's port.
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_listener_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server
+            .as_ref()
+            .map(faultline_prometheus::MetricsServer::local_addr)
     }
 
     /// Whether the `metrics` crate's global recorder is this set-up's.

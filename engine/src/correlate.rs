@@ -117,6 +117,14 @@ pub trait Correlator: Send + Sync + Debug {
         None
     }
 
+    /// Receives the engine's resource (the one its spans and log records
+    /// carry) once, when the engine is built, so that what the correlator
+    /// sends out describes the same service (the Prometheus plugin's
+    /// `target_info`). Does nothing unless overridden.
+    fn set_resource(&self, resource: &opentelemetry_sdk::Resource) {
+        let _ = resource;
+    }
+
     /// Sends whatever the correlator holds back (queued events), waiting
     /// `timeout` at most. The engine calls it from
     /// [`Engine::force_flush`](crate::Engine::force_flush) and
@@ -140,6 +148,9 @@ impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
     }
     fn render_metrics(&self, accept: Option<&str>, stats: &ExportStats) -> Option<Exposition> {
         (**self).render_metrics(accept, stats)
+    }
+    fn set_resource(&self, resource: &opentelemetry_sdk::Resource) {
+        (**self).set_resource(resource)
     }
     fn flush(&self, timeout: Duration) {
         (**self).flush(timeout)

@@ -12,9 +12,9 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanLimits,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
+    SpanLimits,
 };
 
 use crate::carrier::{Carrier, CarrierMut};
@@ -60,6 +60,23 @@ pub enum EngineError {
     /// The export thread could not be started.
     #[error("cannot start the export thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// `OTEL_TRACES_SAMPLER` names a sampler that is neither standard nor
+    /// registered ([`EngineBuilder::register_sampler`]).
+    #[error("OTEL_TRACES_SAMPLER: unknown sampler {name:?}: known samplers are {}", known.join(", "))]
+    UnknownSampler {
+        /// The name asked for.
+        name: String,
+        /// The standard names and the registered ones.
+        known: Vec<String>,
+    },
+    /// A registered sampler refused its argument (`OTEL_TRACES_SAMPLER_ARG`).
+    #[error("OTEL_TRACES_SAMPLER_ARG: sampler `{name}` cannot start: {reason}")]
+    SamplerInit {
+        /// The sampler's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn registered_list(names: &[ExporterKind]) -> String {
@@ -96,6 +113,11 @@ impl<'a> ExporterContext<'a> {
 /// applications' own exporters, register themselves under a name).
 pub type ExporterFactory =
     Box<dyn FnOnce(&ExporterContext<'_>) -> Result<Box<dyn Exporter>, BoxError> + Send>;
+
+/// Makes a registered sampler from `OTEL_TRACES_SAMPLER_ARG` (how samplers
+/// of the application's own are chosen by name).
+pub type SamplerFactory =
+    Box<dyn FnOnce(Option<&str>) -> Result<Box<dyn ShouldSample>, String> + Send>;
 
 /// What [`Engine::shutdown`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +166,8 @@ pub struct EngineBuilder {
     factories: BTreeMap<ExporterKind, ExporterFactory>,
     correlators: Vec<Arc<dyn Correlator>>,
     install_global: bool,
+    sampler: Option<Box<dyn ShouldSample>>,
+    samplers: BTreeMap<String, SamplerFactory>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -153,11 +177,56 @@ impl std::fmt::Debug for EngineBuilder {
             .field("exporters", &self.exporters)
             .field("factories", &self.factories.keys().collect::<Vec<_>>())
             .field("correlators", &self.correlators)
+            .field("sampler", &self.sampler)
+            .field("samplers", &self.samplers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl EngineBuilder {
+    /// Samples with `sampler` (the OpenTelemetry SDK's [`ShouldSample`]),
+    /// whatever `OTEL_TRACES_SAMPLER` says. Error keeping and slow keeping
+    /// still apply on top: a request it leaves out is exported after all
+    /// when it ends in an error or is slow.
+    pub fn sampler(mut self, sampler: impl ShouldSample + 'static) -> Self {
+        self.sampler = Some(Box::new(sampler));
+        self
+    }
+    /// Registers a sampler under `name` (lowercase letters, digits and `_`),
+    /// chosen when `OTEL_TRACES_SAMPLER=name`; `factory` receives
+    /// `OTEL_TRACES_SAMPLER_ARG` and may refuse it (the engine then does not
+    /// start). The last registration of a name wins; the six standard names
+    /// always mean the standard samplers.
+    ///
+    /// ```
+    /// use faultline_engine::{Engine, config::{ExporterKind, TracingConfig}};
+    /// use faultline_engine::opentelemetry_sdk::trace::Sampler;
+    ///
+    /// let config = TracingConfig::builder()
+    ///     .exporters([ExporterKind::Console])
+    ///     .with_env_from(|name| match name {
+    ///         "OTEL_TRACES_SAMPLER" => Some("half".to_owned()),
+    ///         _ => None,
+    ///     })?
+    ///     .build()?;
+    /// let engine = Engine::builder(config)
+    ///     .register_sampler("half", |_arg| Ok(Sampler::TraceIdRatioBased(0.5)))
+    ///     .install_global(false)
+    ///     .build()?;
+    /// engine.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_sampler<S: ShouldSample + 'static>(
+        mut self,
+        name: &str,
+        factory: impl FnOnce(Option<&str>) -> Result<S, String> + Send + 'static,
+    ) -> Self {
+        self.samplers.insert(
+            name.to_ascii_lowercase(),
+            Box::new(move |arg| factory(arg).map(|s| Box::new(s) as Box<dyn ShouldSample>)),
+        );
+        self
+    }
     /// Replaces the propagator (default: the configuration's propagators,
     /// W3C Trace Context then W3C Baggage unless `OTEL_PROPAGATORS` says otherwise).
     pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
@@ -241,9 +310,15 @@ impl EngineBuilder {
             mut factories,
             correlators,
             install_global,
+            sampler,
+            mut samplers,
         } = self;
 
-        let resource = build_resource(&config);
+        let sampler = match sampler {
+            Some(sampler) => sampler,
+            None => build_sampler(&config, &mut samplers)?,
+        };
+        let resource = crate::resource::build(&config);
         let masker: Arc<dyn Masker> =
             masker.unwrap_or_else(|| crate::masking::from_config(&config));
         let stats = Arc::new(StatsCell::default());
@@ -307,6 +382,9 @@ impl EngineBuilder {
                 )
                 .build();
             let keep = config.keep_errors();
+            // Unsampled requests are recorded and held when error keeping
+            // or slow keeping can still export them.
+            let holding = keep.enabled() || config.keep_slow().is_some();
             let l = config.limits();
             let builder = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
@@ -322,20 +400,21 @@ impl EngineBuilder {
             // unsampled spans when error keeping is on.
             let processor = KeepErrorsProcessor::new(
                 processor,
-                keep.enabled(),
+                holding,
+                config.keep_slow(),
                 keep.max_traces(),
                 keep.max_spans_per_trace(),
                 keep_counters.clone(),
                 gate,
             );
-            if keep.enabled() {
+            if holding {
                 builder
-                    .with_sampler(KeepErrorsSampler(build_sampler(&config)))
+                    .with_sampler(KeepErrorsSampler(sampler))
                     .with_span_processor(processor)
                     .build()
             } else {
                 builder
-                    .with_sampler(build_sampler(&config))
+                    .with_sampler(sampler)
                     .with_span_processor(processor)
                     .build()
             }
@@ -346,6 +425,10 @@ impl EngineBuilder {
                 .build()
         };
 
+        for correlator in &correlators {
+            let _ =
+                std::panic::catch_unwind(AssertUnwindSafe(|| correlator.set_resource(&resource)));
+        }
         let tracer = provider.tracer_with_scope(
             InstrumentationScope::builder(SCOPE_NAME)
                 .with_version(env!("CARGO_PKG_VERSION"))
@@ -387,25 +470,32 @@ impl EngineBuilder {
     }
 }
 
-fn build_resource(config: &TracingConfig) -> Resource {
-    let mut attributes = Vec::with_capacity(4 + config.resource_attributes().len());
-    for (k, v) in config.resource_attributes() {
-        attributes.push(KeyValue::new(k.clone(), v.clone()));
+/// The configured sampler: a registered one when `OTEL_TRACES_SAMPLER`
+/// names it, otherwise the standard one of the rate and parent rule.
+fn build_sampler(
+    config: &TracingConfig,
+    registered: &mut BTreeMap<String, SamplerFactory>,
+) -> Result<Box<dyn ShouldSample>, EngineError> {
+    let Some(name) = config.custom_sampler() else {
+        return Ok(Box::new(standard_sampler(config)));
+    };
+    match registered.remove(name) {
+        Some(factory) => factory(config.sampler_arg()).map_err(|reason| EngineError::SamplerInit {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Err(EngineError::UnknownSampler {
+            name: name.to_owned(),
+            known: crate::config::STANDARD_SAMPLERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(registered.keys().cloned())
+                .collect(),
+        }),
     }
-    if let Some(version) = config.service_version() {
-        attributes.push(KeyValue::new("service.version", version.to_owned()));
-    }
-    if let Some(env) = config.deployment_environment() {
-        attributes.push(KeyValue::new("deployment.environment.name", env.to_owned()));
-    }
-    Resource::builder_empty()
-        .with_detector(Box::new(TelemetryResourceDetector))
-        .with_attributes(attributes)
-        .with_service_name(config.service_name().to_owned())
-        .build()
 }
 
-fn build_sampler(config: &TracingConfig) -> Sampler {
+fn standard_sampler(config: &TracingConfig) -> Sampler {
     let rate = config.sample_rate();
     let root = if rate >= 1.0 {
         Sampler::AlwaysOn
@@ -484,6 +574,8 @@ impl Engine {
             )]),
             correlators: Vec::new(),
             install_global: true,
+            sampler: None,
+            samplers: BTreeMap::new(),
         }
     }
 
@@ -491,7 +583,9 @@ impl Engine {
     pub fn config(&self) -> &TracingConfig {
         &self.inner.config
     }
-    /// The resource every span carries.
+    /// The resource every span, log record and metric carries: detected,
+    /// then configured (see [`crate::resource`]). The one place exporters
+    /// of any signal read it.
     pub fn resource(&self) -> &Resource {
         &self.inner.resource
     }
@@ -643,9 +737,15 @@ impl Engine {
 
     /// The path on which adapters serve metrics: the configured
     /// [`metrics_path`](TracingConfig::metrics_path) when a registered
-    /// correlator serves metrics, otherwise `None`.
+    /// correlator serves metrics, otherwise `None`; `None` too when the
+    /// metrics are served on a private address
+    /// ([`metrics_addr`](TracingConfig::metrics_addr)), not on the
+    /// application's port.
     pub fn metrics_path(&self) -> Option<&str> {
         self.inner.metrics.as_ref()?;
+        if self.inner.config.metrics_addr().is_some() {
+            return None;
+        }
         self.inner.config.metrics_path()
     }
 

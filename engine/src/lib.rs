@@ -47,10 +47,11 @@ pub mod masking;
 pub mod panic;
 pub mod propagation;
 pub mod request;
+pub mod resource;
 
 pub use engine::{
     BoxError, Engine, EngineBuilder, EngineError, ExporterContext, ExporterFactory, SCOPE_NAME,
-    ShutdownReport,
+    SamplerFactory, ShutdownReport,
 };
 
 /// The OpenTelemetry API crate faultline is built on (use it rather than a

@@ -45,7 +45,7 @@ fn problem_headers() -> HeaderMap {
     h
 }
 
-fn of_trace(spans: &[SpanData], trace_id: &str) -> Vec<SpanData> {
+pub(crate) fn of_trace(spans: &[SpanData], trace_id: &str) -> Vec<SpanData> {
     spans
         .iter()
         .filter(|s| s.span_context.trace_id().to_string() == trace_id)

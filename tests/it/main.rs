@@ -7,6 +7,7 @@
 mod common;
 mod conformance;
 mod dashboards;
+mod day_two;
 mod demo;
 mod engine;
 mod faults;

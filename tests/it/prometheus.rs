@@ -396,7 +396,7 @@ fn has_exemplar_for(data: &Json, trace_id: &str) -> bool {
 /// What a real Prometheus must find for the error of `trace_id`: the
 /// per-trace series by its label, and the exemplar on the error counter and
 /// on the latency histogram.
-async fn finds_by_trace_id(
+pub(crate) async fn finds_by_trace_id(
     client: &reqwest::Client,
     prometheus: &mut PrometheusServer,
     trace_id: &str,

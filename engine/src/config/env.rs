@@ -63,6 +63,9 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_KEEP_ERRORS",
     "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
     "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
+    "FAULTLINE_KEEP_SLOW_MS",
+    "FAULTLINE_METRICS_ADDR",
+    "FAULTLINE_RESOURCE_DETECTORS",
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
     "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
     "OTEL_ATTRIBUTE_COUNT_LIMIT",
@@ -441,6 +444,7 @@ impl TracingConfigBuilder {
                 100_000,
             )?;
         }
+        self.operations_from_env(&get)?;
         Ok(self)
     }
 
@@ -465,15 +469,10 @@ impl TracingConfigBuilder {
             "parentbased_always_on" => (true, 1.0),
             "parentbased_always_off" => (true, 0.0),
             "parentbased_traceidratio" => (true, ratio()?),
-            _ => {
-                return Err(ConfigError::invalid(
-                    "OTEL_TRACES_SAMPLER",
-                    sampler.trim(),
-                    "must be one of always_on, always_off, traceidratio, parentbased_always_on, \
-                     parentbased_always_off, parentbased_traceidratio",
-                ));
-            }
+            // A registered sampler's name, checked when the engine is built.
+            name => return self.set_custom_sampler(name, arg),
         };
+        self.clear_custom_sampler();
         self.parent_based = parent_based;
         self.sample_rate = rate;
         Ok(())

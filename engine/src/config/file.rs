@@ -82,6 +82,10 @@ pub(crate) struct ConfigFile {
     attributes_per_event: Option<u32>,
     attributes_per_link: Option<u32>,
     trusted_peers: Option<Vec<String>>,
+    /// `0` turns slow keeping off.
+    keep_slow_ms: Option<u64>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    resource_detectors: Option<Vec<DetectorName>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +132,13 @@ name_enum!(ProtocolName => OtlpProtocol {
 name_enum!(CompressionName => Compression {
     "gzip" => Compression::Gzip,
     "none" => Compression::None,
+});
+name_enum!(DetectorName => super::ResourceDetector {
+    "host" => super::ResourceDetector::Host,
+    "process" => super::ResourceDetector::Process,
+    "os" => super::ResourceDetector::Os,
+    "container" => super::ResourceDetector::Container,
+    "service_instance" => super::ResourceDetector::ServiceInstance,
 });
 name_enum!(FormatName => ConsoleFormat {
     "pretty" => ConsoleFormat::Pretty,
@@ -292,6 +303,15 @@ impl ConfigFile {
             b.trusted_peers = x.iter().filter_map(|n| super::PeerNet::parse(n)).collect();
             // An entry that is not a network fails the build (below).
             b.invalid_trusted_peer = x.into_iter().find(|n| super::PeerNet::parse(n).is_none());
+        }
+        if let Some(x) = self.keep_slow_ms {
+            b = b.keep_slow((x > 0).then(|| ms(x)));
+        }
+        if let Some(x) = self.metrics_addr {
+            b = b.metrics_addr(Some(x));
+        }
+        if let Some(x) = self.resource_detectors {
+            b = b.resource_detectors(x.into_iter().map(|d| d.0).collect());
         }
         b
     }

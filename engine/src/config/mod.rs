@@ -31,6 +31,7 @@
 
 mod env;
 mod file;
+mod operations;
 mod validate;
 
 use std::borrow::Cow;
@@ -44,6 +45,7 @@ use regex::Regex;
 use url::Url;
 
 pub use env::ENV_VARIABLES;
+pub use operations::{ResourceDetector, ResourceDetectors, STANDARD_SAMPLERS};
 
 /// The value used for `service.name` when nothing else names the service.
 ///
@@ -416,6 +418,7 @@ pub struct TracingConfig {
     shutdown_timeout: Duration,
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
+    ops: operations::Operations,
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
 }
@@ -615,6 +618,7 @@ impl fmt::Debug for TracingConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_path", &self.metrics_path)
             .field("keep_errors", &self.keep_errors)
+            .field("operations", &self.ops)
             .field("limits", &self.limits)
             .field("trusted_peers", &self.trusted_peers)
             .finish()
@@ -1018,6 +1022,7 @@ pub struct TracingConfigBuilder {
     shutdown_timeout: Duration,
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
+    ops: operations::Operations,
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
     /// A `trusted_peers` entry of a file that is not a network.
@@ -1096,6 +1101,7 @@ impl Default for TracingConfigBuilder {
             shutdown_timeout: Duration::from_secs(5),
             metrics_path: Some("/metrics".to_owned()),
             keep_errors: KeepErrors::default(),
+            ops: operations::Operations::default(),
             limits: Limits::default(),
             trusted_peers: Vec::new(),
             invalid_trusted_peer: None,
@@ -1161,6 +1167,7 @@ impl TracingConfigBuilder {
             shutdown_timeout: c.shutdown_timeout,
             metrics_path: c.metrics_path.clone(),
             keep_errors: c.keep_errors,
+            ops: c.ops.clone(),
             limits: c.limits,
             trusted_peers: c.trusted_peers.clone(),
             invalid_trusted_peer: None,
@@ -1585,6 +1592,7 @@ impl TracingConfigBuilder {
             1,
             100_000,
         )?;
+        self.ops.validate()?;
         if let Some(bad) = &self.invalid_trusted_peer {
             return Err(ConfigError::invalid(
                 "trusted_peers",
@@ -1653,6 +1661,7 @@ impl TracingConfigBuilder {
             shutdown_timeout: self.shutdown_timeout,
             metrics_path: self.metrics_path,
             keep_errors: self.keep_errors,
+            ops: self.ops,
             limits: self.limits,
             trusted_peers: self.trusted_peers,
         })

@@ -8,7 +8,11 @@
 //! root decides: marked `faultline.sampling.kept = "error"` (the request
 //! ended in an error response or a panic), every waiting span of the trace
 //! and the root go on to export, flagged sampled; otherwise the buffer is
-//! discarded. Spans of a trace that ends after its root follow the root's
+//! discarded. Slow keeping works the same way: a root that is a server
+//! span lasting longer than the threshold (`FAULTLINE_KEEP_SLOW_MS`) is
+//! marked `faultline.sampling.kept = "slow"` here, as it ends, and its trace
+//! is kept (whether error keeping is on or off; an error mark set first
+//! stays). Spans of a trace that ends after its root follow the root's
 //! decision for a while (a bounded memory of recent decisions), then are
 //! dropped. Sampled spans pass straight through.
 //!
@@ -28,10 +32,11 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    Sampler, SamplingDecision, SamplingResult, ShouldSample, Span, SpanData, SpanProcessor,
+    SamplingDecision, SamplingResult, ShouldSample, Span, SpanData, SpanProcessor,
 };
 
-/// The attribute that marks the root span of a trace kept for its error.
+/// The attribute that marks the root span of a trace kept for its error
+/// (`"error"`) or for being slow (`"slow"`).
 pub const KEPT_ATTRIBUTE: &str = "faultline.sampling.kept";
 
 /// How long a trace may wait for its root before a full buffer evicts it.
@@ -46,7 +51,7 @@ const DECISIONS_PER_SHARD: usize = 64;
 
 /// The sampler's decision, with `Drop` turned into `RecordOnly`.
 #[derive(Debug, Clone)]
-pub(crate) struct KeepErrorsSampler(pub(crate) Sampler);
+pub(crate) struct KeepErrorsSampler(pub(crate) Box<dyn ShouldSample>);
 
 impl ShouldSample for KeepErrorsSampler {
     fn should_sample(
@@ -72,9 +77,13 @@ impl ShouldSample for KeepErrorsSampler {
 /// [`ExportStats`](super::ExportStats)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorKeepingStats {
-    /// Unsampled traces exported because their request ended in an error.
+    /// Unsampled traces exported because their request ended in an error
+    /// or was slow (both together).
     pub traces_kept: u64,
-    /// Unsampled traces discarded (no error).
+    /// Of `traces_kept`, those kept because their request was slow (and
+    /// did not end in an error).
+    pub traces_kept_slow: u64,
+    /// Unsampled traces discarded (no error, not slow).
     pub traces_discarded: u64,
     /// Traces waiting for their root now.
     pub traces_waiting: u64,
@@ -89,6 +98,7 @@ pub(crate) struct KeepCounters {
     /// by its gate or refused.
     ended: AtomicU64,
     kept: AtomicU64,
+    kept_slow: AtomicU64,
     discarded: AtomicU64,
     waiting: AtomicU64,
     cut: AtomicU64,
@@ -102,6 +112,7 @@ impl KeepCounters {
     pub(crate) fn snapshot(&self) -> ErrorKeepingStats {
         ErrorKeepingStats {
             traces_kept: self.kept.load(Ordering::Relaxed),
+            traces_kept_slow: self.kept_slow.load(Ordering::Relaxed),
             traces_discarded: self.discarded.load(Ordering::Relaxed),
             traces_waiting: self.waiting.load(Ordering::Relaxed),
             spans_cut: self.cut.load(Ordering::Relaxed),
@@ -129,6 +140,8 @@ pub(crate) struct KeepErrorsProcessor<P> {
     inner: P,
     /// Off: sampled spans pass (counted), nothing else is held.
     enabled: bool,
+    /// A root server span longer than this is kept (slow keeping).
+    slow: Option<Duration>,
     shards: Box<[Mutex<Shard>]>,
     max_traces_per_shard: usize,
     max_spans_per_trace: usize,
@@ -140,6 +153,7 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
     pub(crate) fn new(
         inner: P,
         enabled: bool,
+        slow: Option<Duration>,
         max_traces: usize,
         max_spans_per_trace: usize,
         counters: std::sync::Arc<KeepCounters>,
@@ -148,6 +162,7 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
         KeepErrorsProcessor {
             inner,
             enabled,
+            slow,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             max_traces_per_shard: max_traces.div_ceil(SHARDS).max(1),
             max_spans_per_trace: max_spans_per_trace.max(1),
@@ -189,12 +204,17 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
     }
 
     /// A root ended: export or discard its trace.
-    fn decide(&self, root: SpanData) {
+    fn decide(&self, mut root: SpanData) {
         let trace_id = root.span_context.trace_id();
-        let keep = root
+        let mut keep = root
             .attributes
             .iter()
             .any(|kv| kv.key.as_str() == KEPT_ATTRIBUTE);
+        if !keep && self.is_slow(&root) {
+            root.attributes.push(KeyValue::new(KEPT_ATTRIBUTE, "slow"));
+            self.counters.kept_slow.fetch_add(1, Ordering::Relaxed);
+            keep = true;
+        }
         let waiting = {
             let mut shard = self.shard(trace_id);
             if shard.decided.len() == DECISIONS_PER_SHARD {
@@ -215,6 +235,19 @@ impl<P: SpanProcessor> KeepErrorsProcessor<P> {
         } else {
             self.counters.discarded.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether `root` is a request's server span that lasted longer than
+    /// the slow threshold.
+    fn is_slow(&self, root: &SpanData) -> bool {
+        let Some(threshold) = self.slow else {
+            return false;
+        };
+        root.span_kind == SpanKind::Server
+            && root
+                .end_time
+                .duration_since(root.start_time)
+                .is_ok_and(|lasted| lasted > threshold)
     }
 
     /// A span of an unsampled trace ended before (or after) its root.

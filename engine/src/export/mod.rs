@@ -24,6 +24,7 @@ pub use pipeline::{ExportStats, ExporterStats, LimitStats};
 
 /// Why an export failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     /// A failure that may pass (connection refused, 503, timeout): worth a retry.
     #[error("export failed, may succeed later: {0}")]
@@ -31,12 +32,55 @@ pub enum ExportError {
     /// A failure that will not pass by retrying (rejected data, bad credentials).
     #[error("export rejected: {0}")]
     Permanent(String),
+    /// A transient failure whose server asked for the next attempt to
+    /// wait (HTTP `Retry-After`, gRPC `RetryInfo`): the next attempt comes
+    /// no earlier than `retry_after`, within the maximum back-off; a longer
+    /// ask moves the batch to the buffer.
+    #[error("export throttled, retry after {retry_after:?}: {reason}")]
+    Throttled {
+        /// What the server answered.
+        reason: String,
+        /// The delay the server asked for.
+        retry_after: Duration,
+    },
     /// The attempt took longer than allowed.
     #[error("export timed out after {0:?}")]
     Timeout(Duration),
     /// The exporter was shut down.
     #[error("exporter is shut down")]
     ShutDown,
+}
+
+impl ExportError {
+    /// The delay the server asked for, for [`ExportError::Throttled`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ExportError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Spans a backend accepted in a request but then rejected (OTLP's
+/// partial success: `rejected_spans` and `error_message`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartialSuccess {
+    /// How many spans were rejected.
+    pub rejected: u64,
+    /// Why, as the backend said (header values already taken out by the
+    /// exporter; the pipeline masks it before logging).
+    pub message: String,
+}
+
+impl PartialSuccess {
+    /// `rejected` spans rejected for `message`.
+    pub fn new(rejected: u64, message: impl Into<String>) -> Self {
+        PartialSuccess {
+            rejected,
+            message: message.into(),
+        }
+    }
 }
 
 /// Ships finished spans somewhere.
@@ -65,6 +109,15 @@ pub trait Exporter: Send + Sync + Debug {
 
     /// Ships `batch`.
     async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError>;
+
+    /// What the backend rejected in the exports that succeeded since the
+    /// last call (OTLP partial success), summed; `None` when nothing was.
+    /// The pipeline calls it after each successful export, counts the
+    /// rejected spans ([`ExporterStats::rejected`]) and logs the first
+    /// message, masked.
+    fn take_partial_success(&self) -> Option<PartialSuccess> {
+        None
+    }
 
     /// Ships anything held back.
     async fn force_flush(&self) -> Result<(), ExportError> {

@@ -19,8 +19,15 @@
 //!   newest batch is always kept): past the span count the oldest spans are
 //!   dropped, past the bytes the oldest whole batches (so that their memory
 //!   is freed), each span counted;
+//! * a server that asks for a delay (HTTP `Retry-After`, gRPC `RetryInfo`:
+//!   [`ExportError::Throttled`]) gets it: the next attempt comes no earlier
+//!   than asked (jitter only adds to it), within `backoff_max`; a longer
+//!   ask moves the batch to the buffer at once, probed after `backoff_max`;
 //! * a permanent error (rejected data, bad credentials) drops the batch,
-//!   counted, without retries.
+//!   counted, without retries;
+//! * spans a backend accepted and then rejected (OTLP partial success) are
+//!   counted ([`ExporterStats::rejected`]), and the first message is logged,
+//!   masked.
 //!
 //! One slow or dead exporter never holds up another, nor a request.
 
@@ -125,6 +132,9 @@ pub struct ExporterStats {
     /// Spans lost: buffer overflow, permanent errors, and what shutdown could
     /// not deliver.
     pub dropped: u64,
+    /// Spans the backend accepted in a request and then rejected (OTLP
+    /// partial success); counted in `delivered` too.
+    pub rejected: u64,
 }
 
 /// Counters of the export pipeline, readable at any time. With several
@@ -148,6 +158,9 @@ pub struct ExportStats {
     pub retries: u64,
     /// Failed attempts, all exporters together.
     pub export_errors: u64,
+    /// Spans accepted and then rejected by a backend (partial success),
+    /// all exporters together.
+    pub spans_rejected: u64,
     /// Each exporter's counters.
     pub exporters: Vec<ExporterStats>,
     /// What error-keeping sampling kept, discarded and cut.
@@ -208,6 +221,7 @@ struct Counters {
     retries: AtomicU64,
     failed_attempts: AtomicU64,
     dropped: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// One exporter's name, counters and buffer, as the stats see them.
@@ -239,6 +253,7 @@ impl StatsCell {
                     buffered,
                     buffered_bytes,
                     dropped: c.dropped.load(Ordering::Relaxed),
+                    rejected: c.rejected.load(Ordering::Relaxed),
                 }
             })
             .collect();
@@ -255,6 +270,7 @@ impl StatsCell {
             spans_buffered: exporters.iter().map(|e| e.buffered).max().unwrap_or(0),
             retries: exporters.iter().map(|e| e.retries).sum(),
             export_errors: exporters.iter().map(|e| e.failed_attempts).sum(),
+            spans_rejected: exporters.iter().map(|e| e.rejected).sum(),
             exporters,
             error_keeping: super::ErrorKeepingStats::default(),
             limits: self.limits.snapshot(),
@@ -465,6 +481,10 @@ struct Task {
     counters: Arc<Counters>,
     retry: ExportRetry,
     rng: u64,
+    /// Masks what a backend says about rejected spans before it is logged.
+    masker: Option<Arc<dyn Masker>>,
+    /// Whether a partial success was logged already (once per exporter).
+    partial_logged: bool,
 }
 
 impl Task {
@@ -485,6 +505,39 @@ impl Task {
             .unwrap_or(u32::MAX);
         let delay = base.saturating_mul(factor).min(self.retry.backoff_max());
         self.jitter(delay)
+    }
+
+    /// The delay before the attempt after a server asked for `asked`
+    /// (at most `backoff_max`): never earlier than asked, jitter adding up
+    /// to a quarter more, within `backoff_max`.
+    fn at_least(&mut self, asked: Duration) -> Duration {
+        let extra = self.jitter(asked / 2).saturating_sub(asked / 4);
+        (asked + extra).min(self.retry.backoff_max()).max(asked)
+    }
+
+    /// Counts what a successful export's backend rejected, and logs the
+    /// first message, masked.
+    fn note_partial_success(&mut self) {
+        let Some(partial) = self.exporter.take_partial_success() else {
+            return;
+        };
+        self.counters
+            .rejected
+            .fetch_add(partial.rejected, Ordering::Relaxed);
+        if self.partial_logged {
+            return;
+        }
+        self.partial_logged = true;
+        let message = match &self.masker {
+            Some(m) => m.mask(&partial.message).into_owned(),
+            None => partial.message,
+        };
+        tracing::warn!(
+            exporter = self.exporter.name(),
+            rejected_spans = partial.rejected,
+            "the backend accepted the export but rejected some spans (logged once; \
+             counted in faultline_export_spans_rejected_total): {message}"
+        );
     }
 
     fn unavailable(&self) -> String {
@@ -610,6 +663,7 @@ impl Task {
                         .delivered
                         .fetch_add(spans.len() as u64, Ordering::Relaxed);
                     self.settle(seq, true);
+                    self.note_partial_success();
                     probe = self.retry.backoff_base();
                     exhausted = false;
                 }
@@ -632,11 +686,21 @@ impl Task {
                         .failed_attempts
                         .fetch_add(1, Ordering::Relaxed);
                     let attempts = self.settle(seq, false);
-                    let delay = if attempts <= self.retry.max_retries() {
-                        self.backoff(attempts)
+                    let max = self.retry.backoff_max();
+                    let asked = error.retry_after();
+                    // Retries spent, or the server asks for longer than the
+                    // longest back-off: the batch waits in the buffer.
+                    let to_buffer =
+                        attempts > self.retry.max_retries() || asked.is_some_and(|d| d > max);
+                    let delay = if !to_buffer {
+                        match asked {
+                            Some(asked) => self.at_least(asked),
+                            None => self.backoff(attempts),
+                        }
                     } else {
-                        // Retries spent: keep the spans, probe with growing intervals.
-                        if attempts == self.retry.max_retries() + 1 {
+                        // Keep the spans, probe with growing intervals (or
+                        // as the server asked, within the longest back-off).
+                        if !exhausted {
                             tracing::warn!(
                                 exporter = self.exporter.name(),
                                 "export failing, spans kept in the buffer: {error}"
@@ -646,8 +710,11 @@ impl Task {
                         for f in flushes.drain(..) {
                             let _ = f.send(Err(format!("{}: {error}", self.exporter.name())));
                         }
-                        let d = self.jitter(probe);
-                        probe = (probe * 2).min(self.retry.backoff_max());
+                        let d = match asked {
+                            Some(asked) => self.at_least(asked.min(max)),
+                            None => self.jitter(probe),
+                        };
+                        probe = (probe * 2).min(max);
                         d
                     };
                     backoff_until = Some(tokio::time::Instant::now() + delay);
@@ -679,6 +746,7 @@ impl Task {
                             .delivered
                             .fetch_add(spans.len() as u64, Ordering::Relaxed);
                         self.settle(seq, true);
+                        self.note_partial_success();
                         continue 'batches;
                     }
                     Err(ExportError::Permanent(reason)) => {
@@ -698,12 +766,19 @@ impl Task {
                             .fetch_add(1, Ordering::Relaxed);
                         last_error = Some(e.to_string());
                         let left = deadline.saturating_duration_since(Instant::now());
-                        if left <= pause {
+                        // A server's ask is honoured here too, as far as
+                        // the deadline allows.
+                        let wait = e.retry_after().unwrap_or(Duration::ZERO).max(pause);
+                        if left <= wait {
                             self.settle(seq, false);
                             break 'batches;
                         }
                         self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(self.jitter(pause)).await;
+                        let delay = match e.retry_after() {
+                            Some(asked) if asked >= pause => asked,
+                            _ => self.jitter(pause),
+                        };
+                        tokio::time::sleep(delay).await;
                         pause = (pause * 2).min(Duration::from_secs(1));
                     }
                 }
@@ -827,6 +902,8 @@ impl ExportPipeline {
                     counters: counters.clone(),
                     retry,
                     rng: seed.wrapping_mul(i as u64 * 2 + 1),
+                    masker: masker.clone(),
+                    partial_logged: false,
                 },
                 rx,
             ));

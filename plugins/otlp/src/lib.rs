@@ -48,7 +48,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
-use faultline_engine::export::{ExportError, Exporter};
+use faultline_engine::export::{ExportError, Exporter, PartialSuccess};
 use faultline_engine::opentelemetry_sdk::Resource;
 use faultline_engine::opentelemetry_sdk::trace::SpanData;
 use tokio::sync::OnceCell;
@@ -89,6 +89,8 @@ pub struct OtlpExporter {
     encoder: Mutex<TraceEncoder>,
     transport: OnceCell<Transport>,
     shut_down: AtomicBool,
+    /// What the collector rejected since the pipeline last asked.
+    partial: Mutex<Option<PartialSuccess>>,
 }
 
 #[derive(Clone)]
@@ -158,6 +160,7 @@ impl OtlpExporter {
             encoder: Mutex::new(TraceEncoder::new()),
             transport: OnceCell::new(),
             shut_down: AtomicBool::new(false),
+            partial: Mutex::new(None),
         })
     }
 
@@ -184,20 +187,32 @@ impl OtlpExporter {
 }
 
 /// Sorts an export failure, given as text, into transient (worth a retry)
-/// or permanent, from the gRPC status or HTTP status it names: bad
-/// requests, bad credentials, unknown endpoints and oversized bodies will
-/// not pass by retrying; unavailability, throttling and time-outs may. The
+/// or permanent, from the gRPC code (`status: Unavailable`) or HTTP status
+/// (`status code: 503`) it names, by the OTLP specification's lists: the
+/// gRPC codes `Cancelled`, `DeadlineExceeded`, `Aborted`, `OutOfRange`,
+/// `Unavailable`, `DataLoss` and the HTTP statuses 429, 502, 503, 504 are
+/// retried, every other code or status is permanent (`ResourceExhausted`
+/// too: the text cannot show the `RetryInfo` that makes it retryable). A
+/// text that names neither (a connection failure) is transient. The
 /// exporter itself classifies from the gRPC code or HTTP status it
-/// received, by the same rules.
+/// received, by the same lists.
 pub fn classify(message: &str) -> ExportError {
-    const PERMANENT_GRPC: &[&str] = &[
-        "Unauthenticated",
-        "PermissionDenied",
-        "InvalidArgument",
-        "Unimplemented",
-        "FailedPrecondition",
-        "OutOfRange",
-    ];
+    let grpc_code = message.find("status: ").and_then(|at| {
+        let name: String = message[at + "status: ".len()..]
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
+        (0..=16)
+            .map(tonic::Code::from_i32)
+            .find(|code| format!("{code:?}") == name)
+    });
+    if let Some(code) = grpc_code {
+        return if transport::RETRYABLE_GRPC.contains(&code) {
+            ExportError::Transient(message.to_owned())
+        } else {
+            ExportError::Permanent(message.to_owned())
+        };
+    }
     let lower = message.to_ascii_lowercase();
     let http_status = ["status code:", "status code", "status:"]
         .iter()
@@ -210,8 +225,7 @@ pub fn classify(message: &str) -> ExportError {
                 .collect();
             digits.parse::<u16>().ok()
         });
-    let permanent = PERMANENT_GRPC.iter().any(|p| message.contains(p))
-        || http_status.is_some_and(|s| transport::PERMANENT_HTTP.contains(&s));
+    let permanent = http_status.is_some_and(|s| !transport::RETRYABLE_HTTP.contains(&s));
     if permanent {
         ExportError::Permanent(message.to_owned())
     } else {
@@ -264,10 +278,25 @@ impl Exporter for OtlpExporter {
                     .clamp(1, take as u128 - 1) as usize;
                 continue;
             }
-            transport.send(request).await?;
+            let partial = transport.send(request).await?;
+            if !partial.is_empty() {
+                let mut held = self.partial.lock().unwrap_or_else(PoisonError::into_inner);
+                let held = held.get_or_insert_with(Default::default);
+                held.rejected += u64::try_from(partial.rejected_spans).unwrap_or(0);
+                if held.message.is_empty() {
+                    held.message = partial.error_message;
+                }
+            }
             rest = &rest[take..];
         }
         Ok(())
+    }
+
+    fn take_partial_success(&self) -> Option<PartialSuccess> {
+        self.partial
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     async fn shutdown(&self) -> Result<(), ExportError> {

@@ -1,8 +1,11 @@
 //! The two OTLP transports, each sending a request already encoded by
 //! [`crate::encode`]: gRPC (a unary `TraceService/Export` call on a tonic
 //! channel, with a codec that passes the bytes through) and HTTP/protobuf (a
-//! reqwest POST). Both classify a failure as transient or permanent from the
-//! gRPC code or HTTP status, and read the collector's partial success.
+//! reqwest POST). Both classify a failure exactly as the OTLP specification
+//! does (retried: the codes of [`RETRYABLE_GRPC`], `RESOURCE_EXHAUSTED` with
+//! a `RetryInfo`, the statuses of [`RETRYABLE_HTTP`]; nothing else), honour
+//! the server's throttling (`Retry-After`, `RetryInfo`) and read the
+//! collector's partial success.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -19,20 +22,21 @@ const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/
 /// The user agent of both transports.
 const USER_AGENT: &str = concat!("faultline-otlp/", env!("CARGO_PKG_VERSION"));
 
-/// gRPC codes that retrying will not change: the request or the
-/// credentials are wrong, or the server does not serve OTLP traces.
-pub(crate) const PERMANENT_GRPC: &[tonic::Code] = &[
-    tonic::Code::Unauthenticated,
-    tonic::Code::PermissionDenied,
-    tonic::Code::InvalidArgument,
-    tonic::Code::Unimplemented,
-    tonic::Code::FailedPrecondition,
+/// The gRPC codes the OTLP specification lists as retryable
+/// (`RESOURCE_EXHAUSTED` is too, only when the server sent a `RetryInfo`);
+/// every other code is permanent.
+pub(crate) const RETRYABLE_GRPC: &[tonic::Code] = &[
+    tonic::Code::Cancelled,
+    tonic::Code::DeadlineExceeded,
+    tonic::Code::Aborted,
     tonic::Code::OutOfRange,
+    tonic::Code::Unavailable,
+    tonic::Code::DataLoss,
 ];
 
-/// HTTP statuses that retrying will not change (bad request, credentials,
-/// path, method, size or content type).
-pub(crate) const PERMANENT_HTTP: &[u16] = &[400, 401, 403, 404, 405, 413, 415];
+/// The HTTP statuses the OTLP specification lists as retryable; every
+/// other status is permanent.
+pub(crate) const RETRYABLE_HTTP: &[u16] = &[429, 502, 503, 504];
 
 /// At most this much of a response body is read (a partial success is a
 /// few bytes; anything longer is not looked at).
@@ -89,6 +93,9 @@ impl Redactor {
     }
 }
 
+/// What a transport answers for a request the collector accepted.
+pub(crate) type Sent = Result<PartialSuccess, ExportError>;
+
 /// A ready transport.
 pub(crate) enum Transport {
     Grpc(GrpcTransport),
@@ -96,8 +103,9 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    /// Sends one encoded request.
-    pub(crate) async fn send(&self, request: Vec<u8>) -> Result<(), ExportError> {
+    /// Sends one encoded request; the collector's partial success (header
+    /// values taken out of its message) when it accepted it.
+    pub(crate) async fn send(&self, request: Vec<u8>) -> Sent {
         match self {
             Transport::Grpc(t) => t.send(request).await,
             Transport::Http(t) => t.send(request).await,
@@ -154,7 +162,7 @@ impl GrpcTransport {
         })
     }
 
-    async fn send(&self, body: Vec<u8>) -> Result<(), ExportError> {
+    async fn send(&self, body: Vec<u8>) -> Sent {
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
@@ -175,14 +183,24 @@ impl GrpcTransport {
         let response = tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| ExportError::Timeout(self.timeout))??;
-        response.into_inner().warn_if_rejected(&self.redactor);
-        Ok(())
+        Ok(response.into_inner().redacted(&self.redactor))
     }
 }
 
-/// A failed gRPC call as an export error: permanent for the codes in
-/// [`PERMANENT_GRPC`]. Names the code, the collector's message (header
-/// values taken out) and the local cause (connection, TLS).
+/// The delay a gRPC status asks for: its `google.rpc.RetryInfo` in
+/// `grpc-status-details-bin` (a missing or negative delay reads as none).
+fn retry_info(status: &tonic::Status) -> Option<Duration> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_retry_info()
+        .map(|info| info.retry_delay.unwrap_or(Duration::ZERO))
+}
+
+/// A failed gRPC call as an export error: retried only for the codes in
+/// [`RETRYABLE_GRPC`], and `RESOURCE_EXHAUSTED` with a `RetryInfo`, whose
+/// delay the next attempt honours ([`ExportError::Throttled`]). Names the
+/// code, the collector's message (header values taken out) and the local
+/// cause (connection, TLS).
 fn status_error(status: &tonic::Status, redactor: &Redactor) -> ExportError {
     let code = status.code();
     let mut message = format!("OTLP/gRPC export failed: status: {code:?}");
@@ -197,23 +215,51 @@ fn status_error(status: &tonic::Status, redactor: &Redactor) -> ExportError {
         message.push_str(": ");
         message.push_str(&cause);
     }
-    if PERMANENT_GRPC.contains(&code) {
-        ExportError::Permanent(message)
-    } else {
-        ExportError::Transient(message)
+    let asked = retry_info(status);
+    // A status made here from a transport failure (the connection reset
+    // or refused, the stream cut by a server that died mid-call) carries
+    // its cause; the specification's lists are about the codes a server
+    // answers, and a failure to reach it is retried like any network error.
+    let local = std::error::Error::source(status).is_some();
+    let retryable = local
+        || RETRYABLE_GRPC.contains(&code)
+        || (code == tonic::Code::ResourceExhausted && asked.is_some());
+    retry_or_not(message, retryable, asked)
+}
+
+/// The export error of a failure, retryable or not, with the delay the
+/// server asked for.
+fn retry_or_not(reason: String, retryable: bool, asked: Option<Duration>) -> ExportError {
+    match (retryable, asked) {
+        (false, _) => ExportError::Permanent(reason),
+        (true, Some(retry_after)) => ExportError::Throttled {
+            reason,
+            retry_after,
+        },
+        (true, None) => ExportError::Transient(reason),
     }
 }
 
-/// An HTTP answer other than 2xx as an export error: permanent for the
-/// statuses in [`PERMANENT_HTTP`]. The body is not read (it may echo the
-/// request).
-fn http_status_error(status: u16) -> ExportError {
+/// An HTTP answer other than 2xx as an export error: retried only for the
+/// statuses in [`RETRYABLE_HTTP`], after the delay of their `Retry-After`
+/// when they carry one. The body is not read (it may echo the request).
+fn http_status_error(status: u16, retry_after: Option<&http::HeaderValue>) -> ExportError {
     let message = format!("OTLP/HTTP export failed: status code: {status}");
-    if PERMANENT_HTTP.contains(&status) {
-        ExportError::Permanent(message)
-    } else {
-        ExportError::Transient(message)
+    let asked = retry_after.and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    retry_or_not(message, RETRYABLE_HTTP.contains(&status), asked)
+}
+
+/// A `Retry-After` value (RFC 9110 10.2.3): a number of seconds, or an
+/// HTTP-date (a date already past reads as no delay). `None` when it is
+/// neither.
+fn parse_retry_after(value: &http::HeaderValue, now: std::time::SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // Beyond u64 seconds: as long as can be (the cap applies anyway).
+        return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
     }
+    let date = httpdate::parse_http_date(text).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// OTLP/HTTP with protobuf bodies.
@@ -273,7 +319,7 @@ impl HttpTransport {
         })
     }
 
-    async fn send(&self, body: Vec<u8>) -> Result<(), ExportError> {
+    async fn send(&self, body: Vec<u8>) -> Sent {
         let body = if self.gzip { gzip(&body)? } else { body };
         let mut response = self
             .client
@@ -284,7 +330,10 @@ impl HttpTransport {
             .await
             .map_err(|e| self.http_error(e))?;
         if !response.status().is_success() {
-            return Err(http_status_error(response.status().as_u16()));
+            return Err(http_status_error(
+                response.status().as_u16(),
+                response.headers().get(http::header::RETRY_AFTER),
+            ));
         }
         // Accepted. A partial success, if any, is in a protobuf body.
         let protobuf = response
@@ -292,21 +341,20 @@ impl HttpTransport {
             .get(http::header::CONTENT_TYPE)
             .is_none_or(|t| t.as_bytes().starts_with(b"application/x-protobuf"));
         if !protobuf {
-            return Ok(());
+            return Ok(PartialSuccess::default());
         }
         let mut body = Vec::new();
         while body.len() < MAX_RESPONSE_BODY {
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => {
-                    PartialSuccess::decode_response(&body).warn_if_rejected(&self.redactor);
-                    break;
+                    return Ok(PartialSuccess::decode_response(&body).redacted(&self.redactor));
                 }
                 // The spans were accepted; an unreadable answer changes nothing.
                 Err(_) => break,
             }
         }
-        Ok(())
+        Ok(PartialSuccess::default())
     }
 
     /// A reqwest failure (no response): transient, with its causes (never
@@ -393,14 +441,18 @@ impl PartialSuccess {
         result
     }
 
-    fn warn_if_rejected(&self, redactor: &Redactor) {
-        if self.rejected_spans > 0 || !self.error_message.is_empty() {
-            tracing::warn!(
-                rejected_spans = self.rejected_spans,
-                "the OTLP collector accepted the export but rejected some spans: {}",
-                redactor.clean(&self.error_message)
-            );
+    /// The same, with the configured header values taken out of the
+    /// message (the engine's masker is applied where it is logged).
+    fn redacted(mut self, redactor: &Redactor) -> PartialSuccess {
+        if !self.error_message.is_empty() {
+            self.error_message = redactor.clean(&self.error_message);
         }
+        self
+    }
+
+    /// Whether the collector rejected anything or said why.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rejected_spans <= 0 && self.error_message.is_empty()
     }
 }
 
@@ -583,62 +635,142 @@ mod tests {
         assert!(!r.clean(&long).contains("tok-9f8e"), "{}", r.clean(&long));
     }
 
+    /// The OTLP specification's table (otlp.md, "Failures"): which gRPC
+    /// codes are retryable, and RESOURCE_EXHAUSTED only with RetryInfo.
+    const SPEC_GRPC: &[(tonic::Code, bool)] = &[
+        (tonic::Code::Ok, false),
+        (tonic::Code::Cancelled, true),
+        (tonic::Code::Unknown, false),
+        (tonic::Code::InvalidArgument, false),
+        (tonic::Code::DeadlineExceeded, true),
+        (tonic::Code::NotFound, false),
+        (tonic::Code::AlreadyExists, false),
+        (tonic::Code::PermissionDenied, false),
+        (tonic::Code::ResourceExhausted, false),
+        (tonic::Code::FailedPrecondition, false),
+        (tonic::Code::Aborted, true),
+        (tonic::Code::OutOfRange, true),
+        (tonic::Code::Unimplemented, false),
+        (tonic::Code::Internal, false),
+        (tonic::Code::Unavailable, true),
+        (tonic::Code::DataLoss, true),
+        (tonic::Code::Unauthenticated, false),
+    ];
+
+    fn with_retry_info(code: tonic::Code, delay: Duration) -> tonic::Status {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        tonic::Status::with_error_details(
+            code,
+            format!("slow down: {TOKEN}"),
+            ErrorDetails::with_retry_info(Some(delay)),
+        )
+    }
+
     #[test]
-    fn grpc_codes_are_classified() {
-        for code in PERMANENT_GRPC {
-            let status = tonic::Status::new(*code, format!("no: {TOKEN}"));
-            match status_error(&status, &redactor()) {
-                ExportError::Permanent(message) => {
-                    assert!(message.contains(&format!("{code:?}")), "{message}");
-                    assert!(!message.contains("tok-9f8e7d6c5b4a"), "{message}");
-                    // The text-based rules agree.
-                    assert!(matches!(
-                        crate::classify(&message),
-                        ExportError::Permanent(_)
-                    ));
-                }
-                other => panic!("{code:?}: {other:?}"),
-            }
-        }
-        for code in [
-            tonic::Code::Unavailable,
-            tonic::Code::DeadlineExceeded,
-            tonic::Code::ResourceExhausted,
-            tonic::Code::Cancelled,
-            tonic::Code::Aborted,
-            tonic::Code::Internal,
-            tonic::Code::Unknown,
-        ] {
-            let status = tonic::Status::new(code, "");
+    fn grpc_codes_are_classified_as_the_specification_lists_them() {
+        assert_eq!(SPEC_GRPC.len(), 17, "every gRPC code");
+        for &(code, retryable) in SPEC_GRPC {
+            let status = tonic::Status::new(code, format!("no: {TOKEN}"));
             let error = status_error(&status, &redactor());
-            assert!(
-                matches!(error, ExportError::Transient(_)),
-                "{code:?}: {error:?}"
+            match (&error, retryable) {
+                (ExportError::Transient(m), true) | (ExportError::Permanent(m), false) => {
+                    assert!(m.contains(&format!("{code:?}")), "{m}");
+                    assert!(!m.contains("tok-9f8e7d6c5b4a"), "{m}");
+                }
+                _ => panic!("{code:?}: {error:?}"),
+            }
+            // The text-based rules agree.
+            assert_eq!(
+                matches!(
+                    crate::classify(&error.to_string()),
+                    ExportError::Transient(_)
+                ),
+                retryable,
+                "{code:?}"
             );
-            assert!(matches!(
-                crate::classify(&error.to_string()),
-                ExportError::Transient(_)
-            ));
+            // With a RetryInfo: a retryable code waits as asked, and
+            // RESOURCE_EXHAUSTED becomes retryable; the others stay permanent.
+            let delay = Duration::from_millis(1500);
+            let error = status_error(&with_retry_info(code, delay), &redactor());
+            if retryable || code == tonic::Code::ResourceExhausted {
+                assert_eq!(error.retry_after(), Some(delay), "{code:?}: {error:?}");
+                assert!(!error.to_string().contains("tok-9f8e7d6c5b4a"), "{error}");
+            } else {
+                assert!(
+                    matches!(error, ExportError::Permanent(_)),
+                    "{code:?}: {error:?}"
+                );
+            }
         }
     }
 
     #[test]
-    fn http_statuses_are_classified() {
-        for status in [400, 401, 403, 404, 405, 413, 415] {
-            let error = http_status_error(status);
-            assert!(matches!(error, ExportError::Permanent(_)), "{status}");
-            assert!(matches!(
-                crate::classify(&error.to_string()),
-                ExportError::Permanent(_)
-            ));
+    fn a_call_cut_by_the_transport_is_retried_whatever_its_code() {
+        // What tonic makes of a connection reset mid-call: a status with a
+        // local cause, not an answer of the server.
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let status = tonic::Status::from_error(Box::new(reset));
+        assert!(std::error::Error::source(&status).is_some());
+        let error = status_error(&status, &redactor());
+        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+        assert!(error.to_string().contains("reset by peer"), "{error}");
+    }
+
+    #[test]
+    fn http_statuses_are_classified_as_the_specification_lists_them() {
+        for status in 300..600u16 {
+            let retryable = matches!(status, 429 | 502 | 503 | 504);
+            let error = http_status_error(status, None);
+            assert_eq!(
+                matches!(error, ExportError::Transient(_)),
+                retryable,
+                "{status}: {error:?}"
+            );
+            assert_eq!(
+                matches!(error, ExportError::Permanent(_)),
+                !retryable,
+                "{status}"
+            );
+            assert_eq!(
+                matches!(
+                    crate::classify(&error.to_string()),
+                    ExportError::Transient(_)
+                ),
+                retryable,
+                "{status}"
+            );
+            // Retry-After matters only where a retry is made.
+            let asked = http_status_error(status, Some(&http::HeaderValue::from_static("7")));
+            if retryable {
+                assert_eq!(
+                    asked.retry_after(),
+                    Some(Duration::from_secs(7)),
+                    "{status}"
+                );
+            } else {
+                assert!(matches!(asked, ExportError::Permanent(_)), "{status}");
+            }
         }
-        for status in [408, 429, 500, 502, 503, 504] {
-            let error = http_status_error(status);
-            assert!(matches!(error, ExportError::Transient(_)), "{status}");
-            assert!(matches!(
-                crate::classify(&error.to_string()),
-                ExportError::Transient(_)
-            ));
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 21 Oct 2015 07:28:00 GMT
+        let read = |v: &'static str| parse_retry_after(&http::HeaderValue::from_static(v), now);
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(read(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            read("Wed, 21 Oct 2015 07:28:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // In the past: no wait.
+        assert_eq!(read("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            read("99999999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for bad in ["", "soon", "-5", "1.5", "Wed, 32 Oct 2015"] {
+            assert_eq!(read(bad), None, "{bad:?}");
         }
     }
 
@@ -740,6 +872,7 @@ mod tests {
             ("401 Unauthorized", true),
             ("413 Payload Too Large", true),
             ("429 Too Many Requests", false),
+            ("500 Internal Server Error", true),
             ("503 Service Unavailable", false),
         ] {
             let (port, _requests) = answering(status, format!("echo: {TOKEN}").into_bytes()).await;

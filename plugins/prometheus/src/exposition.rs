@@ -190,6 +190,54 @@ pub(crate) struct ExportCollector {
     pub stats: Arc<Mutex<ExportStats>>,
 }
 
+/// `target_info`: the engine's resource as the labels of one series valued
+/// 1 (the OpenTelemetry convention for Prometheus), so that metrics are
+/// joined to the same service, host and process as its spans.
+#[derive(Debug, Default)]
+pub(crate) struct TargetInfo {
+    pub labels: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+pub(crate) const TARGET_INFO: &str = "target_info";
+
+impl TargetInfo {
+    /// The resource's attributes as labels: a name with anything but ASCII
+    /// letters, digits and `_` has it replaced by `_` (`service.name`:
+    /// `service_name`); a value is its text.
+    pub(crate) fn set(&self, resource: &faultline_engine::opentelemetry_sdk::Resource) {
+        let mut labels: Vec<(String, String)> = resource
+            .iter()
+            .map(|(k, v)| {
+                let name = k
+                    .as_str()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                (name, v.as_str().into_owned())
+            })
+            .collect();
+        labels.sort();
+        labels.dedup_by(|a, b| a.0 == b.0);
+        *self.labels.lock().unwrap_or_else(|e| e.into_inner()) = labels;
+    }
+}
+
+impl Collector for TargetInfo {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            TARGET_INFO,
+            "Target metadata: the resource of the service's spans and logs.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1i64).encode(family.encode_family(&*labels)?)
+    }
+}
+
 #[derive(Debug)]
 struct Exporter<'a>(&'a str);
 
@@ -213,11 +261,13 @@ pub(crate) const EXPORT_EXPORTED: &str = "faultline_export_spans_exported";
 pub(crate) const EXPORT_RETRIES: &str = "faultline_export_retries";
 pub(crate) const EXPORT_FAILED: &str = "faultline_export_failed_attempts";
 pub(crate) const EXPORT_DROPPED: &str = "faultline_export_spans_dropped";
+pub(crate) const EXPORT_REJECTED: &str = "faultline_export_spans_rejected";
 pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
 pub(crate) const EXPORT_BUFFERED_BYTES: &str = "faultline_export_buffered"; // + "_bytes", the unit
 pub(crate) const EXPORT_ENDED: &str = "faultline_export_spans_ended";
 pub(crate) const LIMITS_CUT: &str = "faultline_span_limits_cut";
 pub(crate) const KEEP_KEPT: &str = "faultline_error_keeping_traces_kept";
+pub(crate) const KEEP_KEPT_SLOW: &str = "faultline_error_keeping_traces_kept_slow";
 pub(crate) const KEEP_DISCARDED: &str = "faultline_error_keeping_traces_discarded";
 pub(crate) const KEEP_CUT: &str = "faultline_error_keeping_spans_cut";
 pub(crate) const KEEP_WAITING: &str = "faultline_error_keeping_traces_waiting";
@@ -236,7 +286,7 @@ impl Collector for ExportCollector {
             counter.encode(family)?;
         }
         type Pick = fn(&faultline_engine::export::ExporterStats) -> u64;
-        let counters: [(&str, &str, Pick); 4] = [
+        let counters: [(&str, &str, Pick); 5] = [
             (
                 EXPORT_EXPORTED,
                 "Spans the exporter's backend accepted.",
@@ -256,6 +306,11 @@ impl Collector for ExportCollector {
                 EXPORT_DROPPED,
                 "Spans lost: buffer overflow, permanent errors, what shutdown could not deliver.",
                 |e| e.dropped,
+            ),
+            (
+                EXPORT_REJECTED,
+                "Spans the backend accepted and then rejected (OTLP partial success).",
+                |e| e.rejected,
             ),
         ];
         for (name, help, pick) in counters {
@@ -288,12 +343,17 @@ impl Collector for ExportCollector {
         for (name, help, value) in [
             (
                 KEEP_KEPT,
-                "Unsampled traces exported because their request ended in an error (error-keeping sampling).",
+                "Unsampled traces exported because their request ended in an error or was slow (error and slow keeping).",
                 keep.traces_kept,
             ),
             (
+                KEEP_KEPT_SLOW,
+                "Of the kept traces, those kept because their request was slow (FAULTLINE_KEEP_SLOW_MS).",
+                keep.traces_kept_slow,
+            ),
+            (
                 KEEP_DISCARDED,
-                "Unsampled traces discarded: their request ended without an error.",
+                "Unsampled traces discarded: their request ended without an error and was not slow.",
                 keep.traces_discarded,
             ),
             (

@@ -52,6 +52,7 @@ mod handles;
 mod labels;
 mod recorder;
 mod rpc;
+mod server;
 mod traces;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,8 +81,9 @@ pub use exposition::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_T
 pub use labels::{MAX_ROUTES, OTHER_METHOD, OTHER_ROUTE, UNMATCHED_ROUTE};
 pub use recorder::PrometheusRecorder;
 pub use rpc::RPC_DURATION;
+pub use server::{MetricsServer, MetricsServerError};
 
-use exposition::ExportCollector;
+use exposition::{ExportCollector, TargetInfo};
 use labels::{ErrorLabels, RequestLabels, Routes, TraceExemplar};
 use recorder::{UserCollector, UserMetrics};
 use traces::{Clock, SystemClock, TraceKey, TraceSeries, TraceSeriesCollector};
@@ -95,7 +97,7 @@ pub const TRACE_ERRORS: &str = traces::TRACE_ERRORS;
 
 /// Names of faultline's own families (as registered; counters without
 /// `_total`); the `metrics` recorder leaves them alone.
-const RESERVED: &[&str] = &[REQUEST_DURATION, ERRORS, RPC_DURATION];
+const RESERVED: &[&str] = &[REQUEST_DURATION, ERRORS, RPC_DURATION, exposition::TARGET_INFO];
 
 /// Makes a latency histogram with the configured buckets.
 #[derive(Debug, Clone)]
@@ -121,6 +123,8 @@ struct Inner {
     export_stats: Arc<Mutex<ExportStats>>,
     routes: Routes,
     user: Arc<UserMetrics>,
+    /// The engine's resource as `target_info`.
+    target_info: TargetInfo,
     /// Keys this correlator's series in the per-thread memo (`handles`).
     owner: u64,
 }
@@ -190,6 +194,10 @@ impl Prometheus {
             stats: export_stats.clone(),
         }));
         registry.register_collector(Box::new(UserCollector(user.clone())));
+        let target_info = TargetInfo::default();
+        registry.register_collector(Box::new(TargetInfo {
+            labels: target_info.labels.clone(),
+        }));
         Prometheus {
             inner: Arc::new(Inner {
                 config,
@@ -201,6 +209,7 @@ impl Prometheus {
                 export_stats,
                 routes: Routes::new(),
                 user,
+                target_info,
                 owner: handles::new_owner(),
             }),
         }
@@ -414,6 +423,10 @@ impl Correlator for Prometheus {
 
     fn render_metrics(&self, accept: Option<&str>, stats: &ExportStats) -> Option<Exposition> {
         Some(self.render(accept, stats))
+    }
+
+    fn set_resource(&self, resource: &faultline_engine::opentelemetry_sdk::Resource) {
+        self.inner.target_info.set(resource);
     }
 }
 

@@ -287,6 +287,7 @@ fn export_stats_are_rendered_per_exporter() {
         spans_buffered: 2,
         retries: 3,
         export_errors: 4,
+        spans_rejected: 3,
         exporters: vec![ExporterStats {
             name: "otlp".into(),
             delivered: 7,
@@ -295,9 +296,11 @@ fn export_stats_are_rendered_per_exporter() {
             buffered: 2,
             buffered_bytes: 4096,
             dropped: 1,
+            rejected: 3,
         }],
         error_keeping: faultline_engine::export::ErrorKeepingStats {
             traces_kept: 5,
+            traces_kept_slow: 2,
             traces_discarded: 95,
             traces_waiting: 6,
             spans_cut: 8,
@@ -317,10 +320,12 @@ fn export_stats_are_rendered_per_exporter() {
         "faultline_export_retries_total{exporter=\"otlp\"} 3\n",
         "faultline_export_failed_attempts_total{exporter=\"otlp\"} 4\n",
         "faultline_export_spans_dropped_total{exporter=\"otlp\"} 1\n",
+        "faultline_export_spans_rejected_total{exporter=\"otlp\"} 3\n",
         "faultline_export_spans_buffered{exporter=\"otlp\"} 2\n",
         "# TYPE faultline_export_spans_buffered gauge\n",
         "faultline_export_buffered_bytes{exporter=\"otlp\"} 4096\n",
         "faultline_error_keeping_traces_kept_total 5\n",
+        "faultline_error_keeping_traces_kept_slow_total 2\n",
         "faultline_error_keeping_traces_discarded_total 95\n",
         "faultline_error_keeping_spans_cut_total 8\n",
         "faultline_error_keeping_traces_waiting 6\n",
@@ -430,4 +435,47 @@ fn unvalidated_settings_are_brought_within_bounds() {
     assert_eq!(p.config().trace_id_ttl_duration(), Duration::from_secs(1));
     let p = Prometheus::new(PrometheusConfig::default().buckets([]));
     assert_eq!(p.config().bucket_bounds(), DEFAULT_BUCKETS);
+}
+
+#[test]
+fn target_info_carries_the_engines_resource() {
+    use faultline_engine::Engine;
+    use faultline_engine::config::TracingConfig;
+
+    let p = Prometheus::new(PrometheusConfig::default());
+    // Before an engine hands its resource over: no target_info.
+    assert!(
+        !p.render(None, &ExportStats::default())
+            .body
+            .contains("target_info")
+    );
+    let config = TracingConfig::builder()
+        .service_name("shop")
+        .exporters([])
+        .resource_attribute("service.instance.id", "pod-7")
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .correlator(p.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    for accept in [None, Some("application/openmetrics-text; version=1.0.0")] {
+        let body = p.render(accept, &ExportStats::default()).body;
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("target_info{"))
+            .unwrap_or_else(|| panic!("{body}"));
+        assert!(line.ends_with("} 1"), "{line}");
+        for label in [
+            "service_name=\"shop\"",
+            "service_instance_id=\"pod-7\"",
+            "telemetry_distro_name=\"faultline\"",
+            &format!("process_pid=\"{}\"", std::process::id()),
+        ] {
+            assert!(line.contains(label), "{label}: {line}");
+        }
+        assert!(line.contains("host_name=\""), "{line}");
+    }
+    engine.shutdown();
 }

@@ -503,3 +503,104 @@ fn texts_remembered_as_clean_never_let_personal_data_through() {
         assert!(!note.contains("ann@example.com"), "{note}");
     }
 }
+
+/// An exporter whose backend accepted requests but rejected some spans.
+#[derive(Debug, Default)]
+struct Rejecting(Mutex<Vec<crate::export::PartialSuccess>>);
+
+#[async_trait::async_trait]
+impl Exporter for Rejecting {
+    fn name(&self) -> &str {
+        "rejecting"
+    }
+    async fn export(&self, _batch: &[SpanData]) -> Result<(), ExportError> {
+        Ok(())
+    }
+    fn take_partial_success(&self) -> Option<crate::export::PartialSuccess> {
+        self.0.lock().unwrap().pop()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Logged(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn partial_success_is_counted_every_time_and_logged_once_masked() {
+    use crate::export::PartialSuccess;
+    let exporter = Rejecting::default();
+    exporter.0.lock().unwrap().extend([
+        PartialSuccess::new(1, "one more, from bob@example.com"),
+        PartialSuccess::new(2, "2 spans too old, first from alice@example.com"),
+    ]);
+    let counters = Arc::new(Counters::default());
+    let masker: Arc<dyn Masker> = Arc::new(crate::masking::PiiMasker::default());
+    let mut task = Task {
+        exporter: Box::new(exporter),
+        lane: Arc::new(Lane::default()),
+        counters: counters.clone(),
+        retry: *TracingConfig::default().export_retry(),
+        rng: 7,
+        masker: Some(masker),
+        partial_logged: false,
+    };
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..3 {
+            task.note_partial_success();
+        }
+    });
+    assert_eq!(counters.rejected.load(Ordering::Relaxed), 3);
+    let text = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("rejected_spans=2"), "{text}");
+    assert!(text.contains("2 spans too old"), "{text}");
+    assert!(!text.contains("alice@example.com"), "{text}");
+    assert!(!text.contains("bob@example.com"), "{text}");
+}
+
+#[test]
+fn a_servers_delay_is_never_shortened_and_never_past_the_longest_back_off() {
+    let config = TracingConfig::builder()
+        .backoff(Duration::from_millis(10), Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut task = Task {
+        exporter: Box::new(Rejecting::default()),
+        lane: Arc::new(Lane::default()),
+        counters: Arc::new(Counters::default()),
+        retry: *config.export_retry(),
+        rng: 0x9e37_79b9,
+        masker: None,
+        partial_logged: false,
+    };
+    for asked in [0, 1, 10, 500, 1000, 1900, 2000] {
+        let asked = Duration::from_millis(asked);
+        let mut longer = false;
+        for _ in 0..200 {
+            let d = task.at_least(asked);
+            assert!(d >= asked, "{d:?} < {asked:?}");
+            assert!(d <= Duration::from_secs(2), "{d:?}");
+            assert!(d <= asked + asked / 4, "{d:?} for {asked:?}");
+            longer |= d > asked;
+        }
+        // The jitter adds something (where there is room for it).
+        if asked >= Duration::from_millis(10) && asked < Duration::from_secs(2) {
+            assert!(longer, "{asked:?}");
+        }
+    }
+}
