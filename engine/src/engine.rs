@@ -203,7 +203,7 @@ impl EngineBuilder {
     /// use faultline_engine::opentelemetry_sdk::trace::Sampler;
     ///
     /// let config = TracingConfig::builder()
-    ///     .exporters([ExporterKind::Console])
+    ///     .exporters([ExporterKind::CONSOLE])
     ///     .with_env_from(|name| match name {
     ///         "OTEL_TRACES_SAMPLER" => Some("half".to_owned()),
     ///         _ => None,

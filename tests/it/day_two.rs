@@ -512,7 +512,7 @@ mod export {
         };
         TracingConfig::builder()
             .service_name("day-two")
-            .exporters([ExporterKind::Otlp])
+            .exporters([ExporterKind::OTLP])
             .otlp_protocol(protocol)
             .otlp_traces_endpoint(&endpoint)
             .export_timeout(Duration::from_secs(5))
