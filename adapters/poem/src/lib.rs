@@ -145,7 +145,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
         }
         let path = req.uri().path();
         if let Some(metrics) = adapter::scrape(&self.engine, req.method(), path, req.headers()) {
-            return Ok(text_response(metrics));
+            return Ok(poem_response(metrics));
         }
         let route = req
             .data::<PathPattern>()
@@ -187,7 +187,9 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             }
         };
         let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
-        Ok(Response::from(exchange.respond(handled, true).await))
+        let response = exchange.respond(handled, true).await;
+        // Boxed as it is, its size known (poem's own conversion loses it).
+        Ok(poem_response(response.map(BoxBody::new)))
     }
 }
 
@@ -208,10 +210,11 @@ fn wrapped_rejection(mut response: Response) -> Response {
 }
 
 /// A response of the adapter core as poem's.
-fn text_response(response: http::Response<String>) -> Response {
+fn poem_response<B: Into<poem::Body>>(response: http::Response<B>) -> Response {
     let (parts, body) = response.into_parts();
-    let mut out = Response::from(body);
+    let mut out = Response::from(body.into());
     out.set_status(parts.status);
+    out.set_version(parts.version);
     *out.headers_mut() = parts.headers;
     *out.extensions_mut() = parts.extensions;
     out
@@ -321,7 +324,7 @@ faultline_engine::handler_types! {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // Without the middleware, a safe body: the code and its title only.
-        text_response(self.0.fallback_response())
+        poem_response(self.0.fallback_response())
     }
 }
 

@@ -582,3 +582,6 @@ macro_rules! handler_types {
         }
     };
 }
+
+#[cfg(test)]
+mod tests;
