@@ -34,6 +34,11 @@
 //! wrong method, unreadable body, ...) into problem details carrying the
 //! trace id, adds `traceresponse`, and ends the span.
 //!
+//! The span ends when the response body ends (a streamed body is timed to
+//! its last byte), and requests on the configured excluded routes are not
+//! traced: see [`faultline_engine::request::adapter`], the core every
+//! faultline HTTP adapter shares.
+//!
 //! # The route
 //!
 //! poem's router tells the route it matched ([`PathPattern`]) only to what

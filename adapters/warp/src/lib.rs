@@ -41,6 +41,11 @@
 //! body, ...) into problem details carrying the trace id, adds
 //! `traceresponse`, and ends the span.
 //!
+//! The span ends when the response body ends (a streamed body is timed to
+//! its last byte), and requests on the configured excluded routes are not
+//! traced: see [`faultline_engine::request::adapter`], the core every
+//! faultline HTTP adapter shares.
+//!
 //! When a correlator serves metrics (the Prometheus plugin), [`Traced`]
 //! also answers `GET /metrics` (the configured
 //! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))

@@ -338,7 +338,7 @@ impl Exchange {
             return response;
         }
         let status = response.status();
-        if let Some(value) = span.respond(status, response.headers()) {
+        if let Some(value) = span.record_response(status, response.headers()) {
             response.headers_mut().insert(TRACERESPONSE, value);
         }
         let nothing_to_send =
