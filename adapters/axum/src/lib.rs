@@ -209,7 +209,7 @@ where
 }
 
 fn into_axum(response: http::Response<TracedBody<Body>>) -> Response {
-    response.map(Body::new)
+    response.map(|body| body.into_framework().unwrap_or_else(Body::new))
 }
 
 faultline_engine::handler_types! {

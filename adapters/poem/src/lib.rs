@@ -71,7 +71,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, shared_route};
+use faultline_engine::request::adapter::{
+    self, Exchange, FrameworkRejection, TracedBody, shared_route,
+};
 use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
 use http::Uri;
 use http_body_util::combinators::BoxBody;
@@ -193,8 +195,10 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
         };
         let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
         let response = exchange.respond(handled, true).await;
-        // Boxed as it is, its size known (poem's own conversion loses it).
-        Ok(poem_response(response.map(BoxBody::new)))
+        // poem's own body when nothing waits on it, else the wrapper boxed
+        // as it is, its size known (poem's own conversion loses it).
+        let body = |body: TracedBody<_>| body.into_framework().unwrap_or_else(BoxBody::new);
+        Ok(poem_response(response.map(body)))
     }
 }
 
