@@ -29,7 +29,14 @@
 //!    [`Exchange::answer`], then [`Exchange::rewrite`] only when
 //!    [`Exchange::rewrites`] says so, then [`Exchange::finish`].
 //! 6. The adapter turns the `http::Response<TracedBody<B>>` into its
-//!    framework's response (`TracedBody` is an `http_body::Body`).
+//!    framework's response (`TracedBody` is an `http_body::Body`;
+//!    [`TracedBody::into_framework`] gives the framework's own body back
+//!    when no span waits on it, so that nothing is boxed on the usual path).
+//!
+//! A framework on other types than `http` 1's (actix-web 4 has its own)
+//! converts the method, URI and headers for [`RequestInfo`] and maps the
+//! response both ways; everything else is the same. Its `Error` and
+//! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
 //!
 //! ```no_run
 //! use bytes::Bytes;
