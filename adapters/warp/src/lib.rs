@@ -128,6 +128,12 @@ struct RequestState {
 
 type SharedState = Arc<RequestState>;
 
+impl RequestState {
+    fn route(&self) -> std::sync::MutexGuard<'_, Option<Arc<str>>> {
+        self.route.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
 pub fn traced<F, R>(engine: Engine, filter: F) -> Traced
@@ -217,13 +223,8 @@ where
         Box::pin(async move {
             let mut exchange = exchange;
             let handled = handler.await.map(|Ok(response)| response);
-            let route = state
-                .route
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(route) = &route {
-                exchange.set_route(route);
+            if let Some(route) = state.route().take() {
+                exchange.set_route(&route);
             }
             // warp's own text for a 404 or 405 says nothing the code does
             // not, and a 5xx's may name internals: only a handler's text
@@ -282,8 +283,7 @@ pub fn route(
     warp::ext::optional::<SharedState>()
         .map(move |state: Option<SharedState>| {
             if let Some(state) = state {
-                *state.route.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(Arc::clone(&template));
+                *state.route() = Some(Arc::clone(&template));
             }
         })
         .untuple_one()
