@@ -68,10 +68,9 @@ async fn a_small_body_of_known_length_ends_the_span_as_the_server_takes_it() {
     let response = exchange.respond(Ok(http::Response::new(large)), true).await;
     let all = exported(&engine, &spans);
     assert_eq!(all.len(), 1, "the large body is still to be sent");
-    assert_eq!(
-        attribute(&all[0], "http.response.body.size"),
-        Some(Value::I64(5))
-    );
+    assert_eq!(all[0].name, "GET /hello");
+    // Gone out whole: no wrapper counted its bytes.
+    assert_eq!(attribute(&all[0], "http.response.body.size"), None);
     let mut body = std::pin::pin!(response.into_body().into_framework().unwrap_err());
     let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
     assert!(frame.is_some());
@@ -203,12 +202,6 @@ async fn nothing_to_send_ends_the_span_at_once() {
     let empty = respond(empty, http::Response::new(frames(&[]))).await;
     let all = exported(&engine, &spans);
     assert_eq!(all.len(), 3, "ended before their bodies were read");
-    let path = |s: &&SpanData| attribute(s, "url.path") == Some(Value::from("/empty"));
-    let empty_span = all.iter().find(path).unwrap();
-    assert_eq!(
-        attribute(empty_span, "http.response.body.size"),
-        Some(Value::I64(0))
-    );
     drop((head, upgrade, empty));
     assert_eq!(exported(&engine, &spans).len(), 3, "nothing ends twice");
     engine.shutdown();
