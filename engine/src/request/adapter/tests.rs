@@ -12,8 +12,13 @@ use crate::config::{TracingConfig, TracingConfigBuilder};
 use crate::error::{AppError, ErrorCode};
 use crate::export::InMemoryExporter;
 
-/// A body of the given frames, then its end.
-struct Frames(VecDeque<Bytes>);
+/// A body of the given frames, then its end; of known length when `exact`
+/// (an answer already in memory), else of unknown length (a stream).
+#[derive(Debug)]
+struct Frames {
+    frames: VecDeque<Bytes>,
+    exact: bool,
+}
 
 impl Body for Frames {
     type Data = Bytes;
@@ -23,47 +28,38 @@ impl Body for Frames {
         mut self: Pin<&mut Self>,
         _: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        Poll::Ready(self.frames.pop_front().map(|b| Ok(Frame::data(b))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// A body of one frame of known length (an answer already in memory).
-#[derive(Debug)]
-struct Whole(Option<Bytes>);
-
-impl Body for Whole {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
+        self.frames.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
+        match self.exact {
+            true => SizeHint::with_exact(self.frames.iter().map(|f| f.len() as u64).sum()),
+            false => SizeHint::default(),
+        }
     }
+}
 
-    fn is_end_stream(&self) -> bool {
-        self.0.is_none()
+/// One frame of known length.
+fn whole(bytes: Bytes) -> Frames {
+    Frames {
+        frames: VecDeque::from([bytes]),
+        exact: true,
     }
 }
 
 #[tokio::test]
 async fn a_small_body_of_known_length_ends_the_span_as_the_server_takes_it() {
     let (engine, spans) = engine(|b| b);
-    let small = Whole(Some(Bytes::from_static(b"hello")));
+    let small = whole(Bytes::from_static(b"hello"));
     let exchange = start(&engine, Method::GET, "/hello", Some("/hello"));
     let response = exchange.respond(Ok(http::Response::new(small)), true).await;
     // No wrapper left to wait for: the adapter hands its own body on.
     assert!(response.into_body().into_framework().is_ok());
-    let large = Whole(Some(Bytes::from(vec![b'x'; SMALL_BODY as usize + 1])));
+    let large = whole(Bytes::from(vec![b'x'; SMALL_BODY as usize + 1]));
     let exchange = start(&engine, Method::GET, "/large", Some("/large"));
     let response = exchange.respond(Ok(http::Response::new(large)), true).await;
     let all = exported(&engine, &spans);
@@ -83,12 +79,11 @@ async fn a_small_body_of_known_length_ends_the_span_as_the_server_takes_it() {
 }
 
 fn frames(parts: &[&'static str]) -> Frames {
-    Frames(
-        parts
-            .iter()
-            .map(|p| Bytes::from_static(p.as_bytes()))
-            .collect(),
-    )
+    let frames = parts.iter().map(|p| Bytes::from_static(p.as_bytes()));
+    Frames {
+        frames: frames.collect(),
+        exact: false,
+    }
 }
 
 fn engine(
