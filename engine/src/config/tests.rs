@@ -3228,6 +3228,19 @@ fn excluded_routes_from_the_builder_the_environment_and_a_file() {
     // Read back through the builder: the same routes.
     let again = build_ok(c.to_builder());
     assert_eq!(again.excluded_routes(), c.excluded_routes());
+    let f = TempPath::file(
+        "excluded",
+        ".toml",
+        "excluded_routes = [\"/health\", \"/u/{id}\"]\n",
+    );
+    let from_file = TracingConfig::from_file(f.path()).unwrap();
+    assert_eq!(
+        from_file.excluded_routes().to_strings(),
+        ["/health", "/u/{id}"]
+    );
+    let f = TempPath::file("excluded-bad", ".toml", "excluded_routes = [\"health\"]\n");
+    let e = TracingConfig::from_file(f.path()).unwrap_err().to_string();
+    assert!(e.contains("excluded_routes"), "{e}");
 }
 
 #[test]
