@@ -14,7 +14,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
-use super::{RequestSpan, ip_text, shared_route, split_host};
+use super::adapter::shared_route;
+use super::{RequestSpan, ip_text, split_host};
 use crate::Engine;
 use crate::correlate::FailureKind;
 
@@ -98,6 +99,8 @@ impl Engine {
             route: Some(method.clone()),
             parent_span_id,
             failure: None,
+            responded: None,
+            excluded: false,
             finished: false,
             rpc: Some((info.system, method)),
         }
@@ -146,10 +149,7 @@ impl RequestSpan {
             }
         }
         let error_response = self.failure.is_some() || !end.http_status.is_success();
-        self.end(
-            end.http_status.as_u16(),
-            error_response,
-            Some(end.status_code),
-        );
+        let kept = self.keep_if_error(error_response);
+        self.close(end.http_status.as_u16(), kept, Some(end.status_code));
     }
 }
