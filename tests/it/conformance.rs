@@ -363,6 +363,11 @@ fn warp_conforms() {
     conformance("warp");
 }
 
+#[test]
+fn actix_conforms() {
+    conformance("actix");
+}
+
 /// Thousands of concurrent requests, each with its own incoming trace: every
 /// response's trace id and every exported span belong to their own request.
 #[test]
