@@ -1,11 +1,14 @@
 //! The framework-neutral request recording API the adapters share.
 //!
-//! An adapter turns its framework's request into a [`RequestInfo`], calls
-//! [`Engine::start_request`], runs the handler inside
-//! [`RequestSpan::instrument`], and ends with [`RequestSpan::finish`]. Errors
-//! and panics go through [`RequestSpan::record_error`] and
-//! [`RequestSpan::record_panic`], and become problem details through
-//! [`RequestSpan::problem`]. Everything an adapter does beyond that is glue.
+//! An HTTP adapter uses the [`adapter`] core: it turns its framework's
+//! request into a [`RequestInfo`], starts an [`adapter::Exchange`], runs the
+//! handler inside it, and hands the outcome back to it over `http` types;
+//! the core writes problem details, `traceresponse`, and ends the span with
+//! the response body. Underneath, [`Engine::start_request`] starts a
+//! [`RequestSpan`], which records errors ([`RequestSpan::record_error`]),
+//! panics ([`RequestSpan::record_panic`]) and ends with
+//! [`RequestSpan::finish`]; code that is not an HTTP adapter (tests, a
+//! custom transport) may use it directly.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -18,12 +21,13 @@ use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::Engine;
-use crate::correlate::{Exposition, FailureKind, RequestError, RequestOutcome};
+use crate::correlate::{FailureKind, RequestError, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails, Severity, codes, find_error_code};
 use crate::exception::Failure;
 use crate::panic::{CatchPanic, CaughtPanic};
 use crate::propagation::w3c::TraceParent;
 
+pub mod adapter;
 mod names;
 mod recent;
 
@@ -51,6 +55,50 @@ pub struct RequestInfo<'a> {
     pub authority: Option<&'a str>,
     /// The peer's address.
     pub client_address: Option<IpAddr>,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// The view of a request from its parts: path, query, scheme (`http`
+    /// when the URI has none) and authority from `uri`; no route and no
+    /// peer address (see [`with_route`](Self::with_route),
+    /// [`with_client_address`](Self::with_client_address)).
+    pub fn new(
+        method: &'a Method,
+        uri: &'a http::Uri,
+        version: Version,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        RequestInfo {
+            method,
+            route: None,
+            path: uri.path(),
+            query: uri.query(),
+            scheme: uri.scheme_str().unwrap_or("http"),
+            version,
+            headers,
+            authority: uri.authority().map(|a| a.as_str()),
+            client_address: None,
+        }
+    }
+
+    /// With the matched route template, when the router knows it.
+    pub fn with_route(mut self, route: Option<&'a str>) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// With the peer's address, when the transport has one.
+    pub fn with_client_address(mut self, client_address: Option<IpAddr>) -> Self {
+        self.client_address = client_address;
+        self
+    }
+
+    /// With the scheme (`https` behind TLS), for a framework that knows it
+    /// where the URI does not.
+    pub fn with_scheme(mut self, scheme: &'a str) -> Self {
+        self.scheme = scheme;
+        self
+    }
 }
 
 /// An error a handler returned, on its way from the handler's response to
@@ -132,7 +180,7 @@ pub const INTERNAL_DETAIL: &str = "The server could not handle the request.";
 
 /// The code of a framework's own error response (no route, wrong method,
 /// unreadable body, ...), by status.
-pub fn rejection_code(status: StatusCode) -> ErrorCode {
+pub(crate) fn rejection_code(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
         400 => codes::BAD_REQUEST,
         401 => codes::UNAUTHORIZED,
@@ -150,6 +198,16 @@ pub fn rejection_code(status: StatusCode) -> ErrorCode {
     }
 }
 
+/// What [`RequestSpan::respond`] saw, for [`RequestSpan::end`].
+#[derive(Debug, Clone, Copy)]
+struct Responded {
+    status: StatusCode,
+    /// Whether the response set `error.type`.
+    typed: bool,
+    /// Whether error keeping exports the trace.
+    kept: bool,
+}
+
 struct RecordedFailure {
     kind: FailureKind,
     code: Option<ErrorCode>,
@@ -160,6 +218,11 @@ struct RecordedFailure {
 /// One request being traced. Dropping it without [`finish`](RequestSpan::finish)
 /// (the client went away, the future was cancelled) ends the span marked
 /// `faultline.request.cancelled`.
+///
+/// A request on an [excluded route](crate::config::TracingConfig::excluded_routes)
+/// gets a `RequestSpan` without a span: its context is the incoming one
+/// (so that outgoing calls carry the caller's trace), and it records,
+/// answers and counts nothing.
 pub struct RequestSpan {
     engine: Engine,
     cx: Context,
@@ -168,6 +231,9 @@ pub struct RequestSpan {
     route: Option<Cow<'static, str>>,
     parent_span_id: Option<opentelemetry::trace::SpanId>,
     failure: Option<RecordedFailure>,
+    /// Once the response's headers are out ([`RequestSpan::respond`]).
+    responded: Option<Responded>,
+    excluded: bool,
     finished: bool,
 }
 
@@ -183,6 +249,9 @@ impl std::fmt::Debug for RequestSpan {
 
 /// The semantic-convention name of a standard HTTP method (`None` for any
 /// other, which the conventions record as `_OTHER`).
+// Hidden, not private: plumbing the outgoing-call adapter (faultline-reqwest)
+// shares with the server side, not an API for applications.
+#[doc(hidden)]
 pub fn method_name(m: &Method) -> Option<&'static str> {
     Some(match *m {
         Method::GET => "GET",
@@ -206,17 +275,6 @@ fn version_name(v: Version) -> &'static str {
         Version::HTTP_2 => "2",
         Version::HTTP_3 => "3",
         _ => "1.1",
-    }
-}
-
-/// `route` (a route template) as a shared string made once per route, for
-/// adapters that keep the route of a request beyond the framework's own
-/// data; a copy when the route is longer than 128 bytes or after 1,024
-/// different routes.
-pub fn shared_route(route: &str) -> Cow<'static, str> {
-    match names::shared_route(route) {
-        Some(route) => Cow::Borrowed(route),
-        None => Cow::Owned(route.to_owned()),
     }
 }
 
@@ -308,7 +366,27 @@ impl Engine {
     /// from the headers, names the span `"{METHOD} {route}"` (the method
     /// alone without a route), and sets the HTTP semantic-convention
     /// attributes and the configured request headers.
+    ///
+    /// A request on an [excluded route](crate::config::TracingConfig::excluded_routes)
+    /// starts no span: the incoming context is only extracted, to be made
+    /// current while the handler runs.
     pub fn start_request(&self, info: &RequestInfo<'_>) -> RequestSpan {
+        let config = self.config();
+        if config.excluded_routes().matches(info.path) {
+            let (cx, _) = self.extract_from(info.headers, info.client_address);
+            return RequestSpan {
+                engine: self.clone(),
+                cx,
+                started: SystemTime::UNIX_EPOCH,
+                method: info.method.clone(),
+                route: None,
+                parent_span_id: None,
+                failure: None,
+                responded: None,
+                excluded: true,
+                finished: false,
+            };
+        }
         let known = method_name(info.method);
         let method_text = known.unwrap_or("_OTHER");
         let span_method = known.unwrap_or("HTTP");
@@ -319,7 +397,6 @@ impl Engine {
             }
             None => (Cow::Borrowed(span_method), None),
         };
-        let config = self.config();
         let mut attributes = Vec::with_capacity(12 + config.capture_request_headers().len());
         attributes.push(KeyValue::new("http.request.method", method_text));
         if known.is_none() {
@@ -399,27 +476,10 @@ impl Engine {
             method: info.method.clone(),
             route,
             failure: None,
+            responded: None,
+            excluded: false,
             finished: false,
         }
-    }
-}
-
-impl Engine {
-    /// The answer to a metrics scrape, for adapters: when `method` is `GET`
-    /// (or `HEAD`) and `path` is the [metrics path](Engine::metrics_path),
-    /// the rendering for the request's `Accept` header; otherwise `None`
-    /// and the request goes on as any other. A scrape is not traced.
-    pub fn scrape(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Exposition> {
-        if (method != Method::GET && method != Method::HEAD) || self.metrics_path()? != path {
-            return None;
-        }
-        let accept = headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        Some(self.render_metrics(accept).unwrap_or_else(|| Exposition {
-            content_type: "text/plain; charset=utf-8",
-            body: String::new(),
-        }))
     }
 }
 
@@ -449,7 +509,7 @@ impl RequestSpan {
 
     /// Sets the route once the framework has matched it (renames the span).
     pub fn set_route(&mut self, route: &str) {
-        if self.route.as_deref() == Some(route) {
+        if self.excluded || self.route.as_deref() == Some(route) {
             return;
         }
         let span = self.cx.span();
@@ -462,6 +522,9 @@ impl RequestSpan {
 
     /// Records an error the handler returned (an `exception` event).
     pub fn record_error(&mut self, error: &HandlerError) -> Option<ErrorCode> {
+        if self.excluded {
+            return error.code;
+        }
         let failure = Failure::Error {
             error: error.error.as_ref() as &(dyn StdError + 'static),
             type_name: Some(error.type_name),
@@ -478,7 +541,9 @@ impl RequestSpan {
 
     /// Records a panic of the handler.
     pub fn record_panic(&mut self, panic: &CaughtPanic) {
-        self.engine.record_failure(&self.cx, &panic.as_failure());
+        if !self.excluded {
+            self.engine.record_failure(&self.cx, &panic.as_failure());
+        }
         tracing::error!(
             trace_id = self.trace_id().as_deref().unwrap_or(""),
             "request handler panicked: {}",
@@ -506,7 +571,7 @@ impl RequestSpan {
 
     /// Problem details for a framework's own error response (no route, wrong
     /// method, unreadable body, an empty 5xx), the same on every adapter: the
-    /// code by status ([`rejection_code`]; `RESOURCE_NOT_FOUND` for a 404 on a
+    /// code by status (400 → 4000, 404 → 4040, ...; `RESOURCE_NOT_FOUND` for a 404 on a
     /// route that matched, which is the handler's "no such thing", not "no
     /// such route"), the response's text as the detail (masked; when empty,
     /// the code's title, or a fixed sentence for a 5xx), the response's
@@ -559,13 +624,41 @@ impl RequestSpan {
     }
 
     /// Ends the span with the response status and headers, tells the
-    /// correlators, and returns the `traceresponse` header value.
+    /// correlators, and returns the `traceresponse` header value: for a
+    /// response whose body is already sent, or that has none
+    /// ([`respond`](Self::respond) then [`end`](Self::end) in one call).
     pub fn finish(
         mut self,
         status: StatusCode,
         response_headers: &HeaderMap,
     ) -> Option<HeaderValue> {
-        self.finished = true;
+        let header = self.respond(status, response_headers);
+        self.end(None, None);
+        header
+    }
+
+    /// Whether the request is on an excluded route (no span of its own).
+    pub fn is_excluded(&self) -> bool {
+        self.excluded
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Records the response as its headers go out: status, captured
+    /// headers, `error.type`, error keeping; returns the `traceresponse`
+    /// header value. The span stays open until [`end`](Self::end) (at the
+    /// end of the response body). `None` on an excluded route.
+    pub fn respond(
+        &mut self,
+        status: StatusCode,
+        response_headers: &HeaderMap,
+    ) -> Option<HeaderValue> {
+        if self.excluded {
+            return None;
+        }
         let span = self.cx.span();
         span.set_attribute(KeyValue::new(
             "http.response.status_code",
@@ -582,15 +675,16 @@ impl RequestSpan {
             _ if status.is_server_error() => Some(Cow::Owned(status.as_u16().to_string())),
             _ => None,
         };
-        if let Some(t) = &error_type {
-            span.set_attribute(KeyValue::new("error.type", t.clone()));
+        let typed = error_type.is_some();
+        if let Some(t) = error_type {
+            span.set_attribute(KeyValue::new("error.type", t));
         }
         if status.is_server_error() && self.failure.is_none() {
             span.set_status(Status::error(
                 status.canonical_reason().unwrap_or("server error"),
             ));
         }
-        let sc = span.span_context().clone();
+        let sc = span.span_context();
         // Error keeping: an unsampled request that ends in an error is
         // exported all the same, so that its trace id leads somewhere.
         let error_response = self.failure.is_some()
@@ -606,9 +700,47 @@ impl RequestSpan {
         if kept {
             span.set_attribute(KeyValue::new(crate::export::KEPT_ATTRIBUTE, "error"));
         }
-        let header = sc
-            .is_valid()
-            .then(|| TraceParent::from_span_context(&sc).to_header_value());
+        self.responded = Some(Responded {
+            status,
+            typed,
+            kept,
+        });
+        sc.is_valid()
+            .then(|| TraceParent::from_span_context(sc).to_header_value())
+    }
+
+    /// Ends the span after [`respond`](Self::respond), when the response
+    /// body has ended: `body_size`, the bytes sent
+    /// (`http.response.body.size`), when known; `cut_short`, the
+    /// `error.type` of a body that did not reach its end (the client went
+    /// away), when it did not. Tells the correlators (the request's
+    /// duration ends here).
+    pub fn end(mut self, body_size: Option<u64>, cut_short: Option<&'static str>) {
+        // Without `respond` first (or on an excluded route), dropping says
+        // what there is to say.
+        let Some(Responded {
+            status,
+            typed,
+            kept,
+        }) = self.responded.filter(|_| !self.excluded)
+        else {
+            return;
+        };
+        self.finished = true;
+        let span = self.cx.span();
+        if let Some(size) = body_size {
+            span.set_attribute(KeyValue::new(
+                "http.response.body.size",
+                i64::try_from(size).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(cut) = cut_short {
+            if !typed {
+                span.set_attribute(KeyValue::new("error.type", cut));
+            }
+            span.set_status(Status::error(cut));
+        }
+        let sc = span.span_context().clone();
         let ended = SystemTime::now();
         span.end_with_timestamp(ended);
         if self.engine.has_correlators() {
@@ -642,13 +774,12 @@ impl RequestSpan {
                 error,
             });
         }
-        header
     }
 }
 
 impl Drop for RequestSpan {
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.finished && !self.excluded {
             let span = self.cx.span();
             span.set_attribute(KeyValue::new("faultline.request.cancelled", true));
             span.end();
@@ -656,23 +787,17 @@ impl Drop for RequestSpan {
     }
 }
 
-/// Whether a framework's error response is one to turn into problem
-/// details: plain text or no content type (an application's own JSON or
-/// HTML error body is kept as it is).
-pub fn is_framework_error_body(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|c| c.is_empty() || c.starts_with("text/plain"))
-}
-
-/// The request's trace as handlers see it through their adapter's extractor:
-/// trace id, span id, baggage and the OpenTelemetry context (to carry into
-/// spawned tasks). Without the adapter's layer, everything is `None`.
+/// The request's trace as handlers see it through their adapter's
+/// extractor (each adapter's `RequestTrace` dereferences to it): trace id,
+/// span id, baggage and the OpenTelemetry context (to carry into spawned
+/// tasks). Without the adapter's layer, everything is `None`.
 #[derive(Debug, Clone, Default)]
-pub struct RequestTrace(Option<RequestContext>);
+pub struct HandlerTrace(Option<RequestContext>);
 
-impl RequestTrace {
+impl HandlerTrace {
     /// The trace of a request context (`None`: no layer).
     pub fn new(cx: Option<RequestContext>) -> Self {
-        RequestTrace(cx)
+        HandlerTrace(cx)
     }
     /// The trace id (32 lowercase hex digits).
     pub fn trace_id(&self) -> Option<String> {

@@ -38,6 +38,14 @@ async fn downstream(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(app.downstream().await)
 }
 
+async fn stream() -> Response {
+    (
+        [(CONTENT_TYPE, "text/event-stream")],
+        axum::body::Body::from_stream(crate::events()),
+    )
+        .into_response()
+}
+
 async fn harness(State(app): State<Arc<App>>, Json(calls): Json<Vec<HarnessCall>>) -> &'static str {
     app.harness(calls).await;
     ""
@@ -69,6 +77,7 @@ pub async fn serve(
         .route("/panic", get(panic))
         .route("/downstream", get(downstream))
         .route("/test", post(harness))
+        .route("/stream", get(stream))
         // In an `Arc`: axum clones the state for every request, whatever
         // the route, and `App` holds an HTTP client with its middleware.
         .with_state(Arc::new(app));

@@ -49,6 +49,24 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
 use serde::Deserialize;
 
+/// The gap between two events of `GET /stream`.
+pub const EVENT_GAP: Duration = Duration::from_millis(200);
+
+/// `GET /stream`: five server-sent events `data: N` (N = 1..=5),
+/// [`EVENT_GAP`] apart, then the end of the body (`text/event-stream`).
+pub fn events()
+-> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static {
+    futures_util::stream::unfold(1u8, |n| async move {
+        if n > 5 {
+            return None;
+        }
+        if n > 1 {
+            tokio::time::sleep(EVENT_GAP).await;
+        }
+        Some((Ok(bytes::Bytes::from(format!("data: {n}\n\n"))), n + 1))
+    })
+}
+
 /// `GET /users/{id}` for an id outside 1..=1000.
 pub const USER_NOT_FOUND: ErrorCode =
     ErrorCode::new(1001, "USER_NOT_FOUND", StatusCode::NOT_FOUND).with_title("User not found");

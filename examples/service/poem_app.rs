@@ -43,6 +43,13 @@ async fn downstream(Data(app): Data<&App>) -> Json<serde_json::Value> {
 }
 
 #[handler]
+fn stream() -> Response {
+    Response::builder()
+        .content_type("text/event-stream")
+        .body(poem::Body::from_bytes_stream(crate::events()))
+}
+
+#[handler]
 async fn harness(Data(app): Data<&App>, Json(calls): Json<Vec<HarnessCall>>) -> &'static str {
     app.harness(calls).await;
     ""
@@ -82,6 +89,7 @@ pub async fn serve(
         .at("/panic", traced(get(panic)))
         .at("/downstream", traced(get(downstream)))
         .at("/test", traced(post(harness)))
+        .at("/stream", traced(get(stream)))
         .data(app);
     let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
     match middleware {

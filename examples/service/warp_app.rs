@@ -114,12 +114,20 @@ pub async fn serve(
         .and(app)
         .and(warp::body::json())
         .then(move |app, calls| guarded(catch, harness(app, calls)));
+    let stream = warp::path!("stream")
+        .and(route("/stream"))
+        .and(get())
+        .map(|| {
+            let events = warp::reply::stream(crate::events());
+            warp::reply::with_header(events, CONTENT_TYPE, "text/event-stream")
+        });
     let routes = hello
         .or(users)
         .or(checkout)
         .or(panic)
         .or(downstream)
-        .or(harness);
+        .or(harness)
+        .or(stream);
     match engine {
         Some(engine) => {
             faultline::warp::traced(engine, routes)

@@ -465,3 +465,190 @@ fn two_services_make_one_trace() {
         server_span(&a_spans, "GET /downstream")["span_id"]
     );
 }
+
+/// `GET /stream` on `framework`: the span ends with the body, not with its
+/// headers; a client that goes away mid-body ends it as such.
+fn streamed_body_ends_the_span(framework: &str) {
+    let svc = Service::start(framework, &[]);
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let trace = "5ea0000000000000000000000000000a";
+        let mut response = client
+            .get(svc.url("/stream"))
+            .header("traceparent", format!("00-{trace}-{PARENT}-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        assert!(response.headers().contains_key("traceresponse"));
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(
+            events,
+            ["data: 1", "data: 2", "data: 3", "data: 4", "data: 5"]
+        );
+        let spans = svc.trace(trace, 1);
+        let s = server_span(&spans, "GET /stream");
+        let a = &s["attributes"];
+        assert_eq!(a["http.response.body.size"], text.len());
+        assert_eq!(a["http.response.status_code"], 200);
+        assert!(a["error.type"].is_null(), "{s}");
+        // The body waits 4 x 200 ms between its five events: a span that
+        // ends with the body lasts at least that (one that ended with the
+        // headers would last a few milliseconds).
+        assert!(s["duration_us"].as_u64().unwrap() >= 800_000, "{s}");
+        // So does the request-duration metric.
+        let metrics = client
+            .get(svc.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sum: f64 = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("http_server_request_duration_seconds_sum{")
+                    && l.contains(r#"http_route="/stream""#)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no duration of /stream:\n{metrics}"));
+        assert!(sum >= 0.8, "{sum}");
+
+        // A client that reads the first event and goes away.
+        let cut = "5ea0000000000000000000000000000b";
+        let mut response = client
+            .get(svc.url("/stream"))
+            .header("traceparent", format!("00-{cut}-{PARENT}-01"))
+            .send()
+            .await
+            .unwrap();
+        let first = response.chunk().await.unwrap().unwrap();
+        assert_eq!(&first[..], b"data: 1\n\n");
+        drop(response);
+        let spans = svc.trace(cut, 1);
+        let s = server_span(&spans, "GET /stream");
+        assert_eq!(s["attributes"]["error.type"], "client_disconnected", "{s}");
+        assert_eq!(s["status"], "error");
+        let sent = s["attributes"]["http.response.body.size"].as_u64().unwrap();
+        assert!((9..45).contains(&sent), "{sent} bytes sent");
+    });
+    let (ok, _) = svc.stop();
+    assert!(ok, "clean exit on SIGTERM");
+}
+
+#[test]
+fn axum_ends_a_streamed_span_with_its_body() {
+    streamed_body_ends_the_span("axum");
+}
+
+#[test]
+fn poem_ends_a_streamed_span_with_its_body() {
+    streamed_body_ends_the_span("poem");
+}
+
+#[test]
+fn warp_ends_a_streamed_span_with_its_body() {
+    streamed_body_ends_the_span("warp");
+}
+
+/// `FAULTLINE_EXCLUDED_ROUTES` on `framework`: no span, no `traceresponse`,
+/// no metric series; the incoming context still reaches outgoing calls.
+fn excluded_routes_are_not_traced(framework: &str) {
+    let svc = Service::start(
+        framework,
+        &[("FAULTLINE_EXCLUDED_ROUTES", "/users/{id}, /down*")],
+    );
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let r = send(
+            &client,
+            client
+                .get(svc.url("/users/7"))
+                .header("traceparent", format!("00-{TRACE}-{PARENT}-01")),
+        )
+        .await;
+        assert_eq!((r.status, r.json()), (200, serde_json::json!({"id": 7})));
+        assert!(r.headers.get("traceresponse").is_none());
+        // Errors are still answered as problem details, without a trace id
+        // (no trace is exported for them).
+        let r = send(&client, client.get(svc.url("/users/0"))).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+        assert_eq!(r.json()["code"], 1001);
+        assert!(r.json().get("trace_id").is_none(), "{}", r.body);
+        assert!(r.headers.get("traceresponse").is_none());
+
+        // An excluded route calling out: the caller's trace goes on, with
+        // no span of ours in between.
+        let trace = "e0c1000000000000000000000000000d";
+        let r = send(
+            &client,
+            client
+                .get(svc.url("/downstream"))
+                .header("traceparent", format!("00-{trace}-{PARENT}-01")),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(r.headers.get("traceresponse").is_none());
+        assert_eq!(r.json()["trace_id"], trace);
+        let spans = svc.trace(trace, 2);
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        let client_span = spans
+            .iter()
+            .find(|s| s["kind"] == "CLIENT")
+            .expect("a CLIENT span");
+        assert_eq!(client_span["parent_span_id"], PARENT);
+        let hello = server_span(&spans, "GET /hello");
+        assert_eq!(hello["parent_span_id"], client_span["span_id"]);
+
+        // A traced request after them: once its span is out, the earlier
+        // requests' would be too, had they any.
+        let r = send(&client, client.get(svc.url("/hello"))).await;
+        let (last, _) = r.traceresponse();
+        svc.trace(&last, 1);
+        let spans = svc.spans();
+        assert!(
+            spans.iter().all(|s| s["kind"] != "SERVER"
+                || !matches!(
+                    s["attributes"]["url.path"].as_str(),
+                    Some("/users/7" | "/users/0" | "/downstream")
+                )),
+            "{spans:#?}"
+        );
+        let metrics = send(&client, client.get(svc.url("/metrics"))).await.body;
+        assert!(metrics.contains(r#"http_route="/hello""#), "{metrics}");
+        for route in ["/users/{id}", "/downstream"] {
+            assert!(
+                !metrics.contains(&format!(r#"http_route="{route}""#)),
+                "{route}: {metrics}"
+            );
+        }
+    });
+    let (ok, _) = svc.stop();
+    assert!(ok, "clean exit on SIGTERM");
+}
+
+#[test]
+fn axum_leaves_excluded_routes_untraced() {
+    excluded_routes_are_not_traced("axum");
+}
+
+#[test]
+fn poem_leaves_excluded_routes_untraced() {
+    excluded_routes_are_not_traced("poem");
+}
+
+#[test]
+fn warp_leaves_excluded_routes_untraced() {
+    excluded_routes_are_not_traced("warp");
+}

@@ -1052,6 +1052,7 @@ impl Correlator for ServingCorrelator {
 
 #[test]
 fn only_a_correlator_that_serves_metrics_opens_the_metrics_path() {
+    use faultline::request::adapter::scrape;
     let get = http::Method::GET;
     let mut headers = http::HeaderMap::new();
     headers.insert("accept", "application/openmetrics-text".parse().unwrap());
@@ -1062,7 +1063,7 @@ fn only_a_correlator_that_serves_metrics_opens_the_metrics_path() {
         .build()
         .unwrap();
     assert_eq!(plain.metrics_path(), None);
-    assert!(plain.scrape(&get, "/metrics", &headers).is_none());
+    assert!(scrape(&plain, &get, "/metrics", &headers).is_none());
     assert!(plain.render_metrics(None).is_none());
 
     let serving = Engine::builder(quiet_config().build().unwrap())
@@ -1072,24 +1073,19 @@ fn only_a_correlator_that_serves_metrics_opens_the_metrics_path() {
         .build()
         .unwrap();
     assert_eq!(serving.metrics_path(), Some("/metrics"));
-    let scraped = serving.scrape(&get, "/metrics", &headers).unwrap();
-    assert_eq!(scraped.content_type, "text/plain; version=0.0.4");
+    let scraped = scrape(&serving, &get, "/metrics", &headers).unwrap();
     assert_eq!(
-        scraped.body,
+        scraped.headers()["content-type"],
+        "text/plain; version=0.0.4"
+    );
+    assert_eq!(
+        scraped.body(),
         r#"accept Some("application/openmetrics-text") received 0"#
     );
-    assert!(
-        serving
-            .scrape(&http::Method::HEAD, "/metrics", &headers)
-            .is_some()
-    );
-    assert!(
-        serving
-            .scrape(&http::Method::POST, "/metrics", &headers)
-            .is_none()
-    );
-    assert!(serving.scrape(&get, "/metrics/", &headers).is_none());
-    assert!(serving.scrape(&get, "/hello", &headers).is_none());
+    assert!(scrape(&serving, &http::Method::HEAD, "/metrics", &headers).is_some());
+    assert!(scrape(&serving, &http::Method::POST, "/metrics", &headers).is_none());
+    assert!(scrape(&serving, &get, "/metrics/", &headers).is_none());
+    assert!(scrape(&serving, &get, "/hello", &headers).is_none());
 
     let moved = Engine::builder(
         quiet_config()
@@ -1101,8 +1097,8 @@ fn only_a_correlator_that_serves_metrics_opens_the_metrics_path() {
     .install_global(false)
     .build()
     .unwrap();
-    assert!(moved.scrape(&get, "/metrics", &headers).is_none());
-    assert!(moved.scrape(&get, "/internal/prom", &headers).is_some());
+    assert!(scrape(&moved, &get, "/metrics", &headers).is_none());
+    assert!(scrape(&moved, &get, "/internal/prom", &headers).is_some());
 
     let off = Engine::builder(quiet_config().metrics_path(None).build().unwrap())
         .correlator(ServingCorrelator)

@@ -609,8 +609,9 @@ fn a_bad_value_stops_the_service_with_one_line_naming_its_variable() {
     let not_pem = dir.join("hostname");
     std::fs::write(&not_pem, "build-host\n").unwrap();
     let not_pem = not_pem.to_str().unwrap().to_owned();
-    let cases: [(&str, &str); 7] = [
+    let cases: [(&str, &str); 8] = [
         ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "600000"),
+        ("FAULTLINE_EXCLUDED_ROUTES", "/health,ready"),
         ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "10000"),
         ("OTEL_BSP_SCHEDULE_DELAY", "0"),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5000"),

@@ -64,23 +64,22 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
-use faultline_engine::request::{
-    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
-    shared_route,
-};
-use http::{StatusCode, Uri, header};
+use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, shared_route};
+use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
+use http::Uri;
+use http_body_util::combinators::BoxBody;
 use poem::PathPattern;
 use poem::error::{MethodNotAllowedError, NotFoundError, ParseJsonError};
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
 
 pub use faultline_engine as engine;
+
+/// poem's response as an `http` one.
+type HttpResponse = http::Response<BoxBody<Bytes, std::io::Error>>;
 /// The poem crate this adapter is built on, for code that names its types.
 pub use poem;
-
-/// The largest framework error body read to become a problem's detail.
-const MAX_REJECTION_BODY: usize = 4096;
 
 /// The poem middleware: add it to a `Route` with
 /// `.with(FaultlineMiddleware::new(engine))`.
@@ -144,76 +143,78 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             }
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
-        if let Some(metrics) = self
-            .engine
-            .scrape(req.method(), req.uri().path(), req.headers())
-        {
-            return Ok(Response::builder()
-                .content_type(metrics.content_type)
-                .body(metrics.body));
+        let path = req.uri().path();
+        if let Some(metrics) = adapter::scrape(&self.engine, req.method(), path, req.headers()) {
+            return Ok(text_response(metrics));
         }
-
         let route = req
             .data::<PathPattern>()
             .map(|pattern| shared_route(&route_template(&pattern.0)));
-        let uri = request_uri(&req).clone();
-        let span = self.engine.start_request(&RequestInfo {
-            method: req.method(),
-            route: route.as_deref(),
-            path: uri.path(),
-            query: uri.query(),
-            scheme: req.scheme().as_str(),
-            version: req.version(),
-            headers: req.headers(),
-            authority: uri.authority().map(|a| a.as_str()),
-            client_address: req.remote_addr().as_socket_addr().map(|a| a.ip()),
-        });
+        let uri = request_uri(&req);
+        let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
+            .with_route(route.as_deref())
+            .with_scheme(req.scheme().as_str())
+            .with_client_address(req.remote_addr().as_socket_addr().map(|a| a.ip()));
+        let mut exchange = Exchange::start(&self.engine, &info, uri.clone());
         let slot = RouteSlot(Arc::new(Mutex::new(route)));
-        req.set_data(RequestContext::of(&span));
+        req.set_data(exchange.context());
         req.set_data(slot.clone());
-        let outcome = span.instrument(self.inner.call(req)).await;
+        let outcome = exchange.instrument(self.inner.call(req)).await;
 
-        let mut span = span;
-        let path = uri.path();
-        let response = match outcome {
-            Ok(Ok(output)) => {
-                let response = output.into_response();
-                let route = response.data::<PathPattern>().map(|p| route_template(&p.0));
-                let matched = set_route(&mut span, route.or_else(|| slot.get()));
-                respond(&mut span, response, matched, path).await
-            }
-            Ok(Err(error)) => {
-                let route = error.data::<PathPattern>().map(|p| route_template(&p.0));
-                let matched = set_route(&mut span, route.or_else(|| slot.get()));
-                let known = known_rejection(&error);
-                let response = error.into_response();
-                match known {
-                    Some((status, detail)) => {
-                        let out = rejection_problem(&span, status, &detail, matched, path);
-                        keep_headers_and_data(&response, out)
-                    }
-                    None => respond(&mut span, response, matched, path).await,
-                }
-            }
-            Err(panic) => {
-                set_route(&mut span, slot.get());
-                span.record_panic(&panic);
-                problem_response(&span.problem_for_panic(path))
+        let mut route_of = |pattern: Option<&PathPattern>| {
+            if let Some(route) = pattern.map(|p| route_template(&p.0)).or_else(|| slot.get()) {
+                exchange.set_route(&route);
             }
         };
-        Ok(finish(span, response))
+        let handled = match outcome {
+            Ok(Ok(output)) => {
+                let response = output.into_response();
+                route_of(response.data::<PathPattern>());
+                Ok(response)
+            }
+            Ok(Err(error)) => {
+                route_of(error.data::<PathPattern>());
+                let known = known_rejection(&error);
+                let mut response = error.into_response();
+                if let Some(rejection) = known {
+                    response.set_data(rejection);
+                }
+                Ok(response)
+            }
+            Err(panic) => {
+                route_of(None);
+                Err(panic)
+            }
+        };
+        let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
+        Ok(Response::from(exchange.respond(handled, true).await))
     }
 }
 
-/// Names the span after the matched route; whether there was one.
-fn set_route(span: &mut RequestSpan, route: Option<Cow<'_, str>>) -> bool {
-    match route {
-        Some(route) => {
-            span.set_route(&route);
-            true
-        }
-        None => false,
-    }
+/// A poem error that went through [`Error`] (`?` on a `Result<_, Error>`):
+/// answered as if returned directly.
+fn wrapped_rejection(mut response: Response) -> Response {
+    let Some(poem_error) = response
+        .data::<HandlerError>()
+        .and_then(|e| e.error().downcast_ref::<poem::Error>())
+    else {
+        return response;
+    };
+    let rejection = known_rejection(poem_error)
+        .unwrap_or_else(|| FrameworkRejection::new(poem_error.status(), poem_error.to_string()));
+    response.extensions_mut().remove::<HandlerError>();
+    response.set_data(rejection);
+    response
+}
+
+/// A response of the adapter core as poem's.
+fn text_response(response: http::Response<String>) -> Response {
+    let (parts, body) = response.into_parts();
+    let mut out = Response::from(body);
+    out.set_status(parts.status);
+    *out.headers_mut() = parts.headers;
+    *out.extensions_mut() = parts.extensions;
+    out
 }
 
 /// The request's URI as the client sent it: poem's `Route::nest` strips
@@ -234,121 +235,16 @@ fn request_uri(req: &Request) -> &Uri {
 /// whichever one serves it: no route and a wrong method (poem's text only
 /// restates the status: the code's title), and an unreadable JSON body (a
 /// body that parses but does not fit the handler's type is 422, not 400).
-fn known_rejection(error: &poem::Error) -> Option<(StatusCode, String)> {
+fn known_rejection(error: &poem::Error) -> Option<FrameworkRejection> {
     if error.is::<NotFoundError>() || error.is::<MethodNotAllowedError>() {
-        return Some((error.status(), String::new()));
+        return Some(FrameworkRejection::new(error.status(), ""));
     }
     Some(match error.downcast_ref::<ParseJsonError>()? {
-        ParseJsonError::InvalidContentType(_) | ParseJsonError::ContentTypeRequired => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expected request with `Content-Type: application/json`".to_owned(),
-        ),
-        ParseJsonError::Parse(e) if e.classify() == serde_json::error::Category::Data => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Failed to deserialize the JSON body into the target type: {e}"),
-        ),
-        ParseJsonError::Parse(e) => (
-            StatusCode::BAD_REQUEST,
-            format!("Failed to parse the request body as JSON: {e}"),
-        ),
+        ParseJsonError::InvalidContentType(_) | ParseJsonError::ContentTypeRequired => {
+            FrameworkRejection::json_content_type()
+        }
+        ParseJsonError::Parse(e) => FrameworkRejection::json_body(e),
     })
-}
-
-/// Records a handler error and writes its problem details, or turns
-/// poem's own error responses into problem details.
-async fn respond(
-    span: &mut RequestSpan,
-    response: Response,
-    matched: bool,
-    path: &str,
-) -> Response {
-    match response.data::<HandlerError>().cloned() {
-        Some(error) => {
-            if let Some(poem_error) = error.error().downcast_ref::<poem::Error>() {
-                // A poem error that went through `Error` (`?` on a
-                // `Result<_, Error>`): answered as if returned directly.
-                let (status, detail) = known_rejection(poem_error)
-                    .unwrap_or_else(|| (poem_error.status(), poem_error.to_string()));
-                let out = rejection_problem(span, status, &detail, matched, path);
-                return keep_headers_and_data(&response, out);
-            }
-            span.record_error(&error);
-            let mut out = problem_response(&span.problem_for_error(&error, path));
-            *out.extensions_mut() = response.extensions().clone();
-            out
-        }
-        None if response.status().is_client_error() || response.status().is_server_error() => {
-            rewrite_rejection(span, response, matched, path).await
-        }
-        None => response,
-    }
-}
-
-/// Ends the span and adds `traceresponse`.
-fn finish(span: RequestSpan, mut response: Response) -> Response {
-    if let Some(value) = span.finish(response.status(), response.headers()) {
-        response.headers_mut().insert(TRACERESPONSE, value);
-    }
-    response
-}
-
-/// poem's own error responses (no route, wrong method, unreadable body, an
-/// empty 5xx) are plain text or empty; they become problem details. A
-/// response that already has another content type is the application's and
-/// is kept as it is.
-async fn rewrite_rejection(
-    span: &RequestSpan,
-    mut response: Response,
-    matched: bool,
-    path: &str,
-) -> Response {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if !is_framework_error_body(content_type) {
-        return response;
-    }
-    let text = match response
-        .take_body()
-        .into_bytes_limit(MAX_REJECTION_BODY)
-        .await
-    {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => String::new(),
-    };
-    let out = rejection_problem(span, status, &text, matched, path);
-    keep_headers_and_data(&response, out)
-}
-
-/// Keeps what the framework said beyond the body (Allow on a 405, ...) and
-/// the response's data (the matched `PathPattern`, for outer middleware).
-fn keep_headers_and_data(original: &Response, mut out: Response) -> Response {
-    for (name, value) in original.headers().iter() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            out.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    *out.extensions_mut() = original.extensions().clone();
-    out
-}
-
-fn rejection_problem(
-    span: &RequestSpan,
-    status: StatusCode,
-    text: &str,
-    matched: bool,
-    path: &str,
-) -> Response {
-    problem_response(&span.rejection_problem(status, text, matched, path))
-}
-
-fn problem_response(problem: &ProblemDetails) -> Response {
-    Response::builder()
-        .status(problem.status_code())
-        .content_type(PROBLEM_JSON)
-        .body(problem.to_json())
 }
 
 /// poem's route pattern in the `{param}` form: `/users/:id` is
@@ -406,28 +302,26 @@ fn route_template(pattern: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A handler error: any error converts into it with `?` or `.into()`, and
-/// it converts into `poem::Error`, so a handler returns
-/// `Result<T, faultline_poem::Error>` or `poem::Result<T>`. The middleware
-/// records it on the span and answers RFC 9457 problem+json with the error's
-/// code (found on the error or its source chain; 500 and code 5000 without
-/// one), the masked detail and the trace id.
-#[derive(Debug, Clone)]
-pub struct Error(pub HandlerError);
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
-    fn from(error: E) -> Self {
-        Error(HandlerError::new(error))
-    }
+faultline_engine::handler_types! {
+    /// A handler error: any error converts into it with `?` or `.into()`, and
+    /// it converts into `poem::Error`, so a handler returns
+    /// `Result<T, faultline_poem::Error>` or `poem::Result<T>`. The middleware
+    /// records it on the span and answers RFC 9457 problem+json with the error's
+    /// code (found on the error or its source chain; 500 and code 5000 without
+    /// one), the masked detail and the trace id.
+    pub struct Error;
+    /// The request's trace, as an extractor: trace id, span id, baggage and the
+    /// OpenTelemetry context (to carry into spawned tasks), through
+    /// [`HandlerTrace`]'s methods. Without the middleware, everything is
+    /// `None`. (The same [`RequestContext`] is in the request's data:
+    /// `poem::web::Data<&RequestContext>`.)
+    pub struct RequestTrace;
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // Without the middleware, a safe body: the code and its title only.
-        let mut response = problem_response(&self.0.fallback_problem());
-        response.set_status(self.0.status());
-        response.set_data(self.0);
-        response
+        text_response(self.0.fallback_response())
     }
 }
 
@@ -442,20 +336,6 @@ impl From<Error> for poem::Error {
     }
 }
 
-/// The request's trace, as an extractor: trace id, span id, baggage and the
-/// OpenTelemetry context (to carry into spawned tasks). Without the
-/// middleware, everything is `None`. (The same [`RequestContext`] is in the
-/// request's data: `poem::web::Data<&RequestContext>`.)
-#[derive(Debug, Clone)]
-pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
-
-impl std::ops::Deref for RequestTrace {
-    type Target = faultline_engine::request::RequestTrace;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
 impl<'a> FromRequest<'a> for RequestTrace {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         // Running inside the router, tell the middleware the route (the
@@ -463,7 +343,7 @@ impl<'a> FromRequest<'a> for RequestTrace {
         if let (Some(slot), Some(pattern)) = (req.data::<RouteSlot>(), req.data::<PathPattern>()) {
             slot.record(pattern);
         }
-        Ok(RequestTrace(faultline_engine::request::RequestTrace::new(
+        Ok(RequestTrace(HandlerTrace::new(
             req.data::<RequestContext>().cloned(),
         )))
     }

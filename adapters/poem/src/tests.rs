@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use faultline_engine::config::TracingConfig;
-use faultline_engine::error::{AppError, ErrorCode};
+use faultline_engine::error::{AppError, ErrorCode, PROBLEM_JSON};
 use faultline_engine::export::InMemoryExporter;
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
@@ -14,6 +14,7 @@ use poem::web::{Json, Path};
 use poem::{EndpointExt, Route, get, handler, post};
 
 use super::*;
+use http::StatusCode;
 
 const USER_NOT_FOUND: ErrorCode =
     ErrorCode::new(1001, "USER_NOT_FOUND", StatusCode::NOT_FOUND).with_title("User not found");
@@ -336,11 +337,14 @@ async fn an_incoming_traceparent_is_the_parent() {
         .send()
         .await;
     resp.assert_status_is_ok();
+    let traceresponse = header(&resp, "traceresponse").unwrap();
+    // The span ends with the body.
+    resp.assert_text("hello").await;
     let span = only_span(&engine, &spans);
     assert_eq!(trace_id(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(span.parent_span_id.to_string(), "00f067aa0ba902b7");
     assert_eq!(
-        header(&resp, "traceresponse").unwrap(),
+        traceresponse,
         format!(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
             span.span_context.span_id()
@@ -360,6 +364,7 @@ async fn a_malformed_traceparent_starts_a_new_trace() {
         .send()
         .await;
     resp.assert_status_is_ok();
+    resp.assert_text("hello").await;
     let span = only_span(&engine, &spans);
     assert_ne!(trace_id(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(span.parent_span_id, SpanId::INVALID);

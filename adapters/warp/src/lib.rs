@@ -82,13 +82,10 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use faultline_engine::Engine;
-use faultline_engine::error::{ErrorCode, PROBLEM_JSON, ProblemDetails};
-use faultline_engine::request::{
-    HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE, is_framework_error_body,
-    rejection_code,
-};
-use http::{HeaderValue, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, TracedBody};
+use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
 use tower::Service;
 use warp::filters::BoxedFilter;
 use warp::filters::body::BodyDeserializeError;
@@ -99,8 +96,21 @@ pub use faultline_engine as engine;
 /// The warp crate this adapter is built on, for code that names its types.
 pub use warp;
 
-/// The largest framework error body read to become a problem's detail.
-const MAX_REJECTION_BODY: usize = 4096;
+/// Names the body type of a response: warp does not export its own, which
+/// [`TracedResponse`] wraps. Public only because that type alias is.
+#[doc(hidden)]
+pub trait BodyOf {
+    /// The body type.
+    type Body;
+}
+
+impl<B> BodyOf for http::Response<B> {
+    type Body = B;
+}
+
+/// The responses of [`Traced`]: warp's, with a body that ends the
+/// request's span when it ends.
+pub type TracedResponse = http::Response<TracedBody<<Response as BodyOf>::Body>>;
 
 /// What the service shares with the filters of one request.
 struct RequestState {
@@ -171,40 +181,26 @@ where
     B: http_body::Body + Send + Sync + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    type Response = Response;
+    type Response = TracedResponse;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<TracedResponse, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if let Some(metrics) = self
-            .engine
-            .scrape(req.method(), req.uri().path(), req.headers())
-        {
-            let mut response = Response::new(metrics.body.into());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(metrics.content_type),
-            );
+        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+        if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
+            let response = metrics.map(|text| TracedBody::new(text.into()));
             return Box::pin(async move { Ok(response) });
         }
-        let uri = req.uri().clone();
-        let span = self.engine.start_request(&RequestInfo {
-            method: req.method(),
-            route: None,
-            path: uri.path(),
-            query: uri.query(),
-            scheme: uri.scheme_str().unwrap_or("http"),
-            version: req.version(),
-            headers: req.headers(),
-            authority: uri.authority().map(|a| a.as_str()),
-            client_address: req.extensions().get::<ClientAddr>().map(|a| a.0.ip()),
-        });
+        let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+        let info =
+            RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
+        let exchange = Exchange::start(&self.engine, &info, uri.clone());
         let state = Arc::new(RequestState {
-            context: RequestContext::of(&span),
+            context: exchange.context(),
             route: Mutex::new(None),
             replied: AtomicBool::new(false),
         });
@@ -212,122 +208,27 @@ where
         let mut service = warp::service(self.filter.clone());
         // Called inside the instrumented future: warp runs some filters
         // while building its future, and those must see the context too.
-        let handler = span.instrument(async move { service.call(req).await });
+        let handler = exchange.instrument(async move { service.call(req).await });
         Box::pin(async move {
-            let mut span = span;
-            let outcome = handler.await;
+            let mut exchange = exchange;
+            let handled = handler.await.map(|Ok(response)| response);
             let route = state
                 .route
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             if let Some(route) = &route {
-                span.set_route(route);
+                exchange.set_route(route);
             }
-            let response = match outcome {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(panic) => {
-                    span.record_panic(&panic);
-                    problem_response(&span.problem_for_panic(uri.path()))
-                }
-            };
-            let from_handler = state.replied.load(Ordering::Relaxed);
-            Ok(finish(span, response, route.is_some(), from_handler, uri.path()).await)
+            // warp's own text for a 404 or 405 says nothing the code does
+            // not, and a 5xx's may name internals: only a handler's text
+            // becomes the detail.
+            let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
+            let read_text = state.replied.load(Ordering::Relaxed)
+                || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405));
+            Ok(exchange.respond(handled, read_text).await)
         })
     }
-}
-
-/// Turns handler errors and warp's rejections into problem details, ends
-/// the span and adds `traceresponse`.
-async fn finish(
-    mut span: RequestSpan,
-    response: Response,
-    matched: bool,
-    from_handler: bool,
-    path: &str,
-) -> Response {
-    let mut response = if let Some(error) = response.extensions().get::<HandlerError>().cloned() {
-        span.record_error(&error);
-        problem_response(&span.problem_for_error(&error, path))
-    } else if let Some(rejected) = response.extensions().get::<Rejected>().cloned() {
-        let mut problem = span.problem(rejected.code, &rejected.detail, path);
-        problem.status = rejected.status.as_u16();
-        problem_response(&problem)
-    } else if response.status().is_client_error() || response.status().is_server_error() {
-        rewrite_error_response(&span, response, matched, from_handler, path).await
-    } else {
-        response
-    };
-    if let Some(value) = span.finish(response.status(), response.headers()) {
-        response.headers_mut().insert(TRACERESPONSE, value);
-    }
-    response
-}
-
-/// Plain-text or empty error responses become problem details: warp's
-/// default answers to rejections (no route, wrong method, missing header,
-/// ...) and a handler's own bare error statuses. A response that already
-/// has another content type is the application's and is kept as it is.
-async fn rewrite_error_response(
-    span: &RequestSpan,
-    response: Response,
-    matched: bool,
-    from_handler: bool,
-    path: &str,
-) -> Response {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if !is_framework_error_body(content_type) {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    // warp's own text for a 404 or 405 says nothing the code does not, and a
-    // 5xx's may name internals: only a handler's text becomes the detail.
-    let text = if !from_handler
-        && (status.is_server_error()
-            || status == StatusCode::NOT_FOUND
-            || status == StatusCode::METHOD_NOT_ALLOWED)
-    {
-        String::new()
-    } else {
-        match http_body_util::Limited::new(body, MAX_REJECTION_BODY)
-            .collect()
-            .await
-        {
-            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-            Err(_) => String::new(),
-        }
-    };
-    let mut out = problem_response(&span.rejection_problem(status, &text, matched, path));
-    // Keep what the response said beyond the body.
-    for (name, value) in parts.headers.iter() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            out.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    out
-}
-
-fn problem_response(problem: &ProblemDetails) -> Response {
-    let mut response = Response::new(problem.to_json().into());
-    *response.status_mut() = problem.status_code();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    response
-}
-
-/// A rejection [`traced`] recognized, on its way to the service as a
-/// response extension.
-#[derive(Debug, Clone)]
-struct Rejected {
-    status: StatusCode,
-    code: ErrorCode,
-    detail: String,
 }
 
 /// The recovery [`traced`] puts after the user's filter: handler errors
@@ -338,34 +239,19 @@ async fn recover_traced(rejection: Rejection) -> Result<Response, Rejection> {
         return Ok(error.clone().into_response());
     }
     if let Some(error) = rejection.find::<BodyDeserializeError>() {
-        let (status, detail) = body_error(error);
-        let code = rejection_code(status);
-        let mut response = problem_response(&ProblemDetails::new(code, code.title()));
-        *response.status_mut() = status;
-        response.extensions_mut().insert(Rejected {
-            status,
-            code,
-            detail,
-        });
+        let mut response = Response::new(String::new().into());
+        response.extensions_mut().insert(body_error(error));
         return Ok(response);
     }
     Err(rejection)
 }
 
-/// Status and detail of an unreadable body, worded like faultline's other
-/// adapters: JSON that does not parse is 400, JSON of the wrong shape 422.
-fn body_error(error: &BodyDeserializeError) -> (StatusCode, String) {
+/// An unreadable body, worded like faultline's other adapters.
+fn body_error(error: &BodyDeserializeError) -> FrameworkRejection {
     let json = std::error::Error::source(error).and_then(|e| e.downcast_ref::<serde_json::Error>());
     match json {
-        Some(e) if e.is_data() => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Failed to deserialize the JSON body into the target type: {e}"),
-        ),
-        Some(e) => (
-            StatusCode::BAD_REQUEST,
-            format!("Failed to parse the request body as JSON: {e}"),
-        ),
-        None => (StatusCode::BAD_REQUEST, error.to_string()),
+        Some(e) => FrameworkRejection::json_body(e),
+        None => FrameworkRejection::new(StatusCode::BAD_REQUEST, error.to_string()),
     }
 }
 
@@ -402,9 +288,7 @@ pub fn route(
 pub fn trace()
 -> impl Filter<Extract = (RequestTrace,), Error = Infallible> + Clone + Send + Sync + 'static {
     warp::ext::optional::<SharedState>().map(|state: Option<SharedState>| {
-        RequestTrace(faultline_engine::request::RequestTrace::new(
-            state.map(|s| s.context.clone()),
-        ))
+        RequestTrace(HandlerTrace::new(state.map(|s| s.context.clone())))
     })
 }
 
@@ -418,20 +302,20 @@ pub fn remote()
         .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
 }
 
-/// A handler error: any error converts into it with `.into()` or
-/// `Error::from`, and it converts into a [`Rejection`] (so `?` works in a
-/// handler returning `Result<_, Rejection>`). It is also a [`Reply`], for a
-/// handler that answers with an error rather than rejecting. The service
-/// records it on the span and answers RFC 9457 problem+json with the
-/// error's code (found on the error or its source chain; 500 and code 5000
-/// without one), the masked detail and the trace id.
-#[derive(Debug, Clone)]
-pub struct Error(pub HandlerError);
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
-    fn from(error: E) -> Self {
-        Error(HandlerError::new(error))
-    }
+faultline_engine::handler_types! {
+    /// A handler error: any error converts into it with `.into()` or
+    /// `Error::from`, and it converts into a [`Rejection`] (so `?` works in a
+    /// handler returning `Result<_, Rejection>`). It is also a [`Reply`], for a
+    /// handler that answers with an error rather than rejecting. The service
+    /// records it on the span and answers RFC 9457 problem+json with the
+    /// error's code (found on the error or its source chain; 500 and code 5000
+    /// without one), the masked detail and the trace id.
+    pub struct Error;
+    /// The request's trace, extracted by [`trace`]: trace id, span id,
+    /// baggage and the OpenTelemetry context (to carry into spawned tasks),
+    /// through [`HandlerTrace`]'s methods. Without [`traced`], everything is
+    /// `None`.
+    pub struct RequestTrace;
 }
 
 impl warp::reject::Reject for Error {}
@@ -439,23 +323,7 @@ impl warp::reject::Reject for Error {}
 impl Reply for Error {
     fn into_response(self) -> Response {
         // Without the service, a safe body: the code and its title only.
-        let mut response = problem_response(&self.0.fallback_problem());
-        *response.status_mut() = self.0.status();
-        response.extensions_mut().insert(self.0);
-        response
-    }
-}
-
-/// The request's trace, extracted by [`trace`]: trace id, span id,
-/// baggage and the OpenTelemetry context (to carry into spawned tasks).
-/// Without [`traced`], everything is `None`.
-#[derive(Debug, Clone)]
-pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
-
-impl std::ops::Deref for RequestTrace {
-    type Target = faultline_engine::request::RequestTrace;
-    fn deref(&self) -> &Self::Target {
-        &self.0
+        self.0.fallback_response().map(Into::into)
     }
 }
 
@@ -470,9 +338,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let graceful = self.signal.is_some();
         f.debug_struct("Server")
-            .field("listener", &self.listener)
-            .field("graceful", &self.signal.is_some())
+            .field("graceful", &graceful)
             .finish_non_exhaustive()
     }
 }
@@ -505,19 +373,19 @@ impl Server {
                 },
                 () = &mut signal => break,
             };
-            let service = ConnectionService {
-                traced: traced.clone(),
-                peer: ClientAddr(peer),
-            };
+            // Each request of the connection carries the peer's address.
+            let traced = traced.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                traced.clone().call(req)
+            });
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let builder = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 );
-                let connection = builder.serve_connection_with_upgrades(
-                    hyper_util::rt::TokioIo::new(stream),
-                    hyper_util::service::TowerToHyperService::new(service),
-                );
+                let connection = builder
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
                 if let Err(error) = watcher.watch(connection).await {
                     tracing::debug!("connection error: {error}");
                 }
@@ -531,36 +399,13 @@ impl Server {
 /// As warp's server: errors of one connection are skipped; others (out of
 /// file descriptors, ...) pause accepting for a second.
 async fn accept_error(error: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(
         error.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+        ConnectionRefused | ConnectionAborted | ConnectionReset
     ) {
-        return;
-    }
-    tracing::error!("accept error: {error}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// The service of one connection: the traced filter plus the peer address.
-#[derive(Clone)]
-struct ConnectionService {
-    traced: Traced,
-    peer: ClientAddr,
-}
-
-impl Service<Request<hyper::body::Incoming>> for ConnectionService {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = <Traced as Service<Request<hyper::body::Incoming>>>::Future;
-
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
-        req.extensions_mut().insert(self.peer);
-        self.traced.call(req)
+        tracing::error!("accept error: {error}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

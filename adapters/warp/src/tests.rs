@@ -14,6 +14,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use faultline_engine::error::PROBLEM_JSON;
+use faultline_engine::request::{HandlerError, TRACERESPONSE};
+use http::header;
+use http_body_util::BodyExt;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::routes::ExcludedRoutes;
 use super::validate as v;
 use super::{
     Compression, ConfigError, ConsoleFormat, ExporterKind, HashKey, OtlpProtocol, PropagatorKind,
@@ -60,6 +61,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_TRUST_INCOMING_CONTEXT",
     "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
     "FAULTLINE_METRICS_PATH",
+    "FAULTLINE_EXCLUDED_ROUTES",
     "FAULTLINE_KEEP_ERRORS",
     "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
     "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
@@ -374,6 +376,12 @@ impl TracingConfigBuilder {
                 v::route_path("FAULTLINE_METRICS_PATH", p)?;
                 Some(p.to_owned())
             };
+        }
+        if let Some(list) = get("FAULTLINE_EXCLUDED_ROUTES") {
+            let routes: Vec<String> = list.split(',').map(|r| r.trim().to_owned()).collect();
+            ExcludedRoutes::parse(&routes)
+                .map_err(|why| ConfigError::invalid("FAULTLINE_EXCLUDED_ROUTES", &list, why))?;
+            self.excluded_routes = routes;
         }
         if let Some(b) = get("FAULTLINE_KEEP_ERRORS") {
             self.keep_errors.enabled = v::parse_bool("FAULTLINE_KEEP_ERRORS", &b)?;

@@ -72,6 +72,7 @@ pub(crate) struct ConfigFile {
     shutdown_timeout_ms: Option<u64>,
     /// `""` turns the route off.
     metrics_path: Option<String>,
+    excluded_routes: Option<Vec<String>>,
     keep_errors: Option<bool>,
     keep_errors_max_traces: Option<usize>,
     keep_errors_max_spans_per_trace: Option<usize>,
@@ -265,6 +266,9 @@ impl ConfigFile {
         }
         if let Some(x) = self.metrics_path {
             b.metrics_path = (!x.is_empty()).then_some(x);
+        }
+        if let Some(x) = self.excluded_routes {
+            b.excluded_routes = x;
         }
         if let Some(x) = self.keep_errors {
             b.keep_errors.enabled = x;

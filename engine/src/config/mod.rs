@@ -31,6 +31,7 @@
 
 mod env;
 mod file;
+mod routes;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ use regex::Regex;
 use url::Url;
 
 pub use env::ENV_VARIABLES;
+pub use routes::ExcludedRoutes;
 
 /// The value used for `service.name` when nothing else names the service.
 ///
@@ -385,6 +387,7 @@ pub struct TracingConfig {
     keep_errors: KeepErrors,
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
+    excluded_routes: ExcludedRoutes,
 }
 
 /// A network whose requests' trace context is trusted: an IP address with
@@ -581,6 +584,7 @@ impl fmt::Debug for TracingConfig {
             .field("trust_incoming_context", &self.trust_incoming_context)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_path", &self.metrics_path)
+            .field("excluded_routes", &self.excluded_routes)
             .field("keep_errors", &self.keep_errors)
             .field("limits", &self.limits)
             .field("trusted_peers", &self.trusted_peers)
@@ -771,6 +775,13 @@ impl TracingConfig {
     /// them (default `/metrics`; `None`: not served by the adapters).
     pub fn metrics_path(&self) -> Option<&str> {
         self.metrics_path.as_deref()
+    }
+    /// The routes whose requests are not traced: no span, no
+    /// `traceresponse`, no metric series; their incoming trace context
+    /// still reaches the calls made while serving them (default none;
+    /// `FAULTLINE_EXCLUDED_ROUTES`).
+    pub fn excluded_routes(&self) -> &ExcludedRoutes {
+        &self.excluded_routes
     }
     /// Error-keeping sampling: a request the sampler did not sample is
     /// still recorded locally, and exported after all when it ends in an
@@ -987,6 +998,7 @@ pub struct TracingConfigBuilder {
     keep_errors: KeepErrors,
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
+    excluded_routes: Vec<String>,
     /// A `trusted_peers` entry of a file that is not a network.
     invalid_trusted_peer: Option<String>,
     /// Settings whose value came from an environment variable, with the
@@ -1065,6 +1077,7 @@ impl Default for TracingConfigBuilder {
             keep_errors: KeepErrors::default(),
             limits: Limits::default(),
             trusted_peers: Vec::new(),
+            excluded_routes: Vec::new(),
             invalid_trusted_peer: None,
             from_env: Vec::new(),
         }
@@ -1130,6 +1143,7 @@ impl TracingConfigBuilder {
             keep_errors: c.keep_errors,
             limits: c.limits,
             trusted_peers: c.trusted_peers.clone(),
+            excluded_routes: c.excluded_routes.to_strings(),
             invalid_trusted_peer: None,
             from_env: Vec::new(),
         }
@@ -1352,6 +1366,17 @@ impl TracingConfigBuilder {
         self.metrics_path = path.map(str::to_owned);
         self
     }
+    /// The routes whose requests are not traced (see
+    /// [`TracingConfig::excluded_routes`]): route templates (`/health`,
+    /// `/users/{id}`) or path prefixes ending in `*` (`/internal/*`).
+    pub fn excluded_routes<I, S>(mut self, routes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.excluded_routes = routes.into_iter().map(Into::into).collect();
+        self
+    }
     /// Turns error-keeping sampling on or off (default on; see
     /// [`TracingConfig::keep_errors`]).
     pub fn keep_errors(mut self, enabled: bool) -> Self {
@@ -1535,6 +1560,9 @@ impl TracingConfigBuilder {
         if let Some(path) = &self.metrics_path {
             v::route_path("metrics_path", path)?;
         }
+        let excluded_routes = ExcludedRoutes::parse(&self.excluded_routes).map_err(|why| {
+            ConfigError::invalid("excluded_routes", &self.excluded_routes.join(","), why)
+        })?;
         v::count_within(
             "keep_errors_max_traces",
             self.keep_errors.max_traces,
@@ -1617,6 +1645,7 @@ impl TracingConfigBuilder {
             keep_errors: self.keep_errors,
             limits: self.limits,
             trusted_peers: self.trusted_peers,
+            excluded_routes,
         })
     }
 }

@@ -2530,6 +2530,7 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("FAULTLINE_TRUST_INCOMING_CONTEXT", "maybe"),
         ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "soon"),
         ("FAULTLINE_METRICS_PATH", "metrics"),
+        ("FAULTLINE_EXCLUDED_ROUTES", "health"),
         ("FAULTLINE_KEEP_ERRORS", "sometimes"),
         ("FAULTLINE_KEEP_ERRORS_MAX_TRACES", "0"),
         ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "lots"),
@@ -3207,6 +3208,26 @@ fn metrics_path_rules() {
         env_err(&[("FAULTLINE_METRICS_PATH", "/a b")]).to_string(),
         r#"FAULTLINE_METRICS_PATH: invalid value "/a b": must be a plain path: visible ASCII, no ?, # or %"#
     );
+}
+
+#[test]
+fn excluded_routes_from_the_builder_the_environment_and_a_file() {
+    assert!(build_ok(builder()).excluded_routes().is_empty());
+    let c = build_ok(builder().excluded_routes(["/health", "/users/{id}"]));
+    assert!(c.excluded_routes().matches("/users/7"));
+    assert!(!c.excluded_routes().matches("/users"));
+    let c = env_ok(&[("FAULTLINE_EXCLUDED_ROUTES", " /health, /internal/* ,")]);
+    assert_eq!(c.excluded_routes().to_strings(), ["/health", "/internal/*"]);
+    assert!(c.excluded_routes().matches("/internal/ready"));
+    assert_eq!(
+        env_err(&[("FAULTLINE_EXCLUDED_ROUTES", "/health,ready")]).to_string(),
+        r#"FAULTLINE_EXCLUDED_ROUTES: invalid value "/health,ready": "ready" must start with /"#
+    );
+    let e = build_err(builder().excluded_routes(["/users/{id"])).to_string();
+    assert!(e.starts_with("excluded_routes: invalid value"), "{e}");
+    // Read back through the builder: the same routes.
+    let again = build_ok(c.to_builder());
+    assert_eq!(again.excluded_routes(), c.excluded_routes());
 }
 
 #[test]

@@ -1,0 +1,584 @@
+//! The adapter core: what every HTTP adapter does around a request, once,
+//! over `http` types (in the style of tower-http), so that an adapter is
+//! only its framework's glue.
+//!
+//! # How an adapter uses it
+//!
+//! 1. A metrics scrape is answered first, untraced: [`scrape`].
+//! 2. [`Exchange::start`] with the request's [`RequestInfo`] (method, URI,
+//!    headers, the route template when the router already knows it, the
+//!    peer address). On an [excluded route](crate::config::TracingConfig::excluded_routes)
+//!    the exchange has no span: the incoming context is only made current.
+//! 3. The handler runs inside [`Exchange::instrument`], which makes the
+//!    request's context current and catches a panic. Handlers read the
+//!    request's trace through [`RequestContext::current`] (or the
+//!    [`Exchange::context`] an adapter puts in the request's data), wrapped
+//!    in the adapter's `RequestTrace` extractor ([`HandlerTrace`]).
+//! 4. A route learnt after the handler ran: [`Exchange::set_route`]. A
+//!    framework error the adapter recognizes (an unreadable JSON body, ...)
+//!    goes on the response as a [`FrameworkRejection`] extension; a handler's
+//!    error travels as a [`HandlerError`] extension (the adapter's `Error`
+//!    type puts it there: [`HandlerError::fallback_response`]).
+//! 5. The outcome (the response, or the [`CaughtPanic`]) goes to
+//!    [`Exchange::respond`], which records the error or panic, writes RFC 9457
+//!    problem details (handler errors, panics, the framework's own plain-text
+//!    error responses, keeping their other headers), adds `traceresponse`, and
+//!    returns the response with its body wrapped in a [`TracedBody`]: the
+//!    span and the request's duration end when the body ends. An adapter
+//!    that cannot box a future on every request calls the steps itself:
+//!    [`Exchange::answer`], then [`Exchange::rewrite`] only when
+//!    [`Exchange::rewrites`] says so, then [`Exchange::finish`].
+//! 6. The adapter turns the `http::Response<TracedBody<B>>` into its
+//!    framework's response (`TracedBody` is an `http_body::Body`).
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use faultline_engine::Engine;
+//! use faultline_engine::request::RequestInfo;
+//! use faultline_engine::request::adapter::{self, Exchange, TracedBody};
+//!
+//! /// A whole adapter for a "framework" whose handlers are async functions
+//! /// from `http::Request<B>` to `http::Response<B>`.
+//! async fn serve<B, F>(
+//!     engine: &Engine,
+//!     request: http::Request<B>,
+//!     handler: impl FnOnce(http::Request<B>) -> F,
+//! ) -> http::Response<TracedBody<B>>
+//! where
+//!     B: http_body::Body<Data = Bytes> + From<String>,
+//!     F: Future<Output = http::Response<B>>,
+//! {
+//!     if let Some(metrics) = adapter::scrape(engine, request.method(), request.uri().path(), request.headers()) {
+//!         return metrics.map(|text| TracedBody::new(B::from(text)));
+//!     }
+//!     let info = RequestInfo::new(request.method(), request.uri(), request.version(), request.headers());
+//!     let exchange = Exchange::start(engine, &info, request.uri().clone());
+//!     let handled = exchange.instrument(handler(request)).await;
+//!     exchange.respond(handled, true).await
+//! }
+//! ```
+//!
+//! # What ends the span
+//!
+//! The span ends when the response body ends (the last frame is handed to
+//! the server, or the body ends empty), with `http.response.body.size` = the
+//! body bytes sent: server-sent events, chunked downloads and long bodies
+//! are timed to their end. A body dropped before its end (the client went
+//! away mid-body) ends the span with `error.type` =
+//! [`CLIENT_DISCONNECTED`]; a body that fails, [`BODY_FAILED`]. A response
+//! without a body to send ends the span at once: a `HEAD` request, `204`,
+//! `304`, and `101 Switching Protocols` (a WebSocket upgrade: the span
+//! covers the handshake, not the connection that follows).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use bytes::Bytes;
+use http::response::Parts;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http_body::{Body, Frame, SizeHint};
+
+use super::{HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE};
+use crate::Engine;
+use crate::error::{PROBLEM_JSON, ProblemDetails};
+use crate::panic::{CatchPanic, CaughtPanic};
+
+#[cfg(doc)]
+use super::HandlerTrace;
+
+/// The `error.type` of a span whose response body was dropped before its
+/// end: the client went away (or the server dropped the connection).
+pub const CLIENT_DISCONNECTED: &str = "client_disconnected";
+
+/// The `error.type` of a span whose response body failed while sent.
+pub const BODY_FAILED: &str = "response_body_failed";
+
+/// The largest framework error body read to become a problem's detail.
+const MAX_REJECTION_BODY: usize = 4096;
+
+/// The answer to a metrics scrape: when `method` is `GET` (or `HEAD`) and
+/// `path` is the engine's [metrics path](Engine::metrics_path), the
+/// rendering for the request's `Accept` header (with its content type);
+/// otherwise `None` and the request goes on as any other. A scrape is not
+/// traced.
+pub fn scrape(
+    engine: &Engine,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<http::Response<String>> {
+    if (method != Method::GET && method != Method::HEAD) || engine.metrics_path()? != path {
+        return None;
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = match engine.render_metrics(accept) {
+        Some(metrics) => (metrics.content_type, metrics.body),
+        None => ("text/plain; charset=utf-8", String::new()),
+    };
+    let mut response = http::Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Some(response)
+}
+
+/// `problem` as a response: its status, `application/problem+json`, the
+/// JSON body.
+pub fn problem_response(problem: &ProblemDetails) -> http::Response<String> {
+    let mut response = http::Response::new(problem.to_json());
+    *response.status_mut() = problem.status_code();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl HandlerError {
+    /// The response of a handler's error (an adapter's `Error` type answers
+    /// with it): safe problem details (the code and its title, no message)
+    /// for when no faultline layer is there, with the error itself in the
+    /// extensions, where [`Exchange::answer`] finds it, records it and
+    /// writes the real problem details.
+    pub fn fallback_response(self) -> http::Response<String> {
+        let mut response = problem_response(&self.fallback_problem());
+        *response.status_mut() = self.status();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// A framework's own error that an adapter recognized (an unreadable JSON
+/// body, ...), with its status and client-facing detail, worded alike on
+/// every framework. An adapter puts it in the response's extensions;
+/// [`Exchange::answer`] turns the response into problem details with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FrameworkRejection {
+    /// The response status.
+    pub status: StatusCode,
+    /// The detail (masked before it is sent); empty: the code's title.
+    pub detail: String,
+}
+
+impl FrameworkRejection {
+    /// A rejection with `status` and `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        FrameworkRejection {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// `route` (a route template) as a shared string made once per route, for
+/// adapters that keep the route of a request beyond the framework's own
+/// data; a copy when the route is longer than 128 bytes or after 1,024
+/// different routes.
+pub fn shared_route(route: &str) -> Cow<'static, str> {
+    match super::names::shared_route(route) {
+        Some(route) => Cow::Borrowed(route),
+        None => Cow::Owned(route.to_owned()),
+    }
+}
+
+/// One request through an adapter, from its start to its response (see the
+/// [module](self) for the steps).
+#[derive(Debug)]
+pub struct Exchange {
+    span: RequestSpan,
+    uri: Uri,
+    matched: bool,
+}
+
+impl Exchange {
+    /// Starts the request: its span (none on an excluded route), named by
+    /// `info.route` when the router already knows it. `uri` is the request's
+    /// as the client sent it (its path is each problem's `instance`).
+    pub fn start(engine: &Engine, info: &RequestInfo<'_>, uri: Uri) -> Exchange {
+        Exchange {
+            span: engine.start_request(info),
+            uri,
+            matched: info.route.is_some(),
+        }
+    }
+
+    /// The request's span.
+    pub fn span(&self) -> &RequestSpan {
+        &self.span
+    }
+
+    /// The request's context, for an adapter that hands it to handlers
+    /// through the request's data.
+    pub fn context(&self) -> RequestContext {
+        RequestContext::of(&self.span)
+    }
+
+    /// Runs `handler` with the request's context current, catching a panic.
+    pub fn instrument<F: Future>(&self, handler: F) -> CatchPanic<F> {
+        self.span.instrument(handler)
+    }
+
+    /// Sets the route template once the router has matched it: renames
+    /// the span, and a 404 is then the handler's "no such thing" rather
+    /// than "no such route".
+    pub fn set_route(&mut self, route: &str) {
+        self.span.set_route(route);
+        self.matched = true;
+    }
+
+    /// Steps 1 to 3 of the response: [`answer`](Self::answer), then
+    /// [`rewrite`](Self::rewrite) if it [`rewrites`](Self::rewrites) (reading
+    /// the framework's text when `read_text`), then [`finish`](Self::finish).
+    pub async fn respond<B>(
+        mut self,
+        handled: Result<http::Response<B>, CaughtPanic>,
+        read_text: bool,
+    ) -> http::Response<TracedBody<B>>
+    where
+        B: Body<Data = Bytes>,
+    {
+        let response = self.answer(handled);
+        let response = match Self::rewrites(&response) {
+            true => self.rewrite(response, read_text).await,
+            false => response,
+        };
+        self.finish(response)
+    }
+
+    /// Step 1: a panic becomes a 500 problem (nothing of its text in it);
+    /// a [`HandlerError`] in the response's extensions is recorded and becomes
+    /// its problem details; a [`FrameworkRejection`] becomes its problem
+    /// details, keeping the response's other headers. Any other response
+    /// passes through. The extensions are kept (less those two).
+    pub fn answer<B>(
+        &mut self,
+        handled: Result<http::Response<B>, CaughtPanic>,
+    ) -> http::Response<TracedBody<B>> {
+        let response = match handled {
+            Ok(response) => response,
+            Err(panic) => {
+                self.span.record_panic(&panic);
+                let problem = self.span.problem_for_panic(self.uri.path());
+                return problem_response(&problem).map(TracedBody::text);
+            }
+        };
+        let (mut parts, body) = response.into_parts();
+        if let Some(error) = parts.extensions.remove::<HandlerError>() {
+            self.span.record_error(&error);
+            let problem = self.span.problem_for_error(&error, self.uri.path());
+            parts.headers.clear();
+            return with_problem(parts, &problem);
+        }
+        if let Some(rejection) = parts.extensions.remove::<FrameworkRejection>() {
+            let problem = self.span.rejection_problem(
+                rejection.status,
+                &rejection.detail,
+                self.matched,
+                self.uri.path(),
+            );
+            return with_problem(parts, &problem);
+        }
+        http::Response::from_parts(parts, TracedBody::new(body))
+    }
+
+    /// Whether `response` is a framework's own error response that
+    /// [`rewrite`](Self::rewrite) turns into problem details: a 4xx or 5xx,
+    /// plain text or without content type (an application's own JSON or
+    /// HTML error body is kept as it is).
+    pub fn rewrites<B>(response: &http::Response<B>) -> bool {
+        let status = response.status();
+        (status.is_client_error() || status.is_server_error())
+            && response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or("?"))
+                .is_none_or(|c| c.is_empty() || c.starts_with("text/plain"))
+    }
+
+    /// Step 2: a framework's own error response (no route, wrong method,
+    /// unreadable body, an empty 5xx) becomes problem details, the same on
+    /// every adapter ([`RequestSpan::rejection_problem`]): its text as the
+    /// detail when `read_text` (an adapter passes `false` where the
+    /// framework's text could name internals), its status and its other
+    /// headers (`Allow` on a 405, ...) kept. Other responses pass through.
+    pub async fn rewrite<B>(
+        &self,
+        response: http::Response<TracedBody<B>>,
+        read_text: bool,
+    ) -> http::Response<TracedBody<B>>
+    where
+        B: Body<Data = Bytes>,
+    {
+        if !Self::rewrites(&response) {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let text = match read_text {
+            true => read_limited(body, MAX_REJECTION_BODY).await,
+            false => String::new(),
+        };
+        let problem =
+            self.span
+                .rejection_problem(parts.status, &text, self.matched, self.uri.path());
+        with_problem(parts, &problem)
+    }
+
+    /// Step 3: records the response on the span, adds `traceresponse`, and
+    /// hands the span to the body, which ends it when it ends (at once for
+    /// a response with nothing to send; see the [module](self)). On an
+    /// excluded route the response is left as it is.
+    pub fn finish<B: Body>(
+        self,
+        mut response: http::Response<TracedBody<B>>,
+    ) -> http::Response<TracedBody<B>> {
+        let mut span = self.span;
+        if span.is_excluded() {
+            return response;
+        }
+        let status = response.status();
+        if let Some(value) = span.respond(status, response.headers()) {
+            response.headers_mut().insert(TRACERESPONSE, value);
+        }
+        let nothing_to_send =
+            *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
+        let body = response.body_mut();
+        if nothing_to_send {
+            span.end(None, None);
+        } else if body.inner.is_end_stream() {
+            span.end(Some(0), None);
+        } else {
+            body.end = Some(BodyEnd {
+                span: Some(span),
+                sent: 0,
+            });
+        }
+        response
+    }
+}
+
+/// The response of `parts` (extensions kept, headers but the content's)
+/// with `problem` as its status and body.
+fn with_problem<B>(mut parts: Parts, problem: &ProblemDetails) -> http::Response<TracedBody<B>> {
+    parts.status = problem.status_code();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    http::Response::from_parts(parts, TracedBody::text(problem.to_json()))
+}
+
+/// The body as text, or empty when it fails or is longer than `limit`.
+async fn read_limited<B: Body<Data = Bytes>>(body: B, limit: usize) -> String {
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(frame) = frame else {
+            return String::new();
+        };
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return String::new();
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends the request's span when it ends: the
+    /// framework's own body, or a problem's text. Made by [`Exchange`];
+    /// [`TracedBody::new`] wraps a body that no span waits on (a scrape).
+    pub struct TracedBody<B> {
+        #[pin]
+        inner: Inner<B>,
+        end: Option<BodyEnd>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner<B> {
+        Framework { #[pin] body: B },
+        Text { text: Option<Bytes> },
+    }
+}
+
+impl<B> std::fmt::Debug for TracedBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracedBody")
+            .field("traced", &self.end.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> TracedBody<B> {
+    /// `body`, with no span waiting on it.
+    pub fn new(body: B) -> Self {
+        TracedBody {
+            inner: Inner::Framework { body },
+            end: None,
+        }
+    }
+
+    fn text(text: String) -> Self {
+        TracedBody {
+            inner: Inner::Text {
+                text: (!text.is_empty()).then(|| Bytes::from(text)),
+            },
+            end: None,
+        }
+    }
+}
+
+impl<B: Body> Inner<B> {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inner::Framework { body } => body.is_end_stream(),
+            Inner::Text { text } => text.is_none(),
+        }
+    }
+}
+
+/// The span a body ends: at its end, or, dropped before it, as cut short.
+#[derive(Debug)]
+struct BodyEnd {
+    span: Option<RequestSpan>,
+    sent: u64,
+}
+
+impl BodyEnd {
+    fn end(&mut self, cut_short: Option<&'static str>) {
+        if let Some(span) = self.span.take() {
+            span.end(Some(self.sent), cut_short);
+        }
+    }
+}
+
+impl Drop for BodyEnd {
+    fn drop(&mut self) {
+        self.end(Some(CLIENT_DISCONNECTED));
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for TracedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        let polled = match this.inner.as_mut().project() {
+            InnerProj::Framework { body } => ready!(body.poll_frame(cx)),
+            InnerProj::Text { text } => text.take().map(|t| Ok(Frame::data(t))),
+        };
+        if let Some(end) = this.end {
+            match &polled {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        end.sent += data.len() as u64;
+                    }
+                    if this.inner.is_end_stream() {
+                        end.end(None);
+                    }
+                }
+                Some(Err(_)) => end.end(Some(BODY_FAILED)),
+                None => end.end(None),
+            }
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Framework { body } => body.size_hint(),
+            Inner::Text { text } => {
+                SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64))
+            }
+        }
+    }
+}
+
+impl FrameworkRejection {
+    /// A JSON request body that does not fit, worded alike on every
+    /// adapter: 400 when it does not parse, 422 when it parses into the
+    /// wrong shape.
+    pub fn json_body(error: &serde_json::Error) -> Self {
+        match error.classify() {
+            serde_json::error::Category::Data => FrameworkRejection::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Failed to deserialize the JSON body into the target type: {error}"),
+            ),
+            _ => FrameworkRejection::new(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to parse the request body as JSON: {error}"),
+            ),
+        }
+    }
+
+    /// A JSON body sent without `Content-Type: application/json` (415).
+    pub fn json_content_type() -> Self {
+        FrameworkRejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected request with `Content-Type: application/json`",
+        )
+    }
+}
+
+/// Declares the two types every adapter gives its handlers, with the docs
+/// the adapter writes: `Error`, a handler error that any error converts
+/// into (it wraps a [`HandlerError`](crate::request::HandlerError); the
+/// adapter makes it a response with
+/// [`HandlerError::fallback_response`](crate::request::HandlerError::fallback_response)),
+/// and `RequestTrace`, the extractor that dereferences to a
+/// [`HandlerTrace`](crate::request::HandlerTrace) (the adapter implements
+/// its framework's extractor trait for it).
+///
+/// ```
+/// faultline_engine::handler_types! {
+///     /// A handler error.
+///     pub struct Error;
+///     /// The request's trace.
+///     pub struct RequestTrace;
+/// }
+///
+/// let error = Error::from(std::io::Error::other("disk"));
+/// assert_eq!(error.0.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+/// assert!(RequestTrace(Default::default()).trace_id().is_none());
+/// ```
+#[macro_export]
+macro_rules! handler_types {
+    (
+        $(#[$error_attr:meta])* pub struct Error;
+        $(#[$trace_attr:meta])* pub struct RequestTrace;
+    ) => {
+        $(#[$error_attr])*
+        #[derive(Debug, Clone)]
+        pub struct Error(pub $crate::request::HandlerError);
+
+        impl<E: ::std::error::Error + Send + Sync + 'static> From<E> for Error {
+            fn from(error: E) -> Self {
+                Error($crate::request::HandlerError::new(error))
+            }
+        }
+
+        $(#[$trace_attr])*
+        #[derive(Debug, Clone)]
+        pub struct RequestTrace(pub $crate::request::HandlerTrace);
+
+        impl ::std::ops::Deref for RequestTrace {
+            type Target = $crate::request::HandlerTrace;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+    };
+}
