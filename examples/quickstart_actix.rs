@@ -21,15 +21,13 @@ const USER_NOT_FOUND: ErrorCode =
         .with_title("User not found");
 
 async fn user(id: web::Path<u32>, trace: RequestTrace) -> Result<String, Error> {
-    let id = id.into_inner();
-    if id == 7 {
-        Ok(format!(
+    match id.into_inner() {
+        7 => Ok(format!(
             "user 7, trace {}\n",
             trace.trace_id().unwrap_or_default()
-        ))
-    } else {
+        )),
         // Becomes 404 application/problem+json with "code": 1001 and "trace_id".
-        Err(AppError::new(USER_NOT_FOUND, format!("no user with id {id}")).into())
+        id => Err(AppError::new(USER_NOT_FOUND, format!("no user with id {id}")).into()),
     }
 }
 

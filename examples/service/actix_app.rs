@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceRequest};
 use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
 use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
@@ -48,33 +47,29 @@ async fn downstream(app: web::Data<App>) -> web::Json<serde_json::Value> {
     web::Json(app.downstream().await)
 }
 
+async fn stream() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(crate::events())
+}
+
 async fn harness(app: web::Data<App>, calls: web::Json<Vec<HarnessCall>>) -> &'static str {
     app.harness(calls.into_inner()).await;
     ""
 }
 
-/// The routes, with the service's state.
-fn application(
-    data: web::Data<App>,
-) -> ActixApp<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    // Resources with a method route each (not `App::route`, whose method is
-    // a guard on the resource): a wrong method is a 405 with `Allow`.
-    ActixApp::new()
-        .app_data(data)
+/// The routes: resources with a method route each (not `App::route`,
+/// whose method is a guard on the resource), so that a wrong method is a
+/// 405 with `Allow`.
+fn routes(config: &mut web::ServiceConfig) {
+    config
         .service(web::resource("/hello").get(hello))
         .service(web::resource("/users/{id}").get(user))
         .service(web::resource("/checkout").post(checkout))
         .service(web::resource("/panic").get(panic))
         .service(web::resource("/downstream").get(downstream))
         .service(web::resource("/test").post(harness))
+        .service(web::resource("/stream").get(stream));
 }
 
 /// Without tracing, a handler's panic answered as the traced service does
@@ -148,7 +143,9 @@ pub async fn serve(
         // The middleware catches a panic too (and records it on the span).
         Some(engine) => HttpServer::new(move || {
             let tokens = tokens.clone();
-            application(data.clone())
+            ActixApp::new()
+                .app_data(data.clone())
+                .configure(routes)
                 .wrap(FaultlineMiddleware::new(engine.clone()))
                 .wrap_fn(move |req, service| counted(&tokens, req, service))
         })
@@ -158,7 +155,9 @@ pub async fn serve(
         .run(),
         None => HttpServer::new(move || {
             let tokens = tokens.clone();
-            application(data.clone())
+            ActixApp::new()
+                .app_data(data.clone())
+                .configure(routes)
                 .wrap_fn(catch_panic)
                 .wrap_fn(move |req, service| counted(&tokens, req, service))
         })

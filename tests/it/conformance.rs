@@ -560,6 +560,11 @@ fn warp_ends_a_streamed_span_with_its_body() {
     streamed_body_ends_the_span("warp");
 }
 
+#[test]
+fn actix_ends_a_streamed_span_with_its_body() {
+    streamed_body_ends_the_span("actix");
+}
+
 /// `FAULTLINE_EXCLUDED_ROUTES` on `framework`: no span, no `traceresponse`,
 /// no metric series; the incoming context still reaches outgoing calls.
 fn excluded_routes_are_not_traced(framework: &str) {
@@ -651,4 +656,9 @@ fn poem_leaves_excluded_routes_untraced() {
 #[test]
 fn warp_leaves_excluded_routes_untraced() {
     excluded_routes_are_not_traced("warp");
+}
+
+#[test]
+fn actix_leaves_excluded_routes_untraced() {
+    excluded_routes_are_not_traced("actix");
 }

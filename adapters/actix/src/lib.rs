@@ -43,12 +43,15 @@
 //! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
 //! itself, untraced.
 //!
+//! The span ends when the response body ends (a streamed body included),
+//! through the engine's adapter core ([`engine::request::adapter`]): the
+//! adapter only converts between actix-web's types and the `http` 1 types
+//! of the core (actix-web 4 is built on `http` 0.2: method, version,
+//! status and headers are copied at the edge).
+//!
 //! A panic leaves actix-web no request to answer with, so that answer (and
 //! the answer to an error an inner middleware returned) reaches middleware
 //! wrapped outside this one as an `Err` whose response is the problem.
-//!
-//! actix-web 4 is built on the `http` 0.2 types; the adapter converts the
-//! method, version, status and headers to the `http` 1 types of the engine.
 //! Code in a handler that spawns a task carries the request's context along
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
 //! (or attaches it inside the task).
@@ -58,38 +61,34 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody, to_bytes_limited};
-use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::error::JsonPayloadError;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::{InternalError, JsonPayloadError};
 use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::error::{PROBLEM_JSON, ProblemDetails};
-use faultline_engine::request::{
-    HandlerError, RequestContext, RequestInfo, RequestSpan, is_framework_error_body,
-};
+use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, TracedBody};
+use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
 
 /// The actix-web crate this adapter is built on, for code that names its types.
 pub use actix_web;
 pub use faultline_engine as engine;
 
-/// The largest framework error body read to become a problem's detail.
-const MAX_REJECTION_BODY: usize = 4096;
-
 /// The actix-web middleware: wrap an `App` with
-/// `.wrap(FaultlineMiddleware::new(engine))`.
+/// `.wrap(FaultlineMiddleware::new(engine))`. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct FaultlineMiddleware {
-    engine: Engine,
-}
+pub struct FaultlineMiddleware(Engine);
 
 impl FaultlineMiddleware {
     /// A middleware tracing with `engine`.
     pub fn new(engine: Engine) -> Self {
-        FaultlineMiddleware { engine }
+        FaultlineMiddleware(engine)
     }
 }
 
@@ -98,263 +97,193 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<ResponseBody>;
     type Error = actix_web::Error;
     type Transform = FaultlineService<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, inner: S) -> Self::Future {
-        ready(Ok(FaultlineService {
-            inner: Rc::new(inner),
-            engine: self.engine.clone(),
-        }))
+        ready(Ok(FaultlineService(Rc::new(inner), self.0.clone())))
     }
 }
 
-/// The service [`FaultlineMiddleware`] wraps around an application.
+/// The service [`FaultlineMiddleware`] wraps around an application: the
+/// application's service and the engine.
 #[derive(Debug)]
-pub struct FaultlineService<S> {
-    inner: Rc<S>,
-    engine: Engine,
-}
+pub struct FaultlineService<S>(Rc<S>, Engine);
 
 impl<S, B> Service<ServiceRequest> for FaultlineService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<ResponseBody>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, actix_web::Error>>;
 
-    forward_ready!(inner);
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
         let headers = to_http_headers(req.headers());
-        if let Some(metrics) = self.engine.scrape(&method, req.path(), &headers) {
-            let response = HttpResponse::Ok()
-                .content_type(metrics.content_type)
-                .body(metrics.body);
-            return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
+        if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+            let metrics =
+                metrics.map(|text| ResponseBody(TracedBody::new(ActixBody(text.boxed()))));
+            let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
+            return Box::pin(ready(Ok(req.into_response(response))));
         }
+        let uri = http::Uri::try_from(req.uri().to_string()).unwrap_or_default();
+        let version = match req.version() {
+            Version::HTTP_10 => http::Version::HTTP_10,
+            Version::HTTP_2 => http::Version::HTTP_2,
+            _ => http::Version::HTTP_11,
+        };
         // The resource map's pattern, found before routing (which needs the
         // request to itself): the span is named from its start.
         let pattern = req.match_pattern();
         let route = pattern.as_deref().map(route_template);
-        let span = self.engine.start_request(&RequestInfo {
-            method: &method,
-            route: route.as_deref(),
-            path: req.path(),
-            query: Some(req.query_string()),
-            scheme: req.uri().scheme_str().unwrap_or("http"),
-            version: to_http_version(req.version()),
-            headers: &headers,
-            authority: req.uri().authority().map(|a| a.as_str()),
-            client_address: req.peer_addr().map(|a| a.ip()),
-        });
-        let (path, matched) = (req.path().to_owned(), pattern.is_some());
-        let inner = Rc::clone(&self.inner);
+        let info = RequestInfo::new(&method, &uri, version, &headers)
+            .with_route(route.as_deref())
+            .with_client_address(req.peer_addr().map(|a| a.ip()));
+        let exchange = Exchange::start(&self.1, &info, uri.clone());
+        let inner = Rc::clone(&self.0);
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
-        let handler = span.instrument(async move { inner.call(req).await });
+        let handler = exchange.instrument(async move { inner.call(req).await });
         Box::pin(async move {
-            let mut span = span;
-            match handler.await {
-                Ok(Ok(response)) => Ok(respond(span, response, matched, &path).await),
-                // No request to answer with: the answer travels as an error.
-                Ok(Err(error)) => {
-                    let answer = rewrite(&span, error.error_response(), matched, &path).await;
-                    Err(Answer::from(finish(span, answer)).into())
+            let (request, head, handled) = match handler.await {
+                Ok(Ok(response)) => {
+                    let (request, response) = response.into_parts();
+                    let (head, response) = to_core(response.map_into_boxed_body());
+                    (Some(request), head, Ok(response))
                 }
-                Err(panic) => {
-                    span.record_panic(&panic);
-                    let answer = problem_response(&span.problem_for_panic(&path));
-                    Err(Answer::from(finish(span, answer)).into())
+                Ok(Err(error)) => {
+                    let (head, response) = to_core(error.error_response());
+                    (None, head, Ok(response))
+                }
+                Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
+            };
+            let response = exchange.respond(handled, true).await.map(ResponseBody);
+            let response = to_actix(head, response);
+            match request {
+                Some(request) => Ok(ServiceResponse::new(request, response)),
+                // No request is left to answer with (a panic, an inner
+                // middleware's error): the answer travels as an error.
+                None => {
+                    Err(InternalError::from_response("", response.map_into_boxed_body()).into())
                 }
             }
         })
     }
 }
-
-/// Records a handler error and writes its problem details, or turns
-/// actix-web's own error responses into problem details; ends the span.
-async fn respond<B: MessageBody + 'static>(
-    mut span: RequestSpan,
-    response: ServiceResponse<B>,
-    matched: bool,
-    path: &str,
-) -> ServiceResponse<EitherBody<B>> {
-    let status = response.status();
-    let handler_error = response
-        .response()
-        .error()
-        .and_then(|e| e.as_error::<Error>());
-    if let Some(Error(error)) = handler_error.cloned() {
-        span.record_error(&error);
-        let problem = problem_response(&span.problem_for_error(&error, path));
-        return finish(span, response.into_response(problem).map_into_right_body());
-    }
-    if !status.is_client_error() && !status.is_server_error() {
-        return finish(span, response.map_into_left_body());
-    }
-    let (request, answer) = response.into_parts();
-    let answer = rewrite(&span, answer, matched, path).await;
-    finish(span, ServiceResponse::new(request, answer))
-}
-
-/// actix-web's own error responses (no route, wrong method, unreadable
-/// body, an empty 5xx) are plain text or empty; they become problem details
-/// ([`RequestSpan::rejection_problem`]). A response that already has
-/// another content type is the application's and is kept as it is.
-async fn rewrite<B: MessageBody + 'static>(
-    span: &RequestSpan,
-    response: HttpResponse<B>,
-    matched: bool,
-    path: &str,
-) -> HttpResponse<EitherBody<B>> {
-    let content_type = response.headers().get(ax::CONTENT_TYPE);
-    if !is_framework_error_body(content_type.and_then(|v| v.to_str().ok())) {
-        return response.map_into_left_body();
-    }
-    let known = response.error().and_then(known_rejection);
-    let (head, body) = response.into_parts();
-    let (status, text) = match known {
-        Some(known) => known,
-        None => match to_bytes_limited(body, MAX_REJECTION_BODY).await {
-            Ok(Ok(bytes)) => (head.status(), String::from_utf8_lossy(&bytes).into_owned()),
-            _ => (head.status(), String::new()),
-        },
+/// actix-web's response as the core's: its head (kept for the answer), and
+/// the status, headers and body as an `http` response, with the handler's
+/// [`Error`] or actix-web's JSON error in its extensions.
+fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBody>) {
+    let error = response.error();
+    let handler_error = error.and_then(|e| e.as_error::<Error>().map(|e| e.0.clone()));
+    let rejection = match error.and_then(|e| e.as_error::<JsonPayloadError>()) {
+        Some(JsonPayloadError::ContentType) => Some(FrameworkRejection::json_content_type()),
+        Some(JsonPayloadError::Deserialize(e)) => Some(FrameworkRejection::json_body(e)),
+        _ => None,
     };
-    let status = to_http_status(status);
-    let mut out = problem_response(&span.rejection_problem(status, &text, matched, path));
-    // Keep what the framework said beyond the body (Allow on a 405, ...).
-    for (name, value) in head.headers() {
-        if name != ax::CONTENT_TYPE && name != ax::CONTENT_LENGTH {
-            out.headers_mut().append(name.clone(), value.clone());
+    let (head, body) = response.into_parts();
+    let mut out = http::Response::new(ActixBody(body));
+    *out.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
+    *out.headers_mut() = to_http_headers(head.headers());
+    handler_error.map(|e| out.extensions_mut().insert(e));
+    rejection.map(|r| out.extensions_mut().insert(r));
+    (head, out)
+}
+
+/// The core's response as actix-web's, on the head it came with.
+fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpResponse<T> {
+    let (parts, body) = response.into_parts();
+    *head.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or_default();
+    let headers = head.headers_mut();
+    headers.clear();
+    copy_headers(&parts.headers, |name, value| headers.append(name, value));
+    head.set_body(body)
+}
+
+/// actix-web's headers as an `http` 1 map.
+fn to_http_headers(headers: &ax::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    copy_headers(headers, |n: http::HeaderName, v| out.append(n, v));
+    out
+}
+
+/// Copies headers between `http` 0.2 (actix-web's) and `http` 1 types: the
+/// same bytes.
+fn copy_headers<K, W, N, V, T>(
+    from: impl IntoIterator<Item = (K, W)>,
+    mut put: impl FnMut(N, V) -> T,
+) where
+    K: AsRef<str>,
+    W: AsRef<[u8]>,
+    N: for<'b> TryFrom<&'b [u8]>,
+    V: for<'b> TryFrom<&'b [u8]>,
+{
+    for (name, value) in from {
+        let name = N::try_from(name.as_ref().as_bytes());
+        if let (Ok(name), Ok(value)) = (name, V::try_from(value.as_ref())) {
+            put(name, value);
         }
     }
-    out.map_into_right_body()
 }
 
-/// The status and detail of actix-web's JSON errors, worded as on the
-/// other frameworks so that a client gets the same problem whichever one
-/// serves it (a body that parses but does not fit the handler's type is
-/// 422, not 400; a wrong content type 415).
-fn known_rejection(error: &actix_web::Error) -> Option<(StatusCode, String)> {
-    Some(match error.as_error::<JsonPayloadError>()? {
-        JsonPayloadError::ContentType => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expected request with `Content-Type: application/json`".to_owned(),
-        ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Failed to deserialize the JSON body into the target type: {e}"),
-        ),
-        JsonPayloadError::Deserialize(e) => (
-            StatusCode::BAD_REQUEST,
-            format!("Failed to parse the request body as JSON: {e}"),
-        ),
-        _ => return None,
-    })
-}
-
-/// Ends the span and adds `traceresponse`.
-fn finish<R: Answered>(span: RequestSpan, mut response: R) -> R {
-    let status = to_http_status(response.status());
-    if let Some(value) = span.finish(status, &to_http_headers(response.headers()))
-        && let Ok(value) = ax::HeaderValue::from_bytes(value.as_bytes())
-    {
-        response.headers_mut().insert(TRACERESPONSE, value);
-    }
-    response
-}
-
-/// The `traceresponse` header name, in actix-web's type.
-const TRACERESPONSE: ax::HeaderName = ax::HeaderName::from_static("traceresponse");
-
-/// What [`finish`] reads and writes: an actix-web response, with or without
-/// its request.
-trait Answered {
-    fn status(&self) -> StatusCode;
-    fn headers(&self) -> &ax::HeaderMap;
-    fn headers_mut(&mut self) -> &mut ax::HeaderMap;
-}
-
-impl<B> Answered for HttpResponse<B> {
-    fn status(&self) -> StatusCode {
-        HttpResponse::status(self)
-    }
-    fn headers(&self) -> &ax::HeaderMap {
-        HttpResponse::headers(self)
-    }
-    fn headers_mut(&mut self) -> &mut ax::HeaderMap {
-        HttpResponse::headers_mut(self)
-    }
-}
-
-impl<B> Answered for ServiceResponse<B> {
-    fn status(&self) -> StatusCode {
-        ServiceResponse::status(self)
-    }
-    fn headers(&self) -> &ax::HeaderMap {
-        ServiceResponse::headers(self)
-    }
-    fn headers_mut(&mut self) -> &mut ax::HeaderMap {
-        ServiceResponse::headers_mut(self)
-    }
-}
-
-fn problem_response(problem: &ProblemDetails) -> HttpResponse {
-    HttpResponse::build(
-        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-    )
-    .content_type(PROBLEM_JSON)
-    .body(problem.to_json())
-}
-
-/// A whole answer carried as an actix-web error, when there is no request
-/// left to answer with (a panic, an inner middleware's error).
+/// actix-web's body as an `http_body::Body`, for the adapter core.
 #[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: ax::HeaderMap,
-    body: String,
-}
+struct ActixBody(BoxBody);
 
-impl<B: MessageBody> From<HttpResponse<B>> for Answer {
-    fn from(response: HttpResponse<B>) -> Self {
-        let (head, body) = response.into_parts();
-        let body = body
-            .try_into_bytes()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        Answer {
-            status: head.status(),
-            headers: head.headers().clone(),
-            body,
+impl http_body::Body for ActixBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let chunk = std::task::ready!(Pin::new(&mut self.0).poll_next(cx));
+        Poll::Ready(chunk.map(|c| c.map(http_body::Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.0.size(), BodySize::None | BodySize::Sized(0))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.0.size() {
+            BodySize::None => http_body::SizeHint::with_exact(0),
+            BodySize::Sized(n) => http_body::SizeHint::with_exact(n),
+            BodySize::Stream => http_body::SizeHint::default(),
         }
     }
 }
 
-impl std::fmt::Display for Answer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "answered {} by faultline", self.status)
-    }
-}
+/// The body of a traced response: the application's (or a problem's
+/// text), ending the request's span when it ends.
+#[derive(Debug)]
+pub struct ResponseBody(TracedBody<ActixBody>);
 
-impl ResponseError for Answer {
-    fn status_code(&self) -> StatusCode {
-        self.status
+impl MessageBody for ResponseBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        let exact = http_body::Body::size_hint(&self.0).exact();
+        exact.map_or(BodySize::Stream, BodySize::Sized)
     }
-    fn error_response(&self) -> HttpResponse<BoxBody> {
-        let mut response =
-            HttpResponse::with_body(self.status, self.body.clone()).map_into_boxed_body();
-        for (name, value) in &self.headers {
-            response.headers_mut().append(name.clone(), value.clone());
-        }
-        response
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
+        // `ActixBody` makes data frames only.
+        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
     }
 }
 
@@ -363,113 +292,71 @@ impl ResponseError for Answer {
 /// `{*rest}`. Follows actix-router's own parser.
 fn route_template(pattern: &str) -> Cow<'_, str> {
     if !pattern.contains(':') && !pattern.ends_with("}*") {
-        // Nothing to rewrite.
         return Cow::Borrowed(pattern);
     }
-    let mut out = String::with_capacity(pattern.len());
-    let mut rest = pattern;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let mut depth = 0usize;
-        let close = rest[open..].find(|c| {
-            depth = match c {
-                '{' => depth + 1,
-                '}' => depth.saturating_sub(1),
-                _ => depth,
-            };
-            c == '}' && depth == 0
-        });
-        let Some(close) = close.map(|i| open + i) else {
-            break;
+    let (mut out, mut depth, mut name) = (String::with_capacity(pattern.len()), 0usize, false);
+    for c in pattern.chars() {
+        // Kept: what is outside braces, the outer braces and the name.
+        let kept = match c {
+            '{' => {
+                depth += 1;
+                name |= depth == 1;
+                depth == 1
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                depth == 0
+            }
+            ':' if depth == 1 => {
+                name = false;
+                false
+            }
+            _ => depth == 0 || (depth == 1 && name),
         };
-        let name = rest[open + 1..close].split(':').next().unwrap_or_default();
-        rest = &rest[close + 1..];
-        if rest == "*" {
-            rest = "";
-            out.extend(["{*", name, "}"]);
-        } else {
-            out.extend(["{", name, "}"]);
+        if kept {
+            out.push(c);
         }
     }
-    out.push_str(rest);
+    if let Some(open) = out.strip_suffix("}*").and_then(|o| o.rfind('{')) {
+        out.insert(open + 1, '*');
+        out.pop();
+    }
     Cow::Owned(out)
 }
 
-fn to_http_version(version: Version) -> http::Version {
-    match version {
-        Version::HTTP_09 => http::Version::HTTP_09,
-        Version::HTTP_10 => http::Version::HTTP_10,
-        Version::HTTP_2 => http::Version::HTTP_2,
-        Version::HTTP_3 => http::Version::HTTP_3,
-        _ => http::Version::HTTP_11,
-    }
-}
-
-fn to_http_status(status: StatusCode) -> http::StatusCode {
-    http::StatusCode::from_u16(status.as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// actix-web's headers as an `http` 1 map (names and values are the same bytes).
-fn to_http_headers(headers: &ax::HeaderMap) -> http::HeaderMap {
-    let mut out = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            out.append(name, value);
-        }
-    }
-    out
-}
-
-/// A handler error: any error converts into it with `?` or `.into()`, and
-/// it is an actix-web `ResponseError`, so a handler returns
-/// `Result<T, faultline_actix::Error>`. The middleware records it on the
-/// span and answers RFC 9457 problem+json with the error's code (found on
-/// the error or its source chain; 500 and code 5000 without one), the
-/// masked detail and the trace id.
-#[derive(Debug, Clone)]
-pub struct Error(pub HandlerError);
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
-    fn from(error: E) -> Self {
-        Error(HandlerError::new(error))
-    }
+faultline_engine::handler_types! {
+    /// A handler error: any error converts into it with `?` or `.into()`, and
+    /// it is an actix-web `ResponseError`, so a handler returns
+    /// `Result<T, faultline_actix::Error>`. The middleware records it on the
+    /// span and answers RFC 9457 problem+json with the error's code (found on
+    /// the error or its source chain; 500 and code 5000 without one), the
+    /// masked detail and the trace id.
+    pub struct Error;
+    /// The request's trace, as an extractor: trace id, span id, baggage and the
+    /// OpenTelemetry context (to carry into spawned tasks), through
+    /// [`HandlerTrace`]'s methods. Without the middleware, everything is
+    /// `None`. It is the request's context as the middleware's future holds it
+    /// ([`RequestContext::current`]): extract it in the handler (or a
+    /// middleware inside this one), not in a task the handler spawns.
+    pub struct RequestTrace;
 }
 
 impl std::fmt::Display for Error {
-    /// The code's name only: a logging middleware in between sees nothing unmasked.
+    /// The code's title only: a logging middleware in between sees nothing unmasked.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let problem = self.0.fallback_problem();
-        write!(f, "{} (code {})", problem.title, problem.code)
+        f.write_str(&self.0.fallback_problem().title)
     }
 }
 
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.0.status().as_u16()).unwrap_or_default()
     }
 
-    fn error_response(&self) -> HttpResponse<BoxBody> {
+    fn error_response(&self) -> HttpResponse {
         // Without the middleware, a safe body: the code and its title only.
-        problem_response(&self.0.fallback_problem())
-    }
-}
-
-/// The request's trace, as an extractor: trace id, span id, baggage and the
-/// OpenTelemetry context (to carry into spawned tasks), through
-/// [`engine::request::RequestTrace`]'s methods. Without the middleware,
-/// everything is `None`. It is the request's context as the middleware's
-/// future holds it ([`RequestContext::current`]): extract it in the handler
-/// (or a middleware inside this one), not in a task the handler spawns.
-#[derive(Debug, Clone)]
-pub struct RequestTrace(pub faultline_engine::request::RequestTrace);
-
-impl std::ops::Deref for RequestTrace {
-    type Target = faultline_engine::request::RequestTrace;
-    fn deref(&self) -> &Self::Target {
-        &self.0
+        let response = self.0.clone().fallback_response();
+        to_actix(HttpResponse::Ok().finish().drop_body(), response).map_into_boxed_body()
     }
 }
 
@@ -478,9 +365,9 @@ impl FromRequest for RequestTrace {
     type Future = Ready<Result<Self, Infallible>>;
 
     fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(Ok(RequestTrace(
-            faultline_engine::request::RequestTrace::new(RequestContext::current()),
-        )))
+        ready(Ok(RequestTrace(HandlerTrace::new(
+            RequestContext::current(),
+        ))))
     }
 }
 

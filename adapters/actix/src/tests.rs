@@ -9,7 +9,7 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpResponse, web};
 use faultline_engine::config::TracingConfig;
 use faultline_engine::correlate::{Correlator, Exposition, RequestOutcome};
-use faultline_engine::error::{AppError, ErrorCode};
+use faultline_engine::error::{AppError, ErrorCode, PROBLEM_JSON};
 use faultline_engine::export::{ExportStats, InMemoryExporter};
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanKind, Status};
@@ -56,10 +56,17 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(|c| c)
+    }
+
+    fn with(
+        configure: impl FnOnce(
+            faultline_engine::config::TracingConfigBuilder,
+        ) -> faultline_engine::config::TracingConfigBuilder,
+    ) -> Self {
         let spans = InMemoryExporter::default();
         let metrics = Arc::new(Metrics::default());
-        let config = TracingConfig::builder()
-            .service_name("actix-adapter")
+        let config = configure(TracingConfig::builder().service_name("actix-adapter"))
             .exporters([])
             .build()
             .unwrap();
@@ -87,6 +94,13 @@ impl Harness {
         assert_eq!(spans.len(), 1, "{spans:#?}");
         spans.into_iter().next().unwrap()
     }
+}
+
+/// The test application, traced by the harness's engine.
+macro_rules! traced {
+    ($h:expr) => {
+        init_service(self::app().wrap(FaultlineMiddleware::new($h.engine.clone()))).await
+    };
 }
 
 impl Drop for Harness {
@@ -132,6 +146,27 @@ async fn own_error_body() -> HttpResponse {
     HttpResponse::Conflict().json(json!({ "reason": "taken" }))
 }
 
+/// Three chunks, the last one only when `release` says so.
+async fn stream(release: web::Data<tokio::sync::Semaphore>) -> HttpResponse {
+    let chunks = futures_util::stream::unfold(0u8, move |n| {
+        let release = release.clone();
+        async move {
+            if n == 2 {
+                release.acquire().await.ok()?.forget();
+            }
+            (n < 3).then(|| {
+                (
+                    Ok::<_, Infallible>(bytes::Bytes::from(format!("chunk {n}\n"))),
+                    n + 1,
+                )
+            })
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(chunks)
+}
+
 async fn ids(trace: RequestTrace) -> String {
     format!(
         "{}|{}|{}",
@@ -169,6 +204,8 @@ fn app() -> App<
         .service(web::resource("/own").get(own_error_body))
         .service(web::resource("/ids").get(ids))
         .service(web::resource("/current").get(current))
+        .service(web::resource("/stream").get(stream))
+        .app_data(web::Data::new(tokio::sync::Semaphore::new(0)))
         .service(
             web::scope("/api/v{version}")
                 .service(web::resource(r"/orders/{id:\d+}").get(hello))
@@ -240,7 +277,7 @@ fn route_templates_use_the_param_form() {
 #[actix_web::test]
 async fn a_matched_route_names_the_span_with_its_template_and_http_attributes() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let request = TestRequest::get()
         .uri("/users/42?page=2")
         .insert_header(("user-agent", "tests/1"))
@@ -278,10 +315,11 @@ async fn a_matched_route_names_the_span_with_its_template_and_http_attributes() 
 #[actix_web::test]
 async fn scopes_regex_segments_and_tails_get_param_templates() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     for uri in ["/api/v2/orders/7", "/api/v2/files/a/b/c.txt"] {
         let response = call_service(&app, TestRequest::get().uri(uri).to_request()).await;
         assert_eq!(response.status().as_u16(), 200, "{uri}");
+        assert_eq!(&read_body(response).await[..], b"hello");
     }
     let mut names: Vec<String> = h
         .spans(2)
@@ -301,7 +339,7 @@ async fn scopes_regex_segments_and_tails_get_param_templates() {
 #[actix_web::test]
 async fn an_incoming_traceparent_is_the_parent_and_the_handler_runs_in_the_span() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let request = TestRequest::get()
         .uri("/current")
         .insert_header(("traceparent", PARENT))
@@ -331,7 +369,7 @@ async fn an_incoming_traceparent_is_the_parent_and_the_handler_runs_in_the_span(
 #[actix_web::test]
 async fn a_handler_error_is_problem_json_with_its_code_masked_detail_and_trace_id() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let response = call_service(&app, TestRequest::get().uri("/users/0").to_request()).await;
     let body = problem(response, 404).await;
     assert_eq!(body["code"], 1001);
@@ -363,7 +401,7 @@ async fn a_handler_error_is_problem_json_with_its_code_masked_detail_and_trace_i
 #[actix_web::test]
 async fn an_error_without_a_code_is_a_500_with_a_generic_detail() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let response = call_service(&app, TestRequest::get().uri("/io").to_request()).await;
     let body = problem(response, 500).await;
     assert_eq!(body["code"], 5000);
@@ -374,7 +412,7 @@ async fn an_error_without_a_code_is_a_500_with_a_generic_detail() {
 #[actix_web::test]
 async fn a_panic_is_a_500_without_its_text_and_the_service_keeps_serving() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let request = TestRequest::get().uri("/panic").to_request();
     // No request is left to answer with: the answer is the error's response.
     let error = app.call(request).await.expect_err("answered as an error");
@@ -402,7 +440,7 @@ async fn a_panic_is_a_500_without_its_text_and_the_service_keeps_serving() {
 #[actix_web::test]
 async fn actix_rejections_become_problem_json() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     // No route: 4040, the span named by the method alone.
     let response = call_service(&app, TestRequest::get().uri("/no/such").to_request()).await;
     assert_eq!(problem(response, 404).await["code"], 4040);
@@ -477,7 +515,7 @@ async fn an_inner_middlewares_error_is_answered_as_problem_json() {
 #[actix_web::test]
 async fn the_request_trace_extractor_gives_the_server_spans_ids_and_baggage() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let request = TestRequest::get()
         .uri("/ids")
         .insert_header(("baggage", "tenant=acme"))
@@ -503,7 +541,7 @@ async fn the_request_trace_extractor_gives_the_server_spans_ids_and_baggage() {
 #[actix_web::test]
 async fn the_metrics_path_is_answered_untraced() {
     let h = Harness::new();
-    let app = init_service(app().wrap(FaultlineMiddleware::new(h.engine.clone()))).await;
+    let app = traced!(h);
     let response = call_service(&app, TestRequest::get().uri("/metrics").to_request()).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(header(&response, "traceresponse").is_none());
@@ -577,4 +615,83 @@ async fn a_real_server_reports_the_client_address_and_answers_with_traceresponse
         attr(&span, "client.address"),
         Some(Value::from("127.0.0.1"))
     );
+}
+
+#[actix_web::test]
+async fn a_streamed_body_ends_the_span_when_it_ends() {
+    let h = Harness::new();
+    let release = web::Data::new(tokio::sync::Semaphore::new(0));
+    let app = init_service(
+        self::app()
+            .app_data(release.clone())
+            .wrap(FaultlineMiddleware::new(h.engine.clone())),
+    )
+    .await;
+    let response = call_service(&app, TestRequest::get().uri("/stream").to_request()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(header(&response, "traceresponse").is_some());
+    let mut body = std::pin::pin!(response.into_body());
+    for n in 0..2 {
+        let chunk = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
+        assert_eq!(chunk.unwrap().unwrap(), format!("chunk {n}\n"));
+    }
+    // The body has not ended: neither has the span.
+    h.engine.force_flush();
+    assert!(h.spans.spans().is_empty(), "{:?}", h.spans.spans());
+    release.add_permits(1);
+    let last = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
+    assert_eq!(last.unwrap().unwrap(), "chunk 2\n");
+    assert!(
+        std::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .is_none()
+    );
+    let span = h.only_span();
+    assert_eq!(span.name, "GET /stream");
+    assert_eq!(
+        attr(&span, "http.response.body.size"),
+        Some(Value::from(24_i64))
+    );
+    assert_eq!(attr(&span, "error.type"), None);
+
+    // A client that goes away after the first chunk.
+    h.spans.reset();
+    let response = call_service(&app, TestRequest::get().uri("/stream").to_request()).await;
+    let mut body = Box::pin(response.into_body());
+    assert!(
+        std::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .is_some()
+    );
+    drop(body);
+    let span = h.only_span();
+    assert_eq!(
+        attr(&span, "error.type"),
+        Some(Value::from("client_disconnected"))
+    );
+    assert_eq!(
+        attr(&span, "http.response.body.size"),
+        Some(Value::from(8_i64))
+    );
+}
+
+#[actix_web::test]
+async fn an_excluded_route_gets_no_span_and_no_traceresponse() {
+    let h = Harness::with(|c| c.excluded_routes(["/users/{id}"]));
+    let app = traced!(h);
+    let response = call_service(&app, TestRequest::get().uri("/users/7").to_request()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(header(&response, "traceresponse").is_none());
+    // An error there is still problem+json, without a trace id.
+    let response = call_service(&app, TestRequest::get().uri("/users/0").to_request()).await;
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(header(&response, "traceresponse").is_none());
+    let body: serde_json::Value = serde_json::from_slice(&read_body(response).await).unwrap();
+    assert_eq!(body["code"], 1001);
+    assert!(body.get("trace_id").is_none(), "{body}");
+    let response = call_service(&app, TestRequest::get().uri("/hello").to_request()).await;
+    assert!(header(&response, "traceresponse").is_some());
+    assert_eq!(&read_body(response).await[..], b"hello");
+    assert_eq!(h.only_span().name, "GET /hello");
+    assert_eq!(h.metrics.0.lock().unwrap().as_slice(), ["/hello 200"]);
 }

@@ -23,7 +23,6 @@ use std::process::ExitCode;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use init_tracing_opentelemetry::opentelemetry;
-use init_tracing_opentelemetry::opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_instrumentation_actix_web::{RequestMetrics, RequestTracing};
 
 async fn hello() -> &'static str {
@@ -37,79 +36,52 @@ async fn user(id: web::Path<String>) -> HttpResponse {
     }
 }
 
-fn tracer_provider() -> Result<SdkTracerProvider, String> {
-    let resource = init_tracing_opentelemetry::resource::DetectResource::default().build();
-    let provider = init_tracing_opentelemetry::otlp::traces::init_tracerprovider(
-        resource,
-        init_tracing_opentelemetry::otlp::traces::identity,
-    )
-    .map_err(|e| e.to_string())?;
-    init_tracing_opentelemetry::init_propagator().map_err(|e| e.to_string())?;
-    opentelemetry::global::set_tracer_provider(provider.clone());
-    Ok(provider)
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let port = match common::args(&[]) {
-        Ok((p, _)) => p,
-        Err(e) => {
+    let served = common::args(&[]).and_then(|(port, _)| common::runtime().block_on(serve(port)));
+    served.map_or_else(
+        |e| {
             eprintln!("actix-peer: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    common::runtime().block_on(async move {
-        // The exporter's gRPC channel needs the runtime: set up inside it.
-        let provider = match tracer_provider() {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("actix-peer: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let listener = match common::listen(port).await.and_then(|l| l.into_std()) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("actix-peer: cannot listen on port {port}: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        // actix-web's workers run on threads of their own, each with its
-        // own single-threaded runtime, started from this one.
-        let server = HttpServer::new(|| {
-            App::new()
-                .wrap(RequestTracing::new())
-                .wrap(RequestMetrics::default())
-                .service(web::resource("/hello").get(hello))
-                .service(web::resource("/users/{id}").get(user))
-        })
-        .disable_signals()
-        .shutdown_timeout(3)
-        .listen(listener);
-        let served = match server {
-            Ok(server) => {
-                let server = server.run();
-                let handle = server.handle();
-                let stopping = async move {
-                    common::shutdown_signal().await;
-                    handle.stop(true).await;
-                };
-                tokio::join!(server, stopping).0
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = provider.shutdown() {
-            eprintln!("actix-peer: shutdown: {e}");
-        }
-        match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("actix-peer: {e}");
-                ExitCode::from(1)
-            }
-        }
+            ExitCode::FAILURE
+        },
+        |()| ExitCode::SUCCESS,
+    )
+}
+
+/// Serves until SIGINT or SIGTERM, then flushes the spans.
+async fn serve(port: u16) -> Result<(), String> {
+    use init_tracing_opentelemetry::{init_propagator, otlp::traces, resource::DetectResource};
+    // The exporter's gRPC channel needs the runtime: set up inside it.
+    let resource = DetectResource::default().build();
+    let provider =
+        traces::init_tracerprovider(resource, traces::identity).map_err(|e| e.to_string())?;
+    init_propagator().map_err(|e| e.to_string())?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let listener = common::listen(port).await.and_then(|l| l.into_std());
+    let listener = listener.map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    // actix-web's workers run on threads of their own, each with its own
+    // single-threaded runtime, started from this one.
+    let server = HttpServer::new(|| {
+        App::new()
+            .wrap(RequestTracing::new())
+            .wrap(RequestMetrics::default())
+            .service(web::resource("/hello").get(hello))
+            .service(web::resource("/users/{id}").get(user))
     })
+    .disable_signals()
+    .shutdown_timeout(3)
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .run();
+    let handle = server.handle();
+    let stopping = async move {
+        common::shutdown_signal().await;
+        handle.stop(true).await;
+    };
+    let (served, ()) = tokio::join!(server, stopping);
+    let flushed = provider.shutdown().map_err(|e| format!("shutdown: {e}"));
+    served.map_err(|e| e.to_string()).and(flushed)
 }
