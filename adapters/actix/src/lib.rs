@@ -18,7 +18,7 @@
 //! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
 //! HttpServer::new(move || {
 //!     App::new()
-//!         .route("/users/{id}", web::get().to(user))
+//!         .service(web::resource("/users/{id}").get(user))
 //!         .wrap(FaultlineMiddleware::new(engine.clone()))
 //! })
 //! .bind(("127.0.0.1", 8080))?
@@ -52,6 +52,7 @@
 //! A panic leaves actix-web no request to answer with, so that answer (and
 //! the answer to an error an inner middleware returned) reaches middleware
 //! wrapped outside this one as an `Err` whose response is the problem.
+//!
 //! Code in a handler that spawns a task carries the request's context along
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
 //! (or attaches it inside the task).
@@ -166,7 +167,9 @@ where
                 }
                 Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
             };
-            let response = exchange.respond(handled, true).await.map(ResponseBody);
+            // A 5xx's text (an error's `Display`) may name internals: not read.
+            let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
+            let response = exchange.respond(handled, read_text).await.map(ResponseBody);
             let response = to_actix(head, response);
             match request {
                 Some(request) => Ok(ServiceResponse::new(request, response)),

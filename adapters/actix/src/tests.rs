@@ -138,6 +138,12 @@ async fn panics() -> &'static str {
     panic!("payment worker crashed for alice@example.com")
 }
 
+async fn internal() -> Result<String, actix_web::Error> {
+    Err(actix_web::error::ErrorInternalServerError(
+        "database shard orders-7 is down",
+    ))
+}
+
 async fn bad_input() -> HttpResponse {
     HttpResponse::BadRequest().body("quantity must be positive")
 }
@@ -201,6 +207,7 @@ fn app() -> App<
         .service(web::resource("/io").get(io_failure))
         .service(web::resource("/panic").get(panics))
         .service(web::resource("/bad").get(bad_input))
+        .service(web::resource("/internal").get(internal))
         .service(web::resource("/own").get(own_error_body))
         .service(web::resource("/ids").get(ids))
         .service(web::resource("/current").get(current))
@@ -475,6 +482,11 @@ async fn actix_rejections_become_problem_json() {
     let response = call_service(&app, TestRequest::get().uri("/bad").to_request()).await;
     let body = problem(response, 400).await;
     assert_eq!(body["detail"], "quantity must be positive");
+    // actix-web's own 5xx: its text may name internals, and is left out.
+    let response = call_service(&app, TestRequest::get().uri("/internal").to_request()).await;
+    let body = problem(response, 500).await;
+    assert_eq!(body["code"], 5000);
+    assert!(!body.to_string().contains("orders-7"), "{body}");
     // A handler's own JSON error body is kept.
     let response = call_service(&app, TestRequest::get().uri("/own").to_request()).await;
     assert_eq!(response.status().as_u16(), 409);
