@@ -198,7 +198,7 @@ pub(crate) fn rejection_code(status: StatusCode) -> ErrorCode {
     }
 }
 
-/// What [`RequestSpan::respond`] saw, for [`RequestSpan::end`].
+/// What [`RequestSpan::record_response`] saw, for [`RequestSpan::end`].
 #[derive(Debug, Clone, Copy)]
 struct Responded {
     status: StatusCode,
@@ -231,7 +231,7 @@ pub struct RequestSpan {
     route: Option<Cow<'static, str>>,
     parent_span_id: Option<opentelemetry::trace::SpanId>,
     failure: Option<RecordedFailure>,
-    /// Once the response's headers are out ([`RequestSpan::respond`]).
+    /// Once the response's headers are out ([`RequestSpan::record_response`]).
     responded: Option<Responded>,
     excluded: bool,
     finished: bool,
@@ -626,13 +626,13 @@ impl RequestSpan {
     /// Ends the span with the response status and headers, tells the
     /// correlators, and returns the `traceresponse` header value: for a
     /// response whose body is already sent, or that has none
-    /// ([`respond`](Self::respond) then [`end`](Self::end) in one call).
+    /// ([`record_response`](Self::record_response) then [`end`](Self::end) in one call).
     pub fn finish(
         mut self,
         status: StatusCode,
         response_headers: &HeaderMap,
     ) -> Option<HeaderValue> {
-        let header = self.respond(status, response_headers);
+        let header = self.record_response(status, response_headers);
         self.end(None, None);
         header
     }
@@ -651,7 +651,7 @@ impl RequestSpan {
     /// headers, `error.type`, error keeping; returns the `traceresponse`
     /// header value. The span stays open until [`end`](Self::end) (at the
     /// end of the response body). `None` on an excluded route.
-    pub fn respond(
+    pub fn record_response(
         &mut self,
         status: StatusCode,
         response_headers: &HeaderMap,
@@ -709,14 +709,14 @@ impl RequestSpan {
             .then(|| TraceParent::from_span_context(sc).to_header_value())
     }
 
-    /// Ends the span after [`respond`](Self::respond), when the response
+    /// Ends the span after [`record_response`](Self::record_response), when the response
     /// body has ended: `body_size`, the bytes sent
     /// (`http.response.body.size`), when known; `cut_short`, the
     /// `error.type` of a body that did not reach its end (the client went
     /// away), when it did not. Tells the correlators (the request's
     /// duration ends here).
     pub fn end(mut self, body_size: Option<u64>, cut_short: Option<&'static str>) {
-        // Without `respond` first (or on an excluded route), dropping says
+        // Without `record_response` first (or on an excluded route), dropping says
         // what there is to say.
         let Some(Responded {
             status,

@@ -466,20 +466,37 @@ fn two_services_make_one_trace() {
     );
 }
 
-/// `GET /stream` on `framework`: the span ends with the body, not with its
+/// One test per framework: the reference service started on it with `env`,
+/// `check` run against it, then a clean stop.
+macro_rules! on_each_framework {
+    ($check:ident, $env:expr; $($test:ident => $framework:literal),+) => {
+        $(
+            #[test]
+            fn $test() {
+                let svc = Service::start($framework, $env);
+                $check(&svc);
+                let (ok, _) = svc.stop();
+                assert!(ok, "clean exit on SIGTERM");
+            }
+        )+
+    };
+}
+
+/// `GET /stream`: the span ends with the body, not with its
 /// headers; a client that goes away mid-body ends it as such.
-fn streamed_body_ends_the_span(framework: &str) {
-    let svc = Service::start(framework, &[]);
+fn streamed_body_ends_the_span(svc: &Service) {
     let rt = runtime();
     let client = reqwest::Client::new();
-    rt.block_on(async {
-        let trace = "5ea0000000000000000000000000000a";
-        let mut response = client
+    // `GET /stream` in the trace `trace`, its body not read yet.
+    let stream = |trace: &'static str| {
+        client
             .get(svc.url("/stream"))
             .header("traceparent", format!("00-{trace}-{PARENT}-01"))
             .send()
-            .await
-            .unwrap();
+    };
+    rt.block_on(async {
+        let trace = "5ea0000000000000000000000000000a";
+        let mut response = stream(trace).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         assert!(response.headers().contains_key("traceresponse"));
@@ -504,14 +521,7 @@ fn streamed_body_ends_the_span(framework: &str) {
         // headers would last a few milliseconds).
         assert!(s["duration_us"].as_u64().unwrap() >= 800_000, "{s}");
         // So does the request-duration metric.
-        let metrics = client
-            .get(svc.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = send(&client, client.get(svc.url("/metrics"))).await.body;
         let sum: f64 = metrics
             .lines()
             .find(|l| {
@@ -525,12 +535,7 @@ fn streamed_body_ends_the_span(framework: &str) {
 
         // A client that reads the first event and goes away.
         let cut = "5ea0000000000000000000000000000b";
-        let mut response = client
-            .get(svc.url("/stream"))
-            .header("traceparent", format!("00-{cut}-{PARENT}-01"))
-            .send()
-            .await
-            .unwrap();
+        let mut response = stream(cut).await.unwrap();
         let first = response.chunk().await.unwrap().unwrap();
         assert_eq!(&first[..], b"data: 1\n\n");
         drop(response);
@@ -541,37 +546,17 @@ fn streamed_body_ends_the_span(framework: &str) {
         let sent = s["attributes"]["http.response.body.size"].as_u64().unwrap();
         assert!((9..45).contains(&sent), "{sent} bytes sent");
     });
-    let (ok, _) = svc.stop();
-    assert!(ok, "clean exit on SIGTERM");
 }
 
-#[test]
-fn axum_ends_a_streamed_span_with_its_body() {
-    streamed_body_ends_the_span("axum");
-}
+on_each_framework!(streamed_body_ends_the_span, &[];
+    axum_ends_a_streamed_span_with_its_body => "axum",
+    poem_ends_a_streamed_span_with_its_body => "poem",
+    warp_ends_a_streamed_span_with_its_body => "warp",
+    actix_ends_a_streamed_span_with_its_body => "actix");
 
-#[test]
-fn poem_ends_a_streamed_span_with_its_body() {
-    streamed_body_ends_the_span("poem");
-}
-
-#[test]
-fn warp_ends_a_streamed_span_with_its_body() {
-    streamed_body_ends_the_span("warp");
-}
-
-#[test]
-fn actix_ends_a_streamed_span_with_its_body() {
-    streamed_body_ends_the_span("actix");
-}
-
-/// `FAULTLINE_EXCLUDED_ROUTES` on `framework`: no span, no `traceresponse`,
+/// `FAULTLINE_EXCLUDED_ROUTES=/users/{id},/down*`: no span, no `traceresponse`,
 /// no metric series; the incoming context still reaches outgoing calls.
-fn excluded_routes_are_not_traced(framework: &str) {
-    let svc = Service::start(
-        framework,
-        &[("FAULTLINE_EXCLUDED_ROUTES", "/users/{id}, /down*")],
-    );
+fn excluded_routes_are_not_traced(svc: &Service) {
     let rt = runtime();
     let client = reqwest::Client::new();
     rt.block_on(async {
@@ -639,26 +624,10 @@ fn excluded_routes_are_not_traced(framework: &str) {
             );
         }
     });
-    let (ok, _) = svc.stop();
-    assert!(ok, "clean exit on SIGTERM");
 }
 
-#[test]
-fn axum_leaves_excluded_routes_untraced() {
-    excluded_routes_are_not_traced("axum");
-}
-
-#[test]
-fn poem_leaves_excluded_routes_untraced() {
-    excluded_routes_are_not_traced("poem");
-}
-
-#[test]
-fn warp_leaves_excluded_routes_untraced() {
-    excluded_routes_are_not_traced("warp");
-}
-
-#[test]
-fn actix_leaves_excluded_routes_untraced() {
-    excluded_routes_are_not_traced("actix");
-}
+on_each_framework!(excluded_routes_are_not_traced, &[("FAULTLINE_EXCLUDED_ROUTES", "/users/{id}, /down*")];
+    axum_leaves_excluded_routes_untraced => "axum",
+    poem_leaves_excluded_routes_untraced => "poem",
+    warp_leaves_excluded_routes_untraced => "warp",
+    actix_leaves_excluded_routes_untraced => "actix");

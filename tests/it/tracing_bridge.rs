@@ -47,16 +47,23 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
         .enable_all()
         .build()
         .unwrap();
-    let response = rt.block_on(async {
-        app.oneshot(
-            http::Request::get("/jobs")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap()
+    let status = rt.block_on(async {
+        let response = app
+            .oneshot(
+                http::Request::get("/jobs")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        // The server span ends with the response body.
+        let status = response.status();
+        axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        status
     });
-    assert_eq!(response.status(), 200);
+    assert_eq!(status, 200);
     engine.force_flush();
     let exported = spans.wait_for(2, Duration::from_secs(5));
     let server = exported

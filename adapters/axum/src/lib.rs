@@ -31,6 +31,11 @@
 //! turns handler errors ([`Error`]) and axum's own rejections into problem
 //! details carrying the trace id, adds `traceresponse`, and ends the span.
 //!
+//! The span ends when the response body ends (a streamed body is timed to
+//! its last byte), and requests on the configured excluded routes are not
+//! traced: see [`faultline_engine::request::adapter`], the core every
+//! faultline HTTP adapter shares.
+//!
 //! When a correlator serves metrics (the Prometheus plugin), the layer also
 //! answers `GET /metrics` (the configured
 //! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
@@ -204,7 +209,7 @@ where
 }
 
 fn into_axum(response: http::Response<TracedBody<Body>>) -> Response {
-    response.map(Body::new)
+    response.map(|body| body.into_framework().unwrap_or_else(Body::new))
 }
 
 faultline_engine::handler_types! {

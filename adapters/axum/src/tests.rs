@@ -142,9 +142,7 @@ async fn answers_and_axum_rejections_end_their_spans_with_traceresponse() {
         rejected.headers().get(header::CONTENT_TYPE).unwrap(),
         PROBLEM_JSON
     );
-    // The spans end with the bodies, once read.
-    engine.force_flush();
-    assert!(spans.spans().is_empty(), "no span ends before its body");
+    // Small bodies of known length: the spans end as the server takes them.
     for response in [ok, rejected] {
         axum::body::to_bytes(response.into_body(), 4096)
             .await

@@ -34,6 +34,11 @@
 //! wrong method, unreadable body, ...) into problem details carrying the
 //! trace id, adds `traceresponse`, and ends the span.
 //!
+//! The span ends when the response body ends (a streamed body is timed to
+//! its last byte), and requests on the configured excluded routes are not
+//! traced: see [`faultline_engine::request::adapter`], the core every
+//! faultline HTTP adapter shares.
+//!
 //! # The route
 //!
 //! poem's router tells the route it matched ([`PathPattern`]) only to what
@@ -66,7 +71,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, shared_route};
+use faultline_engine::request::adapter::{
+    self, Exchange, FrameworkRejection, TracedBody, shared_route,
+};
 use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
 use http::Uri;
 use http_body_util::combinators::BoxBody;
@@ -145,7 +152,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
         }
         let path = req.uri().path();
         if let Some(metrics) = adapter::scrape(&self.engine, req.method(), path, req.headers()) {
-            return Ok(text_response(metrics));
+            return Ok(poem_response(metrics));
         }
         let route = req
             .data::<PathPattern>()
@@ -187,7 +194,11 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             }
         };
         let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
-        Ok(Response::from(exchange.respond(handled, true).await))
+        let response = exchange.respond(handled, true).await;
+        // poem's own body when nothing waits on it, else the wrapper boxed
+        // as it is, its size known (poem's own conversion loses it).
+        let body = |body: TracedBody<_>| body.into_framework().unwrap_or_else(BoxBody::new);
+        Ok(poem_response(response.map(body)))
     }
 }
 
@@ -208,10 +219,11 @@ fn wrapped_rejection(mut response: Response) -> Response {
 }
 
 /// A response of the adapter core as poem's.
-fn text_response(response: http::Response<String>) -> Response {
+fn poem_response<B: Into<poem::Body>>(response: http::Response<B>) -> Response {
     let (parts, body) = response.into_parts();
-    let mut out = Response::from(body);
+    let mut out = Response::from(body.into());
     out.set_status(parts.status);
+    out.set_version(parts.version);
     *out.headers_mut() = parts.headers;
     *out.extensions_mut() = parts.extensions;
     out
@@ -321,7 +333,7 @@ faultline_engine::handler_types! {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // Without the middleware, a safe body: the code and its title only.
-        text_response(self.0.fallback_response())
+        poem_response(self.0.fallback_response())
     }
 }
 

@@ -41,6 +41,11 @@
 //! body, ...) into problem details carrying the trace id, adds
 //! `traceresponse`, and ends the span.
 //!
+//! The span ends when the response body ends (a streamed body is timed to
+//! its last byte), and requests on the configured excluded routes are not
+//! traced: see [`faultline_engine::request::adapter`], the core every
+//! faultline HTTP adapter shares.
+//!
 //! When a correlator serves metrics (the Prometheus plugin), [`Traced`]
 //! also answers `GET /metrics` (the configured
 //! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
@@ -122,6 +127,12 @@ struct RequestState {
 }
 
 type SharedState = Arc<RequestState>;
+
+impl RequestState {
+    fn route(&self) -> std::sync::MutexGuard<'_, Option<Arc<str>>> {
+        self.route.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
@@ -212,13 +223,8 @@ where
         Box::pin(async move {
             let mut exchange = exchange;
             let handled = handler.await.map(|Ok(response)| response);
-            let route = state
-                .route
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(route) = &route {
-                exchange.set_route(route);
+            if let Some(route) = state.route().take() {
+                exchange.set_route(&route);
             }
             // warp's own text for a 404 or 405 says nothing the code does
             // not, and a 5xx's may name internals: only a handler's text
@@ -277,8 +283,7 @@ pub fn route(
     warp::ext::optional::<SharedState>()
         .map(move |state: Option<SharedState>| {
             if let Some(state) = state {
-                *state.route.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(Arc::clone(&template));
+                *state.route() = Some(Arc::clone(&template));
             }
         })
         .untuple_one()

@@ -29,7 +29,14 @@
 //!    [`Exchange::answer`], then [`Exchange::rewrite`] only when
 //!    [`Exchange::rewrites`] says so, then [`Exchange::finish`].
 //! 6. The adapter turns the `http::Response<TracedBody<B>>` into its
-//!    framework's response (`TracedBody` is an `http_body::Body`).
+//!    framework's response (`TracedBody` is an `http_body::Body`;
+//!    [`TracedBody::into_framework`] gives the framework's own body back
+//!    when no span waits on it, so that nothing is boxed on the usual path).
+//!
+//! A framework on other types than `http` 1's (actix-web 4 has its own)
+//! converts the method, URI and headers for [`RequestInfo`] and maps the
+//! response both ways; everything else is the same. Its `Error` and
+//! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -63,7 +70,9 @@
 //! The span ends when the response body ends (the last frame is handed to
 //! the server, or the body ends empty), with `http.response.body.size` = the
 //! body bytes sent: server-sent events, chunked downloads and long bodies
-//! are timed to their end. A body dropped before its end (the client went
+//! are timed to their end. A body of known length up to [`SMALL_BODY`]
+//! (16 KiB: a usual JSON or text answer, already in memory) goes out whole
+//! as the server takes it: its span ends there, at no cost of a wrapper. A body dropped before its end (the client went
 //! away mid-body) ends the span with `error.type` =
 //! [`CLIENT_DISCONNECTED`]; a body that fails, [`BODY_FAILED`]. A response
 //! without a body to send ends the span at once: a `HEAD` request, `204`,
@@ -94,6 +103,10 @@ pub const CLIENT_DISCONNECTED: &str = "client_disconnected";
 
 /// The `error.type` of a span whose response body failed while sent.
 pub const BODY_FAILED: &str = "response_body_failed";
+
+/// The largest body of known length that ends the span as the server takes
+/// it (its bytes go out in one write), without a wrapper to wait for its end.
+pub const SMALL_BODY: u64 = 16 * 1024;
 
 /// The largest framework error body read to become a problem's detail.
 const MAX_REJECTION_BODY: usize = 4096;
@@ -293,7 +306,7 @@ impl Exchange {
             && response
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .map(|v| v.to_str().unwrap_or("?"))
+                .and_then(|v| v.to_str().ok())
                 .is_none_or(|c| c.is_empty() || c.starts_with("text/plain"))
     }
 
@@ -338,7 +351,7 @@ impl Exchange {
             return response;
         }
         let status = response.status();
-        if let Some(value) = span.respond(status, response.headers()) {
+        if let Some(value) = span.record_response(status, response.headers()) {
             response.headers_mut().insert(TRACERESPONSE, value);
         }
         let nothing_to_send =
@@ -346,13 +359,13 @@ impl Exchange {
         let body = response.body_mut();
         if nothing_to_send {
             span.end(None, None);
-        } else if body.inner.is_end_stream() {
-            span.end(Some(0), None);
+        } else if let Some(size) = body.inner.whole_size() {
+            span.end(Some(size), None);
         } else {
-            body.end = Some(BodyEnd {
+            body.end = Some(Box::new(BodyEnd {
                 span: Some(span),
                 sent: 0,
-            });
+            }));
         }
         response
     }
@@ -394,7 +407,9 @@ pin_project_lite::pin_project! {
     pub struct TracedBody<B> {
         #[pin]
         inner: Inner<B>,
-        end: Option<BodyEnd>,
+        // Boxed: only a body that streams carries one, and the wrapper
+        // stays small for those that do not.
+        end: Option<Box<BodyEnd>>,
     }
 }
 
@@ -423,6 +438,19 @@ impl<B> TracedBody<B> {
         }
     }
 
+    /// The framework's own body, when no span waits on it (it went out whole,
+    /// or the route is excluded): an adapter hands it on as it is, without
+    /// boxing the wrapper. Otherwise the wrapper itself.
+    pub fn into_framework(self) -> Result<B, Self> {
+        match self {
+            TracedBody {
+                inner: Inner::Framework { body },
+                end: None,
+            } => Ok(body),
+            traced => Err(traced),
+        }
+    }
+
     fn text(text: String) -> Self {
         TracedBody {
             inner: Inner::Text {
@@ -439,6 +467,19 @@ impl<B: Body> Inner<B> {
             Inner::Framework { body } => body.is_end_stream(),
             Inner::Text { text } => text.is_none(),
         }
+    }
+
+    /// The size of a body that goes out whole as the server takes it: one
+    /// already at its end, or of an exact length up to [`SMALL_BODY`].
+    fn whole_size(&self) -> Option<u64> {
+        if self.is_end_stream() {
+            return Some(0);
+        }
+        let hint = match self {
+            Inner::Framework { body } => body.size_hint(),
+            Inner::Text { text } => return text.as_ref().map(|t| t.len() as u64),
+        };
+        hint.exact().filter(|size| *size <= SMALL_BODY)
     }
 }
 
@@ -582,3 +623,6 @@ macro_rules! handler_types {
         }
     };
 }
+
+#[cfg(test)]
+mod tests;
