@@ -96,18 +96,21 @@ where
         })
 }
 
-/// A request in flight, holding its token until its future is dropped,
-/// after everything inside it (fields drop in order: the answer first).
-struct Counted<F> {
-    answer: Pin<Box<F>>,
-    _token: Arc<()>,
+pin_project_lite::pin_project! {
+    /// A request in flight, holding its token until its future is dropped,
+    /// after everything inside it (fields drop in order: the answer first).
+    struct Counted<F> {
+        #[pin]
+        answer: F,
+        token: Arc<()>,
+    }
 }
 
 impl<F: Future> Future for Counted<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.get_mut().answer.as_mut().poll(cx)
+        self.project().answer.poll(cx)
     }
 }
 
@@ -117,8 +120,8 @@ fn counted<S: Service<ServiceRequest>>(
     service: &S,
 ) -> Counted<S::Future> {
     Counted {
-        answer: Box::pin(service.call(req)),
-        _token: Arc::clone(token),
+        answer: service.call(req),
+        token: Arc::clone(token),
     }
 }
 
