@@ -221,8 +221,8 @@ struct RecordedFailure {
 ///
 /// A request on an [excluded route](crate::config::TracingConfig::excluded_routes)
 /// gets a `RequestSpan` without a span: its context is the incoming one
-/// (so that outgoing calls carry the caller's trace), and it records,
-/// answers and counts nothing.
+/// (so that outgoing calls carry the caller's trace), it records and counts
+/// nothing, and errors are answered without a trace id.
 pub struct RequestSpan {
     engine: Engine,
     cx: Context,
