@@ -182,6 +182,7 @@ where
         })
     }
 }
+
 /// actix-web's response as the core's: its head (kept for the answer), and
 /// the status, headers and body as an `http` response, with the handler's
 /// [`Error`] or actix-web's JSON error in its extensions.
@@ -333,7 +334,9 @@ faultline_engine::handler_types! {
     /// `Result<T, faultline_actix::Error>`. The middleware records it on the
     /// span and answers RFC 9457 problem+json with the error's code (found on
     /// the error or its source chain; 500 and code 5000 without one), the
-    /// masked detail and the trace id.
+    /// masked detail and the trace id. (`actix_web::Error` is not `Send`, so
+    /// it does not convert: a handler returning it keeps it, and its answer
+    /// becomes problem details by its status, like actix-web's own errors.)
     pub struct Error;
     /// The request's trace, as an extractor: trace id, span id, baggage and the
     /// OpenTelemetry context (to carry into spawned tasks), through
