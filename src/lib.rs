@@ -6,7 +6,7 @@
 //! leaves the process.
 //!
 //! Add one dependency, `faultline`, with the features you need: `axum`,
-//! `poem`, `warp`, `tonic` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
+//! `poem`, `warp`, `actix`, `tonic` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
 //! `prometheus` (correlation), `viewer` (a trace viewer in the browser), or `full`.
 //!
 //! ```
@@ -31,6 +31,9 @@ pub use faultline_engine::*;
 
 pub mod setup;
 
+/// The actix-web adapter (feature `actix`).
+#[cfg(feature = "actix")]
+pub use faultline_actix as actix;
 /// The axum adapter (feature `axum`).
 #[cfg(feature = "axum")]
 pub use faultline_axum as axum;

@@ -453,6 +453,13 @@ impl Faultline {
         faultline_poem::FaultlineMiddleware::new(self.engine.clone())
     }
 
+    /// The actix-web middleware: `.wrap(faultline.actix_middleware())` on an
+    /// `App` (cheap: clone it into `HttpServer::new`'s factory or call it there).
+    #[cfg(feature = "actix")]
+    pub fn actix_middleware(&self) -> faultline_actix::FaultlineMiddleware {
+        faultline_actix::FaultlineMiddleware::new(self.engine.clone())
+    }
+
     /// A warp filter traced: `faultline.warp(routes).serve(listener).run().await`.
     #[cfg(feature = "warp")]
     pub fn warp<F, R>(&self, filter: F) -> faultline_warp::Traced

@@ -4,7 +4,7 @@
 //! service contract: routes, configuration, shutdown, logs.
 //!
 //! ```text
-//! cargo run --release --example service -- --framework axum|poem|warp [--port 8080] [--no-tracing]
+//! cargo run --release --example service -- --framework axum|poem|warp|actix [--port 8080] [--no-tracing]
 //! ```
 //!
 //! Without `--port`, `PORT` or 8080 (`--port 0` picks a free port). Once
@@ -27,6 +27,7 @@
 //! answers 500 problem+json, code 5000, as the traced service does (without
 //! a trace id).
 
+mod actix_app;
 mod axum_app;
 mod poem_app;
 mod warp_app;
@@ -195,16 +196,16 @@ fn parse_args() -> Result<Args, String> {
             "--no-tracing" => tracing = false,
             "-h" | "--help" => {
                 return Err(
-                    "usage: service --framework axum|poem|warp [--port 8080] [--no-tracing]".into(),
+                    "usage: service --framework axum|poem|warp|actix [--port 8080] [--no-tracing]".into(),
                 );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    let framework = framework.ok_or("--framework axum|poem|warp is required")?;
-    if !["axum", "poem", "warp"].contains(&framework.as_str()) {
+    let framework = framework.ok_or("--framework axum|poem|warp|actix is required")?;
+    if !["axum", "poem", "warp", "actix"].contains(&framework.as_str()) {
         return Err(format!(
-            "--framework: invalid value {framework:?}: must be axum, poem or warp"
+            "--framework: invalid value {framework:?}: must be axum, poem, warp or actix"
         ));
     }
     let port = match port {
@@ -474,6 +475,9 @@ fn main() -> ExitCode {
             let served = match args.framework.as_str() {
                 "axum" => drain(axum_app::serve(app, listener, signal), stop).await,
                 "poem" => drain(poem_app::serve(app, listener, signal), stop).await,
+                // actix-web drains for `GRACE` itself, and returns once the
+                // requests it cut short are dropped (their spans ended).
+                "actix" => actix_app::serve(app, listener, signal).await,
                 _ => drain(warp_app::serve(app, listener, signal), stop).await,
             };
             if let Err(e) = served {

@@ -363,6 +363,11 @@ fn warp_conforms() {
     conformance("warp");
 }
 
+#[test]
+fn actix_conforms() {
+    conformance("actix");
+}
+
 /// Thousands of concurrent requests, each with its own incoming trace: every
 /// response's trace id and every exported span belong to their own request.
 #[test]
@@ -546,7 +551,8 @@ fn streamed_body_ends_the_span(svc: &Service) {
 on_each_framework!(streamed_body_ends_the_span, &[];
     axum_ends_a_streamed_span_with_its_body => "axum",
     poem_ends_a_streamed_span_with_its_body => "poem",
-    warp_ends_a_streamed_span_with_its_body => "warp");
+    warp_ends_a_streamed_span_with_its_body => "warp",
+    actix_ends_a_streamed_span_with_its_body => "actix");
 
 /// `FAULTLINE_EXCLUDED_ROUTES=/users/{id},/down*`: no span, no `traceresponse`,
 /// no metric series; the incoming context still reaches outgoing calls.
@@ -623,4 +629,5 @@ fn excluded_routes_are_not_traced(svc: &Service) {
 on_each_framework!(excluded_routes_are_not_traced, &[("FAULTLINE_EXCLUDED_ROUTES", "/users/{id}, /down*")];
     axum_leaves_excluded_routes_untraced => "axum",
     poem_leaves_excluded_routes_untraced => "poem",
-    warp_leaves_excluded_routes_untraced => "warp");
+    warp_leaves_excluded_routes_untraced => "warp",
+    actix_leaves_excluded_routes_untraced => "actix");

@@ -18,7 +18,7 @@ use crate::common::free_port;
 
 /// The frameworks the reference service runs on.
 #[allow(dead_code)]
-pub const FRAMEWORKS: [&str; 3] = ["axum", "poem", "warp"];
+pub const FRAMEWORKS: [&str; 4] = ["axum", "poem", "warp", "actix"];
 
 /// The compiled reference service (built by `cargo test`, which builds the examples).
 pub fn binary() -> PathBuf {
@@ -375,6 +375,11 @@ fn warp_shuts_down_gracefully_on_a_sigterm_right_after_the_listening_line() {
     sigterm_right_after_the_listening_line("warp");
 }
 
+#[test]
+fn actix_shuts_down_gracefully_on_a_sigterm_right_after_the_listening_line() {
+    sigterm_right_after_the_listening_line("actix");
+}
+
 /// Every backend down (the downstream and the collector accept connections
 /// and never answer), requests in flight on them: SIGTERM still ends the
 /// process within 10 s, cleanly, and the spans of the requests cut short are
@@ -441,6 +446,11 @@ fn poem_exits_within_10_s_with_every_backend_hung() {
 #[test]
 fn warp_exits_within_10_s_with_every_backend_hung() {
     exits_within_10_s_with_every_backend_hung("warp");
+}
+
+#[test]
+fn actix_exits_within_10_s_with_every_backend_hung() {
+    exits_within_10_s_with_every_backend_hung("actix");
 }
 
 /// `--no-tracing` serves the same routes: `/panic` answers 500 problem+json,

@@ -14,13 +14,14 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::common::{memory_engine, quiet_config};
 
-async fn handler(trace: RequestTrace) -> &'static str {
+/// A handler's work: a `tracing` span, and a task spawned with the
+/// request's context `cx`.
+async fn work(cx: opentelemetry::Context) -> &'static str {
     async {
         tracing::info!("querying");
     }
     .instrument(tracing::info_span!("db.query"))
     .await;
-    let cx = trace.context();
     tokio::spawn(
         async {
             let cx = opentelemetry::Context::current();
@@ -32,6 +33,35 @@ async fn handler(trace: RequestTrace) -> &'static str {
     .await
     .unwrap();
     "ok"
+}
+
+async fn handler(trace: RequestTrace) -> &'static str {
+    work(trace.context()).await
+}
+
+/// The server span `GET /jobs`, the `tracing` span its child and the
+/// spawned task's event on it.
+fn assert_joined(engine: &faultline::Engine, spans: &InMemoryExporter) {
+    engine.force_flush();
+    let exported = spans.wait_for(2, Duration::from_secs(5));
+    let server = exported
+        .iter()
+        .find(|s| s.name == "GET /jobs")
+        .expect("server span");
+    let db = exported
+        .iter()
+        .find(|s| s.name == "db.query")
+        .expect("the tracing span");
+    assert_eq!(db.span_context.trace_id(), server.span_context.trace_id());
+    assert_eq!(db.parent_span_id, server.span_context.span_id());
+    assert!(
+        server
+            .events
+            .iter()
+            .any(|e| e.name == "spawned task ran in the request's context"),
+        "{:?}",
+        server.events
+    );
 }
 
 #[test]
@@ -64,24 +94,29 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
         status
     });
     assert_eq!(status, 200);
-    engine.force_flush();
-    let exported = spans.wait_for(2, Duration::from_secs(5));
-    let server = exported
-        .iter()
-        .find(|s| s.name == "GET /jobs")
-        .expect("server span");
-    let db = exported
-        .iter()
-        .find(|s| s.name == "db.query")
-        .expect("the tracing span");
-    assert_eq!(db.span_context.trace_id(), server.span_context.trace_id());
-    assert_eq!(db.parent_span_id, server.span_context.span_id());
-    assert!(
-        server
-            .events
-            .iter()
-            .any(|e| e.name == "spawned task ran in the request's context"),
-        "{:?}",
-        server.events
-    );
+    assert_joined(&engine, &spans);
+}
+
+#[test]
+fn tracing_spans_and_spawned_tasks_join_the_request_trace_on_actix_web() {
+    use actix_web::{App, test, web};
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layer(&engine));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let traced = engine.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let app = App::new()
+            .service(
+                web::resource("/jobs")
+                    .get(|trace: faultline::actix::RequestTrace| work(trace.context())),
+            )
+            .wrap(faultline::actix::FaultlineMiddleware::new(traced));
+        let app = test::init_service(app).await;
+        let request = test::TestRequest::get().uri("/jobs").to_request();
+        let response = test::call_service(&app, request).await;
+        // The server span ends with the response body.
+        assert_eq!(&test::read_body(response).await[..], b"ok");
+    });
+    assert_joined(&engine, &spans);
 }

@@ -1,0 +1,381 @@
+//! faultline's actix-web adapter: one actix-web middleware traces every request.
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use faultline_actix::{Error, FaultlineMiddleware, RequestTrace};
+//! use faultline_engine::error::{AppError, ErrorCode};
+//! use faultline_engine::{Engine, config::TracingConfig};
+//!
+//! const USER_NOT_FOUND: ErrorCode =
+//!     ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
+//!
+//! async fn user(id: web::Path<u32>, trace: RequestTrace) -> Result<String, Error> {
+//!     // Err(..) becomes RFC 9457 problem+json with `code` and `trace_id`.
+//!     Err(AppError::new(USER_NOT_FOUND, format!("no user {id} (trace {:?})", trace.trace_id())).into())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! HttpServer::new(move || {
+//!     App::new()
+//!         .service(web::resource("/users/{id}").get(user))
+//!         .wrap(FaultlineMiddleware::new(engine.clone()))
+//! })
+//! .bind(("127.0.0.1", 8080))?
+//! .run()
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! For every request the middleware extracts the incoming trace context,
+//! starts a server span named `"{METHOD} {route}"` (the route template of
+//! actix's resource map, in the `{param}` form: `{id:\d+}` is `{id}`, a tail
+//! `{rest}*` is `{*rest}`), runs the rest of the application inside the
+//! span's context, catches a panic (answering 500 problem+json, nothing of
+//! the panic text in it), turns handler errors ([`Error`]) and actix-web's
+//! own error responses (no route, wrong method, unreadable body, ...) into
+//! problem details carrying the trace id, adds `traceresponse`, and ends
+//! the span. Wrap it around the whole `App` (`App::wrap`), so that requests
+//! no route matched are traced too.
+//!
+//! When a correlator serves metrics (the Prometheus plugin), the middleware
+//! also answers `GET /metrics` (the configured
+//! [`metrics_path`](faultline_engine::config::TracingConfig::metrics_path))
+//! itself, untraced.
+//!
+//! The span ends when the response body ends (a streamed body included),
+//! through the engine's adapter core ([`engine::request::adapter`]): the
+//! adapter only converts between actix-web's types and the `http` 1 types
+//! of the core (actix-web 4 is built on `http` 0.2: method, version,
+//! status and headers are copied at the edge).
+//!
+//! A panic leaves actix-web no request to answer with, so that answer (and
+//! the answer to an error an inner middleware returned) reaches middleware
+//! wrapped outside this one as an `Err` whose response is the problem.
+//!
+//! Code in a handler that spawns a task carries the request's context along
+//! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
+//! (or attaches it inside the task).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::{InternalError, JsonPayloadError};
+use actix_web::http::{StatusCode, Version, header as ax};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use bytes::Bytes;
+use faultline_engine::Engine;
+use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, TracedBody};
+use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
+use futures_util::future::LocalBoxFuture;
+
+/// The actix-web crate this adapter is built on, for code that names its types.
+pub use actix_web;
+pub use faultline_engine as engine;
+
+/// The actix-web middleware: wrap an `App` with
+/// `.wrap(FaultlineMiddleware::new(engine))`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FaultlineMiddleware(Engine);
+
+impl FaultlineMiddleware {
+    /// A middleware tracing with `engine`.
+    pub fn new(engine: Engine) -> Self {
+        FaultlineMiddleware(engine)
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for FaultlineMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<ResponseBody>;
+    type Error = actix_web::Error;
+    type Transform = FaultlineService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, inner: S) -> Self::Future {
+        ready(Ok(FaultlineService(Rc::new(inner), self.0.clone())))
+    }
+}
+
+/// The service [`FaultlineMiddleware`] wraps around an application: the
+/// application's service and the engine.
+#[derive(Debug)]
+pub struct FaultlineService<S>(Rc<S>, Engine);
+
+impl<S, B> Service<ServiceRequest> for FaultlineService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<ResponseBody>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, actix_web::Error>>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
+        let headers = to_http_headers(req.headers());
+        if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+            let metrics =
+                metrics.map(|text| ResponseBody(TracedBody::new(ActixBody(text.boxed()))));
+            let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
+            return Box::pin(ready(Ok(req.into_response(response))));
+        }
+        let uri = http::Uri::try_from(req.uri().to_string()).unwrap_or_default();
+        let version = match req.version() {
+            Version::HTTP_10 => http::Version::HTTP_10,
+            Version::HTTP_2 => http::Version::HTTP_2,
+            _ => http::Version::HTTP_11,
+        };
+        // The resource map's pattern, found before routing (which needs the
+        // request to itself): the span is named from its start.
+        let pattern = req.match_pattern();
+        let route = pattern.as_deref().map(route_template);
+        let info = RequestInfo::new(&method, &uri, version, &headers)
+            .with_route(route.as_deref())
+            .with_client_address(req.peer_addr().map(|a| a.ip()));
+        let exchange = Exchange::start(&self.1, &info, uri.clone());
+        let inner = Rc::clone(&self.0);
+        // Called inside the instrumented future: actix-web runs extractors
+        // while building its future, and those must see the context too.
+        let handler = exchange.instrument(async move { inner.call(req).await });
+        Box::pin(async move {
+            let (request, head, handled) = match handler.await {
+                Ok(Ok(response)) => {
+                    let (request, response) = response.into_parts();
+                    let (head, response) = to_core(response.map_into_boxed_body());
+                    (Some(request), head, Ok(response))
+                }
+                Ok(Err(error)) => {
+                    let (head, response) = to_core(error.error_response());
+                    (None, head, Ok(response))
+                }
+                Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
+            };
+            // A 5xx's text (an error's `Display`) may name internals: not read.
+            let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
+            let response = exchange.respond(handled, read_text).await.map(ResponseBody);
+            let response = to_actix(head, response);
+            match request {
+                Some(request) => Ok(ServiceResponse::new(request, response)),
+                // No request is left to answer with (a panic, an inner
+                // middleware's error): the answer travels as an error.
+                None => {
+                    Err(InternalError::from_response("", response.map_into_boxed_body()).into())
+                }
+            }
+        })
+    }
+}
+
+/// actix-web's response as the core's: its head (kept for the answer), and
+/// the status, headers and body as an `http` response, with the handler's
+/// [`Error`] or actix-web's JSON error in its extensions.
+fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBody>) {
+    let error = response.error();
+    let handler_error = error.and_then(|e| e.as_error::<Error>().map(|e| e.0.clone()));
+    let rejection = match error.and_then(|e| e.as_error::<JsonPayloadError>()) {
+        Some(JsonPayloadError::ContentType) => Some(FrameworkRejection::json_content_type()),
+        Some(JsonPayloadError::Deserialize(e)) => Some(FrameworkRejection::json_body(e)),
+        _ => None,
+    };
+    let (head, body) = response.into_parts();
+    let mut out = http::Response::new(ActixBody(body));
+    *out.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
+    *out.headers_mut() = to_http_headers(head.headers());
+    handler_error.map(|e| out.extensions_mut().insert(e));
+    rejection.map(|r| out.extensions_mut().insert(r));
+    (head, out)
+}
+
+/// The core's response as actix-web's, on the head it came with.
+fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpResponse<T> {
+    let (parts, body) = response.into_parts();
+    *head.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or_default();
+    let headers = head.headers_mut();
+    headers.clear();
+    copy_headers(&parts.headers, |name, value| headers.append(name, value));
+    head.set_body(body)
+}
+
+/// actix-web's headers as an `http` 1 map.
+fn to_http_headers(headers: &ax::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    copy_headers(headers, |n: http::HeaderName, v| out.append(n, v));
+    out
+}
+
+/// Copies headers between `http` 0.2 (actix-web's) and `http` 1 types: the
+/// same bytes.
+fn copy_headers<K, W, N, V, T>(
+    from: impl IntoIterator<Item = (K, W)>,
+    mut put: impl FnMut(N, V) -> T,
+) where
+    K: AsRef<str>,
+    W: AsRef<[u8]>,
+    N: for<'b> TryFrom<&'b [u8]>,
+    V: for<'b> TryFrom<&'b [u8]>,
+{
+    for (name, value) in from {
+        let name = N::try_from(name.as_ref().as_bytes());
+        if let (Ok(name), Ok(value)) = (name, V::try_from(value.as_ref())) {
+            put(name, value);
+        }
+    }
+}
+
+/// actix-web's body as an `http_body::Body`, for the adapter core.
+#[derive(Debug)]
+struct ActixBody(BoxBody);
+
+impl http_body::Body for ActixBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let chunk = std::task::ready!(Pin::new(&mut self.0).poll_next(cx));
+        Poll::Ready(chunk.map(|c| c.map(http_body::Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.0.size(), BodySize::None | BodySize::Sized(0))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.0.size() {
+            BodySize::None => http_body::SizeHint::with_exact(0),
+            BodySize::Sized(n) => http_body::SizeHint::with_exact(n),
+            BodySize::Stream => http_body::SizeHint::default(),
+        }
+    }
+}
+
+/// The body of a traced response: the application's (or a problem's
+/// text), ending the request's span when it ends.
+#[derive(Debug)]
+pub struct ResponseBody(TracedBody<ActixBody>);
+
+impl MessageBody for ResponseBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        let exact = http_body::Body::size_hint(&self.0).exact();
+        exact.map_or(BodySize::Stream, BodySize::Sized)
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
+        // `ActixBody` makes data frames only.
+        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
+    }
+}
+
+/// actix-web's route pattern in the `{param}` form: `{id:\d+}` is `{id}`
+/// (a regex may hold braces of its own), a tail segment `{rest}*` is
+/// `{*rest}`. Follows actix-router's own parser.
+fn route_template(pattern: &str) -> Cow<'_, str> {
+    if !pattern.contains(':') && !pattern.ends_with("}*") {
+        return Cow::Borrowed(pattern);
+    }
+    let (mut out, mut depth, mut name) = (String::with_capacity(pattern.len()), 0usize, false);
+    for c in pattern.chars() {
+        // Kept: what is outside braces, the outer braces and the name.
+        let kept = match c {
+            '{' => {
+                depth += 1;
+                name |= depth == 1;
+                depth == 1
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                depth == 0
+            }
+            ':' if depth == 1 => {
+                name = false;
+                false
+            }
+            _ => depth == 0 || (depth == 1 && name),
+        };
+        if kept {
+            out.push(c);
+        }
+    }
+    if let Some(open) = out.strip_suffix("}*").and_then(|o| o.rfind('{')) {
+        out.insert(open + 1, '*');
+        out.pop();
+    }
+    Cow::Owned(out)
+}
+
+faultline_engine::handler_types! {
+    /// A handler error: any error converts into it with `?` or `.into()`, and
+    /// it is an actix-web `ResponseError`, so a handler returns
+    /// `Result<T, faultline_actix::Error>`. The middleware records it on the
+    /// span and answers RFC 9457 problem+json with the error's code (found on
+    /// the error or its source chain; 500 and code 5000 without one), the
+    /// masked detail and the trace id. (`actix_web::Error` is not `Send`, so
+    /// it does not convert: a handler returning it keeps it, and its answer
+    /// becomes problem details by its status, like actix-web's own errors.)
+    pub struct Error;
+    /// The request's trace, as an extractor: trace id, span id, baggage and the
+    /// OpenTelemetry context (to carry into spawned tasks), through
+    /// [`HandlerTrace`]'s methods. Without the middleware, everything is
+    /// `None`. It is the request's context as the middleware's future holds it
+    /// ([`RequestContext::current`]): extract it in the handler (or a
+    /// middleware inside this one), not in a task the handler spawns.
+    pub struct RequestTrace;
+}
+
+impl std::fmt::Display for Error {
+    /// The code's title only: a logging middleware in between sees nothing unmasked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.fallback_problem().title)
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status().as_u16()).unwrap_or_default()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // Without the middleware, a safe body: the code and its title only.
+        let response = self.0.clone().fallback_response();
+        to_actix(HttpResponse::Ok().finish().drop_body(), response).map_into_boxed_body()
+    }
+}
+
+impl FromRequest for RequestTrace {
+    type Error = Infallible;
+    type Future = Ready<Result<Self, Infallible>>;
+
+    fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(Ok(RequestTrace(HandlerTrace::new(
+            RequestContext::current(),
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests;
