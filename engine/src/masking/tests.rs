@@ -804,6 +804,13 @@ fn mask_query_per_parameter() {
         ("api%5Fkey=k1", "api%5Fkey=[REDACTED]"),
         ("password=", "password="),
         ("", ""),
+        // Keys and bare parameters are masked too; what is written back
+        // is encoded again.
+        ("jane%40example.com", "j***@example.com"),
+        ("x=1&jane@example.com", "x=1&j***@example.com"),
+        ("jane%40example.com=1&b=2", "j***@example.com=1&b=2"),
+        ("q=a%26b+jane%40example.com", "q=a%26b%20j***@example.com"),
+        ("q=%zz&e=jane%40example.com", "q=%zz&e=j***@example.com"),
     ];
     for (query, want) in table {
         let once = m.mask_query(query);
@@ -811,6 +818,40 @@ fn mask_query_per_parameter() {
         assert_eq!(m.mask_query(&once), once, "{query} twice");
     }
     assert!(matches!(m.mask_query("page=2&sort=asc"), Cow::Borrowed(_)));
+}
+
+#[test]
+fn query_strings_are_masked_per_parameter() {
+    let config = TracingConfig::builder()
+        .pii_pattern("acct", r"ACCT-\d+")
+        .build()
+        .unwrap();
+    let m = BasicMasker::from_config(&config);
+    assert!(matches!(
+        mask_query(&m, "page=2&sort=asc"),
+        Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        mask_query(&m, "token=abc&page=2"),
+        "token=[REDACTED]&page=2"
+    );
+    assert_eq!(
+        mask_query(&m, "page=2&api_key=k1&x=1"),
+        "page=2&api_key=[REDACTED]&x=1"
+    );
+    assert_eq!(mask_query(&m, "a=ACCT-12&b=ok"), "a=[REDACTED]&b=ok");
+    assert_eq!(mask_query(&m, "a=ACCT%2D12"), "a=[REDACTED]");
+    assert_eq!(mask_query(&m, "password="), "password=");
+    assert_eq!(mask_query(&m, "flag&token=t"), "flag&token=[REDACTED]");
+    assert_eq!(mask_query(&m, ""), "");
+    // What is written back reads as what was masked; what is not changed
+    // stays as written.
+    assert_eq!(
+        mask_query(&m, "q=a%26b&token=t"),
+        "q=a%26b&token=[REDACTED]"
+    );
+    assert_eq!(mask_query(&m, "a=ACCT-1&q=a%26b"), "a=[REDACTED]&q=a%26b");
+    assert_eq!(mask_query(&m, "a=x&&b=ACCT-1&"), "a=x&&b=[REDACTED]&");
 }
 
 #[test]
