@@ -701,6 +701,21 @@ mod tests {
     }
 
     #[test]
+    fn items_before_sentence_punctuation_are_masked() {
+        let masker = faultline_engine::masking::from_config(&TracingConfig::default());
+        let event = Event {
+            message: Some(
+                "Card on file is 4111111111111111. Write to b@xn--80ak6aa92e.xn--p1ai.".into(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            mask_event(&*masker, event).message.as_deref(),
+            Some("Card on file is ****-****-****-1111. Write to b***@xn--80ak6aa92e.xn--p1ai.")
+        );
+    }
+
+    #[test]
     fn written_back_encoded() {
         // A value that needs its escapes keeps them, masked or not: the
         // query string, the URL's query and its path read as what was masked.
