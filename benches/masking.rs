@@ -14,12 +14,24 @@
 //!   runs);
 //! * `pii-corpus`: the texts of `tests/it/data/pii.jsonl`, 320 log lines,
 //!   payloads and values each holding personal data or secrets.
+//!
+//! For instruction counts (callgrind, free of the machine's noise):
+//!
+//! ```text
+//! FAULTLINE_BENCH_COUNT=N FAULTLINE_BENCH_WHICH=attributes|clean-corpus|pii-corpus <bench binary>
+//! ```
+//!
+//! masks the chosen input N times with the `PiiMasker` and exits, without
+//! criterion. Running it for two values of N under
+//! `valgrind --tool=callgrind` and dividing the difference of the
+//! instruction counts by the difference of N gives instructions per pass
+//! over the input without the set-up costs.
 
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use faultline::config::TracingConfig;
 use faultline::masking::{Masker, PiiMasker};
 use regex::Regex;
@@ -97,30 +109,35 @@ fn pii_texts() -> Vec<String> {
         .collect()
 }
 
+/// The three inputs, by name.
+fn inputs(pii: &[String]) -> Vec<(&'static str, Vec<&str>)> {
+    vec![
+        ("attributes", ATTRIBUTES.to_vec()),
+        ("clean-corpus", CLEAN.lines().collect()),
+        ("pii-corpus", pii.iter().map(String::as_str).collect()),
+    ]
+}
+
+/// Masks every text of `texts` once; the bytes of the texts that changed.
+fn mask_all(masker: &PiiMasker, texts: &[&str]) -> usize {
+    let mut changed = 0usize;
+    for text in texts {
+        if let Cow::Owned(m) = masker.mask(black_box(text)) {
+            changed += m.len();
+        }
+    }
+    changed
+}
+
 fn bench(c: &mut Criterion) {
     let ours = PiiMasker::from_config(&TracingConfig::default());
     let naive = NaiveMasker::new();
     let pii = pii_texts();
-    let inputs: Vec<(&str, Vec<&str>)> = vec![
-        ("attributes", ATTRIBUTES.to_vec()),
-        ("clean-corpus", CLEAN.lines().collect()),
-        ("pii-corpus", pii.iter().map(String::as_str).collect()),
-    ];
-    for (name, texts) in &inputs {
+    for (name, texts) in &inputs(&pii) {
         let bytes: usize = texts.iter().map(|t| t.len()).sum();
         let mut group = c.benchmark_group(format!("masking/{name}"));
         group.throughput(Throughput::Bytes(bytes as u64));
-        group.bench_function("pii_masker", |b| {
-            b.iter(|| {
-                let mut changed = 0usize;
-                for text in texts {
-                    if let Cow::Owned(m) = ours.mask(black_box(text)) {
-                        changed += m.len();
-                    }
-                }
-                changed
-            })
-        });
+        group.bench_function("pii_masker", |b| b.iter(|| mask_all(&ours, texts)));
         group.bench_function("naive_regex", |b| {
             b.iter(|| {
                 let mut changed = 0usize;
@@ -136,12 +153,41 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
+/// `FAULTLINE_BENCH_COUNT=N`: the chosen input masked `n` times, no criterion.
+fn count_mode(n: u64, which: &str) {
+    let masker = PiiMasker::from_config(&TracingConfig::default());
+    let pii = pii_texts();
+    let inputs = inputs(&pii);
+    let Some((_, texts)) = inputs.iter().find(|(name, _)| *name == which) else {
+        eprintln!(
+            "FAULTLINE_BENCH_WHICH must be `attributes`, `clean-corpus` or `pii-corpus`, not `{which}`"
+        );
+        std::process::exit(2);
+    };
+    let mut changed = 0usize;
+    for _ in 0..n {
+        changed = changed.wrapping_add(mask_all(&masker, texts));
+    }
+    eprintln!("{which}: {n} passes, {changed} bytes of masked output");
+}
+
+fn main() {
+    if let Some(count) = std::env::var_os("FAULTLINE_BENCH_COUNT") {
+        let count = count.to_string_lossy();
+        let n: u64 = count.trim().parse().unwrap_or_else(|_| {
+            eprintln!("FAULTLINE_BENCH_COUNT must be a number, not `{count}`");
+            std::process::exit(2);
+        });
+        let which =
+            std::env::var("FAULTLINE_BENCH_WHICH").unwrap_or_else(|_| "pii-corpus".to_owned());
+        count_mode(n, &which);
+        return;
+    }
+    let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
-        .sample_size(40);
-    targets = bench
+        .sample_size(40)
+        .configure_from_args();
+    bench(&mut criterion);
+    criterion.final_summary();
 }
-criterion_main!(benches);

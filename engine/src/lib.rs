@@ -45,6 +45,7 @@ pub mod export;
 mod fasthash;
 pub mod masking;
 pub mod panic;
+pub mod percent;
 pub mod propagation;
 pub mod request;
 pub mod resource;

@@ -11,12 +11,13 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use faultline::config::TracingConfig;
-use faultline::error::{AppError, ErrorCode};
+use faultline::error::{AppError, ErrorCode, ProblemDetails};
 use faultline::exception::Failure;
 use faultline::export::InMemoryExporter;
 use faultline::masking::{Masker, PiiMasker};
 use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::SpanData;
 
 use crate::common::{memory_engine, quiet_config};
 
@@ -33,6 +34,15 @@ struct Record {
 
 fn default_masker() -> PiiMasker {
     PiiMasker::from_config(&TracingConfig::default())
+}
+
+/// The value of `span`'s attribute `key`, as text.
+fn attribute(span: &SpanData, key: &str) -> String {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+        .unwrap_or_else(|| panic!("no attribute {key}"))
 }
 
 #[test]
@@ -222,14 +232,7 @@ fn every_engine_surface_reaches_the_exporter_masked() {
         .iter()
         .find(|s| s.name.starts_with("POST"))
         .unwrap();
-    let attr = |key: &str| {
-        server
-            .attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| kv.value.to_string())
-            .unwrap_or_else(|| panic!("no attribute {key}"))
-    };
+    let attr = |key: &str| attribute(server, key);
     assert_eq!(server.name, "POST /users/j***@example.com/cards");
     assert_eq!(attr("app.customer.email"), "j***@example.com");
     assert_eq!(attr("app.customer.phone"), "***-***-5678");
@@ -337,5 +340,154 @@ fn keyed_hash_mode_correlates_across_spans() {
     assert!(value(0, "card").starts_with("card:hmac:"));
     assert_eq!(value(0, "customer"), value(1, "customer"));
     assert_eq!(value(0, "card"), value(1, "card"));
+    engine.shutdown();
+}
+
+/// Sentences whose personal items end right before punctuation (issue 19),
+/// an email under an A-label domain, and a grouped number failing Luhn as a
+/// whole, with what each must become wherever it leaves the process.
+const SENTENCES: &[(&str, &str)] = &[
+    (
+        "Card on file is 4111111111111111.",
+        "Card on file is ****-****-****-1111.",
+    ),
+    (
+        "Amex 378282246310005, thanks!",
+        "Amex ****-****-****-0005, thanks!",
+    ),
+    ("(card 5555555555554444)", "(card ****-****-****-4444)"),
+    (
+        "call 555-123-4567; or +4915112345678?",
+        "call ***-***-4567; or ***-***-5678?",
+    ),
+    ("phone 5551234567.", "phone ***-***-4567."),
+    ("SSN 123456789: on file", "SSN ***-**-****: on file"),
+    (
+        "contact=b@xn--80ak6aa92e.xn--p1ai",
+        "contact=b***@xn--80ak6aa92e.xn--p1ai",
+    ),
+    ("write to a@b.example.", "write to a***@b.example."),
+    ("ref 5018 0000 0009 1234.", "ref 5018 0000 0009 1234."),
+];
+
+/// The `mask` example as a user runs it: each line in, its masked line out.
+#[test]
+fn mask_example_masks_items_before_punctuation() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let exe = std::env::current_exe().expect("test binary path");
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile directory")
+        .join("examples")
+        .join("mask");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --all-features --example mask` (scripts/test does)",
+        binary.display()
+    );
+    let mut command = Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FAULTLINE_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the mask example starts");
+    let input: String = SENTENCES
+        .iter()
+        .map(|(text, _)| format!("{text}\n"))
+        .collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let got: Vec<&str> = stdout.lines().collect();
+    let want: Vec<&str> = SENTENCES.iter().map(|(_, masked)| *masked).collect();
+    assert_eq!(got, want);
+}
+
+/// The same sentences through the engine: span attributes, a captured
+/// header, an exception event and the status, as the exporter receives
+/// them, and the problem body of the error, as the client does.
+#[test]
+fn exported_span_masks_items_before_punctuation() {
+    let spans = InMemoryExporter::default();
+    let engine = memory_engine(quiet_config().build().unwrap(), &spans);
+    let mut attributes: Vec<KeyValue> = SENTENCES
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| KeyValue::new(format!("app.note.{i}"), *text))
+        .collect();
+    // A captured request header, in the form the request module records it.
+    attributes.push(KeyValue::new(
+        "http.request.header.x-note",
+        Value::Array(vec![StringValue::from(SENTENCES[0].0)].into()),
+    ));
+    let cx = engine.start_server_span("POST /notes", attributes, &http::HeaderMap::new());
+    let err = AppError::new(DECLINED, SENTENCES[1].0);
+    engine.record_failure(&cx, &Failure::error(&err));
+    cx.span().end();
+
+    let problem = ProblemDetails::from_app_error(&err).masked(engine.masker());
+    assert_eq!(problem.detail, SENTENCES[1].1);
+
+    engine.force_flush();
+    let exported = spans.wait_for(1, WAIT);
+    let span = &exported[0];
+    for (i, (_, masked)) in SENTENCES.iter().enumerate() {
+        assert_eq!(attribute(span, &format!("app.note.{i}")), *masked);
+    }
+    let header = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "http.request.header.x-note")
+        .map(|kv| kv.value.clone());
+    assert_eq!(
+        header,
+        Some(Value::Array(vec![StringValue::from(SENTENCES[0].1)].into()))
+    );
+    let exception = span
+        .events
+        .iter()
+        .find(|e| e.name == "exception")
+        .expect("an exception event");
+    assert_eq!(
+        exception
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "exception.message")
+            .map(|kv| kv.value.to_string())
+            .as_deref(),
+        Some(SENTENCES[1].1)
+    );
+    let bytes = format!("{exported:?}");
+    for raw in [
+        "4111111111111111",
+        "378282246310005",
+        "5555555555554444",
+        "555-123-4567",
+        "4915112345678",
+        "5551234567",
+        "123456789",
+        "b@xn--",
+        "a@b.example",
+    ] {
+        assert!(
+            !bytes.contains(raw),
+            "{raw:?} reached the exporter:\n{bytes}"
+        );
+    }
     engine.shutdown();
 }

@@ -28,6 +28,7 @@ mod hash;
 mod keys;
 mod numbers;
 mod pii;
+mod query;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use regex::{Regex, RegexSet};
 use crate::config::TracingConfig;
 
 pub use pii::PiiMasker;
+pub use query::mask_query;
 
 /// What a redacted value becomes.
 pub const REDACTED: &str = "[REDACTED]";

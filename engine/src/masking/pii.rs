@@ -111,9 +111,10 @@ impl PiiMasker {
     }
 
     /// Masks a URL query string (`a=1&b=2`, without the `?`) parameter by
-    /// parameter: the value of a secret key becomes `[REDACTED]`; every
-    /// other value is percent-decoded (`%40` is `@`), masked, and encoded
-    /// again when that changed it. Borrowed when nothing changes.
+    /// parameter, as [`mask_query`](super::mask_query) does: the value of a
+    /// secret key becomes `[REDACTED]`; every other key and value is
+    /// percent-decoded (`%40` is `@`), masked, and encoded again when that
+    /// changed it. Borrowed when nothing changes.
     ///
     /// ```
     /// use faultline_engine::masking::PiiMasker;
@@ -125,7 +126,7 @@ impl PiiMasker {
     /// );
     /// ```
     pub fn mask_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        crate::export::mask_query(self, query)
+        super::mask_query(self, query)
     }
 }
 

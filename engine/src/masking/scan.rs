@@ -387,7 +387,7 @@ fn label_before(b: &[u8], lead: usize, floor: usize) -> Label {
         && skipped < 6
         && matches!(
             b[i - 1],
-            b' ' | b'\t' | b':' | b'=' | b'"' | b'\'' | b'#' | b'\\'
+            b' ' | b'\t' | b':' | b'=' | b'"' | b'\'' | b'#' | b'\\' | b'('
         )
     {
         i -= 1;
@@ -487,9 +487,13 @@ impl Rules {
                 Some(_) => return run_end,
             }
         }
-        if b.get(run_end) == Some(&b'.') && (p == floor || !matches!(b[p - 1], b'+' | b'%')) {
+        if b.get(run_end) == Some(&b'.')
+            && b.get(run_end + 1).is_some_and(u8::is_ascii_digit)
+            && (p == floor || !matches!(b[p - 1], b'+' | b'%'))
+        {
             // Joined by dots, only 555.123.4567 or 1.555.123.4567 is
             // personal; versions, addresses and decimals are skipped whole.
+            // (A `.` with no digit after it ends the number: a full stop.)
             if !matches!(run_end - p, 1 | 3) {
                 let mut i = run_end;
                 while i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
@@ -616,7 +620,9 @@ impl Rules {
                 plus = true;
                 lead = p - 1;
             }
-            b'(' => {
+            // `(555) 123-4567`; a longer number in parentheses is just
+            // enclosed (`(4111111111111111)`).
+            b'(' if run_end - p <= 4 => {
                 open = Some(p - 1);
             }
             _ => {}
@@ -640,6 +646,14 @@ impl Rules {
             && (is_word(c) || matches!(c, b'@' | b'*') || b[end..].starts_with(b"%40"))
         {
             // Joined to what follows: the scan skips it from there.
+            return end;
+        }
+        if matches!(b.get(end), Some(b'.' | b'-'))
+            && b.get(end + 1).is_some_and(|&d| is_word(d) || d == b'@')
+        {
+            // `4111….json`, `4111…-v2`: part of a name. Any other byte after
+            // the last digit (`.` `,` `;` `:` `!` `?` `)` a quote, a space)
+            // ends the number.
             return end;
         }
         let digits = &b[p..end];
@@ -769,7 +783,9 @@ impl Rules {
                 continue;
             }
             match self.match_at(b, g, s, s == 0 && plus, &mut label, lead) {
-                Some((e, kind)) => {
+                // One number that is nothing we mask: no match inside it.
+                Some((e, None)) => s = e,
+                Some((e, Some(kind))) => {
                     let begin = if s == 0 && plus {
                         lead
                     } else if g[s].paren {
@@ -797,7 +813,9 @@ impl Rules {
         resume
     }
 
-    /// The shape that matches the groups from `s`, and where it ends.
+    /// The shape that matches the groups from `s`, and where it ends; no
+    /// kind when the groups up to there are one number that is none of
+    /// them (a grouped number that fails Luhn as a whole).
     #[allow(clippy::too_many_arguments)]
     fn match_at(
         &self,
@@ -807,9 +825,10 @@ impl Rules {
         plus: bool,
         label: &mut Option<Label>,
         lead: usize,
-    ) -> Option<(usize, Kind)> {
+    ) -> Option<(usize, Option<Kind>)> {
         let n = g.len();
         let boundary = |e: usize| e == n || g[e].sep == b' ';
+        let mut number = None;
         let label_of =
             |label: &mut Option<Label>| *label.get_or_insert_with(|| label_before(b, lead, 0));
 
@@ -817,7 +836,7 @@ impl Rules {
             // +4915112345678, +1 (555) 123-4567, +44 20 7946 0958
             let e = widest(g, s, 8, 15)?;
             let date = e - s == 3 && g[s].len() == 4 && g[s + 1].len() == 2 && g[s + 2].len() == 2;
-            return (!date).then_some((e, Kind::Phone));
+            return (!date).then_some((e, Some(Kind::Phone)));
         }
 
         // Cards: plain, or grouped with spaces or dashes (4-4-4-4, 4-6-5, ...).
@@ -827,37 +846,13 @@ impl Rules {
                 if numbers::is_card(&b[g[s].start..g[s].end])
                     && !(s == 0 && label_of(label) == Label::Id)
                 {
-                    return Some((s + 1, Kind::Card));
+                    return Some((s + 1, Some(Kind::Card)));
                 }
-            } else if first == 4 && s + 2 < n && matches!(g[s + 1].sep, b' ' | b'-') {
-                let sep = g[s + 1].sep;
-                let mut digits = [0u8; 19];
-                digits[..4].copy_from_slice(&b[g[s].start..g[s].end]);
-                let mut total = 4;
-                let mut e = s + 1;
-                let mut best = None;
-                while e < n
-                    && g[e].sep == sep
-                    && !g[e].paren
-                    && (1..=6).contains(&g[e].len())
-                    && total + g[e].len() <= 19
-                {
-                    digits[total..total + g[e].len()].copy_from_slice(&b[g[e].start..g[e].end]);
-                    total += g[e].len();
-                    e += 1;
-                    if e - s >= 3
-                        && total >= 12
-                        && boundary(e)
-                        && numbers::is_card(&digits[..total])
-                    {
-                        best = Some(e);
-                    }
-                    if g[e - 1].len() < 3 {
-                        break;
-                    }
-                }
-                if let Some(e) = best {
-                    return Some((e, Kind::Card));
+            } else {
+                match grouped_card(b, g, s) {
+                    Grouped::Card(e) => return Some((e, Some(Kind::Card))),
+                    Grouped::Number(e) => number = Some(e),
+                    Grouped::Nothing => {}
                 }
             }
         }
@@ -878,7 +873,7 @@ impl Rules {
             && &b[g[s + 1].start..g[s + 1].end] != b"00"
             && &b[g[s + 2].start..g[s + 2].end] != b"0000"
         {
-            return Some((s + 3, Kind::Ssn));
+            return Some((s + 3, Some(Kind::Ssn)));
         }
         // EIN: 12-3456789.
         if s + 2 <= n
@@ -890,7 +885,7 @@ impl Rules {
             && boundary(s + 2)
             && &b[g[s].start..g[s].end] != b"00"
         {
-            return Some((s + 2, Kind::Ssn));
+            return Some((s + 2, Some(Kind::Ssn)));
         }
         // North American numbers: 555-123-4567, 555.123.4567, 555 123 4567,
         // (555) 123-4567, (555)123-4567, 1-800-555-1234, 1 (555) 123-4567.
@@ -918,7 +913,7 @@ impl Rules {
                     matches!(exchange.sep, b'-' | b'.' | b' ') && line.sep == exchange.sep
                 };
                 if ok {
-                    return Some((i + 3, Kind::Phone));
+                    return Some((i + 3, Some(Kind::Phone)));
                 }
             }
         }
@@ -936,15 +931,15 @@ impl Rules {
                 match label_of(label) {
                     Label::Phone => {
                         if let Some(e) = phone_span {
-                            return Some((e, Kind::Phone));
+                            return Some((e, Some(Kind::Phone)));
                         }
                     }
-                    Label::Tax if tax_shape => return Some((1, Kind::Ssn)),
+                    Label::Tax if tax_shape => return Some((1, Some(Kind::Ssn))),
                     _ => {}
                 }
             }
         }
-        None
+        number.map(|e| (e, None))
     }
 
     /// Writes the mask (or keyed hash) of a number over `start..end`.
@@ -1171,6 +1166,77 @@ fn is_mask(value: &str) -> bool {
     value.contains("***-") || value.contains("***@") || value.contains(":hmac:")
 }
 
+/// What the groups from one in a digit sequence turned out to be, read as
+/// a card written in groups (4-4-4-4, 4-6-5, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grouped {
+    /// A card up to this group (exclusive).
+    Card(usize),
+    /// One number up to this group, no card: a card's prefix and length
+    /// but a failed Luhn sum, and a shorter prefix of it that passes.
+    Number(usize),
+    Nothing,
+}
+
+/// Reads the groups from `s` (the first of 4 digits) joined by one
+/// separator as a card: groups of 1 to 6 digits, 19 digits at most,
+/// stopping after a group of fewer than 3 (an expiry `12/27` after a card).
+///
+/// The card is the longest run with an issuer's prefix and length and a
+/// valid Luhn sum, unless more groups of four go on from it to a longer
+/// run with a card's prefix and length that fails Luhn: then that longer
+/// run is the number, and no part of it is a card (`5018 0000 0009 1234`:
+/// the first 12 digits pass, the 16 do not). A shorter last group is not a
+/// continuation (`4111 1111 1111 1111 123`: a card, then a code).
+fn grouped_card(b: &[u8], g: &[Group], s: usize) -> Grouped {
+    let n = g.len();
+    if g[s].len() != 4 || g[s].paren || s + 2 >= n || !matches!(g[s + 1].sep, b' ' | b'-') {
+        return Grouped::Nothing;
+    }
+    let sep = g[s + 1].sep;
+    let mut digits = [0u8; 19];
+    digits[..4].copy_from_slice(&b[g[s].start..g[s].end]);
+    let mut total = 4;
+    let mut e = s + 1;
+    let mut card = None;
+    let mut spoiled = None;
+    // Every group after `card` has four digits.
+    let mut fours = true;
+    while e < n
+        && g[e].sep == sep
+        && !g[e].paren
+        && (1..=6).contains(&g[e].len())
+        && total + g[e].len() <= 19
+    {
+        let len = g[e].len();
+        digits[total..total + len].copy_from_slice(&b[g[e].start..g[e].end]);
+        total += len;
+        e += 1;
+        fours &= len == 4;
+        if e - s >= 3
+            && total >= 12
+            && (e == n || g[e].sep == b' ')
+            && numbers::issuer_matches(&digits[..total])
+        {
+            if numbers::luhn_valid(&digits[..total]) {
+                card = Some(e);
+                spoiled = None;
+                fours = true;
+            } else if card.is_some() && fours {
+                spoiled = Some(e);
+            }
+        }
+        if len < 3 {
+            break;
+        }
+    }
+    match (card, spoiled) {
+        (Some(_), Some(e)) => Grouped::Number(e),
+        (Some(e), None) => Grouped::Card(e),
+        (None, _) => Grouped::Nothing,
+    }
+}
+
 /// The widest run of whole tokens from `s` holding `min..=max` digits.
 fn widest(g: &[Group], s: usize, min: usize, max: usize) -> Option<usize> {
     let n = g.len();
@@ -1248,9 +1314,11 @@ fn local_part_start(b: &[u8], at: usize, floor: usize) -> Option<usize> {
     (i < at).then_some(i)
 }
 
-/// The end of an email's domain starting at `start`: two labels or more,
-/// the last all letters (`example.com`, `mail.example.co.uk`), and not an
-/// image name (`icon@2x.png`).
+/// The end of an email's domain starting at `start`: two labels or more
+/// (`example.com`, `mail.eu.example.co.uk`), the last a top-level domain
+/// ([`is_top_level_domain`]: letters, or an A-label such as `xn--p1ai`),
+/// and not an image name (`icon@2x.png`). A `.` ends the domain unless a
+/// label follows it (`write to a@b.example.` keeps its full stop).
 fn domain_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start;
     let mut labels = 0;
@@ -1280,8 +1348,7 @@ fn domain_end(b: &[u8], start: usize) -> Option<usize> {
     if labels < 2 {
         return None;
     }
-    let tld = &b[last_label..end];
-    if tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) {
+    if !is_top_level_domain(&b[last_label..end]) {
         return None;
     }
     let first = &b[start..first_label_end];
@@ -1293,6 +1360,18 @@ fn domain_end(b: &[u8], start: usize) -> Option<usize> {
         return None;
     }
     Some(end)
+}
+
+/// Whether `label` can be a top-level domain: two letters or more
+/// (`com`, `co`, `example`), or an internationalized one in its ASCII form,
+/// an A-label (`xn--p1ai`: `xn--` then letters, digits and hyphens).
+fn is_top_level_domain(label: &[u8]) -> bool {
+    if label.len() > 4 && label[..4].eq_ignore_ascii_case(b"xn--") {
+        // The label's characters (letters, digits, hyphens, not ending in
+        // one) were checked by the caller.
+        return true;
+    }
+    label.len() >= 2 && label.iter().all(u8::is_ascii_alphabetic)
 }
 
 /// The password of `scheme://user:password@host` whose `@` is at `at`.

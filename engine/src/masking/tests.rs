@@ -1,6 +1,7 @@
 //! Unit tests of the maskers: table-driven, one table per rule.
 
 use super::*;
+use crate::masking::numbers;
 
 fn masker() -> BasicMasker {
     let config = TracingConfig::builder()
@@ -332,6 +333,196 @@ fn not_ssns() {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Where a number ends: punctuation after the last digit (issue 19)
+// ---------------------------------------------------------------------------
+
+/// What may follow an item at the end of a sentence or a clause.
+const PUNCTUATION: [char; 9] = ['.', ',', ';', ':', '!', '?', ')', '"', '\''];
+
+/// Every kind and separator form, with its mask.
+const ITEMS: &[(&str, &str)] = &[
+    // Cards of every brand and length, plain.
+    ("4111111111111111", "****-****-****-1111"),
+    ("4222222222222", "****-****-****-2222"),
+    ("6200000000000000000", "****-****-****-0000"),
+    ("5555555555554444", "****-****-****-4444"),
+    ("2221000000000009", "****-****-****-0009"),
+    ("2200123456789019", "****-****-****-9019"),
+    ("378282246310005", "****-****-****-0005"),
+    ("30569309025904", "****-****-****-5904"),
+    ("3530111333300000", "****-****-****-0000"),
+    ("6011111111111117", "****-****-****-1117"),
+    ("6221260000000000", "****-****-****-0000"),
+    ("501800000009", "****-****-****-0009"),
+    // Cards with spaces and with dashes.
+    ("4111 1111 1111 1111", "****-****-****-1111"),
+    ("4111-1111-1111-1111", "****-****-****-1111"),
+    ("3782 822463 10005", "****-****-****-0005"),
+    ("3782-822463-10005", "****-****-****-0005"),
+    ("6011 0009 9013 9424", "****-****-****-9424"),
+    ("5018 0000 0009", "****-****-****-0009"),
+    // Phones in every form.
+    ("555-123-4567", "***-***-4567"),
+    ("555.123.4567", "***-***-4567"),
+    ("555 123 4567", "***-***-4567"),
+    ("(555) 123-4567", "***-***-4567"),
+    ("1-800-555-1234", "***-***-1234"),
+    ("+4915112345678", "***-***-5678"),
+    ("+44 20 7946 0958", "***-***-0958"),
+    ("+1-555-123-4567", "***-***-4567"),
+    ("phone 5551234567", "phone ***-***-4567"),
+    ("mobile: 015112345678", "mobile: ***-***-5678"),
+    // SSNs and tax ids.
+    ("123-45-6789", "***-**-****"),
+    ("123 45 6789", "***-**-****"),
+    ("12-3456789", "***-**-****"),
+    ("SSN 123456789", "SSN ***-**-****"),
+    // Emails, A-label domains, deep subdomains, one-letter local parts.
+    ("jane.doe@example.com", "j***@example.com"),
+    ("b@xn--80ak6aa92e.xn--p1ai", "b***@xn--80ak6aa92e.xn--p1ai"),
+    ("a@b.example", "a***@b.example"),
+    (
+        "ops@eu.west.mail.corp.example.co.uk",
+        "o***@eu.west.mail.corp.example.co.uk",
+    ),
+];
+
+#[test]
+fn punctuation_after_the_last_digit_ends_the_number() {
+    let m = pii();
+    for (item, mask) in ITEMS {
+        for p in PUNCTUATION {
+            for (before, after) in [("", ""), ("see ", ""), ("Note: ", " Next one"), ("(", "\n")] {
+                let input = format!("{before}{item}{p}{after}");
+                let want = format!("{before}{mask}{p}{after}");
+                check(&m, &input, &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_decimal_point_is_a_dot_before_a_digit() {
+    check_table(
+        &pii(),
+        &[
+            (
+                "Card on file is 4111111111111111.",
+                "Card on file is ****-****-****-1111.",
+            ),
+            (
+                "Amex 378282246310005. Thanks",
+                "Amex ****-****-****-0005. Thanks",
+            ),
+            ("(4111111111111111)", "(****-****-****-1111)"),
+            ("phone (5551234567)", "phone (***-***-4567)"),
+            ("SSN 123456789.", "SSN ***-**-****."),
+            (
+                "cards 4111111111111111, 5555555555554444.",
+                "cards ****-****-****-1111, ****-****-****-4444.",
+            ),
+        ],
+    );
+    check_unchanged(
+        &pii(),
+        &[
+            "0.4111111111111111",
+            "4111111111111111.5",
+            "4111111111111111.25 EUR",
+            "ratio 5551234567.0",
+            "4111111111111111.json",
+            "4111111111111111-v2",
+            "3.14159265358979.",
+            "took 1732612345678.",
+            "10.0.0.1.",
+            "v1.2.3.",
+        ],
+    );
+}
+
+#[test]
+fn a_label_domains_are_domains() {
+    check_table(
+        &pii(),
+        &[
+            (
+                "contact=b@xn--80ak6aa92e.xn--p1ai",
+                "contact=b***@xn--80ak6aa92e.xn--p1ai",
+            ),
+            ("jane@xn--bcher-kva.example", "j***@xn--bcher-kva.example"),
+            ("jane@mail.xn--mller-kva.de", "j***@mail.xn--mller-kva.de"),
+            ("x@XN--P1AI.XN--P1AI", "x***@XN--P1AI.XN--P1AI"),
+            ("write to a@b.example.", "write to a***@b.example."),
+            ("a@b.c.d.e.f.example.org", "a***@b.c.d.e.f.example.org"),
+            (
+                "b%40xn--80ak6aa92e.xn--p1ai",
+                "b***@xn--80ak6aa92e.xn--p1ai",
+            ),
+        ],
+    );
+    check_unchanged(
+        &pii(),
+        &[
+            "a@b.xn--",
+            "a@b.xn-",
+            "a@b.xn--p1ai-",
+            "pkg@1.2.3",
+            "a@xn--p1ai",
+        ],
+    );
+}
+
+#[test]
+fn no_card_on_a_prefix_of_a_longer_number() {
+    // 12 digits that pass Luhn as a Maestro card, then a fourth group:
+    // 16 digits that fail it.
+    assert!(numbers::is_card(b"501800000009"));
+    assert!(!numbers::luhn_valid(b"5018000000091234"));
+    check_unchanged(
+        &pii(),
+        &[
+            "5018 0000 0009 1234",
+            "5018-0000-0009-1234",
+            "ref 5018 0000 0009 1234.",
+        ],
+    );
+    check_table(
+        &pii(),
+        &[
+            // The whole number is a card: masked whole.
+            ("5018 0000 0009", "****-****-****-0009"),
+            // What follows is no group of four: an expiry, a code.
+            ("4111 1111 1111 1111 12", "****-****-****-1111 12"),
+            ("4111 1111 1111 1111 123", "****-****-****-1111 123"),
+            // Past 19 digits nothing is one card number.
+            ("4111 1111 1111 1111 2027", "****-****-****-1111 2027"),
+            // Two cards side by side.
+            (
+                "4111 1111 1111 1111 5555 5555 5555 4444",
+                "****-****-****-1111 ****-****-****-4444",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn custom_patterns_before_punctuation() {
+    let m = with_custom_patterns();
+    for p in PUNCTUATION {
+        check(
+            &m,
+            &format!("badge EMP-123456{p}"),
+            &format!("badge EMP-******{p}"),
+        );
+        check(
+            &m,
+            &format!("to DE89370400440532013000{p} ok"),
+            &format!("to [REDACTED]{p} ok"),
+        );
+    }
+}
+
 #[test]
 fn secret_pairs_in_text() {
     check_table(
@@ -571,14 +762,20 @@ fn pii_masker_secret_keys() {
     check(&m, "pin=1234", "pin=[REDACTED]");
 }
 
-#[test]
-fn custom_patterns_run_with_the_built_in_rules() {
+/// The built-in rules plus three custom patterns (orders, IBANs, employee ids).
+fn with_custom_patterns() -> PiiMasker {
     let config = TracingConfig::builder()
         .pii_pattern_with("order", r"ORD-(\d{2})\d{6}", "ORD-$1******")
         .pii_pattern("iban", r"\bDE\d{20}\b")
+        .pii_pattern_with("employee", r"EMP-\d{6}", "EMP-******")
         .build()
         .unwrap();
-    let m = PiiMasker::from_config(&config);
+    PiiMasker::from_config(&config)
+}
+
+#[test]
+fn custom_patterns_run_with_the_built_in_rules() {
+    let m = with_custom_patterns();
     check(
         &m,
         "order ORD-12345678 shipped",
@@ -607,6 +804,13 @@ fn mask_query_per_parameter() {
         ("api%5Fkey=k1", "api%5Fkey=[REDACTED]"),
         ("password=", "password="),
         ("", ""),
+        // Keys and bare parameters are masked too; what is written back
+        // is encoded again.
+        ("jane%40example.com", "j***@example.com"),
+        ("x=1&jane@example.com", "x=1&j***@example.com"),
+        ("jane%40example.com=1&b=2", "j***@example.com=1&b=2"),
+        ("q=a%26b+jane%40example.com", "q=a%26b%20j***@example.com"),
+        ("q=%zz&e=jane%40example.com", "q=%zz&e=j***@example.com"),
     ];
     for (query, want) in table {
         let once = m.mask_query(query);
@@ -614,6 +818,40 @@ fn mask_query_per_parameter() {
         assert_eq!(m.mask_query(&once), once, "{query} twice");
     }
     assert!(matches!(m.mask_query("page=2&sort=asc"), Cow::Borrowed(_)));
+}
+
+#[test]
+fn query_strings_are_masked_per_parameter() {
+    let config = TracingConfig::builder()
+        .pii_pattern("acct", r"ACCT-\d+")
+        .build()
+        .unwrap();
+    let m = BasicMasker::from_config(&config);
+    assert!(matches!(
+        mask_query(&m, "page=2&sort=asc"),
+        Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        mask_query(&m, "token=abc&page=2"),
+        "token=[REDACTED]&page=2"
+    );
+    assert_eq!(
+        mask_query(&m, "page=2&api_key=k1&x=1"),
+        "page=2&api_key=[REDACTED]&x=1"
+    );
+    assert_eq!(mask_query(&m, "a=ACCT-12&b=ok"), "a=[REDACTED]&b=ok");
+    assert_eq!(mask_query(&m, "a=ACCT%2D12"), "a=[REDACTED]");
+    assert_eq!(mask_query(&m, "password="), "password=");
+    assert_eq!(mask_query(&m, "flag&token=t"), "flag&token=[REDACTED]");
+    assert_eq!(mask_query(&m, ""), "");
+    // What is written back reads as what was masked; what is not changed
+    // stays as written.
+    assert_eq!(
+        mask_query(&m, "q=a%26b&token=t"),
+        "q=a%26b&token=[REDACTED]"
+    );
+    assert_eq!(mask_query(&m, "a=ACCT-1&q=a%26b"), "a=[REDACTED]&q=a%26b");
+    assert_eq!(mask_query(&m, "a=x&&b=ACCT-1&"), "a=x&&b=[REDACTED]&");
 }
 
 #[test]
@@ -780,12 +1018,154 @@ mod properties {
         prop::collection::vec(piece, 0..16).prop_map(|v| v.concat())
     }
 
+    /// The Luhn check digit that completes `digits`.
+    fn luhn_digit(digits: &[u8]) -> u8 {
+        let mut with = digits.to_vec();
+        with.push(b'0');
+        (0..10u8)
+            .map(|d| b'0' + d)
+            .find(|&d| {
+                *with.last_mut().unwrap() = d;
+                numbers::luhn_valid(&with)
+            })
+            .unwrap()
+    }
+
+    /// A personal item as text, and its mask.
+    type Item = (String, String);
+
+    /// A Luhn-valid card of a random brand and length, plain or grouped in
+    /// fours with spaces or dashes.
+    fn card() -> impl Strategy<Value = Item> {
+        let brands = prop::sample::select(vec![
+            ("4", 16),
+            ("4", 13),
+            ("4", 19),
+            ("51", 16),
+            ("55", 16),
+            ("2221", 16),
+            ("2720", 16),
+            ("2200", 18),
+            ("34", 15),
+            ("37", 15),
+            ("36", 14),
+            ("300", 14),
+            ("3528", 16),
+            ("6011", 16),
+            ("65", 19),
+            ("62", 17),
+            ("50", 12),
+            ("67", 13),
+        ]);
+        (
+            brands,
+            "[0-9]{18}",
+            prop::sample::select(vec!["", " ", "-"]),
+        )
+            .prop_map(|((prefix, len), random, sep)| {
+                let mut digits = prefix.as_bytes().to_vec();
+                digits.extend_from_slice(&random.as_bytes()[..len - 1 - prefix.len()]);
+                digits.push(luhn_digit(&digits));
+                let plain = String::from_utf8(digits).unwrap();
+                let text = plain
+                    .as_bytes()
+                    .chunks(4)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(sep);
+                (text, format!("****-****-****-{}", &plain[len - 4..]))
+            })
+    }
+
+    /// A North American or international phone number in one of its forms.
+    fn phone() -> impl Strategy<Value = Item> {
+        ("[2-9][0-9]{2}", "[2-9][0-9]{2}", "[0-9]{4}", 0..7usize).prop_map(
+            |(area, exchange, line, form)| {
+                let text = match form {
+                    0 => format!("{area}-{exchange}-{line}"),
+                    1 => format!("{area}.{exchange}.{line}"),
+                    2 => format!("{area} {exchange} {line}"),
+                    3 => format!("({area}) {exchange}-{line}"),
+                    4 => format!("1-{area}-{exchange}-{line}"),
+                    5 => format!("+1 {area} {exchange} {line}"),
+                    _ => format!("+49{area}{exchange}{line}"),
+                };
+                (text, format!("***-***-{line}"))
+            },
+        )
+    }
+
+    /// An SSN or an EIN, with dashes or spaces.
+    fn ssn() -> impl Strategy<Value = Item> {
+        ("[1-8][0-9][1-9]", "[1-9][0-9]", "[1-9][0-9]{3}", 0..3usize).prop_map(
+            |(area, group, serial, form)| {
+                let text = match form {
+                    0 => format!("{area}-{group}-{serial}"),
+                    1 => format!("{area} {group} {serial}"),
+                    _ => format!("{group}-{area}{serial}"),
+                };
+                (text, "***-**-****".to_owned())
+            },
+        )
+    }
+
+    /// An email: one-letter or longer local parts, subdomains, A-labels.
+    fn email() -> impl Strategy<Value = Item> {
+        let label = prop_oneof![
+            "[a-z][a-z0-9]{0,6}",
+            "[a-z][a-z0-9-]{0,5}[a-z0-9]",
+            "xn--[a-z0-9]{2,8}",
+        ];
+        let tld = prop_oneof!["[a-z]{2,6}", "xn--[a-z0-9]{2,6}"];
+        (
+            "[a-z0-9]([a-z0-9._+-]{0,8}[a-z0-9])?",
+            prop::collection::vec(label, 1..5),
+            tld,
+        )
+            .prop_map(|(local, labels, tld)| {
+                let domain = format!("{}.{tld}", labels.join("."));
+                let mask = format!("{}***@{domain}", &local[..1]);
+                (format!("{local}@{domain}"), mask)
+            })
+    }
+
+    /// A custom pattern's match (see [`with_custom_patterns`]).
+    fn employee() -> impl Strategy<Value = Item> {
+        "[0-9]{6}".prop_map(|id| (format!("EMP-{id}"), "EMP-******".to_owned()))
+    }
+
+    fn item() -> impl Strategy<Value = Item> {
+        prop_oneof![card(), phone(), ssn(), email(), employee()]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 2000,
             failure_persistence: None,
             ..ProptestConfig::default()
         })]
+
+        /// Any personal item, then any punctuation that may end a sentence
+        /// or a clause: the item is masked, the punctuation kept.
+        #[test]
+        fn punctuation_after_an_item_is_kept_and_the_item_masked(
+            (text, mask) in item(),
+            punctuation in prop::sample::select(PUNCTUATION.to_vec()),
+            before in prop::sample::select(vec!["", "see ", "on file: ", "(", "\""]),
+            after in prop::sample::select(vec!["", " then", "\n", " 42"]),
+        ) {
+            let m = with_custom_patterns();
+            let input = format!("{before}{text}{punctuation}{after}");
+            let masked = m.mask(&input);
+            prop_assert_eq!(&*masked, format!("{before}{mask}{punctuation}{after}"));
+            prop_assert_eq!(&*m.mask(&masked), &*masked);
+            // Hashing: a tag instead of the mask, the punctuation still kept.
+            let hashing = m.clone().with_hash_key(b"0123456789abcdef").unwrap();
+            let hashed = hashing.mask(&input);
+            prop_assert!(!hashed.contains(&text), "{:?} in {:?}", text, hashed);
+            let kept = format!("{punctuation}{after}");
+            prop_assert!(hashed.starts_with(before) && hashed.ends_with(&kept), "{:?}", hashed);
+        }
 
         #[test]
         fn masking_is_stable_and_borrows_when_unchanged(text in texty()) {

@@ -77,38 +77,21 @@ fn trim_ows(s: &str) -> &str {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    if !b.contains(&b'%') {
-        return Some(s.to_owned());
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = b.get(i + 1..i + 3)?;
-            let hi = (h[0] as char).to_digit(16)?;
-            let lo = (h[1] as char).to_digit(16)?;
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::percent::decode(s).map(std::borrow::Cow::into_owned)
 }
 
+/// What a value escapes: every byte that is not a `baggage-octet`, and `%`
+/// (bytes past ASCII always are).
+const VALUE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%');
+
 fn percent_encode_into(out: &mut String, value: &str) {
-    for &c in value.as_bytes() {
-        if is_baggage_octet(c) && c != b'%' {
-            out.push(c as char);
-        } else {
-            const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-            out.push('%');
-            out.push(DIGITS[(c >> 4) as usize] as char);
-            out.push(DIGITS[(c & 0xf) as usize] as char);
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(value, VALUE_ESCAPES));
 }
 
 fn valid_properties(props: &str) -> bool {

@@ -11,7 +11,8 @@
 
 use std::borrow::Cow;
 
-use faultline_engine::masking::{Masker, REDACTED};
+use faultline_engine::masking::{Masker, REDACTED, mask_query};
+use faultline_engine::percent;
 use sentry::protocol::{
     Breadcrumb, Context, Event, Exception, Frame, LogEntry, Map, Request, Stacktrace, TemplateInfo,
     Thread, User, Value,
@@ -215,48 +216,6 @@ fn mask_headers(masker: &dyn Masker, headers: &mut Map<String, String>) {
     mask_string_map(masker, headers);
 }
 
-/// `a=1&b=2` with each value masked under its key (secret keys redacted).
-fn mask_query(masker: &dyn Masker, query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => {
-                let key = percent_decode(k);
-                let value = percent_decode(v);
-                format!("{}={}", masker.mask(k), masker.mask_value(&key, &value))
-            }
-            None => masker.mask(pair).into_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Decodes `%XX` and `+` in a query component (invalid escapes stay as
-/// they are), so that an escaped email is seen by the masker.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn mask_request(masker: &dyn Masker, r: &mut Request) {
     if let Some(url) = r.url.take() {
         r.url = mask_url(masker, url);
@@ -264,7 +223,7 @@ fn mask_request(masker: &dyn Masker, r: &mut Request) {
     mask_opt(masker, &mut r.method);
     mask_opt(masker, &mut r.data);
     if let Some(q) = &r.query_string {
-        r.query_string = Some(mask_query(masker, q));
+        r.query_string = Some(mask_query(masker, q).into_owned());
     }
     r.cookies = None;
     mask_headers(masker, &mut r.headers);
@@ -278,11 +237,12 @@ fn mask_url(masker: &dyn Masker, mut url: sentry::protocol::Url) -> Option<sentr
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.set_fragment(None);
-    let path = percent_decode(url.path());
+    let path = percent::decode_lossy(url.path());
     if let Cow::Owned(m) = masker.mask(&path) {
-        url.set_path(&m);
+        // Written back encoded, so that it reads as what was masked.
+        url.set_path(&percent::encode_path(&m));
     }
-    if let Some(q) = url.query().map(|q| mask_query(masker, q)) {
+    if let Some(q) = url.query().map(|q| mask_query(masker, q).into_owned()) {
         url.set_query(Some(&q));
     }
     // The host stays: it names the service, not a person.
@@ -741,10 +701,61 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%40b.com"), "a@b.com");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    fn items_before_sentence_punctuation_are_masked() {
+        let masker = faultline_engine::masking::from_config(&TracingConfig::default());
+        let event = Event {
+            message: Some(
+                "Card on file is 4111111111111111. Write to b@xn--80ak6aa92e.xn--p1ai.".into(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            mask_event(&*masker, event).message.as_deref(),
+            Some("Card on file is ****-****-****-1111. Write to b***@xn--80ak6aa92e.xn--p1ai.")
+        );
+    }
+
+    #[test]
+    fn written_back_encoded() {
+        // A value that needs its escapes keeps them, masked or not: the
+        // query string, the URL's query and its path read as what was masked.
+        let masker = faultline_engine::masking::from_config(&TracingConfig::default());
+        let event = Event {
+            request: Some(Request {
+                url: Some(
+                    Url::parse(&format!(
+                        "https://shop.example.com/a%26b/{}?q=a%26b&e={}&n=a%2Bb",
+                        EMAIL.replace('@', "%40"),
+                        EMAIL.replace('@', "%40")
+                    ))
+                    .unwrap(),
+                ),
+                query_string: Some(format!("q=a%26b&e={}&n=a%2Bb", EMAIL.replace('@', "%40"))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let masked = mask_event(&*masker, event);
+        let request = masked.request.unwrap();
+        assert_eq!(
+            request.query_string.as_deref(),
+            Some("q=a%26b&e=j***@example.com&n=a%2Bb")
+        );
+        let url = request.url.unwrap();
+        assert_eq!(url.query(), Some("q=a%26b&e=j***@example.com&n=a%2Bb"));
+        assert_eq!(url.path(), "/a%26b/j***@example.com");
+        // Unchanged, it is left as written.
+        let clean = Event {
+            request: Some(Request {
+                query_string: Some("q=a%26b".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let clean = mask_event(&*masker, clean);
+        assert_eq!(
+            clean.request.unwrap().query_string.as_deref(),
+            Some("q=a%26b")
+        );
     }
 }
