@@ -68,7 +68,56 @@ pub use faultline_viewer as viewer;
 #[cfg(feature = "warp")]
 pub use faultline_warp as warp;
 
-/// The examples of docs/SAMPLING.md, run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/SAMPLING.md")]
-pub struct SamplingGuide;
+/// The Rust blocks of README.md and of every guide in docs/, compiled by
+/// `cargo test --doc` (and run, unless marked `no_run`): one item per file,
+/// whose documentation is the file. README.md is not the crate's
+/// documentation because its links to docs/ and its screenshot are relative
+/// to the repository and would be dead on docs.rs.
+macro_rules! compiled_guides {
+    ($($item:ident: $path:literal),* $(,)?) => {
+        $(
+            #[cfg(doctest)]
+            #[doc = include_str!(concat!("../", $path))]
+            pub struct $item;
+        )*
+
+        /// Every guide in docs/ is listed in `compiled_guides!` (a guide
+        /// added without its line fails here, so its examples cannot go
+        /// uncompiled).
+        ///
+        /// ```
+        #[doc = concat!("let listed = [", $("\"", $path, "\", ",)* "];")]
+        /// let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        /// let mut missing = Vec::new();
+        /// for entry in std::fs::read_dir(&docs).unwrap() {
+        ///     let name = entry.unwrap().file_name().into_string().unwrap();
+        ///     let path = format!("docs/{name}");
+        ///     if name.ends_with(".md") && !listed.contains(&path.as_str()) {
+        ///         missing.push(path);
+        ///     }
+        /// }
+        /// assert!(missing.is_empty(), "add to compiled_guides! in src/lib.rs: {missing:?}");
+        /// ```
+        #[cfg(doctest)]
+        pub struct EveryGuideCompiled;
+    };
+}
+
+compiled_guides! {
+    Readme: "README.md",
+    BenchmarksGuide: "docs/BENCHMARKS.md",
+    DashboardsGuide: "docs/DASHBOARDS.md",
+    ErrorsGuide: "docs/ERRORS.md",
+    ExportersGuide: "docs/EXPORTERS.md",
+    GettingStartedGuide: "docs/GETTING_STARTED.md",
+    MetricsGuide: "docs/METRICS.md",
+    PiiMaskingGuide: "docs/PII_MASKING.md",
+    PropagationGuide: "docs/PROPAGATION.md",
+    ReliabilityGuide: "docs/RELIABILITY.md",
+    SamplingGuide: "docs/SAMPLING.md",
+    SentryGuide: "docs/SENTRY.md",
+    TestingGuide: "docs/TESTING.md",
+    TroubleshootingGuide: "docs/TROUBLESHOOTING.md",
+    TuningGuide: "docs/TUNING.md",
+    ViewerGuide: "docs/VIEWER.md",
+}
