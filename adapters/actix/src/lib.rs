@@ -4,7 +4,8 @@
 //! use actix_web::{App, HttpServer, web};
 //! use faultline_actix::{Error, FaultlineMiddleware, RequestTrace};
 //! use faultline_engine::error::{AppError, ErrorCode};
-//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_engine::Engine;
+//! use faultline_engine::config::{ExporterKind, TracingConfig};
 //!
 //! const USER_NOT_FOUND: ErrorCode =
 //!     ErrorCode::new(1001, "USER_NOT_FOUND", http::StatusCode::NOT_FOUND);
@@ -15,7 +16,14 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! // The engine alone knows the console exporter; in an application,
+//! // `faultline::setup::engine_builder(config)` registers the exporters
+//! // compiled into faultline (`otlp`, the default, `jaeger`, ...) by name.
+//! let config = TracingConfig::builder()
+//!     .service_name("users")
+//!     .exporters([ExporterKind::CONSOLE])
+//!     .build()?;
+//! let engine = Engine::builder(config).build()?;
 //! HttpServer::new(move || {
 //!     App::new()
 //!         .service(web::resource("/users/{id}").get(user))

@@ -3,7 +3,8 @@
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use faultline_axum::{Error, FaultlineLayer, RequestTrace};
-//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_engine::Engine;
+//! use faultline_engine::config::{ExporterKind, TracingConfig};
 //! use faultline_engine::error::{AppError, ErrorCode};
 //!
 //! const USER_NOT_FOUND: ErrorCode =
@@ -15,7 +16,14 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! // The engine alone knows the console exporter; in an application,
+//! // `faultline::setup::engine_builder(config)` registers the exporters
+//! // compiled into faultline (`otlp`, the default, `jaeger`, ...) by name.
+//! let config = TracingConfig::builder()
+//!     .service_name("users")
+//!     .exporters([ExporterKind::CONSOLE])
+//!     .build()?;
+//! let engine = Engine::builder(config).build()?;
 //! let app = Router::new()
 //!     .route("/users/{id}", get(user))
 //!     .layer(FaultlineLayer::new(engine.clone()));

@@ -2,7 +2,8 @@
 //!
 //! ```no_run
 //! use faultline_engine::error::{AppError, ErrorCode};
-//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_engine::Engine;
+//! use faultline_engine::config::{ExporterKind, TracingConfig};
 //! use faultline_tonic::FaultlineLayer;
 //!
 //! const USER_NOT_FOUND: ErrorCode =
@@ -19,7 +20,14 @@
 //! # where S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible,
 //! #     Response = http::Response<tonic::body::Body>> + tonic::server::NamedService + Clone + Send + Sync + 'static,
 //! #     S::Future: Send + 'static {
-//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! // The engine alone knows the console exporter; in an application,
+//! // `faultline::setup::engine_builder(config)` registers the exporters
+//! // compiled into faultline (`otlp`, the default, `jaeger`, ...) by name.
+//! let config = TracingConfig::builder()
+//!     .service_name("users")
+//!     .exporters([ExporterKind::CONSOLE])
+//!     .build()?;
+//! let engine = Engine::builder(config).build()?;
 //! tonic::transport::Server::builder()
 //!     .layer(FaultlineLayer::new(engine.clone()))
 //!     .add_service(greeter)

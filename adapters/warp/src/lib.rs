@@ -3,7 +3,8 @@
 //!
 //! ```no_run
 //! use faultline_engine::error::{AppError, ErrorCode};
-//! use faultline_engine::{Engine, config::TracingConfig};
+//! use faultline_engine::Engine;
+//! use faultline_engine::config::{ExporterKind, TracingConfig};
 //! use faultline_warp::{Error, RequestTrace};
 //! use warp::{Filter, Rejection};
 //!
@@ -18,7 +19,14 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let engine = Engine::builder(TracingConfig::from_env()?).build()?;
+//! // The engine alone knows the console exporter; in an application,
+//! // `faultline::setup::engine_builder(config)` registers the exporters
+//! // compiled into faultline (`otlp`, the default, `jaeger`, ...) by name.
+//! let config = TracingConfig::builder()
+//!     .service_name("users")
+//!     .exporters([ExporterKind::CONSOLE])
+//!     .build()?;
+//! let engine = Engine::builder(config).build()?;
 //! let users = warp::path!("users" / u32)
 //!     .and(faultline_warp::route("/users/{id}")) // the span is `GET /users/{id}`
 //!     .and(warp::get())
