@@ -83,20 +83,30 @@ macro_rules! compiled_guides {
 
         /// Every guide in docs/ is listed in `compiled_guides!` (a guide
         /// added without its line fails here, so its examples cannot go
-        /// uncompiled).
+        /// uncompiled), linked from README.md's guide list and named in its
+        /// layout.
         ///
         /// ```
         #[doc = concat!("let listed = [", $("\"", $path, "\", ",)* "];")]
-        /// let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-        /// let mut missing = Vec::new();
-        /// for entry in std::fs::read_dir(&docs).unwrap() {
+        /// let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        /// let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        /// let layout = &readme[readme.find("## Layout").unwrap()..];
+        /// let (mut uncompiled, mut unlinked) = (Vec::new(), Vec::new());
+        /// for entry in std::fs::read_dir(root.join("docs")).unwrap() {
         ///     let name = entry.unwrap().file_name().into_string().unwrap();
         ///     let path = format!("docs/{name}");
-        ///     if name.ends_with(".md") && !listed.contains(&path.as_str()) {
-        ///         missing.push(path);
+        ///     if !name.ends_with(".md") {
+        ///         continue;
+        ///     }
+        ///     if !listed.contains(&path.as_str()) {
+        ///         uncompiled.push(path.clone());
+        ///     }
+        ///     if !readme.contains(&format!("]({path})")) || !layout.contains(&name) {
+        ///         unlinked.push(path);
         ///     }
         /// }
-        /// assert!(missing.is_empty(), "add to compiled_guides! in src/lib.rs: {missing:?}");
+        /// assert!(uncompiled.is_empty(), "add to compiled_guides! in src/lib.rs: {uncompiled:?}");
+        /// assert!(unlinked.is_empty(), "add to README.md's guides and layout: {unlinked:?}");
         /// ```
         #[cfg(doctest)]
         pub struct EveryGuideCompiled;
