@@ -432,3 +432,7 @@ impl Correlator for Prometheus {
 
 #[cfg(test)]
 mod tests;
+
+// docs/METRICS.md names every series the plugin exposes.
+#[cfg(test)]
+mod documented;

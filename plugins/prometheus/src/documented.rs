@@ -14,7 +14,7 @@ use faultline_engine::correlate::{
 };
 use faultline_engine::error::{ErrorCode, Severity};
 use faultline_engine::export::{ExportStats, ExporterStats};
-use faultline_prometheus::{Prometheus, PrometheusConfig};
+use crate::{Prometheus, PrometheusConfig};
 use opentelemetry::trace::{SpanId, TraceId};
 
 const USER_NOT_FOUND: ErrorCode =
