@@ -36,8 +36,15 @@
 //!    `FAULTLINE_METRICS_PATH` (`/metrics`), and the `metrics` crate's
 //!    global recorder feeding the same exposition;
 //! 4. the engine, with the exporters `OTEL_TRACES_EXPORTER` names (`otlp`
-//!    and `jaeger` come from their features), installed as the
-//!    OpenTelemetry global.
+//!    and `jaeger` come from their features) and the log exporters
+//!    `OTEL_LOGS_EXPORTER` names (default `otlp`), installed as the
+//!    OpenTelemetry global;
+//! 5. with the feature `tracing`: the global `tracing` subscriber
+//!    ([`Setup::subscriber`] turns it off), filtered by `RUST_LOG` (default
+//!    `info`): `tracing` spans and events join the request's trace, log
+//!    lines (`FAULTLINE_LOG_FORMAT`: `text` or `json`) carry the trace and
+//!    span ids, events become OTLP log records, all masked (see
+//!    [`crate::tracing`]).
 //!
 //! The returned [`Faultline`] hands out the adapter layer of each enabled
 //! framework and the traced HTTP client, and shuts everything down, flushing
@@ -65,6 +72,14 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
         builder = builder.exporter_factory(ExporterKind::Otlp, |config| {
             faultline_otlp::OtlpExporter::from_config(config)
                 .map(|e| Box::new(e) as Box<dyn faultline_engine::export::Exporter>)
+                .map_err(|e| e.to_string())
+        });
+    }
+    #[cfg(feature = "otlp")]
+    {
+        builder = builder.log_exporter_factory("otlp", |config| {
+            faultline_otlp::OtlpLogExporter::from_config(config)
+                .map(|e| Box::new(e) as Box<dyn faultline_engine::export::LogExporter>)
                 .map_err(|e| e.to_string())
         });
     }
@@ -112,6 +127,9 @@ pub struct Setup {
     sentry: bool,
     panic_hook: bool,
     exporters: Vec<Box<dyn faultline_engine::export::Exporter>>,
+    subscriber: bool,
+    #[cfg(feature = "tracing")]
+    log_writer: Option<(tracing_subscriber::fmt::writer::BoxMakeWriter, bool)>,
 }
 
 impl fmt::Debug for Setup {
@@ -123,6 +141,7 @@ impl fmt::Debug for Setup {
             .field("metrics_recorder", &self.metrics_recorder)
             .field("sentry", &self.sentry)
             .field("panic_hook", &self.panic_hook)
+            .field("subscriber", &self.subscriber)
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +160,36 @@ impl Setup {
             sentry: true,
             panic_hook: true,
             exporters: Vec::new(),
+            subscriber: true,
+            #[cfg(feature = "tracing")]
+            log_writer: None,
         }
+    }
+
+    /// Whether a global `tracing` subscriber is installed with the feature
+    /// `tracing` (default true): faultline's spans, events, log lines and
+    /// log records, filtered by `RUST_LOG` (see [`crate::tracing`]). An
+    /// application with a subscriber of its own turns this off and adds
+    /// [`crate::tracing::layers`] to its registry.
+    pub fn subscriber(mut self, install: bool) -> Self {
+        self.subscriber = install;
+        self
+    }
+
+    /// The format of the log lines (`FAULTLINE_LOG_FORMAT` still wins).
+    pub fn log_format(self, format: faultline_engine::config::LogFormat) -> Self {
+        self.configure(|c| c.log_format(format))
+    }
+
+    /// Where the subscriber writes log lines (default standard output) and
+    /// whether text lines colour their level.
+    #[cfg(feature = "tracing")]
+    pub fn log_writer<W>(mut self, writer: W, ansi: bool) -> Self
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
+        self.log_writer = Some((tracing_subscriber::fmt::writer::BoxMakeWriter::new(writer), ansi));
+        self
     }
 
     /// Adds an exporter of the application's own, beside those the
@@ -254,6 +302,12 @@ impl Setup {
         };
 
         let engine = builder.build()?;
+        #[allow(unused_mut)]
+        let mut subscriber_installed = false;
+        #[cfg(feature = "tracing")]
+        if self.subscriber {
+            subscriber_installed = install_subscriber(&engine, self.log_writer);
+        }
         if self.process_env {
             let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
             for (name, hint) in unknown_variables(names) {
@@ -281,12 +335,40 @@ impl Setup {
         Ok(Faultline {
             engine,
             recorder_installed,
+            subscriber_installed,
             #[cfg(feature = "prometheus")]
             prometheus,
             #[cfg(feature = "sentry")]
             sentry,
         })
     }
+}
+
+/// Installs faultline's layers, filtered by `RUST_LOG`, as the global
+/// `tracing` subscriber; false when the process has one already.
+#[cfg(feature = "tracing")]
+fn install_subscriber(
+    engine: &Engine,
+    writer: Option<(tracing_subscriber::fmt::writer::BoxMakeWriter, bool)>,
+) -> bool {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let (writer, ansi) = writer.unwrap_or_else(|| {
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        )
+    });
+    let events = crate::tracing::LogLayer::new(engine)
+        .writer(writer)
+        .ansi(ansi);
+    let subscriber = tracing_subscriber::registry().with(
+        crate::tracing::layer(engine)
+            .and_then(events)
+            .with_filter(crate::tracing::default_filter()),
+    );
+    ::tracing::subscriber::set_global_default(subscriber).is_ok()
 }
 
 /// The `FAULTLINE_*` variables among `names` that no part of faultline
@@ -359,6 +441,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct Faultline {
     engine: Engine,
     recorder_installed: bool,
+    subscriber_installed: bool,
     #[cfg(feature = "prometheus")]
     prometheus: Option<faultline_prometheus::Prometheus>,
     #[cfg(feature = "sentry")]
@@ -430,6 +513,13 @@ impl Faultline {
     #[cfg(feature = "prometheus")]
     pub fn prometheus(&self) -> Option<&faultline_prometheus::Prometheus> {
         self.prometheus.as_ref()
+    }
+
+    /// Whether the global `tracing` subscriber is this set-up's (not when
+    /// turned off, without the feature `tracing`, or when the process had
+    /// one already).
+    pub fn subscriber_installed(&self) -> bool {
+        self.subscriber_installed
     }
 
     /// Whether the `metrics` crate's global recorder is this set-up's.

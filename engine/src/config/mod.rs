@@ -31,6 +31,7 @@
 
 mod env;
 mod file;
+mod logs;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ use regex::Regex;
 use url::Url;
 
 pub use env::ENV_VARIABLES;
+pub use logs::{LogFormat, LogsSettings};
 
 /// The value used for `service.name` when nothing else names the service.
 ///
@@ -385,6 +387,7 @@ pub struct TracingConfig {
     keep_errors: KeepErrors,
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
+    logs: LogsSettings,
 }
 
 /// A network whose requests' trace context is trusted: an IP address with
@@ -987,6 +990,7 @@ pub struct TracingConfigBuilder {
     keep_errors: KeepErrors,
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
+    logs: LogsSettings,
     /// A `trusted_peers` entry of a file that is not a network.
     invalid_trusted_peer: Option<String>,
     /// Settings whose value came from an environment variable, with the
@@ -1065,6 +1069,7 @@ impl Default for TracingConfigBuilder {
             keep_errors: KeepErrors::default(),
             limits: Limits::default(),
             trusted_peers: Vec::new(),
+            logs: LogsSettings::default(),
             invalid_trusted_peer: None,
             from_env: Vec::new(),
         }
@@ -1130,6 +1135,7 @@ impl TracingConfigBuilder {
             keep_errors: c.keep_errors,
             limits: c.limits,
             trusted_peers: c.trusted_peers.clone(),
+            logs: c.logs.clone(),
             invalid_trusted_peer: None,
             from_env: Vec::new(),
         }
@@ -1422,6 +1428,7 @@ impl TracingConfigBuilder {
             v::resource_attribute("resource_attributes", key, value)?;
         }
         v::sample_rate("sample_rate", self.sample_rate)?;
+        self.logs.checked()?;
         let mut exporters = self.exporters.clone();
         exporters.sort();
         exporters.dedup();
@@ -1617,6 +1624,7 @@ impl TracingConfigBuilder {
             keep_errors: self.keep_errors,
             limits: self.limits,
             trusted_peers: self.trusted_peers,
+            logs: self.logs,
         })
     }
 }
