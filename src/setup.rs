@@ -363,11 +363,11 @@ fn install_subscriber(
     let events = crate::tracing::LogLayer::new(engine)
         .writer(writer)
         .ansi(ansi);
-    let subscriber = tracing_subscriber::registry().with(
-        crate::tracing::layer(engine)
-            .and_then(events)
-            .with_filter(crate::tracing::default_filter()),
-    );
+    let (asked, cap) = crate::tracing::default_filters();
+    let subscriber = tracing_subscriber::registry()
+        .with(asked)
+        .with(cap)
+        .with(crate::tracing::layer(engine).and_then(events));
     ::tracing::subscriber::set_global_default(subscriber).is_ok()
 }
 

@@ -51,9 +51,10 @@ use faultline_engine::opentelemetry::trace::TraceContextExt as _;
 use faultline_engine::opentelemetry::KeyValue;
 use faultline_engine::opentelemetry_sdk::trace::SdkTracer;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetryLayer;
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterFn, Filtered};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layered};
 use tracing_subscriber::registry::LookupSpan;
@@ -76,45 +77,63 @@ pub const CAPPED_TARGETS: [&str; 12] = [
     "opentelemetry_http",
 ];
 
+/// The span layer: tracing-opentelemetry's, seeing spans only (events are
+/// the [`LogLayer`]'s, which records them typed and masked).
+pub type SpanLayer<S> =
+    Filtered<OpenTelemetryLayer<S, SdkTracer>, FilterFn<fn(&Metadata<'_>) -> bool>, S>;
+
+/// Every faultline layer: [`layer`] and a [`LogLayer`].
+pub type Layers<S> = Layered<LogLayer, SpanLayer<S>, S>;
+
+fn is_span(metadata: &Metadata<'_>) -> bool {
+    metadata.is_span()
+}
+
 /// A `tracing-subscriber` layer that records `tracing` spans through the
-/// engine's tracer (spans only: [`layers`] adds events and log lines).
-pub fn layer<S>(engine: &Engine) -> OpenTelemetryLayer<S, SdkTracer>
+/// engine's tracer (spans only: events are the [`LogLayer`]'s; [`layers`]
+/// gives both).
+pub fn layer<S>(engine: &Engine) -> SpanLayer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer().with_tracer(engine.tracer().clone())
+    tracing_opentelemetry::layer()
+        .with_tracer(engine.tracer().clone())
+        .with_filter(FilterFn::new(is_span as fn(&Metadata<'_>) -> bool))
 }
 
-/// Every faultline layer: [`layer`] (spans) and a [`LogLayer`] writing the
-/// configuration's log lines to standard output.
-pub fn layers<S>(engine: &Engine) -> Layered<LogLayer, OpenTelemetryLayer<S, SdkTracer>, S>
+/// Every faultline layer: [`layer`] (spans) and a [`LogLayer`] (events:
+/// span events, log records, and the configuration's log lines on standard
+/// output).
+pub fn layers<S>(engine: &Engine) -> Layers<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     layer(engine).and_then(LogLayer::new(engine))
 }
 
-/// The filter faultline's subscriber applies: `RUST_LOG` (default `info`;
-/// an invalid value falls back to `info`), with [`CAPPED_TARGETS`] at
+/// The filters faultline's subscriber applies, as two global filter
+/// layers (an event passes when both let it): `RUST_LOG` (default `info`;
+/// an invalid value falls back to `info`), and [`CAPPED_TARGETS`] at
 /// `info` at most.
-pub fn default_filter<S>() -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static
-where
-    S: Subscriber + for<'span> LookupSpan<'span>,
-{
-    use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, Targets};
+pub fn default_filters() -> (
+    tracing_subscriber::EnvFilter,
+    tracing_subscriber::filter::Targets,
+) {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
     let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let cap = Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_targets(CAPPED_TARGETS.map(|target| (target, LevelFilter::INFO)));
-    asked.and(cap)
+    (asked, cap)
 }
 
 /// faultline's `tracing` layer for events. For each event it:
 ///
-/// * adds it to the request's OpenTelemetry span when it was emitted
-///   outside any `tracing` span (inside one, [`layer`] records it on that
-///   span): name = the message, fields as typed attributes, `level` and
-///   `target` attributes; the export pipeline masks it with the span;
+/// * adds it to the OpenTelemetry span current where it was emitted: the
+///   `tracing` span's (through [`layer`]), else the request's server span;
+///   name = the message, fields as typed attributes (an integer stays an
+///   integer), `level` and `target` attributes; the export pipeline masks
+///   it with the span;
 /// * masks its message and fields (the secret-key rule on field names
 ///   included), unless the configuration turns masking off;
 /// * writes one log line (text or JSON) with the trace and span ids of the
@@ -255,7 +274,7 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
     W: for<'w> MakeWriter<'w> + 'static,
 {
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut fields = Fields {
             message: None,
@@ -270,9 +289,7 @@ where
         let span_context = span.span_context().clone();
         // Nothing faultline's own export does is exported again as logs.
         let suppressed = cx.is_telemetry_suppressed();
-        let in_tracing_span = event.parent().is_some()
-            || (event.is_contextual() && ctx.lookup_current().is_some());
-        if !in_tracing_span && !suppressed && span.is_recording() {
+        if !suppressed && span.is_recording() {
             // Raw: the export pipeline masks span events with their span.
             let mut event_attributes = Vec::with_capacity(attributes.len() + 2);
             event_attributes.extend(attributes.iter().cloned());
