@@ -167,8 +167,9 @@ impl Setup {
     }
 
     /// Whether a global `tracing` subscriber is installed with the feature
-    /// `tracing` (default true): faultline's spans, events, log lines and
-    /// log records, filtered by `RUST_LOG` (see [`crate::tracing`]). An
+    /// `tracing` (default true; only with [`install_global`](Setup::install_global)
+    /// on, as every process-wide piece): faultline's spans, events, log
+    /// lines and log records, filtered by `RUST_LOG` (see [`crate::tracing`]). An
     /// application with a subscriber of its own turns this off and adds
     /// [`crate::tracing::layers`] to its registry.
     pub fn subscriber(mut self, install: bool) -> Self {
@@ -305,7 +306,7 @@ impl Setup {
         #[allow(unused_mut)]
         let mut subscriber_installed = false;
         #[cfg(feature = "tracing")]
-        if self.subscriber {
+        if self.subscriber && self.install_global {
             subscriber_installed = install_subscriber(&engine, self.log_writer);
         }
         if self.process_env {
@@ -351,7 +352,6 @@ fn install_subscriber(
     engine: &Engine,
     writer: Option<(tracing_subscriber::fmt::writer::BoxMakeWriter, bool)>,
 ) -> bool {
-    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     let (writer, ansi) = writer.unwrap_or_else(|| {
@@ -367,7 +367,7 @@ fn install_subscriber(
     let subscriber = tracing_subscriber::registry()
         .with(asked)
         .with(cap)
-        .with(crate::tracing::layer(engine).and_then(events));
+        .with(crate::tracing::layers_with(engine, events));
     ::tracing::subscriber::set_global_default(subscriber).is_ok()
 }
 

@@ -576,6 +576,14 @@ impl Engine {
             .is_some_and(|queue| queue.push(record))
     }
 
+    /// Tells every correlator about a log record (already masked), on the
+    /// emitting thread; a correlator that panics is skipped.
+    pub fn notify_log(&self, record: &LogRecord) {
+        for correlator in &self.inner.correlators {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| correlator.on_log(record)));
+        }
+    }
+
     /// The log export counters.
     pub fn log_export_stats(&self) -> LogExportStats {
         let snapshot = self.inner.log_stats.snapshot();

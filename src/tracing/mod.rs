@@ -28,7 +28,7 @@
 //! log records, and log lines in the configuration's
 //! [`LogFormat`](crate::config::LogFormat) on standard output); without
 //! faultline's lines (the application writes its own),
-//! `layer(&engine).and_then(LogLayer::new(&engine).without_lines())`.
+//! `layers_with(&engine, LogLayer::new(&engine).without_lines())`.
 //!
 //! Inside a request, the adapters make the request's context current while
 //! the handler runs, so a `tracing` span opened there finds its parent. A
@@ -83,7 +83,7 @@ pub type SpanLayer<S> =
     Filtered<OpenTelemetryLayer<S, SdkTracer>, FilterFn<fn(&Metadata<'_>) -> bool>, S>;
 
 /// Every faultline layer: [`layer`] and a [`LogLayer`].
-pub type Layers<S> = Layered<LogLayer, SpanLayer<S>, S>;
+pub type Layers<S, W = fn() -> std::io::Stdout> = Layered<LogLayer<W>, SpanLayer<S>, S>;
 
 fn is_span(metadata: &Metadata<'_>) -> bool {
     metadata.is_span()
@@ -108,7 +108,17 @@ pub fn layers<S>(engine: &Engine) -> Layers<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    layer(engine).and_then(LogLayer::new(engine))
+    layers_with(engine, LogLayer::new(engine))
+}
+
+/// [`layer`] (spans) and the given [`LogLayer`] (say, one
+/// [`without_lines`](LogLayer::without_lines), or writing elsewhere).
+pub fn layers_with<S, W>(engine: &Engine, events: LogLayer<W>) -> Layers<S, W>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    layer(engine).and_then(events)
 }
 
 /// The filters faultline's subscriber applies, as two global filter
@@ -299,7 +309,7 @@ where
         }
 
         let export = !suppressed && self.engine.logs_enabled();
-        if self.format.is_none() && !export {
+        if self.format.is_none() && !export && !self.engine.has_correlators() {
             return;
         }
         let masker = self.engine.masker();
@@ -332,6 +342,9 @@ where
                 line.clear();
                 self.write_line(&record, format, &mut line);
             });
+        }
+        if record.has_span() && self.engine.has_correlators() {
+            self.engine.notify_log(&record);
         }
         if export {
             self.engine.emit_log(record);

@@ -38,7 +38,12 @@ async fn handler(trace: RequestTrace) -> &'static str {
 fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
     let spans = InMemoryExporter::default();
     let engine = memory_engine(quiet_config().build().unwrap(), &spans);
-    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layer(&engine));
+    let subscriber = tracing_subscriber::registry().with(
+        faultline::tracing::layers_with(
+            &engine,
+            faultline::tracing::LogLayer::new(&engine).without_lines(),
+        ),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = Router::new()
         .route("/jobs", get(handler))
@@ -69,6 +74,12 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
         .expect("the tracing span");
     assert_eq!(db.span_context.trace_id(), server.span_context.trace_id());
     assert_eq!(db.parent_span_id, server.span_context.span_id());
+    // Events inside the tracing span are events of its OpenTelemetry span.
+    assert!(
+        db.events.iter().any(|e| e.name == "querying"),
+        "{:?}",
+        db.events
+    );
     assert!(
         server
             .events
