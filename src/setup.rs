@@ -189,7 +189,10 @@ impl Setup {
     where
         W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
     {
-        self.log_writer = Some((tracing_subscriber::fmt::writer::BoxMakeWriter::new(writer), ansi));
+        self.log_writer = Some((
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(writer),
+            ansi,
+        ));
         self
     }
 

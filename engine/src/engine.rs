@@ -202,9 +202,7 @@ impl EngineBuilder {
     pub fn log_exporter_factory(
         mut self,
         name: &str,
-        factory: impl FnOnce(&TracingConfig) -> Result<Box<dyn LogExporter>, String>
-        + Send
-        + 'static,
+        factory: impl FnOnce(&TracingConfig) -> Result<Box<dyn LogExporter>, String> + Send + 'static,
     ) -> Self {
         self.log_factories
             .insert(name.trim().to_ascii_lowercase(), Box::new(factory));
@@ -256,31 +254,31 @@ impl EngineBuilder {
         let provider = if config.enabled() {
             let logs = config.logs();
             for name in logs.exporters() {
-                let exporter: Box<dyn LogExporter> = match (log_factories.remove(name), name.as_str())
-                {
-                    (Some(factory), _) => factory(&config).map_err(|reason| {
-                        EngineError::LogExporterInit {
-                            name: name.clone(),
-                            reason,
+                let exporter: Box<dyn LogExporter> =
+                    match (log_factories.remove(name), name.as_str()) {
+                        (Some(factory), _) => {
+                            factory(&config).map_err(|reason| EngineError::LogExporterInit {
+                                name: name.clone(),
+                                reason,
+                            })?
                         }
-                    })?,
-                    (None, "console") => Box::new(ConsoleLogExporter::stdout()),
-                    // The default `otlp` without the OTLP plugin: no log export.
-                    (None, "otlp") if !logs.exporters_chosen() => continue,
-                    (None, _) => {
-                        let mut registered: Vec<&str> = log_factories
-                            .keys()
-                            .map(String::as_str)
-                            .chain(["console", "none"])
-                            .collect();
-                        registered.sort_unstable();
-                        registered.dedup();
-                        return Err(EngineError::LogExporterUnknown {
-                            name: name.clone(),
-                            registered: registered.join(", "),
-                        });
-                    }
-                };
+                        (None, "console") => Box::new(ConsoleLogExporter::stdout()),
+                        // The default `otlp` without the OTLP plugin: no log export.
+                        (None, "otlp") if !logs.exporters_chosen() => continue,
+                        (None, _) => {
+                            let mut registered: Vec<&str> = log_factories
+                                .keys()
+                                .map(String::as_str)
+                                .chain(["console", "none"])
+                                .collect();
+                            registered.sort_unstable();
+                            registered.dedup();
+                            return Err(EngineError::LogExporterUnknown {
+                                name: name.clone(),
+                                registered: registered.join(", "),
+                            });
+                        }
+                    };
                 log_exporters.push(exporter);
             }
             for exporter in log_exporters.iter_mut() {

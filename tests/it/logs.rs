@@ -270,7 +270,12 @@ fn service_logs(framework: &str, protocol: OtlpProtocol) {
     let l = line("loading user");
     assert_eq!(
         (&l["trace_id"], &l["span_id"], &l["level"], &l["user.id"]),
-        (&load_user["trace_id"], &load_user["span_id"], &"INFO".into(), &7.into())
+        (
+            &load_user["trace_id"],
+            &load_user["span_id"],
+            &"INFO".into(),
+            &7.into()
+        )
     );
     let l = line("user not found");
     assert_eq!(l["trace_id"], missing_trace.as_str());
@@ -306,10 +311,7 @@ fn service_logs(framework: &str, protocol: OtlpProtocol) {
     let r = record("user not found");
     assert_eq!(r.severity_number, 13);
     assert_eq!(hex(&r.trace_id), missing_trace);
-    assert_eq!(
-        hex(&r.span_id),
-        missing_server["span_id"].as_str().unwrap()
-    );
+    assert_eq!(hex(&r.span_id), missing_server["span_id"].as_str().unwrap());
     assert_eq!(record_attr(&r, "user.id"), Some(&Any::IntValue(1234)));
     let r = record("payment declined");
     assert_eq!(hex(&r.trace_id), declined_trace);
@@ -454,7 +456,11 @@ fn faultline_layers_compose_with_an_applications_own_subscriber() {
         server.span_context.span_id().to_string()
     );
     // The application's own layer saw the event too (raw: its own choice).
-    assert!(own_lines.text().contains("login by"), "{}", own_lines.text());
+    assert!(
+        own_lines.text().contains("login by"),
+        "{}",
+        own_lines.text()
+    );
     assert!(!text.contains("hunter2") && !text.contains("bob@example.com"));
 
     let got = records.wait_for(1, Duration::from_secs(5));
@@ -527,7 +533,10 @@ fn setup_installs_the_subscriber() {
     let outside = lines.iter().find(|l| l["message"] == "outside").unwrap();
     assert!(outside.get("trace_id").is_none(), "{outside}");
     assert!(!stdout.contains("debug is below"), "{stdout}");
-    assert!(!stdout.contains("s3cr3t") && !stdout.contains("carol@"), "{stdout}");
+    assert!(
+        !stdout.contains("s3cr3t") && !stdout.contains("carol@"),
+        "{stdout}"
+    );
 }
 
 /// A collector that accepts connections and never answers: every request
@@ -560,12 +569,10 @@ fn a_dead_log_collector_never_holds_a_request_up() {
         .install_global(false)
         .build()
         .unwrap();
-    let subscriber = tracing_subscriber::registry().with(
-        faultline::tracing::layers_with(
-            &engine,
-            faultline::tracing::LogLayer::new(&engine).without_lines(),
-        ),
-    );
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layers_with(
+        &engine,
+        faultline::tracing::LogLayer::new(&engine).without_lines(),
+    ));
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = Router::new()
         .route(
@@ -630,12 +637,10 @@ fn records_queued_at_shutdown_are_delivered() {
         .install_global(false)
         .build()
         .unwrap();
-    let subscriber = tracing_subscriber::registry().with(
-        faultline::tracing::layers_with(
-            &engine,
-            faultline::tracing::LogLayer::new(&engine).without_lines(),
-        ),
-    );
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layers_with(
+        &engine,
+        faultline::tracing::LogLayer::new(&engine).without_lines(),
+    ));
     tracing::subscriber::with_default(subscriber, || {
         for i in 0..1000i64 {
             tracing::info!(i, "record");

@@ -38,12 +38,10 @@ async fn handler(trace: RequestTrace) -> &'static str {
 fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
     let spans = InMemoryExporter::default();
     let engine = memory_engine(quiet_config().build().unwrap(), &spans);
-    let subscriber = tracing_subscriber::registry().with(
-        faultline::tracing::layers_with(
-            &engine,
-            faultline::tracing::LogLayer::new(&engine).without_lines(),
-        ),
-    );
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layers_with(
+        &engine,
+        faultline::tracing::LogLayer::new(&engine).without_lines(),
+    ));
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = Router::new()
         .route("/jobs", get(handler))

@@ -290,9 +290,7 @@ mod tests {
             .collect();
         TracingConfig::builder()
             .with_env_from(move |name| {
-                vars.iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
+                vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
             })?
             .build()
     }

@@ -339,9 +339,8 @@ pub trait LogExporter: Send + Sync + Debug {
 /// Makes a log exporter from the configuration (how plugins register
 /// themselves by name; see
 /// [`EngineBuilder::log_exporter_factory`](crate::EngineBuilder::log_exporter_factory)).
-pub type LogExporterFactory = Box<
-    dyn FnOnce(&crate::config::TracingConfig) -> Result<Box<dyn LogExporter>, String> + Send,
->;
+pub type LogExporterFactory =
+    Box<dyn FnOnce(&crate::config::TracingConfig) -> Result<Box<dyn LogExporter>, String> + Send>;
 
 /// The `console` log exporter: each record as a JSON line on standard
 /// output (or a given writer).
@@ -560,7 +559,9 @@ mod tests {
         record().write_text(&mut out, false);
         assert!(!out.contains('\n'), "{out}");
         assert!(
-            out.starts_with("2026-11-18T11:06:40.123456Z  WARN svc: user \"x\"⏎not found user.id=42"),
+            out.starts_with(
+                "2026-11-18T11:06:40.123456Z  WARN svc: user \"x\"⏎not found user.id=42"
+            ),
             "{out}"
         );
         assert!(

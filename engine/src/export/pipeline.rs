@@ -397,13 +397,7 @@ impl<T> Lane<T> {
     /// Adds a batch of `bytes` estimated memory, dropping the oldest spans
     /// (never the batch being sent) beyond `limits.spans`, then the oldest
     /// whole batches beyond `limits.bytes` (at least the new batch is kept).
-    fn push(
-        &self,
-        batch: Arc<Vec<T>>,
-        bytes: usize,
-        limits: BufferLimits,
-        counters: &Counters,
-    ) {
+    fn push(&self, batch: Arc<Vec<T>>, bytes: usize, limits: BufferLimits, counters: &Counters) {
         let len = batch.len();
         if len == 0 {
             return;
@@ -897,8 +891,7 @@ impl LogLanes {
             let bytes = records.iter().map(LogRecord::estimated_size).sum();
             let batch = Arc::new(std::mem::replace(&mut records, rest));
             for lane in &self.lanes {
-                lane.lane
-                    .push(batch.clone(), bytes, limits, &lane.counters);
+                lane.lane.push(batch.clone(), bytes, limits, &lane.counters);
             }
         }
     }

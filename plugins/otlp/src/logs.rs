@@ -228,8 +228,7 @@ impl LogExporter for OtlpLogExporter {
                     timeout: self.timeout,
                     tls: self.tls.as_ref(),
                 };
-                Transport::new(self.protocol, &settings)
-                    .map(|t| t.with_grpc_path(LOGS_EXPORT_PATH))
+                Transport::new(self.protocol, &settings).map(|t| t.with_grpc_path(LOGS_EXPORT_PATH))
             })
             .await?;
         // Requests within MAX_REQUEST_BYTES, as for spans: halves of a

@@ -63,13 +63,13 @@ use std::time::Duration;
 
 use faultline_engine::config::{ConfigError, TracingConfig};
 use faultline_engine::correlate::{Correlator, RequestOutcome};
-use faultline_engine::masking::Masker;
 use faultline_engine::export::LogRecord;
+use faultline_engine::masking::Masker;
 use faultline_engine::opentelemetry::trace::{TraceContextExt, TraceId};
 use sentry::protocol::Breadcrumb;
-use std::collections::HashMap;
 use sentry::protocol::{Context, Event};
 use sentry::{ClientOptions, Hub, Integration, Scope};
+use std::collections::HashMap;
 
 pub use config::{
     ENV_VARIABLES, FAULTLINE_SENTRY_MIN_SEVERITY, SENTRY_DSN, SENTRY_ENVIRONMENT, SENTRY_RELEASE,

@@ -281,7 +281,11 @@ fn a_requests_log_records_are_the_breadcrumbs_of_its_event_masked() {
 
     let (sentry, transport) = plugin(SentryConfig::new());
     let failing = outcome(Some(app_error(Severity::Error, "order failed")));
-    let mut record = LogRecord::new(LogSeverity::Warn, "shop::orders", format!("retrying for {EMAIL}"));
+    let mut record = LogRecord::new(
+        LogSeverity::Warn,
+        "shop::orders",
+        format!("retrying for {EMAIL}"),
+    );
     record.attributes = vec![KeyValue::new("attempt", 2i64), KeyValue::new("card", CARD)];
     record.trace_id = failing.trace_id;
     record.span_id = failing.span_id;
