@@ -661,3 +661,47 @@ fn records_queued_at_shutdown_are_delivered() {
     assert_eq!(order, (0..1000).collect::<Vec<_>>());
     assert!(records.resource().is_some());
 }
+
+/// Log exporters are registered by name: `OTEL_LOGS_EXPORTER` names one, a
+/// plugin's or the application's own; an unknown name stops the build with
+/// one line listing the registered names.
+#[test]
+fn log_exporters_are_chosen_by_name() {
+    let env = |value: &'static str| {
+        move |name: &str| (name == "OTEL_LOGS_EXPORTER").then(|| value.to_owned())
+    };
+    let config = quiet_config().with_env_from(env("viewer")).unwrap().build().unwrap();
+    let err = faultline::setup::engine_builder(config.clone())
+        .install_global(false)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("OTEL_LOGS_EXPORTER: unknown log exporter `viewer` (registered: console, none, otlp)"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+
+    let records = InMemoryLogExporter::default();
+    let registered = records.clone();
+    let engine = faultline::setup::engine_builder(config)
+        .log_exporter_factory("viewer", move |_config| Ok(Box::new(registered)))
+        .install_global(false)
+        .build()
+        .unwrap();
+    assert!(engine.emit_log(LogRecord::new(Severity::Error, "app", "to the viewer")));
+    engine.force_flush();
+    assert_eq!(records.records()[0].body, "to the viewer");
+    assert_eq!(records.records()[0].severity.number(), 17);
+    assert!(records.resource().is_some());
+    engine.shutdown();
+
+    // `none` exports nothing: records are refused at once.
+    let config = quiet_config().with_env_from(env("none")).unwrap().build().unwrap();
+    let engine = faultline::setup::engine_builder(config)
+        .install_global(false)
+        .build()
+        .unwrap();
+    assert!(!engine.logs_enabled());
+    assert!(!engine.emit_log(LogRecord::new(Severity::Info, "app", "nowhere")));
+}
