@@ -188,7 +188,7 @@ fn count(n: u64, which: &str) {
     tracing::dispatcher::with_default(&side.dispatch, || {
         for i in 0..n {
             request(&side.tracer, log);
-            if (i + 1) % 1000 == 0 {
+            if (i + 1).is_multiple_of(1000) {
                 (side.flush)();
             }
         }
@@ -209,7 +209,7 @@ fn bench(c: &mut Criterion) {
                     b.iter(|| {
                         request(&side.tracer, log);
                         i += 1;
-                        if i % 1000 == 0 {
+                        if i.is_multiple_of(1000) {
                             (side.flush)();
                         }
                     })

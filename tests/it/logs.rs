@@ -670,14 +670,20 @@ fn log_exporters_are_chosen_by_name() {
     let env = |value: &'static str| {
         move |name: &str| (name == "OTEL_LOGS_EXPORTER").then(|| value.to_owned())
     };
-    let config = quiet_config().with_env_from(env("viewer")).unwrap().build().unwrap();
+    let config = quiet_config()
+        .with_env_from(env("viewer"))
+        .unwrap()
+        .build()
+        .unwrap();
     let err = faultline::setup::engine_builder(config.clone())
         .install_global(false)
         .build()
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("OTEL_LOGS_EXPORTER: unknown log exporter `viewer` (registered: console, none, otlp)"),
+        err.starts_with(
+            "OTEL_LOGS_EXPORTER: unknown log exporter `viewer` (registered: console, none, otlp)"
+        ),
         "{err}"
     );
     assert!(!err.contains('\n'), "{err}");
@@ -697,7 +703,11 @@ fn log_exporters_are_chosen_by_name() {
     engine.shutdown();
 
     // `none` exports nothing: records are refused at once.
-    let config = quiet_config().with_env_from(env("none")).unwrap().build().unwrap();
+    let config = quiet_config()
+        .with_env_from(env("none"))
+        .unwrap()
+        .build()
+        .unwrap();
     let engine = faultline::setup::engine_builder(config)
         .install_global(false)
         .build()
