@@ -715,3 +715,80 @@ fn log_exporters_are_chosen_by_name() {
     assert!(!engine.logs_enabled());
     assert!(!engine.emit_log(LogRecord::new(Severity::Info, "app", "nowhere")));
 }
+
+/// With the Sentry plugin, the events a request logged are the breadcrumbs
+/// of its Sentry event (a fake Sentry host over HTTP), masked.
+#[test]
+fn a_requests_log_events_are_the_breadcrumbs_of_its_sentry_event() {
+    use faultline::error::{AppError, ErrorCode};
+    use faultline::sentry::{Sentry, SentryConfig};
+
+    const DECLINED: ErrorCode = ErrorCode::new(
+        2001,
+        "PAYMENT_DECLINED",
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+    );
+    // The fake host runs on the workers while this thread waits; the
+    // request itself runs here, under this thread's subscriber.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sentry_port, log) = rt.block_on(crate::sentry::start_fake_sentry());
+    let tracing_config = quiet_config().build().unwrap();
+    let sentry = Sentry::new(
+        SentryConfig::new().dsn(format!(
+            "http://3f9c2a7e5b1d4c6e8a0b2d4f6e8c0a1b@127.0.0.1:{sentry_port}/77"
+        )),
+        faultline::masking::from_config(&tracing_config),
+    )
+    .unwrap();
+    let engine = faultline::Engine::builder(tracing_config)
+        .correlator(sentry.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layers_with(
+        &engine,
+        faultline::tracing::LogLayer::new(&engine).without_lines(),
+    ));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    async fn pay() -> Result<&'static str, faultline::axum::Error> {
+        tracing::info!(attempt = 1i64, "charging card 4111 1111 1111 1111");
+        tracing::warn!(email = "maria.lopez@example.org", "payment declined");
+        Err(AppError::new(DECLINED, "declined").into())
+    }
+    let app = Router::new()
+        .route("/pay", get(pay))
+        .layer(FaultlineLayer::new(engine.clone()));
+    let response = rt.block_on(
+        app.oneshot(
+            http::Request::get("/pay")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        ),
+    );
+    assert_eq!(response.unwrap().status(), 500);
+    sentry.flush(Duration::from_secs(10));
+    let events = crate::sentry::wait_for_events(&log, "77", 1);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let crumbs = events[0]["breadcrumbs"]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no breadcrumbs: {:#}", events[0]));
+    let messages: Vec<&str> = crumbs
+        .iter()
+        .map(|c| c["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["charging card ****-****-****-1111", "payment declined"],
+        "{crumbs:#?}"
+    );
+    assert_eq!(crumbs[1]["level"], "warning");
+    assert_eq!(crumbs[1]["data"]["email"], "m***@example.org");
+    assert_eq!(crumbs[0]["data"]["attempt"], 1);
+    let wire = format!("{events:?}");
+    assert!(!wire.contains("maria.lopez") && !wire.contains("4111 1111"));
+    engine.shutdown();
+}
