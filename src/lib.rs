@@ -6,7 +6,7 @@
 //! leaves the process.
 //!
 //! Add one dependency, `faultline`, with the features you need: `axum`,
-//! `poem`, `warp`, `actix`, `tonic` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans into the same pipeline), `otlp`, `jaeger` (exporters), `sentry`,
+//! `poem`, `warp`, `actix`, `tonic` (adapters), `reqwest` (outgoing calls), `tracing` (`tracing` spans, events and log lines with trace ids, OTLP logs), `otlp`, `jaeger` (exporters), `sentry`,
 //! `prometheus` (correlation), `viewer` (a trace viewer in the browser), or `full`.
 //!
 //! ```
@@ -41,7 +41,6 @@ pub use faultline_axum as axum;
 #[cfg(feature = "jaeger")]
 pub use faultline_jaeger as jaeger;
 #[cfg(feature = "tracing")]
-#[path = "tracing_bridge.rs"]
 pub mod tracing;
 /// The OTLP exporter (feature `otlp`).
 #[cfg(feature = "otlp")]

@@ -37,7 +37,15 @@
 //!    global recorder feeding the same exposition;
 //! 4. the engine, with the exporters `OTEL_TRACES_EXPORTER` names (`otlp`,
 //!    `jaeger` and `viewer` come from their features; see
-//!    [`engine_builder`]), installed as the OpenTelemetry global.
+//!    [`engine_builder`]) and the log exporters
+//!    `OTEL_LOGS_EXPORTER` names (default `otlp`), installed as the
+//!    OpenTelemetry global;
+//! 5. with the feature `tracing`: the global `tracing` subscriber
+//!    ([`Setup::subscriber`] turns it off), filtered by `RUST_LOG` (default
+//!    `info`): `tracing` spans and events join the request's trace, log
+//!    lines (`FAULTLINE_LOG_FORMAT`: `text` or `json`) carry the trace and
+//!    span ids, events become OTLP log records, all masked (see
+//!    [`crate::tracing`]).
 //!
 //! The returned [`Faultline`] hands out the adapter layer of each enabled
 //! framework and the traced HTTP client, and shuts everything down, flushing
@@ -69,6 +77,14 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
             Ok(Box::new(faultline_otlp::OtlpExporter::from_config(
                 cx.config(),
             )?))
+        });
+    }
+    #[cfg(feature = "otlp")]
+    {
+        builder = builder.log_exporter_factory("otlp", |config| {
+            faultline_otlp::OtlpLogExporter::from_config(config)
+                .map(|e| Box::new(e) as Box<dyn faultline_engine::export::LogExporter>)
+                .map_err(|e| e.to_string())
         });
     }
     #[cfg(feature = "jaeger")]
@@ -129,6 +145,9 @@ pub struct Setup {
     sentry: bool,
     panic_hook: bool,
     exporters: Vec<Box<dyn faultline_engine::export::Exporter>>,
+    subscriber: bool,
+    #[cfg(feature = "tracing")]
+    log_writer: Option<(tracing_subscriber::fmt::writer::BoxMakeWriter, bool)>,
 }
 
 impl fmt::Debug for Setup {
@@ -140,6 +159,7 @@ impl fmt::Debug for Setup {
             .field("metrics_recorder", &self.metrics_recorder)
             .field("sentry", &self.sentry)
             .field("panic_hook", &self.panic_hook)
+            .field("subscriber", &self.subscriber)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +178,40 @@ impl Setup {
             sentry: true,
             panic_hook: true,
             exporters: Vec::new(),
+            subscriber: true,
+            #[cfg(feature = "tracing")]
+            log_writer: None,
         }
+    }
+
+    /// Whether a global `tracing` subscriber is installed with the feature
+    /// `tracing` (default true; only with [`install_global`](Setup::install_global)
+    /// on, as every process-wide piece): faultline's spans, events, log
+    /// lines and log records, filtered by `RUST_LOG` (see [`crate::tracing`]). An
+    /// application with a subscriber of its own turns this off and adds
+    /// [`crate::tracing::layers`] to its registry.
+    pub fn subscriber(mut self, install: bool) -> Self {
+        self.subscriber = install;
+        self
+    }
+
+    /// The format of the log lines (`FAULTLINE_LOG_FORMAT` still wins).
+    pub fn log_format(self, format: faultline_engine::config::LogFormat) -> Self {
+        self.configure(|c| c.log_format(format))
+    }
+
+    /// Where the subscriber writes log lines (default standard output) and
+    /// whether text lines colour their level.
+    #[cfg(feature = "tracing")]
+    pub fn log_writer<W>(mut self, writer: W, ansi: bool) -> Self
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
+        self.log_writer = Some((
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(writer),
+            ansi,
+        ));
+        self
     }
 
     /// Adds an exporter of the application's own, beside those the
@@ -271,6 +324,12 @@ impl Setup {
         };
 
         let engine = builder.build()?;
+        #[allow(unused_mut)]
+        let mut subscriber_installed = false;
+        #[cfg(feature = "tracing")]
+        if self.subscriber && self.install_global {
+            subscriber_installed = install_subscriber(&engine, self.log_writer);
+        }
         if self.process_env {
             let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
             for (name, hint) in unknown_variables(names) {
@@ -309,6 +368,7 @@ impl Setup {
         Ok(Faultline {
             engine,
             recorder_installed,
+            subscriber_installed,
             #[cfg(feature = "prometheus")]
             prometheus,
             #[cfg(feature = "prometheus")]
@@ -317,6 +377,32 @@ impl Setup {
             sentry,
         })
     }
+}
+
+/// Installs faultline's layers, filtered by `RUST_LOG`, as the global
+/// `tracing` subscriber; false when the process has one already.
+#[cfg(feature = "tracing")]
+fn install_subscriber(
+    engine: &Engine,
+    writer: Option<(tracing_subscriber::fmt::writer::BoxMakeWriter, bool)>,
+) -> bool {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let (writer, ansi) = writer.unwrap_or_else(|| {
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        )
+    });
+    let events = crate::tracing::LogLayer::new(engine)
+        .writer(writer)
+        .ansi(ansi);
+    let (asked, cap) = crate::tracing::default_filters();
+    let subscriber = tracing_subscriber::registry()
+        .with(asked)
+        .with(cap)
+        .with(crate::tracing::layers_with(engine, events));
+    ::tracing::subscriber::set_global_default(subscriber).is_ok()
 }
 
 /// The `FAULTLINE_*` variables among `names` that no part of faultline
@@ -394,6 +480,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct Faultline {
     engine: Engine,
     recorder_installed: bool,
+    subscriber_installed: bool,
     #[cfg(feature = "prometheus")]
     prometheus: Option<faultline_prometheus::Prometheus>,
     /// The private metrics listener, when `FAULTLINE_METRICS_ADDR` is set.
@@ -499,6 +586,13 @@ impl Faultline {
         self.metrics_server
             .as_ref()
             .map(faultline_prometheus::MetricsServer::local_addr)
+    }
+
+    /// Whether the global `tracing` subscriber is this set-up's (not when
+    /// turned off, without the feature `tracing`, or when the process had
+    /// one already).
+    pub fn subscriber_installed(&self) -> bool {
+        self.subscriber_installed
     }
 
     /// Whether the `metrics` crate's global recorder is this set-up's.

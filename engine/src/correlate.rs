@@ -11,7 +11,7 @@ use std::time::Duration;
 use opentelemetry::trace::{SpanId, TraceId};
 
 use crate::error::{ErrorCode, Severity};
-use crate::export::ExportStats;
+use crate::export::{ExportStats, LogRecord};
 
 /// How a failed request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,14 @@ pub trait Correlator: Send + Sync + Debug {
     fn flush(&self, timeout: Duration) {
         let _ = timeout;
     }
+
+    /// Hears about a log record (already masked) as it is emitted, on the
+    /// emitting thread: the Sentry plugin keeps a request's records as the
+    /// breadcrumbs of its event. Must return quickly. Does nothing unless
+    /// overridden.
+    fn on_log(&self, record: &LogRecord) {
+        let _ = record;
+    }
 }
 
 /// Shared correlators work too (the caller keeps a handle).
@@ -154,6 +162,9 @@ impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
     }
     fn flush(&self, timeout: Duration) {
         (**self).flush(timeout)
+    }
+    fn on_log(&self, record: &LogRecord) {
+        (**self).on_log(record)
     }
 }
 

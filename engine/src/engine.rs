@@ -23,10 +23,14 @@ use crate::correlate::{Correlator, Exposition, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
 use crate::export::keep::{KeepCounters, KeepErrorsProcessor, KeepErrorsSampler};
+use crate::export::logs::LogQueue;
 use crate::export::pipeline::{
-    ExportPipeline, PipelineControl, QUEUE_BYTES_FLOOR, QueueGate, StatsCell,
+    ExportPipeline, LogSetup, PipelineControl, QUEUE_BYTES_FLOOR, QueueGate, StatsCell,
 };
-use crate::export::{ConsoleExporter, ExportStats, Exporter};
+use crate::export::{
+    ConsoleExporter, ConsoleLogExporter, ExportStats, Exporter, LogExportStats, LogExporter,
+    LogExporterFactory, LogRecord,
+};
 use crate::masking::Masker;
 use crate::propagation::{self, Propagator};
 
@@ -56,6 +60,24 @@ pub enum EngineError {
         /// Why.
         #[source]
         source: BoxError,
+    },
+    /// The configuration names a log exporter that nothing registered.
+    #[error(
+        "OTEL_LOGS_EXPORTER: unknown log exporter `{name}` (registered: {registered}); enable its faultline feature or register it with EngineBuilder::log_exporter_factory"
+    )]
+    LogExporterUnknown {
+        /// The name configured.
+        name: String,
+        /// The registered names, comma-separated.
+        registered: String,
+    },
+    /// A log exporter plugin failed to start.
+    #[error("log exporter `{name}` could not start: {reason}")]
+    LogExporterInit {
+        /// The exporter's name.
+        name: String,
+        /// Why.
+        reason: String,
     },
     /// The export thread could not be started.
     #[error("cannot start the export thread: {0}")]
@@ -164,6 +186,8 @@ pub struct EngineBuilder {
     recorder: Option<Arc<dyn ExceptionRecorder>>,
     exporters: Vec<Box<dyn Exporter>>,
     factories: BTreeMap<ExporterKind, ExporterFactory>,
+    log_exporters: Vec<Box<dyn LogExporter>>,
+    log_factories: BTreeMap<String, LogExporterFactory>,
     correlators: Vec<Arc<dyn Correlator>>,
     install_global: bool,
     sampler: Option<Box<dyn ShouldSample>>,
@@ -176,6 +200,10 @@ impl std::fmt::Debug for EngineBuilder {
             .field("config", &self.config)
             .field("exporters", &self.exporters)
             .field("factories", &self.factories.keys().collect::<Vec<_>>())
+            .field(
+                "log_factories",
+                &self.log_factories.keys().collect::<Vec<_>>(),
+            )
             .field("correlators", &self.correlators)
             .field("sampler", &self.sampler)
             .field("samplers", &self.samplers.keys().collect::<Vec<_>>())
@@ -281,6 +309,26 @@ impl EngineBuilder {
         self.factories.insert(kind, Box::new(factory));
         self
     }
+    /// Adds a log exporter, beside those the configuration names.
+    pub fn log_exporter(mut self, exporter: impl LogExporter + 'static) -> Self {
+        self.log_exporters.push(Box::new(exporter));
+        self
+    }
+    /// Registers the log exporter `name` (lowercase: `otlp`, `viewer`, an
+    /// application's own), made by `factory` when the configuration names
+    /// it (`OTEL_LOGS_EXPORTER`). `console` and `none` are built in; the
+    /// last registration for a name wins (a registered `console` replaces
+    /// the built-in one). Naming an unregistered exporter fails the build
+    /// with one line listing the registered names.
+    pub fn log_exporter_factory(
+        mut self,
+        name: &str,
+        factory: impl FnOnce(&TracingConfig) -> Result<Box<dyn LogExporter>, String> + Send + 'static,
+    ) -> Self {
+        self.log_factories
+            .insert(name.trim().to_ascii_lowercase(), Box::new(factory));
+        self
+    }
     /// Adds a correlator.
     pub fn correlator(mut self, correlator: impl Correlator + 'static) -> Self {
         self.correlators.push(Arc::new(correlator));
@@ -308,6 +356,8 @@ impl EngineBuilder {
             recorder,
             mut exporters,
             mut factories,
+            mut log_exporters,
+            mut log_factories,
             correlators,
             install_global,
             sampler,
@@ -326,6 +376,8 @@ impl EngineBuilder {
         let last_errors = Arc::new(Mutex::new(Vec::new()));
 
         let mut control = None;
+        let log_stats = Arc::new(StatsCell::default());
+        let mut log_queue = None;
         let provider = if config.enabled() {
             // Every name is checked before any exporter starts.
             if let Some(kind) = config
@@ -342,6 +394,53 @@ impl EngineBuilder {
                 config: &config,
                 masker: config.pii_masking().then_some(&masker),
             };
+            let logs = config.logs();
+            for name in logs.exporters() {
+                let exporter: Box<dyn LogExporter> =
+                    match (log_factories.remove(name), name.as_str()) {
+                        (Some(factory), _) => {
+                            factory(&config).map_err(|reason| EngineError::LogExporterInit {
+                                name: name.clone(),
+                                reason,
+                            })?
+                        }
+                        (None, "console") => Box::new(ConsoleLogExporter::stdout()),
+                        // The default `otlp` without the OTLP plugin: no log export.
+                        (None, "otlp") if !logs.exporters_chosen() => continue,
+                        (None, _) => {
+                            let mut registered: Vec<&str> = log_factories
+                                .keys()
+                                .map(String::as_str)
+                                .chain(["console", "none"])
+                                .collect();
+                            registered.sort_unstable();
+                            registered.dedup();
+                            return Err(EngineError::LogExporterUnknown {
+                                name: name.clone(),
+                                registered: registered.join(", "),
+                            });
+                        }
+                    };
+                log_exporters.push(exporter);
+            }
+            for exporter in log_exporters.iter_mut() {
+                exporter.set_resource(&resource);
+            }
+            let log_setup = (!log_exporters.is_empty()).then(|| {
+                let batch = config.batch();
+                let queue = Arc::new(LogQueue::new(
+                    batch.max_queue_size(),
+                    batch.max_export_batch_size(),
+                    (config.export_retry().buffer_bytes() / 4).max(QUEUE_BYTES_FLOOR),
+                ));
+                log_queue = Some(queue.clone());
+                LogSetup {
+                    exporters: std::mem::take(&mut log_exporters),
+                    queue,
+                    stats: log_stats.clone(),
+                    scheduled_delay: batch.scheduled_delay(),
+                }
+            });
             for kind in config.exporters() {
                 if let Some(factory) = factories.remove(kind) {
                     let exporter = factory(&cx).map_err(|source| EngineError::ExporterInit {
@@ -369,6 +468,7 @@ impl EngineBuilder {
                 gate.clone(),
                 stats.clone(),
                 last_errors.clone(),
+                log_setup,
             )?;
             control = Some(pipeline.control());
             let batch = config.batch();
@@ -464,6 +564,8 @@ impl EngineBuilder {
                 keep_counters,
                 last_errors,
                 control,
+                log_queue,
+                log_stats,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -529,6 +631,9 @@ struct Inner {
     keep_counters: Arc<KeepCounters>,
     last_errors: Arc<Mutex<Vec<String>>>,
     control: Option<Arc<PipelineControl>>,
+    /// The log records' queue, when log exporters are configured.
+    log_queue: Option<Arc<LogQueue>>,
+    log_stats: Arc<StatsCell>,
     shut_down: AtomicBool,
 }
 
@@ -572,6 +677,8 @@ impl Engine {
                     )
                 }) as ExporterFactory,
             )]),
+            log_exporters: Vec::new(),
+            log_factories: BTreeMap::new(),
             correlators: Vec::new(),
             install_global: true,
             sampler: None,
@@ -610,6 +717,43 @@ impl Engine {
         let mut stats = self.inner.stats.snapshot();
         stats.error_keeping = self.inner.keep_counters.snapshot();
         stats.spans_ended = self.inner.keep_counters.ended();
+        stats
+    }
+
+    /// Whether log records are exported (a log exporter is configured and
+    /// the engine is not shut down): when not, building a record is wasted.
+    pub fn logs_enabled(&self) -> bool {
+        self.inner.log_queue.is_some() && !self.inner.shut_down.load(Ordering::Relaxed)
+    }
+
+    /// Hands a log record (already masked) to the log exporters, off the
+    /// request path: it is queued and `true` returned, or, with the queue
+    /// full (its bound is in records and bytes) or no log exporter, dropped
+    /// (counted when the queue refused it) and `false` returned. Never blocks.
+    pub fn emit_log(&self, record: LogRecord) -> bool {
+        self.inner
+            .log_queue
+            .as_ref()
+            .is_some_and(|queue| queue.push(record))
+    }
+
+    /// Tells every correlator about a log record (already masked), on the
+    /// emitting thread; a correlator that panics is skipped.
+    pub fn notify_log(&self, record: &LogRecord) {
+        for correlator in &self.inner.correlators {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| correlator.on_log(record)));
+        }
+    }
+
+    /// The log export counters.
+    pub fn log_export_stats(&self) -> LogExportStats {
+        let snapshot = self.inner.log_stats.snapshot();
+        let mut stats = LogExportStats::default();
+        if let Some(queue) = &self.inner.log_queue {
+            stats.records_queued = queue.queued.load(Ordering::Relaxed);
+            stats.records_dropped_by_queue = queue.dropped.load(Ordering::Relaxed);
+        }
+        stats.exporters = snapshot.exporters;
         stats
     }
 

@@ -19,10 +19,14 @@
 //! cancelled), flushes every pending span (within the shutdown deadline,
 //! 5 s by default), and exits: within 10 s even when every backend is down.
 //!
-//! It logs to standard error through `tracing`, filtered by `RUST_LOG`
-//! (default `info`; `off` prints nothing). The dependencies whose debug logs
-//! can hold request data or credentials print `info` at most, whatever
-//! `RUST_LOG` asks ([`CAPPED`]). A panic is logged at error level with its
+//! It logs to standard error through `tracing` and faultline's subscriber,
+//! filtered by `RUST_LOG` (default `info`; `off` prints nothing): text, or
+//! JSON lines with `FAULTLINE_LOG_FORMAT=json`, each with the trace and span
+//! ids of the span current where it was written, masked; the same events
+//! become span events and OTLP log records (`OTEL_LOGS_EXPORTER`, default
+//! `otlp`). The dependencies whose debug logs can hold request data or
+//! credentials print `info` at most, whatever `RUST_LOG` asks
+//! ([`faultline::tracing::CAPPED_TARGETS`]). A panic is logged at error level with its
 //! message masked, never raw; with `--no-tracing` a handler's panic still
 //! answers 500 problem+json, code 5000, as the traced service does (without
 //! a trace id).
@@ -110,12 +114,20 @@ pub struct HarnessCall {
 impl App {
     /// `GET /users/{id}`.
     pub fn user(&self, id: &str) -> Result<serde_json::Value, AppError> {
-        match id.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => Ok(serde_json::json!({ "id": n })),
-            _ => Err(AppError::new(
-                USER_NOT_FOUND,
-                format!("no user with id {id}"),
-            )),
+        match id.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(serde_json::json!({ "id": load_user(n) })),
+            parsed => {
+                // Straight in the handler, outside any span of its own: an
+                // event of the request's server span.
+                match parsed {
+                    Ok(n) => tracing::warn!(user.id = n, "user not found"),
+                    Err(_) => tracing::warn!(user.id = id, "user not found"),
+                }
+                Err(AppError::new(
+                    USER_NOT_FOUND,
+                    format!("no user with id {id}"),
+                ))
+            }
         }
     }
 
@@ -127,6 +139,9 @@ impl App {
         span.set_attribute(KeyValue::new("app.customer.email", body.email.clone()));
         span.set_attribute(KeyValue::new("app.customer.phone", body.phone.clone()));
         span.set_attribute(KeyValue::new("app.payment.card", body.card.clone()));
+        // Raw values too: the log line, the span event and the log record
+        // are masked by faultline.
+        tracing::warn!(email = %body.email, card = %body.card, "payment declined");
         // A child span made in the handler: the card charge that declines.
         if let Some(engine) = &self.engine {
             let mut charge = engine.tracer().start_with_context("charge card", &cx);
@@ -170,6 +185,14 @@ impl App {
                 .await;
         }
     }
+}
+
+/// Finds a user: a `tracing` span of its own (a child of the request's
+/// server span) with one event.
+#[tracing::instrument(name = "load_user")]
+fn load_user(id: i64) -> i64 {
+    tracing::info!(user.id = id, "loading user");
+    id
 }
 
 struct Args {
@@ -227,13 +250,18 @@ fn parse_args() -> Result<Args, String> {
 
 /// faultline in one call: configuration from the environment, the
 /// exporters it names, Prometheus metrics (served on `/metrics` by every
-/// adapter), Sentry when `SENTRY_DSN` is set.
+/// adapter), Sentry when `SENTRY_DSN` is set, and faultline's `tracing`
+/// subscriber writing to standard error (`FAULTLINE_LOG_FORMAT`).
 fn set_up() -> Result<Faultline, String> {
     Setup::new("faultline-service")
         .configure(|c| {
             c.service_version(env!("CARGO_PKG_VERSION"))
                 .exporters([ExporterKind::OTLP])
         })
+        .log_writer(
+            std::io::stderr,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
         .init()
         .map_err(|e| e.to_string())
 }
@@ -358,50 +386,29 @@ fn log_panics() {
     }));
 }
 
-/// The dependencies whose debug logs can hold request data or credentials
-/// (raw query strings, body errors, export headers): they print `info` at
-/// most, whatever `RUST_LOG` asks (and less when it asks for less).
-pub const CAPPED: [&str; 12] = [
-    "warp",
-    "poem",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "tonic",
-    "tower",
-    "reqwest",
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-    "opentelemetry_http",
-];
-
-/// Logs go to standard error through `tracing`, filtered by `RUST_LOG`
-/// (default `info`) and capped for [`CAPPED`]: an event is printed when
-/// both filters let it through. Standard output carries the `listening on`
-/// line and the console exporter's spans.
+/// With `--no-tracing`, logs go to standard error through `tracing-subscriber`'s
+/// own formatter, with the filters faultline's subscriber uses (`RUST_LOG`,
+/// default `info`, and [`faultline::tracing::CAPPED_TARGETS`] at `info` at
+/// most). Traced, faultline's subscriber writes them (see [`set_up`]).
+/// Standard output carries the `listening on` line and the console
+/// exporter's spans.
 fn init_logging() {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
-    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let cap = Targets::new()
-        .with_default(LevelFilter::TRACE)
-        .with_targets(CAPPED.map(|target| (target, LevelFilter::INFO)));
+    let (asked, cap) = faultline::tracing::default_filters();
     tracing_subscriber::registry()
+        .with(asked)
+        .with(cap)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_filter(asked.and(cap)),
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
 }
 
 fn main() -> ExitCode {
-    init_logging();
     log_panics();
     let args = match parse_args() {
         Ok(a) => a,
@@ -410,6 +417,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !args.tracing {
+        init_logging();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,6 +16,7 @@ mod hostile;
 mod interop;
 mod jaeger;
 mod keep_errors;
+mod logs;
 mod masking;
 mod otlp;
 mod peers;

@@ -100,6 +100,8 @@ impl Service {
             .env("OTEL_TRACES_EXPORTER", "console")
             .env("FAULTLINE_CONSOLE_FORMAT", "json")
             .env("OTEL_BSP_SCHEDULE_DELAY", "20")
+            // No log export unless a test asks (tests/it/logs.rs).
+            .env("OTEL_LOGS_EXPORTER", "none")
             .env_remove("OTEL_SERVICE_NAME")
             .env_remove("DOWNSTREAM_URL")
             .stdin(Stdio::null())

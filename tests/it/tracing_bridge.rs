@@ -54,6 +54,12 @@ fn assert_joined(engine: &faultline::Engine, spans: &InMemoryExporter) {
         .expect("the tracing span");
     assert_eq!(db.span_context.trace_id(), server.span_context.trace_id());
     assert_eq!(db.parent_span_id, server.span_context.span_id());
+    // Events inside the tracing span are events of its OpenTelemetry span.
+    assert!(
+        db.events.iter().any(|e| e.name == "querying"),
+        "{:?}",
+        db.events
+    );
     assert!(
         server
             .events
@@ -68,7 +74,10 @@ fn assert_joined(engine: &faultline::Engine, spans: &InMemoryExporter) {
 fn tracing_spans_and_spawned_tasks_join_the_request_trace() {
     let spans = InMemoryExporter::default();
     let engine = memory_engine(quiet_config().build().unwrap(), &spans);
-    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layer(&engine));
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layers_with(
+        &engine,
+        faultline::tracing::LogLayer::new(&engine).without_lines(),
+    ));
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = Router::new()
         .route("/jobs", get(handler))
@@ -102,7 +111,10 @@ fn tracing_spans_and_spawned_tasks_join_the_request_trace_on_actix_web() {
     use actix_web::{App, test, web};
     let spans = InMemoryExporter::default();
     let engine = memory_engine(quiet_config().build().unwrap(), &spans);
-    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layer(&engine));
+    let subscriber = tracing_subscriber::registry().with(faultline::tracing::layers_with(
+        &engine,
+        faultline::tracing::LogLayer::new(&engine).without_lines(),
+    ));
     let _guard = tracing::subscriber::set_default(subscriber);
     let traced = engine.clone();
     actix_web::rt::System::new().block_on(async move {

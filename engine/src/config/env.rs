@@ -77,6 +77,13 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
     "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
     "FAULTLINE_TRUSTED_PEERS",
+    "OTEL_LOGS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "FAULTLINE_LOG_FORMAT",
 ];
 
 impl TracingConfigBuilder {
@@ -149,6 +156,7 @@ impl TracingConfigBuilder {
         if let Some(list) = get("OTEL_TRACES_EXPORTER") {
             self.exporters = parse_exporters("OTEL_TRACES_EXPORTER", &list)?;
         }
+        self.logs.read_env(&get)?;
         if let Some(list) = get("OTEL_PROPAGATORS") {
             self.propagators = parse_propagators("OTEL_PROPAGATORS", &list)?;
         }
@@ -166,24 +174,7 @@ impl TracingConfigBuilder {
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         ] {
             if let Some(p) = get(var) {
-                self.otlp_protocol = match p.trim().to_ascii_lowercase().as_str() {
-                    "grpc" => OtlpProtocol::Grpc,
-                    "http/protobuf" => OtlpProtocol::HttpProtobuf,
-                    "http/json" => {
-                        return Err(ConfigError::invalid(
-                            var,
-                            &p,
-                            "http/json is not supported; use grpc or http/protobuf",
-                        ));
-                    }
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            var,
-                            &p,
-                            "must be grpc or http/protobuf",
-                        ));
-                    }
-                };
+                self.otlp_protocol = otlp_protocol(var, &p)?;
             }
         }
         for var in [
@@ -202,11 +193,7 @@ impl TracingConfigBuilder {
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
         ] {
             if let Some(c) = get(var) {
-                self.otlp_compression = match c.trim().to_ascii_lowercase().as_str() {
-                    "gzip" => Compression::Gzip,
-                    "none" => Compression::None,
-                    _ => return Err(ConfigError::invalid(var, &c, "must be gzip or none")),
-                };
+                self.otlp_compression = compression(var, &c)?;
             }
         }
         for var in [
@@ -551,7 +538,34 @@ fn parse_propagators(var: &str, list: &str) -> Result<Vec<PropagatorKind>, Confi
     Ok(out)
 }
 
-fn millis(var: &str, text: &str) -> Result<Duration, ConfigError> {
+/// An OTLP protocol variable's value.
+pub(super) fn otlp_protocol(var: &str, text: &str) -> Result<OtlpProtocol, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        "http/json" => Err(ConfigError::invalid(
+            var,
+            text,
+            "http/json is not supported; use grpc or http/protobuf",
+        )),
+        _ => Err(ConfigError::invalid(
+            var,
+            text,
+            "must be grpc or http/protobuf",
+        )),
+    }
+}
+
+/// An OTLP compression variable's value.
+pub(super) fn compression(var: &str, text: &str) -> Result<Compression, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "gzip" => Ok(Compression::Gzip),
+        "none" => Ok(Compression::None),
+        _ => Err(ConfigError::invalid(var, text, "must be gzip or none")),
+    }
+}
+
+pub(super) fn millis(var: &str, text: &str) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(v::parse_u64(var, text).map_err(
         |_| ConfigError::invalid(var, text, "must be a whole number of milliseconds"),
     )?))
@@ -573,7 +587,7 @@ fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
 /// Parses the `key=value,key2=value2` lists of `OTEL_RESOURCE_ATTRIBUTES` and
 /// `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded). With `secret`, an
 /// error never repeats the value.
-fn parse_key_values(
+pub(super) fn parse_key_values(
     var: &str,
     text: &str,
     secret: bool,

@@ -33,6 +33,7 @@ mod env;
 mod file;
 mod operations;
 mod routes;
+mod logs;
 mod validate;
 
 use std::borrow::Cow;
@@ -48,6 +49,7 @@ use url::Url;
 pub use env::ENV_VARIABLES;
 pub use operations::{ResourceDetector, ResourceDetectors, STANDARD_SAMPLERS};
 pub use routes::ExcludedRoutes;
+pub use logs::{LogFormat, LogsSettings};
 
 /// The value used for `service.name` when nothing else names the service.
 ///
@@ -424,6 +426,7 @@ pub struct TracingConfig {
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
     excluded_routes: ExcludedRoutes,
+    logs: LogsSettings,
 }
 
 /// A network whose requests' trace context is trusted: an IP address with
@@ -1037,6 +1040,7 @@ pub struct TracingConfigBuilder {
     limits: Limits,
     trusted_peers: Vec<PeerNet>,
     excluded_routes: Vec<String>,
+    logs: LogsSettings,
     /// A `trusted_peers` entry of a file that is not a network.
     invalid_trusted_peer: Option<String>,
     /// Settings whose value came from an environment variable, with the
@@ -1117,6 +1121,7 @@ impl Default for TracingConfigBuilder {
             limits: Limits::default(),
             trusted_peers: Vec::new(),
             excluded_routes: Vec::new(),
+            logs: LogsSettings::default(),
             invalid_trusted_peer: None,
             from_env: Vec::new(),
         }
@@ -1184,6 +1189,7 @@ impl TracingConfigBuilder {
             limits: c.limits,
             trusted_peers: c.trusted_peers.clone(),
             excluded_routes: c.excluded_routes.to_strings(),
+            logs: c.logs.clone(),
             invalid_trusted_peer: None,
             from_env: Vec::new(),
         }
@@ -1488,6 +1494,7 @@ impl TracingConfigBuilder {
             v::resource_attribute("resource_attributes", key, value)?;
         }
         v::sample_rate("sample_rate", self.sample_rate)?;
+        self.logs.checked()?;
         let mut exporters: Vec<ExporterKind> = Vec::with_capacity(self.exporters.len());
         for name in &self.exporters {
             v::exporter_name("exporters", name.as_str())?;
@@ -1693,6 +1700,7 @@ impl TracingConfigBuilder {
             limits: self.limits,
             trusted_peers: self.trusted_peers,
             excluded_routes,
+            logs: self.logs,
         })
     }
 }

@@ -2587,6 +2587,13 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "0"),
         ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "1.5"),
         ("FAULTLINE_TRUSTED_PEERS", "10.0.0.0/8,proxy.local"),
+        ("OTEL_LOGS_EXPORTER", "ot lp"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "ftp://x"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "udp"),
+        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "novalue"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "soon"),
+        ("FAULTLINE_LOG_FORMAT", "xml"),
     ];
     let covered: BTreeSet<&str> = bad.iter().map(|(v, _)| *v).collect();
     let listed: BTreeSet<&str> = ENV_VARIABLES.iter().copied().collect();

@@ -229,6 +229,14 @@ fn render_json(service: &str, span: &SpanData) -> String {
 
 /// Formats a time as RFC 3339 in UTC with milliseconds.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    write_rfc3339(&mut out, t, false);
+    out
+}
+
+/// Appends a time as RFC 3339 in UTC, with milliseconds or (`micros`)
+/// microseconds.
+pub(crate) fn write_rfc3339(out: &mut String, t: SystemTime, micros: bool) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -242,13 +250,18 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60,
-        d.subsec_millis()
-    )
+    );
+    let _ = if micros {
+        write!(out, "{:06}Z", d.subsec_micros())
+    } else {
+        write!(out, "{:03}Z", d.subsec_millis())
+    };
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod console;
 pub(crate) mod keep;
+pub(crate) mod logs;
 mod memory;
 pub(crate) mod pipeline;
 
@@ -19,6 +20,10 @@ use crate::masking::{Masker, REDACTED, mask_query};
 
 pub use console::ConsoleExporter;
 pub use keep::{ErrorKeepingStats, KEPT_ATTRIBUTE};
+pub use logs::{
+    ConsoleLogExporter, InMemoryLogExporter, LogExportStats, LogExporter, LogExporterFactory,
+    LogRecord, Severity,
+};
 pub use memory::InMemoryExporter;
 pub use pipeline::{ExportStats, ExporterStats, LimitStats};
 
@@ -204,7 +209,7 @@ pub fn estimated_size(span: &SpanData) -> usize {
     size
 }
 
-fn attributes_size(attributes: &[KeyValue]) -> usize {
+pub(crate) fn attributes_size(attributes: &[KeyValue]) -> usize {
     let mut size = std::mem::size_of_val(attributes);
     for kv in attributes {
         size += kv.key.as_str().len();

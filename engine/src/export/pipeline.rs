@@ -44,7 +44,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ExportError, Exporter, mask_span_with};
+use super::logs::LogQueue;
+use super::{ExportError, Exporter, LogExporter, LogRecord, mask_span_with};
 use crate::config::ExportRetry;
 use crate::masking::Masker;
 
@@ -224,13 +225,25 @@ struct Counters {
     rejected: AtomicU64,
 }
 
+/// What a lane's buffer holds now: items and estimated bytes.
+trait LaneGauge: Send + Sync + std::fmt::Debug {
+    fn gauge(&self) -> (usize, usize);
+}
+
+impl<T: Send + Sync + std::fmt::Debug> LaneGauge for Lane<T> {
+    fn gauge(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.buffered, s.buffered_bytes)
+    }
+}
+
 /// One exporter's name, counters and buffer, as the stats see them.
-type LaneStats = (String, Arc<Counters>, Arc<Lane>);
+type LaneStats = (String, Arc<Counters>, Arc<dyn LaneGauge>);
 
 /// The pipeline's counters, shared with the engine.
 #[derive(Debug, Default)]
 pub(crate) struct StatsCell {
-    spans_received: AtomicU64,
+    pub(crate) spans_received: AtomicU64,
     limits: LimitCounters,
     lanes: Mutex<Vec<LaneStats>>,
 }
@@ -241,10 +254,8 @@ impl StatsCell {
         let exporters: Vec<ExporterStats> = lanes
             .iter()
             .map(|(name, c, lane)| {
-                let (buffered, buffered_bytes) = {
-                    let s = lane.lock();
-                    (s.buffered as u64, s.buffered_bytes as u64)
-                };
+                let (buffered, buffered_bytes) = lane.gauge();
+                let (buffered, buffered_bytes) = (buffered as u64, buffered_bytes as u64);
                 ExporterStats {
                     name: name.clone(),
                     delivered: c.delivered.load(Ordering::Relaxed),
@@ -346,16 +357,16 @@ struct BufferLimits {
 
 /// One batch (or what is left of it) waiting for one exporter.
 #[derive(Debug)]
-struct Entry {
+struct Entry<T> {
     seq: u64,
-    batch: Arc<Vec<SpanData>>,
+    batch: Arc<Vec<T>>,
     /// The whole batch's estimated memory: held until the entry goes.
     bytes: usize,
     start: usize,
     attempts: u32,
 }
 
-impl Entry {
+impl<T> Entry<T> {
     fn len(&self) -> usize {
         self.batch.len() - self.start
     }
@@ -363,9 +374,9 @@ impl Entry {
 
 /// One exporter's buffer, shared by the batch thread (which pushes) and the
 /// exporter's task (which sends).
-#[derive(Debug, Default)]
-struct LaneState {
-    entries: VecDeque<Entry>,
+#[derive(Debug)]
+struct LaneState<T> {
+    entries: VecDeque<Entry<T>>,
     buffered: usize,
     /// Sum of the entries' `bytes`.
     buffered_bytes: usize,
@@ -373,27 +384,36 @@ struct LaneState {
     next_seq: u64,
 }
 
-#[derive(Debug, Default)]
-struct Lane {
-    state: Mutex<LaneState>,
+#[derive(Debug)]
+struct Lane<T> {
+    state: Mutex<LaneState<T>>,
     wake: Notify,
 }
 
-impl Lane {
-    fn lock(&self) -> MutexGuard<'_, LaneState> {
+impl<T> Default for Lane<T> {
+    fn default() -> Self {
+        Lane {
+            state: Mutex::new(LaneState {
+                entries: VecDeque::new(),
+                buffered: 0,
+                buffered_bytes: 0,
+                in_flight: None,
+                next_seq: 0,
+            }),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl<T> Lane<T> {
+    fn lock(&self) -> MutexGuard<'_, LaneState<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds a batch of `bytes` estimated memory, dropping the oldest spans
     /// (never the batch being sent) beyond `limits.spans`, then the oldest
     /// whole batches beyond `limits.bytes` (at least the new batch is kept).
-    fn push(
-        &self,
-        batch: Arc<Vec<SpanData>>,
-        bytes: usize,
-        limits: BufferLimits,
-        counters: &Counters,
-    ) {
+    fn push(&self, batch: Arc<Vec<T>>, bytes: usize, limits: BufferLimits, counters: &Counters) {
         let len = batch.len();
         if len == 0 {
             return;
@@ -417,7 +437,7 @@ impl Lane {
             .entries
             .front()
             .filter(|e| Some(e.seq) == in_flight)
-            .map_or(0, Entry::len);
+            .map_or(0, |e| e.len());
         let mut dropped = 0usize;
         while s.buffered - in_flight_len > limit {
             let index = usize::from(
@@ -475,9 +495,60 @@ enum Command {
     Shutdown(Instant, std::sync::mpsc::SyncSender<Vec<String>>),
 }
 
-struct Task {
-    exporter: Box<dyn Exporter>,
-    lane: Arc<Lane>,
+/// What a lane ships to: a span [`Exporter`] or a [`LogExporter`], seen
+/// alike by the resilient export.
+#[async_trait::async_trait]
+pub(crate) trait Ship<T>: Send + Sync {
+    fn name(&self) -> &str;
+    /// What one item is called in messages (`spans`, `log records`).
+    fn unit(&self) -> &'static str;
+    async fn export(&self, batch: &[T]) -> Result<(), ExportError>;
+    async fn shutdown(&self) -> Result<(), ExportError>;
+    /// What the backend rejected of the last successful export (OTLP
+    /// partial success), taken once.
+    fn take_partial_success(&self) -> Option<crate::export::PartialSuccess> {
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl Ship<SpanData> for Box<dyn Exporter> {
+    fn name(&self) -> &str {
+        Exporter::name(self.as_ref())
+    }
+    fn unit(&self) -> &'static str {
+        "spans"
+    }
+    async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
+        Exporter::export(self.as_ref(), batch).await
+    }
+    async fn shutdown(&self) -> Result<(), ExportError> {
+        Exporter::shutdown(self.as_ref()).await
+    }
+    fn take_partial_success(&self) -> Option<crate::export::PartialSuccess> {
+        Exporter::take_partial_success(self.as_ref())
+    }
+}
+
+#[async_trait::async_trait]
+impl Ship<LogRecord> for Box<dyn LogExporter> {
+    fn name(&self) -> &str {
+        LogExporter::name(self.as_ref())
+    }
+    fn unit(&self) -> &'static str {
+        "log records"
+    }
+    async fn export(&self, batch: &[LogRecord]) -> Result<(), ExportError> {
+        LogExporter::export(self.as_ref(), batch).await
+    }
+    async fn shutdown(&self) -> Result<(), ExportError> {
+        LogExporter::shutdown(self.as_ref()).await
+    }
+}
+
+struct Task<T> {
+    exporter: Box<dyn Ship<T>>,
+    lane: Arc<Lane<T>>,
     counters: Arc<Counters>,
     retry: ExportRetry,
     rng: u64,
@@ -487,7 +558,7 @@ struct Task {
     partial_logged: bool,
 }
 
-impl Task {
+impl<T: Send + Sync + 'static> Task<T> {
     /// `delay` with equal jitter: a random duration in `[delay/2, delay]`.
     fn jitter(&mut self, delay: Duration) -> Duration {
         self.rng ^= self.rng << 13;
@@ -543,13 +614,14 @@ impl Task {
     fn unavailable(&self) -> String {
         let buffered = self.lane.lock().buffered;
         format!(
-            "{}: backend unavailable, {buffered} spans buffered",
-            self.exporter.name()
+            "{}: backend unavailable, {buffered} {} buffered",
+            self.exporter.name(),
+            self.exporter.unit()
         )
     }
 
     /// One attempt at `spans`, bounded in time, a panic turned into an error.
-    async fn attempt(&self, spans: &[SpanData], timeout: Duration) -> Result<(), ExportError> {
+    async fn attempt(&self, spans: &[T], timeout: Duration) -> Result<(), ExportError> {
         let call = AssertUnwindSafe(self.exporter.export(spans)).catch_unwind();
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(result)) => result,
@@ -559,7 +631,7 @@ impl Task {
     }
 
     /// The oldest entry, marked in flight.
-    fn take_front(&self) -> Option<(u64, Arc<Vec<SpanData>>, usize, u32)> {
+    fn take_front(&self) -> Option<(u64, Arc<Vec<T>>, usize, u32)> {
         let mut s = self.lane.lock();
         let front = s
             .entries
@@ -678,7 +750,8 @@ impl Task {
                     tracing::warn!(
                         exporter = self.exporter.name(),
                         spans = spans.len(),
-                        "export rejected, spans dropped: {reason}"
+                        "export rejected, {} dropped: {reason}",
+                        self.exporter.unit()
                     );
                 }
                 Err(error) => {
@@ -703,7 +776,8 @@ impl Task {
                         if !exhausted {
                             tracing::warn!(
                                 exporter = self.exporter.name(),
-                                "export failing, spans kept in the buffer: {error}"
+                                "export failing, {} kept in the buffer: {error}",
+                                self.exporter.unit()
                             );
                         }
                         exhausted = true;
@@ -800,8 +874,9 @@ impl Task {
                 .dropped
                 .fetch_add(undelivered as u64, Ordering::Relaxed);
             errors.push(format!(
-                "{}: {undelivered} spans not delivered before the shutdown deadline",
-                self.exporter.name()
+                "{}: {undelivered} {} not delivered before the shutdown deadline",
+                self.exporter.name(),
+                self.exporter.unit()
             ));
         }
         let left = deadline
@@ -822,8 +897,8 @@ impl Task {
 }
 
 #[derive(Debug)]
-struct LaneHandle {
-    lane: Arc<Lane>,
+struct LaneHandle<T> {
+    lane: Arc<Lane<T>>,
     counters: Arc<Counters>,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -856,7 +931,9 @@ pub(crate) struct PipelineControl {
     /// Short texts a deterministic masker left unchanged (bounded; cleared
     /// when full): they are not scanned again.
     clean_texts: Mutex<std::collections::HashSet<Box<str>, KeyHasher>>,
-    lanes: Vec<LaneHandle>,
+    lanes: Vec<LaneHandle<SpanData>>,
+    /// The log records' queue and lanes, when log exporters are configured.
+    logs: Option<Arc<LogLanes>>,
     limits: BufferLimits,
     gate: Arc<QueueGate>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -865,8 +942,101 @@ pub(crate) struct PipelineControl {
     shut_down: std::sync::atomic::AtomicBool,
 }
 
+/// What the pipeline needs to ship log records besides spans.
+pub(crate) struct LogSetup {
+    pub(crate) exporters: Vec<Box<dyn LogExporter>>,
+    pub(crate) queue: Arc<LogQueue>,
+    pub(crate) stats: Arc<StatsCell>,
+    pub(crate) scheduled_delay: Duration,
+}
+
+/// The log records' queue and one lane per log exporter.
+#[derive(Debug)]
+pub(crate) struct LogLanes {
+    queue: Arc<LogQueue>,
+    lanes: Vec<LaneHandle<LogRecord>>,
+    stats: Arc<StatsCell>,
+}
+
+impl LogLanes {
+    /// Moves every queued record into every log exporter's buffer, in
+    /// batches of the configured size.
+    fn drain(&self, limits: BufferLimits) {
+        let (mut records, _) = self.queue.take();
+        if records.is_empty() {
+            return;
+        }
+        self.stats
+            .spans_received
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        while !records.is_empty() {
+            let rest = records.split_off(records.len().min(self.queue.batch_size()));
+            let bytes = records.iter().map(LogRecord::estimated_size).sum();
+            let batch = Arc::new(std::mem::replace(&mut records, rest));
+            for lane in &self.lanes {
+                lane.lane.push(batch.clone(), bytes, limits, &lane.counters);
+            }
+        }
+    }
+
+    /// Ships the queue every `delay`, or as soon as it holds a batch,
+    /// until the queue is closed.
+    async fn run(self: Arc<Self>, delay: Duration, limits: BufferLimits) {
+        loop {
+            let _ = tokio::time::timeout(delay, self.queue.wake.notified()).await;
+            self.drain(limits);
+            if self.queue.closed.load(Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+}
+
+type TaskFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One lane and its task per exporter; the tasks are returned to be
+/// spawned on the export thread.
+fn lanes<T: Send + Sync + std::fmt::Debug + 'static>(
+    exporters: Vec<Box<dyn Ship<T>>>,
+    retry: ExportRetry,
+    masker: &Option<Arc<dyn Masker>>,
+    stats: &StatsCell,
+    seed: u64,
+    tasks: &mut Vec<TaskFuture>,
+) -> Vec<LaneHandle<T>> {
+    let mut lanes = Vec::with_capacity(exporters.len());
+    for exporter in exporters {
+        let lane = Arc::new(Lane::default());
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        stats.lanes.lock().unwrap_or_else(|e| e.into_inner()).push((
+            exporter.name().to_owned(),
+            counters.clone(),
+            lane.clone() as Arc<dyn LaneGauge>,
+        ));
+        let task = Task {
+            exporter,
+            lane: lane.clone(),
+            counters: counters.clone(),
+            retry,
+            rng: seed.wrapping_mul(tasks.len() as u64 * 2 + 1),
+            masker: masker.clone(),
+            partial_logged: false,
+        };
+        tasks.push(Box::pin(task.run(rx)));
+        lanes.push(LaneHandle {
+            lane,
+            counters,
+            commands: tx,
+        });
+    }
+    lanes
+}
+
 impl ExportPipeline {
-    /// Starts the export thread with one task per exporter.
+    /// Starts the export thread with one task per exporter (span and log
+    /// exporters alike).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         masker: Option<Arc<dyn Masker>>,
         value_limit: usize,
@@ -875,54 +1045,49 @@ impl ExportPipeline {
         gate: Arc<QueueGate>,
         stats: Arc<StatsCell>,
         last_errors: Arc<Mutex<Vec<String>>>,
+        logs: Option<LogSetup>,
     ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("faultline-export")
             .build()?;
-        let mut lanes = Vec::with_capacity(exporters.len());
-        let mut tasks = Vec::with_capacity(exporters.len());
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
             | 1;
-        for (i, exporter) in exporters.into_iter().enumerate() {
-            let lane = Arc::new(Lane::default());
-            let counters = Arc::new(Counters::default());
-            let (tx, rx) = mpsc::unbounded_channel();
-            stats.lanes.lock().unwrap_or_else(|e| e.into_inner()).push((
-                exporter.name().to_owned(),
-                counters.clone(),
-                lane.clone(),
-            ));
-            tasks.push((
-                Task {
-                    exporter,
-                    lane: lane.clone(),
-                    counters: counters.clone(),
-                    retry,
-                    rng: seed.wrapping_mul(i as u64 * 2 + 1),
-                    masker: masker.clone(),
-                    partial_logged: false,
-                },
-                rx,
-            ));
-            lanes.push(LaneHandle {
-                lane,
-                counters,
-                commands: tx,
+        let limits = BufferLimits {
+            spans: retry.buffer_capacity(),
+            bytes: retry.buffer_bytes(),
+        };
+        let mut tasks: Vec<TaskFuture> = Vec::new();
+        let span_exporters = exporters
+            .into_iter()
+            .map(|e| Box::new(e) as Box<dyn Ship<SpanData>>)
+            .collect();
+        let span_lanes = lanes(span_exporters, retry, &masker, &stats, seed, &mut tasks);
+        let logs = logs.map(|setup| {
+            let exporters = setup
+                .exporters
+                .into_iter()
+                .map(|e| Box::new(e) as Box<dyn Ship<LogRecord>>)
+                .collect();
+            let log_lanes = Arc::new(LogLanes {
+                lanes: lanes(exporters, retry, &masker, &setup.stats, seed, &mut tasks),
+                queue: setup.queue,
+                stats: setup.stats,
             });
-        }
+            tasks.push(Box::pin(
+                log_lanes.clone().run(setup.scheduled_delay, limits),
+            ));
+            log_lanes
+        });
         let worker = std::thread::Builder::new()
             .name("faultline-export".to_owned())
             .spawn(move || {
                 // Nothing the exporters do (HTTP clients, gRPC) is traced.
                 let _suppressed = Context::enter_telemetry_suppressed_scope();
                 runtime.block_on(async move {
-                    let handles: Vec<_> = tasks
-                        .into_iter()
-                        .map(|(task, rx)| tokio::spawn(task.run(rx)))
-                        .collect();
+                    let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
                     for h in handles {
                         let _ = h.await;
                     }
@@ -934,11 +1099,9 @@ impl ExportPipeline {
                 value_limit,
                 secret_keys: Mutex::new(HashMap::default()),
                 clean_texts: Mutex::new(std::collections::HashSet::default()),
-                lanes,
-                limits: BufferLimits {
-                    spans: retry.buffer_capacity(),
-                    bytes: retry.buffer_bytes(),
-                },
+                lanes: span_lanes,
+                logs,
+                limits,
                 gate,
                 worker: Mutex::new(Some(worker)),
                 stats,
@@ -955,6 +1118,15 @@ impl ExportPipeline {
 }
 
 impl PipelineControl {
+    /// The command channel of every lane, span and log exporters'.
+    fn commands(&self) -> impl Iterator<Item = &mpsc::UnboundedSender<Command>> {
+        let logs = self.logs.iter().flat_map(|l| l.lanes.iter());
+        self.lanes
+            .iter()
+            .map(|l| &l.commands)
+            .chain(logs.map(|l| &l.commands))
+    }
+
     fn remember(&self, errors: &[String]) {
         if !errors.is_empty()
             && let Ok(mut last) = self.last_errors.lock()
@@ -1048,10 +1220,13 @@ impl PipelineControl {
     /// Waits until every exporter shipped its buffer, or reported its
     /// backend down, or 30 s passed.
     pub(crate) fn flush(&self) -> OTelSdkResult {
+        if let Some(logs) = &self.logs {
+            logs.drain(self.limits);
+        }
         let mut waiting = Vec::with_capacity(self.lanes.len());
-        for lane in &self.lanes {
+        for commands in self.commands() {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            if lane.commands.send(Command::Flush(tx)).is_ok() {
+            if commands.send(Command::Flush(tx)).is_ok() {
                 waiting.push(rx);
             }
         }
@@ -1079,10 +1254,18 @@ impl PipelineControl {
         if self.shut_down.swap(true, Ordering::SeqCst) {
             return (Vec::new(), false);
         }
+        if let Some(logs) = &self.logs {
+            // Whatever is queued goes into the buffers, then the queue
+            // closes (later records are refused, counted) and its task ends.
+            logs.drain(self.limits);
+            logs.queue.closed.store(true, Ordering::Release);
+            logs.queue.wake.notify_one();
+            logs.drain(self.limits);
+        }
         let mut waiting = Vec::with_capacity(self.lanes.len());
-        for lane in &self.lanes {
+        for commands in self.commands() {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            if lane.commands.send(Command::Shutdown(deadline, tx)).is_ok() {
+            if commands.send(Command::Shutdown(deadline, tx)).is_ok() {
                 waiting.push(rx);
             }
         }

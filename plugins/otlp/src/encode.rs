@@ -31,13 +31,13 @@ use faultline_engine::opentelemetry_sdk::Resource;
 use faultline_engine::opentelemetry_sdk::trace::SpanData;
 
 /// Protobuf wire types.
-const VARINT: u8 = 0;
-const I64: u8 = 1;
-const LEN: u8 = 2;
-const I32: u8 = 5;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const I64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const I32: u8 = 5;
 
 /// The one-byte key of field `number` (1 to 15) with `wire` type.
-const fn key(number: u8, wire: u8) -> u8 {
+pub(crate) const fn key(number: u8, wire: u8) -> u8 {
     (number << 3) | wire
 }
 
@@ -435,7 +435,7 @@ fn span_kind(kind: &SpanKind) -> u8 {
 }
 
 /// Nanoseconds since the epoch; 0 (left out) before it.
-fn nanos(time: SystemTime) -> u64 {
+pub(crate) fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
@@ -447,7 +447,7 @@ fn varint_len(value: u64) -> usize {
 }
 
 /// A length-delimited field (one-byte key) whose content is `len` bytes.
-fn delimited(len: usize) -> usize {
+pub(crate) fn delimited(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
@@ -493,7 +493,7 @@ fn pairs<'a>(
 }
 
 /// `KeyValue`: key (1), value (2, always present).
-fn key_value_len(key: &str, value: &Value) -> usize {
+pub(crate) fn key_value_len(key: &str, value: &Value) -> usize {
     string_field(key) + delimited(any_value_len(value))
 }
 
@@ -526,7 +526,7 @@ fn array_len(array: &Array) -> usize {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -534,7 +534,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+pub(crate) fn put_bytes_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
     if !bytes.is_empty() {
         out.push(key(number, LEN));
         put_varint(out, bytes.len() as u64);
@@ -542,18 +542,18 @@ fn put_bytes_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
     }
 }
 
-fn put_string_field(out: &mut Vec<u8>, number: u8, s: &str) {
+pub(crate) fn put_string_field(out: &mut Vec<u8>, number: u8, s: &str) {
     put_bytes_field(out, number, s.as_bytes());
 }
 
-fn put_uint_field(out: &mut Vec<u8>, number: u8, value: u64) {
+pub(crate) fn put_uint_field(out: &mut Vec<u8>, number: u8, value: u64) {
     if value != 0 {
         out.push(key(number, VARINT));
         put_varint(out, value);
     }
 }
 
-fn put_fixed64_field(out: &mut Vec<u8>, number: u8, value: u64) {
+pub(crate) fn put_fixed64_field(out: &mut Vec<u8>, number: u8, value: u64) {
     if value != 0 {
         out.push(key(number, I64));
         out.extend_from_slice(&value.to_le_bytes());
@@ -594,7 +594,7 @@ fn put_status(out: &mut Vec<u8>, status: &Status) {
     }
 }
 
-fn put_any_value(out: &mut Vec<u8>, value: &Value) {
+pub(crate) fn put_any_value(out: &mut Vec<u8>, value: &Value) {
     put_varint(out, any_value_len(value) as u64);
     match value {
         Value::Bool(b) => put_bool(out, *b),
@@ -639,7 +639,7 @@ fn put_any_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// `AnyValue.string_value` (1): written even when empty (a oneof member).
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.push(key(1, LEN));
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());

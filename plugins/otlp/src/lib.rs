@@ -54,12 +54,14 @@ use faultline_engine::opentelemetry_sdk::trace::SpanData;
 use tokio::sync::OnceCell;
 
 pub mod encode;
+pub mod logs;
 mod transport;
 
 pub use faultline_engine as engine;
 
 use encode::TraceEncoder;
-use transport::{GrpcTransport, HttpTransport, Settings, Transport};
+pub use logs::OtlpLogExporter;
+use transport::{Settings, Transport};
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -127,24 +129,31 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
     })
 }
 
+impl TlsMaterial {
+    /// The configuration's TLS files, read now (a missing file is an error
+    /// at start); `None` without any.
+    pub(crate) fn from_config(config: &TracingConfig) -> Result<Option<TlsMaterial>, OtlpError> {
+        let tls_config = config.otlp_tls();
+        if tls_config.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(TlsMaterial {
+            ca: tls_config.ca_file().map(read).transpose()?,
+            identity: match (tls_config.client_cert(), tls_config.client_key()) {
+                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                _ => None,
+            },
+        }))
+    }
+}
+
 impl OtlpExporter {
     /// An exporter for the configuration's OTLP settings: protocol, traces
     /// endpoint, headers, compression, TLS files (read now, so a missing file
     /// is an error at start), and the export timeout.
     pub fn from_config(config: &TracingConfig) -> Result<Self, OtlpError> {
         warn_if_headers_in_clear(config);
-        let tls_config = config.otlp_tls();
-        let tls = if tls_config.is_empty() {
-            None
-        } else {
-            Some(TlsMaterial {
-                ca: tls_config.ca_file().map(read).transpose()?,
-                identity: match (tls_config.client_cert(), tls_config.client_key()) {
-                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-                    _ => None,
-                },
-            })
-        };
+        let tls = TlsMaterial::from_config(config)?;
         Ok(OtlpExporter {
             protocol: config.otlp_protocol(),
             endpoint: config.otlp_traces_endpoint().to_string(),
@@ -179,10 +188,7 @@ impl OtlpExporter {
             timeout: self.timeout,
             tls: self.tls.as_ref(),
         };
-        Ok(match self.protocol {
-            OtlpProtocol::Grpc => Transport::Grpc(GrpcTransport::new(&settings)?),
-            OtlpProtocol::HttpProtobuf => Transport::Http(HttpTransport::new(&settings)?),
-        })
+        Transport::new(self.protocol, &settings)
     }
 }
 

@@ -19,6 +19,10 @@ use tonic::transport::Channel;
 /// The gRPC method of an OTLP trace export.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
+/// The gRPC method of an OTLP logs export.
+pub(crate) const LOGS_EXPORT_PATH: &str =
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
 /// The user agent of both transports.
 const USER_AGENT: &str = concat!("faultline-otlp/", env!("CARGO_PKG_VERSION"));
 
@@ -103,6 +107,30 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// The transport of `protocol` for `settings`.
+    pub(crate) fn new(
+        protocol: faultline_engine::config::OtlpProtocol,
+        settings: &Settings<'_>,
+    ) -> Result<Transport, ExportError> {
+        use faultline_engine::config::OtlpProtocol;
+        Ok(match protocol {
+            OtlpProtocol::Grpc => Transport::Grpc(GrpcTransport::new(settings)?),
+            OtlpProtocol::HttpProtobuf => Transport::Http(HttpTransport::new(settings)?),
+        })
+    }
+
+    /// The same transport calling the gRPC method `path` (the logs
+    /// service's); HTTP's path is the endpoint's own.
+    pub(crate) fn with_grpc_path(self, path: &'static str) -> Transport {
+        match self {
+            Transport::Grpc(mut t) => {
+                t.path = path;
+                Transport::Grpc(t)
+            }
+            http => http,
+        }
+    }
+
     /// Sends one encoded request; the collector's partial success (header
     /// values taken out of its message) when it accepted it.
     pub(crate) async fn send(&self, request: Vec<u8>) -> Sent {
@@ -116,6 +144,7 @@ impl Transport {
 /// OTLP/gRPC: a lazily connecting tonic channel.
 pub(crate) struct GrpcTransport {
     client: tonic::client::Grpc<Channel>,
+    path: &'static str,
     metadata: MetadataMap,
     timeout: Duration,
     redactor: Redactor,
@@ -156,6 +185,7 @@ impl GrpcTransport {
         }
         Ok(GrpcTransport {
             client,
+            path: EXPORT_PATH,
             metadata: MetadataMap::from_headers(header_map(settings.headers)),
             timeout: settings.timeout,
             redactor: Redactor::new(settings.headers),
@@ -174,7 +204,7 @@ impl GrpcTransport {
             client
                 .unary(
                     request,
-                    http::uri::PathAndQuery::from_static(EXPORT_PATH),
+                    http::uri::PathAndQuery::from_static(self.path),
                     ExportCodec,
                 )
                 .await

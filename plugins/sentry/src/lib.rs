@@ -68,10 +68,13 @@ use std::time::Duration;
 
 use faultline_engine::config::{ConfigError, TracingConfig};
 use faultline_engine::correlate::{Correlator, RequestError, RequestOutcome, RpcOutcome};
+use faultline_engine::export::LogRecord;
 use faultline_engine::masking::Masker;
-use faultline_engine::opentelemetry::trace::TraceContextExt;
+use faultline_engine::opentelemetry::trace::{TraceContextExt, TraceId};
+use sentry::protocol::Breadcrumb;
 use sentry::protocol::{Context, Event};
 use sentry::{ClientOptions, Hub, Integration, Scope};
+use std::collections::HashMap;
 
 pub use config::{
     ENV_VARIABLES, FAULTLINE_SENTRY_MIN_SEVERITY, SENTRY_DSN, SENTRY_ENVIRONMENT, SENTRY_RELEASE,
@@ -105,7 +108,14 @@ struct Inner {
     client: Arc<sentry::Client>,
     hub: Arc<Hub>,
     panic_hook: AtomicBool,
+    /// The log records of requests in flight, by trace: the breadcrumbs of
+    /// the request's event, should it have one.
+    crumbs: std::sync::Mutex<HashMap<TraceId, Vec<Breadcrumb>>>,
 }
+
+/// Most requests whose log records are held as breadcrumbs at once (past
+/// it, a new request's records are not kept).
+const MAX_REQUESTS_WITH_CRUMBS: usize = 4096;
 
 impl Sentry {
     /// A Sentry client for `config` whose `before_send` and
@@ -165,6 +175,7 @@ impl Sentry {
                 client,
                 hub,
                 panic_hook: AtomicBool::new(false),
+                crumbs: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -268,6 +279,55 @@ impl Inner {
     }
 }
 
+impl Inner {
+    fn crumbs(&self) -> std::sync::MutexGuard<'_, HashMap<TraceId, Vec<Breadcrumb>>> {
+        self.crumbs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The breadcrumbs held for the request of `trace_id`, forgotten.
+    fn take_crumbs(&self, trace_id: TraceId) -> Vec<Breadcrumb> {
+        let mut crumbs = self.crumbs();
+        if crumbs.is_empty() {
+            return Vec::new();
+        }
+        crumbs.remove(&trace_id).unwrap_or_default()
+    }
+}
+
+/// A log record as a breadcrumb: its level, target (category), message
+/// and fields (data), all already masked.
+pub fn breadcrumb(record: &LogRecord) -> Breadcrumb {
+    use faultline_engine::export::Severity;
+    use faultline_engine::opentelemetry::Value;
+    let level = match record.severity {
+        Severity::Error => sentry::Level::Error,
+        Severity::Warn => sentry::Level::Warning,
+        Severity::Info => sentry::Level::Info,
+        _ => sentry::Level::Debug,
+    };
+    let data = record
+        .attributes
+        .iter()
+        .map(|kv| {
+            let value = match &kv.value {
+                Value::Bool(b) => (*b).into(),
+                Value::I64(i) => (*i).into(),
+                Value::F64(f) => (*f).into(),
+                other => other.to_string().into(),
+            };
+            (kv.key.as_str().to_owned(), value)
+        })
+        .collect();
+    Breadcrumb {
+        timestamp: record.time,
+        ty: "default".to_owned(),
+        category: Some(record.target.to_string()),
+        level,
+        message: Some(record.body.clone()),
+        data,
+    }
+}
+
 impl Correlator for Sentry {
     fn on_request_end(&self, outcome: &RequestOutcome<'_>) {
         self.capture(outcome, |error| request_event(outcome, error));
@@ -275,6 +335,22 @@ impl Correlator for Sentry {
 
     fn on_rpc_end(&self, outcome: &RpcOutcome<'_>) {
         self.capture(&outcome.request, |error| rpc_event(outcome, error));
+    }
+
+    fn on_log(&self, record: &LogRecord) {
+        let max = self.inner.config.max_breadcrumbs;
+        if max == 0 || !record.has_span() {
+            return;
+        }
+        let mut crumbs = self.inner.crumbs();
+        if crumbs.len() >= MAX_REQUESTS_WITH_CRUMBS && !crumbs.contains_key(&record.trace_id) {
+            return;
+        }
+        let list = crumbs.entry(record.trace_id).or_default();
+        if list.len() >= max {
+            list.remove(0);
+        }
+        list.push(breadcrumb(record));
     }
 
     fn flush(&self, timeout: Duration) {
@@ -290,6 +366,7 @@ impl Sentry {
         outcome: &RequestOutcome<'_>,
         make: impl FnOnce(&RequestError<'_>) -> Event<'static>,
     ) {
+        let crumbs = self.inner.take_crumbs(outcome.trace_id);
         let Some(error) = &outcome.error else {
             return;
         };
@@ -298,7 +375,9 @@ impl Sentry {
         }
         // Only queues: masking runs here, sending on the transport's thread.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.inner.hub.capture_event(make(error));
+            let mut event = make(error);
+            event.breadcrumbs.values = crumbs;
+            self.inner.hub.capture_event(event);
         }));
     }
 }

@@ -273,3 +273,41 @@ fn the_panic_hook_reports_panics_outside_requests_only() {
         .unwrap();
     assert_eq!(worker.level, Level::Fatal);
 }
+
+#[test]
+fn a_requests_log_records_are_the_breadcrumbs_of_its_event_masked() {
+    use faultline_engine::export::{LogRecord, Severity as LogSeverity};
+    use faultline_engine::opentelemetry::KeyValue;
+
+    let (sentry, transport) = plugin(SentryConfig::new());
+    let failing = outcome(Some(app_error(Severity::Error, "order failed")));
+    let mut record = LogRecord::new(
+        LogSeverity::Warn,
+        "shop::orders",
+        format!("retrying for {EMAIL}"),
+    );
+    record.attributes = vec![KeyValue::new("attempt", 2i64), KeyValue::new("card", CARD)];
+    record.trace_id = failing.trace_id;
+    record.span_id = failing.span_id;
+    sentry.on_log(&record);
+    // Another request's record, and one outside any request: not breadcrumbs here.
+    let mut other = LogRecord::new(LogSeverity::Info, "shop", "other request");
+    other.trace_id = TraceId::from(1u128);
+    other.span_id = SpanId::from(1u64);
+    sentry.on_log(&other);
+    sentry.on_log(&LogRecord::new(LogSeverity::Info, "shop", "no request"));
+    sentry.on_request_end(&failing);
+    sentry.flush(Duration::from_secs(5));
+    let events = transport.fetch_and_clear_events();
+    assert_eq!(events.len(), 1);
+    let crumbs = &events[0].breadcrumbs.values;
+    assert_eq!(crumbs.len(), 1, "{crumbs:?}");
+    let crumb = &crumbs[0];
+    assert_eq!(crumb.level, Level::Warning);
+    assert_eq!(crumb.category.as_deref(), Some("shop::orders"));
+    let shown = format!("{crumb:?}");
+    assert!(!shown.contains(EMAIL) && !shown.contains(CARD), "{shown}");
+    assert_eq!(crumb.data["attempt"], 2);
+    // The request is over: its records are forgotten.
+    assert!(sentry.inner.take_crumbs(failing.trace_id).is_empty());
+}
