@@ -119,6 +119,7 @@ compiled_guides! {
     ErrorsGuide: "docs/ERRORS.md",
     ExportersGuide: "docs/EXPORTERS.md",
     GettingStartedGuide: "docs/GETTING_STARTED.md",
+    LogsGuide: "docs/LOGS.md",
     MetricsGuide: "docs/METRICS.md",
     PiiMaskingGuide: "docs/PII_MASKING.md",
     PropagationGuide: "docs/PROPAGATION.md",

@@ -81,10 +81,10 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
     }
     #[cfg(feature = "otlp")]
     {
-        builder = builder.log_exporter_factory("otlp", |config| {
-            faultline_otlp::OtlpLogExporter::from_config(config)
-                .map(|e| Box::new(e) as Box<dyn faultline_engine::export::LogExporter>)
-                .map_err(|e| e.to_string())
+        builder = builder.log_exporter_factory("otlp", |cx| {
+            Ok(Box::new(faultline_otlp::OtlpLogExporter::from_config(
+                cx.config(),
+            )?))
         });
     }
     #[cfg(feature = "jaeger")]
@@ -96,12 +96,19 @@ pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
     }
     #[cfg(feature = "viewer")]
     {
-        // One viewer for the engine's span (and, later, log) exporters.
+        // One viewer (store and listener) for the engine's span and log
+        // exporters, started by whichever factory runs first.
         let viewer = faultline_viewer::SharedViewer::new();
+        let logs_viewer = viewer.clone();
         builder = builder.exporter_factory(ExporterKind::VIEWER, move |cx| {
             Ok(Box::new(
                 viewer.get_or_start(cx.masker().cloned())?.exporter(),
             ))
+        });
+        builder = builder.log_exporter_factory("viewer", move |cx| {
+            Ok(Box::new(faultline_viewer::ViewerLogExporter::new(
+                logs_viewer.get_or_start(cx.masker().cloned())?,
+            )))
         });
     }
     builder

@@ -72,12 +72,13 @@ pub enum EngineError {
         registered: String,
     },
     /// A log exporter plugin failed to start.
-    #[error("log exporter `{name}` could not start: {reason}")]
+    #[error("log exporter `{name}` could not start: {source}")]
     LogExporterInit {
         /// The exporter's name.
         name: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: BoxError,
     },
     /// The export thread could not be started.
     #[error("cannot start the export thread: {0}")]
@@ -323,7 +324,9 @@ impl EngineBuilder {
     pub fn log_exporter_factory(
         mut self,
         name: &str,
-        factory: impl FnOnce(&TracingConfig) -> Result<Box<dyn LogExporter>, String> + Send + 'static,
+        factory: impl FnOnce(&ExporterContext<'_>) -> Result<Box<dyn LogExporter>, BoxError>
+        + Send
+        + 'static,
     ) -> Self {
         self.log_factories
             .insert(name.trim().to_ascii_lowercase(), Box::new(factory));
@@ -399,9 +402,9 @@ impl EngineBuilder {
                 let exporter: Box<dyn LogExporter> =
                     match (log_factories.remove(name), name.as_str()) {
                         (Some(factory), _) => {
-                            factory(&config).map_err(|reason| EngineError::LogExporterInit {
+                            factory(&cx).map_err(|source| EngineError::LogExporterInit {
                                 name: name.clone(),
-                                reason,
+                                source,
                             })?
                         }
                         (None, "console") => Box::new(ConsoleLogExporter::stdout()),

@@ -219,7 +219,8 @@ fn parse_args() -> Result<Args, String> {
             "--no-tracing" => tracing = false,
             "-h" | "--help" => {
                 return Err(
-                    "usage: service --framework axum|poem|warp|actix [--port 8080] [--no-tracing]".into(),
+                    "usage: service --framework axum|poem|warp|actix [--port 8080] [--no-tracing]"
+                        .into(),
                 );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),

@@ -147,10 +147,7 @@ impl Service {
             .ok()
             .flatten()
             .unwrap_or_else(|| {
-                panic!(
-                    "{name} {args:?} did not start: {:?}",
-                    lines.lock().unwrap()
-                )
+                panic!("{name} {args:?} did not start: {:?}", lines.lock().unwrap())
             });
         Service {
             child,

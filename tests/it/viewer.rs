@@ -1011,3 +1011,99 @@ async fn the_demo_with_serve_keeps_the_viewer_open_on_its_traces() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// The reference service with `OTEL_TRACES_EXPORTER=viewer` and
+/// `OTEL_LOGS_EXPORTER=viewer` on every framework: its own spans and its
+/// `tracing` events (the contract's "Logs" section) reach one viewer, the
+/// log records beside their trace, on the spans they were emitted in,
+/// masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_service_sends_its_spans_and_log_records_to_the_viewer() {
+    for framework in ["axum", "poem", "warp", "actix"] {
+        let port = crate::common::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let svc = crate::service::Service::start(
+            framework,
+            &[
+                ("OTEL_TRACES_EXPORTER", "viewer"),
+                ("OTEL_LOGS_EXPORTER", "viewer"),
+                ("FAULTLINE_VIEWER_ADDR", &addr),
+            ],
+        );
+        let client = reqwest::Client::new();
+        let trace_of = |response: &reqwest::Response| {
+            let header = response.headers()["traceresponse"].to_str().unwrap();
+            header.split('-').nth(1).unwrap().to_owned()
+        };
+        let found = client.get(svc.url("/users/5")).send().await.unwrap();
+        assert_eq!(found.status(), 200, "{framework}");
+        let found = trace_of(&found);
+        let declined = client
+            .post(svc.url("/checkout"))
+            .json(&json!({"email": EMAIL, "phone": "555-867-5309", "card": CARD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(declined.status(), 402, "{framework}");
+        let declined = trace_of(&declined);
+
+        // Waits until the trace has its server span and `logs` records.
+        let detail = |trace_id: String, logs: usize| {
+            let url = format!("http://{addr}/api/traces/{trace_id}");
+            async move {
+                for _ in 0..200 {
+                    let (status, detail) = get_json(&url).await;
+                    if status == 200
+                        && detail["logs"].as_array().is_some_and(|l| l.len() >= logs)
+                        && detail["spans"]
+                            .as_array()
+                            .is_some_and(|s| s.iter().any(|s| s["parent_span_id"] == Value::Null))
+                    {
+                        return detail;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!(
+                    "{framework}: trace {trace_id} with {logs} log records never reached the viewer"
+                );
+            }
+        };
+        let user = detail(found, 1).await;
+        let load_user = user["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "load_user")
+            .unwrap_or_else(|| panic!("{framework}: no load_user span: {user}"));
+        let record = &user["logs"][0];
+        assert_eq!(record["body"], "loading user", "{framework}");
+        assert_eq!(record["severity_text"], "INFO", "{framework}");
+        assert_eq!(record["span_id"], load_user["span_id"], "{framework}");
+
+        let checkout = detail(declined, 1).await;
+        let root = checkout["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["parent_span_id"] == Value::Null)
+            .unwrap()
+            .clone();
+        let record = checkout["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["body"] == "payment declined")
+            .unwrap_or_else(|| panic!("{framework}: {checkout}"))
+            .clone();
+        assert_eq!(record["severity_text"], "WARN", "{framework}");
+        // Emitted straight in the handler: on the server span.
+        assert_eq!(record["span_id"], root["span_id"], "{framework}");
+        let text = checkout.to_string();
+        assert!(
+            !text.contains(EMAIL) && !text.contains(CARD),
+            "{framework}: {text}"
+        );
+        assert!(text.contains(MASKED_EMAIL), "{framework}: {text}");
+        assert!(svc.stop().0, "{framework}: clean exit");
+    }
+}

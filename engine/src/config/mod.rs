@@ -31,9 +31,9 @@
 
 mod env;
 mod file;
+mod logs;
 mod operations;
 mod routes;
-mod logs;
 mod validate;
 
 use std::borrow::Cow;
@@ -47,9 +47,9 @@ use regex::Regex;
 use url::Url;
 
 pub use env::ENV_VARIABLES;
+pub use logs::{LogFormat, LogsSettings};
 pub use operations::{ResourceDetector, ResourceDetectors, STANDARD_SAMPLERS};
 pub use routes::ExcludedRoutes;
-pub use logs::{LogFormat, LogsSettings};
 
 /// The value used for `service.name` when nothing else names the service.
 ///

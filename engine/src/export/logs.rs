@@ -336,11 +336,13 @@ pub trait LogExporter: Send + Sync + Debug {
     }
 }
 
-/// Makes a log exporter from the configuration (how plugins register
-/// themselves by name; see
+/// Makes a log exporter from what a span exporter's factory gets too, the
+/// configuration and the engine's masker (how plugins register themselves
+/// by name; see
 /// [`EngineBuilder::log_exporter_factory`](crate::EngineBuilder::log_exporter_factory)).
-pub type LogExporterFactory =
-    Box<dyn FnOnce(&crate::config::TracingConfig) -> Result<Box<dyn LogExporter>, String> + Send>;
+pub type LogExporterFactory = Box<
+    dyn FnOnce(&crate::ExporterContext<'_>) -> Result<Box<dyn LogExporter>, crate::BoxError> + Send,
+>;
 
 /// The `console` log exporter: each record as a JSON line on standard
 /// output (or a given writer).

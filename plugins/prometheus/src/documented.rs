@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::{Prometheus, PrometheusConfig};
 use faultline_engine::Engine;
 use faultline_engine::config::TracingConfig;
 use faultline_engine::correlate::{
@@ -14,7 +15,6 @@ use faultline_engine::correlate::{
 };
 use faultline_engine::error::{ErrorCode, Severity};
 use faultline_engine::export::{ExportStats, ExporterStats};
-use crate::{Prometheus, PrometheusConfig};
 use opentelemetry::trace::{SpanId, TraceId};
 
 const USER_NOT_FOUND: ErrorCode =

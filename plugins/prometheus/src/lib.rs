@@ -97,7 +97,12 @@ pub const TRACE_ERRORS: &str = traces::TRACE_ERRORS;
 
 /// Names of faultline's own families (as registered; counters without
 /// `_total`); the `metrics` recorder leaves them alone.
-const RESERVED: &[&str] = &[REQUEST_DURATION, ERRORS, RPC_DURATION, exposition::TARGET_INFO];
+const RESERVED: &[&str] = &[
+    REQUEST_DURATION,
+    ERRORS,
+    RPC_DURATION,
+    exposition::TARGET_INFO,
+];
 
 /// Makes a latency histogram with the configured buckets.
 #[derive(Debug, Clone)]

@@ -65,7 +65,7 @@ use std::sync::{Arc, Mutex};
 
 use faultline_engine::ExporterContext;
 use faultline_engine::config::ConfigError;
-use faultline_engine::export::{ExportError, Exporter};
+use faultline_engine::export::{ExportError, Exporter, LogExporter};
 use faultline_engine::masking::Masker;
 use faultline_engine::opentelemetry::Key;
 use faultline_engine::opentelemetry_sdk::Resource;
@@ -285,6 +285,56 @@ impl Exporter for ViewerExporter {
 
     async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
         self.viewer.store().add_spans(&self.service, batch);
+        Ok(())
+    }
+}
+
+/// The log exporter registered as `viewer` (`OTEL_LOGS_EXPORTER=viewer`):
+/// the engine's (already masked) log records go to the viewer's store,
+/// beside their trace, off the request path.
+#[derive(Debug)]
+pub struct ViewerLogExporter {
+    viewer: Viewer,
+    service: String,
+}
+
+impl ViewerLogExporter {
+    /// The log exporter of `viewer` (the same store and listener as its
+    /// span exporter).
+    pub fn new(viewer: Viewer) -> Self {
+        ViewerLogExporter {
+            viewer,
+            service: String::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LogExporter for ViewerLogExporter {
+    fn name(&self) -> &str {
+        "viewer"
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Some(name) = resource.get(&Key::from_static_str("service.name")) {
+            self.service = name.to_string();
+        }
+    }
+
+    async fn export(
+        &self,
+        batch: &[faultline_engine::export::LogRecord],
+    ) -> Result<(), ExportError> {
+        let store = self.viewer.store();
+        for r in batch {
+            let mut record = LogRecord::new(r.time, i32::from(r.severity.number()), r.body.clone());
+            record.severity_text = r.severity.text().to_owned();
+            record.attributes = r.attributes.clone();
+            record.trace_id = Some(r.trace_id);
+            record.span_id = Some(r.span_id);
+            record.service = self.service.clone();
+            store.add_log_record(record);
+        }
         Ok(())
     }
 }

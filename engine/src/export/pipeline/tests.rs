@@ -544,8 +544,8 @@ fn partial_success_is_counted_every_time_and_logged_once_masked() {
     ]);
     let counters = Arc::new(Counters::default());
     let masker: Arc<dyn Masker> = Arc::new(crate::masking::PiiMasker::default());
-    let mut task = Task {
-        exporter: Box::new(exporter),
+    let mut task: Task<SpanData> = Task {
+        exporter: Box::new(Box::new(exporter) as Box<dyn Exporter>),
         lane: Arc::new(Lane::default()),
         counters: counters.clone(),
         retry: *TracingConfig::default().export_retry(),
@@ -579,8 +579,8 @@ fn a_servers_delay_is_never_shortened_and_never_past_the_longest_back_off() {
         .backoff(Duration::from_millis(10), Duration::from_secs(2))
         .build()
         .unwrap();
-    let mut task = Task {
-        exporter: Box::new(Rejecting::default()),
+    let mut task: Task<SpanData> = Task {
+        exporter: Box::new(Box::new(Rejecting::default()) as Box<dyn Exporter>),
         lane: Arc::new(Lane::default()),
         counters: Arc::new(Counters::default()),
         retry: *config.export_retry(),
