@@ -278,9 +278,7 @@ impl Exporter for ViewerExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        if let Some(name) = resource.get(&Key::from_static_str("service.name")) {
-            self.service = name.to_string();
-        }
+        self.service = service_name(resource);
     }
 
     async fn export(&self, batch: &[SpanData]) -> Result<(), ExportError> {
@@ -316,9 +314,7 @@ impl LogExporter for ViewerLogExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        if let Some(name) = resource.get(&Key::from_static_str("service.name")) {
-            self.service = name.to_string();
-        }
+        self.service = service_name(resource);
     }
 
     async fn export(
@@ -337,4 +333,12 @@ impl LogExporter for ViewerLogExporter {
         }
         Ok(())
     }
+}
+
+/// The resource's `service.name` (empty without one).
+fn service_name(resource: &Resource) -> String {
+    resource
+        .get(&Key::from_static_str("service.name"))
+        .map(|name| name.to_string())
+        .unwrap_or_default()
 }
