@@ -14,7 +14,9 @@
 //! (name `hello`) through the traced tonic client. Configuration comes from
 //! the environment (`OTEL_*`, `FAULTLINE_*`, `SENTRY_DSN`) as for the HTTP
 //! reference service, and SIGINT/SIGTERM shut it down the same way: calls in
-//! flight get 3 s, then every pending span is flushed.
+//! flight get 3 s, then every pending span is flushed. It logs to standard
+//! error through faultline's subscriber, as the HTTP reference service does
+//! (`RUST_LOG`, `FAULTLINE_LOG_FORMAT`, the current span's ids, masked).
 
 #[path = "grpc/helloworld.rs"]
 mod helloworld;
@@ -135,33 +137,26 @@ fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Logs go to standard error, filtered by `RUST_LOG` (default `info`); the
+/// With `--no-tracing`, logs go to standard error through
+/// `tracing-subscriber`'s own formatter, with the filters faultline's
+/// subscriber uses (`RUST_LOG`, default `info`, and
+/// [`faultline::tracing::CAPPED_TARGETS`] at `info` at most: the
 /// dependencies whose debug logs can hold call metadata or export
-/// credentials print `info` at most, whatever `RUST_LOG` asks.
+/// credentials). Traced, faultline's subscriber writes them, as for the
+/// HTTP reference service: `FAULTLINE_LOG_FORMAT`, the ids of the current
+/// span, masked, and the same events as span events and log records.
 fn init_logging() {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
-    const CAPPED: [&str; 7] = [
-        "h2",
-        "hyper",
-        "hyper_util",
-        "tonic",
-        "tower",
-        "opentelemetry_sdk",
-        "opentelemetry_otlp",
-    ];
-    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let cap = Targets::new()
-        .with_default(LevelFilter::TRACE)
-        .with_targets(CAPPED.map(|target| (target, LevelFilter::INFO)));
+    let (asked, cap) = faultline::tracing::default_filters();
     tracing_subscriber::registry()
+        .with(asked)
+        .with(cap)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(asked.and(cap)),
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
 }
@@ -186,7 +181,6 @@ fn log_panics_masked() {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     log_panics_masked();
     let args = match parse_args() {
         Ok(a) => a,
@@ -195,11 +189,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !args.tracing {
+        init_logging();
+    }
     let faultline = if args.tracing {
-        let setup = Setup::new("faultline-grpc-service").configure(|c| {
-            c.service_version(env!("CARGO_PKG_VERSION"))
-                .exporters([ExporterKind::OTLP])
-        });
+        let setup = Setup::new("faultline-grpc-service")
+            .configure(|c| {
+                c.service_version(env!("CARGO_PKG_VERSION"))
+                    .exporters([ExporterKind::OTLP])
+            })
+            .log_writer(
+                std::io::stderr,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            );
         match setup.init() {
             Ok(f) => Some(f),
             Err(e) => {

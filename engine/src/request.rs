@@ -551,8 +551,11 @@ impl RequestSpan {
         if !self.excluded {
             self.engine.record_failure(&self.cx, &panic.as_failure());
         }
+        // Logged in the request's context: the line carries the server
+        // span's trace and span ids (top-level in JSON) like the handler's
+        // own lines, and the OTLP log record the same.
+        let _current = self.cx.clone().attach();
         tracing::error!(
-            trace_id = self.trace_id().as_deref().unwrap_or(""),
             "request handler panicked: {}",
             self.engine.masker().mask(&panic.message)
         );

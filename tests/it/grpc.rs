@@ -1071,3 +1071,55 @@ fn a_bad_setting_stops_the_grpc_service_with_one_line_naming_its_variable() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("OTEL_TRACES_SAMPLER"), "{stderr}");
 }
+
+/// The gRPC service logs through faultline's subscriber, as the HTTP one
+/// does: `FAULTLINE_LOG_FORMAT=json` lines, and a panic's line (masked) is
+/// an event of the call's server span with its trace and span ids at the
+/// top level.
+#[test]
+fn the_grpc_services_panic_line_is_json_with_the_calls_ids() {
+    let svc = Service::start_example(
+        "grpc_service",
+        &[],
+        &[("FAULTLINE_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+    );
+    let out = python_calls(&svc, &["panic"]);
+    let panicked = &out["calls"][0];
+    assert_eq!(panicked["code"], "INTERNAL", "{out:#}");
+    let trace_id = panicked["status"]["error_info"][0]["metadata"]["trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no trace id: {out:#}"))
+        .to_owned();
+    let spans = svc.trace(&trace_id, 1);
+    let server = spans
+        .iter()
+        .find(|s| s["kind"] == "SERVER")
+        .unwrap_or_else(|| panic!("no server span: {spans:#?}"))
+        .clone();
+    let stopped = svc.terminate();
+    assert!(stopped.clean(), "{:?}", stopped.lines);
+    let line = stopped
+        .stderr()
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("request handler panicked"))
+        })
+        .unwrap_or_else(|| panic!("no JSON panic line: {:#?}", stopped.lines));
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["trace_id"], trace_id.as_str(), "{line}");
+    assert_eq!(line["span_id"], server["span_id"], "{line}");
+    assert_eq!(
+        line["message"],
+        "request handler panicked: greeter crashed for a***@example.com"
+    );
+    let all = stopped.lines.join("\n");
+    assert!(!all.contains("alice@example.com"), "{all}");
+    let events = server["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["name"] == line["message"]),
+        "{server:#}"
+    );
+}

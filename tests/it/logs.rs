@@ -356,6 +356,56 @@ fn warp_service_logs_join_traces_over_grpc() {
     service_logs("warp", OtlpProtocol::Grpc);
 }
 
+/// `GET /panic` on every framework: the adapter's line for the panic
+/// (masked) is written in the request's context, so the JSON line has the
+/// server span's trace and span ids at the top level and is an event of
+/// that span, like the handler's own lines.
+#[test]
+fn the_panic_line_carries_the_server_spans_ids_on_every_framework() {
+    for framework in crate::service::FRAMEWORKS {
+        let svc = Service::start(
+            framework,
+            &[("FAULTLINE_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let body: Json = rt.block_on(async {
+            let response = reqwest::get(svc.url("/panic")).await.unwrap();
+            assert_eq!(response.status(), 500, "{framework}");
+            response.json().await.unwrap()
+        });
+        let trace_id = body["trace_id"].as_str().unwrap().to_owned();
+        let spans = svc.trace(&trace_id, 1);
+        let server = spans
+            .iter()
+            .find(|s| s["kind"] == "SERVER")
+            .unwrap_or_else(|| panic!("{framework}: no server span: {spans:#?}"))
+            .clone();
+        let stopped = svc.terminate();
+        assert!(stopped.clean(), "{framework}: {:?}", stopped.lines);
+        let line = stopped
+            .stderr()
+            .into_iter()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("request handler panicked"))
+            })
+            .unwrap_or_else(|| panic!("{framework}: no panic line: {:#?}", stopped.lines));
+        assert_eq!(
+            line["message"],
+            "request handler panicked: payment worker crashed for a***@example.com",
+            "{framework}"
+        );
+        assert_eq!(line["trace_id"], trace_id.as_str(), "{framework}: {line}");
+        assert_eq!(line["span_id"], server["span_id"], "{framework}: {line}");
+        event(&server, line["message"].as_str().unwrap());
+    }
+}
+
 /// An application with a subscriber of its own adds faultline's layers to
 /// its registry: its own layer and faultline's both see every event; the
 /// event joins the request's span; faultline's line is masked (the message,
@@ -671,7 +721,7 @@ fn log_exporters_are_chosen_by_name() {
         move |name: &str| (name == "OTEL_LOGS_EXPORTER").then(|| value.to_owned())
     };
     let config = quiet_config()
-        .with_env_from(env("viewer"))
+        .with_env_from(env("warehouse"))
         .unwrap()
         .build()
         .unwrap();
@@ -682,7 +732,7 @@ fn log_exporters_are_chosen_by_name() {
         .to_string();
     assert!(
         err.starts_with(
-            "OTEL_LOGS_EXPORTER: unknown log exporter `viewer` (registered: console, none, otlp)"
+            "OTEL_LOGS_EXPORTER: unknown log exporter `warehouse` (registered: console, none, otlp"
         ),
         "{err}"
     );
@@ -691,13 +741,13 @@ fn log_exporters_are_chosen_by_name() {
     let records = InMemoryLogExporter::default();
     let registered = records.clone();
     let engine = faultline::setup::engine_builder(config)
-        .log_exporter_factory("viewer", move |_config| Ok(Box::new(registered)))
+        .log_exporter_factory("warehouse", move |_config| Ok(Box::new(registered)))
         .install_global(false)
         .build()
         .unwrap();
-    assert!(engine.emit_log(LogRecord::new(Severity::Error, "app", "to the viewer")));
+    assert!(engine.emit_log(LogRecord::new(Severity::Error, "app", "to the warehouse")));
     engine.force_flush();
-    assert_eq!(records.records()[0].body, "to the viewer");
+    assert_eq!(records.records()[0].body, "to the warehouse");
     assert_eq!(records.records()[0].severity.number(), 17);
     assert!(records.resource().is_some());
     engine.shutdown();
