@@ -16,7 +16,7 @@ const K: u64 = 0xf135_7aea_2e62_a9c5;
 /// in a word's top byte only upwards), the length and the tail (read as up
 /// to two overlapping 4-byte words) folded in last.
 #[derive(Default)]
-pub(crate) struct Fast(u64);
+pub struct Fast(u64);
 
 impl Fast {
     #[inline]
@@ -71,7 +71,7 @@ impl std::hash::Hasher for Fast {
 }
 
 /// `BuildHasher` for maps keyed with [`Fast`].
-pub(crate) type FastBuildHasher = std::hash::BuildHasherDefault<Fast>;
+pub type FastBuildHasher = std::hash::BuildHasherDefault<Fast>;
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,10 @@ mod engine;
 pub mod error;
 pub mod exception;
 pub mod export;
-mod fasthash;
+// Hidden, not private: the Prometheus plugin keys its per-thread handles
+// with the same hasher; not an API for applications.
+#[doc(hidden)]
+pub mod fasthash;
 pub mod masking;
 pub mod panic;
 pub mod percent;

@@ -437,11 +437,8 @@ impl Engine {
                 .and_then(|h| h.to_str().ok())
         });
         if let Some(host) = host {
-            let (address, port) = split_host(host);
-            attributes.push(KeyValue::new(
-                "server.address",
-                recent::text(recent::Kind::Host, address),
-            ));
+            let (address, port) = recent::authority(host, split_host);
+            attributes.push(KeyValue::new("server.address", address));
             if let Some(port) = port {
                 attributes.push(KeyValue::new("server.port", i64::from(port)));
             }

@@ -411,6 +411,18 @@ fn is_enumerated(key: &str) -> bool {
     )
 }
 
+/// Numeric attributes faultline sets from a port, a status code or a byte
+/// count: below the masker's number threshold such a value is neither a
+/// secret nor personal data, so neither the secret-key decision nor the
+/// number rule applies to it.
+fn is_engine_number(key: &str, value: &Value) -> bool {
+    matches!(value, Value::I64(n) if n.unsigned_abs() < 1_000_000_000)
+        && matches!(
+            key,
+            "server.port" | "client.port" | "http.response.status_code" | "http.response.body.size"
+        )
+}
+
 /// Masks attribute values in place, as [`mask_span`] does.
 pub fn mask_attributes(masker: &dyn Masker, attributes: &mut [KeyValue]) {
     mask_attributes_with(masker, attributes, &mut |key| {
@@ -424,7 +436,9 @@ fn mask_attributes_with(
     is_secret: &mut dyn FnMut(&Key) -> bool,
 ) {
     for kv in attributes.iter_mut() {
-        if matches!(&kv.value, Value::String(_)) && is_enumerated(kv.key.as_str()) {
+        if matches!(&kv.value, Value::String(_)) && is_enumerated(kv.key.as_str())
+            || is_engine_number(kv.key.as_str(), &kv.value)
+        {
             continue;
         }
         if is_secret(&kv.key) {
@@ -568,6 +582,34 @@ mod tests {
         assert_eq!(list.len(), 100);
         assert_eq!(list[99], KeyValue::new("key.7", 1));
         assert!(!list[..99].iter().any(|kv| kv.key.as_str() == "key.7"));
+    }
+
+    #[test]
+    fn engine_numbers_skip_the_secret_key_decision_but_not_the_number_rule() {
+        let masker = BasicMasker::from_config(&TracingConfig::default());
+        let mut seen = Vec::new();
+        let mut attributes = kvs(&[
+            ("server.port", 8080),
+            ("http.response.status_code", 500),
+            ("server.port", 4_111_111_111_111_111),
+            ("app.count", 3),
+        ]);
+        mask_attributes_with(&masker, &mut attributes, &mut |key| {
+            seen.push(key.as_str().to_owned());
+            false
+        });
+        assert_eq!(attributes[0], KeyValue::new("server.port", 8080));
+        assert_eq!(
+            attributes[1],
+            KeyValue::new("http.response.status_code", 500)
+        );
+        // A number too big for a port goes through the secret-key decision
+        // and the number rule as any other.
+        assert_eq!(
+            seen,
+            ["server.port", "app.count"],
+            "only these were decided"
+        );
     }
 
     #[test]

@@ -57,6 +57,9 @@ impl<K> Ring<K> {
 }
 
 struct Recent {
+    /// Keyed by the whole `Host` header (or authority), with its port:
+    /// the header is split once, not on every request.
+    authorities: Ring<(Box<str>, Option<u16>)>,
     hosts: Ring<()>,
     agents: Ring<()>,
     clients: Ring<IpAddr>,
@@ -65,6 +68,7 @@ struct Recent {
 thread_local! {
     static RECENT: RefCell<Recent> = const {
         RefCell::new(Recent {
+            authorities: Ring::new(),
             hosts: Ring::new(),
             agents: Ring::new(),
             clients: Ring::new(),
@@ -98,6 +102,42 @@ pub(crate) fn text(kind: Kind, text: &str) -> Value {
             Value::from(ring.get(|(), kept| kept == text, || ((), Arc::from(text))))
         })
         .unwrap_or_else(|_| Value::from(text.to_owned()))
+}
+
+/// `server.address` and `server.port` of a `Host` header (or a request
+/// URI's authority) `authority`, split by `split` (`host[:port]`) the first
+/// time on this thread, then shared.
+pub(crate) fn authority(
+    authority: &str,
+    split: fn(&str) -> (&str, Option<u16>),
+) -> (Value, Option<u16>) {
+    let made = || {
+        let (address, port) = split(authority);
+        (address.to_owned(), port)
+    };
+    if authority.len() > MAX_LEN {
+        let (address, port) = made();
+        return (Value::from(address), port);
+    }
+    RECENT
+        .try_with(|recent| {
+            let ring = &mut recent.borrow_mut().authorities;
+            for ((kept, port), text) in ring.slots.iter().flatten() {
+                if **kept == *authority {
+                    return (Value::from(text.clone()), *port);
+                }
+            }
+            let (address, port) = made();
+            let text = ring.get(
+                |_, _| false,
+                || ((authority.into(), port), Arc::from(address)),
+            );
+            (Value::from(text), port)
+        })
+        .unwrap_or_else(|_| {
+            let (address, port) = made();
+            (Value::from(address), port)
+        })
 }
 
 /// A client address as an attribute value (`make` writes it), shared with
@@ -150,6 +190,24 @@ mod tests {
         let b = text(Kind::UserAgent, &long);
         assert_eq!(a.as_str(), long);
         assert_ne!(shared(&a), shared(&b));
+    }
+
+    #[test]
+    fn an_authority_is_split_once_and_its_port_kept_with_it() {
+        let split = crate::request::split_host;
+        let (a, port) = authority("api.example.com:8080", split);
+        assert_eq!((a.as_str().as_ref(), port), ("api.example.com", Some(8080)));
+        let (b, port) = authority("api.example.com:8080", |_| unreachable!("kept"));
+        assert_eq!(port, Some(8080));
+        assert_eq!(shared(&a), shared(&b), "the same text, shared");
+        // Another port of the same host is another authority.
+        let (c, port) = authority("api.example.com:9090", split);
+        assert_eq!((c.as_str().as_ref(), port), ("api.example.com", Some(9090)));
+        let (v6, port) = authority("[::1]", split);
+        assert_eq!((v6.as_str().as_ref(), port), ("::1", None));
+        let long = format!("{}:1", "h".repeat(MAX_LEN));
+        let (l, port) = authority(&long, split);
+        assert_eq!((l.as_str().len(), port), (MAX_LEN, Some(1)));
     }
 
     #[test]
