@@ -430,6 +430,29 @@ pub fn mask_attributes(masker: &dyn Masker, attributes: &mut [KeyValue]) {
     });
 }
 
+/// A secret's value replaced whole, keeping its shape: a text becomes
+/// `[REDACTED]`, a list (a captured header's values) a list of as many
+/// `[REDACTED]` (the semantic conventions' type for header attributes).
+fn redact(value: &mut Value) {
+    let items = match value {
+        Value::String(s) if s.as_str() == REDACTED => return,
+        Value::Array(Array::String(items)) => {
+            for s in items.iter_mut().filter(|s| s.as_str() != REDACTED) {
+                *s = StringValue::from(REDACTED);
+            }
+            return;
+        }
+        Value::Array(Array::Bool(items)) => items.len(),
+        Value::Array(Array::I64(items)) => items.len(),
+        Value::Array(Array::F64(items)) => items.len(),
+        _ => {
+            *value = Value::String(StringValue::from(REDACTED));
+            return;
+        }
+    };
+    *value = Value::Array(Array::String(vec![StringValue::from(REDACTED); items]));
+}
+
 fn mask_attributes_with(
     masker: &dyn Masker,
     attributes: &mut [KeyValue],
@@ -442,9 +465,7 @@ fn mask_attributes_with(
             continue;
         }
         if is_secret(&kv.key) {
-            if !matches!(&kv.value, Value::String(s) if s.as_str() == REDACTED) {
-                kv.value = Value::String(StringValue::from(REDACTED));
-            }
+            redact(&mut kv.value);
             continue;
         }
         let key = kv.key.as_str();
@@ -610,6 +631,35 @@ mod tests {
             ["server.port", "app.count"],
             "only these were decided"
         );
+    }
+
+    #[test]
+    fn a_secrets_value_is_redacted_keeping_its_shape() {
+        let masker = crate::masking::from_config(&TracingConfig::default());
+        let strings = |items: &[&str]| {
+            Value::Array(Array::String(
+                items
+                    .iter()
+                    .map(|s| StringValue::from(s.to_string()))
+                    .collect(),
+            ))
+        };
+        let mut attributes = vec![
+            KeyValue::new(
+                "http.request.header.authorization",
+                strings(&["Bearer a", "b"]),
+            ),
+            KeyValue::new("http.request.header.x-user", strings(&["bob@example.com"])),
+            KeyValue::new("app.token", "t0ken"),
+            KeyValue::new("app.pins", Value::Array(Array::I64(vec![1234, 5678]))),
+        ];
+        mask_attributes_with(masker.as_ref(), &mut attributes, &mut |key| {
+            key.as_str() != "http.request.header.x-user"
+        });
+        assert_eq!(attributes[0].value, strings(&[REDACTED, REDACTED]));
+        assert_eq!(attributes[1].value, strings(&["b***@example.com"]));
+        assert_eq!(attributes[2].value, Value::from(REDACTED));
+        assert_eq!(attributes[3].value, strings(&[REDACTED, REDACTED]));
     }
 
     #[test]
