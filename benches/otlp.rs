@@ -29,7 +29,9 @@
 //! 127.0.0.1, a free port, its own one-worker Tokio runtime) decodes each
 //! `ExportTraceServiceRequest` down to its spans, which it counts without
 //! decoding them (prost skips their fields), and the resource's
-//! `service.name`. It shares the machine with the side being measured, so
+//! `service.name`. It also serves `LogsService/Export` the same way
+//! (log records counted, not decoded), so that a service exporting its logs
+//! over OTLP to the same endpoint gets answers rather than errors. It shares the machine with the side being measured, so
 //! its work counts against both sides alike.
 //!
 //! At the end the bench prints, for each side, the median spans/s and the
@@ -60,7 +62,8 @@
 //! Receiver mode prints `ready PORT` once listening on 127.0.0.1 (port
 //! `FAULTLINE_BENCH_OTLP_PORT`, default a free one), then serves until
 //! SIGTERM or SIGINT and prints `received S spans in R requests` on exit,
-//! then `received N spans from service NAME` for each resource `service.name`.
+//! then `received N spans from service NAME` for each resource `service.name`,
+//! then `received L log records in Q requests` if logs came.
 //! `fast` answers at once; `slow` waits `FAULTLINE_BENCH_OTLP_DELAY_MS`
 //! (default 2000) before answering each export; `blackhole` accepts TCP
 //! connections and never reads or answers.
@@ -81,6 +84,7 @@ use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapP
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_sdk::Resource;
@@ -126,9 +130,12 @@ struct Counts {
     /// Spans by the `service.name` of their resource (receiver mode prints
     /// them, so that a load test can tell which service's spans arrived).
     by_service: Mutex<BTreeMap<String, u64>>,
+    /// Log records and `LogsService/Export` requests.
+    log_records: AtomicU64,
+    log_requests: AtomicU64,
 }
 
-/// The OTLP trace service: counts spans, answers after `delay`.
+/// The OTLP services: count spans and log records, answer after `delay`.
 struct Counting {
     counts: Arc<Counts>,
     delay: Option<Duration>,
@@ -140,7 +147,10 @@ struct Counting {
 // each span's fields and skips them (the wire format checked, nothing
 // allocated) instead of building its strings and attribute lists. A full
 // decode took about 1.4 us a span, on the core that the load generator
-// shares with the receiver in scripts/bench-peers.
+// shares with the receiver in scripts/bench-peers. An
+// `ExportLogsServiceRequest` has the same layout (`resource_logs` = 1,
+// `resource` = 1, `scope_logs` = 2, `log_records` = 2), so the same types
+// count its log records.
 
 /// `ExportTraceServiceRequest`: `resource_spans` = 1.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -198,22 +208,74 @@ impl Counting {
     }
 }
 
-/// The `TraceService/Export` gRPC method with [`CountedRequest`] as its
-/// request type (tonic's generated server fixes the full one).
-#[derive(Clone)]
-struct CountingServer(Arc<Counting>);
-
-impl tonic::server::NamedService for CountingServer {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+/// What one OTLP service of the receiver answers and counts.
+trait Signal: Send + Sync + 'static {
+    /// The gRPC service name (`Export` is its one method).
+    const NAME: &'static str;
+    /// The export response of the service.
+    type Response: prost::Message + Default + Send + 'static;
+    /// Counts one export request.
+    fn count(counting: &Counting, request: &CountedRequest);
 }
 
-impl tonic::server::UnaryService<CountedRequest> for CountingServer {
+/// `TraceService`: spans, by `service.name`.
+struct Traces;
+
+impl Signal for Traces {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Response = ExportTraceServiceResponse;
+    fn count(counting: &Counting, request: &CountedRequest) {
+        counting.count(request);
+    }
+}
+
+/// `LogsService`: log records.
+struct Logs;
+
+impl Signal for Logs {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Response = ExportLogsServiceResponse;
+    fn count(counting: &Counting, request: &CountedRequest) {
+        let records: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        let counts = &counting.counts;
+        counts
+            .log_records
+            .fetch_add(records as u64, Ordering::Relaxed);
+        counts.log_requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The `Export` gRPC method of the signal's service with [`CountedRequest`]
+/// as its request type (tonic's generated servers fix the full one).
+struct CountingServer<S>(Arc<Counting>, std::marker::PhantomData<S>);
+
+impl<S> CountingServer<S> {
+    fn new(counting: Arc<Counting>) -> Self {
+        CountingServer(counting, std::marker::PhantomData)
+    }
+}
+
+impl<S> Clone for CountingServer<S> {
+    fn clone(&self) -> Self {
+        CountingServer::new(self.0.clone())
+    }
+}
+
+impl<S: Signal> tonic::server::NamedService for CountingServer<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S: Signal> tonic::server::UnaryService<CountedRequest> for CountingServer<S> {
+    type Response = S::Response;
     type Future = std::pin::Pin<
         Box<
-            dyn std::future::Future<
-                    Output = Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status>,
-                > + Send,
+            dyn std::future::Future<Output = Result<tonic::Response<S::Response>, tonic::Status>>
+                + Send,
         >,
     >;
 
@@ -223,16 +285,15 @@ impl tonic::server::UnaryService<CountedRequest> for CountingServer {
             if let Some(delay) = counting.delay {
                 tokio::time::sleep(delay).await;
             }
-            counting.count(request.get_ref());
-            Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: None,
-            }))
+            S::count(&counting, request.get_ref());
+            Ok(tonic::Response::new(S::Response::default()))
         })
     }
 }
 
-impl<B> tower::Service<http::Request<B>> for CountingServer
+impl<S, B> tower::Service<http::Request<B>> for CountingServer<S>
 where
+    S: Signal,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
@@ -252,12 +313,15 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = self.clone();
         Box::pin(async move {
-            if request.uri().path() != "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            let path = request.uri().path();
+            if path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_suffix("/Export"))
+                != Some(S::NAME)
             {
-                return Ok(tonic::Status::unimplemented("only TraceService/Export").into_http());
+                return Ok(tonic::Status::unimplemented("only Export").into_http());
             }
-            let codec =
-                tonic_prost::ProstCodec::<ExportTraceServiceResponse, CountedRequest>::default();
+            let codec = tonic_prost::ProstCodec::<S::Response, CountedRequest>::default();
             let mut grpc = tonic::server::Grpc::new(codec)
                 .apply_max_message_size_config(Some(256 << 20), None);
             Ok(grpc.unary(method, request).await)
@@ -287,14 +351,15 @@ impl Receiver {
             .with_nodelay(Some(true));
         let port = incoming.local_addr().expect("receiver address").port();
         let counts = Arc::new(Counts::default());
-        let service = CountingServer(Arc::new(Counting {
+        let counting = Arc::new(Counting {
             counts: counts.clone(),
             delay,
-        }));
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(
             Server::builder()
-                .add_service(service)
+                .add_service(CountingServer::<Traces>::new(counting.clone()))
+                .add_service(CountingServer::<Logs>::new(counting))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
@@ -864,6 +929,13 @@ fn serve(kind: &str) {
     );
     for (service, spans) in counts.by_service.lock().expect("counts").iter() {
         println!("received {spans} spans from service {service}");
+    }
+    let log_requests = counts.log_requests.load(Ordering::Relaxed);
+    if log_requests > 0 {
+        println!(
+            "received {} log records in {log_requests} requests",
+            counts.log_records.load(Ordering::Relaxed)
+        );
     }
     let _ = std::io::stdout().flush();
     // The slow receiver may hold requests for seconds: do not wait for them.
