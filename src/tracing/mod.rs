@@ -26,7 +26,7 @@
 //!
 //! [`layers`] is [`layer`] (spans) and a [`LogLayer`] (events: span events,
 //! log records, and log lines in the configuration's
-//! [`LogFormat`](crate::config::LogFormat) on standard output); without
+//! [`LogFormat`] on standard output); without
 //! faultline's lines (the application writes its own),
 //! `layers_with(&engine, LogLayer::new(&engine).without_lines())`.
 //!
