@@ -111,6 +111,9 @@ struct Inner {
     /// The log records of requests in flight, by trace: the breadcrumbs of
     /// the request's event, should it have one.
     crumbs: std::sync::Mutex<HashMap<TraceId, Vec<Breadcrumb>>>,
+    /// How many requests `crumbs` holds records for, readable without its
+    /// lock: a request that logged nothing ends without taking the lock.
+    held: std::sync::atomic::AtomicUsize,
 }
 
 /// Most requests whose log records are held as breadcrumbs at once (past
@@ -176,6 +179,7 @@ impl Sentry {
                 hub,
                 panic_hook: AtomicBool::new(false),
                 crumbs: std::sync::Mutex::new(HashMap::new()),
+                held: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -286,11 +290,14 @@ impl Inner {
 
     /// The breadcrumbs held for the request of `trace_id`, forgotten.
     fn take_crumbs(&self, trace_id: TraceId) -> Vec<Breadcrumb> {
-        let mut crumbs = self.crumbs();
-        if crumbs.is_empty() {
+        use std::sync::atomic::Ordering;
+        if self.held.load(Ordering::Relaxed) == 0 {
             return Vec::new();
         }
-        crumbs.remove(&trace_id).unwrap_or_default()
+        let mut crumbs = self.crumbs();
+        let taken = crumbs.remove(&trace_id).unwrap_or_default();
+        self.held.store(crumbs.len(), Ordering::Relaxed);
+        taken
     }
 }
 
@@ -351,6 +358,10 @@ impl Correlator for Sentry {
             list.remove(0);
         }
         list.push(breadcrumb(record));
+        let held = crumbs.len();
+        self.inner
+            .held
+            .store(held, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn flush(&self, timeout: Duration) {
