@@ -720,6 +720,7 @@ impl Engine {
         let mut stats = self.inner.stats.snapshot();
         stats.error_keeping = self.inner.keep_counters.snapshot();
         stats.spans_ended = self.inner.keep_counters.ended();
+        stats.logs = self.log_export_stats();
         stats
     }
 

@@ -334,6 +334,15 @@ pub trait LogExporter: Send + Sync + Debug {
     async fn shutdown(&self) -> Result<(), ExportError> {
         Ok(())
     }
+
+    /// What the backend rejected in the exports that succeeded since the
+    /// pipeline last asked (OTLP's partial success), taken once; `None`
+    /// when nothing was rejected. The pipeline counts the rejected records
+    /// ([`LogExportStats`]'s exporters' `rejected`) and logs the first
+    /// message, masked.
+    fn take_partial_success(&self) -> Option<super::PartialSuccess> {
+        None
+    }
 }
 
 /// Makes a log exporter from what a span exporter's factory gets too, the

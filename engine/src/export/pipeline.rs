@@ -168,6 +168,10 @@ pub struct ExportStats {
     pub error_keeping: super::ErrorKeepingStats,
     /// What the span limits cut.
     pub limits: LimitStats,
+    /// The log export's counters (the same as
+    /// [`Engine::log_export_stats`](crate::Engine::log_export_stats)), so
+    /// that one snapshot serves a metrics scrape.
+    pub logs: super::LogExportStats,
 }
 
 /// What the span limits ([`Limits`](crate::config::Limits)) cut from
@@ -285,6 +289,7 @@ impl StatsCell {
             exporters,
             error_keeping: super::ErrorKeepingStats::default(),
             limits: self.limits.snapshot(),
+            logs: super::LogExportStats::default(),
         }
     }
 }
@@ -544,6 +549,9 @@ impl Ship<LogRecord> for Box<dyn LogExporter> {
     async fn shutdown(&self) -> Result<(), ExportError> {
         LogExporter::shutdown(self.as_ref()).await
     }
+    fn take_partial_success(&self) -> Option<crate::export::PartialSuccess> {
+        LogExporter::take_partial_success(self.as_ref())
+    }
 }
 
 struct Task<T> {
@@ -603,11 +611,13 @@ impl<T: Send + Sync + 'static> Task<T> {
             Some(m) => m.mask(&partial.message).into_owned(),
             None => partial.message,
         };
+        let unit = self.exporter.unit();
         tracing::warn!(
             exporter = self.exporter.name(),
-            rejected_spans = partial.rejected,
-            "the backend accepted the export but rejected some spans (logged once; \
-             counted in faultline_export_spans_rejected_total): {message}"
+            rejected = partial.rejected,
+            "the backend accepted the export but rejected some {unit} (logged once; \
+             counted in faultline_export_{}_rejected_total): {message}",
+            unit.replace(' ', "_")
         );
     }
 

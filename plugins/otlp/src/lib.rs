@@ -61,7 +61,7 @@ pub use faultline_engine as engine;
 
 use encode::TraceEncoder;
 pub use logs::OtlpLogExporter;
-use transport::{Settings, Transport};
+use transport::{Rejections, Settings, Transport};
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub struct OtlpExporter {
     transport: OnceCell<Transport>,
     shut_down: AtomicBool,
     /// What the collector rejected since the pipeline last asked.
-    partial: Mutex<Option<PartialSuccess>>,
+    partial: Rejections,
 }
 
 #[derive(Clone)]
@@ -169,7 +169,7 @@ impl OtlpExporter {
             encoder: Mutex::new(TraceEncoder::new()),
             transport: OnceCell::new(),
             shut_down: AtomicBool::new(false),
-            partial: Mutex::new(None),
+            partial: Rejections::default(),
         })
     }
 
@@ -284,25 +284,14 @@ impl Exporter for OtlpExporter {
                     .clamp(1, take as u128 - 1) as usize;
                 continue;
             }
-            let partial = transport.send(request).await?;
-            if !partial.is_empty() {
-                let mut held = self.partial.lock().unwrap_or_else(PoisonError::into_inner);
-                let held = held.get_or_insert_with(Default::default);
-                held.rejected += u64::try_from(partial.rejected_spans).unwrap_or(0);
-                if held.message.is_empty() {
-                    held.message = partial.error_message;
-                }
-            }
+            self.partial.add(transport.send(request).await?);
             rest = &rest[take..];
         }
         Ok(())
     }
 
     fn take_partial_success(&self) -> Option<PartialSuccess> {
-        self.partial
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        self.partial.take()
     }
 
     async fn shutdown(&self) -> Result<(), ExportError> {

@@ -25,7 +25,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
-use faultline_engine::export::{ExportError, LogExporter, LogRecord};
+use faultline_engine::export::{ExportError, LogExporter, LogRecord, PartialSuccess};
 use faultline_engine::opentelemetry::trace::{SpanId, TraceId};
 use faultline_engine::opentelemetry_sdk::Resource;
 use tokio::sync::OnceCell;
@@ -34,7 +34,7 @@ use crate::encode::{
     I32, LEN, VARINT, delimited, key, key_value_len, nanos, put_any_value, put_bytes_field,
     put_fixed64_field, put_str, put_string_field, put_varint,
 };
-use crate::transport::{LOGS_EXPORT_PATH, Settings, Transport};
+use crate::transport::{LOGS_EXPORT_PATH, Rejections, Settings, Transport};
 use crate::{MAX_REQUEST_BYTES, OtlpError, TlsMaterial};
 
 /// Encodes batches of log records as `ExportLogsServiceRequest` bytes: one
@@ -161,6 +161,8 @@ pub struct OtlpLogExporter {
     encoder: Mutex<LogsEncoder>,
     transport: OnceCell<Transport>,
     shut_down: AtomicBool,
+    /// What the collector rejected since the pipeline last asked.
+    partial: Rejections,
 }
 
 impl fmt::Debug for OtlpLogExporter {
@@ -195,6 +197,7 @@ impl OtlpLogExporter {
             encoder: Mutex::new(LogsEncoder::new(&Resource::builder_empty().build())),
             transport: OnceCell::new(),
             shut_down: AtomicBool::new(false),
+            partial: Rejections::default(),
         })
     }
 
@@ -246,9 +249,13 @@ impl LogExporter for OtlpLogExporter {
                 pending.push(a);
                 continue;
             }
-            transport.send(request).await?;
+            self.partial.add(transport.send(request).await?);
         }
         Ok(())
+    }
+
+    fn take_partial_success(&self) -> Option<PartialSuccess> {
+        self.partial.take()
     }
 
     async fn shutdown(&self) -> Result<(), ExportError> {

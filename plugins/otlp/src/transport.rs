@@ -8,6 +8,7 @@
 //! collector's partial success.
 
 use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _};
@@ -441,17 +442,20 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// The collector's `ExportTracePartialSuccess`: spans it dropped although
+/// The collector's partial success (`ExportTracePartialSuccess`,
+/// `ExportLogsPartialSuccess`): spans or log records it dropped although
 /// the request succeeded, and why.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct PartialSuccess {
-    pub rejected_spans: i64,
+    /// `rejected_spans` or `rejected_log_records` (field 1 of both).
+    pub rejected: i64,
     pub error_message: String,
 }
 
 impl PartialSuccess {
-    /// Reads `ExportTraceServiceResponse { partial_success = 1 }`; a
-    /// malformed answer reads as no partial success (the export succeeded).
+    /// Reads `Export{Trace,Logs}ServiceResponse { partial_success = 1 }`
+    /// (the two have one layout); a malformed answer reads as no partial
+    /// success (the export succeeded).
     pub(crate) fn decode_response(bytes: &[u8]) -> PartialSuccess {
         let mut result = PartialSuccess::default();
         let mut outer = bytes;
@@ -459,7 +463,7 @@ impl PartialSuccess {
             if let (1, Field::Bytes(mut inner)) = (number, field) {
                 while let Some((number, field)) = next_field(&mut inner) {
                     match (number, field) {
-                        (1, Field::Varint(v)) => result.rejected_spans = v as i64,
+                        (1, Field::Varint(v)) => result.rejected = v as i64,
                         (2, Field::Bytes(text)) => {
                             result.error_message = String::from_utf8_lossy(text).into_owned();
                         }
@@ -482,7 +486,35 @@ impl PartialSuccess {
 
     /// Whether the collector rejected anything or said why.
     pub(crate) fn is_empty(&self) -> bool {
-        self.rejected_spans <= 0 && self.error_message.is_empty()
+        self.rejected <= 0 && self.error_message.is_empty()
+    }
+}
+
+/// What a collector rejected in the requests it accepted, summed until the
+/// export pipeline asks ([`Exporter::take_partial_success`] and its log
+/// twin): the count, and the first message.
+///
+/// [`Exporter::take_partial_success`]: faultline_engine::export::Exporter::take_partial_success
+#[derive(Debug, Default)]
+pub(crate) struct Rejections(Mutex<Option<faultline_engine::export::PartialSuccess>>);
+
+impl Rejections {
+    /// Adds one response's partial success (nothing when it is empty).
+    pub(crate) fn add(&self, partial: PartialSuccess) {
+        if partial.is_empty() {
+            return;
+        }
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = held.get_or_insert_with(Default::default);
+        held.rejected += u64::try_from(partial.rejected).unwrap_or(0);
+        if held.message.is_empty() {
+            held.message = partial.error_message;
+        }
+    }
+
+    /// What was added since the last call.
+    pub(crate) fn take(&self) -> Option<faultline_engine::export::PartialSuccess> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
@@ -613,7 +645,7 @@ mod tests {
             assert_eq!(
                 PartialSuccess::decode_response(&bytes),
                 PartialSuccess {
-                    rejected_spans: rejected,
+                    rejected,
                     error_message: message.to_owned()
                 }
             );
@@ -631,7 +663,7 @@ mod tests {
             }
             .encode_to_vec(),
         );
-        assert_eq!(PartialSuccess::decode_response(&bytes).rejected_spans, 5);
+        assert_eq!(PartialSuccess::decode_response(&bytes).rejected, 5);
         // Nothing, or garbage: no partial success, no panic.
         assert_eq!(
             PartialSuccess::decode_response(&[]),

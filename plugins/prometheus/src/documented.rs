@@ -68,7 +68,7 @@ fn full_scrape() -> String {
         method: "helloworld.Greeter/SayHello",
         status_code: "OK",
     });
-    let stats = ExportStats {
+    let mut stats = ExportStats {
         spans_ended: 4,
         spans_received: 3,
         exporters: vec![ExporterStats {
@@ -78,6 +78,12 @@ fn full_scrape() -> String {
         }],
         ..Default::default()
     };
+    stats.logs.records_queued = 2;
+    stats.logs.exporters = vec![ExporterStats {
+        name: "otlp".into(),
+        delivered: 2,
+        ..Default::default()
+    }];
     let page = prometheus.render(None, &stats).body;
     engine.shutdown();
     page

@@ -266,11 +266,122 @@ pub(crate) const EXPORT_BUFFERED: &str = "faultline_export_spans_buffered";
 pub(crate) const EXPORT_BUFFERED_BYTES: &str = "faultline_export_buffered"; // + "_bytes", the unit
 pub(crate) const EXPORT_ENDED: &str = "faultline_export_spans_ended";
 pub(crate) const LIMITS_CUT: &str = "faultline_span_limits_cut";
+pub(crate) const LOGS_QUEUED: &str = "faultline_export_log_records_queued";
+pub(crate) const LOGS_QUEUE_DROPPED: &str = "faultline_export_log_records_queue_dropped";
 pub(crate) const KEEP_KEPT: &str = "faultline_error_keeping_traces_kept";
 pub(crate) const KEEP_KEPT_SLOW: &str = "faultline_error_keeping_traces_kept_slow";
 pub(crate) const KEEP_DISCARDED: &str = "faultline_error_keeping_traces_discarded";
 pub(crate) const KEEP_CUT: &str = "faultline_error_keeping_spans_cut";
 pub(crate) const KEEP_WAITING: &str = "faultline_error_keeping_traces_waiting";
+
+/// The families of one signal's per-exporter counters (spans, log records).
+struct ExporterFamilies {
+    /// What one item is called in help texts (`Spans`, `Log records`).
+    items: &'static str,
+    /// What an attempt is called (`Export`, `Log export`).
+    attempts: &'static str,
+    exported: &'static str,
+    retries: &'static str,
+    failed: &'static str,
+    dropped: &'static str,
+    rejected: &'static str,
+    buffered: &'static str,
+    /// Without the `_bytes` suffix (the unit adds it).
+    buffered_bytes: &'static str,
+}
+
+const SPAN_EXPORTERS: ExporterFamilies = ExporterFamilies {
+    items: "Spans",
+    attempts: "Export",
+    exported: EXPORT_EXPORTED,
+    retries: EXPORT_RETRIES,
+    failed: EXPORT_FAILED,
+    dropped: EXPORT_DROPPED,
+    rejected: EXPORT_REJECTED,
+    buffered: EXPORT_BUFFERED,
+    buffered_bytes: EXPORT_BUFFERED_BYTES,
+};
+
+const LOG_EXPORTERS: ExporterFamilies = ExporterFamilies {
+    items: "Log records",
+    attempts: "Log export",
+    exported: "faultline_export_log_records_exported",
+    retries: "faultline_export_log_retries",
+    failed: "faultline_export_log_failed_attempts",
+    dropped: "faultline_export_log_records_dropped",
+    rejected: "faultline_export_log_records_rejected",
+    buffered: "faultline_export_log_records_buffered",
+    buffered_bytes: "faultline_export_log_buffered",
+};
+
+impl ExporterFamilies {
+    /// Each exporter's counters and buffer gauges, labelled `exporter`.
+    fn encode(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        exporters: &[faultline_engine::export::ExporterStats],
+    ) -> Result<(), std::fmt::Error> {
+        type Pick = fn(&faultline_engine::export::ExporterStats) -> u64;
+        let (items, attempts) = (self.items, self.attempts);
+        let counters: [(&str, String, Pick); 5] = [
+            (
+                self.exported,
+                format!("{items} the exporter's backend accepted."),
+                |e| e.delivered,
+            ),
+            (
+                self.retries,
+                format!("{attempts} attempts repeated after a failure."),
+                |e| e.retries,
+            ),
+            (
+                self.failed,
+                format!("{attempts} attempts that failed (errors, time-outs)."),
+                |e| e.failed_attempts,
+            ),
+            (
+                self.dropped,
+                format!(
+                    "{items} lost: buffer overflow, permanent errors, what shutdown could not deliver."
+                ),
+                |e| e.dropped,
+            ),
+            (
+                self.rejected,
+                format!("{items} the backend accepted and then rejected (OTLP partial success)."),
+                |e| e.rejected,
+            ),
+        ];
+        for (name, help, pick) in counters {
+            let mut family = encoder.encode_descriptor(name, &help, None, MetricType::Counter)?;
+            for e in exporters {
+                ConstCounter::new(pick(e)).encode(family.encode_family(&Exporter(&e.name))?)?;
+            }
+        }
+        let lower = items.to_lowercase();
+        let mut family = encoder.encode_descriptor(
+            self.buffered,
+            &format!("{items} waiting in the exporter's retry buffer now."),
+            None,
+            MetricType::Gauge,
+        )?;
+        for e in exporters {
+            let buffered = i64::try_from(e.buffered).unwrap_or(i64::MAX);
+            ConstGauge::new(buffered).encode(family.encode_family(&Exporter(&e.name))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            self.buffered_bytes,
+            &format!("Estimated memory of the {lower} in the exporter's retry buffer now."),
+            Some(&prometheus_client::registry::Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        for e in exporters {
+            let bytes = i64::try_from(e.buffered_bytes).unwrap_or(i64::MAX);
+            ConstGauge::new(bytes).encode(family.encode_family(&Exporter(&e.name))?)?;
+        }
+        Ok(())
+    }
+}
 
 impl Collector for ExportCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -285,60 +396,24 @@ impl Collector for ExportCollector {
             )?;
             counter.encode(family)?;
         }
-        type Pick = fn(&faultline_engine::export::ExporterStats) -> u64;
-        let counters: [(&str, &str, Pick); 5] = [
+        SPAN_EXPORTERS.encode(&mut encoder, &stats.exporters)?;
+        let logs = &stats.logs;
+        for (name, help, value) in [
             (
-                EXPORT_EXPORTED,
-                "Spans the exporter's backend accepted.",
-                |e| e.delivered,
+                LOGS_QUEUED,
+                "Log records the engine accepted into its export queue.",
+                logs.records_queued,
             ),
             (
-                EXPORT_RETRIES,
-                "Export attempts repeated after a failure.",
-                |e| e.retries,
+                LOGS_QUEUE_DROPPED,
+                "Log records refused by the full export queue (a log storm): dropped.",
+                logs.records_dropped_by_queue,
             ),
-            (
-                EXPORT_FAILED,
-                "Export attempts that failed (errors, time-outs).",
-                |e| e.failed_attempts,
-            ),
-            (
-                EXPORT_DROPPED,
-                "Spans lost: buffer overflow, permanent errors, what shutdown could not deliver.",
-                |e| e.dropped,
-            ),
-            (
-                EXPORT_REJECTED,
-                "Spans the backend accepted and then rejected (OTLP partial success).",
-                |e| e.rejected,
-            ),
-        ];
-        for (name, help, pick) in counters {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for e in &stats.exporters {
-                ConstCounter::new(pick(e)).encode(family.encode_family(&Exporter(&e.name))?)?;
-            }
+        ] {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(family)?;
         }
-        let mut family = encoder.encode_descriptor(
-            EXPORT_BUFFERED,
-            "Spans waiting in the exporter's retry buffer now.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for e in &stats.exporters {
-            let buffered = i64::try_from(e.buffered).unwrap_or(i64::MAX);
-            ConstGauge::new(buffered).encode(family.encode_family(&Exporter(&e.name))?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            EXPORT_BUFFERED_BYTES,
-            "Estimated memory of the spans in the exporter's retry buffer now.",
-            Some(&prometheus_client::registry::Unit::Bytes),
-            MetricType::Gauge,
-        )?;
-        for e in &stats.exporters {
-            let bytes = i64::try_from(e.buffered_bytes).unwrap_or(i64::MAX);
-            ConstGauge::new(bytes).encode(family.encode_family(&Exporter(&e.name))?)?;
-        }
+        LOG_EXPORTERS.encode(&mut encoder, &logs.exporters)?;
         let keep = &stats.error_keeping;
         for (name, help, value) in [
             (

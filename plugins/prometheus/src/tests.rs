@@ -312,6 +312,22 @@ fn export_stats_are_rendered_per_exporter() {
             events_dropped: 4,
             links_dropped: 5,
         },
+        logs: {
+            let mut logs = faultline_engine::export::LogExportStats::default();
+            logs.records_queued = 40;
+            logs.records_dropped_by_queue = 6;
+            logs.exporters = vec![ExporterStats {
+                name: "otlp".into(),
+                delivered: 30,
+                retries: 2,
+                failed_attempts: 1,
+                buffered: 3,
+                buffered_bytes: 900,
+                dropped: 4,
+                rejected: 5,
+            }];
+            logs
+        },
     };
     let body = p.render(None, &stats).body;
     for line in [
@@ -332,6 +348,16 @@ fn export_stats_are_rendered_per_exporter() {
         "faultline_export_spans_ended_total 12\n",
         "faultline_span_limits_cut_total{what=\"value\"} 2\n",
         "faultline_span_limits_cut_total{what=\"link\"} 5\n",
+        "faultline_export_log_records_queued_total 40\n",
+        "faultline_export_log_records_queue_dropped_total 6\n",
+        "faultline_export_log_records_exported_total{exporter=\"otlp\"} 30\n",
+        "faultline_export_log_retries_total{exporter=\"otlp\"} 2\n",
+        "faultline_export_log_failed_attempts_total{exporter=\"otlp\"} 1\n",
+        "faultline_export_log_records_dropped_total{exporter=\"otlp\"} 4\n",
+        "faultline_export_log_records_rejected_total{exporter=\"otlp\"} 5\n",
+        "faultline_export_log_records_buffered{exporter=\"otlp\"} 3\n",
+        "faultline_export_log_buffered_bytes{exporter=\"otlp\"} 900\n",
+        "# HELP faultline_export_log_records_rejected_total Log records the backend accepted and then rejected (OTLP partial success).\n",
     ] {
         assert!(body.contains(line), "{line}: {body}");
     }

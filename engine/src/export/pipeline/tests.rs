@@ -504,9 +504,20 @@ fn texts_remembered_as_clean_never_let_personal_data_through() {
     }
 }
 
-/// An exporter whose backend accepted requests but rejected some spans.
+/// An exporter whose backend accepted requests but rejected some of what
+/// they held: spans or log records.
 #[derive(Debug, Default)]
 struct Rejecting(Mutex<Vec<crate::export::PartialSuccess>>);
+
+impl Rejecting {
+    fn with_answers() -> Self {
+        use crate::export::PartialSuccess;
+        Rejecting(Mutex::new(vec![
+            PartialSuccess::new(1, "one more, from bob@example.com"),
+            PartialSuccess::new(2, "2 too old, first from alice@example.com"),
+        ]))
+    }
+}
 
 #[async_trait::async_trait]
 impl Exporter for Rejecting {
@@ -514,6 +525,19 @@ impl Exporter for Rejecting {
         "rejecting"
     }
     async fn export(&self, _batch: &[SpanData]) -> Result<(), ExportError> {
+        Ok(())
+    }
+    fn take_partial_success(&self) -> Option<crate::export::PartialSuccess> {
+        self.0.lock().unwrap().pop()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::export::LogExporter for Rejecting {
+    fn name(&self) -> &str {
+        "rejecting"
+    }
+    async fn export(&self, _batch: &[crate::export::LogRecord]) -> Result<(), ExportError> {
         Ok(())
     }
     fn take_partial_success(&self) -> Option<crate::export::PartialSuccess> {
@@ -534,18 +558,15 @@ impl std::io::Write for Logged {
     }
 }
 
-#[test]
-fn partial_success_is_counted_every_time_and_logged_once_masked() {
-    use crate::export::PartialSuccess;
-    let exporter = Rejecting::default();
-    exporter.0.lock().unwrap().extend([
-        PartialSuccess::new(1, "one more, from bob@example.com"),
-        PartialSuccess::new(2, "2 spans too old, first from alice@example.com"),
-    ]);
+/// Asks `exporter` three times for its partial success (it has two): the
+/// rejected count, and what was logged.
+fn note_partial_success_three_times<T: Send + Sync + 'static>(
+    exporter: Box<dyn Ship<T>>,
+) -> (u64, String) {
     let counters = Arc::new(Counters::default());
     let masker: Arc<dyn Masker> = Arc::new(crate::masking::PiiMasker::default());
-    let mut task: Task<SpanData> = Task {
-        exporter: Box::new(Box::new(exporter) as Box<dyn Exporter>),
+    let mut task: Task<T> = Task {
+        exporter,
         lane: Arc::new(Lane::default()),
         counters: counters.clone(),
         retry: *TracingConfig::default().export_retry(),
@@ -564,13 +585,34 @@ fn partial_success_is_counted_every_time_and_logged_once_masked() {
             task.note_partial_success();
         }
     });
-    assert_eq!(counters.rejected.load(Ordering::Relaxed), 3);
     let text = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
-    assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.contains("rejected_spans=2"), "{text}");
-    assert!(text.contains("2 spans too old"), "{text}");
-    assert!(!text.contains("alice@example.com"), "{text}");
-    assert!(!text.contains("bob@example.com"), "{text}");
+    (counters.rejected.load(Ordering::Relaxed), text)
+}
+
+#[test]
+fn partial_success_is_counted_every_time_and_logged_once_masked() {
+    let spans: Box<dyn Exporter> = Box::new(Rejecting::with_answers());
+    let logs: Box<dyn crate::export::LogExporter> = Box::new(Rejecting::with_answers());
+    for ((rejected, text), unit, metric) in [
+        (
+            note_partial_success_three_times::<SpanData>(Box::new(spans)),
+            "rejected some spans",
+            "faultline_export_spans_rejected_total",
+        ),
+        (
+            note_partial_success_three_times::<crate::export::LogRecord>(Box::new(logs)),
+            "rejected some log records",
+            "faultline_export_log_records_rejected_total",
+        ),
+    ] {
+        assert_eq!(rejected, 3);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("rejected=2"), "{text}");
+        assert!(text.contains(unit) && text.contains(metric), "{text}");
+        assert!(text.contains("2 too old"), "{text}");
+        assert!(!text.contains("alice@example.com"), "{text}");
+        assert!(!text.contains("bob@example.com"), "{text}");
+    }
 }
 
 #[test]
