@@ -34,18 +34,24 @@
 mod actix_app;
 mod axum_app;
 mod poem_app;
+#[path = "../common/process.rs"]
+mod process;
 mod warp_app;
 
-use std::future::Future;
+pub use process::GRACE;
+use process::{
+    Args, DROP_DEADLINE, Stop, drain, init_plain_logging, log_panics, set_panic_masker, shut_down,
+};
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use faultline::Engine;
 use faultline::config::ExporterKind;
 use faultline::error::{AppError, ErrorCode, ProblemDetails, Severity, codes};
-use faultline::masking::{Masker, PiiMasker};
+use faultline::masking::PiiMasker;
 use faultline::reqwest::reqwest_middleware::{self, ClientWithMiddleware};
 use faultline::setup::{Faultline, Setup};
 use http::StatusCode;
@@ -195,60 +201,6 @@ fn load_user(id: i64) -> i64 {
     id
 }
 
-struct Args {
-    framework: String,
-    port: u16,
-    tracing: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut framework = None;
-    let mut port = None;
-    let mut tracing = true;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--framework" => framework = args.next(),
-            "--port" => {
-                let p = args.next().ok_or("--port needs a value")?;
-                port = Some(
-                    p.parse::<u16>()
-                        .map_err(|_| format!("--port: invalid value {p:?}"))?,
-                );
-            }
-            "--no-tracing" => tracing = false,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: service --framework axum|poem|warp|actix [--port 8080] [--no-tracing]"
-                        .into(),
-                );
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    let framework = framework.ok_or("--framework axum|poem|warp|actix is required")?;
-    if !["axum", "poem", "warp", "actix"].contains(&framework.as_str()) {
-        return Err(format!(
-            "--framework: invalid value {framework:?}: must be axum, poem, warp or actix"
-        ));
-    }
-    let port = match port {
-        Some(p) => p,
-        None => match std::env::var("PORT") {
-            Ok(p) if !p.trim().is_empty() => p
-                .trim()
-                .parse()
-                .map_err(|_| format!("PORT: invalid value {p:?}"))?,
-            _ => 8080,
-        },
-    };
-    Ok(Args {
-        framework,
-        port,
-        tracing,
-    })
-}
-
 /// faultline in one call: configuration from the environment, the
 /// exporters it names, Prometheus metrics (served on `/metrics` by every
 /// adapter), Sentry when `SENTRY_DSN` is set, and faultline's `tracing`
@@ -267,80 +219,6 @@ fn set_up() -> Result<Faultline, String> {
         .map_err(|e| e.to_string())
 }
 
-/// How long the requests in flight may run on after SIGINT/SIGTERM, on
-/// every framework. Those still running then are dropped (their spans end,
-/// marked cancelled) and the span flush follows, within its own deadline
-/// (`FAULTLINE_SHUTDOWN_TIMEOUT_MS`, 5 s by default).
-pub const GRACE: Duration = Duration::from_secs(3);
-
-/// How long the runtime may take to drop what is still running after
-/// [`GRACE`] (it waits for nothing else).
-const DROP_DEADLINE: Duration = Duration::from_millis(500);
-
-/// Whether SIGINT or SIGTERM has arrived: each framework's graceful shutdown
-/// waits on [`requested`](Stop::requested).
-#[derive(Clone)]
-pub struct Stop(tokio::sync::watch::Receiver<bool>);
-
-impl Stop {
-    /// Starts listening for SIGINT and SIGTERM (inside the runtime). The
-    /// handlers are in place when this returns: a signal that comes at any
-    /// time after it is a graceful shutdown, never the signal's default
-    /// action (killed, exit status 143).
-    fn listen() -> std::io::Result<Stop> {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut interrupt = signal(SignalKind::interrupt())?;
-            let mut terminate = signal(SignalKind::terminate())?;
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-                let _ = tx.send(true);
-            });
-        }
-        #[cfg(not(unix))]
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = tx.send(true);
-        });
-        Ok(Stop(rx))
-    }
-
-    /// Resolves once SIGINT or SIGTERM has arrived (at once if one already has).
-    pub async fn requested(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
-
-/// Runs a framework's server until it returns, or, once `stop` is
-/// requested, for [`GRACE`] at most: its graceful shutdown (which waits for
-/// every request in flight, however long) is then dropped with the
-/// requests it was waiting for.
-async fn drain(
-    serving: impl Future<Output = std::io::Result<()>>,
-    stop: Stop,
-) -> std::io::Result<()> {
-    let mut serving = std::pin::pin!(serving);
-    tokio::select! {
-        served = &mut serving => return served,
-        () = stop.requested() => {}
-    }
-    match tokio::time::timeout(GRACE, serving).await {
-        Ok(served) => served,
-        Err(_) => {
-            tracing::warn!(
-                "shutdown: requests still in flight after {} s are dropped",
-                GRACE.as_secs()
-            );
-            Ok(())
-        }
-    }
-}
-
 /// The answer to a handler's panic with `--no-tracing`: what the traced
 /// adapters answer (500 problem+json, code 5000, nothing of the panic text),
 /// without a trace id since nothing is traced.
@@ -348,70 +226,13 @@ pub fn panic_problem() -> ProblemDetails {
     ProblemDetails::new(codes::INTERNAL, faultline::request::INTERNAL_DETAIL)
 }
 
-/// What a panic's message is masked with before it is logged: the engine's
-/// masker when tracing, else (and until the engine is up) faultline's
-/// built-in PII rules.
-static PANIC_MASKER: OnceLock<Arc<dyn Masker>> = OnceLock::new();
-
-/// Logs every panic through `tracing` at error level (filtered by
-/// `RUST_LOG` like every other line) with its message masked: the default
-/// hook would print it raw on standard error, and a panic message can hold
-/// personal data (`/panic`'s does). A traced request's panic does not reach
-/// this hook: the adapters log it themselves, masked, with its trace id.
-fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(a panic with a non-text payload)");
-        let builtin;
-        let masker: &dyn Masker = match PANIC_MASKER.get() {
-            Some(masker) => masker.as_ref(),
-            None => {
-                builtin = PiiMasker::new();
-                &builtin
-            }
-        };
-        let message = masker.mask(message);
-        match info.location() {
-            Some(at) => tracing::error!(
-                "panicked at {}:{}:{}: {message}",
-                at.file(),
-                at.line(),
-                at.column()
-            ),
-            None => tracing::error!("panicked: {message}"),
-        }
-    }));
-}
-
-/// With `--no-tracing`, logs go to standard error through `tracing-subscriber`'s
-/// own formatter, with the filters faultline's subscriber uses (`RUST_LOG`,
-/// default `info`, and [`faultline::tracing::CAPPED_TARGETS`] at `info` at
-/// most). Traced, faultline's subscriber writes them (see [`set_up`]).
-/// Standard output carries the `listening on` line and the console
-/// exporter's spans.
-fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let (asked, cap) = faultline::tracing::default_filters();
-    tracing_subscriber::registry()
-        .with(asked)
-        .with(cap)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .init();
-}
+/// The frameworks `--framework` names.
+const FRAMEWORKS: [&str; 4] = ["axum", "poem", "warp", "actix"];
 
 fn main() -> ExitCode {
     log_panics();
-    let args = match parse_args() {
+    let usage = "service --framework axum|poem|warp|actix [--port 8080] [--no-tracing]";
+    let args = match Args::parse(usage, 8080, &FRAMEWORKS) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("service: {e}");
@@ -419,7 +240,7 @@ fn main() -> ExitCode {
         }
     };
     if !args.tracing {
-        init_logging();
+        init_plain_logging();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -441,7 +262,7 @@ fn main() -> ExitCode {
         Some(engine) => faultline::masking::from_config(engine.config()),
         None => Arc::new(PiiMasker::new()),
     };
-    let _ = PANIC_MASKER.set(masker);
+    set_panic_masker(masker);
     let plain = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -483,7 +304,7 @@ fn main() -> ExitCode {
             };
             println!("listening on http://127.0.0.1:{}", local.port());
             let signal = stop.clone().requested();
-            let served = match args.framework.as_str() {
+            let served = match args.framework.as_deref().unwrap_or_default() {
                 "axum" => drain(axum_app::serve(app, listener, signal), stop).await,
                 "poem" => drain(poem_app::serve(app, listener, signal), stop).await,
                 // actix-web drains for `GRACE` itself, and returns once the
@@ -502,19 +323,7 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(DROP_DEADLINE);
     drop(engine);
     if let Some(faultline) = faultline {
-        let report = faultline.shutdown();
-        if !report.is_clean() {
-            tracing::warn!(
-                "shutdown: {} spans exported, {} not delivered{}",
-                report.stats.spans_exported,
-                report.stats.spans_received - report.stats.spans_exported,
-                if report.timed_out {
-                    " (deadline reached)"
-                } else {
-                    ""
-                }
-            );
-        }
+        shut_down(faultline);
     }
     code
 }
