@@ -805,6 +805,29 @@ impl Engine {
         self.inject(&Context::current(), headers);
     }
 
+    /// Starts a client span named `name` for an outgoing call, child of the
+    /// current context, and writes its context into the call's `headers`.
+    /// Returns the context holding the span: run the call in it, then end
+    /// the span (`cx.span().end()`) with the call's outcome recorded.
+    pub fn start_client_span(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+        headers: &mut dyn CarrierMut,
+    ) -> Context {
+        let parent = Context::current();
+        let span = self
+            .inner
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(&self.inner.tracer, &parent);
+        let cx = parent.with_span(span);
+        self.inject(&cx, headers);
+        cx
+    }
+
     /// Starts a server span named `name` for a request with `headers`: the
     /// parent (or link) comes from [`extract`](Engine::extract). Returns the
     /// context holding the span; end it with `cx.span().end()`.

@@ -64,47 +64,22 @@ use std::task::{Context as TaskContext, Poll};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::response::{IntoResponse, Response};
-use faultline_engine::Engine;
 use faultline_engine::panic::CatchPanic;
 use faultline_engine::request::adapter::{self, Exchange, TracedBody};
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::Request;
 use http::request::Parts;
-use tower::{Layer, Service};
+use tower::Service;
 
 /// The axum crate this adapter is built on, for code that names its types.
 pub use axum;
 pub use faultline_engine as engine;
 
-/// The tower layer: add it to a `Router` with `.layer(FaultlineLayer::new(engine))`.
-#[derive(Debug, Clone)]
-pub struct FaultlineLayer {
-    engine: Engine,
-}
-
-impl FaultlineLayer {
-    /// A layer tracing with `engine`.
-    pub fn new(engine: Engine) -> Self {
-        FaultlineLayer { engine }
-    }
-}
-
-impl<S> Layer<S> for FaultlineLayer {
-    type Service = FaultlineService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FaultlineService {
-            inner,
-            engine: self.engine.clone(),
-        }
-    }
-}
-
-/// The service [`FaultlineLayer`] wraps around each route.
-#[derive(Debug, Clone)]
-pub struct FaultlineService<S> {
-    inner: S,
-    engine: Engine,
+faultline_engine::tower_layer! {
+    /// The tower layer: add it to a `Router` with `.layer(FaultlineLayer::new(engine))`.
+    pub struct FaultlineLayer;
+    /// The service [`FaultlineLayer`] wraps around each route.
+    pub struct FaultlineService;
 }
 
 impl<S> Service<Request<Body>> for FaultlineService<S>

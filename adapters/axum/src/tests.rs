@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use faultline_engine::Engine;
 use faultline_engine::config::TracingConfig;
 use faultline_engine::error::PROBLEM_JSON;
 use faultline_engine::export::InMemoryExporter;

@@ -16,10 +16,8 @@
 #![forbid(unsafe_code)]
 
 use faultline_engine::Engine;
-use faultline_engine::opentelemetry::trace::{
-    FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _,
-};
-use faultline_engine::opentelemetry::{Context, KeyValue};
+use faultline_engine::opentelemetry::KeyValue;
+use faultline_engine::opentelemetry::trace::{FutureExt as _, Status, TraceContextExt};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next, Result};
@@ -58,7 +56,6 @@ impl Middleware for TracingMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let parent = Context::current();
         let method = faultline_engine::request::method_name(req.method()).unwrap_or("_OTHER");
         let url = req.url();
         let mut attributes = vec![
@@ -77,14 +74,9 @@ impl Middleware for TracingMiddleware {
         if let Some(port) = url.port_or_known_default() {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
-        let tracer = self.engine.tracer();
-        let span = tracer
-            .span_builder(method)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
-            .start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
-        self.engine.inject(&cx, req.headers_mut());
+        let cx = self
+            .engine
+            .start_client_span(method, attributes, req.headers_mut());
 
         let result = next.run(req, extensions).with_context(cx.clone()).await;
         let span = cx.span();

@@ -10,7 +10,7 @@ use std::task::{Context as TaskContext, Poll};
 use faultline_engine::Engine;
 use faultline_engine::opentelemetry::trace::FutureExt as _;
 use faultline_engine::opentelemetry::trace::{
-    SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _, WithContext,
+    Status as SpanStatus, TraceContextExt as _, WithContext,
 };
 use faultline_engine::opentelemetry::{Context, KeyValue};
 use http::{HeaderMap, Request, Response, Uri};
@@ -105,7 +105,6 @@ where
 
     fn call(&mut self, req: Request<TonicBody>) -> Self::Future {
         let (mut req, sent) = counted(req);
-        let parent = Context::current();
         let method = req.uri().path().trim_start_matches('/').to_owned();
         let mut attributes = server_attributes(req.uri());
         if attributes.is_empty() {
@@ -113,14 +112,10 @@ where
         }
         attributes.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"));
         attributes.push(KeyValue::new(semconv::RPC_METHOD, method.clone()));
-        let tracer = self.layer.engine.tracer();
-        let span = tracer
-            .span_builder(method)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
-            .start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
-        self.layer.engine.inject(&cx, req.headers_mut());
+        let cx = self
+            .layer
+            .engine
+            .start_client_span(method, attributes, req.headers_mut());
         ClientFuture {
             inner: self.inner.call(req).with_context(cx.clone()),
             end: Some(ClientEnd { cx, sent }),

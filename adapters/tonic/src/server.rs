@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
-use faultline_engine::Engine;
 use faultline_engine::opentelemetry::Context;
 use faultline_engine::opentelemetry::trace::TraceContextExt as _;
 use faultline_engine::panic::{CatchPanic, CaughtPanic};
@@ -15,7 +14,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use tonic::Code;
 use tonic::body::Body as TonicBody;
 use tonic::transport::server::TcpConnectInfo;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::body::{StreamEnd, TracedBody, counted, record_messages};
 use crate::status::{
@@ -23,35 +22,11 @@ use crate::status::{
     status_answer, write_error,
 };
 
-/// The server layer: `tonic::transport::Server::builder().layer(FaultlineLayer::new(engine))`.
-#[derive(Debug, Clone)]
-pub struct FaultlineLayer {
-    engine: Engine,
-}
-
-impl FaultlineLayer {
-    /// A layer tracing with `engine`.
-    pub fn new(engine: Engine) -> Self {
-        FaultlineLayer { engine }
-    }
-}
-
-impl<S> Layer<S> for FaultlineLayer {
-    type Service = FaultlineService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FaultlineService {
-            inner,
-            engine: self.engine.clone(),
-        }
-    }
-}
-
-/// The service [`FaultlineLayer`] wraps around a tonic server's routes.
-#[derive(Debug, Clone)]
-pub struct FaultlineService<S> {
-    inner: S,
-    engine: Engine,
+faultline_engine::tower_layer! {
+    /// The server layer: `tonic::transport::Server::builder().layer(FaultlineLayer::new(engine))`.
+    pub struct FaultlineLayer;
+    /// The service [`FaultlineLayer`] wraps around a tonic server's routes.
+    pub struct FaultlineService;
 }
 
 impl<S, B> Service<Request<TonicBody>> for FaultlineService<S>

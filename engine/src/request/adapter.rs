@@ -623,5 +623,50 @@ macro_rules! handler_types {
     };
 }
 
+/// Declares an adapter's tower layer and the service it wraps around the
+/// inner service, with the docs the adapter writes: the layer holds the
+/// engine and is made with `new(engine)`; its `tower::Layer` impl gives the
+/// service `{ inner, engine }`, for which the adapter implements
+/// `tower::Service` (the request path). The adapter's crate depends on
+/// `tower`.
+#[macro_export]
+macro_rules! tower_layer {
+    (
+        $(#[$layer_attr:meta])* pub struct $layer:ident;
+        $(#[$service_attr:meta])* pub struct $service:ident;
+    ) => {
+        $(#[$layer_attr])*
+        #[derive(Debug, Clone)]
+        pub struct $layer {
+            engine: $crate::Engine,
+        }
+
+        impl $layer {
+            /// A layer tracing with `engine`.
+            pub fn new(engine: $crate::Engine) -> Self {
+                $layer { engine }
+            }
+        }
+
+        impl<S> ::tower::Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> Self::Service {
+                $service {
+                    inner,
+                    engine: self.engine.clone(),
+                }
+            }
+        }
+
+        $(#[$service_attr])*
+        #[derive(Debug, Clone)]
+        pub struct $service<S> {
+            inner: S,
+            engine: $crate::Engine,
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests;
