@@ -13,7 +13,8 @@
 //! `FAULTLINE_VIEWER_MAX_BYTES`, and the masking settings
 //! (`FAULTLINE_PII_*`, `FAULTLINE_SECRET_KEYS`, ...): what it receives is
 //! masked as faultline masks its own spans. It prints the page's address,
-//! then serves until Ctrl-C. A bad setting prints one line naming it on
+//! then serves until Ctrl-C or SIGTERM (then it stops and exits with
+//! status 0). A bad setting prints one line naming it on
 //! standard error and exits with status 2.
 
 use faultline::config::TracingConfig;
@@ -23,6 +24,21 @@ use faultline::viewer::{Viewer, ViewerConfig};
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("viewer: {message}");
     std::process::exit(2);
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn stop_requested() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -37,8 +53,8 @@ async fn main() {
         viewer.url(),
         viewer.url()
     );
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        fail(format!("cannot wait for Ctrl-C: {e}"));
+    if let Err(e) = stop_requested().await {
+        fail(format!("cannot wait for Ctrl-C or SIGTERM: {e}"));
     }
     viewer.stop();
 }

@@ -393,10 +393,19 @@ fn main() -> ExitCode {
     let style = Style::detect();
     if env("RUST_LOG").is_some() {
         use std::io::IsTerminal as _;
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal() && style.colored())
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        // faultline's filters: `RUST_LOG`, with the dependencies whose
+        // debug logs hold request data or credentials capped at `info`.
+        let (asked, cap) = faultline::tracing::default_filters();
+        tracing_subscriber::registry()
+            .with(asked)
+            .with(cap)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal() && style.colored()),
+            )
             .init();
     }
 
