@@ -194,9 +194,11 @@ impl Setup {
     /// Whether a global `tracing` subscriber is installed with the feature
     /// `tracing` (default true; only with [`install_global`](Setup::install_global)
     /// on, as every process-wide piece): faultline's spans, events, log
-    /// lines and log records, filtered by `RUST_LOG` (see [`crate::tracing`]). An
-    /// application with a subscriber of its own turns this off and adds
-    /// [`crate::tracing::layers`] to its registry.
+    /// lines and log records, filtered by `RUST_LOG` (see [`crate::tracing`]).
+    /// Records of the `log` crate (actix-web's, say) go through it too, when
+    /// no `log` logger is set yet. An application with a subscriber of its
+    /// own turns this off and adds [`crate::tracing::layers`] to its
+    /// registry (and, for `log` records, [`crate::tracing::forward_log`]).
     pub fn subscriber(mut self, install: bool) -> Self {
         self.subscriber = install;
         self
@@ -387,7 +389,8 @@ impl Setup {
 }
 
 /// Installs faultline's layers, filtered by `RUST_LOG`, as the global
-/// `tracing` subscriber; false when the process has one already.
+/// `tracing` subscriber, and forwards `log` records to it; false when the
+/// process has a subscriber already.
 #[cfg(feature = "tracing")]
 fn install_subscriber(
     engine: &Engine,
@@ -409,7 +412,11 @@ fn install_subscriber(
         .with(asked)
         .with(cap)
         .with(crate::tracing::layers_with(engine, events));
-    ::tracing::subscriber::set_global_default(subscriber).is_ok()
+    let installed = ::tracing::subscriber::set_global_default(subscriber).is_ok();
+    if installed {
+        crate::tracing::forward_log();
+    }
+    installed
 }
 
 /// The `FAULTLINE_*` variables among `names` that no part of faultline

@@ -24,6 +24,11 @@
 //! # }
 //! ```
 //!
+//! Records of the `log` crate (written by actix-web and many other crates)
+//! become `tracing` events once [`forward_log`] has run (`setup::init`
+//! calls it): the same span events, log records and lines, with the
+//! record's own target, file and line.
+//!
 //! [`layers`] is [`layer`] (spans) and a [`LogLayer`] (events: span events,
 //! log records, and log lines in the configuration's
 //! [`LogFormat`] on standard output); without
@@ -52,6 +57,7 @@ use faultline_engine::opentelemetry::trace::TraceContextExt as _;
 use faultline_engine::opentelemetry_sdk::trace::SdkTracer;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_log::NormalizeEvent as _;
 use tracing_opentelemetry::OpenTelemetryLayer;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{FilterFn, Filtered};
@@ -219,17 +225,42 @@ impl<W> LogLayer<W> {
 }
 
 /// An event's message and fields, typed as OpenTelemetry values.
+/// Forwards the records of the `log` crate to `tracing` (with their level,
+/// target, message, file and line), so that faultline's layers see them
+/// like any event: call it once, after installing a subscriber of your own
+/// with faultline's layers (`setup::init` calls it with its own). It does
+/// nothing when the process has a `log` logger already, and returns
+/// whether it was installed. `log`'s maximum level becomes `TRACE`: the
+/// subscriber's filters (`RUST_LOG`) decide what is kept.
+pub fn forward_log() -> bool {
+    tracing_log::LogTracer::init().is_ok()
+}
+
 #[derive(Default)]
 struct Fields {
     message: Option<String>,
     attributes: Vec<KeyValue>,
+    /// A `log` record's event: its `log.*` fields (target, module, file,
+    /// line) are metadata, not attributes.
+    from_log: bool,
+}
+
+impl Fields {
+    fn keeps(&self, field: &Field) -> bool {
+        !(self.from_log && field.name().starts_with("log."))
+    }
 }
 
 impl Visit for Fields {
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push(KeyValue::new(field.name(), value));
+        if self.keeps(field) {
+            self.attributes.push(KeyValue::new(field.name(), value));
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
+        if !self.keeps(field) {
+            return;
+        }
         match i64::try_from(value) {
             Ok(v) => self.attributes.push(KeyValue::new(field.name(), v)),
             Err(_) => self
@@ -246,7 +277,7 @@ impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
-        } else {
+        } else if self.keeps(field) {
             self.attributes
                 .push(KeyValue::new(field.name(), value.to_owned()));
         }
@@ -257,7 +288,7 @@ impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
             self.message = Some(format!("{value:?}"));
-        } else {
+        } else if self.keeps(field) {
             self.attributes
                 .push(KeyValue::new(field.name(), format!("{value:?}")));
         }
@@ -285,10 +316,18 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let meta = event.metadata();
+        // A `log` record's event has a placeholder's metadata (target
+        // `log`); its own target, file and line are in its fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let mut fields = Fields {
             message: None,
             attributes: Vec::with_capacity(meta.fields().len()),
+            from_log: normalized.is_some(),
+        };
+        let target: Cow<'static, str> = match &normalized {
+            Some(meta) => Cow::Owned(meta.target().to_owned()),
+            None => Cow::Borrowed(event.metadata().target()),
         };
         event.record(&mut fields);
         let message = fields.message.unwrap_or_else(|| meta.name().to_owned());
@@ -304,7 +343,7 @@ where
             let mut event_attributes = Vec::with_capacity(attributes.len() + 2);
             event_attributes.extend(attributes.iter().cloned());
             event_attributes.push(KeyValue::new("level", meta.level().as_str()));
-            event_attributes.push(KeyValue::new("target", meta.target()));
+            event_attributes.push(KeyValue::new("target", target.clone()));
             span.add_event(message.clone(), event_attributes);
         }
 
@@ -323,7 +362,7 @@ where
         if self.mask {
             faultline_engine::export::mask_attributes(masker, &mut attributes);
         }
-        let mut record = LogRecord::new(severity(meta.level()), meta.target(), body);
+        let mut record = LogRecord::new(severity(meta.level()), target, body);
         record.attributes = attributes;
         if span_context.is_valid() {
             record.trace_id = span_context.trace_id();

@@ -568,6 +568,8 @@ fn setup_subscriber_child() {
         let _attached = cx.clone().attach();
         tracing::info!(token = "s3cr3t", "inside for carol@example.com");
         tracing::debug!("debug is below the default filter");
+        log::warn!(target: "legacy_crate", "from log for dave@example.com");
+        log::debug!(target: "legacy_crate", "log debug is below the default filter");
     }
     tracing::warn!("outside");
     use opentelemetry::trace::TraceContextExt as _;
@@ -608,6 +610,19 @@ fn setup_installs_the_subscriber() {
         !stdout.contains("s3cr3t") && !stdout.contains("carol@"),
         "{stdout}"
     );
+    // A `log` record: its own target and level, the ids, masked, and no
+    // `log.*` bookkeeping fields.
+    let from_log = lines
+        .iter()
+        .find(|l| l["message"] == "from log for d***@example.com")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(from_log["target"], "legacy_crate", "{from_log}");
+    assert_eq!(from_log["level"], "WARN", "{from_log}");
+    assert_eq!(from_log["trace_id"], trace_id);
+    assert_eq!(from_log["span_id"], span_id);
+    let keys: Vec<&String> = from_log.as_object().unwrap().keys().collect();
+    assert!(!keys.iter().any(|k| k.starts_with("log.")), "{from_log}");
+    assert!(!stdout.contains("dave@"), "{stdout}");
 }
 
 /// A collector that accepts connections and never answers: every request
