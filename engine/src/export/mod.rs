@@ -66,12 +66,13 @@ impl ExportError {
     }
 }
 
-/// Spans a backend accepted in a request but then rejected (OTLP's
-/// partial success: `rejected_spans` and `error_message`).
+/// Spans or log records a backend accepted in a request but then rejected
+/// (OTLP's partial success: `rejected_spans` or `rejected_log_records`, and
+/// `error_message`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PartialSuccess {
-    /// How many spans were rejected.
+    /// How many spans (or log records) were rejected.
     pub rejected: u64,
     /// Why, as the backend said (header values already taken out by the
     /// exporter; the pipeline masks it before logging).
@@ -79,7 +80,7 @@ pub struct PartialSuccess {
 }
 
 impl PartialSuccess {
-    /// `rejected` spans rejected for `message`.
+    /// `rejected` spans (or log records) rejected for `message`.
     pub fn new(rejected: u64, message: impl Into<String>) -> Self {
         PartialSuccess {
             rejected,
