@@ -6,7 +6,7 @@
 //! The engine registers it under the name `otlp` for `OTEL_LOGS_EXPORTER`
 //! (the default) when the faultline feature `otlp` is on; its settings are
 //! the `OTEL_EXPORTER_OTLP_LOGS_*` variables over the `OTEL_EXPORTER_OTLP_*`
-//! ones ([`TracingConfig::otlp_logs_endpoint`] and the getters beside it).
+//! ones ([`OtlpConfig::logs`], resolved by [`OtlpConfig::resolve`]).
 //!
 //! ```
 //! use faultline_engine::export::{LogRecord, Severity};
@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
+use faultline_engine::config::TracingConfig;
 use faultline_engine::export::{ExportError, LogExporter, LogRecord};
 use faultline_engine::opentelemetry::trace::{SpanId, TraceId};
 use faultline_engine::opentelemetry_sdk::Resource;
@@ -35,7 +35,9 @@ use crate::encode::{
     put_fixed64_field, put_str, put_string_field, put_varint,
 };
 use crate::transport::{LOGS_EXPORT_PATH, Settings, Transport};
-use crate::{MAX_REQUEST_BYTES, OtlpError, TlsMaterial};
+use crate::{
+    Compression, MAX_REQUEST_BYTES, OtlpConfig, OtlpError, OtlpProtocol, Signal, TlsMaterial,
+};
 
 /// Encodes batches of log records as `ExportLogsServiceRequest` bytes: one
 /// `ResourceLogs` (the resource given), a `ScopeLogs` per target in the
@@ -180,18 +182,17 @@ impl OtlpLogExporter {
     /// An exporter for the configuration's OTLP logs settings: protocol,
     /// logs endpoint, headers, compression, TLS files (read now) and time
     /// limit.
-    pub fn from_config(config: &TracingConfig) -> Result<Self, OtlpError> {
+    pub fn new(config: &OtlpConfig, engine: &TracingConfig) -> Result<Self, OtlpError> {
+        let settings = config.resolve(Signal::Logs)?;
         Ok(OtlpLogExporter {
-            protocol: config.otlp_logs_protocol(),
-            endpoint: config.otlp_logs_endpoint().to_string(),
-            headers: config
-                .otlp_logs_headers()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v))
-                .collect(),
-            compression: config.otlp_logs_compression(),
-            timeout: config.otlp_logs_timeout(),
-            tls: TlsMaterial::from_config(config)?,
+            protocol: settings.protocol(),
+            endpoint: settings.endpoint().to_string(),
+            headers: settings.headers().to_vec(),
+            compression: settings.compression(),
+            timeout: settings
+                .timeout()
+                .unwrap_or(engine.export_retry().timeout()),
+            tls: TlsMaterial::read(settings.tls())?,
             encoder: Mutex::new(LogsEncoder::new(&Resource::builder_empty().build())),
             transport: OnceCell::new(),
             shut_down: AtomicBool::new(false),

@@ -16,18 +16,9 @@ fn defaults_follow_the_opentelemetry_specification() {
     assert_eq!(c.deployment_environment(), None);
     assert!(c.resource_attributes().is_empty());
     assert_eq!(c.exporters(), &[ExporterKind::OTLP]);
-    assert_eq!(c.otlp_protocol(), OtlpProtocol::Grpc);
-    assert_eq!(c.otlp_endpoint(), None);
-    assert_eq!(c.otlp_traces_endpoint().as_str(), "http://localhost:4317/");
-    assert!(c.otlp_headers().is_empty());
-    assert_eq!(c.otlp_compression(), Compression::None);
-    assert!(c.otlp_tls().is_empty());
     // parentbased_always_on
     assert!(c.parent_based());
     assert_eq!(c.sample_rate(), 1.0);
-    assert_eq!(c.jaeger_agent_host(), "localhost");
-    assert_eq!(c.jaeger_agent_port(), 6831);
-    assert_eq!(c.jaeger_endpoint(), None);
     assert_eq!(c.console_format(), ConsoleFormat::Pretty);
     assert!(c.pii_masking());
     assert!(c.pii_patterns().is_empty());
@@ -59,16 +50,6 @@ fn default_builder_and_empty_environment_give_the_default_config() {
     assert_eq!(env_ok(&[]), default);
     assert_eq!(ExportRetry::default(), *default.export_retry());
     assert_eq!(BatchSettings::default(), *default.batch());
-    assert_eq!(TlsConfig::default(), *default.otlp_tls());
-}
-
-#[test]
-fn http_protobuf_default_endpoint_is_4318_v1_traces() {
-    let c = build_ok(builder().otlp_protocol(OtlpProtocol::HttpProtobuf));
-    assert_eq!(
-        c.otlp_traces_endpoint().as_str(),
-        "http://localhost:4318/v1/traces"
-    );
 }
 
 #[test]
@@ -80,9 +61,5 @@ fn enum_names() {
     assert_eq!(ExporterKind::VIEWER.as_str(), "viewer");
     assert_eq!(ExporterKind::named("mine").as_str(), "mine");
     assert_eq!(format!("{:?}", ExporterKind::named("mine")), r#""mine""#);
-    assert_eq!(OtlpProtocol::Grpc.as_str(), "grpc");
-    assert_eq!(OtlpProtocol::HttpProtobuf.as_str(), "http/protobuf");
-    assert_eq!(OtlpProtocol::default(), OtlpProtocol::Grpc);
-    assert_eq!(Compression::default(), Compression::None);
     assert_eq!(ConsoleFormat::default(), ConsoleFormat::Pretty);
 }

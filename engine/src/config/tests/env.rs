@@ -584,8 +584,6 @@ fn env_faultline_retry_and_shutdown() {
         ("OTEL_BSP_SCHEDULE_DELAY", "0"),
         ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "20000000"),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
-        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
         ("FAULTLINE_EXPORT_BUFFER_BYTES", "2000000000000"),
         ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "100001"),
     ] {
@@ -633,10 +631,25 @@ fn env_unset_variables_keep_builder_values() {
         .service_name("from-code")
         .sample_rate(0.5)
         .exporters([ExporterKind::CONSOLE])
-        .otlp_header("x-a", "1")
         .shutdown_timeout(Duration::from_secs(9));
     let expected = build_ok(code.clone());
     assert_eq!(build_ok(code.with_env_from(|_| None).unwrap()), expected);
+}
+
+#[test]
+fn env_exporter_variables_are_the_plugins_not_the_engines() {
+    // The exporters' own variables belong to their plugins: the engine
+    // neither reads nor rejects them.
+    let c = env_ok(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://not-read"),
+        ("OTEL_EXPORTER_JAEGER_AGENT_PORT", "0"),
+    ]);
+    assert_eq!(c, TracingConfig::default());
+    assert!(
+        ENV_VARIABLES
+            .iter()
+            .all(|v| !v.starts_with("OTEL_EXPORTER_"))
+    );
 }
 
 #[test]
@@ -659,7 +672,6 @@ fn env_variables_list_matches_what_is_read() {
 
 #[test]
 fn env_every_variable_is_read_and_named_in_its_error() {
-    let missing = TempPath::missing("every-var");
     let bad: &[(&str, &str)] = &[
         ("OTEL_SDK_DISABLED", "maybe"),
         ("OTEL_SERVICE_NAME", "bad name"),
@@ -668,28 +680,6 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("OTEL_TRACES_SAMPLER_ARG", "2"),
         ("OTEL_TRACES_EXPORTER", "zip kin"),
         ("OTEL_PROPAGATORS", "xray"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x"),
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://x"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp"),
-        ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
-        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "novalue"),
-        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
-        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
-        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "soon"),
-        ("OTEL_EXPORTER_OTLP_CERTIFICATE", missing.str()),
-        ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", missing.str()),
-        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", missing.str()),
-        (
-            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-            missing.str(),
-        ),
-        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", missing.str()),
-        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", missing.str()),
-        ("OTEL_EXPORTER_JAEGER_AGENT_HOST", "bad_host"),
-        ("OTEL_EXPORTER_JAEGER_AGENT_PORT", "0"),
-        ("OTEL_EXPORTER_JAEGER_ENDPOINT", "ftp://x"),
         ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
         ("OTEL_BSP_EXPORT_TIMEOUT", "soon"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
@@ -729,11 +719,6 @@ fn env_every_variable_is_read_and_named_in_its_error() {
         ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "1.5"),
         ("FAULTLINE_TRUSTED_PEERS", "10.0.0.0/8,proxy.local"),
         ("OTEL_LOGS_EXPORTER", "ot lp"),
-        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "ftp://x"),
-        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "udp"),
-        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "novalue"),
-        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
-        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "soon"),
         ("FAULTLINE_LOG_FORMAT", "xml"),
     ];
     let covered: BTreeSet<&str> = bad.iter().map(|(v, _)| *v).collect();
@@ -807,3 +792,27 @@ fn env_queue_size_alone_shrinks_the_default_batch() {
 }
 
 // ---------------------------------------------------------------------------
+
+#[test]
+fn env_durations_are_whole_milliseconds() {
+    assert_eq!(
+        env_ok(&[("OTEL_BSP_EXPORT_TIMEOUT", "7000")])
+            .export_retry()
+            .timeout(),
+        Duration::from_millis(7000)
+    );
+    for var in [
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "FAULTLINE_EXPORT_BACKOFF_BASE_MS",
+        "FAULTLINE_EXPORT_BACKOFF_MAX_MS",
+        "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
+    ] {
+        for bad in ["10s", "1.5", "-1", "abc", "99999999999999999999"] {
+            assert_eq!(
+                env_err(&[(var, bad)]).to_string(),
+                format!("{var}: invalid value {bad:?}: must be a whole number of milliseconds")
+            );
+        }
+    }
+}

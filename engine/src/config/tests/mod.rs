@@ -13,7 +13,6 @@ use super::*;
 mod debug;
 mod defaults;
 mod env;
-mod env_exporters;
 mod exporters;
 mod file;
 mod validation;
@@ -61,11 +60,6 @@ impl TempPath {
         self.0.to_str().expect("temp paths are UTF-8")
     }
 }
-
-/// A stand-in PEM file's text: a certificate block and a key block (the
-/// configuration checks the blocks are there; the TLS stack parses them).
-const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n\
------BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n";
 
 impl Drop for TempPath {
     fn drop(&mut self) {
@@ -146,13 +140,6 @@ fn assert_names(e: &ConfigError, setting: &str) {
         "message: {e}"
     );
     assert_one_line(e);
-}
-
-fn headers_of(c: &TracingConfig) -> HashMap<String, String> {
-    c.otlp_headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-        .collect()
 }
 
 fn header_strs(names: &[HeaderName]) -> Vec<&str> {
