@@ -98,12 +98,7 @@ pub enum OtlpError {
 
 /// The OTLP exporter.
 pub struct OtlpExporter {
-    protocol: OtlpProtocol,
-    endpoint: String,
-    headers: Vec<(String, String)>,
-    compression: Compression,
-    timeout: Duration,
-    tls: Option<TlsMaterial>,
+    target: Target,
     resource: Resource,
     encoder: Mutex<TraceEncoder>,
     transport: OnceCell<Transport>,
@@ -118,24 +113,83 @@ pub(crate) struct TlsMaterial {
     pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-impl fmt::Debug for OtlpExporter {
+/// Where one signal's exports go, and how: its settings resolved, the TLS
+/// files read.
+pub(crate) struct Target {
+    protocol: OtlpProtocol,
+    endpoint: String,
+    headers: Vec<(String, String)>,
+    compression: Compression,
+    timeout: Duration,
+    tls: Option<TlsMaterial>,
+}
+
+impl fmt::Debug for Target {
     /// Never prints header values or key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtlpExporter")
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, _)| format!("{k}: [REDACTED]"))
+            .collect();
+        f.debug_struct("Target")
             .field("protocol", &self.protocol)
             .field("endpoint", &self.endpoint)
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(k, _)| format!("{k}: [REDACTED]"))
-                    .collect::<Vec<_>>(),
-            )
+            .field("headers", &headers)
             .field("compression", &self.compression)
             .field("timeout", &self.timeout)
             .field("tls", &self.tls.is_some())
             .finish()
+    }
+}
+
+impl Target {
+    /// `signal`'s settings of `config`, the time limit by default `engine`'s
+    /// export timeout; the TLS files are read now (a missing file is an
+    /// error at start).
+    pub(crate) fn new(
+        config: &OtlpConfig,
+        signal: Signal,
+        engine: &TracingConfig,
+    ) -> Result<Target, OtlpError> {
+        let settings = config.resolve(signal)?;
+        Ok(Target {
+            protocol: settings.protocol(),
+            endpoint: settings.endpoint().to_string(),
+            headers: settings.headers().to_vec(),
+            compression: settings.compression(),
+            timeout: settings
+                .timeout()
+                .unwrap_or(engine.export_retry().timeout()),
+            tls: TlsMaterial::read(settings.tls())?,
+        })
+    }
+
+    /// The URL exports go to.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Makes the transport. Called on the export thread (inside its Tokio
+    /// runtime), at the first export; connecting is left to that export.
+    pub(crate) fn connect(&self) -> Result<Transport, ExportError> {
+        let settings = Settings {
+            endpoint: &self.endpoint,
+            headers: &self.headers,
+            gzip: self.compression == Compression::Gzip,
+            timeout: self.timeout,
+            tls: self.tls.as_ref(),
+        };
+        Transport::new(self.protocol, &settings)
+    }
+}
+
+impl fmt::Debug for OtlpExporter {
+    /// Never prints header values or key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,17 +234,9 @@ impl OtlpExporter {
     /// file is an error at start) and time limit (by default `engine`'s
     /// export timeout).
     pub fn new(config: &OtlpConfig, engine: &TracingConfig) -> Result<Self, OtlpError> {
-        let settings = config.resolve(Signal::Traces)?;
-        warn_if_headers_in_clear(&settings);
+        warn_if_headers_in_clear(&config.resolve(Signal::Traces)?);
         Ok(OtlpExporter {
-            protocol: settings.protocol(),
-            endpoint: settings.endpoint().to_string(),
-            headers: settings.headers().to_vec(),
-            compression: settings.compression(),
-            timeout: settings
-                .timeout()
-                .unwrap_or(engine.export_retry().timeout()),
-            tls: TlsMaterial::read(settings.tls())?,
+            target: Target::new(config, Signal::Traces, engine)?,
             resource: Resource::builder_empty().build(),
             encoder: Mutex::new(TraceEncoder::new()),
             transport: OnceCell::new(),
@@ -201,20 +247,7 @@ impl OtlpExporter {
 
     /// The endpoint spans go to.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// Makes the transport. Called on the export thread (inside its Tokio
-    /// runtime), at the first export; connecting is left to that export.
-    fn connect(&self) -> Result<Transport, ExportError> {
-        let settings = Settings {
-            endpoint: &self.endpoint,
-            headers: &self.headers,
-            gzip: self.compression == Compression::Gzip,
-            timeout: self.timeout,
-            tls: self.tls.as_ref(),
-        };
-        Transport::new(self.protocol, &settings)
+        self.target.endpoint()
     }
 }
 
@@ -281,7 +314,7 @@ impl Exporter for OtlpExporter {
         }
         let transport = self
             .transport
-            .get_or_try_init(|| async { self.connect() })
+            .get_or_try_init(|| async { self.target.connect() })
             .await?;
         // Requests of at most MAX_REQUEST_BYTES: gRPC receivers refuse
         // larger messages by default, and a smaller request holds less

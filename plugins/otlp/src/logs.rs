@@ -22,7 +22,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use faultline_engine::config::TracingConfig;
 use faultline_engine::export::{ExportError, LogExporter, LogRecord};
@@ -34,10 +33,8 @@ use crate::encode::{
     I32, LEN, VARINT, delimited, key, key_value_len, nanos, put_any_value, put_bytes_field,
     put_fixed64_field, put_str, put_string_field, put_varint,
 };
-use crate::transport::{LOGS_EXPORT_PATH, Settings, Transport};
-use crate::{
-    Compression, MAX_REQUEST_BYTES, OtlpConfig, OtlpError, OtlpProtocol, Signal, TlsMaterial,
-};
+use crate::transport::{LOGS_EXPORT_PATH, Transport};
+use crate::{MAX_REQUEST_BYTES, OtlpConfig, OtlpError, Signal, Target};
 
 /// Encodes batches of log records as `ExportLogsServiceRequest` bytes: one
 /// `ResourceLogs` (the resource given), a `ScopeLogs` per target in the
@@ -154,12 +151,7 @@ fn write_record(out: &mut Vec<u8>, record: &LogRecord) {
 
 /// The OTLP log exporter: `OTEL_LOGS_EXPORTER=otlp`.
 pub struct OtlpLogExporter {
-    protocol: OtlpProtocol,
-    endpoint: String,
-    headers: Vec<(String, String)>,
-    compression: Compression,
-    timeout: Duration,
-    tls: Option<TlsMaterial>,
+    target: Target,
     encoder: Mutex<LogsEncoder>,
     transport: OnceCell<Transport>,
     shut_down: AtomicBool,
@@ -169,11 +161,7 @@ impl fmt::Debug for OtlpLogExporter {
     /// Never prints header values or key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpLogExporter")
-            .field("protocol", &self.protocol)
-            .field("endpoint", &self.endpoint)
-            .field("headers", &self.headers.len())
-            .field("compression", &self.compression)
-            .field("tls", &self.tls.is_some())
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -183,16 +171,8 @@ impl OtlpLogExporter {
     /// logs endpoint, headers, compression, TLS files (read now) and time
     /// limit.
     pub fn new(config: &OtlpConfig, engine: &TracingConfig) -> Result<Self, OtlpError> {
-        let settings = config.resolve(Signal::Logs)?;
         Ok(OtlpLogExporter {
-            protocol: settings.protocol(),
-            endpoint: settings.endpoint().to_string(),
-            headers: settings.headers().to_vec(),
-            compression: settings.compression(),
-            timeout: settings
-                .timeout()
-                .unwrap_or(engine.export_retry().timeout()),
-            tls: TlsMaterial::read(settings.tls())?,
+            target: Target::new(config, Signal::Logs, engine)?,
             encoder: Mutex::new(LogsEncoder::new(&Resource::builder_empty().build())),
             transport: OnceCell::new(),
             shut_down: AtomicBool::new(false),
@@ -201,7 +181,7 @@ impl OtlpLogExporter {
 
     /// The endpoint log records go to.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.target.endpoint()
     }
 }
 
@@ -222,14 +202,9 @@ impl LogExporter for OtlpLogExporter {
         let transport = self
             .transport
             .get_or_try_init(|| async {
-                let settings = Settings {
-                    endpoint: &self.endpoint,
-                    headers: &self.headers,
-                    gzip: self.compression == Compression::Gzip,
-                    timeout: self.timeout,
-                    tls: self.tls.as_ref(),
-                };
-                Transport::new(self.protocol, &settings).map(|t| t.with_grpc_path(LOGS_EXPORT_PATH))
+                self.target
+                    .connect()
+                    .map(|t| t.with_grpc_path(LOGS_EXPORT_PATH))
             })
             .await?;
         // Requests within MAX_REQUEST_BYTES, as for spans: halves of a
