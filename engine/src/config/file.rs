@@ -275,6 +275,7 @@ impl TracingConfigBuilder {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
             path: shown.clone(),
             reason: e.to_string(),
+            source: std::sync::Arc::new(e),
         })?;
         let is_toml = path
             .extension()

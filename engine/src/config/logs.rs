@@ -19,6 +19,7 @@ pub enum LogFormat {
 
 /// The logs settings, inside [`TracingConfig`] ([`TracingConfig::logs`]).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LogsSettings {
     exporters: Vec<String>,
     exporters_set: bool,

@@ -147,6 +147,7 @@ impl PropagatorKind {
 
 /// Output format of the console exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ConsoleFormat {
     /// One human-readable line per span.
     #[default]
@@ -161,6 +162,7 @@ pub enum ConsoleFormat {
 /// key's path is shown by `Debug`, never its content (faultline never reads it
 /// into the configuration).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsConfig {
     ca_file: Option<PathBuf>,
     client_cert: Option<PathBuf>,
@@ -264,6 +266,7 @@ impl HashKey {
 
 /// Settings of the OpenTelemetry batch span processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchSettings {
     max_queue_size: usize,
     max_export_batch_size: usize,
@@ -297,6 +300,7 @@ impl Default for BatchSettings {
 
 /// Retry and buffering of failed exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportRetry {
     max_retries: u32,
     backoff_base: Duration,
@@ -359,6 +363,7 @@ impl Default for ExportRetry {
 /// [`TracingConfig::from_file`]; read through its getters. `Debug` never
 /// prints the values of export headers (they usually hold credentials).
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TracingConfig {
     enabled: bool,
     service_name: String,
@@ -393,6 +398,7 @@ pub struct TracingConfig {
 /// A network whose requests' trace context is trusted: an IP address with
 /// a prefix length (`10.0.0.0/8`, `fd00::/8`, or one address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerNet {
     addr: std::net::IpAddr,
     prefix: u8,
@@ -453,6 +459,7 @@ impl fmt::Display for PeerNet {
 /// ([`ExportStats::limits`](crate::export::ExportStats)). The defaults are
 /// OpenTelemetry's counts, and 16 KiB for a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     attribute_value_length: usize,
     attributes_per_span: u32,
@@ -506,6 +513,7 @@ impl Default for Limits {
 /// Error-keeping sampling: unsampled requests that end in an error are
 /// exported all the same (see [`TracingConfig::keep_errors`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeepErrors {
     enabled: bool,
     max_traces: usize,
@@ -743,7 +751,13 @@ impl TracingConfig {
 
 /// An error in a configuration value. The message is one line that names the
 /// setting (or environment variable) and the bad value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// A file that cannot be read keeps the I/O error as its source. A file
+/// that cannot be parsed does not keep the parser's error: its message
+/// quotes the offending line, which may hold a secret (`reason` is that
+/// message without the quoted lines).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A value broke a rule.
     #[error("{setting}: invalid value {value}: {reason}")]
@@ -760,8 +774,11 @@ pub enum ConfigError {
     File {
         /// The file.
         path: String,
-        /// The I/O error.
+        /// The I/O error's message.
         reason: String,
+        /// The I/O error.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A configuration file could not be parsed.
     #[error("{path}: invalid configuration file: {reason}")]
@@ -772,6 +789,45 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+impl PartialEq for ConfigError {
+    /// Equal when of the same kind with the same message (an I/O error
+    /// source is compared by its kind).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                ConfigError::File {
+                    path,
+                    reason,
+                    source,
+                },
+                ConfigError::File {
+                    path: p,
+                    reason: r,
+                    source: s,
+                },
+            ) => path == p && reason == r && source.kind() == s.kind(),
+            (
+                ConfigError::Invalid {
+                    setting,
+                    value,
+                    reason,
+                },
+                ConfigError::Invalid {
+                    setting: s,
+                    value: v,
+                    reason: r,
+                },
+            ) => setting == s && value == v && reason == r,
+            (ConfigError::Parse { path, reason }, ConfigError::Parse { path: p, reason: r }) => {
+                path == p && reason == r
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ConfigError {}
 
 impl ConfigError {
     /// A value that broke a rule: `setting` (a field name or an environment

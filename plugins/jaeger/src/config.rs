@@ -36,6 +36,7 @@ pub const ENV_VARIABLES: &[&str] = &[
 /// # Ok::<(), faultline_jaeger::engine::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JaegerConfig {
     agent_host: String,
     agent_port: u16,

@@ -140,6 +140,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// one signal's own (`OTEL_EXPORTER_OTLP_TRACES_*`, `..._LOGS_*`). Unset
 /// values fall back to the general level, then to the defaults.
 #[derive(Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct OtlpTarget {
     endpoint: Option<String>,
     protocol: Option<OtlpProtocol>,
@@ -327,6 +328,7 @@ fn lone_half(general: &OtlpTarget, own: &OtlpTarget, signal: Signal) -> Result<(
 /// # Ok::<(), faultline_otlp::engine::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct OtlpConfig {
     general: OtlpTarget,
     traces: OtlpTarget,
@@ -527,6 +529,7 @@ fn with_signal_path(mut url: Url, protocol: OtlpProtocol, signal: Signal) -> Url
 
 /// One signal's checked export settings ([`OtlpConfig::resolve`]).
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SignalSettings {
     endpoint: Url,
     protocol: OtlpProtocol,

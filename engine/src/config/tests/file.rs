@@ -261,9 +261,18 @@ fn file_missing() {
     let e = TracingConfig::from_file(missing.path()).unwrap_err();
     assert_one_line(&e);
     match &e {
-        ConfigError::File { path, reason } => {
+        ConfigError::File {
+            path,
+            reason,
+            source,
+            ..
+        } => {
             assert_eq!(path, missing.str());
             assert!(!reason.is_empty());
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            // The I/O error stays reachable as the source.
+            let chained = std::error::Error::source(&e).map(ToString::to_string);
+            assert_eq!(chained, Some(source.to_string()));
         }
         other => panic!("expected a File error, got {other:?}"),
     }

@@ -396,6 +396,7 @@ fn error_variants_display_and_setting() {
     let e = ConfigError::File {
         path: "/x.toml".into(),
         reason: "gone".into(),
+        source: std::sync::Arc::new(std::io::Error::other("gone")),
     };
     assert_eq!(
         e.to_string(),
