@@ -45,7 +45,7 @@ use axum::extract::State;
 use axum::routing::get;
 use faultline::config::TracingConfig;
 use faultline::export::Exporter as _;
-use faultline::otlp::OtlpExporter;
+use faultline::otlp::{OtlpConfig, OtlpExporter};
 use opentelemetry::trace::{SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::Resource;
@@ -126,7 +126,11 @@ fn serve(
                 eprintln!("floor: {e}");
                 std::process::exit(2)
             });
-            let mut exporter = OtlpExporter::from_config(&config).unwrap_or_else(|e| {
+            let otlp = OtlpConfig::from_env().unwrap_or_else(|e| {
+                eprintln!("floor: {e}");
+                std::process::exit(2)
+            });
+            let mut exporter = OtlpExporter::new(&otlp, &config).unwrap_or_else(|e| {
                 eprintln!("floor: {e}");
                 std::process::exit(2)
             });

@@ -79,7 +79,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use faultline::Engine;
-use faultline::config::{ExporterKind, OtlpProtocol, TracingConfig};
+use faultline::config::{ExporterKind, TracingConfig};
+use faultline::otlp::{OtlpConfig, OtlpProtocol};
 use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
@@ -416,14 +417,15 @@ fn build_engine(endpoint: &str, masking: bool) -> Engine {
     let config = TracingConfig::builder()
         .service_name("bench")
         .exporters([ExporterKind::OTLP])
-        .otlp_protocol(OtlpProtocol::Grpc)
-        .otlp_endpoint(endpoint)
         .batch(QUEUE, batch_size(), DELAY)
         .export_buffer_capacity(QUEUE)
         .pii_masking(masking)
         .build()
         .expect("valid bench configuration");
-    faultline::setup::engine_builder(config)
+    OtlpConfig::new()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(endpoint)
+        .register(Engine::builder(config))
         .install_global(false)
         .build()
         .expect("engine builds")

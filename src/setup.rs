@@ -66,52 +66,96 @@ use faultline_engine::{Engine, EngineBuilder, EngineError, ShutdownReport};
 /// exporters on the returned builder
 /// ([`EngineBuilder::exporter_factory`]). Naming an exporter nobody
 /// registered is an error at build time that lists the registered names.
+/// The plugins' own settings are read from the process environment
+/// (`OTEL_EXPORTER_OTLP_*`, `OTEL_EXPORTER_JAEGER_*`); an invalid one fails
+/// the build when its exporter is named. With settings of the code's own,
+/// register a plugin on the engine's builder instead
+/// (`faultline::otlp::OtlpConfig::register`), or use `Setup::otlp`.
 ///
 /// This is the lower-level half of [`init`]: it registers no correlator.
 pub fn engine_builder(config: TracingConfig) -> EngineBuilder {
-    #[allow(unused_mut)]
-    let mut builder = faultline_engine::Engine::builder(config);
+    let builder = faultline_engine::Engine::builder(config);
+    ExporterPlugins::default()
+        .with_env_from(&faultline_engine::config::rules::process_env)
+        .register(builder)
+}
+
+/// The exporter plugins' own settings (each plugin owns its variables),
+/// read before the engine is built.
+#[derive(Debug, Clone, Default)]
+struct ExporterPlugins {
     #[cfg(feature = "otlp")]
-    {
-        builder = builder.exporter_factory(ExporterKind::OTLP, |cx| {
-            Ok(Box::new(faultline_otlp::OtlpExporter::from_config(
-                cx.config(),
-            )?))
-        });
-    }
-    #[cfg(feature = "otlp")]
-    {
-        builder = builder.log_exporter_factory("otlp", |cx| {
-            Ok(Box::new(faultline_otlp::OtlpLogExporter::from_config(
-                cx.config(),
-            )?))
-        });
-    }
+    otlp: faultline_otlp::OtlpConfig,
     #[cfg(feature = "jaeger")]
-    {
-        use faultline_jaeger::JaegerExporter;
-        builder = builder.exporter_factory(ExporterKind::JAEGER, |cx| {
-            Ok(Box::new(JaegerExporter::from_config(cx.config())?))
-        });
+    jaeger: faultline_jaeger::JaegerConfig,
+    /// A variable that could not be read, for [`engine_builder`], whose
+    /// builder reports it when the plugin is named.
+    #[allow(dead_code)]
+    errors: Vec<(ExporterKind, ConfigError)>,
+}
+
+impl ExporterPlugins {
+    /// Each plugin's variables over its settings; an invalid value is kept
+    /// in `errors` (see [`first_error`](Self::first_error)).
+    #[allow(unused_mut, unused_variables)]
+    fn with_env_from(mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        #[cfg(feature = "otlp")]
+        match self.otlp.clone().with_env_from(lookup) {
+            Ok(otlp) => self.otlp = otlp,
+            Err(e) => self.errors.push((ExporterKind::OTLP, e)),
+        }
+        #[cfg(feature = "jaeger")]
+        match self.jaeger.clone().with_env_from(lookup) {
+            Ok(jaeger) => self.jaeger = jaeger,
+            Err(e) => self.errors.push((ExporterKind::JAEGER, e)),
+        }
+        self
     }
-    #[cfg(feature = "viewer")]
-    {
-        // One viewer (store and listener) for the engine's span and log
-        // exporters, started by whichever factory runs first.
-        let viewer = faultline_viewer::SharedViewer::new();
-        let logs_viewer = viewer.clone();
-        builder = builder.exporter_factory(ExporterKind::VIEWER, move |cx| {
-            Ok(Box::new(
-                viewer.get_or_start(cx.masker().cloned())?.exporter(),
-            ))
-        });
-        builder = builder.log_exporter_factory("viewer", move |cx| {
-            Ok(Box::new(faultline_viewer::ViewerLogExporter::new(
-                logs_viewer.get_or_start(cx.masker().cloned())?,
-            )))
-        });
+
+    /// The first invalid variable, if any.
+    fn first_error(&self) -> Option<ConfigError> {
+        self.errors.first().map(|(_, e)| e.clone())
     }
-    builder
+
+    /// Registers the plugins of the enabled features under their names
+    /// (a plugin whose settings are invalid fails the engine's build with
+    /// the error, when it is named).
+    #[allow(unused_mut)]
+    fn register(self, mut builder: EngineBuilder) -> EngineBuilder {
+        #[cfg(feature = "otlp")]
+        {
+            builder = self.otlp.register(builder);
+        }
+        #[cfg(feature = "jaeger")]
+        {
+            builder = self.jaeger.register(builder);
+        }
+        for (kind, error) in self.errors {
+            let log_error = error.clone();
+            if kind == ExporterKind::OTLP {
+                builder = builder.log_exporter_factory("otlp", move |_| Err(log_error.into()));
+            }
+            builder = builder.exporter_factory(kind, move |_| Err(error.into()));
+        }
+        #[cfg(feature = "viewer")]
+        {
+            // One viewer (store and listener) for the engine's span and log
+            // exporters, started by whichever factory runs first.
+            let viewer = faultline_viewer::SharedViewer::new();
+            let logs_viewer = viewer.clone();
+            builder = builder.exporter_factory(ExporterKind::VIEWER, move |cx| {
+                Ok(Box::new(
+                    viewer.get_or_start(cx.masker().cloned())?.exporter(),
+                ))
+            });
+            builder = builder.log_exporter_factory("viewer", move |cx| {
+                Ok(Box::new(faultline_viewer::ViewerLogExporter::new(
+                    logs_viewer.get_or_start(cx.masker().cloned())?,
+                )))
+            });
+        }
+        builder
+    }
 }
 
 /// Sets faultline up for the service `service_name` from the process
@@ -152,6 +196,7 @@ pub struct Setup {
     sentry: bool,
     panic_hook: bool,
     exporters: Vec<Box<dyn faultline_engine::export::Exporter>>,
+    plugins: ExporterPlugins,
     subscriber: bool,
     #[cfg(feature = "tracing")]
     log_writer: Option<(tracing_subscriber::fmt::writer::BoxMakeWriter, bool)>,
@@ -167,6 +212,7 @@ impl fmt::Debug for Setup {
             .field("sentry", &self.sentry)
             .field("panic_hook", &self.panic_hook)
             .field("subscriber", &self.subscriber)
+            .field("plugins", &self.plugins)
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +231,7 @@ impl Setup {
             sentry: true,
             panic_hook: true,
             exporters: Vec::new(),
+            plugins: ExporterPlugins::default(),
             subscriber: true,
             #[cfg(feature = "tracing")]
             log_writer: None,
@@ -227,6 +274,23 @@ impl Setup {
     /// configuration names.
     pub fn exporter(mut self, exporter: impl faultline_engine::export::Exporter + 'static) -> Self {
         self.exporters.push(Box::new(exporter));
+        self
+    }
+
+    /// The OTLP exporter's settings (feature `otlp`), before the
+    /// environment (`OTEL_EXPORTER_OTLP_*`, which overrides them):
+    /// `setup.otlp(OtlpConfig::new().header("x-api-key", key))`.
+    #[cfg(feature = "otlp")]
+    pub fn otlp(mut self, config: faultline_otlp::OtlpConfig) -> Self {
+        self.plugins.otlp = config;
+        self
+    }
+
+    /// The Jaeger exporter's settings (feature `jaeger`), before the
+    /// environment (`OTEL_EXPORTER_JAEGER_*`, which overrides them).
+    #[cfg(feature = "jaeger")]
+    pub fn jaeger(mut self, config: faultline_jaeger::JaegerConfig) -> Self {
+        self.plugins.jaeger = config;
         self
     }
 
@@ -297,9 +361,14 @@ impl Setup {
             .builder
             .with_env_from(move |name| lookup(name))?
             .build()?;
+        let plugins = self.plugins.with_env_from(&*self.lookup);
+        if let Some(error) = plugins.first_error() {
+            return Err(error.into());
+        }
         let masker = faultline_engine::masking::from_config(&config);
         #[allow(unused_mut)]
-        let mut builder = engine_builder(config)
+        let mut builder = plugins
+            .register(faultline_engine::Engine::builder(config))
             .masker(Arc::clone(&masker))
             .install_global(self.install_global);
         for exporter in self.exporters {
@@ -433,6 +502,10 @@ pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String
     known.extend_from_slice(faultline_sentry::ENV_VARIABLES);
     #[cfg(feature = "viewer")]
     known.extend_from_slice(faultline_viewer::ENV_VARIABLES);
+    #[cfg(feature = "otlp")]
+    known.extend_from_slice(faultline_otlp::ENV_VARIABLES);
+    #[cfg(feature = "jaeger")]
+    known.extend_from_slice(faultline_jaeger::ENV_VARIABLES);
     let mut unknown: Vec<(String, String)> = names
         .into_iter()
         .filter(|name| name.starts_with("FAULTLINE_") && !known.contains(&name.as_str()))

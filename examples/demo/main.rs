@@ -559,15 +559,15 @@ fn exporters_text(engine: &Engine) -> String {
         return "none: tracing is off (OTEL_SDK_DISABLED)".to_owned();
     }
     for kind in config.exporters() {
-        list.push(if *kind == ExporterKind::OTLP {
-            format!(
-                "otlp {} to {}",
-                config.otlp_protocol().as_str(),
-                config.otlp_traces_endpoint()
-            )
-        } else {
-            kind.as_str().to_owned()
-        });
+        let otlp = faultline::otlp::OtlpConfig::from_env()
+            .and_then(|otlp| otlp.resolve(faultline::otlp::Signal::Traces));
+        list.push(
+            if let (true, Ok(otlp)) = (*kind == ExporterKind::OTLP, otlp) {
+                format!("otlp {} to {}", otlp.protocol().as_str(), otlp.endpoint())
+            } else {
+                kind.as_str().to_owned()
+            },
+        );
     }
     list.join(" + ")
 }

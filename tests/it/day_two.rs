@@ -257,7 +257,8 @@ mod export {
     use std::time::{Duration, Instant};
 
     use faultline::Engine;
-    use faultline::config::{ExporterKind, OtlpProtocol, TracingConfig, TracingConfigBuilder};
+    use faultline::config::{ExporterKind, TracingConfig, TracingConfigBuilder};
+    use faultline::otlp::{OtlpConfig, OtlpProtocol};
     use opentelemetry::trace::{Span as _, Tracer as _};
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
         TraceService, TraceServiceServer,
@@ -505,24 +506,31 @@ mod export {
         })
     }
 
-    fn config(protocol: OtlpProtocol, port: u16, max_backoff: Duration) -> TracingConfigBuilder {
+    /// The engine's settings and the OTLP plugin's.
+    fn config(
+        protocol: OtlpProtocol,
+        port: u16,
+        max_backoff: Duration,
+    ) -> (TracingConfigBuilder, OtlpConfig) {
         let endpoint = match protocol {
             OtlpProtocol::Grpc => format!("http://127.0.0.1:{port}"),
             _ => format!("http://127.0.0.1:{port}/v1/traces"),
         };
-        TracingConfig::builder()
+        let engine = TracingConfig::builder()
             .service_name("day-two")
             .exporters([ExporterKind::OTLP])
-            .otlp_protocol(protocol)
-            .otlp_traces_endpoint(&endpoint)
             .export_timeout(Duration::from_secs(5))
             .max_export_retries(3)
             .backoff(Duration::from_millis(10), max_backoff)
-            .batch(2048, 512, Duration::from_millis(20))
+            .batch(2048, 512, Duration::from_millis(20));
+        let otlp = OtlpConfig::new()
+            .protocol(protocol)
+            .traces_endpoint(&endpoint);
+        (engine, otlp)
     }
 
-    fn engine(config: TracingConfigBuilder) -> Engine {
-        faultline::setup::engine_builder(config.build().unwrap())
+    fn engine((config, otlp): (TracingConfigBuilder, OtlpConfig)) -> Engine {
+        otlp.register(Engine::builder(config.build().unwrap()))
             .install_global(false)
             .build()
             .unwrap()
@@ -737,13 +745,14 @@ mod export {
     fn an_exported_span_carries_the_detected_resource() {
         let receiver = grpc_receiver();
         // OTEL_RESOURCE_ATTRIBUTES overrides what is detected.
-        let config = config(OtlpProtocol::Grpc, receiver.port, Duration::from_secs(1))
+        let (config, otlp) = config(OtlpProtocol::Grpc, receiver.port, Duration::from_secs(1));
+        let config = config
             .with_env_from(|name| {
                 (name == "OTEL_RESOURCE_ATTRIBUTES")
                     .then(|| "service.instance.id=pod-7,team=checkout".to_owned())
             })
             .unwrap();
-        let engine = engine(config);
+        let engine = engine((config, otlp));
         one_span(&engine);
         let got = receiver.script.resource();
         let get = |key: &str| {
@@ -792,13 +801,14 @@ mod export {
         engine.shutdown();
 
         // Every detector off: none of them.
-        let engine = self::engine(
-            self::config(OtlpProtocol::Grpc, receiver.port, Duration::from_secs(1))
-                .with_env_from(|name| {
-                    (name == "FAULTLINE_RESOURCE_DETECTORS").then(|| "none".to_owned())
-                })
-                .unwrap(),
-        );
+        let (config, otlp) =
+            self::config(OtlpProtocol::Grpc, receiver.port, Duration::from_secs(1));
+        let config = config
+            .with_env_from(|name| {
+                (name == "FAULTLINE_RESOURCE_DETECTORS").then(|| "none".to_owned())
+            })
+            .unwrap();
+        let engine = self::engine((config, otlp));
         one_span(&engine);
         let got = receiver.script.resource();
         for key in ["host.name", "process.pid", "os.type", "service.instance.id"] {

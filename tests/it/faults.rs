@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faultline::config::{ExporterKind, OtlpProtocol, TracingConfig};
+use faultline::Engine;
+use faultline::config::{ExporterKind, TracingConfig};
+use faultline::otlp::{OtlpConfig, OtlpProtocol};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _};
 use serde_json::Value as Json;
@@ -93,15 +95,17 @@ fn flap(buffer: Option<usize>) -> Outcome {
     let mut config = TracingConfig::builder()
         .service_name("faults")
         .exporters([ExporterKind::OTLP])
-        .otlp_protocol(OtlpProtocol::Grpc)
-        .otlp_endpoint(format!("http://127.0.0.1:{port}"))
         .export_timeout(Duration::from_secs(2))
         .backoff(Duration::from_millis(20), Duration::from_millis(250))
         .batch(65_536, BATCH, Duration::from_millis(20));
     if let Some(spans) = buffer {
         config = config.export_buffer_capacity(spans);
     }
-    let engine = faultline::setup::engine_builder(config.build().unwrap())
+    let otlp = OtlpConfig::new()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(format!("http://127.0.0.1:{port}"));
+    let engine = otlp
+        .register(Engine::builder(config.build().unwrap()))
         .install_global(false)
         .build()
         .unwrap();

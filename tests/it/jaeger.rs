@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use faultline::Engine;
 use faultline::config::{ExporterKind, TracingConfig, TracingConfigBuilder};
+use faultline::jaeger::JaegerConfig;
 use opentelemetry::trace::{
     Link, Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
     TraceState, Tracer as _, TracerProvider as _,
@@ -32,8 +33,9 @@ fn config() -> TracingConfigBuilder {
         .exporters([ExporterKind::JAEGER])
 }
 
-fn engine(config: TracingConfigBuilder) -> Engine {
-    faultline::setup::engine_builder(config.build().unwrap())
+fn engine(config: TracingConfigBuilder, jaeger: JaegerConfig) -> Engine {
+    jaeger
+        .register(Engine::builder(config.build().unwrap()))
         .install_global(false)
         .build()
         .unwrap()
@@ -411,7 +413,7 @@ fn check_batch(batch: &Json, made: &Made) {
 fn udp_to_an_agent_decodes_field_by_field() {
     let (socket, port) = agent();
     let (stop, receiver) = drain(socket);
-    let engine = engine(config().jaeger_agent("127.0.0.1", port));
+    let engine = engine(config(), JaegerConfig::new().agent("127.0.0.1", port));
     let made = make_spans(&engine);
     engine.force_flush();
     stop.send(()).unwrap();
@@ -483,7 +485,7 @@ fn collector(status: &'static str) -> (String, mpsc::Receiver<Request>) {
 #[test]
 fn http_to_a_collector_decodes_field_by_field() {
     let (url, requests) = collector("202 Accepted");
-    let engine = engine(config().jaeger_endpoint(url));
+    let engine = engine(config(), JaegerConfig::new().endpoint(url));
     let made = make_spans(&engine);
     engine.force_flush();
     let request = requests.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -509,9 +511,8 @@ fn many_large_spans_are_split_into_datagrams_within_the_limit() {
     // Values far past the 16 KiB default limit: the Jaeger exporter's own
     // datagram handling is what this test is about.
     let engine = engine(
-        config()
-            .jaeger_agent("127.0.0.1", port)
-            .attribute_value_length_limit(1024 * 1024),
+        config().attribute_value_length_limit(1024 * 1024),
+        JaegerConfig::new().agent("127.0.0.1", port),
     );
     let tracer = engine.tracer();
     let mut made = HashSet::new();

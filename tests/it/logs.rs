@@ -12,8 +12,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use faultline::axum::FaultlineLayer;
-use faultline::config::{LogFormat, OtlpProtocol};
+use faultline::config::LogFormat;
 use faultline::export::{InMemoryExporter, InMemoryLogExporter, LogRecord, Severity};
+use faultline::otlp::{OtlpConfig, OtlpProtocol};
 use opentelemetry::Value;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -643,14 +644,15 @@ fn a_dead_log_collector_never_holds_a_request_up() {
     }
     let config = quiet_config()
         .logs_exporters(["otlp"])
-        .otlp_logs_endpoint(format!("http://127.0.0.1:{port}"))
         .batch(64, 16, Duration::from_millis(10))
         .export_timeout(Duration::from_millis(200))
         .shutdown_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
     let spans = InMemoryExporter::default();
-    let engine = faultline::setup::engine_builder(config)
+    let otlp = OtlpConfig::new().logs_endpoint(format!("http://127.0.0.1:{port}"));
+    let engine = otlp
+        .register(faultline::Engine::builder(config))
         .exporter(spans.clone())
         .install_global(false)
         .build()
@@ -732,13 +734,15 @@ fn a_collectors_partial_success_for_logs_is_counted_on_both_transports() {
         };
         let config = quiet_config()
             .logs_exporters(["otlp"])
-            .otlp_protocol(protocol)
-            .otlp_logs_endpoint(format!("http://127.0.0.1:{}{path}", receiver.port))
             .batch(4096, 5, Duration::from_secs(600))
             .build()
             .unwrap();
+        let otlp = OtlpConfig::new()
+            .protocol(protocol)
+            .logs_endpoint(format!("http://127.0.0.1:{}{path}", receiver.port));
         let prometheus = faultline::prometheus::Prometheus::new(Default::default());
-        let engine = faultline::setup::engine_builder(config)
+        let engine = otlp
+            .register(faultline::Engine::builder(config))
             .exporter(InMemoryExporter::default())
             .correlator(prometheus.clone())
             .install_global(false)

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use faultline::Engine;
-use faultline::config::{Compression, ExporterKind, OtlpProtocol, TracingConfigBuilder};
+use faultline::config::{ExporterKind, TracingConfigBuilder};
 use faultline::export::InMemoryExporter;
+use faultline::otlp::{Compression, OtlpConfig, OtlpProtocol};
 use opentelemetry::trace::{
     Link, Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
     TraceState, Tracer as _,
@@ -117,21 +118,42 @@ impl Drop for Receiver {
     }
 }
 
-fn config(protocol: OtlpProtocol, endpoint: &str) -> TracingConfigBuilder {
-    faultline::config::TracingConfig::builder()
-        .service_name("otlp-test")
-        .service_version("9.8.7")
-        .deployment_environment("ci")
-        .exporters([ExporterKind::OTLP])
-        .otlp_protocol(protocol)
-        .otlp_endpoint(endpoint)
-        .export_timeout(Duration::from_secs(5))
-        .backoff(Duration::from_millis(10), Duration::from_millis(100))
-        .batch(2048, 512, Duration::from_millis(20))
+/// The engine's settings and the OTLP plugin's, for one test.
+struct Config {
+    engine: TracingConfigBuilder,
+    otlp: OtlpConfig,
 }
 
-fn start_engine(config: TracingConfigBuilder, memory: &InMemoryExporter) -> Engine {
-    faultline::setup::engine_builder(config.build().unwrap())
+impl Config {
+    fn engine(mut self, f: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder) -> Self {
+        self.engine = f(self.engine);
+        self
+    }
+    fn otlp(mut self, f: impl FnOnce(OtlpConfig) -> OtlpConfig) -> Self {
+        self.otlp = f(self.otlp);
+        self
+    }
+}
+
+fn config(protocol: OtlpProtocol, endpoint: &str) -> Config {
+    Config {
+        engine: faultline::config::TracingConfig::builder()
+            .service_name("otlp-test")
+            .service_version("9.8.7")
+            .deployment_environment("ci")
+            .exporters([ExporterKind::OTLP])
+            .export_timeout(Duration::from_secs(5))
+            .backoff(Duration::from_millis(10), Duration::from_millis(100))
+            .batch(2048, 512, Duration::from_millis(20)),
+        otlp: OtlpConfig::new().protocol(protocol).endpoint(endpoint),
+    }
+}
+
+fn start_engine(config: Config, memory: &InMemoryExporter) -> Engine {
+    let engine = Engine::builder(config.engine.build().unwrap());
+    config
+        .otlp
+        .register(engine)
         .exporter(memory.clone())
         .install_global(false)
         .build()
@@ -326,8 +348,8 @@ fn otlp_grpc_arrives_field_by_field() {
             OtlpProtocol::Grpc,
             &format!("http://127.0.0.1:{}", receiver.grpc_port),
         )
-        .otlp_header("authorization", "Bearer t0ken")
-        .otlp_compression(Compression::Gzip),
+        .otlp(|o| o.header("authorization", "Bearer t0ken"))
+        .otlp(|o| o.compression(Compression::Gzip)),
         &memory,
     );
     make_spans(&engine);
@@ -348,7 +370,7 @@ fn a_batch_past_the_grpc_message_limit_goes_in_several_requests() {
             OtlpProtocol::Grpc,
             &format!("http://127.0.0.1:{}", receiver.grpc_port),
         )
-        .batch(2048, 1000, Duration::from_secs(600)),
+        .engine(|e| e.batch(2048, 1000, Duration::from_secs(600))),
         &memory,
     );
     // 600 spans of 10 kB: one batch of about 6 MB.
@@ -387,8 +409,8 @@ fn otlp_http_protobuf_arrives_field_by_field() {
             OtlpProtocol::HttpProtobuf,
             &format!("http://127.0.0.1:{}", receiver.http_port),
         )
-        .otlp_header("x-api-key", "k3y")
-        .otlp_compression(Compression::Gzip),
+        .otlp(|o| o.header("x-api-key", "k3y"))
+        .otlp(|o| o.compression(Compression::Gzip)),
         &memory,
     );
     make_spans(&engine);
@@ -418,7 +440,7 @@ fn a_wrong_or_missing_auth_header_is_rejected_and_reported() {
         let memory = InMemoryExporter::default();
         let mut cfg = config(protocol, &format!("http://127.0.0.1:{port}"));
         if let Some(h) = header {
-            cfg = cfg.otlp_header("authorization", h);
+            cfg = cfg.otlp(|o| o.header("authorization", h));
         }
         let engine = start_engine(cfg, &memory);
         make_spans(&engine);
@@ -518,8 +540,8 @@ fn otlp_over_tls_and_mutual_tls() {
         let memory = InMemoryExporter::default();
         let engine = start_engine(
             config(protocol, &format!("https://localhost:{port}"))
-                .otlp_ca_file(pki.path("ca.pem"))
-                .otlp_client_identity(pki.path("client.pem"), pki.path("client.key")),
+                .otlp(|o| o.ca_file(pki.path("ca.pem")))
+                .otlp(|o| o.client_identity(pki.path("client.pem"), pki.path("client.key"))),
             &memory,
         );
         make_spans(&engine);
@@ -530,8 +552,8 @@ fn otlp_over_tls_and_mutual_tls() {
         let memory = InMemoryExporter::default();
         let engine = start_engine(
             config(protocol, &format!("https://localhost:{port}"))
-                .otlp_ca_file(pki.path("ca.pem"))
-                .max_export_retries(0),
+                .otlp(|o| o.ca_file(pki.path("ca.pem")))
+                .engine(|e| e.max_export_retries(0)),
             &memory,
         );
         make_spans(&engine);
@@ -569,8 +591,8 @@ fn otlp_verifies_the_server_certificate() {
             OtlpProtocol::Grpc,
             &format!("https://localhost:{}", receiver.grpc_port),
         )
-        .otlp_ca_file(other.path("ca.pem"))
-        .max_export_retries(0),
+        .otlp(|o| o.ca_file(other.path("ca.pem")))
+        .engine(|e| e.max_export_retries(0)),
         &memory,
     );
     make_spans(&engine);

@@ -17,9 +17,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faultline::config::{ExporterKind, OtlpProtocol, TracingConfig, TracingConfigBuilder};
+use faultline::Engine;
+use faultline::config::{ExporterKind, TracingConfig, TracingConfigBuilder};
 use faultline::masking::PiiMasker;
-use faultline::otlp::OtlpExporter;
+use faultline::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol, Signal};
 use faultline::sentry::{Sentry, SentryConfig};
 use faultline::setup::{Setup, engine_builder};
 use opentelemetry::KeyValue;
@@ -151,22 +152,29 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
     }
 }
 
-/// A configuration holding every secret the library knows of.
-fn secret_config(pki: &Pki, protocol: OtlpProtocol, endpoint: &str) -> TracingConfigBuilder {
-    TracingConfig::builder()
+/// A configuration (the engine's and the OTLP plugin's) holding every
+/// secret the library knows of.
+fn secret_config(
+    pki: &Pki,
+    protocol: OtlpProtocol,
+    endpoint: &str,
+) -> (TracingConfigBuilder, OtlpConfig) {
+    let otlp = OtlpConfig::new()
+        .protocol(protocol)
+        .endpoint(endpoint)
+        .header("authorization", format!("Bearer {OTLP_TOKEN}"))
+        .header("x-api-key", OTLP_API_KEY)
+        .ca_file(pki.path("ca.pem"))
+        .client_identity(pki.path("client.pem"), pki.path("client.key"));
+    let engine = TracingConfig::builder()
         .service_name("secrets")
         .exporters([ExporterKind::OTLP])
-        .otlp_protocol(protocol)
-        .otlp_endpoint(endpoint)
-        .otlp_header("authorization", format!("Bearer {OTLP_TOKEN}"))
-        .otlp_header("x-api-key", OTLP_API_KEY)
-        .otlp_ca_file(pki.path("ca.pem"))
-        .otlp_client_identity(pki.path("client.pem"), pki.path("client.key"))
         .pii_hash_key(HASH_KEY)
         .max_export_retries(1)
         .backoff(Duration::from_millis(10), Duration::from_millis(40))
         .export_timeout(Duration::from_secs(2))
-        .shutdown_timeout(Duration::from_secs(2))
+        .shutdown_timeout(Duration::from_secs(2));
+    (engine, otlp)
 }
 
 /// The environment of a set-up (and of the reference service) with every secret.
@@ -217,20 +225,18 @@ fn debug_output_holds_no_secret() {
 
     for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
         let endpoint = format!("https://127.0.0.1:{}", free_port());
-        let builder = secret_config(&pki, protocol, &endpoint);
+        let (builder, otlp) = secret_config(&pki, protocol, &endpoint);
         show("builder", format!("{builder:?}"), format!("{builder:#?}"));
+        show("otlp config", format!("{otlp:?}"), format!("{otlp:#?}"));
+        let traces = otlp.resolve(Signal::Traces).unwrap();
+        show("otlp traces", format!("{traces:?}"), format!("{traces:#?}"));
         let config = builder.build().unwrap();
         show("config", format!("{config:?}"), format!("{config:#?}"));
         // The configuration does hold them (the test is about showing).
         assert_eq!(config.pii_hash_key(), Some(HASH_KEY.as_bytes()));
-        assert!(
-            config
-                .otlp_headers()
-                .iter()
-                .any(|(_, v)| v.contains(OTLP_TOKEN))
-        );
+        assert!(traces.headers().iter().any(|(_, v)| v.contains(OTLP_TOKEN)));
 
-        let exporter = OtlpExporter::from_config(&config).unwrap();
+        let exporter = OtlpExporter::new(&otlp, &config).unwrap();
         show(
             "exporter",
             format!("{exporter:?}"),
@@ -270,10 +276,9 @@ fn debug_output_holds_no_secret() {
         &format!("https://127.0.0.1:{}", free_port()),
         free_port(),
     );
-    let setup = set_up(env.clone()).configure(|c| {
-        c.otlp_header("authorization", format!("Bearer {OTLP_TOKEN}"))
-            .pii_hash_key(HASH_KEY)
-    });
+    let setup = set_up(env.clone())
+        .otlp(OtlpConfig::new().header("authorization", format!("Bearer {OTLP_TOKEN}")))
+        .configure(|c| c.pii_hash_key(HASH_KEY));
     show("setup", format!("{setup:?}"), format!("{setup:#?}"));
     let faultline = set_up(env).init().unwrap();
     assert!(faultline.sentry().is_some(), "SENTRY_DSN turns Sentry on");
@@ -420,7 +425,9 @@ fn export_logs_child() {
     ];
     for (protocol, endpoint) in targets {
         eprintln!("secrets-child: exporting over {protocol:?} to {endpoint}");
-        let engine = engine_builder(secret_config(&pki, protocol, &endpoint).build().unwrap())
+        let (config, otlp) = secret_config(&pki, protocol, &endpoint);
+        let engine = otlp
+            .register(Engine::builder(config.build().unwrap()))
             .install_global(false)
             .build()
             .unwrap();
@@ -646,18 +653,20 @@ fn tls_verification_is_always_on() {
     ] {
         for ca in [None, Some(other.path("ca.pem")), Some(pki.path("ca.pem"))] {
             let trusted = ca.as_deref() == Some(pki.path("ca.pem").as_str());
-            let mut config = TracingConfig::builder()
+            let config = TracingConfig::builder()
                 .service_name("tls")
                 .exporters([ExporterKind::OTLP])
-                .otlp_protocol(protocol)
-                .otlp_endpoint(format!("https://localhost:{port}"))
                 .max_export_retries(0)
                 .export_timeout(Duration::from_secs(5))
                 .shutdown_timeout(Duration::from_secs(1));
+            let mut otlp = OtlpConfig::new()
+                .protocol(protocol)
+                .endpoint(format!("https://localhost:{port}"));
             if let Some(ca) = &ca {
-                config = config.otlp_ca_file(ca);
+                otlp = otlp.ca_file(ca);
             }
-            let engine = engine_builder(config.build().unwrap())
+            let engine = otlp
+                .register(Engine::builder(config.build().unwrap()))
                 .install_global(false)
                 .build()
                 .unwrap();

@@ -220,3 +220,88 @@ fn unknown_faultline_variables_are_named_with_the_likely_intended_one() {
         ]
     );
 }
+
+/// The variables named in README.md's configuration table (the section
+/// `### Configuration`), with its shorthands expanded: `_AGENT_PORT` after
+/// `OTEL_EXPORTER_JAEGER_AGENT_HOST` in the same row,
+/// `OTEL_EXPORTER_OTLP_[TRACES_\|LOGS_]{ENDPOINT,PROTOCOL}`.
+fn readme_configuration_variables(known: &[&str]) -> std::collections::BTreeSet<String> {
+    let readme = std::fs::read_to_string(crate::peers::root().join("README.md")).unwrap();
+    let table = readme
+        .split("### Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a configuration section");
+    let mut named = std::collections::BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with('|')) {
+        let spans: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        let mut first: Option<String> = None;
+        for span in spans {
+            let span = span.replace("\\|", "|");
+            let upper = |s: &str| s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+            let is_name = |s: &str| {
+                ["OTEL_", "FAULTLINE_", "SENTRY_", "RUST_LOG"]
+                    .iter()
+                    .any(|p| s.starts_with(p))
+            };
+            if let Some((head, rest)) = span.split_once('{').filter(|(h, _)| is_name(h)) {
+                // PREFIX_[A_|B_]{X,Y}
+                let names = rest.trim_end_matches('}').split(',');
+                let (prefix, options) = match head.split_once('[') {
+                    Some((p, o)) => (p, o.trim_end_matches(']').split('|').collect()),
+                    None => (head, vec![]),
+                };
+                let mut options: Vec<&str> = options;
+                options.push("");
+                for name in names {
+                    for option in &options {
+                        named.insert(format!("{prefix}{option}{name}"));
+                    }
+                }
+            } else if is_name(&span) && upper(&span) {
+                first.get_or_insert_with(|| span.clone());
+                named.insert(span);
+            } else if span.starts_with('_') && upper(&span) {
+                // A shorthand: the first full name's longest prefix that
+                // makes a known variable.
+                let first = first
+                    .as_deref()
+                    .expect("a shorthand follows a full name in its row");
+                let parts: Vec<&str> = first.split('_').collect();
+                let full = (1..=parts.len())
+                    .rev()
+                    .map(|n| format!("{}{span}", parts[..n].join("_")))
+                    .find(|candidate| known.contains(&candidate.as_str()))
+                    .unwrap_or_else(|| panic!("{span} in `{row}` expands to no known variable"));
+                named.insert(full);
+            }
+        }
+    }
+    named
+}
+
+/// README.md's configuration table and the variables faultline reads (the
+/// engine's and every plugin's) are the same list: a variable added to the
+/// code without its row, or a row for a variable nobody reads, fails here.
+#[test]
+fn the_readme_configuration_table_names_every_variable_and_no_other() {
+    let mut known: Vec<&str> = faultline::config::ENV_VARIABLES.to_vec();
+    for plugin in [
+        faultline::otlp::ENV_VARIABLES,
+        faultline::jaeger::ENV_VARIABLES,
+        faultline::sentry::ENV_VARIABLES,
+        faultline::prometheus::ENV_VARIABLES,
+        faultline::viewer::ENV_VARIABLES,
+    ] {
+        known.extend_from_slice(plugin);
+    }
+    known.push("RUST_LOG");
+    let named = readme_configuration_variables(&known);
+    let known: std::collections::BTreeSet<String> = known.iter().map(|v| (*v).to_owned()).collect();
+    let missing: Vec<&String> = known.difference(&named).collect();
+    let unknown: Vec<&String> = named.difference(&known).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "README.md's configuration table: missing {missing:?}, not read by faultline {unknown:?}"
+    );
+}

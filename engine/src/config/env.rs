@@ -1,14 +1,12 @@
 //! Reading the configuration from environment variables.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::routes::ExcludedRoutes;
 use super::validate as v;
 use super::{
-    Compression, ConfigError, ConsoleFormat, ExporterKind, HashKey, OtlpProtocol, PropagatorKind,
-    TracingConfigBuilder,
+    ConfigError, ConsoleFormat, ExporterKind, HashKey, PropagatorKind, TracingConfigBuilder,
 };
 
 /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
@@ -20,25 +18,6 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_TRACES_EXPORTER",
     "OTEL_PROPAGATORS",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-    "OTEL_EXPORTER_JAEGER_AGENT_HOST",
-    "OTEL_EXPORTER_JAEGER_AGENT_PORT",
-    "OTEL_EXPORTER_JAEGER_ENDPOINT",
     "OTEL_BSP_SCHEDULE_DELAY",
     "OTEL_BSP_EXPORT_TIMEOUT",
     "OTEL_BSP_MAX_QUEUE_SIZE",
@@ -78,11 +57,6 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
     "FAULTLINE_TRUSTED_PEERS",
     "OTEL_LOGS_EXPORTER",
-    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-    "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
     "FAULTLINE_LOG_FORMAT",
 ];
 
@@ -91,17 +65,14 @@ impl TracingConfigBuilder {
     ///
     /// Reads the standard OpenTelemetry variables (`OTEL_SERVICE_NAME`,
     /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and `_ARG`,
-    /// `OTEL_TRACES_EXPORTER`, `OTEL_PROPAGATORS`, `OTEL_EXPORTER_OTLP_*` with their `TRACES_`
-    /// forms, `OTEL_EXPORTER_JAEGER_*`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`)
-    /// and faultline's `FAULTLINE_*` ones; [`ENV_VARIABLES`] lists them all.
+    /// `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_PROPAGATORS`,
+    /// `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, the span limits) and faultline's
+    /// `FAULTLINE_*` ones; [`ENV_VARIABLES`] lists them all. An exporter's
+    /// own variables (its endpoint, headers, TLS files) are read by its plugin.
     /// As the OpenTelemetry specification says, an empty variable counts as
     /// unset. A malformed value is an error naming the variable.
     pub fn with_env(self) -> Result<Self, ConfigError> {
-        self.with_env_from(|name| match std::env::var(name) {
-            Ok(v) => Some(v),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(raw)) => Some(raw.to_string_lossy().into_owned()),
-        })
+        self.with_env_from(super::rules::process_env)
     }
 
     /// Like [`with_env`](Self::with_env), with variables looked up through
@@ -159,95 +130,6 @@ impl TracingConfigBuilder {
         self.logs.read_env(&get)?;
         if let Some(list) = get("OTEL_PROPAGATORS") {
             self.propagators = parse_propagators("OTEL_PROPAGATORS", &list)?;
-        }
-
-        if let Some(url) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            v::endpoint_url("OTEL_EXPORTER_OTLP_ENDPOINT", &url)?;
-            self.otlp_endpoint = Some(url.trim().to_owned());
-        }
-        if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            v::endpoint_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
-            self.otlp_traces_endpoint = Some(url.trim().to_owned());
-        }
-        for var in [
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        ] {
-            if let Some(p) = get(var) {
-                self.otlp_protocol = otlp_protocol(var, &p)?;
-            }
-        }
-        for var in [
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        ] {
-            if let Some(h) = get(var) {
-                for (name, value) in parse_key_values(var, &h, true)? {
-                    v::export_header(var, &name, &value)?;
-                    self = self.otlp_header(name, value);
-                }
-            }
-        }
-        for var in [
-            "OTEL_EXPORTER_OTLP_COMPRESSION",
-            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        ] {
-            if let Some(c) = get(var) {
-                self.otlp_compression = compression(var, &c)?;
-            }
-        }
-        for var in [
-            "OTEL_EXPORTER_OTLP_TIMEOUT",
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        ] {
-            if let Some(t) = get(var) {
-                self.export_timeout = millis(var, &t)?;
-                self.set_from_env("export_timeout", var);
-            }
-        }
-        for (var, slot) in [
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", 0),
-            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", 0),
-            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", 1),
-            ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", 1),
-            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", 2),
-            ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", 2),
-        ] {
-            if let Some(path) = get(var) {
-                let path = PathBuf::from(path.trim());
-                if !path.is_file() {
-                    return Err(ConfigError::invalid(
-                        var,
-                        &path.display().to_string(),
-                        "no such file",
-                    ));
-                }
-                match slot {
-                    0 => self.otlp_ca_file = Some(path),
-                    1 => self.otlp_client_cert = Some(path),
-                    _ => self.otlp_client_key = Some(path),
-                }
-                let part = [
-                    "otlp_tls.ca_file",
-                    "otlp_tls.client_cert",
-                    "otlp_tls.client_key",
-                ][slot];
-                self.set_from_env(part, var);
-            }
-        }
-
-        if let Some(host) = get("OTEL_EXPORTER_JAEGER_AGENT_HOST") {
-            let host = host.trim().to_owned();
-            v::host("OTEL_EXPORTER_JAEGER_AGENT_HOST", &host)?;
-            self.jaeger_agent_host = host;
-        }
-        if let Some(port) = get("OTEL_EXPORTER_JAEGER_AGENT_PORT") {
-            self.jaeger_agent_port =
-                u32::from(v::parse_port("OTEL_EXPORTER_JAEGER_AGENT_PORT", &port)?);
-        }
-        if let Some(url) = get("OTEL_EXPORTER_JAEGER_ENDPOINT") {
-            v::endpoint_url("OTEL_EXPORTER_JAEGER_ENDPOINT", &url)?;
-            self.jaeger_endpoint = Some(url.trim().to_owned());
         }
 
         if let Some(d) = get("OTEL_BSP_SCHEDULE_DELAY") {
@@ -538,33 +420,7 @@ fn parse_propagators(var: &str, list: &str) -> Result<Vec<PropagatorKind>, Confi
     Ok(out)
 }
 
-/// An OTLP protocol variable's value.
-pub(super) fn otlp_protocol(var: &str, text: &str) -> Result<OtlpProtocol, ConfigError> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "grpc" => Ok(OtlpProtocol::Grpc),
-        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
-        "http/json" => Err(ConfigError::invalid(
-            var,
-            text,
-            "http/json is not supported; use grpc or http/protobuf",
-        )),
-        _ => Err(ConfigError::invalid(
-            var,
-            text,
-            "must be grpc or http/protobuf",
-        )),
-    }
-}
-
-/// An OTLP compression variable's value.
-pub(super) fn compression(var: &str, text: &str) -> Result<Compression, ConfigError> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "gzip" => Ok(Compression::Gzip),
-        "none" => Ok(Compression::None),
-        _ => Err(ConfigError::invalid(var, text, "must be gzip or none")),
-    }
-}
-
+/// A whole number of milliseconds.
 pub(super) fn millis(var: &str, text: &str) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(v::parse_u64(var, text).map_err(
         |_| ConfigError::invalid(var, text, "must be a whole number of milliseconds"),
@@ -585,7 +441,7 @@ fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
 }
 
 /// Parses the `key=value,key2=value2` lists of `OTEL_RESOURCE_ATTRIBUTES` and
-/// `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded). With `secret`, an
+/// the exporters' header variables (values percent-decoded). With `secret`, an
 /// error never repeats the value.
 pub(super) fn parse_key_values(
     var: &str,

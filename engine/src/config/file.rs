@@ -8,21 +8,19 @@
 //! service_version = "1.4.2"
 //! sample_rate = 0.1
 //! exporters = ["otlp", "console"]
-//! otlp_endpoint = "https://collector.internal:4317"
-//! otlp_headers = { authorization = "Bearer ..." }
 //! custom_pii_patterns = { order_id = "ORD-[0-9]{8}" }
 //! pii_hash_key = "a key of at least 16 bytes"
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    Compression, ConfigError, ConsoleFormat, ExporterKind, HashKey, OtlpProtocol, PropagatorKind,
-    TracingConfig, TracingConfigBuilder,
+    ConfigError, ConsoleFormat, ExporterKind, HashKey, PropagatorKind, TracingConfig,
+    TracingConfigBuilder,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,18 +36,6 @@ pub(crate) struct ConfigFile {
     parent_based: Option<bool>,
     exporters: Option<Vec<ExporterKind>>,
     propagators: Option<Vec<PropagatorName>>,
-    otlp_endpoint: Option<String>,
-    otlp_traces_endpoint: Option<String>,
-    otlp_protocol: Option<ProtocolName>,
-    #[serde(default)]
-    otlp_headers: BTreeMap<String, String>,
-    otlp_compression: Option<CompressionName>,
-    otlp_ca_file: Option<PathBuf>,
-    otlp_client_cert: Option<PathBuf>,
-    otlp_client_key: Option<PathBuf>,
-    jaeger_agent_host: Option<String>,
-    jaeger_agent_port: Option<u32>,
-    jaeger_endpoint: Option<String>,
     console_format: Option<FormatName>,
     pii_masking: Option<bool>,
     #[serde(default)]
@@ -126,14 +112,6 @@ name_enum!(PropagatorName => PropagatorKind {
     "b3multi" => PropagatorKind::B3Multi,
     "jaeger" => PropagatorKind::Jaeger,
 });
-name_enum!(ProtocolName => OtlpProtocol {
-    "grpc" => OtlpProtocol::Grpc,
-    "http/protobuf" => OtlpProtocol::HttpProtobuf,
-});
-name_enum!(CompressionName => Compression {
-    "gzip" => Compression::Gzip,
-    "none" => Compression::None,
-});
 name_enum!(DetectorName => super::ResourceDetector {
     "host" => super::ResourceDetector::Host,
     "process" => super::ResourceDetector::Process,
@@ -175,39 +153,6 @@ impl ConfigFile {
         }
         if let Some(x) = self.propagators {
             b = b.propagators(x.into_iter().map(|p| p.0));
-        }
-        if let Some(x) = self.otlp_endpoint {
-            b.otlp_endpoint = Some(x);
-        }
-        if let Some(x) = self.otlp_traces_endpoint {
-            b.otlp_traces_endpoint = Some(x);
-        }
-        if let Some(x) = self.otlp_protocol {
-            b.otlp_protocol = x.0;
-        }
-        for (k, v) in self.otlp_headers {
-            b = b.otlp_header(k, v);
-        }
-        if let Some(x) = self.otlp_compression {
-            b.otlp_compression = x.0;
-        }
-        if let Some(x) = self.otlp_ca_file {
-            b.otlp_ca_file = Some(x);
-        }
-        if let Some(x) = self.otlp_client_cert {
-            b.otlp_client_cert = Some(x);
-        }
-        if let Some(x) = self.otlp_client_key {
-            b.otlp_client_key = Some(x);
-        }
-        if let Some(x) = self.jaeger_agent_host {
-            b.jaeger_agent_host = x;
-        }
-        if let Some(x) = self.jaeger_agent_port {
-            b.jaeger_agent_port = x;
-        }
-        if let Some(x) = self.jaeger_endpoint {
-            b.jaeger_endpoint = Some(x);
         }
         if let Some(x) = self.console_format {
             b.console_format = x.0;
@@ -330,6 +275,7 @@ impl TracingConfigBuilder {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
             path: shown.clone(),
             reason: e.to_string(),
+            source: std::sync::Arc::new(e),
         })?;
         let is_toml = path
             .extension()

@@ -34,6 +34,7 @@ mod file;
 mod logs;
 mod operations;
 mod routes;
+pub mod rules;
 mod validate;
 
 use std::borrow::Cow;
@@ -44,7 +45,6 @@ use std::time::Duration;
 
 use http::HeaderName;
 use regex::Regex;
-use url::Url;
 
 pub use env::ENV_VARIABLES;
 pub use logs::{LogFormat, LogsSettings};
@@ -145,38 +145,9 @@ impl PropagatorKind {
     }
 }
 
-/// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum OtlpProtocol {
-    /// OTLP/gRPC (default port 4317).
-    #[default]
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies (default port 4318, path `/v1/traces`).
-    HttpProtobuf,
-}
-
-impl OtlpProtocol {
-    /// The name used in `OTEL_EXPORTER_OTLP_PROTOCOL`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OtlpProtocol::Grpc => "grpc",
-            OtlpProtocol::HttpProtobuf => "http/protobuf",
-        }
-    }
-}
-
-/// Compression of export requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Compression {
-    /// No compression.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-}
-
 /// Output format of the console exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ConsoleFormat {
     /// One human-readable line per span.
     #[default]
@@ -191,6 +162,7 @@ pub enum ConsoleFormat {
 /// key's path is shown by `Debug`, never its content (faultline never reads it
 /// into the configuration).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsConfig {
     ca_file: Option<PathBuf>,
     client_cert: Option<PathBuf>,
@@ -294,6 +266,7 @@ impl HashKey {
 
 /// Settings of the OpenTelemetry batch span processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchSettings {
     max_queue_size: usize,
     max_export_batch_size: usize,
@@ -327,6 +300,7 @@ impl Default for BatchSettings {
 
 /// Retry and buffering of failed exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportRetry {
     max_retries: u32,
     backoff_base: Duration,
@@ -389,6 +363,7 @@ impl Default for ExportRetry {
 /// [`TracingConfig::from_file`]; read through its getters. `Debug` never
 /// prints the values of export headers (they usually hold credentials).
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TracingConfig {
     enabled: bool,
     service_name: String,
@@ -399,15 +374,6 @@ pub struct TracingConfig {
     parent_based: bool,
     exporters: Vec<ExporterKind>,
     propagators: Vec<PropagatorKind>,
-    otlp_endpoint: Option<Url>,
-    otlp_traces_endpoint: Option<Url>,
-    otlp_protocol: OtlpProtocol,
-    otlp_headers: Vec<(HeaderName, String)>,
-    otlp_compression: Compression,
-    otlp_tls: TlsConfig,
-    jaeger_agent_host: String,
-    jaeger_agent_port: u16,
-    jaeger_endpoint: Option<Url>,
     console_format: ConsoleFormat,
     pii_masking: bool,
     pii_patterns: Vec<PiiPattern>,
@@ -432,6 +398,7 @@ pub struct TracingConfig {
 /// A network whose requests' trace context is trusted: an IP address with
 /// a prefix length (`10.0.0.0/8`, `fd00::/8`, or one address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerNet {
     addr: std::net::IpAddr,
     prefix: u8,
@@ -492,6 +459,7 @@ impl fmt::Display for PeerNet {
 /// ([`ExportStats::limits`](crate::export::ExportStats)). The defaults are
 /// OpenTelemetry's counts, and 16 KiB for a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     attribute_value_length: usize,
     attributes_per_span: u32,
@@ -545,6 +513,7 @@ impl Default for Limits {
 /// Error-keeping sampling: unsampled requests that end in an error are
 /// exported all the same (see [`TracingConfig::keep_errors`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeepErrors {
     enabled: bool,
     max_traces: usize,
@@ -579,11 +548,6 @@ impl Default for KeepErrors {
 
 impl fmt::Debug for TracingConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<String> = self
-            .otlp_headers
-            .iter()
-            .map(|(k, _)| format!("{k}: [REDACTED]"))
-            .collect();
         f.debug_struct("TracingConfig")
             .field("enabled", &self.enabled)
             .field("service_name", &self.service_name)
@@ -594,22 +558,6 @@ impl fmt::Debug for TracingConfig {
             .field("parent_based", &self.parent_based)
             .field("exporters", &self.exporters)
             .field("propagators", &self.propagators)
-            .field(
-                "otlp_traces_endpoint",
-                &self.otlp_traces_endpoint().as_str(),
-            )
-            .field("otlp_protocol", &self.otlp_protocol)
-            .field("otlp_headers", &headers)
-            .field("otlp_compression", &self.otlp_compression)
-            .field("otlp_tls", &self.otlp_tls)
-            .field(
-                "jaeger_agent",
-                &format_args!("{}:{}", self.jaeger_agent_host, self.jaeger_agent_port),
-            )
-            .field(
-                "jaeger_endpoint",
-                &self.jaeger_endpoint.as_ref().map(Url::as_str),
-            )
             .field("console_format", &self.console_format)
             .field("pii_masking", &self.pii_masking)
             .field("pii_patterns", &self.pii_patterns)
@@ -704,61 +652,6 @@ impl TracingConfig {
     /// empty means none, `OTEL_PROPAGATORS=none`).
     pub fn propagators(&self) -> &[PropagatorKind] {
         &self.propagators
-    }
-    /// The OTLP protocol.
-    pub fn otlp_protocol(&self) -> OtlpProtocol {
-        self.otlp_protocol
-    }
-    /// The base OTLP endpoint as configured (`OTEL_EXPORTER_OTLP_ENDPOINT`), if any.
-    pub fn otlp_endpoint(&self) -> Option<&Url> {
-        self.otlp_endpoint.as_ref()
-    }
-    /// The URL trace exports go to: the traces endpoint as it is; else the base
-    /// endpoint (with `/v1/traces` appended for HTTP); else the protocol's default.
-    pub fn otlp_traces_endpoint(&self) -> Url {
-        if let Some(url) = &self.otlp_traces_endpoint {
-            return url.clone();
-        }
-        match (self.otlp_protocol, &self.otlp_endpoint) {
-            (OtlpProtocol::Grpc, Some(base)) => base.clone(),
-            (OtlpProtocol::HttpProtobuf, Some(base)) => {
-                let mut url = base.clone();
-                let path = url.path().trim_end_matches('/').to_owned();
-                url.set_path(&format!("{path}/v1/traces"));
-                url
-            }
-            (OtlpProtocol::Grpc, None) => {
-                Url::parse("http://localhost:4317").expect("valid default")
-            }
-            (OtlpProtocol::HttpProtobuf, None) => {
-                Url::parse("http://localhost:4318/v1/traces").expect("valid default")
-            }
-        }
-    }
-    /// Headers sent with every OTLP export (often credentials: never logged).
-    pub fn otlp_headers(&self) -> &[(HeaderName, String)] {
-        &self.otlp_headers
-    }
-    /// Compression of OTLP exports.
-    pub fn otlp_compression(&self) -> Compression {
-        self.otlp_compression
-    }
-    /// TLS settings of the OTLP connection.
-    pub fn otlp_tls(&self) -> &TlsConfig {
-        &self.otlp_tls
-    }
-    /// Jaeger agent host (default `localhost`).
-    pub fn jaeger_agent_host(&self) -> &str {
-        &self.jaeger_agent_host
-    }
-    /// Jaeger agent UDP port (default 6831).
-    pub fn jaeger_agent_port(&self) -> u16 {
-        self.jaeger_agent_port
-    }
-    /// Jaeger collector endpoint (`http(s)://host:14268/api/traces`); when set,
-    /// spans go there over HTTP instead of to the agent.
-    pub fn jaeger_endpoint(&self) -> Option<&Url> {
-        self.jaeger_endpoint.as_ref()
     }
     /// Format of the console exporter.
     pub fn console_format(&self) -> ConsoleFormat {
@@ -858,7 +751,13 @@ impl TracingConfig {
 
 /// An error in a configuration value. The message is one line that names the
 /// setting (or environment variable) and the bad value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// A file that cannot be read keeps the I/O error as its source. A file
+/// that cannot be parsed does not keep the parser's error: its message
+/// quotes the offending line, which may hold a secret (`reason` is that
+/// message without the quoted lines).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A value broke a rule.
     #[error("{setting}: invalid value {value}: {reason}")]
@@ -875,8 +774,11 @@ pub enum ConfigError {
     File {
         /// The file.
         path: String,
-        /// The I/O error.
+        /// The I/O error's message.
         reason: String,
+        /// The I/O error.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A configuration file could not be parsed.
     #[error("{path}: invalid configuration file: {reason}")]
@@ -887,6 +789,45 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+impl PartialEq for ConfigError {
+    /// Equal when of the same kind with the same message (an I/O error
+    /// source is compared by its kind).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                ConfigError::File {
+                    path,
+                    reason,
+                    source,
+                },
+                ConfigError::File {
+                    path: p,
+                    reason: r,
+                    source: s,
+                },
+            ) => path == p && reason == r && source.kind() == s.kind(),
+            (
+                ConfigError::Invalid {
+                    setting,
+                    value,
+                    reason,
+                },
+                ConfigError::Invalid {
+                    setting: s,
+                    value: v,
+                    reason: r,
+                },
+            ) => setting == s && value == v && reason == r,
+            (ConfigError::Parse { path, reason }, ConfigError::Parse { path: p, reason: r }) => {
+                path == p && reason == r
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ConfigError {}
 
 impl ConfigError {
     /// A value that broke a rule: `setting` (a field name or an environment
@@ -957,14 +898,7 @@ fn name_the_variable(
             ),
         );
     }
-    // `otlp_tls.ca_file` and the like: the part before the dot.
-    let base = setting.split('.').next().unwrap_or(&setting);
-    let var = var_of(&setting).or_else(|| var_of(base)).or_else(|| {
-        // A client certificate without its key, or the other way round.
-        (setting == "otlp_tls")
-            .then(|| var_of("otlp_tls.client_cert").or_else(|| var_of("otlp_tls.client_key")))
-            .flatten()
-    });
+    let var = var_of(&setting);
     match var {
         Some(var) => ConfigError::Invalid {
             setting: var.to_owned(),
@@ -1004,17 +938,6 @@ pub struct TracingConfigBuilder {
     parent_based: bool,
     exporters: Vec<ExporterKind>,
     propagators: Vec<PropagatorKind>,
-    otlp_endpoint: Option<String>,
-    otlp_traces_endpoint: Option<String>,
-    otlp_protocol: OtlpProtocol,
-    otlp_headers: Vec<(String, String)>,
-    otlp_compression: Compression,
-    otlp_ca_file: Option<PathBuf>,
-    otlp_client_cert: Option<PathBuf>,
-    otlp_client_key: Option<PathBuf>,
-    jaeger_agent_host: String,
-    jaeger_agent_port: u32,
-    jaeger_endpoint: Option<String>,
     console_format: ConsoleFormat,
     pii_masking: bool,
     pii_patterns: BTreeMap<String, (String, Option<String>)>,
@@ -1053,20 +976,12 @@ pub struct TracingConfigBuilder {
 impl fmt::Debug for TracingConfigBuilder {
     /// Like the configuration's, never prints export header values.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<String> = self
-            .otlp_headers
-            .iter()
-            .map(|(k, _)| format!("{k}: [REDACTED]"))
-            .collect();
         f.debug_struct("TracingConfigBuilder")
             .field("service_name", &self.service_name)
             .field("service_version", &self.service_version)
             .field("sample_rate", &self.sample_rate)
             .field("exporters", &self.exporters)
             .field("propagators", &self.propagators)
-            .field("otlp_endpoint", &self.otlp_endpoint)
-            .field("otlp_traces_endpoint", &self.otlp_traces_endpoint)
-            .field("otlp_headers", &headers)
             .finish_non_exhaustive()
     }
 }
@@ -1085,17 +1000,6 @@ impl Default for TracingConfigBuilder {
             parent_based: true,
             exporters: vec![ExporterKind::OTLP],
             propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
-            otlp_endpoint: None,
-            otlp_traces_endpoint: None,
-            otlp_protocol: OtlpProtocol::Grpc,
-            otlp_headers: Vec::new(),
-            otlp_compression: Compression::None,
-            otlp_ca_file: None,
-            otlp_client_cert: None,
-            otlp_client_key: None,
-            jaeger_agent_host: "localhost".to_owned(),
-            jaeger_agent_port: 6831,
-            jaeger_endpoint: None,
             console_format: ConsoleFormat::Pretty,
             pii_masking: true,
             pii_patterns: BTreeMap::new(),
@@ -1140,21 +1044,6 @@ impl TracingConfigBuilder {
             parent_based: c.parent_based,
             exporters: c.exporters.clone(),
             propagators: c.propagators.clone(),
-            otlp_endpoint: c.otlp_endpoint.as_ref().map(|u| u.to_string()),
-            otlp_traces_endpoint: c.otlp_traces_endpoint.as_ref().map(|u| u.to_string()),
-            otlp_protocol: c.otlp_protocol,
-            otlp_headers: c
-                .otlp_headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                .collect(),
-            otlp_compression: c.otlp_compression,
-            otlp_ca_file: c.otlp_tls.ca_file.clone(),
-            otlp_client_cert: c.otlp_tls.client_cert.clone(),
-            otlp_client_key: c.otlp_tls.client_key.clone(),
-            jaeger_agent_host: c.jaeger_agent_host.clone(),
-            jaeger_agent_port: u32::from(c.jaeger_agent_port),
-            jaeger_endpoint: c.jaeger_endpoint.as_ref().map(|u| u.to_string()),
             console_format: c.console_format,
             pii_masking: c.pii_masking,
             pii_patterns: c
@@ -1247,59 +1136,6 @@ impl TracingConfigBuilder {
                 self.propagators.push(p);
             }
         }
-        self
-    }
-    /// Base OTLP endpoint (`http(s)://host:port`); HTTP appends `/v1/traces`.
-    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.otlp_endpoint = Some(url.into());
-        self
-    }
-    /// Full OTLP traces endpoint, used as it is.
-    pub fn otlp_traces_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.otlp_traces_endpoint = Some(url.into());
-        self
-    }
-    /// OTLP transport.
-    pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
-        self.otlp_protocol = protocol;
-        self
-    }
-    /// Adds a header sent with every OTLP export (replacing one of the same name).
-    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let name = name.into().to_ascii_lowercase();
-        self.otlp_headers.retain(|(k, _)| *k != name);
-        self.otlp_headers.push((name, value.into()));
-        self
-    }
-    /// Compression of OTLP exports.
-    pub fn otlp_compression(mut self, compression: Compression) -> Self {
-        self.otlp_compression = compression;
-        self
-    }
-    /// CA certificate (PEM) that verifies the OTLP backend.
-    pub fn otlp_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.otlp_ca_file = Some(path.into());
-        self
-    }
-    /// Client certificate and private key (PEM) for mutual TLS.
-    pub fn otlp_client_identity(
-        mut self,
-        cert: impl Into<PathBuf>,
-        key: impl Into<PathBuf>,
-    ) -> Self {
-        self.otlp_client_cert = Some(cert.into());
-        self.otlp_client_key = Some(key.into());
-        self
-    }
-    /// Jaeger agent address (default `localhost:6831`).
-    pub fn jaeger_agent(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.jaeger_agent_host = host.into();
-        self.jaeger_agent_port = u32::from(port);
-        self
-    }
-    /// Jaeger collector endpoint (`http(s)://host:14268/api/traces`).
-    pub fn jaeger_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.jaeger_endpoint = Some(url.into());
         self
     }
     /// Console exporter format.
@@ -1494,7 +1330,6 @@ impl TracingConfigBuilder {
             v::resource_attribute("resource_attributes", key, value)?;
         }
         v::sample_rate("sample_rate", self.sample_rate)?;
-        self.logs.checked()?;
         let mut exporters: Vec<ExporterKind> = Vec::with_capacity(self.exporters.len());
         for name in &self.exporters {
             v::exporter_name("exporters", name.as_str())?;
@@ -1502,34 +1337,6 @@ impl TracingConfigBuilder {
                 exporters.push(name.clone());
             }
         }
-        let otlp_endpoint = self
-            .otlp_endpoint
-            .as_deref()
-            .map(|u| v::endpoint_url("otlp_endpoint", u))
-            .transpose()?;
-        let otlp_traces_endpoint = self
-            .otlp_traces_endpoint
-            .as_deref()
-            .map(|u| v::endpoint_url("otlp_traces_endpoint", u))
-            .transpose()?;
-        let otlp_headers = self
-            .otlp_headers
-            .iter()
-            .map(|(k, val)| v::export_header("otlp_headers", k, val))
-            .collect::<Result<Vec<_>, _>>()?;
-        let otlp_tls = v::tls(
-            "otlp_tls",
-            self.otlp_ca_file.clone(),
-            self.otlp_client_cert.clone(),
-            self.otlp_client_key.clone(),
-        )?;
-        v::host("jaeger_agent_host", &self.jaeger_agent_host)?;
-        let jaeger_agent_port = v::port("jaeger_agent_port", self.jaeger_agent_port)?;
-        let jaeger_endpoint = self
-            .jaeger_endpoint
-            .as_deref()
-            .map(|u| v::endpoint_url("jaeger_endpoint", u))
-            .transpose()?;
         let pii_patterns = self
             .pii_patterns
             .iter()
@@ -1662,15 +1469,6 @@ impl TracingConfigBuilder {
             parent_based: self.parent_based,
             exporters,
             propagators: self.propagators,
-            otlp_endpoint,
-            otlp_traces_endpoint,
-            otlp_protocol: self.otlp_protocol,
-            otlp_headers,
-            otlp_compression: self.otlp_compression,
-            otlp_tls,
-            jaeger_agent_host: self.jaeger_agent_host,
-            jaeger_agent_port,
-            jaeger_endpoint,
             console_format: self.console_format,
             pii_masking: self.pii_masking,
             pii_patterns,

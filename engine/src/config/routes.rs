@@ -24,6 +24,7 @@ use std::fmt;
 /// # Ok::<(), String>(())
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExcludedRoutes {
     entries: Vec<Entry>,
 }

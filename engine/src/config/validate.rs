@@ -196,6 +196,28 @@ fn pem_problem(what: &str, path: &std::path::Path, size: u64) -> Option<String> 
     }
 }
 
+/// One TLS file (`what`: `ca_file`, `client_cert` or `client_key`): a
+/// readable PEM file of the right kind, its error naming `setting`.
+pub(crate) fn tls_file(
+    setting: &str,
+    path: &std::path::Path,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let shown = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => match pem_problem(what, path, meta.len()) {
+            Some(problem) => Err(ConfigError::invalid(setting, &shown, problem)),
+            None => Ok(()),
+        },
+        Ok(_) => Err(ConfigError::invalid(setting, &shown, "not a file")),
+        Err(e) => Err(ConfigError::invalid(
+            setting,
+            &shown,
+            format!("cannot be read ({e})"),
+        )),
+    }
+}
+
 pub(crate) fn tls(
     setting: &str,
     ca_file: Option<PathBuf>,
@@ -208,32 +230,7 @@ pub(crate) fn tls(
         ("client_key", &client_key),
     ] {
         if let Some(path) = path {
-            let shown = path.display().to_string();
-            match std::fs::metadata(path) {
-                Ok(meta) if meta.is_file() => {
-                    if let Some(problem) = pem_problem(what, path, meta.len()) {
-                        return Err(ConfigError::invalid(
-                            format!("{setting}.{what}"),
-                            &shown,
-                            problem,
-                        ));
-                    }
-                }
-                Ok(_) => {
-                    return Err(ConfigError::invalid(
-                        format!("{setting}.{what}"),
-                        &shown,
-                        "not a file",
-                    ));
-                }
-                Err(e) => {
-                    return Err(ConfigError::invalid(
-                        format!("{setting}.{what}"),
-                        &shown,
-                        format!("cannot be read ({e})"),
-                    ));
-                }
-            }
+            tls_file(&format!("{setting}.{what}"), path, what)?;
         }
     }
     if client_cert.is_some() != client_key.is_some() {

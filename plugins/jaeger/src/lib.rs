@@ -4,22 +4,22 @@
 //!
 //! Applications depend on `faultline` with the feature `jaeger` and name the
 //! exporter in their configuration (`OTEL_TRACES_EXPORTER=jaeger`); the
-//! facade's `setup::engine_builder` registers this plugin. Used directly:
+//! facade's `setup` registers this plugin with its settings
+//! ([`JaegerConfig`]: `OTEL_EXPORTER_JAEGER_*` over what the code set).
+//! Used directly:
 //!
 //! ```
 //! use faultline_engine::Engine;
 //! use faultline_engine::config::{ExporterKind, TracingConfig};
-//! use faultline_jaeger::JaegerExporter;
+//! use faultline_jaeger::JaegerConfig;
 //!
 //! let config = TracingConfig::builder()
 //!     .service_name("checkout")
 //!     .exporters([ExporterKind::JAEGER])
-//!     .jaeger_agent("127.0.0.1", 6831) // or .jaeger_endpoint("http://jaeger:14268/api/traces")
 //!     .build()?;
-//! let engine = Engine::builder(config)
-//!     .exporter_factory(ExporterKind::JAEGER, |cx| {
-//!         Ok(Box::new(JaegerExporter::from_config(cx.config())?))
-//!     })
+//! let jaeger = JaegerConfig::new().agent("127.0.0.1", 6831); // or .endpoint("http://jaeger:14268/api/traces")
+//! let engine = jaeger
+//!     .register(Engine::builder(config))
 //!     .install_global(false)
 //!     .build()?;
 //! // ... serve requests: their spans go to the Jaeger agent ...
@@ -74,6 +74,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod config;
 mod http;
 mod mapping;
 mod model;
@@ -85,11 +86,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use faultline_engine::config::TracingConfig;
+use faultline_engine::config::ConfigError;
 use faultline_engine::export::{ExportError, Exporter};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 
+pub use config::{
+    ENV_VARIABLES, JaegerConfig, OTEL_EXPORTER_JAEGER_AGENT_HOST, OTEL_EXPORTER_JAEGER_AGENT_PORT,
+    OTEL_EXPORTER_JAEGER_ENDPOINT,
+};
 pub use faultline_engine as engine;
 pub use http::THRIFT_BINARY;
 pub use udp::TRUNCATED_TAG;
@@ -118,6 +123,9 @@ pub enum JaegerError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for the Jaeger collector: {0}")]
     HttpClient(String),
+    /// A setting is invalid (the message names it, or its variable).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl From<JaegerError> for String {
@@ -163,7 +171,7 @@ enum Target {
 }
 
 /// Builds a [`JaegerExporter`] (most applications use
-/// [`JaegerExporter::from_config`] through the facade).
+/// [`JaegerConfig::register`] through the facade).
 pub struct JaegerExporterBuilder {
     target: Target,
     timeout: Duration,
@@ -331,21 +339,6 @@ impl JaegerExporter {
             max_packet_size: MAX_PACKET_SIZE,
             service_name: mapping::UNKNOWN_SERVICE.to_owned(),
         }
-    }
-
-    /// The exporter the configuration describes: to the collector when
-    /// `jaeger_endpoint` is set, otherwise to the agent at
-    /// `jaeger_agent_host:jaeger_agent_port`; with the configured export
-    /// timeout and service name.
-    pub fn from_config(config: &TracingConfig) -> Result<Self, JaegerError> {
-        let mut builder = JaegerExporter::builder()
-            .timeout(config.export_retry().timeout())
-            .service_name(config.service_name());
-        builder = match config.jaeger_endpoint() {
-            Some(url) => builder.collector(url.as_str())?,
-            None => builder.agent(config.jaeger_agent_host(), config.jaeger_agent_port()),
-        };
-        builder.build()
     }
 
     /// The counters so far.

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, UNIX_EPOCH};
 
-use faultline_engine::config::TracingConfig;
+use faultline_engine::config::{ConfigError, TracingConfig};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -225,24 +225,20 @@ async fn after_shutdown_exports_are_refused() {
 
 #[test]
 fn configuration_chooses_the_target() {
-    let agent = TracingConfig::builder()
+    let engine = TracingConfig::builder()
         .service_name("svc")
-        .jaeger_agent("10.0.0.9", 6832)
         .export_timeout(Duration::from_millis(1500))
         .build()
         .unwrap();
-    let exporter = JaegerExporter::from_config(&agent).unwrap();
+    let agent = JaegerConfig::new().agent("10.0.0.9", 6832);
+    let exporter = JaegerExporter::new(&agent, &engine).unwrap();
     let debug = format!("{exporter:?}");
     assert!(debug.contains("agent udp://10.0.0.9:6832"), "{debug}");
     assert!(debug.contains("1.5s"), "{debug}");
     assert_eq!(exporter.process.service_name, "svc");
 
-    let collector = TracingConfig::builder()
-        .service_name("svc")
-        .jaeger_endpoint("https://jaeger.example:14268/api/traces?token=t")
-        .build()
-        .unwrap();
-    let debug = format!("{:?}", JaegerExporter::from_config(&collector).unwrap());
+    let collector = JaegerConfig::new().endpoint("https://jaeger.example:14268/api/traces?token=t");
+    let debug = format!("{:?}", JaegerExporter::new(&collector, &engine).unwrap());
     assert!(
         debug.contains("collector https://jaeger.example:14268"),
         "{debug}"
@@ -293,4 +289,204 @@ async fn a_smaller_packet_limit_is_kept() {
         assert!(n <= 1_500, "{n}");
     }
     assert_eq!(exporter.stats().spans_sent, 100);
+}
+
+// ---------------------------------------------------------------------------
+// Settings (`JaegerConfig`): the rules and the environment
+// ---------------------------------------------------------------------------
+
+fn agent_ok(config: JaegerConfig) -> JaegerConfig {
+    config
+        .validate()
+        .unwrap_or_else(|e| panic!("should be accepted, got: {e}"));
+    config
+}
+
+fn agent_err(config: JaegerConfig) -> ConfigError {
+    config.validate().expect_err("should be rejected")
+}
+
+fn env(pairs: &[(&str, &str)]) -> Result<JaegerConfig, ConfigError> {
+    JaegerConfig::new().with_env_from(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+}
+
+fn env_ok(pairs: &[(&str, &str)]) -> JaegerConfig {
+    env(pairs).unwrap_or_else(|e| panic!("{pairs:?} should be accepted, got: {e}"))
+}
+
+fn env_err(pairs: &[(&str, &str)]) -> ConfigError {
+    env(pairs).expect_err("should be rejected")
+}
+
+#[test]
+fn config_agent_host_valid() {
+    let label63 = "a".repeat(63);
+    let hosts = [
+        "localhost",
+        "jaeger-agent",
+        "jaeger.observability.svc.cluster.local",
+        "example.com.",
+        "a1.b2",
+        "10.0.0.1",
+        "255.255.255.255",
+        "[::1]",
+        "::1",
+        "[2001:db8::1]",
+        "[fe80::1:2:3:4]",
+        label63.as_str(),
+    ];
+    for host in hosts {
+        let c = agent_ok(JaegerConfig::new().agent(host, 6832));
+        assert_eq!(c.agent_host(), host);
+        assert_eq!(c.agent_port(), 6832);
+    }
+}
+
+#[test]
+fn config_agent_host_invalid() {
+    let label64 = "a".repeat(64);
+    let too_long = ["abcdefghij"; 24].join("."); // 263 bytes
+    let hosts = [
+        "-jaeger",
+        "jaeger-",
+        "jae ger",
+        "jaeger_agent",
+        "a..b",
+        ".",
+        ".jaeger",
+        label64.as_str(),
+        "[localhost]",
+        "[::1",
+        "jaeger:6831",
+        "jäger",
+        "[2001:db8::zz]",
+    ];
+    for host in hosts {
+        let e = agent_err(JaegerConfig::new().agent(host, 6831));
+        assert_eq!(
+            e.to_string(),
+            format!("jaeger_agent_host: invalid value {host:?}: not a host name or IP address"),
+        );
+    }
+    let e = agent_err(JaegerConfig::new().agent(too_long.as_str(), 6831));
+    assert!(
+        e.to_string()
+            .ends_with("... (263 bytes): not a host name or IP address"),
+        "{e}"
+    );
+    assert_eq!(
+        agent_err(JaegerConfig::new().agent("", 6831)).to_string(),
+        r#"jaeger_agent_host: invalid value "": must not be empty"#
+    );
+}
+
+#[test]
+fn config_agent_port() {
+    assert_eq!(
+        agent_ok(JaegerConfig::new().agent("localhost", 1)).agent_port(),
+        1
+    );
+    assert_eq!(
+        agent_ok(JaegerConfig::new().agent("localhost", 65535)).agent_port(),
+        65535
+    );
+    assert_eq!(
+        agent_err(JaegerConfig::new().agent("localhost", 0)).to_string(),
+        r#"jaeger_agent_port: invalid value "0": a port must be within 1..=65535"#
+    );
+    // Beyond u16 only comes from the environment (checked as it is read).
+    for port in ["65536", "70000"] {
+        assert_eq!(
+            env_err(&[("OTEL_EXPORTER_JAEGER_AGENT_PORT", port)]).to_string(),
+            format!(
+                "OTEL_EXPORTER_JAEGER_AGENT_PORT: invalid value {port:?}: a port must be within 1..=65535"
+            )
+        );
+    }
+}
+
+#[test]
+fn config_from_env() {
+    let c = env_ok(&[
+        (
+            "OTEL_EXPORTER_JAEGER_AGENT_HOST",
+            "jaeger-agent.observability",
+        ),
+        ("OTEL_EXPORTER_JAEGER_AGENT_PORT", "6832"),
+        (
+            "OTEL_EXPORTER_JAEGER_ENDPOINT",
+            "http://jaeger:14268/api/traces",
+        ),
+    ]);
+    assert_eq!(c.agent_host(), "jaeger-agent.observability");
+    assert_eq!(c.agent_port(), 6832);
+    assert_eq!(c.endpoint_url(), Some("http://jaeger:14268/api/traces"));
+
+    for host in ["10.1.2.3", "[::1]", " jaeger "] {
+        assert_eq!(
+            env_ok(&[("OTEL_EXPORTER_JAEGER_AGENT_HOST", host)]).agent_host(),
+            host.trim()
+        );
+    }
+    assert_eq!(
+        env_ok(&[("OTEL_EXPORTER_JAEGER_AGENT_PORT", " 1 ")]).agent_port(),
+        1
+    );
+    assert_eq!(
+        env_ok(&[("OTEL_EXPORTER_JAEGER_AGENT_PORT", "65535")]).agent_port(),
+        65535
+    );
+
+    for host in ["bad_host", "-jaeger", "a..b", "[jaeger]"] {
+        assert_eq!(
+            env_err(&[("OTEL_EXPORTER_JAEGER_AGENT_HOST", host)]).to_string(),
+            format!(
+                "OTEL_EXPORTER_JAEGER_AGENT_HOST: invalid value {host:?}: not a host name or IP address"
+            )
+        );
+    }
+    for port in ["0", "65536", "-1", "abc", "6831.0", "99999999999"] {
+        assert_eq!(
+            env_err(&[("OTEL_EXPORTER_JAEGER_AGENT_PORT", port)]).to_string(),
+            format!(
+                "OTEL_EXPORTER_JAEGER_AGENT_PORT: invalid value {port:?}: a port must be within 1..=65535"
+            )
+        );
+    }
+}
+
+#[test]
+fn config_endpoint_rules() {
+    for (value, reason) in [
+        ("ftp://collector", "the scheme must be http or https"),
+        ("collector:14268", "the scheme must be http or https"),
+    ] {
+        assert_eq!(
+            env_err(&[("OTEL_EXPORTER_JAEGER_ENDPOINT", value)]).to_string(),
+            format!("OTEL_EXPORTER_JAEGER_ENDPOINT: invalid value {value:?}: {reason}")
+        );
+        assert_eq!(
+            agent_err(JaegerConfig::new().endpoint(value)).to_string(),
+            format!("jaeger_endpoint: invalid value {value:?}: {reason}")
+        );
+    }
+    let e = env_err(&[(
+        "OTEL_EXPORTER_JAEGER_ENDPOINT",
+        "https://u:s3cret@jaeger/api/traces",
+    )]);
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+    // Every variable is listed, and read.
+    let asked = std::cell::RefCell::new(Vec::new());
+    JaegerConfig::new()
+        .with_env_from(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        })
+        .unwrap();
+    assert_eq!(asked.into_inner(), ENV_VARIABLES);
 }

@@ -2,21 +2,29 @@
 //! (reqwest), with TLS from the system roots or a given CA, client
 //! certificates (mTLS), authentication headers, gzip and a time limit.
 //!
-//! Applications turn on the faultline feature `otlp`; `faultline::setup::engine_builder`
+//! Applications turn on the faultline feature `otlp`; `faultline::setup`
 //! then makes this exporter whenever the configuration names `otlp` (the
-//! default), from `OTEL_EXPORTER_OTLP_*`:
+//! default, for traces and logs), with the plugin's own settings
+//! ([`OtlpConfig`]: `OTEL_EXPORTER_OTLP_*` over what the code set). With the
+//! engine alone, [`OtlpConfig::register`] puts both exporters on its
+//! builder:
 //!
 //! ```no_run
-//! use faultline_engine::config::{ExporterKind, OtlpProtocol, TracingConfig};
+//! use faultline_engine::Engine;
+//! use faultline_engine::config::{ExporterKind, TracingConfig};
+//! use faultline_otlp::{OtlpConfig, OtlpProtocol};
 //!
 //! let config = TracingConfig::builder()
 //!     .service_name("checkout")
 //!     .exporters([ExporterKind::OTLP])
-//!     .otlp_protocol(OtlpProtocol::HttpProtobuf)
-//!     .otlp_endpoint("https://collector.internal:4318")
-//!     .otlp_header("authorization", "Bearer s3cr3t")
 //!     .build()?;
-//! let exporter = faultline_otlp::OtlpExporter::from_config(&config)?;
+//! let otlp = OtlpConfig::new()
+//!     .protocol(OtlpProtocol::HttpProtobuf)
+//!     .endpoint("https://collector.internal:4318")
+//!     .header("authorization", "Bearer s3cr3t")
+//!     .with_env_from(|name| std::env::var(name).ok())?;
+//! let engine = otlp.register(Engine::builder(config)).build()?;
+//! # engine.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -47,15 +55,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
+use faultline_engine::config::{ConfigError, ExporterKind, TlsConfig, TracingConfig};
 use faultline_engine::export::{ExportError, Exporter, PartialSuccess};
 use faultline_engine::opentelemetry_sdk::Resource;
 use faultline_engine::opentelemetry_sdk::trace::SpanData;
+use faultline_engine::{EngineBuilder, ExporterContext};
 use tokio::sync::OnceCell;
 
+mod config;
 pub mod encode;
 pub mod logs;
 mod transport;
+
+pub use config::{
+    Compression, ENV_VARIABLES, OtlpConfig, OtlpProtocol, OtlpTarget, Signal, SignalSettings,
+};
 
 pub use faultline_engine as engine;
 
@@ -77,16 +91,14 @@ pub enum OtlpError {
     /// The HTTP client could not be built.
     #[error("OTLP HTTP client: {0}")]
     Client(String),
+    /// A setting is invalid (the message names it, or its variable).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// The OTLP exporter.
 pub struct OtlpExporter {
-    protocol: OtlpProtocol,
-    endpoint: String,
-    headers: Vec<(String, String)>,
-    compression: Compression,
-    timeout: Duration,
-    tls: Option<TlsMaterial>,
+    target: Target,
     resource: Resource,
     encoder: Mutex<TraceEncoder>,
     transport: OnceCell<Transport>,
@@ -101,20 +113,29 @@ pub(crate) struct TlsMaterial {
     pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-impl fmt::Debug for OtlpExporter {
+/// Where one signal's exports go, and how: its settings resolved, the TLS
+/// files read.
+pub(crate) struct Target {
+    protocol: OtlpProtocol,
+    endpoint: String,
+    headers: Vec<(String, String)>,
+    compression: Compression,
+    timeout: Duration,
+    tls: Option<TlsMaterial>,
+}
+
+impl fmt::Debug for Target {
     /// Never prints header values or key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtlpExporter")
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, _)| format!("{k}: [REDACTED]"))
+            .collect();
+        f.debug_struct("Target")
             .field("protocol", &self.protocol)
             .field("endpoint", &self.endpoint)
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(k, _)| format!("{k}: [REDACTED]"))
-                    .collect::<Vec<_>>(),
-            )
+            .field("headers", &headers)
             .field("compression", &self.compression)
             .field("timeout", &self.timeout)
             .field("tls", &self.tls.is_some())
@@ -122,49 +143,100 @@ impl fmt::Debug for OtlpExporter {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
-    std::fs::read(path).map_err(|e| OtlpError::Tls {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+impl Target {
+    /// `signal`'s settings of `config`, the time limit by default `engine`'s
+    /// export timeout; the TLS files are read now (a missing file is an
+    /// error at start).
+    pub(crate) fn new(
+        config: &OtlpConfig,
+        signal: Signal,
+        engine: &TracingConfig,
+    ) -> Result<Target, OtlpError> {
+        let settings = config.resolve(signal)?;
+        Ok(Target {
+            protocol: settings.protocol(),
+            endpoint: settings.endpoint().to_string(),
+            headers: settings.headers().to_vec(),
+            compression: settings.compression(),
+            timeout: settings
+                .timeout()
+                .unwrap_or(engine.export_retry().timeout()),
+            tls: TlsMaterial::read(settings.tls())?,
+        })
+    }
+
+    /// The URL exports go to.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Makes the transport. Called on the export thread (inside its Tokio
+    /// runtime), at the first export; connecting is left to that export.
+    pub(crate) fn connect(&self) -> Result<Transport, ExportError> {
+        let settings = Settings {
+            endpoint: &self.endpoint,
+            headers: &self.headers,
+            gzip: self.compression == Compression::Gzip,
+            timeout: self.timeout,
+            tls: self.tls.as_ref(),
+        };
+        Transport::new(self.protocol, &settings)
+    }
+}
+
+impl fmt::Debug for OtlpExporter {
+    /// Never prints header values or key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsMaterial {
-    /// The configuration's TLS files, read now (a missing file is an error
-    /// at start); `None` without any.
-    pub(crate) fn from_config(config: &TracingConfig) -> Result<Option<TlsMaterial>, OtlpError> {
-        let tls_config = config.otlp_tls();
-        if tls_config.is_empty() {
+    /// The TLS files, read now (a missing file is an error at start);
+    /// `None` without any.
+    pub(crate) fn read(tls: &TlsConfig) -> Result<Option<TlsMaterial>, OtlpError> {
+        if tls.is_empty() {
             return Ok(None);
         }
         Ok(Some(TlsMaterial {
-            ca: tls_config.ca_file().map(read).transpose()?,
-            identity: match (tls_config.client_cert(), tls_config.client_key()) {
-                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            ca: tls.ca_file().map(config::read_file).transpose()?,
+            identity: match (tls.client_cert(), tls.client_key()) {
+                (Some(c), Some(k)) => Some((config::read_file(c)?, config::read_file(k)?)),
                 _ => None,
             },
         }))
     }
 }
 
+impl OtlpConfig {
+    /// Registers the OTLP span exporter and log exporter, under the name
+    /// `otlp`, on `builder`, made with these settings when the engine's
+    /// configuration names them (`OTEL_TRACES_EXPORTER`,
+    /// `OTEL_LOGS_EXPORTER`). An invalid setting fails the engine's build,
+    /// naming it.
+    pub fn register(self, builder: EngineBuilder) -> EngineBuilder {
+        let logs = self.clone();
+        builder
+            .exporter_factory(ExporterKind::OTLP, move |cx: &ExporterContext<'_>| {
+                Ok(Box::new(OtlpExporter::new(&self, cx.config())?))
+            })
+            .log_exporter_factory("otlp", move |cx: &ExporterContext<'_>| {
+                Ok(Box::new(OtlpLogExporter::new(&logs, cx.config())?))
+            })
+    }
+}
+
 impl OtlpExporter {
-    /// An exporter for the configuration's OTLP settings: protocol, traces
-    /// endpoint, headers, compression, TLS files (read now, so a missing file
-    /// is an error at start), and the export timeout.
-    pub fn from_config(config: &TracingConfig) -> Result<Self, OtlpError> {
-        warn_if_headers_in_clear(config);
-        let tls = TlsMaterial::from_config(config)?;
+    /// An exporter for the traces' settings of `config`: protocol,
+    /// endpoint, headers, compression, TLS files (read now, so a missing
+    /// file is an error at start) and time limit (by default `engine`'s
+    /// export timeout).
+    pub fn new(config: &OtlpConfig, engine: &TracingConfig) -> Result<Self, OtlpError> {
+        warn_if_headers_in_clear(&config.resolve(Signal::Traces)?);
         Ok(OtlpExporter {
-            protocol: config.otlp_protocol(),
-            endpoint: config.otlp_traces_endpoint().to_string(),
-            headers: config
-                .otlp_headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                .collect(),
-            compression: config.otlp_compression(),
-            timeout: config.export_retry().timeout(),
-            tls,
+            target: Target::new(config, Signal::Traces, engine)?,
             resource: Resource::builder_empty().build(),
             encoder: Mutex::new(TraceEncoder::new()),
             transport: OnceCell::new(),
@@ -175,20 +247,7 @@ impl OtlpExporter {
 
     /// The endpoint spans go to.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// Makes the transport. Called on the export thread (inside its Tokio
-    /// runtime), at the first export; connecting is left to that export.
-    fn connect(&self) -> Result<Transport, ExportError> {
-        let settings = Settings {
-            endpoint: &self.endpoint,
-            headers: &self.headers,
-            gzip: self.compression == Compression::Gzip,
-            timeout: self.timeout,
-            tls: self.tls.as_ref(),
-        };
-        Transport::new(self.protocol, &settings)
+        self.target.endpoint()
     }
 }
 
@@ -255,7 +314,7 @@ impl Exporter for OtlpExporter {
         }
         let transport = self
             .transport
-            .get_or_try_init(|| async { self.connect() })
+            .get_or_try_init(|| async { self.target.connect() })
             .await?;
         // Requests of at most MAX_REQUEST_BYTES: gRPC receivers refuse
         // larger messages by default, and a smaller request holds less
@@ -311,9 +370,9 @@ const MAX_REQUEST_BYTES: usize = 3 << 20;
 /// `http`, anyone on the path reads them. Says so once, at start, naming the
 /// host (never the headers' values); loopback endpoints (a local agent or
 /// collector) are left alone.
-fn warn_if_headers_in_clear(config: &TracingConfig) {
-    let endpoint = config.otlp_traces_endpoint();
-    if config.otlp_headers().is_empty() || endpoint.scheme() != "http" {
+fn warn_if_headers_in_clear(settings: &SignalSettings) {
+    let endpoint = settings.endpoint();
+    if settings.headers().is_empty() || endpoint.scheme() != "http" {
         return;
     }
     let loopback = match endpoint.host() {
@@ -334,7 +393,7 @@ fn warn_if_headers_in_clear(config: &TracingConfig) {
 mod tests {
     use super::*;
 
-    /// What `from_config` logs for `endpoint` with or without headers.
+    /// What `OtlpExporter::new` logs for `endpoint` with or without headers.
     fn logged(endpoint: &str, headers: bool) -> String {
         #[derive(Clone, Default)]
         struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -353,15 +412,12 @@ mod tests {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
-        let mut builder = TracingConfig::builder()
-            .service_name("t")
-            .otlp_endpoint(endpoint);
+        let mut config = OtlpConfig::new().endpoint(endpoint);
         if headers {
-            builder = builder.otlp_header("authorization", "Bearer s3cr3t-token");
+            config = config.header("authorization", "Bearer s3cr3t-token");
         }
-        let config = builder.build().unwrap();
         tracing::subscriber::with_default(subscriber, || {
-            OtlpExporter::from_config(&config).unwrap();
+            OtlpExporter::new(&config, &TracingConfig::default()).unwrap();
         });
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
     }
@@ -411,11 +467,8 @@ mod tests {
 
     #[test]
     fn debug_never_shows_header_values() {
-        let config = TracingConfig::builder()
-            .otlp_header("authorization", "Bearer top-secret")
-            .build()
-            .unwrap();
-        let exporter = OtlpExporter::from_config(&config).unwrap();
+        let config = OtlpConfig::new().header("authorization", "Bearer top-secret");
+        let exporter = OtlpExporter::new(&config, &TracingConfig::default()).unwrap();
         let shown = format!("{exporter:?}");
         assert!(!shown.contains("top-secret"), "{shown}");
         assert!(shown.contains("authorization: [REDACTED]"));

@@ -6,7 +6,7 @@
 //! The engine registers it under the name `otlp` for `OTEL_LOGS_EXPORTER`
 //! (the default) when the faultline feature `otlp` is on; its settings are
 //! the `OTEL_EXPORTER_OTLP_LOGS_*` variables over the `OTEL_EXPORTER_OTLP_*`
-//! ones ([`TracingConfig::otlp_logs_endpoint`] and the getters beside it).
+//! ones ([`OtlpConfig::logs`], resolved by [`OtlpConfig::resolve`]).
 //!
 //! ```
 //! use faultline_engine::export::{LogRecord, Severity};
@@ -22,9 +22,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
-use faultline_engine::config::{Compression, OtlpProtocol, TracingConfig};
+use faultline_engine::config::TracingConfig;
 use faultline_engine::export::{ExportError, LogExporter, LogRecord, PartialSuccess};
 use faultline_engine::opentelemetry::trace::{SpanId, TraceId};
 use faultline_engine::opentelemetry_sdk::Resource;
@@ -34,8 +33,8 @@ use crate::encode::{
     I32, LEN, VARINT, delimited, key, key_value_len, nanos, put_any_value, put_bytes_field,
     put_fixed64_field, put_str, put_string_field, put_varint,
 };
-use crate::transport::{LOGS_EXPORT_PATH, Rejections, Settings, Transport};
-use crate::{MAX_REQUEST_BYTES, OtlpError, TlsMaterial};
+use crate::transport::{LOGS_EXPORT_PATH, Rejections, Transport};
+use crate::{MAX_REQUEST_BYTES, OtlpConfig, OtlpError, Signal, Target};
 
 /// Encodes batches of log records as `ExportLogsServiceRequest` bytes: one
 /// `ResourceLogs` (the resource given), a `ScopeLogs` per target in the
@@ -152,12 +151,7 @@ fn write_record(out: &mut Vec<u8>, record: &LogRecord) {
 
 /// The OTLP log exporter: `OTEL_LOGS_EXPORTER=otlp`.
 pub struct OtlpLogExporter {
-    protocol: OtlpProtocol,
-    endpoint: String,
-    headers: Vec<(String, String)>,
-    compression: Compression,
-    timeout: Duration,
-    tls: Option<TlsMaterial>,
+    target: Target,
     encoder: Mutex<LogsEncoder>,
     transport: OnceCell<Transport>,
     shut_down: AtomicBool,
@@ -169,11 +163,7 @@ impl fmt::Debug for OtlpLogExporter {
     /// Never prints header values or key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpLogExporter")
-            .field("protocol", &self.protocol)
-            .field("endpoint", &self.endpoint)
-            .field("headers", &self.headers.len())
-            .field("compression", &self.compression)
-            .field("tls", &self.tls.is_some())
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -182,18 +172,9 @@ impl OtlpLogExporter {
     /// An exporter for the configuration's OTLP logs settings: protocol,
     /// logs endpoint, headers, compression, TLS files (read now) and time
     /// limit.
-    pub fn from_config(config: &TracingConfig) -> Result<Self, OtlpError> {
+    pub fn new(config: &OtlpConfig, engine: &TracingConfig) -> Result<Self, OtlpError> {
         Ok(OtlpLogExporter {
-            protocol: config.otlp_logs_protocol(),
-            endpoint: config.otlp_logs_endpoint().to_string(),
-            headers: config
-                .otlp_logs_headers()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v))
-                .collect(),
-            compression: config.otlp_logs_compression(),
-            timeout: config.otlp_logs_timeout(),
-            tls: TlsMaterial::from_config(config)?,
+            target: Target::new(config, Signal::Logs, engine)?,
             encoder: Mutex::new(LogsEncoder::new(&Resource::builder_empty().build())),
             transport: OnceCell::new(),
             shut_down: AtomicBool::new(false),
@@ -203,7 +184,7 @@ impl OtlpLogExporter {
 
     /// The endpoint log records go to.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.target.endpoint()
     }
 }
 
@@ -224,14 +205,9 @@ impl LogExporter for OtlpLogExporter {
         let transport = self
             .transport
             .get_or_try_init(|| async {
-                let settings = Settings {
-                    endpoint: &self.endpoint,
-                    headers: &self.headers,
-                    gzip: self.compression == Compression::Gzip,
-                    timeout: self.timeout,
-                    tls: self.tls.as_ref(),
-                };
-                Transport::new(self.protocol, &settings).map(|t| t.with_grpc_path(LOGS_EXPORT_PATH))
+                self.target
+                    .connect()
+                    .map(|t| t.with_grpc_path(LOGS_EXPORT_PATH))
             })
             .await?;
         // Requests within MAX_REQUEST_BYTES, as for spans: halves of a

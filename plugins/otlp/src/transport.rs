@@ -110,10 +110,10 @@ pub(crate) enum Transport {
 impl Transport {
     /// The transport of `protocol` for `settings`.
     pub(crate) fn new(
-        protocol: faultline_engine::config::OtlpProtocol,
+        protocol: crate::OtlpProtocol,
         settings: &Settings<'_>,
     ) -> Result<Transport, ExportError> {
-        use faultline_engine::config::OtlpProtocol;
+        use crate::OtlpProtocol;
         Ok(match protocol {
             OtlpProtocol::Grpc => Transport::Grpc(GrpcTransport::new(settings)?),
             OtlpProtocol::HttpProtobuf => Transport::Http(HttpTransport::new(settings)?),
