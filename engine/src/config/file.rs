@@ -37,7 +37,7 @@ pub(crate) struct ConfigFile {
     sample_rate: Option<f64>,
     parent_based: Option<bool>,
     exporters: Option<Vec<ExporterKind>>,
-    propagators: Option<Vec<PropagatorName>>,
+    propagators: Option<Vec<PropagatorKind>>,
     otlp_endpoint: Option<String>,
     otlp_traces_endpoint: Option<String>,
     otlp_protocol: Option<ProtocolName>,
@@ -119,13 +119,6 @@ macro_rules! name_enum {
     };
 }
 
-name_enum!(PropagatorName => PropagatorKind {
-    "tracecontext" => PropagatorKind::TraceContext,
-    "baggage" => PropagatorKind::Baggage,
-    "b3" => PropagatorKind::B3,
-    "b3multi" => PropagatorKind::B3Multi,
-    "jaeger" => PropagatorKind::Jaeger,
-});
 name_enum!(ProtocolName => OtlpProtocol {
     "grpc" => OtlpProtocol::Grpc,
     "http/protobuf" => OtlpProtocol::HttpProtobuf,
@@ -174,7 +167,7 @@ impl ConfigFile {
             b.exporters = x;
         }
         if let Some(x) = self.propagators {
-            b = b.propagators(x.into_iter().map(|p| p.0));
+            b = b.propagators(x);
         }
         if let Some(x) = self.otlp_endpoint {
             b.otlp_endpoint = Some(x);
