@@ -171,23 +171,24 @@ fn a_custom_plugin_of_each_kind_is_called() {
     assert!(outgoing["traceparent"].starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
 
     let sc = cx.span().span_context().clone();
-    engine.notify_request_end(&RequestOutcome {
-        trace_id: sc.trace_id(),
-        span_id: sc.span_id(),
-        parent_span_id: None,
-        sampled: sc.is_sampled(),
-        method: "POST",
-        route: "/gizmo",
-        status: 402,
-        duration: Duration::from_millis(3),
-        error: Some(RequestError {
-            kind: FailureKind::Error,
-            code: Some(DECLINED),
-            severity: Severity::Warning,
-            type_name: "faultline::AppError",
-            message: "declined",
-        }),
-    });
+    let mut error = RequestError::new(
+        FailureKind::Error,
+        Severity::Warning,
+        "faultline::AppError",
+        "declined",
+    );
+    error.code = Some(DECLINED);
+    let mut outcome = RequestOutcome::new(
+        sc.trace_id(),
+        sc.span_id(),
+        sc.is_sampled(),
+        "POST",
+        "/gizmo",
+        402,
+        Duration::from_millis(3),
+    );
+    outcome.error = Some(error);
+    engine.notify_request_end(&outcome);
     assert_eq!(
         *correlator.seen.lock().unwrap(),
         vec![(
@@ -1240,10 +1241,10 @@ impl Correlator for ServingCorrelator {
         accept: Option<&str>,
         stats: &faultline::export::ExportStats,
     ) -> Option<faultline::correlate::Exposition> {
-        Some(faultline::correlate::Exposition {
-            content_type: "text/plain; version=0.0.4",
-            body: format!("accept {accept:?} received {}", stats.spans_received),
-        })
+        Some(faultline::correlate::Exposition::new(
+            "text/plain; version=0.0.4",
+            format!("accept {accept:?} received {}", stats.spans_received),
+        ))
     }
 }
 

@@ -117,6 +117,7 @@ impl Masker for Remembering<'_> {
 
 /// The counters of one exporter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExporterStats {
     /// The exporter's name.
     pub name: String,
@@ -142,6 +143,7 @@ pub struct ExporterStats {
 /// Counters of the export pipeline, readable at any time. With several
 /// exporters the totals are the worst case over them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportStats {
     /// Spans handed to the SDK's batch queue (sampled or kept spans that
     /// ended). `spans_ended - spans_received` are in the queue or were
@@ -174,6 +176,7 @@ pub struct ExportStats {
 /// What the span limits ([`Limits`](crate::config::Limits)) cut from
 /// exported spans, counted since the engine started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LimitStats {
     /// String values cut to the value length limit.
     pub values_truncated: u64,

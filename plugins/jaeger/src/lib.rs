@@ -124,6 +124,7 @@ pub enum JaegerError {
 
 /// Counters of one exporter, readable at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JaegerStats {
     /// Spans sent (in datagrams that were sent, or in accepted HTTP batches).
     pub spans_sent: u64,
