@@ -168,6 +168,7 @@ pub fn init(service_name: &str) -> Result<Faultline, SetupError> {
 
 /// Why [`Setup::init`] failed: one line naming the setting.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
     /// A configuration value (from the code or the environment) is invalid.
     #[error(transparent)]

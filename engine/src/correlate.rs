@@ -15,6 +15,7 @@ use crate::export::{ExportStats, LogRecord};
 
 /// How a failed request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailureKind {
     /// The handler returned an error.
     Error,
@@ -24,6 +25,7 @@ pub enum FailureKind {
 
 /// The error a request ended with. Its message is already masked.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RequestError<'a> {
     /// Error value or panic.
     pub kind: FailureKind,
@@ -40,8 +42,28 @@ pub struct RequestError<'a> {
     pub message: &'a str,
 }
 
+impl<'a> RequestError<'a> {
+    /// An error of `kind` and `severity`, without a code (set
+    /// [`code`](Self::code) when it has one).
+    pub fn new(
+        kind: FailureKind,
+        severity: Severity,
+        type_name: &'a str,
+        message: &'a str,
+    ) -> Self {
+        RequestError {
+            kind,
+            code: None,
+            severity,
+            type_name,
+            message,
+        }
+    }
+}
+
 /// One finished request, as correlators see it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RequestOutcome<'a> {
     /// The request's trace id.
     pub trace_id: TraceId,
@@ -65,10 +87,39 @@ pub struct RequestOutcome<'a> {
     pub error: Option<RequestError<'a>>,
 }
 
+impl<'a> RequestOutcome<'a> {
+    /// A request that ended with `status` after `duration`, without a
+    /// parent span and without an error (set
+    /// [`parent_span_id`](Self::parent_span_id) and [`error`](Self::error)
+    /// when it has them).
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        sampled: bool,
+        method: &'a str,
+        route: &'a str,
+        status: u16,
+        duration: Duration,
+    ) -> Self {
+        RequestOutcome {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            sampled,
+            method,
+            route,
+            status,
+            duration,
+            error: None,
+        }
+    }
+}
+
 /// One finished RPC (a gRPC call), as correlators see it: the request as
 /// for HTTP (method `POST`, route and status the RPC method and the HTTP
 /// status its status code stands for), and the RPC's own names.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RpcOutcome<'a> {
     /// The call as a request: ids, sampling, duration, error.
     pub request: RequestOutcome<'a>,
@@ -78,6 +129,23 @@ pub struct RpcOutcome<'a> {
     pub method: &'a str,
     /// The status code name (`rpc.response.status_code`: `OK`, `NOT_FOUND`, ...).
     pub status_code: &'a str,
+}
+
+impl<'a> RpcOutcome<'a> {
+    /// The call `request` of `system`'s `method`, ended with `status_code`.
+    pub fn new(
+        request: RequestOutcome<'a>,
+        system: &'a str,
+        method: &'a str,
+        status_code: &'a str,
+    ) -> Self {
+        RpcOutcome {
+            request,
+            system,
+            method,
+            status_code,
+        }
+    }
 }
 
 /// Hears about finished requests.
@@ -171,10 +239,18 @@ impl<T: Correlator + ?Sized> Correlator for std::sync::Arc<T> {
 /// One rendering of a metrics endpoint: what the adapters send back to a
 /// scrape.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Exposition {
     /// The response's `Content-Type` (with its version and charset
     /// parameters).
     pub content_type: &'static str,
     /// The response body.
     pub body: String,
+}
+
+impl Exposition {
+    /// A rendering of `body` served as `content_type`.
+    pub fn new(content_type: &'static str, body: String) -> Self {
+        Exposition { content_type, body }
+    }
 }

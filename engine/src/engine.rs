@@ -18,7 +18,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::carrier::{Carrier, CarrierMut};
-use crate::config::{ExporterKind, TracingConfig};
+use crate::config::{ExporterKind, PropagatorKind, TracingConfig};
 use crate::correlate::{Correlator, Exposition, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails};
 use crate::exception::{DefaultExceptionRecorder, ExceptionRecorder, Failure};
@@ -28,8 +28,8 @@ use crate::export::pipeline::{
     ExportPipeline, LogSetup, PipelineControl, QUEUE_BYTES_FLOOR, QueueGate, StatsCell,
 };
 use crate::export::{
-    ConsoleExporter, ConsoleLogExporter, ExportStats, Exporter, LogExportStats, LogExporter,
-    LogExporterFactory, LogRecord,
+    ConsoleExporter, ConsoleLogExporter, ExportError, ExportStats, Exporter, LogExportStats,
+    LogExporter, LogExporterFactory, LogRecord,
 };
 use crate::masking::Masker;
 use crate::propagation::{self, Propagator};
@@ -44,13 +44,25 @@ pub enum EngineError {
     /// The configuration names an exporter that nobody registered.
     #[error(
         "exporter `{kind}` (named by OTEL_TRACES_EXPORTER or the configuration) is not registered (registered: {}): build the engine with `faultline::setup::engine_builder(config)`, which registers the exporters of the faultline features turned on (`otlp`, `jaeger`, `viewer`: each is the feature of that name), or register it with `EngineBuilder::exporter_factory(ExporterKind::named(\"{kind}\"), ..)`",
-        registered_list(.registered)
+        join_names(.registered)
     )]
     ExporterUnavailable {
         /// The exporter.
         kind: ExporterKind,
         /// The exporters that were registered (the built-in `console` included).
         registered: Vec<ExporterKind>,
+    },
+    /// The configuration names a propagator that is neither built in nor
+    /// registered ([`EngineBuilder::register_propagator`]).
+    #[error(
+        "propagator `{kind}` (named by OTEL_PROPAGATORS or the configuration) is not registered (registered: {}): register it with `EngineBuilder::register_propagator(PropagatorKind::named(\"{kind}\"), ..)`",
+        join_names(.registered)
+    )]
+    PropagatorUnavailable {
+        /// The propagator's name.
+        kind: PropagatorKind,
+        /// The propagators known: the built-in ones and those registered.
+        registered: Vec<PropagatorKind>,
     },
     /// An exporter plugin failed to start.
     #[error("exporter `{kind}` could not start: {source}")]
@@ -93,17 +105,19 @@ pub enum EngineError {
         known: Vec<String>,
     },
     /// A registered sampler refused its argument (`OTEL_TRACES_SAMPLER_ARG`).
-    #[error("OTEL_TRACES_SAMPLER_ARG: sampler `{name}` cannot start: {reason}")]
+    #[error("OTEL_TRACES_SAMPLER_ARG: sampler `{name}` cannot start: {source}")]
     SamplerInit {
         /// The sampler's name.
         name: String,
-        /// Why.
-        reason: String,
+        /// Why (the factory's error).
+        #[source]
+        source: BoxError,
     },
 }
 
-fn registered_list(names: &[ExporterKind]) -> String {
-    let names: Vec<&str> = names.iter().map(ExporterKind::as_str).collect();
+/// `names`, comma-separated, for an error's one line.
+fn join_names(names: &[impl std::fmt::Display]) -> String {
+    let names: Vec<String> = names.iter().map(ToString::to_string).collect();
     names.join(", ")
 }
 
@@ -140,10 +154,11 @@ pub type ExporterFactory =
 /// Makes a registered sampler from `OTEL_TRACES_SAMPLER_ARG` (how samplers
 /// of the application's own are chosen by name).
 pub type SamplerFactory =
-    Box<dyn FnOnce(Option<&str>) -> Result<Box<dyn ShouldSample>, String> + Send>;
+    Box<dyn FnOnce(Option<&str>) -> Result<Box<dyn ShouldSample>, BoxError> + Send>;
 
 /// What [`Engine::shutdown`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// True when an earlier call had already shut the engine down (this call did nothing).
     pub already_shut_down: bool,
@@ -152,9 +167,51 @@ pub struct ShutdownReport {
     /// Whether the deadline passed before everything was flushed.
     pub timed_out: bool,
     /// Errors reported while flushing and closing the exporters.
-    pub errors: Vec<String>,
+    pub errors: Vec<ShutdownError>,
     /// The export counters at the end.
     pub stats: ExportStats,
+}
+
+/// One thing that went wrong while the engine shut down (an entry of
+/// [`ShutdownReport::errors`]); each names the exporter it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// An export failed: a batch rejected, or the last failure of a batch
+    /// still undelivered at the deadline, or the exporter's own shutdown.
+    #[error("{exporter}: {source}")]
+    Export {
+        /// The exporter's name.
+        exporter: String,
+        /// What it returned.
+        #[source]
+        source: ExportError,
+    },
+    /// Spans (or log records) were still waiting at the deadline and are lost.
+    #[error("{exporter}: {count} {unit} not delivered before the shutdown deadline")]
+    Undelivered {
+        /// The exporter's name.
+        exporter: String,
+        /// How many.
+        count: usize,
+        /// `spans` or `log records`.
+        unit: &'static str,
+    },
+    /// The exporter panicked while closing.
+    #[error("{exporter}: the exporter panicked on shutdown")]
+    Panicked {
+        /// The exporter's name.
+        exporter: String,
+    },
+    /// The exporter did not close before the deadline.
+    #[error("{exporter}: shutdown timed out")]
+    TimedOut {
+        /// The exporter's name.
+        exporter: String,
+    },
+    /// The OpenTelemetry SDK's tracer provider failed to shut down.
+    #[error(transparent)]
+    Provider(#[from] opentelemetry_sdk::error::OTelSdkError),
 }
 
 impl ShutdownReport {
@@ -183,6 +240,7 @@ impl ShutdownReport {
 pub struct EngineBuilder {
     config: TracingConfig,
     propagator: Option<Arc<dyn Propagator>>,
+    propagators: BTreeMap<PropagatorKind, Arc<dyn Propagator>>,
     masker: Option<Arc<dyn Masker>>,
     recorder: Option<Arc<dyn ExceptionRecorder>>,
     exporters: Vec<Box<dyn Exporter>>,
@@ -201,6 +259,7 @@ impl std::fmt::Debug for EngineBuilder {
             .field("config", &self.config)
             .field("exporters", &self.exporters)
             .field("factories", &self.factories.keys().collect::<Vec<_>>())
+            .field("propagators", &self.propagators.keys().collect::<Vec<_>>())
             .field(
                 "log_factories",
                 &self.log_factories.keys().collect::<Vec<_>>(),
@@ -248,7 +307,7 @@ impl EngineBuilder {
     pub fn register_sampler<S: ShouldSample + 'static>(
         mut self,
         name: &str,
-        factory: impl FnOnce(Option<&str>) -> Result<S, String> + Send + 'static,
+        factory: impl FnOnce(Option<&str>) -> Result<S, BoxError> + Send + 'static,
     ) -> Self {
         self.samplers.insert(
             name.to_ascii_lowercase(),
@@ -257,9 +316,45 @@ impl EngineBuilder {
         self
     }
     /// Replaces the propagator (default: the configuration's propagators,
-    /// W3C Trace Context then W3C Baggage unless `OTEL_PROPAGATORS` says otherwise).
+    /// W3C Trace Context then W3C Baggage unless `OTEL_PROPAGATORS` says
+    /// otherwise); the configuration's names are then not used.
     pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
         self.propagator = Some(Arc::new(propagator));
+        self
+    }
+    /// Registers `propagator` under the name `kind`, used when the
+    /// configuration names it (`OTEL_PROPAGATORS=tracecontext,mine`), in the
+    /// order the names are given. `tracecontext`, `baggage`, `b3`, `b3multi`
+    /// and `jaeger` are built in; registering one of those names replaces
+    /// the built-in one, and the last registration of a name wins. Naming a
+    /// propagator that is neither fails the build with one line listing the
+    /// known names.
+    ///
+    /// ```
+    /// use faultline_engine::{Engine, config::{ExporterKind, PropagatorKind, TracingConfig}};
+    /// use faultline_engine::propagation::b3::{B3Encoding, B3Propagator};
+    ///
+    /// let config = TracingConfig::builder()
+    ///     .exporters([ExporterKind::CONSOLE])
+    ///     .with_env_from(|name| match name {
+    ///         "OTEL_PROPAGATORS" => Some("tracecontext,edge".to_owned()),
+    ///         _ => None,
+    ///     })?
+    ///     .build()?;
+    /// let engine = Engine::builder(config)
+    ///     .register_propagator(PropagatorKind::named("edge"), B3Propagator::new(B3Encoding::Single))
+    ///     .install_global(false)
+    ///     .build()?;
+    /// assert_eq!(engine.propagator().fields()[..2], ["traceparent", "tracestate"]);
+    /// engine.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_propagator(
+        mut self,
+        kind: PropagatorKind,
+        propagator: impl Propagator + 'static,
+    ) -> Self {
+        self.propagators.insert(kind, Arc::new(propagator));
         self
     }
     /// Replaces the masker (default: [`PiiMasker`](crate::masking::PiiMasker) from the configuration;
@@ -355,6 +450,7 @@ impl EngineBuilder {
         let EngineBuilder {
             config,
             propagator,
+            propagators,
             masker,
             recorder,
             mut exporters,
@@ -370,6 +466,21 @@ impl EngineBuilder {
         let sampler = match sampler {
             Some(sampler) => sampler,
             None => build_sampler(&config, &mut samplers)?,
+        };
+        // A propagator replaced whole makes the configuration's names moot;
+        // otherwise each is found (or the build stops) before anything starts.
+        // A propagator of the application's own may read any header: only
+        // the built-in ones are known to read a fixed list.
+        let (propagator, read_headers): (Arc<dyn Propagator>, _) = match propagator {
+            Some(propagator) => (propagator, None),
+            None => {
+                let (composite, read) = propagation::resolve(config.propagators(), &propagators)
+                    .map_err(|(kind, registered)| EngineError::PropagatorUnavailable {
+                        kind,
+                        registered,
+                    })?;
+                (Arc::new(composite), read)
+            }
         };
         let resource = crate::resource::build(&config);
         let masker: Arc<dyn Masker> =
@@ -537,14 +648,6 @@ impl EngineBuilder {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
-        // A propagator of the application's own may read any header: only
-        // the configuration's are known to read a fixed list.
-        let read_headers = match &propagator {
-            Some(_) => None,
-            None => Some(propagation::read_headers(config.propagators())),
-        };
-        let propagator =
-            propagator.unwrap_or_else(|| Arc::new(propagation::from_config(config.propagators())));
         if install_global {
             opentelemetry::global::set_tracer_provider(provider.clone());
             opentelemetry::global::set_text_map_propagator(GlobalPropagator::new(
@@ -585,9 +688,9 @@ fn build_sampler(
         return Ok(Box::new(standard_sampler(config)));
     };
     match registered.remove(name) {
-        Some(factory) => factory(config.sampler_arg()).map_err(|reason| EngineError::SamplerInit {
+        Some(factory) => factory(config.sampler_arg()).map_err(|source| EngineError::SamplerInit {
             name: name.to_owned(),
-            reason,
+            source,
         }),
         None => Err(EngineError::UnknownSampler {
             name: name.to_owned(),
@@ -632,7 +735,7 @@ struct Inner {
     metrics: Option<Arc<dyn Correlator>>,
     stats: Arc<StatsCell>,
     keep_counters: Arc<KeepCounters>,
-    last_errors: Arc<Mutex<Vec<String>>>,
+    last_errors: Arc<Mutex<Vec<ShutdownError>>>,
     control: Option<Arc<PipelineControl>>,
     /// The log records' queue, when log exporters are configured.
     log_queue: Option<Arc<LogQueue>>,
@@ -668,6 +771,7 @@ impl Engine {
         EngineBuilder {
             config,
             propagator: None,
+            propagators: BTreeMap::new(),
             masker: None,
             recorder: None,
             exporters: Vec::new(),
@@ -1010,7 +1114,7 @@ impl Engine {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(500)),
         );
-        let mut errors: Vec<String> = self
+        let mut errors: Vec<ShutdownError> = self
             .inner
             .last_errors
             .lock()
@@ -1021,8 +1125,8 @@ impl Engine {
             let text = e.to_string();
             timed_out = text.to_ascii_lowercase().contains("timed out")
                 || text.to_ascii_lowercase().contains("timeout");
-            if !errors.iter().any(|x| text.contains(x.as_str())) {
-                errors.push(text);
+            if !errors.iter().any(|x| text.contains(&x.to_string())) {
+                errors.push(ShutdownError::Provider(e));
             }
         }
         ShutdownReport {

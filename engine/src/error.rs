@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 /// How bad an error is; decides, for example, which errors reach Sentry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Severity {
     /// Expected and uninteresting.
     Debug,
@@ -386,6 +387,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// RFC 9457 problem details with the extension members `code` and `trace_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProblemDetails {
     /// A URI reference identifying the problem type (`about:blank` by default).
     #[serde(rename = "type")]

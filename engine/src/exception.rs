@@ -23,6 +23,7 @@ pub mod keys {
 
 /// What went wrong: an error value or a caught panic.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Failure<'a> {
     /// An error value, with the name of its type.
     Error {

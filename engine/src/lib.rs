@@ -55,7 +55,7 @@ pub mod resource;
 
 pub use engine::{
     BoxError, Engine, EngineBuilder, EngineError, ExporterContext, ExporterFactory, SCOPE_NAME,
-    SamplerFactory, ShutdownReport,
+    SamplerFactory, ShutdownError, ShutdownReport,
 };
 
 /// The OpenTelemetry API crate faultline is built on (use it rather than a

@@ -59,6 +59,7 @@ pub fn caught_by_request() -> bool {
 
 /// A panic caught in a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CaughtPanic {
     /// The payload as text (`&str` and `String` payloads; a placeholder for others).
     pub message: String,
@@ -66,6 +67,19 @@ pub struct CaughtPanic {
     pub location: Option<String>,
     /// The backtrace at the panic site, when the hook captured it.
     pub backtrace: Option<String>,
+}
+
+impl CaughtPanic {
+    /// A panic with `message`, without location or backtrace (set
+    /// [`location`](Self::location) and [`backtrace`](Self::backtrace) when
+    /// known).
+    pub fn new(message: impl Into<String>) -> Self {
+        CaughtPanic {
+            message: message.into(),
+            location: None,
+            backtrace: None,
+        }
+    }
 }
 
 impl CaughtPanic {

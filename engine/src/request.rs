@@ -39,6 +39,7 @@ pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("trace
 
 /// What the engine needs to know of an incoming request.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RequestInfo<'a> {
     /// The method.
     pub method: &'a Method,

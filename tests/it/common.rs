@@ -60,15 +60,15 @@ pub fn start_get(
     headers: &http::HeaderMap,
     client: Option<std::net::IpAddr>,
 ) -> faultline::request::RequestSpan {
-    engine.start_request(&faultline::request::RequestInfo {
-        method: &http::Method::GET,
-        route: Some(route),
-        path,
-        query: None,
-        scheme: "http",
-        version: http::Version::HTTP_11,
-        headers,
-        authority: None,
-        client_address: client,
-    })
+    let uri: http::Uri = path.parse().expect("a path");
+    engine.start_request(
+        &faultline::request::RequestInfo::new(
+            &http::Method::GET,
+            &uri,
+            http::Version::HTTP_11,
+            headers,
+        )
+        .with_route(Some(route))
+        .with_client_address(client),
+    )
 }

@@ -182,9 +182,7 @@ fn a_registered_sampler_is_chosen_by_name_with_its_argument() {
 
     // A factory that refuses its argument stops the engine, naming it.
     let e = Engine::builder(env(&[("OTEL_TRACES_SAMPLER", "picky")]).build().unwrap())
-        .register_sampler("picky", |_| {
-            Err::<Sampler, _>("needs an argument".to_owned())
-        })
+        .register_sampler("picky", |_| Err::<Sampler, _>("needs an argument".into()))
         .install_global(false)
         .build()
         .unwrap_err()

@@ -171,23 +171,24 @@ fn a_custom_plugin_of_each_kind_is_called() {
     assert!(outgoing["traceparent"].starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
 
     let sc = cx.span().span_context().clone();
-    engine.notify_request_end(&RequestOutcome {
-        trace_id: sc.trace_id(),
-        span_id: sc.span_id(),
-        parent_span_id: None,
-        sampled: sc.is_sampled(),
-        method: "POST",
-        route: "/gizmo",
-        status: 402,
-        duration: Duration::from_millis(3),
-        error: Some(RequestError {
-            kind: FailureKind::Error,
-            code: Some(DECLINED),
-            severity: Severity::Warning,
-            type_name: "faultline::AppError",
-            message: "declined",
-        }),
-    });
+    let mut error = RequestError::new(
+        FailureKind::Error,
+        Severity::Warning,
+        "faultline::AppError",
+        "declined",
+    );
+    error.code = Some(DECLINED);
+    let mut outcome = RequestOutcome::new(
+        sc.trace_id(),
+        sc.span_id(),
+        sc.is_sampled(),
+        "POST",
+        "/gizmo",
+        402,
+        Duration::from_millis(3),
+    );
+    outcome.error = Some(error);
+    engine.notify_request_end(&outcome);
     assert_eq!(
         *correlator.seen.lock().unwrap(),
         vec![(
@@ -676,6 +677,118 @@ fn an_application_exporter_is_registered_by_name_and_chosen_by_the_environment()
     );
 }
 
+/// An application's own propagation format, from outside the workspace's
+/// plugins: `x-edge-trace: <trace id>-<span id>` (sampled).
+#[derive(Debug)]
+struct EdgePropagator;
+
+impl Propagator for EdgePropagator {
+    fn extract(&self, carrier: &dyn Carrier, cx: &Context) -> Context {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let Some((trace, span)) = carrier.get("x-edge-trace").and_then(|v| v.split_once('-'))
+        else {
+            return cx.clone();
+        };
+        match (TraceId::from_hex(trace), SpanId::from_hex(span)) {
+            (Ok(trace), Ok(span)) => cx.with_remote_span_context(SpanContext::new(
+                trace,
+                span,
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            )),
+            _ => cx.clone(),
+        }
+    }
+    fn inject(&self, cx: &Context, carrier: &mut dyn CarrierMut) {
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            carrier.set(
+                "x-edge-trace",
+                format!("{}-{}", sc.trace_id(), sc.span_id()),
+            );
+        }
+    }
+    fn fields(&self) -> Vec<String> {
+        vec!["x-edge-trace".into()]
+    }
+}
+
+#[test]
+fn an_application_propagator_is_registered_by_name_and_chosen_by_the_environment() {
+    use faultline::config::PropagatorKind;
+    const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
+    const SPAN: &str = "e457b5a2e4d86bd1";
+    let from_env = |list: &'static str| {
+        let env = HashMap::from([("OTEL_PROPAGATORS", list)]);
+        quiet_config()
+            .with_env_from(|k| env.get(k).map(|v| (*v).to_owned()))
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let engine = faultline::setup::engine_builder(from_env("tracecontext,edge"))
+        .register_propagator(PropagatorKind::named("edge"), EdgePropagator)
+        .install_global(false)
+        .build()
+        .unwrap();
+    let continued = |headers: &[(&'static str, String)]| {
+        let mut incoming = http::HeaderMap::new();
+        for (name, value) in headers {
+            incoming.insert(*name, value.parse().unwrap());
+        }
+        let (cx, _) = engine.extract_from(&incoming, None);
+        let sc = cx.span().span_context().clone();
+        (sc.trace_id().to_string(), sc.span_id().to_string())
+    };
+    let expected = (TRACE.to_owned(), SPAN.to_owned());
+    // The application's format alone is read...
+    assert_eq!(
+        continued(&[("x-edge-trace", format!("{TRACE}-{SPAN}"))]),
+        expected
+    );
+    // ...and W3C Trace Context still is, first.
+    assert_eq!(
+        continued(&[("traceparent", format!("00-{TRACE}-{SPAN}-01"))]),
+        expected
+    );
+    // Both are written.
+    let cx = engine.start_server_span("GET /edge", vec![], &http::HeaderMap::new());
+    let mut out = http::HeaderMap::new();
+    engine.inject(&cx, &mut out);
+    let sc = cx.span().span_context().clone();
+    assert_eq!(
+        out["traceparent"],
+        format!("00-{}-{}-01", sc.trace_id(), sc.span_id()).as_str()
+    );
+    assert_eq!(
+        out["x-edge-trace"],
+        format!("{}-{}", sc.trace_id(), sc.span_id()).as_str()
+    );
+    cx.span().end();
+    engine.shutdown();
+
+    // A name nobody registered stops the build with one line naming the
+    // known ones.
+    let err = faultline::setup::engine_builder(from_env("tracecontext,nope"))
+        .register_propagator(PropagatorKind::named("edge"), EdgePropagator)
+        .install_global(false)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::PropagatorUnavailable { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert_eq!(
+        message,
+        "propagator `nope` (named by OTEL_PROPAGATORS or the configuration) is not registered \
+         (registered: b3, b3multi, baggage, edge, jaeger, tracecontext): register it with \
+         `EngineBuilder::register_propagator(PropagatorKind::named(\"nope\"), ..)`"
+    );
+}
+
 #[derive(Debug)]
 struct FlakyExporter {
     calls: AtomicUsize,
@@ -689,7 +802,7 @@ impl Exporter for FlakyExporter {
     async fn export(&self, _batch: &[SpanData]) -> Result<(), ExportError> {
         match self.calls.fetch_add(1, Ordering::SeqCst) {
             0 => panic!("exporter bug"),
-            1 => Err(ExportError::Transient("connection refused".into())),
+            1 => Err(ExportError::transient("connection refused")),
             2 => {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Ok(())
@@ -948,7 +1061,7 @@ fn configured_propagators_read_b3_and_write_every_format() {
     use faultline::config::PropagatorKind as P;
     let spans = InMemoryExporter::default();
     let config = quiet_config()
-        .propagators([P::B3, P::TraceContext, P::Jaeger])
+        .propagators([P::B3, P::TRACE_CONTEXT, P::JAEGER])
         .build()
         .unwrap();
     let engine = memory_engine(config, &spans);
@@ -1005,26 +1118,26 @@ fn a_request_with_any_one_trace_header_is_extracted_from() {
     const SPAN: &str = "e457b5a2e4d86bd1";
     let cases: [(P, &[(&str, String)]); 5] = [
         (
-            P::TraceContext,
+            P::TRACE_CONTEXT,
             &[("traceparent", format!("00-{TRACE}-{SPAN}-01"))],
         ),
         (P::B3, &[("b3", format!("{TRACE}-{SPAN}-1"))]),
         (
-            P::B3Multi,
+            P::B3_MULTI,
             &[
                 ("x-b3-traceid", TRACE.to_owned()),
                 ("x-b3-spanid", SPAN.to_owned()),
             ],
         ),
         // Each encoding reads the other's headers too.
-        (P::B3Multi, &[("b3", format!("{TRACE}-{SPAN}-1"))]),
+        (P::B3_MULTI, &[("b3", format!("{TRACE}-{SPAN}-1"))]),
         (
-            P::Jaeger,
+            P::JAEGER,
             &[("uber-trace-id", format!("{TRACE}:{SPAN}:0:1"))],
         ),
     ];
     for (kind, headers) in cases {
-        let engine = Engine::builder(quiet_config().propagators([kind]).build().unwrap())
+        let engine = Engine::builder(quiet_config().propagators([kind.clone()]).build().unwrap())
             .install_global(false)
             .build()
             .unwrap();
@@ -1051,7 +1164,7 @@ fn a_request_with_any_one_trace_header_is_extracted_from() {
     }
 
     // Baggage alone.
-    let engine = Engine::builder(quiet_config().propagators([P::Baggage]).build().unwrap())
+    let engine = Engine::builder(quiet_config().propagators([P::BAGGAGE]).build().unwrap())
         .install_global(false)
         .build()
         .unwrap();
@@ -1128,10 +1241,10 @@ impl Correlator for ServingCorrelator {
         accept: Option<&str>,
         stats: &faultline::export::ExportStats,
     ) -> Option<faultline::correlate::Exposition> {
-        Some(faultline::correlate::Exposition {
-            content_type: "text/plain; version=0.0.4",
-            body: format!("accept {accept:?} received {}", stats.spans_received),
-        })
+        Some(faultline::correlate::Exposition::new(
+            "text/plain; version=0.0.4",
+            format!("accept {accept:?} received {}", stats.spans_received),
+        ))
     }
 }
 

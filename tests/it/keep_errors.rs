@@ -120,11 +120,7 @@ fn a_panic_and_a_5xx_are_kept_too_and_sampled_requests_are_unchanged() {
     let headers = HeaderMap::new();
     let mut panicked = start(&engine, &headers);
     let panic_trace = panicked.trace_id().unwrap();
-    panicked.record_panic(&faultline::panic::CaughtPanic {
-        message: "boom".into(),
-        location: None,
-        backtrace: None,
-    });
+    panicked.record_panic(&faultline::panic::CaughtPanic::new("boom"));
     panicked.finish(StatusCode::INTERNAL_SERVER_ERROR, &problem_headers());
     let bare_5xx = start(&engine, &headers);
     let bare_trace = bare_5xx.trace_id().unwrap();

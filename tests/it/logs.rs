@@ -708,7 +708,10 @@ fn a_dead_log_collector_never_holds_a_request_up() {
     let stats = engine.log_export_stats();
     assert_eq!(stats.exporters[0].delivered, 0, "{stats:?}");
     assert!(
-        report.errors.iter().any(|e| e.contains("log records")),
+        report
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("log records")),
         "{report:?}"
     );
 }

@@ -41,10 +41,10 @@ impl Correlator for Metrics {
         true
     }
     fn render_metrics(&self, _accept: Option<&str>, _stats: &ExportStats) -> Option<Exposition> {
-        Some(Exposition {
-            content_type: "text/plain; version=0.0.4",
-            body: "requests 1\n".to_owned(),
-        })
+        Some(Exposition::new(
+            "text/plain; version=0.0.4",
+            "requests 1\n".to_owned(),
+        ))
     }
 }
 

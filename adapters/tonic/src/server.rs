@@ -51,13 +51,11 @@ where
         let reached = (connection.and_then(TcpConnectInfo::local_addr))
             .filter(|_| uri.authority().is_none())
             .map(|a| a.to_string());
-        let span = self.engine.start_rpc(&RpcInfo {
-            system: "grpc",
-            method: uri.path().trim_start_matches('/'),
-            headers: req.headers(),
-            authority: uri.authority().map(|a| a.as_str()).or(reached.as_deref()),
-            peer,
-        });
+        let span = self.engine.start_rpc(
+            &RpcInfo::new("grpc", uri.path().trim_start_matches('/'), req.headers())
+                .with_authority(uri.authority().map(|a| a.as_str()).or(reached.as_deref()))
+                .with_peer(peer),
+        );
         let (req, received) = counted(req);
         let handler = span.instrument(self.inner.call(req));
         ResponseFuture {
@@ -169,11 +167,11 @@ impl Call {
             self.received.load(Ordering::Relaxed),
             sent,
         );
-        self.span.finish_rpc(&RpcEnd {
-            status_code: code_name(code),
-            server_error: is_server_error(code),
-            http_status: http.unwrap_or_else(|| http_for_code(code)),
-        });
+        self.span.finish_rpc(&RpcEnd::new(
+            code_name(code),
+            is_server_error(code),
+            http.unwrap_or_else(|| http_for_code(code)),
+        ));
     }
 }
 

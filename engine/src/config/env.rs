@@ -389,18 +389,13 @@ fn parse_propagators(var: &str, list: &str) -> Result<Vec<PropagatorKind>, Confi
     let mut none = false;
     for item in list_items(list) {
         match item.to_ascii_lowercase().as_str() {
-            "tracecontext" => out.push(PropagatorKind::TraceContext),
-            "baggage" => out.push(PropagatorKind::Baggage),
-            "b3" => out.push(PropagatorKind::B3),
-            "b3multi" => out.push(PropagatorKind::B3Multi),
-            "jaeger" => out.push(PropagatorKind::Jaeger),
             "none" => none = true,
-            _ => {
-                return Err(ConfigError::invalid(
-                    var,
-                    item,
-                    "unsupported propagator (supported: tracecontext, baggage, b3, b3multi, jaeger, none)",
-                ));
+            // Any other name: the engine's builder finds it among the
+            // registered propagators (the five standard ones built in).
+            name => {
+                let kind = PropagatorKind::named(name.to_owned());
+                kind.check(var)?;
+                out.push(kind);
             }
         }
     }
@@ -414,7 +409,7 @@ fn parse_propagators(var: &str, list: &str) -> Result<Vec<PropagatorKind>, Confi
     let mut seen = Vec::new();
     out.retain(|p| {
         let first = !seen.contains(p);
-        seen.push(*p);
+        seen.push(p.clone());
         first
     });
     Ok(out)

@@ -35,7 +35,7 @@ pub(crate) struct ConfigFile {
     sample_rate: Option<f64>,
     parent_based: Option<bool>,
     exporters: Option<Vec<ExporterKind>>,
-    propagators: Option<Vec<PropagatorName>>,
+    propagators: Option<Vec<PropagatorKind>>,
     console_format: Option<FormatName>,
     pii_masking: Option<bool>,
     #[serde(default)]
@@ -105,13 +105,6 @@ macro_rules! name_enum {
     };
 }
 
-name_enum!(PropagatorName => PropagatorKind {
-    "tracecontext" => PropagatorKind::TraceContext,
-    "baggage" => PropagatorKind::Baggage,
-    "b3" => PropagatorKind::B3,
-    "b3multi" => PropagatorKind::B3Multi,
-    "jaeger" => PropagatorKind::Jaeger,
-});
 name_enum!(DetectorName => super::ResourceDetector {
     "host" => super::ResourceDetector::Host,
     "process" => super::ResourceDetector::Process,
@@ -152,7 +145,7 @@ impl ConfigFile {
             b.exporters = x;
         }
         if let Some(x) = self.propagators {
-            b = b.propagators(x.into_iter().map(|p| p.0));
+            b = b.propagators(x);
         }
         if let Some(x) = self.console_format {
             b.console_format = x.0;

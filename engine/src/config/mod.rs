@@ -117,31 +117,89 @@ impl fmt::Debug for ExporterKind {
     }
 }
 
-/// A propagation format (`OTEL_PROPAGATORS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PropagatorKind {
-    /// W3C Trace Context (`traceparent`, `tracestate`).
-    TraceContext,
-    /// W3C Baggage (`baggage`).
-    Baggage,
-    /// Zipkin B3, single header (`b3`).
-    B3,
-    /// Zipkin B3, multiple headers (`X-B3-*`).
-    B3Multi,
-    /// Jaeger (`uber-trace-id`).
-    Jaeger,
-}
+/// The name of a propagation format, as `OTEL_PROPAGATORS` and
+/// configuration files write it. Several may be active at once.
+///
+/// The configuration only names propagators; the engine's builder finds
+/// each name among the registered ones: `tracecontext`, `baggage`, `b3`,
+/// `b3multi` and `jaeger` are built in, and an application registers its own
+/// with [`EngineBuilder::register_propagator`](crate::EngineBuilder::register_propagator):
+///
+/// ```
+/// use faultline_engine::config::{PropagatorKind, TracingConfig};
+///
+/// let config = TracingConfig::builder()
+///     .propagators([PropagatorKind::TRACE_CONTEXT, PropagatorKind::named("mine")])
+///     .build()?;
+/// assert_eq!(config.propagators()[1].as_str(), "mine");
+/// # Ok::<(), faultline_engine::config::ConfigError>(())
+/// ```
+///
+/// A name is 1 to 64 bytes of lowercase ASCII letters, digits, `-`, `_` and
+/// `.`, starting with a letter (checked when the configuration is built).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PropagatorKind(Cow<'static, str>);
 
 impl PropagatorKind {
-    /// The name used in `OTEL_PROPAGATORS`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PropagatorKind::TraceContext => "tracecontext",
-            PropagatorKind::Baggage => "baggage",
-            PropagatorKind::B3 => "b3",
-            PropagatorKind::B3Multi => "b3multi",
-            PropagatorKind::Jaeger => "jaeger",
+    /// W3C Trace Context (`traceparent`, `tracestate`).
+    pub const TRACE_CONTEXT: PropagatorKind = PropagatorKind(Cow::Borrowed("tracecontext"));
+    /// W3C Baggage (`baggage`).
+    pub const BAGGAGE: PropagatorKind = PropagatorKind(Cow::Borrowed("baggage"));
+    /// Zipkin B3, single header (`b3`).
+    pub const B3: PropagatorKind = PropagatorKind(Cow::Borrowed("b3"));
+    /// Zipkin B3, multiple headers (`X-B3-*`).
+    pub const B3_MULTI: PropagatorKind = PropagatorKind(Cow::Borrowed("b3multi"));
+    /// Jaeger (`uber-trace-id`).
+    pub const JAEGER: PropagatorKind = PropagatorKind(Cow::Borrowed("jaeger"));
+
+    /// The propagator registered under `name` (an application's own, or a
+    /// built-in one). The name is checked when the configuration is built.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        PropagatorKind(name.into())
+    }
+
+    /// The name used in `OTEL_PROPAGATORS` and in configuration files.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the name rule; `setting` names the setting in the error.
+    pub(crate) fn check(&self, setting: &str) -> Result<(), ConfigError> {
+        let name = self.as_str();
+        let well_formed = (1..=64).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !well_formed {
+            return Err(ConfigError::invalid(
+                setting,
+                name,
+                "not a propagator name (1 to 64 lowercase ASCII letters, digits, `-`, `_` or `.`, \
+                 starting with a letter)",
+            ));
         }
+        if name == "none" {
+            return Err(ConfigError::invalid(
+                setting,
+                name,
+                "`none` is not a propagator: an empty list means no propagator",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PropagatorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for PropagatorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -999,7 +1057,7 @@ impl Default for TracingConfigBuilder {
             sample_rate: 1.0,
             parent_based: true,
             exporters: vec![ExporterKind::OTLP],
-            propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
+            propagators: vec![PropagatorKind::TRACE_CONTEXT, PropagatorKind::BAGGAGE],
             console_format: ConsoleFormat::Pretty,
             pii_masking: true,
             pii_patterns: BTreeMap::new(),
@@ -1330,6 +1388,9 @@ impl TracingConfigBuilder {
             v::resource_attribute("resource_attributes", key, value)?;
         }
         v::sample_rate("sample_rate", self.sample_rate)?;
+        for name in &self.propagators {
+            name.check("propagators")?;
+        }
         let mut exporters: Vec<ExporterKind> = Vec::with_capacity(self.exporters.len());
         for name in &self.exporters {
             v::exporter_name("exporters", name.as_str())?;

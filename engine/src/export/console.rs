@@ -75,10 +75,10 @@ impl Exporter for ConsoleExporter {
         let mut out = self
             .out
             .lock()
-            .map_err(|_| ExportError::Permanent("console writer poisoned".into()))?;
+            .map_err(|_| ExportError::permanent("console writer poisoned"))?;
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| ExportError::Transient(format!("console: {e}")))
+            .map_err(|e| ExportError::transient(format!("console: {e}")).with_source(e))
     }
 }
 

@@ -76,6 +76,7 @@ impl ShouldSample for KeepErrorsSampler {
 /// What error keeping did, readable at any time (part of
 /// [`ExportStats`](super::ExportStats)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ErrorKeepingStats {
     /// Unsampled traces exported because their request ended in an error
     /// or was slow (both together).

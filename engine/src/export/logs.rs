@@ -395,7 +395,7 @@ impl LogExporter for ConsoleLogExporter {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| ExportError::Transient(format!("console log export: {e}")))
+            .map_err(|e| ExportError::transient(format!("console log export: {e}")).with_source(e))
     }
 }
 

@@ -16,6 +16,7 @@ use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 
+use crate::BoxError;
 use crate::masking::{Masker, REDACTED, mask_query};
 
 pub use console::ConsoleExporter;
@@ -28,15 +29,45 @@ pub use memory::InMemoryExporter;
 pub use pipeline::{ExportStats, ExporterStats, LimitStats};
 
 /// Why an export failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// [`Transient`](ExportError::Transient) and
+/// [`Permanent`](ExportError::Permanent) are made with
+/// [`ExportError::transient`] / [`ExportError::permanent`] and may keep the
+/// error that caused them ([`ExportError::with_source`]), returned by
+/// [`std::error::Error::source`]. The message (`reason`) already says what
+/// happened, the cause included, so logging the error alone loses nothing.
+///
+/// ```
+/// use faultline_engine::export::ExportError;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// let e = ExportError::transient(format!("collector: {io}")).with_source(io);
+/// assert_eq!(e.to_string(), "export failed, may succeed later: collector: connection refused");
+/// assert!(std::error::Error::source(&e).is_some());
+/// ```
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
     /// A failure that may pass (connection refused, 503, timeout): worth a retry.
-    #[error("export failed, may succeed later: {0}")]
-    Transient(String),
+    #[error("export failed, may succeed later: {reason}")]
+    #[non_exhaustive]
+    Transient {
+        /// What happened.
+        reason: String,
+        /// The error that caused it, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A failure that will not pass by retrying (rejected data, bad credentials).
-    #[error("export rejected: {0}")]
-    Permanent(String),
+    #[error("export rejected: {reason}")]
+    #[non_exhaustive]
+    Permanent {
+        /// What happened.
+        reason: String,
+        /// The error that caused it, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A transient failure whose server asked for the next attempt to
     /// wait (HTTP `Retry-After`, gRPC `RetryInfo`): the next attempt comes
     /// no earlier than `retry_after`, within the maximum back-off; a longer
@@ -57,6 +88,44 @@ pub enum ExportError {
 }
 
 impl ExportError {
+    /// A failure that may pass ([`ExportError::Transient`]).
+    pub fn transient(reason: impl Into<String>) -> Self {
+        ExportError::Transient {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A failure that will not pass by retrying ([`ExportError::Permanent`]).
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        ExportError::Permanent {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `cause` as this error's source (for `Transient` and
+    /// `Permanent`; the other variants are returned unchanged).
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        if let ExportError::Transient { source, .. } | ExportError::Permanent { source, .. } =
+            &mut self
+        {
+            *source = Some(cause.into());
+        }
+        self
+    }
+
+    /// What the exporter said happened: the reason of `Transient`,
+    /// `Permanent` and `Throttled`, `None` for the others.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            ExportError::Transient { reason, .. }
+            | ExportError::Permanent { reason, .. }
+            | ExportError::Throttled { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The delay the server asked for, for [`ExportError::Throttled`].
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

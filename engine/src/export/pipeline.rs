@@ -46,6 +46,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::logs::LogQueue;
 use super::{ExportError, Exporter, LogExporter, LogRecord, mask_span_with};
+use crate::ShutdownError;
 use crate::config::ExportRetry;
 use crate::masking::Masker;
 
@@ -116,6 +117,7 @@ impl Masker for Remembering<'_> {
 
 /// The counters of one exporter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExporterStats {
     /// The exporter's name.
     pub name: String,
@@ -141,6 +143,7 @@ pub struct ExporterStats {
 /// Counters of the export pipeline, readable at any time. With several
 /// exporters the totals are the worst case over them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportStats {
     /// Spans handed to the SDK's batch queue (sampled or kept spans that
     /// ended). `spans_ended - spans_received` are in the queue or were
@@ -177,6 +180,7 @@ pub struct ExportStats {
 /// What the span limits ([`Limits`](crate::config::Limits)) cut from
 /// exported spans, counted since the engine started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LimitStats {
     /// String values cut to the value length limit.
     pub values_truncated: u64,
@@ -497,7 +501,7 @@ impl<T> Lane<T> {
 
 enum Command {
     Flush(std::sync::mpsc::SyncSender<Result<(), String>>),
-    Shutdown(Instant, std::sync::mpsc::SyncSender<Vec<String>>),
+    Shutdown(Instant, std::sync::mpsc::SyncSender<Vec<ShutdownError>>),
 }
 
 /// What a lane ships to: a span [`Exporter`] or a [`LogExporter`], seen
@@ -635,7 +639,7 @@ impl<T: Send + Sync + 'static> Task<T> {
         let call = AssertUnwindSafe(self.exporter.export(spans)).catch_unwind();
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_panic)) => Err(ExportError::Transient("the exporter panicked".into())),
+            Ok(Err(_panic)) => Err(ExportError::transient("the exporter panicked")),
             Err(_) => Err(ExportError::Timeout(timeout)),
         }
     }
@@ -749,7 +753,7 @@ impl<T: Send + Sync + 'static> Task<T> {
                     probe = self.retry.backoff_base();
                     exhausted = false;
                 }
-                Err(ExportError::Permanent(reason)) => {
+                Err(ExportError::Permanent { reason, .. }) => {
                     self.counters
                         .failed_attempts
                         .fetch_add(1, Ordering::Relaxed);
@@ -812,7 +816,7 @@ impl<T: Send + Sync + 'static> Task<T> {
     /// with a short back-off until the deadline, so that a collector that
     /// blinks during a deploy loses nothing; what is left then is counted
     /// as dropped; closes the exporter.
-    async fn shutdown(&mut self, deadline: Instant) -> Vec<String> {
+    async fn shutdown(&mut self, deadline: Instant) -> Vec<ShutdownError> {
         let mut errors = Vec::new();
         let mut last_error = None;
         let mut pause = self.retry.backoff_base().min(Duration::from_millis(100));
@@ -833,7 +837,7 @@ impl<T: Send + Sync + 'static> Task<T> {
                         self.note_partial_success();
                         continue 'batches;
                     }
-                    Err(ExportError::Permanent(reason)) => {
+                    Err(e @ ExportError::Permanent { .. }) => {
                         self.counters
                             .failed_attempts
                             .fetch_add(1, Ordering::Relaxed);
@@ -841,24 +845,25 @@ impl<T: Send + Sync + 'static> Task<T> {
                             .dropped
                             .fetch_add(spans.len() as u64, Ordering::Relaxed);
                         self.settle(seq, true);
-                        errors.push(format!("{}: {reason}", self.exporter.name()));
+                        errors.push(self.shutdown_error(e));
                         continue 'batches;
                     }
                     Err(e) => {
                         self.counters
                             .failed_attempts
                             .fetch_add(1, Ordering::Relaxed);
-                        last_error = Some(e.to_string());
+                        let asked = e.retry_after();
+                        last_error = Some(e);
                         let left = deadline.saturating_duration_since(Instant::now());
                         // A server's ask is honoured here too, as far as
                         // the deadline allows.
-                        let wait = e.retry_after().unwrap_or(Duration::ZERO).max(pause);
+                        let wait = asked.unwrap_or(Duration::ZERO).max(pause);
                         if left <= wait {
                             self.settle(seq, false);
                             break 'batches;
                         }
                         self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        let delay = match e.retry_after() {
+                        let delay = match asked {
                             Some(asked) if asked >= pause => asked,
                             _ => self.jitter(pause),
                         };
@@ -869,7 +874,7 @@ impl<T: Send + Sync + 'static> Task<T> {
             }
         }
         if let Some(e) = last_error {
-            errors.push(format!("{}: {e}", self.exporter.name()));
+            errors.push(self.shutdown_error(e));
         }
         let undelivered = {
             let mut s = self.lane.lock();
@@ -883,11 +888,11 @@ impl<T: Send + Sync + 'static> Task<T> {
             self.counters
                 .dropped
                 .fetch_add(undelivered as u64, Ordering::Relaxed);
-            errors.push(format!(
-                "{}: {undelivered} {} not delivered before the shutdown deadline",
-                self.exporter.name(),
-                self.exporter.unit()
-            ));
+            errors.push(ShutdownError::Undelivered {
+                exporter: self.exporter.name().to_owned(),
+                count: undelivered,
+                unit: self.exporter.unit(),
+            });
         }
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -895,14 +900,23 @@ impl<T: Send + Sync + 'static> Task<T> {
         let close = AssertUnwindSafe(self.exporter.shutdown()).catch_unwind();
         match tokio::time::timeout(left, close).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => errors.push(format!("{}: {e}", self.exporter.name())),
-            Ok(Err(_)) => errors.push(format!(
-                "{}: the exporter panicked on shutdown",
-                self.exporter.name()
-            )),
-            Err(_) => errors.push(format!("{}: shutdown timed out", self.exporter.name())),
+            Ok(Ok(Err(e))) => errors.push(self.shutdown_error(e)),
+            Ok(Err(_)) => errors.push(ShutdownError::Panicked {
+                exporter: self.exporter.name().to_owned(),
+            }),
+            Err(_) => errors.push(ShutdownError::TimedOut {
+                exporter: self.exporter.name().to_owned(),
+            }),
         }
         errors
+    }
+
+    /// `error`, as the shutdown reports it (named after the exporter).
+    fn shutdown_error(&self, error: ExportError) -> ShutdownError {
+        ShutdownError::Export {
+            exporter: self.exporter.name().to_owned(),
+            source: error,
+        }
     }
 }
 
@@ -948,7 +962,7 @@ pub(crate) struct PipelineControl {
     gate: Arc<QueueGate>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<StatsCell>,
-    last_errors: Arc<Mutex<Vec<String>>>,
+    last_errors: Arc<Mutex<Vec<ShutdownError>>>,
     shut_down: std::sync::atomic::AtomicBool,
 }
 
@@ -1054,7 +1068,7 @@ impl ExportPipeline {
         retry: ExportRetry,
         gate: Arc<QueueGate>,
         stats: Arc<StatsCell>,
-        last_errors: Arc<Mutex<Vec<String>>>,
+        last_errors: Arc<Mutex<Vec<ShutdownError>>>,
         logs: Option<LogSetup>,
     ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1137,12 +1151,15 @@ impl PipelineControl {
             .chain(logs.map(|l| &l.commands))
     }
 
-    fn remember(&self, errors: &[String]) {
+    /// Keeps `errors` for the engine's shutdown report; returns their text.
+    fn remember(&self, errors: Vec<ShutdownError>) -> Vec<String> {
+        let text = errors.iter().map(ToString::to_string).collect();
         if !errors.is_empty()
             && let Ok(mut last) = self.last_errors.lock()
         {
-            last.extend(errors.iter().cloned());
+            last.extend(errors);
         }
+        text
     }
 }
 
@@ -1290,7 +1307,7 @@ impl PipelineControl {
                 Err(_) => timed_out = true,
             }
         }
-        self.remember(&errors);
+        let errors = self.remember(errors);
         if !timed_out && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
         }

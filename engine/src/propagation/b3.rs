@@ -18,6 +18,7 @@ pub(crate) const READ: [&str; 6] = [B3, TRACE_ID, SPAN_ID, SAMPLED, FLAGS, PAREN
 
 /// Which B3 headers are written (both forms are always read, single first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum B3Encoding {
     /// One `b3` header.
     #[default]

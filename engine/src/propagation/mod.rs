@@ -13,6 +13,7 @@ pub mod baggage;
 pub mod jaeger;
 pub mod w3c;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
 
 use crate::carrier::{AsExtractor, AsInjector, Carrier, CarrierMut};
+use crate::config::PropagatorKind;
 
 /// Extracts and injects trace context (and baggage) through a [`Carrier`].
 ///
@@ -119,45 +121,85 @@ where
     }
 }
 
-/// The propagators named by the configuration (`OTEL_PROPAGATORS`), in order.
-pub fn from_config(kinds: &[crate::config::PropagatorKind]) -> CompositePropagator {
-    use crate::config::PropagatorKind as K;
-    CompositePropagator::new(
-        kinds
-            .iter()
-            .map(|k| -> Arc<dyn Propagator> {
-                match k {
-                    K::TraceContext => Arc::new(w3c::TraceContextPropagator::new()),
-                    K::Baggage => Arc::new(baggage::BaggagePropagator::new()),
-                    K::B3 => Arc::new(b3::B3Propagator::new(b3::B3Encoding::Single)),
-                    K::B3Multi => Arc::new(b3::B3Propagator::new(b3::B3Encoding::Multiple)),
-                    K::Jaeger => Arc::new(jaeger::JaegerPropagator::new()),
-                }
-            })
-            .collect(),
-    )
+/// The built-in propagator of `kind`, `None` for a name that is not one of
+/// the five standard ones.
+fn builtin(kind: &PropagatorKind) -> Option<Arc<dyn Propagator>> {
+    Some(match kind.as_str() {
+        "tracecontext" => Arc::new(w3c::TraceContextPropagator::new()),
+        "baggage" => Arc::new(baggage::BaggagePropagator::new()),
+        "b3" => Arc::new(b3::B3Propagator::new(b3::B3Encoding::Single)),
+        "b3multi" => Arc::new(b3::B3Propagator::new(b3::B3Encoding::Multiple)),
+        "jaeger" => Arc::new(jaeger::JaegerPropagator::new()),
+        _ => return None,
+    })
 }
 
-/// Every header the configuration's propagators read (a request holding
-/// none of them has no context to extract). Both B3 encodings read the
+/// The headers a built-in propagator reads. Both B3 encodings read the
 /// single header first, then the multiple ones.
-pub(crate) fn read_headers(kinds: &[crate::config::PropagatorKind]) -> Vec<http::HeaderName> {
-    use crate::config::PropagatorKind as K;
-    let mut names: Vec<&'static str> = Vec::new();
+fn builtin_reads(kind: &PropagatorKind) -> &'static [&'static str] {
+    match kind.as_str() {
+        "tracecontext" => &[w3c::TRACEPARENT, w3c::TRACESTATE],
+        "baggage" => &[baggage::BAGGAGE],
+        "b3" | "b3multi" => &b3::READ,
+        "jaeger" => &[jaeger::UBER_TRACE_ID],
+        _ => &[],
+    }
+}
+
+/// The names of the built-in propagators.
+const BUILTIN: [PropagatorKind; 5] = [
+    PropagatorKind::TRACE_CONTEXT,
+    PropagatorKind::BAGGAGE,
+    PropagatorKind::B3,
+    PropagatorKind::B3_MULTI,
+    PropagatorKind::JAEGER,
+];
+
+/// The propagator made of the configured ones, and every header they read.
+pub(crate) type Resolved = (CompositePropagator, Option<Vec<http::HeaderName>>);
+/// A configured name nobody registered, and every name known.
+pub(crate) type Unknown = (PropagatorKind, Vec<PropagatorKind>);
+
+/// The propagators named by the configuration (`OTEL_PROPAGATORS`), in
+/// order, each found among those `registered` (by the application, under a
+/// name) or built in (a registration wins over the built-in of its name),
+/// with every header they read (`None` when one of them is the
+/// application's: it may read any header, and a request then is always
+/// given to it).
+///
+/// Fails with the first name that is neither, and every name known.
+pub(crate) fn resolve(
+    kinds: &[PropagatorKind],
+    registered: &BTreeMap<PropagatorKind, Arc<dyn Propagator>>,
+) -> Result<Resolved, Unknown> {
+    let mut parts = Vec::with_capacity(kinds.len());
+    let mut names: Option<Vec<&'static str>> = Some(Vec::new());
     for kind in kinds {
-        match kind {
-            K::TraceContext => names.extend([w3c::TRACEPARENT, w3c::TRACESTATE]),
-            K::Baggage => names.push(baggage::BAGGAGE),
-            K::B3 | K::B3Multi => names.extend(b3::READ),
-            K::Jaeger => names.push(jaeger::UBER_TRACE_ID),
+        if let Some(own) = registered.get(kind) {
+            parts.push(own.clone());
+            names = None;
+        } else if let Some(builtin) = builtin(kind) {
+            parts.push(builtin);
+            if let Some(names) = &mut names {
+                names.extend(builtin_reads(kind));
+            }
+        } else {
+            let mut known: Vec<PropagatorKind> = BUILTIN.to_vec();
+            known.extend(registered.keys().cloned());
+            known.sort_unstable();
+            known.dedup();
+            return Err((kind.clone(), known));
         }
     }
-    names.sort_unstable();
-    names.dedup();
-    names
-        .into_iter()
-        .map(http::HeaderName::from_static)
-        .collect()
+    let read = names.map(|mut names| {
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(http::HeaderName::from_static)
+            .collect()
+    });
+    Ok((CompositePropagator::new(parts), read))
 }
 
 /// The propagator an engine uses when none is registered: W3C Trace Context
@@ -172,6 +214,47 @@ pub fn default_propagator() -> CompositePropagator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_resolve_to_built_in_or_registered_propagators_in_order() {
+        let none = BTreeMap::new();
+        let (p, read) =
+            resolve(&[PropagatorKind::B3, PropagatorKind::TRACE_CONTEXT], &none).expect("built in");
+        assert_eq!(p.parts().len(), 2);
+        assert_eq!(p.fields()[0], "b3");
+        let read: Vec<String> = read
+            .expect("built-in reads are known")
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert!(
+            read.contains(&"x-b3-traceid".to_owned()) && read.contains(&"traceparent".to_owned()),
+            "{read:?}"
+        );
+
+        // A registration wins over the built-in of its name; an
+        // application's propagator may read anything.
+        let mut mine: BTreeMap<PropagatorKind, Arc<dyn Propagator>> = BTreeMap::new();
+        mine.insert(
+            PropagatorKind::B3,
+            Arc::new(jaeger::JaegerPropagator::new()),
+        );
+        let (p, read) = resolve(&[PropagatorKind::B3], &mine).expect("registered");
+        assert_eq!(p.fields(), ["uber-trace-id"]);
+        assert!(read.is_none());
+
+        let (kind, known) = resolve(
+            &[PropagatorKind::BAGGAGE, PropagatorKind::named("xray")],
+            &mine,
+        )
+        .unwrap_err();
+        assert_eq!(kind.as_str(), "xray");
+        let known: Vec<&str> = known.iter().map(PropagatorKind::as_str).collect();
+        assert_eq!(
+            known,
+            ["b3", "b3multi", "baggage", "jaeger", "tracecontext"]
+        );
+    }
     use opentelemetry::trace::TraceContextExt;
     use std::collections::HashMap;
 

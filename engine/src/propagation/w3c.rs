@@ -44,6 +44,7 @@ pub const MAX_HEADER_LEN: usize = 8192;
 
 /// A parsed `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TraceParent {
     /// The version (`00`, or a higher one read by the forward-compatibility rules).
     pub version: u8,
@@ -57,6 +58,7 @@ pub struct TraceParent {
 
 /// Why a `traceparent` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceParentError {
     /// Shorter than 55 bytes, longer than [`MAX_HEADER_LEN`], or (version 00)
     /// not exactly 55 bytes.
@@ -280,6 +282,7 @@ impl fmt::Display for TraceParent {
 
 /// Why a `tracestate` was discarded (as a whole, as the specification asks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceStateError {
     /// A list member is not `key=value`.
     #[error("tracestate member {0} is not key=value")]
@@ -722,6 +725,7 @@ pub fn set_tracestate_member(
 /// What a request's W3C headers carry, validated: the `traceparent` and
 /// the normalized `tracestate` (absent when missing or invalid).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IncomingHeaders {
     /// The parent.
     pub traceparent: TraceParent,

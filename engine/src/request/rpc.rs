@@ -24,6 +24,7 @@ const OTHER_METHOD: &str = "_OTHER";
 
 /// What the engine needs to know of an incoming RPC.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RpcInfo<'a> {
     /// The RPC system (`rpc.system.name`), such as `grpc`.
     pub system: &'static str,
@@ -39,8 +40,36 @@ pub struct RpcInfo<'a> {
     pub peer: Option<SocketAddr>,
 }
 
+impl<'a> RpcInfo<'a> {
+    /// The call of `method` over `system` with its metadata `headers`; no
+    /// authority and no peer (see [`with_authority`](Self::with_authority),
+    /// [`with_peer`](Self::with_peer)).
+    pub fn new(system: &'static str, method: &'a str, headers: &'a HeaderMap) -> Self {
+        RpcInfo {
+            system,
+            method,
+            headers,
+            authority: None,
+            peer: None,
+        }
+    }
+
+    /// With the `authority` the client called.
+    pub fn with_authority(mut self, authority: Option<&'a str>) -> Self {
+        self.authority = authority;
+        self
+    }
+
+    /// With the peer's address.
+    pub fn with_peer(mut self, peer: Option<SocketAddr>) -> Self {
+        self.peer = peer;
+        self
+    }
+}
+
 /// How an RPC ended.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RpcEnd {
     /// The status code's name (`rpc.response.status_code`): `OK`, `NOT_FOUND`, ...
     pub status_code: &'static str,
@@ -50,6 +79,18 @@ pub struct RpcEnd {
     /// The HTTP status the status code stands for (`200` for `OK`), for
     /// correlators that hear the call as a request.
     pub http_status: StatusCode,
+}
+
+impl RpcEnd {
+    /// An RPC ended with `status_code` (an error for a server span when
+    /// `server_error`), standing for `http_status`.
+    pub fn new(status_code: &'static str, server_error: bool, http_status: StatusCode) -> Self {
+        RpcEnd {
+            status_code,
+            server_error,
+            http_status,
+        }
+    }
 }
 
 impl Engine {

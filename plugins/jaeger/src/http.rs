@@ -55,9 +55,9 @@ pub(crate) async fn post(
         || status == reqwest::StatusCode::REQUEST_TIMEOUT
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
     {
-        Err(ExportError::Transient(message))
+        Err(ExportError::transient(message))
     } else {
-        Err(ExportError::Permanent(message))
+        Err(ExportError::permanent(message))
     }
 }
 
@@ -75,8 +75,8 @@ fn classify(e: reqwest::Error, timeout: Duration) -> ExportError {
         source = cause.source();
     }
     if builder {
-        ExportError::Permanent(format!("Jaeger collector request: {text}"))
+        ExportError::permanent(format!("Jaeger collector request: {text}")).with_source(e)
     } else {
-        ExportError::Transient(format!("Jaeger collector unreachable: {text}"))
+        ExportError::transient(format!("Jaeger collector unreachable: {text}")).with_source(e)
     }
 }

@@ -86,6 +86,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use faultline_engine::BoxError;
 use faultline_engine::config::ConfigError;
 use faultline_engine::export::{ExportError, Exporter};
 use opentelemetry_sdk::Resource;
@@ -112,30 +113,26 @@ const UDP_PAYLOAD_LIMIT: usize = 65_507;
 const MIN_PACKET_SIZE: usize = 1_024;
 
 /// Why a Jaeger exporter could not be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JaegerError {
     /// The collector endpoint is not an `http`/`https` URL.
     #[error("invalid Jaeger collector endpoint: {0}")]
-    InvalidEndpoint(String),
+    InvalidEndpoint(#[source] BoxError),
     /// The packet limit is outside `1024..=65507`.
     #[error("Jaeger max packet size {0} is outside 1024..=65507 bytes")]
     InvalidPacketSize(usize),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for the Jaeger collector: {0}")]
-    HttpClient(String),
+    HttpClient(#[source] reqwest::Error),
     /// A setting is invalid (the message names it, or its variable).
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
-impl From<JaegerError> for String {
-    fn from(e: JaegerError) -> String {
-        e.to_string()
-    }
-}
-
 /// Counters of one exporter, readable at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JaegerStats {
     /// Spans sent (in datagrams that were sent, or in accepted HTTP batches).
     pub spans_sent: u64,
@@ -213,13 +210,12 @@ impl JaegerExporterBuilder {
     }
     /// Sends to a collector over HTTP (`http(s)://host:14268/api/traces`).
     pub fn collector(mut self, endpoint: &str) -> Result<Self, JaegerError> {
-        let url = reqwest::Url::parse(endpoint)
-            .map_err(|e| JaegerError::InvalidEndpoint(e.to_string()))?;
+        let url =
+            reqwest::Url::parse(endpoint).map_err(|e| JaegerError::InvalidEndpoint(e.into()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(JaegerError::InvalidEndpoint(format!(
-                "scheme `{}` is not http or https",
-                url.scheme()
-            )));
+            return Err(JaegerError::InvalidEndpoint(
+                format!("scheme `{}` is not http or https", url.scheme()).into(),
+            ));
         }
         self.target = Target::Collector(url);
         Ok(self)
@@ -261,7 +257,7 @@ impl JaegerExporterBuilder {
                 let client = reqwest::Client::builder()
                     .timeout(self.timeout)
                     .build()
-                    .map_err(|e| JaegerError::HttpClient(e.without_url().to_string()))?;
+                    .map_err(|e| JaegerError::HttpClient(e.without_url()))?;
                 Transport::Collector {
                     client,
                     url,
@@ -374,8 +370,9 @@ impl JaegerExporter {
             } => {
                 // The body moves into the request: start the next one at this size.
                 let mut bytes = Vec::with_capacity(body_hint.load(Ordering::Relaxed));
-                http::encode(&self.process, batch, &mut bytes)
-                    .map_err(|e| ExportError::Permanent(format!("thrift encoding: {e}")))?;
+                http::encode(&self.process, batch, &mut bytes).map_err(|e| {
+                    ExportError::permanent(format!("thrift encoding: {e}")).with_source(e)
+                })?;
                 body_hint.store(bytes.len(), Ordering::Relaxed);
                 http::post(client, url, bytes, self.timeout).await?;
                 add(&self.stats.batches_posted, 1);
@@ -396,20 +393,20 @@ impl JaegerExporter {
         let overhead = udp::envelope_overhead(&self.process);
         let Some(budget) = max_packet_size.checked_sub(overhead).filter(|b| *b > 0) else {
             add(&self.stats.spans_too_large, batch.len());
-            return Err(ExportError::Permanent(format!(
+            return Err(ExportError::permanent(format!(
                 "the Jaeger process (resource) takes {overhead} bytes, more than a {max_packet_size}-byte packet"
             )));
         };
         state
             .spans
             .encode(batch, budget)
-            .map_err(|e| ExportError::Permanent(format!("thrift encoding: {e}")))?;
+            .map_err(|e| ExportError::permanent(format!("thrift encoding: {e}")).with_source(e))?;
         add(&self.stats.spans_truncated, state.spans.truncated);
         add(&self.stats.spans_too_large, state.spans.too_large);
         if state.socket.is_none() {
-            let socket = udp::connect(host, port)
-                .await
-                .map_err(|e| ExportError::Transient(format!("Jaeger agent {host}:{port}: {e}")))?;
+            let socket = udp::connect(host, port).await.map_err(|e| {
+                ExportError::transient(format!("Jaeger agent {host}:{port}: {e}")).with_source(e)
+            })?;
             state.socket = Some(socket);
         }
         let packets = state.spans.packets(budget);
@@ -420,7 +417,9 @@ impl JaegerExporter {
             state
                 .spans
                 .write_packet(&self.process, state.seq_no, which, &mut state.packet)
-                .map_err(|e| ExportError::Permanent(format!("thrift encoding: {e}")))?;
+                .map_err(|e| {
+                    ExportError::permanent(format!("thrift encoding: {e}")).with_source(e)
+                })?;
             debug_assert!(state.packet.len() <= max_packet_size);
             let Some(socket) = state.socket.as_ref() else {
                 break;
@@ -428,7 +427,7 @@ impl JaegerExporter {
             if let Err(e) = socket.send(&state.packet).await {
                 // Resolve and connect again next time (the agent may have moved).
                 state.socket = None;
-                return Err(ExportError::Transient(format!(
+                return Err(ExportError::transient(format!(
                     "Jaeger agent {host}:{port}: sent {n} of {total} packets: {e}"
                 )));
             }
@@ -436,7 +435,7 @@ impl JaegerExporter {
             add(&self.stats.spans_sent, spans);
         }
         if state.spans.too_large > 0 {
-            return Err(ExportError::Permanent(format!(
+            return Err(ExportError::permanent(format!(
                 "{} span(s) too large for a {max_packet_size}-byte Jaeger packet even after trimming were not sent",
                 state.spans.too_large
             )));

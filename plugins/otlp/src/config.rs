@@ -584,9 +584,9 @@ impl SignalSettings {
 
 /// Reads a TLS file now (a missing file is an error at start).
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, crate::OtlpError> {
-    std::fs::read(path).map_err(|e| crate::OtlpError::Tls {
+    std::fs::read(path).map_err(|source| crate::OtlpError::Tls {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source,
     })
 }
 

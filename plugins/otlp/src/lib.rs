@@ -79,18 +79,20 @@ use transport::{Rejections, Settings, Transport};
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OtlpError {
     /// A certificate or key file could not be read.
-    #[error("OTLP TLS: cannot read {path}: {reason}")]
+    #[error("OTLP TLS: cannot read {path}: {source}")]
     Tls {
         /// The file.
         path: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The HTTP client could not be built.
     #[error("OTLP HTTP client: {0}")]
-    Client(String),
+    Client(#[source] faultline_engine::BoxError),
     /// A setting is invalid (the message names it, or its variable).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -273,9 +275,9 @@ pub fn classify(message: &str) -> ExportError {
     });
     if let Some(code) = grpc_code {
         return if transport::RETRYABLE_GRPC.contains(&code) {
-            ExportError::Transient(message.to_owned())
+            ExportError::transient(message.to_owned())
         } else {
-            ExportError::Permanent(message.to_owned())
+            ExportError::permanent(message.to_owned())
         };
     }
     let lower = message.to_ascii_lowercase();
@@ -292,9 +294,9 @@ pub fn classify(message: &str) -> ExportError {
         });
     let permanent = http_status.is_some_and(|s| !transport::RETRYABLE_HTTP.contains(&s));
     if permanent {
-        ExportError::Permanent(message.to_owned())
+        ExportError::permanent(message.to_owned())
     } else {
-        ExportError::Transient(message.to_owned())
+        ExportError::transient(message.to_owned())
     }
 }
 
@@ -445,23 +447,23 @@ mod tests {
     fn failures_are_classified() {
         assert!(matches!(
             classify("status: Unauthenticated, message: bad token"),
-            ExportError::Permanent(_)
+            ExportError::Permanent { .. }
         ));
         assert!(matches!(
             classify("HTTP export failed. Status Code: 401"),
-            ExportError::Permanent(_)
+            ExportError::Permanent { .. }
         ));
         assert!(matches!(
             classify("status: Unavailable, message: connection refused"),
-            ExportError::Transient(_)
+            ExportError::Transient { .. }
         ));
         assert!(matches!(
             classify("HTTP export failed. Status Code: 503"),
-            ExportError::Transient(_)
+            ExportError::Transient { .. }
         ));
         assert!(matches!(
             classify("error trying to connect"),
-            ExportError::Transient(_)
+            ExportError::Transient { .. }
         ));
     }
 

@@ -159,9 +159,11 @@ impl GrpcTransport {
         use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
         let mut endpoint = Endpoint::from_shared(settings.endpoint.to_owned())
-            .map_err(|e| ExportError::Permanent(format!("OTLP/gRPC endpoint: {e}")))?
+            .map_err(|e| ExportError::permanent(format!("OTLP/gRPC endpoint: {e}")).with_source(e))?
             .user_agent(USER_AGENT)
-            .map_err(|e| ExportError::Permanent(format!("OTLP/gRPC user agent: {e}")))?
+            .map_err(|e| {
+                ExportError::permanent(format!("OTLP/gRPC user agent: {e}")).with_source(e)
+            })?
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout);
         if settings.endpoint.starts_with("https://") {
@@ -174,9 +176,9 @@ impl GrpcTransport {
                     tls = tls.identity(Identity::from_pem(cert, key));
                 }
             }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| ExportError::Permanent(format!("OTLP/gRPC TLS: {e}")))?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                ExportError::permanent(format!("OTLP/gRPC TLS: {e}")).with_source(e)
+            })?;
         }
         let mut client = tonic::client::Grpc::new(endpoint.connect_lazy());
         if settings.gzip {
@@ -200,7 +202,8 @@ impl GrpcTransport {
         request.set_timeout(self.timeout);
         let call = async {
             client.ready().await.map_err(|e| {
-                ExportError::Transient(format!("OTLP/gRPC channel not ready: {}", chain(&e)))
+                ExportError::transient(format!("OTLP/gRPC channel not ready: {}", chain(&e)))
+                    .with_source(e)
             })?;
             client
                 .unary(
@@ -262,12 +265,12 @@ fn status_error(status: &tonic::Status, redactor: &Redactor) -> ExportError {
 /// server asked for.
 fn retry_or_not(reason: String, retryable: bool, asked: Option<Duration>) -> ExportError {
     match (retryable, asked) {
-        (false, _) => ExportError::Permanent(reason),
+        (false, _) => ExportError::permanent(reason),
         (true, Some(retry_after)) => ExportError::Throttled {
             reason,
             retry_after,
         },
-        (true, None) => ExportError::Transient(reason),
+        (true, None) => ExportError::transient(reason),
     }
 }
 
@@ -306,29 +309,32 @@ pub(crate) struct HttpTransport {
 impl HttpTransport {
     /// A client with the configured time limit, CA and client identity.
     pub(crate) fn new(settings: &Settings<'_>) -> Result<HttpTransport, ExportError> {
-        let url = reqwest::Url::parse(settings.endpoint)
-            .map_err(|e| ExportError::Permanent(format!("OTLP/HTTP endpoint: {e}")))?;
+        let url = reqwest::Url::parse(settings.endpoint).map_err(|e| {
+            ExportError::permanent(format!("OTLP/HTTP endpoint: {e}")).with_source(e)
+        })?;
         let mut client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .user_agent(USER_AGENT);
         if let Some(material) = settings.tls {
             if let Some(ca) = &material.ca {
-                let cert = reqwest::Certificate::from_pem(ca)
-                    .map_err(|e| ExportError::Permanent(format!("OTLP CA certificate: {e}")))?;
+                let cert = reqwest::Certificate::from_pem(ca).map_err(|e| {
+                    ExportError::permanent(format!("OTLP CA certificate: {e}")).with_source(e)
+                })?;
                 client = client.add_root_certificate(cert);
             }
             if let Some((cert, key)) = &material.identity {
                 let mut pem = cert.clone();
                 pem.push(b'\n');
                 pem.extend_from_slice(key);
-                let identity = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| ExportError::Permanent(format!("OTLP client certificate: {e}")))?;
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    ExportError::permanent(format!("OTLP client certificate: {e}")).with_source(e)
+                })?;
                 client = client.identity(identity);
             }
         }
         let client = client
             .build()
-            .map_err(|e| ExportError::Permanent(format!("OTLP HTTP client: {e}")))?;
+            .map_err(|e| ExportError::permanent(format!("OTLP HTTP client: {e}")).with_source(e))?;
         let mut headers = header_map(settings.headers);
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -395,7 +401,7 @@ impl HttpTransport {
             return ExportError::Timeout(self.timeout);
         }
         let e = e.without_url();
-        ExportError::Transient(format!("OTLP/HTTP export failed: {}", chain(&e)))
+        ExportError::transient(format!("OTLP/HTTP export failed: {}", chain(&e))).with_source(e)
     }
 }
 
@@ -408,7 +414,7 @@ fn gzip(body: &[u8]) -> Result<Vec<u8>, ExportError> {
     encoder
         .write_all(body)
         .and_then(|()| encoder.finish())
-        .map_err(|e| ExportError::Transient(format!("OTLP gzip: {e}")))
+        .map_err(|e| ExportError::transient(format!("OTLP gzip: {e}")).with_source(e))
 }
 
 /// The configured headers as a header map; a name or value that HTTP does
@@ -735,7 +741,8 @@ mod tests {
             let status = tonic::Status::new(code, format!("no: {TOKEN}"));
             let error = status_error(&status, &redactor());
             match (&error, retryable) {
-                (ExportError::Transient(m), true) | (ExportError::Permanent(m), false) => {
+                (ExportError::Transient { reason: m, .. }, true)
+                | (ExportError::Permanent { reason: m, .. }, false) => {
                     assert!(m.contains(&format!("{code:?}")), "{m}");
                     assert!(!m.contains("tok-9f8e7d6c5b4a"), "{m}");
                 }
@@ -745,7 +752,7 @@ mod tests {
             assert_eq!(
                 matches!(
                     crate::classify(&error.to_string()),
-                    ExportError::Transient(_)
+                    ExportError::Transient { .. }
                 ),
                 retryable,
                 "{code:?}"
@@ -759,7 +766,7 @@ mod tests {
                 assert!(!error.to_string().contains("tok-9f8e7d6c5b4a"), "{error}");
             } else {
                 assert!(
-                    matches!(error, ExportError::Permanent(_)),
+                    matches!(error, ExportError::Permanent { .. }),
                     "{code:?}: {error:?}"
                 );
             }
@@ -774,7 +781,7 @@ mod tests {
         let status = tonic::Status::from_error(Box::new(reset));
         assert!(std::error::Error::source(&status).is_some());
         let error = status_error(&status, &redactor());
-        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+        assert!(matches!(error, ExportError::Transient { .. }), "{error:?}");
         assert!(error.to_string().contains("reset by peer"), "{error}");
     }
 
@@ -784,19 +791,19 @@ mod tests {
             let retryable = matches!(status, 429 | 502 | 503 | 504);
             let error = http_status_error(status, None);
             assert_eq!(
-                matches!(error, ExportError::Transient(_)),
+                matches!(error, ExportError::Transient { .. }),
                 retryable,
                 "{status}: {error:?}"
             );
             assert_eq!(
-                matches!(error, ExportError::Permanent(_)),
+                matches!(error, ExportError::Permanent { .. }),
                 !retryable,
                 "{status}"
             );
             assert_eq!(
                 matches!(
                     crate::classify(&error.to_string()),
-                    ExportError::Transient(_)
+                    ExportError::Transient { .. }
                 ),
                 retryable,
                 "{status}"
@@ -810,7 +817,7 @@ mod tests {
                     "{status}"
                 );
             } else {
-                assert!(matches!(asked, ExportError::Permanent(_)), "{status}");
+                assert!(matches!(asked, ExportError::Permanent { .. }), "{status}");
             }
         }
     }
@@ -940,7 +947,7 @@ mod tests {
             let (port, _requests) = answering(status, format!("echo: {TOKEN}").into_bytes()).await;
             let error = http(port, false).send(vec![1, 2, 3]).await.unwrap_err();
             assert_eq!(
-                matches!(error, ExportError::Permanent(_)),
+                matches!(error, ExportError::Permanent { .. }),
                 permanent,
                 "{status}: {error:?}"
             );
@@ -953,7 +960,7 @@ mod tests {
             .unwrap()
             .port();
         let error = http(port, false).send(vec![1]).await.unwrap_err();
-        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+        assert!(matches!(error, ExportError::Transient { .. }), "{error:?}");
     }
 
     #[tokio::test]
@@ -973,7 +980,7 @@ mod tests {
         })
         .unwrap();
         let error = grpc.send(vec![0x0a, 0x00]).await.unwrap_err();
-        assert!(matches!(error, ExportError::Transient(_)), "{error:?}");
+        assert!(matches!(error, ExportError::Transient { .. }), "{error:?}");
         assert!(error.to_string().contains("Unavailable"), "{error}");
         assert!(!error.to_string().contains("tok-9f8e7d6c5b4a"), "{error}");
     }

@@ -25,17 +25,18 @@ fn crate_dir() -> PathBuf {
 }
 
 fn outcome<'a>(n: u128, route: &'a str, error: Option<RequestError<'a>>) -> RequestOutcome<'a> {
-    RequestOutcome {
-        trace_id: TraceId::from(n),
-        span_id: SpanId::from(n as u64),
-        parent_span_id: None,
-        sampled: true,
-        method: "GET",
+    let status = if error.is_some() { 404 } else { 200 };
+    let mut o = RequestOutcome::new(
+        TraceId::from(n),
+        SpanId::from(n as u64),
+        true,
+        "GET",
         route,
-        status: if error.is_some() { 404 } else { 200 },
-        duration: Duration::from_millis(30),
-        error,
-    }
+        status,
+        Duration::from_millis(30),
+    );
+    o.error = error;
+    o
 }
 
 /// A page with every family the plugin can expose: a request, an error,
@@ -54,36 +55,27 @@ fn full_scrape() -> String {
         .build()
         .expect("an engine without exporters");
     prometheus.on_request_end(&outcome(1, "/hello", None));
-    let error = RequestError {
-        kind: FailureKind::Error,
-        code: Some(USER_NOT_FOUND),
-        severity: Severity::Warning,
-        type_name: "AppError",
-        message: "no user",
-    };
+    let mut error = RequestError::new(FailureKind::Error, Severity::Warning, "AppError", "no user");
+    error.code = Some(USER_NOT_FOUND);
     prometheus.on_request_end(&outcome(2, "/users/{id}", Some(error)));
-    prometheus.on_rpc_end(&RpcOutcome {
-        request: outcome(3, "helloworld.Greeter/SayHello", None),
-        system: "grpc",
-        method: "helloworld.Greeter/SayHello",
-        status_code: "OK",
-    });
-    let mut stats = ExportStats {
-        spans_ended: 4,
-        spans_received: 3,
-        exporters: vec![ExporterStats {
-            name: "otlp".into(),
-            delivered: 3,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    prometheus.on_rpc_end(&RpcOutcome::new(
+        outcome(3, "helloworld.Greeter/SayHello", None),
+        "grpc",
+        "helloworld.Greeter/SayHello",
+        "OK",
+    ));
+    let mut otlp = ExporterStats::default();
+    otlp.name = "otlp".into();
+    otlp.delivered = 3;
+    let mut stats = ExportStats::default();
+    stats.spans_ended = 4;
+    stats.spans_received = 3;
+    stats.exporters = vec![otlp];
     stats.logs.records_queued = 2;
-    stats.logs.exporters = vec![ExporterStats {
-        name: "otlp".into(),
-        delivered: 2,
-        ..Default::default()
-    }];
+    let mut logs = ExporterStats::default();
+    logs.name = "otlp".into();
+    logs.delivered = 2;
+    stats.logs.exporters = vec![logs];
     let page = prometheus.render(None, &stats).body;
     engine.shutdown();
     page

@@ -22,6 +22,7 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; chars
 
 /// The two text formats a scrape can get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// OpenMetrics text 1.0.0: exemplars, `# EOF`.
     OpenMetrics,

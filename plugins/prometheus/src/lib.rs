@@ -305,10 +305,7 @@ impl Prometheus {
             }
             Format::PrometheusText => exposition::openmetrics_to_text(&openmetrics),
         };
-        Exposition {
-            content_type: format.content_type(),
-            body,
-        }
+        Exposition::new(format.content_type(), body)
     }
 }
 

@@ -39,11 +39,12 @@ pub enum MetricsServerError {
         /// The address.
         addr: SocketAddr,
         /// Why.
+        #[source]
         source: std::io::Error,
     },
     /// The listener's thread or runtime could not start.
     #[error("the metrics listener cannot start: {0}")]
-    Start(std::io::Error),
+    Start(#[source] std::io::Error),
 }
 
 /// The private metrics listener: answers `GET` (and `HEAD`) on the metrics

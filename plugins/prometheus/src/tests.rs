@@ -26,37 +26,27 @@ fn outcome<'a>(
     sampled: bool,
     error: Option<RequestError<'a>>,
 ) -> RequestOutcome<'a> {
-    RequestOutcome {
-        trace_id: TraceId::from(n),
-        span_id: SpanId::from(n as u64),
-        parent_span_id: None,
+    let mut o = RequestOutcome::new(
+        TraceId::from(n),
+        SpanId::from(n as u64),
         sampled,
-        method: "GET",
+        "GET",
         route,
         status,
-        duration: Duration::from_millis(30),
-        error,
-    }
+        Duration::from_millis(30),
+    );
+    o.error = error;
+    o
 }
 
 fn app_error(code: Option<ErrorCode>) -> RequestError<'static> {
-    RequestError {
-        kind: FailureKind::Error,
-        code,
-        severity: Severity::Warning,
-        type_name: "AppError",
-        message: "no user",
-    }
+    let mut e = RequestError::new(FailureKind::Error, Severity::Warning, "AppError", "no user");
+    e.code = code;
+    e
 }
 
 fn panic_error() -> RequestError<'static> {
-    RequestError {
-        kind: FailureKind::Panic,
-        code: None,
-        severity: Severity::Critical,
-        type_name: "panic",
-        message: "boom",
-    }
+    RequestError::new(FailureKind::Panic, Severity::Critical, "panic", "boom")
 }
 
 fn trace_hex(n: u128) -> String {
@@ -280,55 +270,46 @@ fn the_trace_id_guard_bounds_and_expires_series() {
 #[test]
 fn export_stats_are_rendered_per_exporter() {
     let p = Prometheus::new(PrometheusConfig::default());
-    let stats = ExportStats {
-        spans_received: 10,
-        spans_exported: 7,
-        spans_failed: 1,
-        spans_buffered: 2,
-        retries: 3,
-        export_errors: 4,
-        spans_rejected: 3,
-        exporters: vec![ExporterStats {
-            name: "otlp".into(),
-            delivered: 7,
-            retries: 3,
-            failed_attempts: 4,
-            buffered: 2,
-            buffered_bytes: 4096,
-            dropped: 1,
-            rejected: 3,
-        }],
-        error_keeping: faultline_engine::export::ErrorKeepingStats {
-            traces_kept: 5,
-            traces_kept_slow: 2,
-            traces_discarded: 95,
-            traces_waiting: 6,
-            spans_cut: 8,
-        },
-        spans_ended: 12,
-        limits: faultline_engine::export::LimitStats {
-            values_truncated: 2,
-            attributes_dropped: 3,
-            events_dropped: 4,
-            links_dropped: 5,
-        },
-        logs: {
-            let mut logs = faultline_engine::export::LogExportStats::default();
-            logs.records_queued = 40;
-            logs.records_dropped_by_queue = 6;
-            logs.exporters = vec![ExporterStats {
-                name: "otlp".into(),
-                delivered: 30,
-                retries: 2,
-                failed_attempts: 1,
-                buffered: 3,
-                buffered_bytes: 900,
-                dropped: 4,
-                rejected: 5,
-            }];
-            logs
-        },
-    };
+    let mut otlp = ExporterStats::default();
+    otlp.name = "otlp".into();
+    otlp.delivered = 7;
+    otlp.retries = 3;
+    otlp.failed_attempts = 4;
+    otlp.buffered = 2;
+    otlp.buffered_bytes = 4096;
+    otlp.dropped = 1;
+    otlp.rejected = 3;
+    let mut stats = ExportStats::default();
+    stats.spans_received = 10;
+    stats.spans_exported = 7;
+    stats.spans_failed = 1;
+    stats.spans_buffered = 2;
+    stats.retries = 3;
+    stats.export_errors = 4;
+    stats.spans_rejected = 3;
+    stats.exporters = vec![otlp];
+    stats.error_keeping.traces_kept = 5;
+    stats.error_keeping.traces_kept_slow = 2;
+    stats.error_keeping.traces_discarded = 95;
+    stats.error_keeping.traces_waiting = 6;
+    stats.error_keeping.spans_cut = 8;
+    stats.spans_ended = 12;
+    stats.limits.values_truncated = 2;
+    stats.limits.attributes_dropped = 3;
+    stats.limits.events_dropped = 4;
+    stats.limits.links_dropped = 5;
+    stats.logs.records_queued = 40;
+    stats.logs.records_dropped_by_queue = 6;
+    let mut logs = ExporterStats::default();
+    logs.name = "otlp".into();
+    logs.delivered = 30;
+    logs.retries = 2;
+    logs.failed_attempts = 1;
+    logs.buffered = 3;
+    logs.buffered_bytes = 900;
+    logs.dropped = 4;
+    logs.rejected = 5;
+    stats.logs.exporters = vec![logs];
     let body = p.render(None, &stats).body;
     for line in [
         "faultline_export_spans_received_total 10\n",

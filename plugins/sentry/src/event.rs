@@ -23,8 +23,9 @@ pub fn level_for(severity: Severity) -> Level {
         Severity::Debug => Level::Debug,
         Severity::Info => Level::Info,
         Severity::Warning => Level::Warning,
-        Severity::Error => Level::Error,
         Severity::Critical => Level::Fatal,
+        // `Error`, and any level added later.
+        _ => Level::Error,
     }
 }
 
@@ -236,13 +237,7 @@ pub(crate) mod tests {
     }
 
     fn error(kind: FailureKind, severity: Severity) -> RequestError<'static> {
-        RequestError {
-            kind,
-            code: None,
-            severity,
-            type_name: "E",
-            message: "m",
-        }
+        RequestError::new(kind, severity, "E", "m")
     }
 
     #[test]
@@ -275,28 +270,29 @@ pub(crate) mod tests {
     const PAY: ErrorCode = ErrorCode::new(2001, "PAYMENT_FAILED", http::StatusCode::BAD_GATEWAY);
 
     fn outcome<'a>(error: Option<RequestError<'a>>, route: &'a str) -> RequestOutcome<'a> {
-        RequestOutcome {
-            trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-            span_id: SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-            parent_span_id: Some(SpanId::from_hex("53995c3f42cd8ad8").unwrap()),
-            sampled: true,
-            method: "POST",
+        let mut o = RequestOutcome::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            true,
+            "POST",
             route,
-            status: 502,
-            duration: Duration::from_millis(12),
-            error,
-        }
+            502,
+            Duration::from_millis(12),
+        );
+        o.parent_span_id = Some(SpanId::from_hex("53995c3f42cd8ad8").unwrap());
+        o.error = error;
+        o
     }
 
     #[test]
     fn request_event_carries_the_trace_context_tags_and_exception() {
-        let err = RequestError {
-            kind: FailureKind::Error,
-            code: Some(PAY),
-            severity: Severity::Error,
-            type_name: "faultline_engine::error::AppError",
-            message: "gateway said no for j***@example.com",
-        };
+        let mut err = RequestError::new(
+            FailureKind::Error,
+            Severity::Error,
+            "faultline_engine::error::AppError",
+            "gateway said no for j***@example.com",
+        );
+        err.code = Some(PAY);
         let o = outcome(Some(err.clone()), "/orders/{id}/pay");
         let event = request_event(&o, &err);
         let v = serde_json::to_value(&event).unwrap();
@@ -326,13 +322,9 @@ pub(crate) mod tests {
 
     /// A panic as the engine reports it.
     pub(crate) fn panic_error() -> RequestError<'static> {
-        RequestError {
-            kind: FailureKind::Panic,
-            code: Some(codes::INTERNAL),
-            severity: Severity::Critical,
-            type_name: "panic",
-            message: "boom",
-        }
+        let mut err = RequestError::new(FailureKind::Panic, Severity::Critical, "panic", "boom");
+        err.code = Some(codes::INTERNAL);
+        err
     }
 
     #[test]

@@ -76,22 +76,18 @@ mod tests {
     use std::time::Duration;
 
     fn outcome<'a>(error: &RequestError<'a>, status_code: &'a str, http: u16) -> RpcOutcome<'a> {
-        RpcOutcome {
-            request: RequestOutcome {
-                trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-                span_id: SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-                parent_span_id: Some(SpanId::from_hex("53995c3f42cd8ad8").unwrap()),
-                sampled: true,
-                method: "POST",
-                route: "helloworld.Greeter/SayHello",
-                status: http,
-                duration: Duration::from_millis(3),
-                error: Some(error.clone()),
-            },
-            system: "grpc",
-            method: "helloworld.Greeter/SayHello",
-            status_code,
-        }
+        let mut request = RequestOutcome::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            true,
+            "POST",
+            "helloworld.Greeter/SayHello",
+            http,
+            Duration::from_millis(3),
+        );
+        request.parent_span_id = Some(SpanId::from_hex("53995c3f42cd8ad8").unwrap());
+        request.error = Some(error.clone());
+        RpcOutcome::new(request, "grpc", "helloworld.Greeter/SayHello", status_code)
     }
 
     #[test]

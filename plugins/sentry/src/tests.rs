@@ -38,27 +38,29 @@ fn plugin(config: SentryConfig) -> (Sentry, Arc<TestTransport>) {
 }
 
 fn outcome<'a>(error: Option<RequestError<'a>>) -> RequestOutcome<'a> {
-    RequestOutcome {
-        trace_id: TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
-        span_id: SpanId::from_hex("b7ad6b7169203331").unwrap(),
-        parent_span_id: Some(SpanId::from_hex("00f067aa0ba902b7").unwrap()),
-        sampled: false,
-        method: "POST",
-        route: "/orders/{id}",
-        status: 500,
-        duration: Duration::from_millis(5),
-        error,
-    }
+    let mut o = RequestOutcome::new(
+        TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+        SpanId::from_hex("b7ad6b7169203331").unwrap(),
+        false,
+        "POST",
+        "/orders/{id}",
+        500,
+        Duration::from_millis(5),
+    );
+    o.parent_span_id = Some(SpanId::from_hex("00f067aa0ba902b7").unwrap());
+    o.error = error;
+    o
 }
 
 fn app_error(severity: Severity, message: &str) -> RequestError<'_> {
-    RequestError {
-        kind: FailureKind::Error,
-        code: Some(ORDER_FAILED.with_severity(severity)),
+    let mut e = RequestError::new(
+        FailureKind::Error,
         severity,
-        type_name: "faultline_engine::error::AppError",
+        "faultline_engine::error::AppError",
         message,
-    }
+    );
+    e.code = Some(ORDER_FAILED.with_severity(severity));
+    e
 }
 
 fn trace_of<'a>(event: &'a Event<'static>) -> &'a sentry::protocol::TraceContext {
@@ -119,13 +121,12 @@ fn a_lower_threshold_reports_warnings_and_panics_always_go() {
 
     let (strict, transport) = plugin(SentryConfig::new().min_severity(Severity::Critical));
     strict.on_request_end(&outcome(Some(app_error(Severity::Error, "e"))));
-    strict.on_request_end(&outcome(Some(RequestError {
-        kind: FailureKind::Panic,
-        code: None,
-        severity: Severity::Debug,
-        type_name: "panic",
-        message: "boom",
-    })));
+    strict.on_request_end(&outcome(Some(RequestError::new(
+        FailureKind::Panic,
+        Severity::Debug,
+        "panic",
+        "boom",
+    ))));
     let events = transport.fetch_and_clear_events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].level, Level::Fatal);

@@ -37,9 +37,9 @@ impl Exporter for Backend {
         }
         if call < self.fail_first || !self.up.load(Ordering::SeqCst) {
             return Err(if self.permanent {
-                ExportError::Permanent("rejected".into())
+                ExportError::permanent("rejected")
             } else {
-                ExportError::Transient("connection refused".into())
+                ExportError::transient("connection refused")
             });
         }
         self.seen
@@ -432,10 +432,14 @@ fn shutdown_with_the_backend_down_keeps_its_deadline_and_says_what_was_lost() {
     assert!(!report.is_clean());
     assert_eq!(report.stats.spans_failed, 40, "{report:?}");
     assert!(
-        report
-            .errors
-            .iter()
-            .any(|e| e.contains("40 spans not delivered")),
+        report.errors.iter().any(|e| matches!(
+            e,
+            crate::ShutdownError::Undelivered {
+                count: 40,
+                unit: "spans",
+                ..
+            }
+        ) && e.to_string().contains("40 spans not delivered")),
         "{:?}",
         report.errors
     );
