@@ -9,16 +9,7 @@ use super::{ConfigError, ExporterKind, HashKey, PropagatorKind, TracingConfigBui
 
 /// Defines [`ENV_VARIABLES`]: the variables read here, then the table's.
 macro_rules! define_env_list {
-    (
-        { $($other:literal),* $(,)? }
-        $(
-            $(#[doc = $doc:literal])+
-            $name:ident: $ty:ty = $default:expr;
-            env $var:literal => $parse:expr;
-            file $key:ident: $file_ty:ty => $from_file:expr;
-            check $check:expr;
-        )+
-    ) => {
+    ({ $($other:literal),* $(,)? } $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
         /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
         pub const ENV_VARIABLES: &[&str] = &[$($other,)* $($var,)+];
     };

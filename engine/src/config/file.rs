@@ -24,16 +24,7 @@ use super::{
 
 /// Defines the file's keys: those read here, then the table's.
 macro_rules! define_config_file {
-    (
-        { $( $(#[$meta:meta])* $field:ident: $field_ty:ty, )* }
-        $(
-            $(#[doc = $doc:literal])+
-            $name:ident: $ty:ty = $default:expr;
-            env $var:literal => $parse:expr;
-            file $key:ident: $file_ty:ty => $from_file:expr;
-            check $check:expr;
-        )+
-    ) => {
+    ({ $( $(#[$meta:meta])* $field:ident: $field_ty:ty, )* } $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub(crate) struct ConfigFile {

@@ -17,13 +17,15 @@ use std::time::Duration;
 use super::validate as v;
 use super::{ConfigError, ConsoleFormat};
 
-/// Calls `$consumer! { { $extra } entries... }` with every entry of the
-/// table: `$extra` is what the consumer needs besides the table (the file
-/// reader's other keys, the environment's other variables).
+/// Calls `$consumer! { { $extra } rows... }` with every entry of the
+/// table as one row `(name, type, default, variable, parser, file key, file
+/// type, conversion, rule, [doc lines])`: `$extra` is what the consumer
+/// needs besides the table (the file reader's other keys, the
+/// environment's other variables).
 macro_rules! scalar_settings {
     ($consumer:ident { $($extra:tt)* }) => {
-        $consumer! {
-            { $($extra)* }
+        $crate::config::table::rows! {
+            $consumer { $($extra)* }
 
             /// False when `OTEL_SDK_DISABLED=true`: the engine then traces
             /// nothing (default true).
@@ -62,12 +64,10 @@ macro_rules! scalar_settings {
 }
 pub(crate) use scalar_settings;
 
-/// Defines [`Scalars`] (the table's values, held by both the configuration
-/// and its builder), its default, environment reader, rules and `Debug`
-/// fields, and the getters and setters.
-macro_rules! define_scalars {
+/// Turns the table's entries into the rows its consumers read.
+macro_rules! rows {
     (
-        { }
+        $consumer:ident { $($extra:tt)* }
         $(
             $(#[doc = $doc:literal])+
             $name:ident: $ty:ty = $default:expr;
@@ -76,6 +76,19 @@ macro_rules! define_scalars {
             check $check:expr;
         )+
     ) => {
+        $consumer! {
+            { $($extra)* }
+            $(($name, $ty, $default, $var, $parse, $key, $file_ty, $from_file, $check, [$($doc)+]))+
+        }
+    };
+}
+pub(crate) use rows;
+
+/// Defines [`Scalars`] (the table's values, held by both the configuration
+/// and its builder), its default, environment reader, rules and `Debug`
+/// fields, and the getters and setters.
+macro_rules! define_scalars {
+    ({} $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
         /// The values of the table's settings.
         #[derive(Debug, Clone, Copy, PartialEq)]
         pub(crate) struct Scalars {
