@@ -718,3 +718,43 @@ impl Drop for Faultline {
         let _ = self.engine.shutdown();
     }
 }
+
+#[cfg(all(test, feature = "otlp", feature = "jaeger"))]
+mod tests {
+    use super::*;
+
+    /// The plugins' settings as `engine_builder` reads them, through
+    /// `lookup` instead of the process environment.
+    fn build(names: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Engine, EngineError> {
+        let config = TracingConfig::builder()
+            .exporters(names.split(',').map(|n| ExporterKind::named(n.to_owned())))
+            .logs_exporters(["none"])
+            .build()
+            .unwrap();
+        ExporterPlugins::default()
+            .with_env_from(lookup)
+            .register(faultline_engine::Engine::builder(config))
+            .install_global(false)
+            .build()
+    }
+
+    #[test]
+    fn a_bad_plugin_variable_fails_the_build_when_its_exporter_is_named() {
+        let bad =
+            |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/json".to_owned());
+        let error = build("otlp", &bad).unwrap_err();
+        let text = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(
+            text.contains("OTEL_EXPORTER_OTLP_PROTOCOL: invalid value"),
+            "{text}"
+        );
+        // Not named: the engine starts; the Jaeger plugin's variable is its own.
+        build("jaeger", &bad).unwrap().shutdown();
+        let bad_port =
+            |name: &str| (name == "OTEL_EXPORTER_JAEGER_AGENT_PORT").then(|| "0".to_owned());
+        let error = build("jaeger", &bad_port).unwrap_err();
+        let text = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(text.contains("OTEL_EXPORTER_JAEGER_AGENT_PORT"), "{text}");
+        build("otlp", &bad_port).unwrap().shutdown();
+    }
+}

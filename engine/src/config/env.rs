@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use super::routes::ExcludedRoutes;
 use super::validate as v;
-use super::{
-    ConfigError, ConsoleFormat, ExporterKind, HashKey, PropagatorKind, TracingConfigBuilder,
-};
+use super::{ConfigError, ExporterKind, HashKey, PropagatorKind, TracingConfigBuilder};
 
-/// Every environment variable [`TracingConfigBuilder::with_env`] reads.
-pub const ENV_VARIABLES: &[&str] = &[
-    "OTEL_SDK_DISABLED",
+/// Defines [`ENV_VARIABLES`]: the variables read here, then the table's.
+macro_rules! define_env_list {
+    ({ $($other:literal),* $(,)? } $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
+        /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
+        pub const ENV_VARIABLES: &[&str] = &[$($other,)* $($var,)+];
+    };
+}
+
+super::table::scalar_settings!(define_env_list {
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_TRACES_SAMPLER",
@@ -24,8 +28,6 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "FAULTLINE_SERVICE_VERSION",
     "FAULTLINE_ENVIRONMENT",
-    "FAULTLINE_CONSOLE_FORMAT",
-    "FAULTLINE_PII_MASKING",
     "FAULTLINE_PII_PATTERNS",
     "FAULTLINE_PII_HASH_KEY",
     "FAULTLINE_SECRET_KEYS",
@@ -37,8 +39,6 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_EXPORT_BACKOFF_MAX_MS",
     "FAULTLINE_EXPORT_BUFFER_CAPACITY",
     "FAULTLINE_EXPORT_BUFFER_BYTES",
-    "FAULTLINE_TRUST_INCOMING_CONTEXT",
-    "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
     "FAULTLINE_METRICS_PATH",
     "FAULTLINE_EXCLUDED_ROUTES",
     "FAULTLINE_KEEP_ERRORS",
@@ -58,7 +58,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "FAULTLINE_TRUSTED_PEERS",
     "OTEL_LOGS_EXPORTER",
     "FAULTLINE_LOG_FORMAT",
-];
+});
 
 impl TracingConfigBuilder {
     /// Overrides this builder's values with the process environment.
@@ -84,8 +84,11 @@ impl TracingConfigBuilder {
     {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
-        if let Some(value) = get("OTEL_SDK_DISABLED") {
-            self.enabled = !v::parse_bool("OTEL_SDK_DISABLED", &value)?;
+        let mut read = Vec::new();
+        self.scalars
+            .read_env(&get, &mut |setting, var| read.push((setting, var)))?;
+        for (setting, var) in read {
+            self.set_from_env(setting, var);
         }
 
         if let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") {
@@ -154,22 +157,6 @@ impl TracingConfigBuilder {
             );
         }
 
-        if let Some(f) = get("FAULTLINE_CONSOLE_FORMAT") {
-            self.console_format = match f.trim().to_ascii_lowercase().as_str() {
-                "pretty" => ConsoleFormat::Pretty,
-                "json" => ConsoleFormat::Json,
-                _ => {
-                    return Err(ConfigError::invalid(
-                        "FAULTLINE_CONSOLE_FORMAT",
-                        &f,
-                        "must be pretty or json",
-                    ));
-                }
-            };
-        }
-        if let Some(b) = get("FAULTLINE_PII_MASKING") {
-            self.pii_masking = v::parse_bool("FAULTLINE_PII_MASKING", &b)?;
-        }
         if let Some(p) = get("FAULTLINE_PII_PATTERNS") {
             self.pii_patterns = parse_patterns("FAULTLINE_PII_PATTERNS", &p)?;
         }
@@ -231,13 +218,6 @@ impl TracingConfigBuilder {
                 })?);
             }
             self.trusted_peers = nets;
-        }
-        if let Some(b) = get("FAULTLINE_TRUST_INCOMING_CONTEXT") {
-            self.trust_incoming_context = v::parse_bool("FAULTLINE_TRUST_INCOMING_CONTEXT", &b)?;
-        }
-        if let Some(d) = get("FAULTLINE_SHUTDOWN_TIMEOUT_MS") {
-            self.shutdown_timeout = millis("FAULTLINE_SHUTDOWN_TIMEOUT_MS", &d)?;
-            self.set_from_env("shutdown_timeout", "FAULTLINE_SHUTDOWN_TIMEOUT_MS");
         }
         if let Some(p) = get("FAULTLINE_METRICS_PATH") {
             // Empty or "off": the adapters do not serve metrics.

@@ -19,14 +19,37 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    ConfigError, ConsoleFormat, ExporterKind, HashKey, PropagatorKind, TracingConfig,
-    TracingConfigBuilder,
+    ConfigError, ExporterKind, HashKey, PropagatorKind, TracingConfig, TracingConfigBuilder,
 };
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConfigFile {
-    enabled: Option<bool>,
+/// Defines the file's keys: those read here, then the table's.
+macro_rules! define_config_file {
+    ({ $( $(#[$meta:meta])* $field:ident: $field_ty:ty, )* } $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct ConfigFile {
+            $( $(#[$meta])* $field: $field_ty, )*
+            $( $key: Option<$file_ty>, )+
+        }
+
+        impl ConfigFile {
+            /// The table's settings the file holds.
+            // Each entry's conversion is bound to a typed fn pointer (which
+            // checks it against the entry's types) and called once.
+            #[allow(clippy::redundant_closure_call)]
+            fn apply_scalars(&mut self, scalars: &mut super::table::Scalars) {
+                $(
+                    if let Some(value) = self.$key.take() {
+                        let from_file: fn($file_ty) -> $ty = $from_file;
+                        scalars.$name = from_file(value);
+                    }
+                )+
+            }
+        }
+    };
+}
+
+super::table::scalar_settings!(define_config_file {
     service_name: Option<String>,
     service_version: Option<String>,
     deployment_environment: Option<String>,
@@ -36,8 +59,6 @@ pub(crate) struct ConfigFile {
     parent_based: Option<bool>,
     exporters: Option<Vec<ExporterKind>>,
     propagators: Option<Vec<PropagatorKind>>,
-    console_format: Option<FormatName>,
-    pii_masking: Option<bool>,
     #[serde(default)]
     custom_pii_patterns: BTreeMap<String, PatternEntry>,
     pii_hash_key: Option<HashKey>,
@@ -54,8 +75,6 @@ pub(crate) struct ConfigFile {
     batch_max_queue_size: Option<usize>,
     batch_max_export_batch_size: Option<usize>,
     batch_scheduled_delay_ms: Option<u64>,
-    trust_incoming_context: Option<bool>,
-    shutdown_timeout_ms: Option<u64>,
     /// `""` turns the route off.
     metrics_path: Option<String>,
     excluded_routes: Option<Vec<String>>,
@@ -73,7 +92,7 @@ pub(crate) struct ConfigFile {
     keep_slow_ms: Option<u64>,
     metrics_addr: Option<std::net::SocketAddr>,
     resource_detectors: Option<Vec<DetectorName>>,
-}
+});
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -112,17 +131,10 @@ name_enum!(DetectorName => super::ResourceDetector {
     "container" => super::ResourceDetector::Container,
     "service_instance" => super::ResourceDetector::ServiceInstance,
 });
-name_enum!(FormatName => ConsoleFormat {
-    "pretty" => ConsoleFormat::Pretty,
-    "json" => ConsoleFormat::Json,
-});
-
 impl ConfigFile {
-    fn apply(self, mut b: TracingConfigBuilder) -> TracingConfigBuilder {
+    fn apply(mut self, mut b: TracingConfigBuilder) -> TracingConfigBuilder {
         let ms = Duration::from_millis;
-        if let Some(x) = self.enabled {
-            b.enabled = x;
-        }
+        self.apply_scalars(&mut b.scalars);
         if let Some(x) = self.service_name {
             b.service_name = x;
         }
@@ -146,12 +158,6 @@ impl ConfigFile {
         }
         if let Some(x) = self.propagators {
             b = b.propagators(x);
-        }
-        if let Some(x) = self.console_format {
-            b.console_format = x.0;
-        }
-        if let Some(x) = self.pii_masking {
-            b.pii_masking = x;
         }
         for (name, entry) in self.custom_pii_patterns {
             let (regex, replacement) = match entry {
@@ -201,12 +207,6 @@ impl ConfigFile {
         }
         if let Some(x) = self.batch_scheduled_delay_ms {
             b.scheduled_delay = ms(x);
-        }
-        if let Some(x) = self.trust_incoming_context {
-            b.trust_incoming_context = x;
-        }
-        if let Some(x) = self.shutdown_timeout_ms {
-            b.shutdown_timeout = ms(x);
         }
         if let Some(x) = self.metrics_path {
             b.metrics_path = (!x.is_empty()).then_some(x);

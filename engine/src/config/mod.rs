@@ -35,6 +35,7 @@ mod logs;
 mod operations;
 mod routes;
 pub mod rules;
+mod table;
 mod validate;
 
 use std::borrow::Cow;
@@ -423,7 +424,7 @@ impl Default for ExportRetry {
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TracingConfig {
-    enabled: bool,
+    scalars: table::Scalars,
     service_name: String,
     service_version: Option<String>,
     deployment_environment: Option<String>,
@@ -432,8 +433,6 @@ pub struct TracingConfig {
     parent_based: bool,
     exporters: Vec<ExporterKind>,
     propagators: Vec<PropagatorKind>,
-    console_format: ConsoleFormat,
-    pii_masking: bool,
     pii_patterns: Vec<PiiPattern>,
     pii_hash_key: Option<HashKey>,
     secret_keys: Vec<String>,
@@ -442,8 +441,6 @@ pub struct TracingConfig {
     redact_headers: Vec<HeaderName>,
     export_retry: ExportRetry,
     batch: BatchSettings,
-    trust_incoming_context: bool,
-    shutdown_timeout: Duration,
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
     ops: operations::Operations,
@@ -606,9 +603,9 @@ impl Default for KeepErrors {
 
 impl fmt::Debug for TracingConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TracingConfig")
-            .field("enabled", &self.enabled)
-            .field("service_name", &self.service_name)
+        let mut d = f.debug_struct("TracingConfig");
+        self.scalars.debug_fields(&mut d);
+        d.field("service_name", &self.service_name)
             .field("service_version", &self.service_version)
             .field("deployment_environment", &self.deployment_environment)
             .field("resource_attributes", &self.resource_attributes)
@@ -616,8 +613,6 @@ impl fmt::Debug for TracingConfig {
             .field("parent_based", &self.parent_based)
             .field("exporters", &self.exporters)
             .field("propagators", &self.propagators)
-            .field("console_format", &self.console_format)
-            .field("pii_masking", &self.pii_masking)
             .field("pii_patterns", &self.pii_patterns)
             .field("pii_hash_key", &self.pii_hash_key)
             .field("secret_keys", &self.secret_keys)
@@ -626,8 +621,6 @@ impl fmt::Debug for TracingConfig {
             .field("redact_headers", &self.redact_headers)
             .field("export_retry", &self.export_retry)
             .field("batch", &self.batch)
-            .field("trust_incoming_context", &self.trust_incoming_context)
-            .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_path", &self.metrics_path)
             .field("excluded_routes", &self.excluded_routes)
             .field("keep_errors", &self.keep_errors)
@@ -674,10 +667,6 @@ impl TracingConfig {
         TracingConfigBuilder::from_config(self)
     }
 
-    /// False when `OTEL_SDK_DISABLED=true`: the engine then traces nothing.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
     /// `service.name` (ASCII letters, digits and hyphens).
     pub fn service_name(&self) -> &str {
         &self.service_name
@@ -710,14 +699,6 @@ impl TracingConfig {
     /// empty means none, `OTEL_PROPAGATORS=none`).
     pub fn propagators(&self) -> &[PropagatorKind] {
         &self.propagators
-    }
-    /// Format of the console exporter.
-    pub fn console_format(&self) -> ConsoleFormat {
-        self.console_format
-    }
-    /// Whether personal data is masked before export (default on).
-    pub fn pii_masking(&self) -> bool {
-        self.pii_masking
     }
     /// Custom PII patterns.
     pub fn pii_patterns(&self) -> &[PiiPattern] {
@@ -754,14 +735,6 @@ impl TracingConfig {
     pub fn batch(&self) -> &BatchSettings {
         &self.batch
     }
-    /// Whether incoming trace context is used as the parent (default true).
-    pub fn trust_incoming_context(&self) -> bool {
-        self.trust_incoming_context
-    }
-    /// The longest [`Engine::shutdown`](crate::Engine::shutdown) waits to flush (default 5 s).
-    pub fn shutdown_timeout(&self) -> Duration {
-        self.shutdown_timeout
-    }
     /// The path on which the adapters serve metrics when a correlator serves
     /// them (default `/metrics`; `None`: not served by the adapters).
     pub fn metrics_path(&self) -> Option<&str> {
@@ -797,7 +770,7 @@ impl TracingConfig {
     /// when no trusted peers are configured; otherwise only from a peer in
     /// one of them (a request whose peer is unknown is not trusted).
     pub fn trusts(&self, client: Option<std::net::IpAddr>) -> bool {
-        if !self.trust_incoming_context {
+        if !self.scalars.trust_incoming_context {
             return false;
         }
         if self.trusted_peers.is_empty() {
@@ -987,7 +960,7 @@ fn quote(value: &str) -> String {
 /// first broken rule.
 #[derive(Clone)]
 pub struct TracingConfigBuilder {
-    enabled: bool,
+    scalars: table::Scalars,
     service_name: String,
     service_version: Option<String>,
     deployment_environment: Option<String>,
@@ -996,8 +969,6 @@ pub struct TracingConfigBuilder {
     parent_based: bool,
     exporters: Vec<ExporterKind>,
     propagators: Vec<PropagatorKind>,
-    console_format: ConsoleFormat,
-    pii_masking: bool,
     pii_patterns: BTreeMap<String, (String, Option<String>)>,
     pii_hash_key: Option<HashKey>,
     secret_keys: Vec<String>,
@@ -1013,8 +984,6 @@ pub struct TracingConfigBuilder {
     max_queue_size: usize,
     max_export_batch_size: usize,
     scheduled_delay: Duration,
-    trust_incoming_context: bool,
-    shutdown_timeout: Duration,
     metrics_path: Option<String>,
     keep_errors: KeepErrors,
     ops: operations::Operations,
@@ -1049,7 +1018,7 @@ impl Default for TracingConfigBuilder {
         let retry = ExportRetry::default();
         let batch = BatchSettings::default();
         TracingConfigBuilder {
-            enabled: true,
+            scalars: table::Scalars::default(),
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
             service_version: None,
             deployment_environment: None,
@@ -1058,8 +1027,6 @@ impl Default for TracingConfigBuilder {
             parent_based: true,
             exporters: vec![ExporterKind::OTLP],
             propagators: vec![PropagatorKind::TRACE_CONTEXT, PropagatorKind::BAGGAGE],
-            console_format: ConsoleFormat::Pretty,
-            pii_masking: true,
             pii_patterns: BTreeMap::new(),
             pii_hash_key: None,
             secret_keys: Vec::new(),
@@ -1075,8 +1042,6 @@ impl Default for TracingConfigBuilder {
             max_queue_size: batch.max_queue_size,
             max_export_batch_size: batch.max_export_batch_size,
             scheduled_delay: batch.scheduled_delay,
-            trust_incoming_context: true,
-            shutdown_timeout: Duration::from_secs(5),
             metrics_path: Some("/metrics".to_owned()),
             keep_errors: KeepErrors::default(),
             ops: operations::Operations::default(),
@@ -1093,7 +1058,7 @@ impl Default for TracingConfigBuilder {
 impl TracingConfigBuilder {
     fn from_config(c: &TracingConfig) -> Self {
         TracingConfigBuilder {
-            enabled: c.enabled,
+            scalars: c.scalars,
             service_name: c.service_name.clone(),
             service_version: c.service_version.clone(),
             deployment_environment: c.deployment_environment.clone(),
@@ -1102,8 +1067,6 @@ impl TracingConfigBuilder {
             parent_based: c.parent_based,
             exporters: c.exporters.clone(),
             propagators: c.propagators.clone(),
-            console_format: c.console_format,
-            pii_masking: c.pii_masking,
             pii_patterns: c
                 .pii_patterns
                 .iter()
@@ -1128,8 +1091,6 @@ impl TracingConfigBuilder {
             max_queue_size: c.batch.max_queue_size,
             max_export_batch_size: c.batch.max_export_batch_size,
             scheduled_delay: c.batch.scheduled_delay,
-            trust_incoming_context: c.trust_incoming_context,
-            shutdown_timeout: c.shutdown_timeout,
             metrics_path: c.metrics_path.clone(),
             keep_errors: c.keep_errors,
             ops: c.ops.clone(),
@@ -1142,11 +1103,6 @@ impl TracingConfigBuilder {
         }
     }
 
-    /// Turns tracing on or off entirely (`OTEL_SDK_DISABLED`).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.enabled = enabled;
-        self
-    }
     /// `service.name`: non-empty, ASCII letters, digits and hyphens, at most 255 bytes.
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = name.into();
@@ -1194,16 +1150,6 @@ impl TracingConfigBuilder {
                 self.propagators.push(p);
             }
         }
-        self
-    }
-    /// Console exporter format.
-    pub fn console_format(mut self, format: ConsoleFormat) -> Self {
-        self.console_format = format;
-        self
-    }
-    /// PII masking on or off (default on).
-    pub fn pii_masking(mut self, on: bool) -> Self {
-        self.pii_masking = on;
         self
     }
     /// Adds a custom PII pattern replaced by [`DEFAULT_PATTERN_REPLACEMENT`].
@@ -1287,16 +1233,6 @@ impl TracingConfigBuilder {
         self.max_queue_size = max_queue_size;
         self.max_export_batch_size = max_export_batch_size;
         self.scheduled_delay = scheduled_delay;
-        self
-    }
-    /// Whether incoming trace context becomes the parent (default true).
-    pub fn trust_incoming_context(mut self, trust: bool) -> Self {
-        self.trust_incoming_context = trust;
-        self
-    }
-    /// The longest shutdown waits to flush (default 5 s, at most 60 s).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
         self
     }
     /// Where the adapters serve metrics when a correlator serves them
@@ -1471,12 +1407,7 @@ impl TracingConfigBuilder {
             Duration::from_millis(1),
             Duration::from_secs(3600),
         )?;
-        v::duration_within(
-            "shutdown_timeout",
-            self.shutdown_timeout,
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        )?;
+        self.scalars.check()?;
         if let Some(path) = &self.metrics_path {
             v::route_path("metrics_path", path)?;
         }
@@ -1521,7 +1452,7 @@ impl TracingConfigBuilder {
         }
 
         Ok(TracingConfig {
-            enabled: self.enabled,
+            scalars: self.scalars,
             service_name: self.service_name,
             service_version: self.service_version,
             deployment_environment: self.deployment_environment,
@@ -1530,8 +1461,6 @@ impl TracingConfigBuilder {
             parent_based: self.parent_based,
             exporters,
             propagators: self.propagators,
-            console_format: self.console_format,
-            pii_masking: self.pii_masking,
             pii_patterns,
             pii_hash_key: self.pii_hash_key,
             secret_keys,
@@ -1551,8 +1480,6 @@ impl TracingConfigBuilder {
                 max_export_batch_size: self.max_export_batch_size,
                 scheduled_delay: self.scheduled_delay,
             },
-            trust_incoming_context: self.trust_incoming_context,
-            shutdown_timeout: self.shutdown_timeout,
             metrics_path: self.metrics_path,
             keep_errors: self.keep_errors,
             ops: self.ops,
