@@ -1,4 +1,4 @@
-//! faultline's axum adapter: one tower [`Layer`] traces every request.
+//! faultline's axum adapter: one tower [`Layer`](tower::Layer) traces every request.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
