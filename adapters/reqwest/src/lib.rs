@@ -13,6 +13,7 @@
 //! [`Engine::inject_current`](faultline_engine::Engine::inject_current) on an
 //! `http::HeaderMap`.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 use faultline_engine::Engine;

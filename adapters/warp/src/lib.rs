@@ -83,6 +83,7 @@
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
 //! (or attaches it inside the task).
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 use std::convert::Infallible;

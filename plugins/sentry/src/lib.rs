@@ -51,6 +51,7 @@
 //! This crate is part of [faultline](https://docs.rs/faultline). Applications
 //! depend on `faultline` with the feature `sentry` rather than on this crate.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 mod config;

@@ -54,6 +54,7 @@
 //! * `GET /api/stats`: the store's counters ([`StoreStats`]).
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod config;
 mod otlp;
