@@ -175,7 +175,11 @@ pub(crate) struct EncodedSpans {
 impl EncodedSpans {
     /// Encodes `batch`, each span at most `max_span_bytes` long, reusing
     /// this value's buffers.
-    pub(crate) fn encode(&mut self, batch: &[SpanData], max_span_bytes: usize) -> model::Result<()> {
+    pub(crate) fn encode(
+        &mut self,
+        batch: &[SpanData],
+        max_span_bytes: usize,
+    ) -> model::Result<()> {
         self.bytes.clear();
         self.spans.clear();
         self.truncated = 0;
