@@ -60,7 +60,8 @@ impl Middleware for TracingMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let parent = Context::current();
-        let method = faultline_engine::request::method_name(req.method()).unwrap_or("_OTHER");
+        let method =
+            faultline_engine::request::adapter::method_name(req.method()).unwrap_or("_OTHER");
         let url = req.url();
         let mut attributes = vec![
             KeyValue::new("http.request.method", method),
