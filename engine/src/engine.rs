@@ -475,9 +475,9 @@ impl EngineBuilder {
             Some(propagator) => (propagator, None),
             None => {
                 let (composite, read) = propagation::resolve(config.propagators(), &propagators)
-                    .map_err(|(kind, registered)| EngineError::PropagatorUnavailable {
-                        kind,
-                        registered,
+                    .map_err(|e| EngineError::PropagatorUnavailable {
+                        kind: e.kind,
+                        registered: e.known,
                     })?;
                 (Arc::new(composite), read)
             }

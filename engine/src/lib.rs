@@ -32,6 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 // `deny`, not `forbid`: one audited exception, `TraceParent::to_header_value`.
 #![deny(unsafe_code)]
 

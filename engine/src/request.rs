@@ -1,10 +1,11 @@
 //! The framework-neutral request recording API the adapters share.
 //!
-//! An HTTP adapter uses the [`adapter`] core: it turns its framework's
-//! request into a [`RequestInfo`], starts an [`adapter::Exchange`], runs the
-//! handler inside it, and hands the outcome back to it over `http` types;
-//! the core writes problem details, `traceresponse`, and ends the span with
-//! the response body. Underneath, [`Engine::start_request`] starts a
+//! An HTTP adapter uses the adapter core (`request::adapter`, hidden: it is
+//! the adapters' plumbing): it turns its framework's request into a
+//! [`RequestInfo`], starts an exchange, runs the handler inside it, and
+//! hands the outcome back to it over `http` types; the core writes problem
+//! details, `traceresponse`, and ends the span with the response body.
+//! Underneath, [`Engine::start_request`] starts a
 //! [`RequestSpan`], which records errors ([`RequestSpan::record_error`]),
 //! panics ([`RequestSpan::record_panic`]) and ends with
 //! [`RequestSpan::finish`]; code that is not an HTTP adapter (tests, a
@@ -27,6 +28,12 @@ use crate::exception::Failure;
 use crate::panic::{CatchPanic, CaughtPanic};
 use crate::propagation::w3c::TraceParent;
 
+// Hidden, not private: the adapters (faultline-axum, -poem, -warp, -actix,
+// -tonic, -reqwest) are crates of their own and build on it, so it cannot be
+// `pub(crate)`; it is their plumbing, not an API for applications, and may
+// change in any release. Everything only the adapters use is reached
+// through it.
+#[doc(hidden)]
 pub mod adapter;
 mod names;
 mod recent;
@@ -184,6 +191,9 @@ pub const INTERNAL_DETAIL: &str = "The server could not handle the request.";
 
 /// The code of a framework's own error response (no route, wrong method,
 /// unreadable body, ...), by status.
+// Hidden, not private: adapter plumbing (the tonic adapter's), reached
+// through `request::adapter`.
+#[doc(hidden)]
 pub fn rejection_code(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
         400 => codes::BAD_REQUEST,
@@ -256,7 +266,8 @@ impl std::fmt::Debug for RequestSpan {
 /// The semantic-convention name of a standard HTTP method (`None` for any
 /// other, which the conventions record as `_OTHER`).
 // Hidden, not private: plumbing the outgoing-call adapter (faultline-reqwest)
-// shares with the server side, not an API for applications.
+// shares with the server side (through `request::adapter`), not an API for
+// applications.
 #[doc(hidden)]
 pub fn method_name(m: &Method) -> Option<&'static str> {
     Some(match *m {

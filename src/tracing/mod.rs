@@ -51,7 +51,7 @@ use std::io::Write as _;
 
 use faultline_engine::Engine;
 use faultline_engine::config::LogFormat;
-use faultline_engine::export::{LogRecord, Severity};
+use faultline_engine::export::{LogRecord, LogSeverity};
 use faultline_engine::opentelemetry::KeyValue;
 use faultline_engine::opentelemetry::trace::TraceContextExt as _;
 use faultline_engine::opentelemetry_sdk::trace::SdkTracer;
@@ -295,13 +295,13 @@ impl Visit for Fields {
     }
 }
 
-fn severity(level: &Level) -> Severity {
+fn severity(level: &Level) -> LogSeverity {
     match *level {
-        Level::TRACE => Severity::Trace,
-        Level::DEBUG => Severity::Debug,
-        Level::INFO => Severity::Info,
-        Level::WARN => Severity::Warn,
-        _ => Severity::Error,
+        Level::TRACE => LogSeverity::Trace,
+        Level::DEBUG => LogSeverity::Debug,
+        Level::INFO => LogSeverity::Info,
+        Level::WARN => LogSeverity::Warn,
+        _ => LogSeverity::Error,
     }
 }
 

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::routing::get;
 use faultline::axum::FaultlineLayer;
 use faultline::config::LogFormat;
-use faultline::export::{InMemoryExporter, InMemoryLogExporter, LogRecord, Severity};
+use faultline::export::{InMemoryExporter, InMemoryLogExporter, LogRecord, LogSeverity};
 use faultline::otlp::{OtlpConfig, OtlpProtocol};
 use opentelemetry::Value;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
@@ -538,7 +538,7 @@ fn faultline_layers_compose_with_an_applications_own_subscriber() {
     let got = records.wait_for(1, Duration::from_secs(5));
     assert_eq!(got.len(), 1);
     let r: &LogRecord = &got[0];
-    assert_eq!(r.severity, Severity::Info);
+    assert_eq!(r.severity, LogSeverity::Info);
     assert_eq!(r.body, "login by b***@example.com");
     assert_eq!(r.trace_id, server.span_context.trace_id());
     assert_eq!(r.span_id, server.span_context.span_id());
@@ -850,7 +850,11 @@ fn log_exporters_are_chosen_by_name() {
         .install_global(false)
         .build()
         .unwrap();
-    assert!(engine.emit_log(LogRecord::new(Severity::Error, "app", "to the warehouse")));
+    assert!(engine.emit_log(LogRecord::new(
+        LogSeverity::Error,
+        "app",
+        "to the warehouse"
+    )));
     engine.force_flush();
     assert_eq!(records.records()[0].body, "to the warehouse");
     assert_eq!(records.records()[0].severity.number(), 17);
@@ -868,7 +872,7 @@ fn log_exporters_are_chosen_by_name() {
         .build()
         .unwrap();
     assert!(!engine.logs_enabled());
-    assert!(!engine.emit_log(LogRecord::new(Severity::Info, "app", "nowhere")));
+    assert!(!engine.emit_log(LogRecord::new(LogSeverity::Info, "app", "nowhere")));
 }
 
 /// With the Sentry plugin, the events a request logged are the breadcrumbs

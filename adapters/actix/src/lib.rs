@@ -52,7 +52,7 @@
 //! itself, untraced.
 //!
 //! The span ends when the response body ends (a streamed body included),
-//! through the engine's adapter core ([`engine::request::adapter`]): the
+//! through the engine's adapter core (`faultline_engine::request::adapter`): the
 //! adapter only converts between actix-web's types and the `http` 1 types
 //! of the core (actix-web 4 is built on `http` 0.2: method, version,
 //! status and headers are copied at the edge).
@@ -65,6 +65,7 @@
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
 //! (or attaches it inside the task).
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;

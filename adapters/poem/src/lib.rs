@@ -44,8 +44,8 @@
 //!
 //! The span ends when the response body ends (a streamed body is timed to
 //! its last byte), and requests on the configured excluded routes are not
-//! traced: see [`faultline_engine::request::adapter`], the core every
-//! faultline HTTP adapter shares.
+//! traced: see the engine's adapter core (`faultline_engine::request::adapter`),
+//! which every faultline HTTP adapter shares.
 //!
 //! # The route
 //!
@@ -72,6 +72,7 @@
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context().clone())`
 //! (or attaches it inside the task).
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;

@@ -13,6 +13,7 @@
 //! [`Engine::inject_current`](faultline_engine::Engine::inject_current) on an
 //! `http::HeaderMap`.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 use faultline_engine::Engine;
@@ -56,7 +57,8 @@ impl Middleware for TracingMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let method = faultline_engine::request::method_name(req.method()).unwrap_or("_OTHER");
+        let method =
+            faultline_engine::request::adapter::method_name(req.method()).unwrap_or("_OTHER");
         let url = req.url();
         let mut attributes = vec![
             KeyValue::new("http.request.method", method),

@@ -60,6 +60,7 @@
 //! [`ClientLayer`] traces outgoing calls: CLIENT spans with the callee's
 //! status and the messages sent and received.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 mod body;

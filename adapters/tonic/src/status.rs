@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use faultline_engine::error::{ProblemDetails, codes};
-use faultline_engine::request::{HandlerError, RequestSpan, rejection_code};
+use faultline_engine::request::adapter::rejection_code;
+use faultline_engine::request::{HandlerError, RequestSpan};
 use http::{HeaderMap, StatusCode};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};

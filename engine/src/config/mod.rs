@@ -165,30 +165,10 @@ impl PropagatorKind {
         &self.0
     }
 
-    /// Checks the name rule; `setting` names the setting in the error.
+    /// Checks the name rule (the exporters' one); `setting` names the
+    /// setting in the error.
     pub(crate) fn check(&self, setting: &str) -> Result<(), ConfigError> {
-        let name = self.as_str();
-        let well_formed = (1..=64).contains(&name.len())
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-        if !well_formed {
-            return Err(ConfigError::invalid(
-                setting,
-                name,
-                "not a propagator name (1 to 64 lowercase ASCII letters, digits, `-`, `_` or `.`, \
-                 starting with a letter)",
-            ));
-        }
-        if name == "none" {
-            return Err(ConfigError::invalid(
-                setting,
-                name,
-                "`none` is not a propagator: an empty list means no propagator",
-            ));
-        }
-        Ok(())
+        validate::plugin_name(setting, self.as_str(), "propagator")
     }
 }
 

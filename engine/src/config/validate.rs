@@ -34,10 +34,21 @@ pub(crate) fn service_name(setting: &str, name: &str) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// Longest accepted exporter name, in bytes.
+/// Longest accepted exporter (or propagator) name, in bytes.
 const MAX_EXPORTER_NAME: usize = 64;
 
 pub(crate) fn exporter_name(setting: &str, name: &str) -> Result<(), ConfigError> {
+    plugin_name(setting, name, "exporter")
+}
+
+/// The name rule of registered plugins (exporters, propagators): `what`
+/// names the kind in the error.
+pub(crate) fn plugin_name(setting: &str, name: &str, what: &str) -> Result<(), ConfigError> {
+    let a = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     let well_formed = name.len() <= MAX_EXPORTER_NAME
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -48,7 +59,7 @@ pub(crate) fn exporter_name(setting: &str, name: &str) -> Result<(), ConfigError
             setting,
             name,
             format!(
-                "not an exporter name (1 to {MAX_EXPORTER_NAME} lowercase ASCII letters, digits, \
+                "not {a} {what} name (1 to {MAX_EXPORTER_NAME} lowercase ASCII letters, digits, \
                  `-`, `_` or `.`, starting with a letter)"
             ),
         ));
@@ -57,7 +68,7 @@ pub(crate) fn exporter_name(setting: &str, name: &str) -> Result<(), ConfigError
         return Err(ConfigError::invalid(
             setting,
             name,
-            "`none` is not an exporter: an empty list means no exporter",
+            format!("`none` is not {a} {what}: an empty list means no {what}"),
         ));
     }
     Ok(())

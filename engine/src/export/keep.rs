@@ -40,7 +40,7 @@ use opentelemetry_sdk::trace::{
 pub const KEPT_ATTRIBUTE: &str = "faultline.sampling.kept";
 
 /// How long a trace may wait for its root before a full buffer evicts it.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Shards of the buffer (requests on different threads rarely meet).
 const SHARDS: usize = 16;

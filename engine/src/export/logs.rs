@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use faultline_engine::config::TracingConfig;
-//! use faultline_engine::export::{InMemoryLogExporter, LogRecord, Severity};
+//! use faultline_engine::export::{InMemoryLogExporter, LogRecord, LogSeverity};
 //! use faultline_engine::Engine;
 //!
 //! let records = InMemoryLogExporter::default();
@@ -23,7 +23,7 @@
 //!     .log_exporter_factory("memory", move |_config| Ok(Box::new(for_engine)))
 //!     .install_global(false)
 //!     .build()?;
-//! assert!(engine.emit_log(LogRecord::new(Severity::Info, "checkout", "paid")));
+//! assert!(engine.emit_log(LogRecord::new(LogSeverity::Info, "checkout", "paid")));
 //! engine.force_flush();
 //! assert_eq!(records.records()[0].body, "paid");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -46,7 +46,7 @@ use super::ExportError;
 /// numbers (`SeverityNumber`): TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
-pub enum Severity {
+pub enum LogSeverity {
     /// `TRACE` (1).
     Trace,
     /// `DEBUG` (5).
@@ -59,26 +59,26 @@ pub enum Severity {
     Error,
 }
 
-impl Severity {
+impl LogSeverity {
     /// The OpenTelemetry severity number.
     pub fn number(self) -> u8 {
         match self {
-            Severity::Trace => 1,
-            Severity::Debug => 5,
-            Severity::Info => 9,
-            Severity::Warn => 13,
-            Severity::Error => 17,
+            LogSeverity::Trace => 1,
+            LogSeverity::Debug => 5,
+            LogSeverity::Info => 9,
+            LogSeverity::Warn => 13,
+            LogSeverity::Error => 17,
         }
     }
 
     /// The severity text (`INFO`, `WARN`, ...).
     pub fn text(self) -> &'static str {
         match self {
-            Severity::Trace => "TRACE",
-            Severity::Debug => "DEBUG",
-            Severity::Info => "INFO",
-            Severity::Warn => "WARN",
-            Severity::Error => "ERROR",
+            LogSeverity::Trace => "TRACE",
+            LogSeverity::Debug => "DEBUG",
+            LogSeverity::Info => "INFO",
+            LogSeverity::Warn => "WARN",
+            LogSeverity::Error => "ERROR",
         }
     }
 }
@@ -93,7 +93,7 @@ pub struct LogRecord {
     /// When faultline saw it (the same instant for a `tracing` event).
     pub observed_time: SystemTime,
     /// The severity.
-    pub severity: Severity,
+    pub severity: LogSeverity,
     /// Where it comes from (the `tracing` target, a module path): the
     /// instrumentation scope of the exported record.
     pub target: Cow<'static, str>,
@@ -112,7 +112,7 @@ pub struct LogRecord {
 impl LogRecord {
     /// A record of now, outside any span, without attributes.
     pub fn new(
-        severity: Severity,
+        severity: LogSeverity,
         target: impl Into<Cow<'static, str>>,
         body: impl Into<String>,
     ) -> Self {
@@ -191,11 +191,11 @@ impl LogRecord {
         super::console::write_rfc3339(out, self.time, true);
         out.push(' ');
         let (colour, pad) = match self.severity {
-            Severity::Trace => ("\x1b[35m", ""),
-            Severity::Debug => ("\x1b[34m", ""),
-            Severity::Info => ("\x1b[32m", " "),
-            Severity::Warn => ("\x1b[33m", " "),
-            Severity::Error => ("\x1b[31m", ""),
+            LogSeverity::Trace => ("\x1b[35m", ""),
+            LogSeverity::Debug => ("\x1b[34m", ""),
+            LogSeverity::Info => ("\x1b[32m", " "),
+            LogSeverity::Warn => ("\x1b[33m", " "),
+            LogSeverity::Error => ("\x1b[31m", ""),
         };
         out.push_str(pad);
         if ansi {
@@ -531,7 +531,7 @@ mod tests {
     use super::*;
 
     fn record() -> LogRecord {
-        let mut r = LogRecord::new(Severity::Warn, "svc", "user \"x\"\nnot found");
+        let mut r = LogRecord::new(LogSeverity::Warn, "svc", "user \"x\"\nnot found");
         r.time = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456);
         r.attributes = vec![
             KeyValue::new("user.id", 42i64),
@@ -559,7 +559,7 @@ mod tests {
         assert_eq!(v["trace_id"], "00000000000000000000000000000abc");
         assert_eq!(v["span_id"], "0000000000000def");
         let mut none = String::new();
-        LogRecord::new(Severity::Info, "t", "m").write_json(&mut none);
+        LogRecord::new(LogSeverity::Info, "t", "m").write_json(&mut none);
         let v: serde_json::Value = serde_json::from_str(&none).unwrap();
         assert!(v.get("trace_id").is_none(), "{none}");
     }
@@ -588,15 +588,15 @@ mod tests {
     fn the_queue_is_bounded_and_counts_what_it_refuses() {
         let q = LogQueue::new(3, 2, usize::MAX);
         for _ in 0..5 {
-            q.push(LogRecord::new(Severity::Info, "t", "m"));
+            q.push(LogRecord::new(LogSeverity::Info, "t", "m"));
         }
         assert_eq!(q.queued.load(Ordering::Relaxed), 3);
         assert_eq!(q.dropped.load(Ordering::Relaxed), 2);
         assert_eq!(q.take().0.len(), 3);
         // Bytes: past a batch, a record that would pass the bound is refused.
         let q = LogQueue::new(100, 1, 10);
-        assert!(q.push(LogRecord::new(Severity::Info, "t", "m")));
-        assert!(!q.push(LogRecord::new(Severity::Info, "t", "m")));
-        assert_eq!(Severity::Error.number(), 17);
+        assert!(q.push(LogRecord::new(LogSeverity::Info, "t", "m")));
+        assert!(!q.push(LogRecord::new(LogSeverity::Info, "t", "m")));
+        assert_eq!(LogSeverity::Error.number(), 17);
     }
 }

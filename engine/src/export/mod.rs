@@ -23,7 +23,7 @@ pub use console::ConsoleExporter;
 pub use keep::{ErrorKeepingStats, KEPT_ATTRIBUTE};
 pub use logs::{
     ConsoleLogExporter, InMemoryLogExporter, LogExportStats, LogExporter, LogExporterFactory,
-    LogRecord, Severity,
+    LogRecord, LogSeverity,
 };
 pub use memory::InMemoryExporter;
 pub use pipeline::{ExportStats, ExporterStats, LimitStats};

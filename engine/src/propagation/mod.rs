@@ -155,10 +155,15 @@ const BUILTIN: [PropagatorKind; 5] = [
     PropagatorKind::JAEGER,
 ];
 
-/// The propagator made of the configured ones, and every header they read.
-pub(crate) type Resolved = (CompositePropagator, Option<Vec<http::HeaderName>>);
-/// A configured name nobody registered, and every name known.
-pub(crate) type Unknown = (PropagatorKind, Vec<PropagatorKind>);
+/// Every header the configured propagators read, `None` when unknown.
+pub(crate) type ReadHeaders = Option<Vec<http::HeaderName>>;
+
+/// A name that is neither built in nor registered, with every name known.
+#[derive(Debug)]
+pub(crate) struct Unregistered {
+    pub(crate) kind: PropagatorKind,
+    pub(crate) known: Vec<PropagatorKind>,
+}
 
 /// The propagators named by the configuration (`OTEL_PROPAGATORS`), in
 /// order, each found among those `registered` (by the application, under a
@@ -171,7 +176,7 @@ pub(crate) type Unknown = (PropagatorKind, Vec<PropagatorKind>);
 pub(crate) fn resolve(
     kinds: &[PropagatorKind],
     registered: &BTreeMap<PropagatorKind, Arc<dyn Propagator>>,
-) -> Result<Resolved, Unknown> {
+) -> Result<(CompositePropagator, ReadHeaders), Unregistered> {
     let mut parts = Vec::with_capacity(kinds.len());
     let mut names: Option<Vec<&'static str>> = Some(Vec::new());
     for kind in kinds {
@@ -188,7 +193,10 @@ pub(crate) fn resolve(
             known.extend(registered.keys().cloned());
             known.sort_unstable();
             known.dedup();
-            return Err((kind.clone(), known));
+            return Err(Unregistered {
+                kind: kind.clone(),
+                known,
+            });
         }
     }
     let read = names.map(|mut names| {
@@ -243,7 +251,7 @@ mod tests {
         assert_eq!(p.fields(), ["uber-trace-id"]);
         assert!(read.is_none());
 
-        let (kind, known) = resolve(
+        let Unregistered { kind, known } = resolve(
             &[PropagatorKind::BAGGAGE, PropagatorKind::named("xray")],
             &mine,
         )

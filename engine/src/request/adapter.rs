@@ -93,6 +93,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 
 use super::{HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE};
+/// Plumbing the adapters share with the server side, reached from here.
+pub use super::{method_name, rejection_code};
 use crate::Engine;
 use crate::error::{PROBLEM_JSON, ProblemDetails};
 use crate::panic::{CatchPanic, CaughtPanic};
@@ -594,6 +596,8 @@ impl FrameworkRejection {
 /// assert_eq!(error.0.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
 /// assert!(RequestTrace(Default::default()).trace_id().is_none());
 /// ```
+// Hidden: adapter plumbing like the rest of this module.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! handler_types {
     (

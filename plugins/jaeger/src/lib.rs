@@ -72,6 +72,7 @@
 //! HTTP 4xx are [`ExportError::Permanent`]; an export that takes longer than
 //! the configured export timeout ends with [`ExportError::Timeout`].
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 mod config;

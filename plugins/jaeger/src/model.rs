@@ -27,10 +27,10 @@ use thrift::protocol::{
 
 /// `TagType` of the IDL.
 mod tag_type {
-    pub const STRING: i32 = 0;
-    pub const DOUBLE: i32 = 1;
-    pub const BOOL: i32 = 2;
-    pub const LONG: i32 = 3;
+    pub(super) const STRING: i32 = 0;
+    pub(super) const DOUBLE: i32 = 1;
+    pub(super) const BOOL: i32 = 2;
+    pub(super) const LONG: i32 = 3;
 }
 
 /// The value of a [`Tag`], with its thrift type.
@@ -54,13 +54,13 @@ pub(crate) struct Tag<'a> {
 }
 
 impl<'a> Tag<'a> {
-    pub fn new(key: impl Into<Cow<'a, str>>, value: TagValue<'a>) -> Self {
+    pub(crate) fn new(key: impl Into<Cow<'a, str>>, value: TagValue<'a>) -> Self {
         Tag {
             key: key.into(),
             value,
         }
     }
-    pub fn str(key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> Self {
+    pub(crate) fn str(key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> Self {
         Tag::new(key, TagValue::Str(value.into()))
     }
 }
@@ -184,7 +184,7 @@ where
 }
 
 impl Tag<'_> {
-    pub fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
+    pub(crate) fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
         struct_begin(p)?;
         string_field(p, 1, &self.key)?;
         field(p, TType::I32, 2)?;
@@ -215,7 +215,7 @@ impl Tag<'_> {
 }
 
 impl Log<'_> {
-    pub fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
+    pub(crate) fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
         struct_begin(p)?;
         i64_field(p, 1, self.timestamp)?;
         struct_list_field(p, 2, &self.fields, |t, p| t.write(p))?;
@@ -224,7 +224,7 @@ impl Log<'_> {
 }
 
 impl SpanRef {
-    pub fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
+    pub(crate) fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
         struct_begin(p)?;
         field(p, TType::I32, 1)?;
         p.write_i32(self.ref_type as i32)?;
@@ -237,7 +237,7 @@ impl SpanRef {
 }
 
 impl Span<'_> {
-    pub fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
+    pub(crate) fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
         struct_begin(p)?;
         i64_field(p, 1, self.trace_id_low)?;
         i64_field(p, 2, self.trace_id_high)?;
@@ -263,7 +263,7 @@ impl Span<'_> {
 }
 
 impl Process {
-    pub fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
+    pub(crate) fn write<P: TOutputProtocol + ?Sized>(&self, p: &mut P) -> Result<()> {
         struct_begin(p)?;
         string_field(p, 1, &self.service_name)?;
         if !self.tags.is_empty() {

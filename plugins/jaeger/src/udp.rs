@@ -175,7 +175,11 @@ pub(crate) struct EncodedSpans {
 impl EncodedSpans {
     /// Encodes `batch`, each span at most `max_span_bytes` long, reusing
     /// this value's buffers.
-    pub fn encode(&mut self, batch: &[SpanData], max_span_bytes: usize) -> model::Result<()> {
+    pub(crate) fn encode(
+        &mut self,
+        batch: &[SpanData],
+        max_span_bytes: usize,
+    ) -> model::Result<()> {
         self.bytes.clear();
         self.spans.clear();
         self.truncated = 0;
@@ -210,7 +214,7 @@ impl EncodedSpans {
 
     /// Groups the spans into packets: consecutive spans, as many as fit in
     /// `max_spans_bytes` (the packet limit less the envelope).
-    pub fn packets(&self, max_spans_bytes: usize) -> Vec<Range<usize>> {
+    pub(crate) fn packets(&self, max_spans_bytes: usize) -> Vec<Range<usize>> {
         let mut packets = Vec::new();
         let mut first = 0;
         let mut size = 0;
@@ -230,7 +234,7 @@ impl EncodedSpans {
     }
 
     /// Writes the `emitBatch` message for the spans `which` into `out`.
-    pub fn write_packet(
+    pub(crate) fn write_packet(
         &self,
         process: &Process,
         seq_no: i64,

@@ -48,6 +48,7 @@
 //! permanent. A collector's partial success (spans it refused in an
 //! accepted request) is logged as a warning.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 use std::fmt;

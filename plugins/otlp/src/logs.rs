@@ -9,13 +9,13 @@
 //! ones ([`OtlpConfig::logs`], resolved by [`OtlpConfig::resolve`]).
 //!
 //! ```
-//! use faultline_engine::export::{LogRecord, Severity};
+//! use faultline_engine::export::{LogRecord, LogSeverity};
 //! use faultline_otlp::logs::LogsEncoder;
 //! use faultline_otlp::engine::opentelemetry_sdk::Resource;
 //!
 //! let resource = Resource::builder_empty().with_service_name("checkout").build();
 //! let mut encoder = LogsEncoder::new(&resource);
-//! let bytes = encoder.encode(&[LogRecord::new(Severity::Info, "checkout", "paid")]);
+//! let bytes = encoder.encode(&[LogRecord::new(LogSeverity::Info, "checkout", "paid")]);
 //! assert_eq!(bytes[0], 0x0a); // field 1 (resource_logs), length-delimited
 //! ```
 
@@ -242,7 +242,7 @@ impl LogExporter for OtlpLogExporter {
 
 #[cfg(test)]
 mod tests {
-    use faultline_engine::export::Severity;
+    use faultline_engine::export::LogSeverity;
     use faultline_engine::opentelemetry::KeyValue;
     use faultline_engine::opentelemetry::trace::TraceFlags;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -256,7 +256,7 @@ mod tests {
         let resource = Resource::builder_empty()
             .with_service_name("checkout")
             .build();
-        let mut a = LogRecord::new(Severity::Warn, "svc::users", "user not found");
+        let mut a = LogRecord::new(LogSeverity::Warn, "svc::users", "user not found");
         a.attributes = vec![
             KeyValue::new("user.id", 1001i64),
             KeyValue::new("ok", false),
@@ -264,8 +264,8 @@ mod tests {
         a.trace_id = TraceId::from(7u128);
         a.span_id = SpanId::from(9u64);
         a.trace_flags = TraceFlags::SAMPLED;
-        let b = LogRecord::new(Severity::Error, "svc::pay", "declined");
-        let c = LogRecord::new(Severity::Info, "svc::users", "");
+        let b = LogRecord::new(LogSeverity::Error, "svc::pay", "declined");
+        let c = LogRecord::new(LogSeverity::Info, "svc::users", "");
         let bytes = LogsEncoder::new(&resource).encode(&[a, b, c]);
         let request = ExportLogsServiceRequest::decode(bytes.as_slice()).unwrap();
         let rl = &request.resource_logs[0];

@@ -124,7 +124,7 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Routes {
             known: RwLock::new(HashSet::new()),
             unmatched: Arc::from(UNMATCHED_ROUTE),
@@ -134,7 +134,7 @@ impl Routes {
 
     /// The shared string for `route` (`unmatched` when empty, `other` past
     /// [`MAX_ROUTES`] distinct ones).
-    pub fn intern(&self, route: &str) -> Arc<str> {
+    pub(crate) fn intern(&self, route: &str) -> Arc<str> {
         if route.is_empty() {
             return self.unmatched.clone();
         }

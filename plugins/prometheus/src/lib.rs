@@ -44,6 +44,7 @@
 //! This crate is part of [faultline](https://docs.rs/faultline). Applications
 //! depend on `faultline` with the feature `prometheus` rather than on this crate.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 mod config;

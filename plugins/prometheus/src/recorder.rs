@@ -67,7 +67,7 @@ pub(crate) struct UserMetrics {
 }
 
 impl UserMetrics {
-    pub fn new(
+    pub(crate) fn new(
         masker: Arc<dyn Masker>,
         buckets: Vec<f64>,
         reserved: &'static [&'static str],
@@ -80,7 +80,7 @@ impl UserMetrics {
         }
     }
 
-    pub fn set_masker(&self, masker: Arc<dyn Masker>) {
+    pub(crate) fn set_masker(&self, masker: Arc<dyn Masker>) {
         *self.masker.write().unwrap_or_else(|e| e.into_inner()) = masker;
     }
 

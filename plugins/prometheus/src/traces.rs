@@ -83,7 +83,7 @@ pub(crate) struct TraceSeries {
 }
 
 impl TraceSeries {
-    pub fn new(limit: usize, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(limit: usize, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         TraceSeries {
             limit,
             ttl,
@@ -102,7 +102,7 @@ impl TraceSeries {
 
     /// Counts one error on the series `key`, creating it (and evicting the
     /// least recently updated one beyond the limit) when new.
-    pub fn record(&self, key: TraceKey) {
+    pub(crate) fn record(&self, key: TraceKey) {
         if self.limit == 0 {
             return;
         }
@@ -175,7 +175,7 @@ impl TraceSeries {
     }
 
     /// The live series, least recently updated first, after expiry.
-    pub fn snapshot(&self) -> Vec<(TraceKey, u64)> {
+    pub(crate) fn snapshot(&self) -> Vec<(TraceKey, u64)> {
         let now = self.clock.now();
         let mut state = self.lock();
         self.expire(&mut state, now);
@@ -193,12 +193,12 @@ impl TraceSeries {
     }
 
     /// Series evicted because the limit was reached.
-    pub fn evicted_for_capacity(&self) -> u64 {
+    pub(crate) fn evicted_for_capacity(&self) -> u64 {
         self.evicted_capacity.load(Ordering::Relaxed)
     }
 
     /// Series dropped because they were idle.
-    pub fn evicted_for_idleness(&self) -> u64 {
+    pub(crate) fn evicted_for_idleness(&self) -> u64 {
         self.evicted_idle.load(Ordering::Relaxed)
     }
 }
@@ -272,10 +272,10 @@ pub(crate) mod tests {
     pub(crate) struct ManualClock(Mutex<Instant>);
 
     impl ManualClock {
-        pub fn new() -> Arc<Self> {
+        pub(crate) fn new() -> Arc<Self> {
             Arc::new(ManualClock(Mutex::new(Instant::now())))
         }
-        pub fn advance(&self, by: Duration) {
+        pub(crate) fn advance(&self, by: Duration) {
             *self.0.lock().unwrap() += by;
         }
     }

@@ -51,6 +51,7 @@
 //! This crate is part of [faultline](https://docs.rs/faultline). Applications
 //! depend on `faultline` with the feature `sentry` rather than on this crate.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
 mod config;
@@ -304,12 +305,12 @@ impl Inner {
 /// A log record as a breadcrumb: its level, target (category), message
 /// and fields (data), all already masked.
 pub fn breadcrumb(record: &LogRecord) -> Breadcrumb {
-    use faultline_engine::export::Severity;
+    use faultline_engine::export::LogSeverity;
     use faultline_engine::opentelemetry::Value;
     let level = match record.severity {
-        Severity::Error => sentry::Level::Error,
-        Severity::Warn => sentry::Level::Warning,
-        Severity::Info => sentry::Level::Info,
+        LogSeverity::Error => sentry::Level::Error,
+        LogSeverity::Warn => sentry::Level::Warning,
+        LogSeverity::Info => sentry::Level::Info,
         _ => sentry::Level::Debug,
     };
     let data = record

@@ -277,7 +277,7 @@ fn the_panic_hook_reports_panics_outside_requests_only() {
 
 #[test]
 fn a_requests_log_records_are_the_breadcrumbs_of_its_event_masked() {
-    use faultline_engine::export::{LogRecord, Severity as LogSeverity};
+    use faultline_engine::export::{LogRecord, LogSeverity};
     use faultline_engine::opentelemetry::KeyValue;
 
     let (sentry, transport) = plugin(SentryConfig::new());

@@ -54,6 +54,7 @@
 //! * `GET /api/stats`: the store's counters ([`StoreStats`]).
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod config;
 mod otlp;
@@ -75,7 +76,7 @@ pub use config::{
     DEFAULT_ADDR, DEFAULT_MAX_BYTES, ENV_ADDR, ENV_MAX_BYTES, ENV_TOKEN, ENV_VARIABLES,
     MIN_MAX_BYTES, MIN_TOKEN_LEN, ViewerConfig,
 };
-pub use store::{LogRecord, StoreStats, TraceFilter, ViewerStore};
+pub use store::{StoreStats, StoredLogRecord, TraceFilter, ViewerStore};
 
 /// Why the viewer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -323,7 +324,8 @@ impl LogExporter for ViewerLogExporter {
     ) -> Result<(), ExportError> {
         let store = self.viewer.store();
         for r in batch {
-            let mut record = LogRecord::new(r.time, i32::from(r.severity.number()), r.body.clone());
+            let mut record =
+                StoredLogRecord::new(r.time, i32::from(r.severity.number()), r.body.clone());
             record.severity_text = r.severity.text().to_owned();
             record.attributes = r.attributes.clone();
             record.trace_id = Some(r.trace_id);

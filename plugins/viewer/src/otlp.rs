@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 
-use crate::store::{LogRecord, ViewerStore};
+use crate::store::{StoredLogRecord, ViewerStore};
 
 /// The service name of a resource without one (OpenTelemetry's default).
 const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -85,8 +85,11 @@ pub(crate) fn store_logs(
                     proto.observed_time_unix_nano
                 };
                 let body = proto.body.as_ref().map(any_text).unwrap_or_default();
-                let mut record =
-                    LogRecord::new(time(nanos), proto.severity_number, mask_text(masker, &body));
+                let mut record = StoredLogRecord::new(
+                    time(nanos),
+                    proto.severity_number,
+                    mask_text(masker, &body),
+                );
                 record.severity_text = proto.severity_text;
                 record.attributes = key_values(proto.attributes);
                 if let Some(m) = masker {

@@ -32,7 +32,7 @@ const MAX_ERRORS_LISTED: usize = 500;
 /// [`ViewerStore::add_log_record`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct LogRecord {
+pub struct StoredLogRecord {
     /// When the event happened (or was observed, when that is all there is).
     pub time: SystemTime,
     /// The OpenTelemetry severity number (1..=24; INFO 9, WARN 13, ERROR 17; 0 unset).
@@ -51,11 +51,11 @@ pub struct LogRecord {
     pub service: String,
 }
 
-impl LogRecord {
+impl StoredLogRecord {
     /// A record with its time, severity number and body; the other fields
     /// empty (set them on the result).
     pub fn new(time: SystemTime, severity_number: i32, body: impl Into<String>) -> Self {
-        LogRecord {
+        StoredLogRecord {
             time,
             severity_number,
             severity_text: String::new(),
@@ -244,7 +244,7 @@ impl ViewerStore {
     ///
     /// This is the entry point for an engine-side log exporter registered
     /// as `viewer` (`OTEL_LOGS_EXPORTER=viewer`).
-    pub fn add_log_record(&self, record: LogRecord) {
+    pub fn add_log_record(&self, record: StoredLogRecord) {
         let mut state = self.lock();
         let Some(trace_id) = record.trace_id.filter(|t| *t != TraceId::INVALID) else {
             state.logs_without_trace += 1;
@@ -768,8 +768,8 @@ fn span_bytes(s: &SpanRecord) -> usize {
 mod tests {
     use super::*;
 
-    fn log(trace: u128, body: &str) -> LogRecord {
-        let mut r = LogRecord::new(UNIX_EPOCH, 9, body);
+    fn log(trace: u128, body: &str) -> StoredLogRecord {
+        let mut r = StoredLogRecord::new(UNIX_EPOCH, 9, body);
         r.trace_id = Some(TraceId::from(trace));
         r
     }
@@ -815,7 +815,7 @@ mod tests {
     #[test]
     fn log_records_without_a_trace_are_counted_not_kept() {
         let store = ViewerStore::new(1 << 20);
-        store.add_log_record(LogRecord::new(UNIX_EPOCH, 9, "no trace"));
+        store.add_log_record(StoredLogRecord::new(UNIX_EPOCH, 9, "no trace"));
         assert_eq!(store.stats().logs_without_trace, 1);
         assert_eq!(store.stats().logs, 0);
     }
