@@ -633,6 +633,8 @@ macro_rules! handler_types {
 /// service `{ inner, engine }`, for which the adapter implements
 /// `tower::Service` (the request path). The adapter's crate depends on
 /// `tower`.
+// Hidden: adapter plumbing like the rest of this module.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! tower_layer {
     (
