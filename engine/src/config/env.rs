@@ -11,7 +11,7 @@ use super::{ConfigError, ExporterKind, HashKey, PropagatorKind, TracingConfigBui
 macro_rules! define_env_list {
     ({ $($other:literal),* $(,)? } $(
         [$(#[$meta:meta])* $vis:vis struct $group:ident in $field:ident ($kind:ident)]
-        $(($name:ident, $sname:tt, $ty:ty, $default:expr, [$($var:literal),+], $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, $doc:tt, $get:tt, $set:tt))+
+        $(($name:ident, $sname:tt, $ty:ty, $default:expr, [$($var:literal),+], $parse:expr, $key:ident, $file:tt, $check:tt, $doc:tt, $get:tt, $set:tt))+
     )+) => {
         /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
         pub const ENV_VARIABLES: &[&str] = &[$($other,)* $($($($var,)+)+)+];

@@ -26,25 +26,21 @@ use super::{
 macro_rules! define_config_file {
     ({ $( $(#[$fmeta:meta])* $field:ident: $field_ty:ty, )* } $(
         [$(#[$meta:meta])* $vis:vis struct $group:ident in $gfield:ident ($kind:ident)]
-        $(($name:ident, $sname:tt, $ty:ty, $default:expr, $vars:tt, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, $doc:tt, $get:tt, $set:tt))+
+        $(($name:ident, $sname:tt, $ty:ty, $default:expr, $vars:tt, $parse:expr, $key:ident, $file:tt, $check:tt, $doc:tt, $get:tt, $set:tt))+
     )+) => {
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub(crate) struct ConfigFile {
             $( $(#[$fmeta])* $field: $field_ty, )*
-            $($( $key: Option<$file_ty>, )+)+
+            $($( $key: Option<super::table::file_type!($ty, $file)>, )+)+
         }
 
         impl ConfigFile {
             /// The table's settings the file holds.
-            // Each entry's conversion is bound to a typed fn pointer (which
-            // checks it against the entry's types) and called once.
-            #[allow(clippy::redundant_closure_call)]
             fn apply_table(&mut self, b: &mut TracingConfigBuilder) {
                 $($(
                     if let Some(value) = self.$key.take() {
-                        let from_file: fn($file_ty) -> $ty = $from_file;
-                        b.$gfield.$name = from_file(value);
+                        b.$gfield.$name = super::table::from_file!($ty, $file, value);
                     }
                 )+)+
             }

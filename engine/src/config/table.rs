@@ -34,11 +34,13 @@ use super::{ConfigError, ConsoleFormat, TracingConfigBuilder};
 
 /// Calls `$consumer! { { $extra } groups... }` with every group of the
 /// table: its struct's attributes, name, field in the configuration and
-/// kind (`top` or `sub`), then one row per entry `(name, [name, setting
-/// name], type, default, [variables], parser, file key, file type,
-/// conversion, rule, [doc lines], [getter], [setter])`. `$extra` is what the
-/// consumer needs besides the table (the file reader's other keys, the
-/// environment's other variables).
+/// kind (`top` or `sub`), then one row per entry `(name, [name setting
+/// name], type, default, [variables], parser, file key, [file type,
+/// conversion], [rule], [doc lines], [getter], [setter])`, the bracketed
+/// parts empty where the entry leaves them out (a file value of the
+/// setting's type, no rule, the value as getter and setter). `$extra` is
+/// what the consumer needs besides the table (the file reader's other
+/// keys, the environment's other variables).
 macro_rules! settings {
     ($consumer:ident { $($extra:tt)* }) => {
         $crate::config::table::rows! {
@@ -52,14 +54,13 @@ macro_rules! settings {
                 /// traces nothing (default true).
                 enabled: bool = true;
                 env "OTEL_SDK_DISABLED" => $crate::config::table::disabled;
-                file enabled: bool => |on| on;
-                check |_, _| Ok(());
+                file enabled;
 
                 /// `service.name` (default `unknown-service`): non-empty,
                 /// ASCII letters, digits and hyphens, at most 255 bytes.
                 service_name: String = $crate::config::DEFAULT_SERVICE_NAME.to_owned();
                 env "OTEL_SERVICE_NAME" => |_, text| Ok(text.trim().to_owned());
-                file service_name: String => |name| name;
+                file service_name;
                 check |setting, name| $crate::config::validate::service_name(setting, name);
                 get -> &str = |name| name;
                 set (name: impl Into<String>) => name.into();
@@ -85,27 +86,24 @@ macro_rules! settings {
                 console_format: $crate::config::ConsoleFormat = $crate::config::ConsoleFormat::Pretty;
                 env "FAULTLINE_CONSOLE_FORMAT" => $crate::config::table::console_format;
                 file console_format: $crate::config::table::FormatName => |name| name.0;
-                check |_, _| Ok(());
 
                 /// Whether personal data is masked before export (default on).
                 pii_masking: bool = true;
                 env "FAULTLINE_PII_MASKING" => $crate::config::table::boolean;
-                file pii_masking: bool => |on| on;
-                check |_, _| Ok(());
+                file pii_masking;
 
                 /// Whether incoming trace context becomes the parent (default
                 /// true; see also `trusted_peers`).
                 trust_incoming_context: bool = true;
                 env "FAULTLINE_TRUST_INCOMING_CONTEXT" => $crate::config::table::boolean;
-                file trust_incoming_context: bool => |on| on;
-                check |_, _| Ok(());
+                file trust_incoming_context;
 
                 /// The longest [`Engine::shutdown`](crate::Engine::shutdown)
                 /// waits to flush (default 5 s, 1 ms to 60 s).
                 shutdown_timeout: std::time::Duration = std::time::Duration::from_secs(5);
                 env "FAULTLINE_SHUTDOWN_TIMEOUT_MS" => $crate::config::table::millis;
-                file shutdown_timeout_ms: u64 => std::time::Duration::from_millis;
-                check $crate::config::table::within_a_minute;
+                file shutdown_timeout_ms: u64 => $crate::config::table::ms;
+                check $crate::config::table::millis_within::<1, 60_000>;
 
                 /// Where the adapters serve metrics when a correlator serves
                 /// them (default `/metrics`; `None`, `off` in the environment
@@ -128,22 +126,21 @@ macro_rules! settings {
                 /// dropped (and counted). Default 2048, 1 to 10,000,000.
                 max_queue_size as batch_max_queue_size: usize = 2048;
                 env "OTEL_BSP_MAX_QUEUE_SIZE" => $crate::config::table::at_least_one;
-                file batch_max_queue_size: usize => |n| n;
-                check |setting, n| $crate::config::validate::count_within(setting, *n, 1, 10_000_000);
+                file batch_max_queue_size;
+                check $crate::config::table::within::<1, 10_000_000>;
 
                 /// Spans handed to the exporters in one call (default 512, at
                 /// most the queue size).
                 max_export_batch_size as batch_max_export_batch_size: usize = 512;
                 env "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => $crate::config::table::at_least_one;
-                file batch_max_export_batch_size: usize => |n| n;
-                check |_, _| Ok(());
+                file batch_max_export_batch_size;
 
                 /// The longest a finished span waits before its batch is
                 /// exported (default 5 s, 1 ms to 1 h).
                 scheduled_delay as batch_scheduled_delay: std::time::Duration = std::time::Duration::from_millis(5000);
                 env "OTEL_BSP_SCHEDULE_DELAY" => $crate::config::table::millis;
-                file batch_scheduled_delay_ms: u64 => std::time::Duration::from_millis;
-                check |setting, d| $crate::config::validate::duration_within(setting, *d, std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600));
+                file batch_scheduled_delay_ms: u64 => $crate::config::table::ms;
+                check $crate::config::table::millis_within::<1, 3_600_000>;
             }
 
             /// Retry and buffering of failed exports.
@@ -154,30 +151,29 @@ macro_rules! settings {
                 /// (default 3, at most 100).
                 max_retries as max_export_retries: u32 = 3;
                 env "FAULTLINE_EXPORT_MAX_RETRIES" => $crate::config::table::retries;
-                file max_export_retries: u32 => |n| n;
+                file max_export_retries;
                 check |setting, n| $crate::config::validate::at_most(setting, u64::from(*n), 100);
 
                 /// The first back-off; each retry doubles it, with jitter
                 /// (default 100 ms, 1 ms to 60 s).
                 backoff_base: std::time::Duration = std::time::Duration::from_millis(100);
                 env "FAULTLINE_EXPORT_BACKOFF_BASE_MS" => $crate::config::table::millis;
-                file backoff_base_ms: u64 => std::time::Duration::from_millis;
-                check $crate::config::table::within_a_minute;
+                file backoff_base_ms: u64 => $crate::config::table::ms;
+                check $crate::config::table::millis_within::<1, 60_000>;
 
                 /// The longest back-off (default 5 s, from the first back-off
                 /// to 600 s).
                 backoff_max: std::time::Duration = std::time::Duration::from_secs(5);
                 env "FAULTLINE_EXPORT_BACKOFF_MAX_MS" => $crate::config::table::millis;
-                file backoff_max_ms: u64 => std::time::Duration::from_millis;
-                check |_, _| Ok(());
+                file backoff_max_ms: u64 => $crate::config::table::ms;
 
                 /// Spans kept in memory after the retries failed, exported
                 /// first when the backend returns; when full, the oldest are
                 /// dropped and counted (default 16384, at most 10,000,000).
                 buffer_capacity as export_buffer_capacity: usize = 16_384;
                 env "FAULTLINE_EXPORT_BUFFER_CAPACITY" => $crate::config::table::count;
-                file export_buffer_capacity: usize => |n| n;
-                check |setting, n| $crate::config::validate::count_within(setting, *n, 0, 10_000_000);
+                file export_buffer_capacity;
+                check $crate::config::table::within::<0, 10_000_000>;
 
                 /// The most memory the buffered spans may take, in bytes as
                 /// estimated from their strings and structures (default 16
@@ -188,15 +184,15 @@ macro_rules! settings {
                 /// the one being sent are always kept.
                 buffer_bytes as export_buffer_bytes: usize = 16 << 20;
                 env "FAULTLINE_EXPORT_BUFFER_BYTES" => $crate::config::table::count;
-                file export_buffer_bytes: usize => |n| n;
-                check |setting, n| $crate::config::validate::count_within(setting, *n, 0, 1 << 40);
+                file export_buffer_bytes;
+                check $crate::config::table::within::<0, { 1 << 40 }>;
 
                 /// The longest one export attempt may take (default 10 s, 1
                 /// ms to 600 s).
                 timeout as export_timeout: std::time::Duration = std::time::Duration::from_secs(10);
                 env "OTEL_BSP_EXPORT_TIMEOUT" => $crate::config::table::millis;
-                file export_timeout_ms: u64 => std::time::Duration::from_millis;
-                check |setting, d| $crate::config::validate::duration_within(setting, *d, std::time::Duration::from_millis(1), std::time::Duration::from_secs(600));
+                file export_timeout_ms: u64 => $crate::config::table::ms;
+                check $crate::config::table::millis_within::<1, 600_000>;
             }
 
             /// Error-keeping sampling: unsampled requests that end in an
@@ -208,22 +204,21 @@ macro_rules! settings {
                 /// Whether it is on (default true).
                 enabled as keep_errors: bool = true;
                 env "FAULTLINE_KEEP_ERRORS" => $crate::config::table::boolean;
-                file keep_errors: bool => |on| on;
-                check |_, _| Ok(());
+                file keep_errors;
 
                 /// The most unsampled traces waiting for their root span at
                 /// once (default 4096, 1 to 1,000,000).
                 max_traces as keep_errors_max_traces: usize = 4096;
                 env "FAULTLINE_KEEP_ERRORS_MAX_TRACES" => $crate::config::table::at_least_one;
-                file keep_errors_max_traces: usize => |n| n;
-                check |setting, n| $crate::config::validate::count_within(setting, *n, 1, 1_000_000);
+                file keep_errors_max_traces;
+                check $crate::config::table::within::<1, 1_000_000>;
 
                 /// The most spans kept waiting for one trace (default 128, 1
                 /// to 100,000).
                 max_spans_per_trace as keep_errors_max_spans_per_trace: usize = 128;
                 env "FAULTLINE_KEEP_ERRORS_MAX_SPANS" => $crate::config::table::at_least_one;
-                file keep_errors_max_spans_per_trace: usize => |n| n;
-                check |setting, n| $crate::config::validate::count_within(setting, *n, 1, 100_000);
+                file keep_errors_max_spans_per_trace;
+                check $crate::config::table::within::<1, 100_000>;
             }
 
             /// What one span may hold: past these, the SDK drops attributes,
@@ -240,38 +235,38 @@ macro_rules! settings {
                 /// MiB).
                 attribute_value_length as attribute_value_length_limit: usize = 16 * 1024;
                 env "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT" => |var, text| $crate::config::env::count(var, text, 16);
-                file attribute_value_length_limit: usize => |n| n;
-                check |setting, n| $crate::config::validate::count_within(setting, *n, 16, 16 * 1024 * 1024);
+                file attribute_value_length_limit;
+                check $crate::config::table::within::<16, { 16 << 20 }>;
 
                 /// Attributes per span (default 128, 1 to 65536).
                 attributes_per_span: u32 = 128;
                 env "OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" => $crate::config::table::span_limit;
-                file attributes_per_span: u32 => |n| n;
-                check $crate::config::table::span_limit_range;
+                file attributes_per_span;
+                check $crate::config::table::span_limit_within;
 
                 /// Events per span (default 128, 1 to 65536).
                 events_per_span: u32 = 128;
                 env "OTEL_SPAN_EVENT_COUNT_LIMIT" => $crate::config::table::span_limit;
-                file events_per_span: u32 => |n| n;
-                check $crate::config::table::span_limit_range;
+                file events_per_span;
+                check $crate::config::table::span_limit_within;
 
                 /// Links per span (default 128, 1 to 65536).
                 links_per_span: u32 = 128;
                 env "OTEL_SPAN_LINK_COUNT_LIMIT" => $crate::config::table::span_limit;
-                file links_per_span: u32 => |n| n;
-                check $crate::config::table::span_limit_range;
+                file links_per_span;
+                check $crate::config::table::span_limit_within;
 
                 /// Attributes per event (default 128, 1 to 65536).
                 attributes_per_event: u32 = 128;
                 env "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT" => $crate::config::table::span_limit;
-                file attributes_per_event: u32 => |n| n;
-                check $crate::config::table::span_limit_range;
+                file attributes_per_event;
+                check $crate::config::table::span_limit_within;
 
                 /// Attributes per link (default 128, 1 to 65536).
                 attributes_per_link: u32 = 128;
                 env "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT" => $crate::config::table::span_limit;
-                file attributes_per_link: u32 => |n| n;
-                check $crate::config::table::span_limit_range;
+                file attributes_per_link;
+                check $crate::config::table::span_limit_within;
             }
         }
     };
@@ -289,8 +284,8 @@ macro_rules! rows {
                     $(#[doc = $doc:literal])+
                     $name:ident $(as $setting:ident)?: $ty:ty = $default:expr;
                     env $($var:literal),+ => $parse:expr;
-                    file $key:ident: $file_ty:ty => $from_file:expr;
-                    check $check:expr;
+                    file $key:ident $(: $file_ty:ty => $from_file:expr)?;
+                    $(check $check:expr;)?
                     $(get -> $get_ty:ty = |$gv:ident| $get:expr;)?
                     $(set ($arg:ident: $arg_ty:ty) => $set:expr;)?
                 )+
@@ -303,7 +298,7 @@ macro_rules! rows {
                 [$(#[$meta])* $vis struct $group in $field ($kind)]
                 $((
                     $name, [$name $($setting)?], $ty, $default, [$($var),+], $parse,
-                    $key, $file_ty, $from_file, $check, [$($doc)+],
+                    $key, [$($file_ty, $from_file)?], [$($check)?], [$($doc)+],
                     [$($get_ty, $gv, $get)?], [$($arg, $arg_ty, $set)?]
                 ))+
             )+
@@ -322,6 +317,39 @@ macro_rules! setting_name {
         stringify!($setting)
     };
 }
+
+/// An entry's rule: its `check`, or none.
+macro_rules! rule {
+    ([]) => {
+        |_, _| Ok(())
+    };
+    ([$check:expr]) => {
+        $check
+    };
+}
+
+/// The type of an entry's file key: its own, or the setting's.
+macro_rules! file_type {
+    ($ty:ty, []) => {
+        $ty
+    };
+    ($ty:ty, [$file_ty:ty, $from_file:expr]) => {
+        $file_ty
+    };
+}
+pub(crate) use file_type;
+
+/// A file's value as the setting's: converted by the entry, or as it is.
+macro_rules! from_file {
+    ($ty:ty, [], $value:expr) => {
+        $value
+    };
+    ($ty:ty, [$file_ty:ty, $from_file:expr], $value:expr) => {{
+        let from_file: fn($file_ty) -> $ty = $from_file;
+        from_file($value)
+    }};
+}
+pub(crate) use from_file;
 
 /// A getter: the value itself, or what the entry's `get` makes of it.
 macro_rules! getter {
@@ -388,7 +416,7 @@ macro_rules! accessors {
 macro_rules! define_groups {
     ({} $(
         [$(#[$meta:meta])* $vis:vis struct $group:ident in $field:ident ($kind:ident)]
-        $(($name:ident, $sname:tt, $ty:ty, $default:expr, [$($var:literal),+], $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, $doc:tt, $get:tt, $set:tt))+
+        $(($name:ident, $sname:tt, $ty:ty, $default:expr, [$($var:literal),+], $parse:expr, $key:ident, $file:tt, $check:tt, $doc:tt, $get:tt, $set:tt))+
     )+) => {
         $(
             $(#[$meta])*
@@ -420,7 +448,7 @@ macro_rules! define_groups {
                 $($($(
                     if let Some(text) = get($var) {
                         let parse: fn(&str, &str) -> Result<$ty, ConfigError> = $parse;
-                        let check: fn(&str, &$ty) -> Result<(), ConfigError> = $check;
+                        let check: fn(&str, &$ty) -> Result<(), ConfigError> = rule!($check);
                         let value = parse($var, &text)?;
                         check($var, &value)?;
                         self.$field.$name = value;
@@ -434,7 +462,7 @@ macro_rules! define_groups {
             #[allow(clippy::redundant_closure_call)]
             pub(crate) fn check_table(&self) -> Result<(), ConfigError> {
                 $($(
-                    let check: fn(&str, &$ty) -> Result<(), ConfigError> = $check;
+                    let check: fn(&str, &$ty) -> Result<(), ConfigError> = rule!($check);
                     check(setting_name!$sname, &self.$field.$name)?;
                 )+)+
                 Ok(())
@@ -520,7 +548,7 @@ pub(crate) fn span_limit(var: &str, text: &str) -> Result<u32, ConfigError> {
 }
 
 /// 1 to 65536.
-pub(crate) fn span_limit_range(setting: &str, n: &u32) -> Result<(), ConfigError> {
+pub(crate) fn span_limit_within(setting: &str, n: &u32) -> Result<(), ConfigError> {
     v::count_within(setting, *n as usize, 1, 65_536)
 }
 
@@ -556,14 +584,30 @@ pub(crate) fn console_format(var: &str, text: &str) -> Result<ConsoleFormat, Con
     }
 }
 
-/// 1 ms to 60 s.
-pub(crate) fn within_a_minute(setting: &str, value: &Duration) -> Result<(), ConfigError> {
+/// `MIN..=MAX` milliseconds.
+pub(crate) fn millis_within<const MIN: u64, const MAX: u64>(
+    setting: &str,
+    value: &Duration,
+) -> Result<(), ConfigError> {
     v::duration_within(
         setting,
         *value,
-        Duration::from_millis(1),
-        Duration::from_secs(60),
+        Duration::from_millis(MIN),
+        Duration::from_millis(MAX),
     )
+}
+
+/// `MIN..=MAX`.
+pub(crate) fn within<const MIN: usize, const MAX: usize>(
+    setting: &str,
+    value: &usize,
+) -> Result<(), ConfigError> {
+    v::count_within(setting, *value, MIN, MAX)
+}
+
+/// A file's whole number of milliseconds.
+pub(crate) fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
 }
 
 /// A console format's name in a file (`pretty`, `json`).
