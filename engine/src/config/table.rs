@@ -26,6 +26,10 @@
 //! - `logs` (logs.rs) and the operations settings (`keep_slow`,
 //!   `metrics_addr`, `resource_detectors`, samplers by name;
 //!   operations.rs): their modules own them.
+//!
+//! `OTEL_RESOURCE_ATTRIBUTES` may also set `service_name`,
+//! `service_version` and `deployment_environment`; env.rs reads it before
+//! the table's variables, which win.
 
 use std::time::Duration;
 
