@@ -9,52 +9,31 @@ use super::{ConfigError, ExporterKind, HashKey, PropagatorKind, TracingConfigBui
 
 /// Defines [`ENV_VARIABLES`]: the variables read here, then the table's.
 macro_rules! define_env_list {
-    ({ $($other:literal),* $(,)? } $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
+    ({ $($other:literal),* $(,)? } $(
+        [$(#[$meta:meta])* $vis:vis struct $group:ident in $field:ident ($kind:ident)]
+        $(($name:ident, $sname:tt, $ty:ty, $default:expr, [$($var:literal),+], $parse:expr, $key:ident, $file:tt, $check:tt, $doc:tt, $get:tt, $set:tt))+
+    )+) => {
         /// Every environment variable [`TracingConfigBuilder::with_env`] reads.
-        pub const ENV_VARIABLES: &[&str] = &[$($other,)* $($var,)+];
+        pub const ENV_VARIABLES: &[&str] = &[$($other,)* $($($($var,)+)+)+];
     };
 }
 
-super::table::scalar_settings!(define_env_list {
-    "OTEL_SERVICE_NAME",
+super::table::settings!(define_env_list {
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_TRACES_EXPORTER",
     "OTEL_PROPAGATORS",
-    "OTEL_BSP_SCHEDULE_DELAY",
-    "OTEL_BSP_EXPORT_TIMEOUT",
-    "OTEL_BSP_MAX_QUEUE_SIZE",
-    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-    "FAULTLINE_SERVICE_VERSION",
-    "FAULTLINE_ENVIRONMENT",
     "FAULTLINE_PII_PATTERNS",
     "FAULTLINE_PII_HASH_KEY",
     "FAULTLINE_SECRET_KEYS",
     "FAULTLINE_CAPTURE_REQUEST_HEADERS",
     "FAULTLINE_CAPTURE_RESPONSE_HEADERS",
     "FAULTLINE_REDACT_HEADERS",
-    "FAULTLINE_EXPORT_MAX_RETRIES",
-    "FAULTLINE_EXPORT_BACKOFF_BASE_MS",
-    "FAULTLINE_EXPORT_BACKOFF_MAX_MS",
-    "FAULTLINE_EXPORT_BUFFER_CAPACITY",
-    "FAULTLINE_EXPORT_BUFFER_BYTES",
-    "FAULTLINE_METRICS_PATH",
     "FAULTLINE_EXCLUDED_ROUTES",
-    "FAULTLINE_KEEP_ERRORS",
-    "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
-    "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
     "FAULTLINE_KEEP_SLOW_MS",
     "FAULTLINE_METRICS_ADDR",
     "FAULTLINE_RESOURCE_DETECTORS",
-    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    "OTEL_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_SPAN_EVENT_COUNT_LIMIT",
-    "OTEL_SPAN_LINK_COUNT_LIMIT",
-    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
     "FAULTLINE_TRUSTED_PEERS",
     "OTEL_LOGS_EXPORTER",
     "FAULTLINE_LOG_FORMAT",
@@ -84,25 +63,18 @@ impl TracingConfigBuilder {
     {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
-        let mut read = Vec::new();
-        self.scalars
-            .read_env(&get, &mut |setting, var| read.push((setting, var)))?;
-        for (setting, var) in read {
-            self.set_from_env(setting, var);
-        }
-
         if let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") {
             for (key, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &value, false)? {
                 match key.as_str() {
-                    // OTEL_SERVICE_NAME, when set, wins (and is checked below).
+                    // OTEL_SERVICE_NAME, when set, wins (the table reads it below).
                     "service.name" if get("OTEL_SERVICE_NAME").is_none() => {
                         v::service_name("OTEL_RESOURCE_ATTRIBUTES service.name", &val)?;
-                        self.service_name = val;
+                        self.scalars.service_name = val;
                     }
                     "service.name" => {}
-                    "service.version" => self.service_version = Some(val),
+                    "service.version" => self.scalars.service_version = Some(val),
                     "deployment.environment.name" | "deployment.environment" => {
-                        self.deployment_environment = Some(val)
+                        self.scalars.deployment_environment = Some(val)
                     }
                     _ => {
                         v::resource_attribute("OTEL_RESOURCE_ATTRIBUTES", &key, &val)?;
@@ -111,19 +83,9 @@ impl TracingConfigBuilder {
                 }
             }
         }
-        if let Some(name) = get("OTEL_SERVICE_NAME") {
-            let name = name.trim().to_owned();
-            v::service_name("OTEL_SERVICE_NAME", &name)?;
-            self.service_name = name;
-        }
-        if let Some(version) = get("FAULTLINE_SERVICE_VERSION") {
-            v::non_empty_text("FAULTLINE_SERVICE_VERSION", &version)?;
-            self.service_version = Some(version);
-        }
-        if let Some(env) = get("FAULTLINE_ENVIRONMENT") {
-            v::non_empty_text("FAULTLINE_ENVIRONMENT", &env)?;
-            self.deployment_environment = Some(env);
-        }
+        // After the resource attributes: the variables of the table win.
+        self.read_table_env(&get)?;
+        self.env_relations();
 
         self.apply_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
 
@@ -133,28 +95,6 @@ impl TracingConfigBuilder {
         self.logs.read_env(&get)?;
         if let Some(list) = get("OTEL_PROPAGATORS") {
             self.propagators = parse_propagators("OTEL_PROPAGATORS", &list)?;
-        }
-
-        if let Some(d) = get("OTEL_BSP_SCHEDULE_DELAY") {
-            self.scheduled_delay = millis("OTEL_BSP_SCHEDULE_DELAY", &d)?;
-            self.set_from_env("batch_scheduled_delay", "OTEL_BSP_SCHEDULE_DELAY");
-        }
-        if let Some(d) = get("OTEL_BSP_EXPORT_TIMEOUT") {
-            self.export_timeout = millis("OTEL_BSP_EXPORT_TIMEOUT", &d)?;
-            self.set_from_env("export_timeout", "OTEL_BSP_EXPORT_TIMEOUT");
-        }
-        if let Some(n) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
-            self.max_queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", &n, 1)?;
-            self.set_from_env("batch_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE");
-            // A smaller queue alone shrinks the default batch with it.
-            self.max_export_batch_size = self.max_export_batch_size.min(self.max_queue_size);
-        }
-        if let Some(n) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
-            self.max_export_batch_size = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &n, 1)?;
-            self.set_from_env(
-                "batch_max_export_batch_size",
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-            );
         }
 
         if let Some(p) = get("FAULTLINE_PII_PATTERNS") {
@@ -185,27 +125,6 @@ impl TracingConfigBuilder {
                 }
             }
         }
-        if let Some(n) = get("FAULTLINE_EXPORT_MAX_RETRIES") {
-            let retries = v::parse_u64("FAULTLINE_EXPORT_MAX_RETRIES", &n)?;
-            v::at_most("FAULTLINE_EXPORT_MAX_RETRIES", retries, 100)?;
-            self.max_export_retries = retries as u32;
-        }
-        if let Some(d) = get("FAULTLINE_EXPORT_BACKOFF_BASE_MS") {
-            self.backoff_base = millis("FAULTLINE_EXPORT_BACKOFF_BASE_MS", &d)?;
-            self.set_from_env("backoff_base", "FAULTLINE_EXPORT_BACKOFF_BASE_MS");
-        }
-        if let Some(d) = get("FAULTLINE_EXPORT_BACKOFF_MAX_MS") {
-            self.backoff_max = millis("FAULTLINE_EXPORT_BACKOFF_MAX_MS", &d)?;
-            self.set_from_env("backoff_max", "FAULTLINE_EXPORT_BACKOFF_MAX_MS");
-        }
-        if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_CAPACITY") {
-            self.buffer_capacity = count("FAULTLINE_EXPORT_BUFFER_CAPACITY", &n, 0)?;
-            self.set_from_env("export_buffer_capacity", "FAULTLINE_EXPORT_BUFFER_CAPACITY");
-        }
-        if let Some(n) = get("FAULTLINE_EXPORT_BUFFER_BYTES") {
-            self.buffer_bytes = count("FAULTLINE_EXPORT_BUFFER_BYTES", &n, 0)?;
-            self.set_from_env("export_buffer_bytes", "FAULTLINE_EXPORT_BUFFER_BYTES");
-        }
         if let Some(list) = get("FAULTLINE_TRUSTED_PEERS") {
             let mut nets = Vec::new();
             for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -219,87 +138,11 @@ impl TracingConfigBuilder {
             }
             self.trusted_peers = nets;
         }
-        if let Some(p) = get("FAULTLINE_METRICS_PATH") {
-            // Empty or "off": the adapters do not serve metrics.
-            let p = p.trim();
-            self.metrics_path = if p.is_empty() || p.eq_ignore_ascii_case("off") {
-                None
-            } else {
-                v::route_path("FAULTLINE_METRICS_PATH", p)?;
-                Some(p.to_owned())
-            };
-        }
         if let Some(list) = get("FAULTLINE_EXCLUDED_ROUTES") {
             let routes: Vec<String> = list.split(',').map(|r| r.trim().to_owned()).collect();
             ExcludedRoutes::parse(&routes)
                 .map_err(|why| ConfigError::invalid("FAULTLINE_EXCLUDED_ROUTES", &list, why))?;
             self.excluded_routes = routes;
-        }
-        if let Some(b) = get("FAULTLINE_KEEP_ERRORS") {
-            self.keep_errors.enabled = v::parse_bool("FAULTLINE_KEEP_ERRORS", &b)?;
-        }
-        if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_TRACES") {
-            self.keep_errors.max_traces = count("FAULTLINE_KEEP_ERRORS_MAX_TRACES", &n, 1)?;
-            self.set_from_env("keep_errors_max_traces", "FAULTLINE_KEEP_ERRORS_MAX_TRACES");
-            v::count_within(
-                "FAULTLINE_KEEP_ERRORS_MAX_TRACES",
-                self.keep_errors.max_traces,
-                1,
-                1_000_000,
-            )?;
-        }
-        // Limits: the span-specific variables win over the general ones.
-        for var in [
-            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-        ] {
-            if let Some(n) = get(var) {
-                self.limits.attribute_value_length = count(var, &n, 16)?;
-                v::count_within(
-                    var,
-                    self.limits.attribute_value_length,
-                    16,
-                    16 * 1024 * 1024,
-                )?;
-            }
-        }
-        let limit = |var: &str, text: &str| -> Result<u32, ConfigError> {
-            let n = count(var, text, 1)?;
-            v::count_within(var, n, 1, 65_536)?;
-            Ok(n as u32)
-        };
-        for var in [
-            "OTEL_ATTRIBUTE_COUNT_LIMIT",
-            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
-        ] {
-            if let Some(n) = get(var) {
-                self.limits.attributes_per_span = limit(var, &n)?;
-            }
-        }
-        if let Some(n) = get("OTEL_SPAN_EVENT_COUNT_LIMIT") {
-            self.limits.events_per_span = limit("OTEL_SPAN_EVENT_COUNT_LIMIT", &n)?;
-        }
-        if let Some(n) = get("OTEL_SPAN_LINK_COUNT_LIMIT") {
-            self.limits.links_per_span = limit("OTEL_SPAN_LINK_COUNT_LIMIT", &n)?;
-        }
-        if let Some(n) = get("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT") {
-            self.limits.attributes_per_event = limit("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", &n)?;
-        }
-        if let Some(n) = get("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT") {
-            self.limits.attributes_per_link = limit("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", &n)?;
-        }
-        if let Some(n) = get("FAULTLINE_KEEP_ERRORS_MAX_SPANS") {
-            self.keep_errors.max_spans_per_trace = count("FAULTLINE_KEEP_ERRORS_MAX_SPANS", &n, 1)?;
-            self.set_from_env(
-                "keep_errors_max_spans_per_trace",
-                "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
-            );
-            v::count_within(
-                "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
-                self.keep_errors.max_spans_per_trace,
-                1,
-                100_000,
-            )?;
         }
         self.operations_from_env(&get)?;
         Ok(self)
@@ -402,7 +245,7 @@ pub(super) fn millis(var: &str, text: &str) -> Result<Duration, ConfigError> {
     )?))
 }
 
-fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
+pub(super) fn count(var: &str, text: &str, min: usize) -> Result<usize, ConfigError> {
     let n = v::parse_u64(var, text)?;
     let n = usize::try_from(n).map_err(|_| ConfigError::invalid(var, text, "too large"))?;
     if n < min {

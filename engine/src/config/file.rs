@@ -24,35 +24,31 @@ use super::{
 
 /// Defines the file's keys: those read here, then the table's.
 macro_rules! define_config_file {
-    ({ $( $(#[$meta:meta])* $field:ident: $field_ty:ty, )* } $(($name:ident, $ty:ty, $default:expr, $var:literal, $parse:expr, $key:ident, $file_ty:ty, $from_file:expr, $check:expr, [$($doc:literal)+]))+) => {
+    ({ $( $(#[$fmeta:meta])* $field:ident: $field_ty:ty, )* } $(
+        [$(#[$meta:meta])* $vis:vis struct $group:ident in $gfield:ident ($kind:ident)]
+        $(($name:ident, $sname:tt, $ty:ty, $default:expr, $vars:tt, $parse:expr, $key:ident, $file:tt, $check:tt, $doc:tt, $get:tt, $set:tt))+
+    )+) => {
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub(crate) struct ConfigFile {
-            $( $(#[$meta])* $field: $field_ty, )*
-            $( $key: Option<$file_ty>, )+
+            $( $(#[$fmeta])* $field: $field_ty, )*
+            $($( $key: Option<super::table::file_type!($ty, $file)>, )+)+
         }
 
         impl ConfigFile {
             /// The table's settings the file holds.
-            // Each entry's conversion is bound to a typed fn pointer (which
-            // checks it against the entry's types) and called once.
-            #[allow(clippy::redundant_closure_call)]
-            fn apply_scalars(&mut self, scalars: &mut super::table::Scalars) {
-                $(
+            fn apply_table(&mut self, b: &mut TracingConfigBuilder) {
+                $($(
                     if let Some(value) = self.$key.take() {
-                        let from_file: fn($file_ty) -> $ty = $from_file;
-                        scalars.$name = from_file(value);
+                        b.$gfield.$name = super::table::from_file!($ty, $file, value);
                     }
-                )+
+                )+)+
             }
         }
     };
 }
 
-super::table::scalar_settings!(define_config_file {
-    service_name: Option<String>,
-    service_version: Option<String>,
-    deployment_environment: Option<String>,
+super::table::settings!(define_config_file {
     #[serde(default)]
     resource_attributes: BTreeMap<String, String>,
     sample_rate: Option<f64>,
@@ -66,27 +62,7 @@ super::table::scalar_settings!(define_config_file {
     capture_request_headers: Option<Vec<String>>,
     capture_response_headers: Option<Vec<String>>,
     redact_headers: Option<Vec<String>>,
-    max_export_retries: Option<u32>,
-    backoff_base_ms: Option<u64>,
-    backoff_max_ms: Option<u64>,
-    export_buffer_capacity: Option<usize>,
-    export_buffer_bytes: Option<usize>,
-    export_timeout_ms: Option<u64>,
-    batch_max_queue_size: Option<usize>,
-    batch_max_export_batch_size: Option<usize>,
-    batch_scheduled_delay_ms: Option<u64>,
-    /// `""` turns the route off.
-    metrics_path: Option<String>,
     excluded_routes: Option<Vec<String>>,
-    keep_errors: Option<bool>,
-    keep_errors_max_traces: Option<usize>,
-    keep_errors_max_spans_per_trace: Option<usize>,
-    attribute_value_length_limit: Option<usize>,
-    attributes_per_span: Option<u32>,
-    events_per_span: Option<u32>,
-    links_per_span: Option<u32>,
-    attributes_per_event: Option<u32>,
-    attributes_per_link: Option<u32>,
     trusted_peers: Option<Vec<String>>,
     /// `0` turns slow keeping off.
     keep_slow_ms: Option<u64>,
@@ -134,16 +110,7 @@ name_enum!(DetectorName => super::ResourceDetector {
 impl ConfigFile {
     fn apply(mut self, mut b: TracingConfigBuilder) -> TracingConfigBuilder {
         let ms = Duration::from_millis;
-        self.apply_scalars(&mut b.scalars);
-        if let Some(x) = self.service_name {
-            b.service_name = x;
-        }
-        if let Some(x) = self.service_version {
-            b.service_version = Some(x);
-        }
-        if let Some(x) = self.deployment_environment {
-            b.deployment_environment = Some(x);
-        }
+        self.apply_table(&mut b);
         for (k, v) in self.resource_attributes {
             b = b.resource_attribute(k, v);
         }
@@ -181,65 +148,8 @@ impl ConfigFile {
         if let Some(x) = self.redact_headers {
             b.redact_headers = x;
         }
-        if let Some(x) = self.max_export_retries {
-            b.max_export_retries = x;
-        }
-        if let Some(x) = self.backoff_base_ms {
-            b.backoff_base = ms(x);
-        }
-        if let Some(x) = self.backoff_max_ms {
-            b.backoff_max = ms(x);
-        }
-        if let Some(x) = self.export_buffer_capacity {
-            b.buffer_capacity = x;
-        }
-        if let Some(x) = self.export_buffer_bytes {
-            b.buffer_bytes = x;
-        }
-        if let Some(x) = self.export_timeout_ms {
-            b.export_timeout = ms(x);
-        }
-        if let Some(x) = self.batch_max_queue_size {
-            b.max_queue_size = x;
-        }
-        if let Some(x) = self.batch_max_export_batch_size {
-            b.max_export_batch_size = x;
-        }
-        if let Some(x) = self.batch_scheduled_delay_ms {
-            b.scheduled_delay = ms(x);
-        }
-        if let Some(x) = self.metrics_path {
-            b.metrics_path = (!x.is_empty()).then_some(x);
-        }
         if let Some(x) = self.excluded_routes {
             b.excluded_routes = x;
-        }
-        if let Some(x) = self.keep_errors {
-            b.keep_errors.enabled = x;
-        }
-        if let Some(x) = self.keep_errors_max_traces {
-            b.keep_errors.max_traces = x;
-        }
-        if let Some(x) = self.keep_errors_max_spans_per_trace {
-            b.keep_errors.max_spans_per_trace = x;
-        }
-        if let Some(x) = self.attribute_value_length_limit {
-            b.limits.attribute_value_length = x;
-        }
-        if let Some(x) = self.attributes_per_span {
-            b.limits.attributes_per_span = x;
-        }
-        if let Some(x) = self.events_per_span {
-            b.limits.events_per_span = x;
-        }
-        if let Some(x) = self.links_per_span {
-            b.limits.links_per_span = x;
-        }
-        if let Some(x) = self.attributes_per_event {
-            b.limits.attributes_per_event = x;
-        }
-        if let Some(x) = self.attributes_per_link {
-            b.limits.attributes_per_link = x;
         }
         if let Some(x) = self.trusted_peers {
             b.trusted_peers = x.iter().filter_map(|n| super::PeerNet::parse(n)).collect();

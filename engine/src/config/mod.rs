@@ -51,6 +51,7 @@ pub use env::ENV_VARIABLES;
 pub use logs::{LogFormat, LogsSettings};
 pub use operations::{ResourceDetector, ResourceDetectors, STANDARD_SAMPLERS};
 pub use routes::ExcludedRoutes;
+pub use table::{BatchSettings, ExportRetry, KeepErrors, Limits};
 
 /// The value used for `service.name` when nothing else names the service.
 ///
@@ -303,99 +304,6 @@ impl HashKey {
     }
 }
 
-/// Settings of the OpenTelemetry batch span processor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BatchSettings {
-    max_queue_size: usize,
-    max_export_batch_size: usize,
-    scheduled_delay: Duration,
-}
-
-impl BatchSettings {
-    /// Spans that may wait for export; when full, new spans are dropped (and counted).
-    pub fn max_queue_size(&self) -> usize {
-        self.max_queue_size
-    }
-    /// Spans handed to the exporters in one call.
-    pub fn max_export_batch_size(&self) -> usize {
-        self.max_export_batch_size
-    }
-    /// The longest a finished span waits before its batch is exported.
-    pub fn scheduled_delay(&self) -> Duration {
-        self.scheduled_delay
-    }
-}
-
-impl Default for BatchSettings {
-    fn default() -> Self {
-        BatchSettings {
-            max_queue_size: 2048,
-            max_export_batch_size: 512,
-            scheduled_delay: Duration::from_millis(5000),
-        }
-    }
-}
-
-/// Retry and buffering of failed exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ExportRetry {
-    max_retries: u32,
-    backoff_base: Duration,
-    backoff_max: Duration,
-    buffer_capacity: usize,
-    buffer_bytes: usize,
-    timeout: Duration,
-}
-
-impl ExportRetry {
-    /// Retries after the first failed attempt of a batch (default 3).
-    pub fn max_retries(&self) -> u32 {
-        self.max_retries
-    }
-    /// The first back-off; each retry doubles it, with jitter (default 100 ms).
-    pub fn backoff_base(&self) -> Duration {
-        self.backoff_base
-    }
-    /// The longest back-off (default 5 s).
-    pub fn backoff_max(&self) -> Duration {
-        self.backoff_max
-    }
-    /// Spans kept in memory after the retries failed, exported first when the
-    /// backend returns; when full, the oldest are dropped and counted
-    /// (default 16384).
-    pub fn buffer_capacity(&self) -> usize {
-        self.buffer_capacity
-    }
-    /// The most memory the buffered spans may take, in bytes as estimated
-    /// from their strings and structures (default 16 MiB): when a new batch
-    /// would pass it, the oldest whole batches are dropped and counted, as
-    /// for [`buffer_capacity`](Self::buffer_capacity). It bounds what an
-    /// outage costs when spans are large; the newest batch and the one
-    /// being sent are always kept.
-    pub fn buffer_bytes(&self) -> usize {
-        self.buffer_bytes
-    }
-    /// The longest one export attempt may take (default 10 s).
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-}
-
-impl Default for ExportRetry {
-    fn default() -> Self {
-        ExportRetry {
-            max_retries: 3,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            buffer_capacity: 16_384,
-            buffer_bytes: 16 << 20,
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// The validated, immutable configuration of a faultline engine.
 ///
 /// Made by [`TracingConfig::builder`], [`TracingConfig::from_env`] or
@@ -405,9 +313,6 @@ impl Default for ExportRetry {
 #[non_exhaustive]
 pub struct TracingConfig {
     scalars: table::Scalars,
-    service_name: String,
-    service_version: Option<String>,
-    deployment_environment: Option<String>,
     resource_attributes: Vec<(String, String)>,
     sample_rate: f64,
     parent_based: bool,
@@ -421,7 +326,6 @@ pub struct TracingConfig {
     redact_headers: Vec<HeaderName>,
     export_retry: ExportRetry,
     batch: BatchSettings,
-    metrics_path: Option<String>,
     keep_errors: KeepErrors,
     ops: operations::Operations,
     limits: Limits,
@@ -489,106 +393,11 @@ impl fmt::Display for PeerNet {
     }
 }
 
-/// What one span may hold: past these, the SDK drops attributes, events and
-/// links, and the export pipeline cuts long values, counting each cut
-/// ([`ExportStats::limits`](crate::export::ExportStats)). The defaults are
-/// OpenTelemetry's counts, and 16 KiB for a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    attribute_value_length: usize,
-    attributes_per_span: u32,
-    events_per_span: u32,
-    links_per_span: u32,
-    attributes_per_event: u32,
-    attributes_per_link: u32,
-}
-
-impl Limits {
-    /// The longest string value exported, in bytes (longer ones are cut at a
-    /// character boundary; default 16384).
-    pub fn attribute_value_length(&self) -> usize {
-        self.attribute_value_length
-    }
-    /// Attributes per span (default 128).
-    pub fn attributes_per_span(&self) -> u32 {
-        self.attributes_per_span
-    }
-    /// Events per span (default 128).
-    pub fn events_per_span(&self) -> u32 {
-        self.events_per_span
-    }
-    /// Links per span (default 128).
-    pub fn links_per_span(&self) -> u32 {
-        self.links_per_span
-    }
-    /// Attributes per event (default 128).
-    pub fn attributes_per_event(&self) -> u32 {
-        self.attributes_per_event
-    }
-    /// Attributes per link (default 128).
-    pub fn attributes_per_link(&self) -> u32 {
-        self.attributes_per_link
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            attribute_value_length: 16 * 1024,
-            attributes_per_span: 128,
-            events_per_span: 128,
-            links_per_span: 128,
-            attributes_per_event: 128,
-            attributes_per_link: 128,
-        }
-    }
-}
-
-/// Error-keeping sampling: unsampled requests that end in an error are
-/// exported all the same (see [`TracingConfig::keep_errors`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeepErrors {
-    enabled: bool,
-    max_traces: usize,
-    max_spans_per_trace: usize,
-}
-
-impl KeepErrors {
-    /// Whether it is on (default true).
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-    /// The most unsampled traces waiting for their root span at once
-    /// (default 4096).
-    pub fn max_traces(&self) -> usize {
-        self.max_traces
-    }
-    /// The most spans kept waiting for one trace (default 128).
-    pub fn max_spans_per_trace(&self) -> usize {
-        self.max_spans_per_trace
-    }
-}
-
-impl Default for KeepErrors {
-    fn default() -> Self {
-        KeepErrors {
-            enabled: true,
-            max_traces: 4096,
-            max_spans_per_trace: 128,
-        }
-    }
-}
-
 impl fmt::Debug for TracingConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TracingConfig");
         self.scalars.debug_fields(&mut d);
-        d.field("service_name", &self.service_name)
-            .field("service_version", &self.service_version)
-            .field("deployment_environment", &self.deployment_environment)
-            .field("resource_attributes", &self.resource_attributes)
+        d.field("resource_attributes", &self.resource_attributes)
             .field("sample_rate", &self.sample_rate)
             .field("parent_based", &self.parent_based)
             .field("exporters", &self.exporters)
@@ -601,7 +410,6 @@ impl fmt::Debug for TracingConfig {
             .field("redact_headers", &self.redact_headers)
             .field("export_retry", &self.export_retry)
             .field("batch", &self.batch)
-            .field("metrics_path", &self.metrics_path)
             .field("excluded_routes", &self.excluded_routes)
             .field("keep_errors", &self.keep_errors)
             .field("operations", &self.ops)
@@ -647,18 +455,6 @@ impl TracingConfig {
         TracingConfigBuilder::from_config(self)
     }
 
-    /// `service.name` (ASCII letters, digits and hyphens).
-    pub fn service_name(&self) -> &str {
-        &self.service_name
-    }
-    /// `service.version`, if set.
-    pub fn service_version(&self) -> Option<&str> {
-        self.service_version.as_deref()
-    }
-    /// `deployment.environment.name`, if set.
-    pub fn deployment_environment(&self) -> Option<&str> {
-        self.deployment_environment.as_deref()
-    }
     /// Further resource attributes (from `OTEL_RESOURCE_ATTRIBUTES` or set in code).
     pub fn resource_attributes(&self) -> &[(String, String)] {
         &self.resource_attributes
@@ -714,11 +510,6 @@ impl TracingConfig {
     /// Batch span processor settings.
     pub fn batch(&self) -> &BatchSettings {
         &self.batch
-    }
-    /// The path on which the adapters serve metrics when a correlator serves
-    /// them (default `/metrics`; `None`: not served by the adapters).
-    pub fn metrics_path(&self) -> Option<&str> {
-        self.metrics_path.as_deref()
     }
     /// The routes whose requests are not traced: no span, no
     /// `traceresponse`, no metric series; their incoming trace context
@@ -941,9 +732,6 @@ fn quote(value: &str) -> String {
 #[derive(Clone)]
 pub struct TracingConfigBuilder {
     scalars: table::Scalars,
-    service_name: String,
-    service_version: Option<String>,
-    deployment_environment: Option<String>,
     resource_attributes: Vec<(String, String)>,
     sample_rate: f64,
     parent_based: bool,
@@ -955,16 +743,8 @@ pub struct TracingConfigBuilder {
     capture_request_headers: Vec<String>,
     capture_response_headers: Vec<String>,
     redact_headers: Vec<String>,
-    max_export_retries: u32,
-    backoff_base: Duration,
-    backoff_max: Duration,
-    buffer_capacity: usize,
-    buffer_bytes: usize,
-    export_timeout: Duration,
-    max_queue_size: usize,
-    max_export_batch_size: usize,
-    scheduled_delay: Duration,
-    metrics_path: Option<String>,
+    export_retry: ExportRetry,
+    batch: BatchSettings,
     keep_errors: KeepErrors,
     ops: operations::Operations,
     limits: Limits,
@@ -984,8 +764,8 @@ impl fmt::Debug for TracingConfigBuilder {
     /// Like the configuration's, never prints export header values.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingConfigBuilder")
-            .field("service_name", &self.service_name)
-            .field("service_version", &self.service_version)
+            .field("service_name", &self.scalars.service_name)
+            .field("service_version", &self.scalars.service_version)
             .field("sample_rate", &self.sample_rate)
             .field("exporters", &self.exporters)
             .field("propagators", &self.propagators)
@@ -995,13 +775,8 @@ impl fmt::Debug for TracingConfigBuilder {
 
 impl Default for TracingConfigBuilder {
     fn default() -> Self {
-        let retry = ExportRetry::default();
-        let batch = BatchSettings::default();
         TracingConfigBuilder {
             scalars: table::Scalars::default(),
-            service_name: DEFAULT_SERVICE_NAME.to_owned(),
-            service_version: None,
-            deployment_environment: None,
             resource_attributes: Vec::new(),
             sample_rate: 1.0,
             parent_based: true,
@@ -1013,16 +788,8 @@ impl Default for TracingConfigBuilder {
             capture_request_headers: Vec::new(),
             capture_response_headers: Vec::new(),
             redact_headers: Vec::new(),
-            max_export_retries: retry.max_retries,
-            backoff_base: retry.backoff_base,
-            backoff_max: retry.backoff_max,
-            buffer_capacity: retry.buffer_capacity,
-            buffer_bytes: retry.buffer_bytes,
-            export_timeout: retry.timeout,
-            max_queue_size: batch.max_queue_size,
-            max_export_batch_size: batch.max_export_batch_size,
-            scheduled_delay: batch.scheduled_delay,
-            metrics_path: Some("/metrics".to_owned()),
+            export_retry: ExportRetry::default(),
+            batch: BatchSettings::default(),
             keep_errors: KeepErrors::default(),
             ops: operations::Operations::default(),
             limits: Limits::default(),
@@ -1038,10 +805,7 @@ impl Default for TracingConfigBuilder {
 impl TracingConfigBuilder {
     fn from_config(c: &TracingConfig) -> Self {
         TracingConfigBuilder {
-            scalars: c.scalars,
-            service_name: c.service_name.clone(),
-            service_version: c.service_version.clone(),
-            deployment_environment: c.deployment_environment.clone(),
+            scalars: c.scalars.clone(),
             resource_attributes: c.resource_attributes.clone(),
             sample_rate: c.sample_rate,
             parent_based: c.parent_based,
@@ -1062,16 +826,8 @@ impl TracingConfigBuilder {
             capture_request_headers: names(&c.capture_request_headers),
             capture_response_headers: names(&c.capture_response_headers),
             redact_headers: names(&c.redact_headers),
-            max_export_retries: c.export_retry.max_retries,
-            backoff_base: c.export_retry.backoff_base,
-            backoff_max: c.export_retry.backoff_max,
-            buffer_capacity: c.export_retry.buffer_capacity,
-            buffer_bytes: c.export_retry.buffer_bytes,
-            export_timeout: c.export_retry.timeout,
-            max_queue_size: c.batch.max_queue_size,
-            max_export_batch_size: c.batch.max_export_batch_size,
-            scheduled_delay: c.batch.scheduled_delay,
-            metrics_path: c.metrics_path.clone(),
+            export_retry: c.export_retry,
+            batch: c.batch,
             keep_errors: c.keep_errors,
             ops: c.ops.clone(),
             limits: c.limits,
@@ -1083,21 +839,6 @@ impl TracingConfigBuilder {
         }
     }
 
-    /// `service.name`: non-empty, ASCII letters, digits and hyphens, at most 255 bytes.
-    pub fn service_name(mut self, name: impl Into<String>) -> Self {
-        self.service_name = name.into();
-        self
-    }
-    /// `service.version`.
-    pub fn service_version(mut self, version: impl Into<String>) -> Self {
-        self.service_version = Some(version.into());
-        self
-    }
-    /// `deployment.environment.name` (`production`, `staging`, ...).
-    pub fn deployment_environment(mut self, environment: impl Into<String>) -> Self {
-        self.deployment_environment = Some(environment.into());
-        self
-    }
     /// Adds a resource attribute (replacing one of the same key).
     pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let key = key.into();
@@ -1178,29 +919,29 @@ impl TracingConfigBuilder {
     }
     /// Retries of a failed export (default 3, at most 100).
     pub fn max_export_retries(mut self, retries: u32) -> Self {
-        self.max_export_retries = retries;
+        self.export_retry.max_retries = retries;
         self
     }
     /// First and longest back-off between retries.
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.backoff_base = base;
-        self.backoff_max = max;
+        self.export_retry.backoff_base = base;
+        self.export_retry.backoff_max = max;
         self
     }
     /// Spans kept in memory while the backend is unreachable.
     pub fn export_buffer_capacity(mut self, spans: usize) -> Self {
-        self.buffer_capacity = spans;
+        self.export_retry.buffer_capacity = spans;
         self
     }
     /// The most memory, in bytes, the spans kept while the backend is
     /// unreachable may take ([`ExportRetry::buffer_bytes`]).
     pub fn export_buffer_bytes(mut self, bytes: usize) -> Self {
-        self.buffer_bytes = bytes;
+        self.export_retry.buffer_bytes = bytes;
         self
     }
     /// The longest one export attempt may take.
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
-        self.export_timeout = timeout;
+        self.export_retry.timeout = timeout;
         self
     }
     /// Batch span processor: queue size, batch size and delay.
@@ -1210,17 +951,11 @@ impl TracingConfigBuilder {
         max_export_batch_size: usize,
         scheduled_delay: Duration,
     ) -> Self {
-        self.max_queue_size = max_queue_size;
-        self.max_export_batch_size = max_export_batch_size;
-        self.scheduled_delay = scheduled_delay;
-        self
-    }
-    /// Where the adapters serve metrics when a correlator serves them
-    /// (default `/metrics`; `None` turns the route off, for an application
-    /// that serves them itself). A path starts with `/` and holds no query,
-    /// fragment or white space.
-    pub fn metrics_path(mut self, path: Option<&str>) -> Self {
-        self.metrics_path = path.map(str::to_owned);
+        self.batch = BatchSettings {
+            max_queue_size,
+            max_export_batch_size,
+            scheduled_delay,
+        };
         self
     }
     /// The routes whose requests are not traced (see
@@ -1279,7 +1014,7 @@ impl TracingConfigBuilder {
     /// first broken rule.
     pub fn build(self) -> Result<TracingConfig, ConfigError> {
         let from_env = self.from_env.clone();
-        let backoff_base = self.backoff_base;
+        let backoff_base = self.export_retry.backoff_base;
         self.checked()
             .map_err(|e| name_the_variable(e, &from_env, backoff_base))
     }
@@ -1293,13 +1028,8 @@ impl TracingConfigBuilder {
 
     fn checked(self) -> Result<TracingConfig, ConfigError> {
         use validate as v;
-        v::service_name("service_name", &self.service_name)?;
-        if let Some(version) = &self.service_version {
-            v::non_empty_text("service_version", version)?;
-        }
-        if let Some(env) = &self.deployment_environment {
-            v::non_empty_text("deployment_environment", env)?;
-        }
+        self.check_table()?;
+        self.relations()?;
         for (key, value) in &self.resource_attributes {
             v::resource_attribute("resource_attributes", key, value)?;
         }
@@ -1344,68 +1074,9 @@ impl TracingConfigBuilder {
         let capture_response_headers =
             v::header_names("capture_response_headers", &self.capture_response_headers)?;
         let redact_headers = v::header_names("redact_headers", &self.redact_headers)?;
-        v::at_most(
-            "max_export_retries",
-            u64::from(self.max_export_retries),
-            100,
-        )?;
-        v::duration_within(
-            "backoff_base",
-            self.backoff_base,
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        )?;
-        v::duration_within(
-            "backoff_max",
-            self.backoff_max,
-            self.backoff_base,
-            Duration::from_secs(600),
-        )?;
-        v::count_within(
-            "export_buffer_capacity",
-            self.buffer_capacity,
-            0,
-            10_000_000,
-        )?;
-        v::count_within("export_buffer_bytes", self.buffer_bytes, 0, 1 << 40)?;
-        v::duration_within(
-            "export_timeout",
-            self.export_timeout,
-            Duration::from_millis(1),
-            Duration::from_secs(600),
-        )?;
-        v::count_within("batch_max_queue_size", self.max_queue_size, 1, 10_000_000)?;
-        v::count_within(
-            "batch_max_export_batch_size",
-            self.max_export_batch_size,
-            1,
-            self.max_queue_size,
-        )?;
-        v::duration_within(
-            "batch_scheduled_delay",
-            self.scheduled_delay,
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
-        )?;
-        self.scalars.check()?;
-        if let Some(path) = &self.metrics_path {
-            v::route_path("metrics_path", path)?;
-        }
         let excluded_routes = ExcludedRoutes::parse(&self.excluded_routes).map_err(|why| {
             ConfigError::invalid("excluded_routes", &self.excluded_routes.join(","), why)
         })?;
-        v::count_within(
-            "keep_errors_max_traces",
-            self.keep_errors.max_traces,
-            1,
-            1_000_000,
-        )?;
-        v::count_within(
-            "keep_errors_max_spans_per_trace",
-            self.keep_errors.max_spans_per_trace,
-            1,
-            100_000,
-        )?;
         self.ops.validate()?;
         if let Some(bad) = &self.invalid_trusted_peer {
             return Err(ConfigError::invalid(
@@ -1414,28 +1085,9 @@ impl TracingConfigBuilder {
                 "must be an IP address or network (10.0.0.0/8)",
             ));
         }
-        let l = &self.limits;
-        v::count_within(
-            "attribute_value_length_limit",
-            l.attribute_value_length,
-            16,
-            16 * 1024 * 1024,
-        )?;
-        for (setting, n) in [
-            ("attributes_per_span", l.attributes_per_span),
-            ("events_per_span", l.events_per_span),
-            ("links_per_span", l.links_per_span),
-            ("attributes_per_event", l.attributes_per_event),
-            ("attributes_per_link", l.attributes_per_link),
-        ] {
-            v::count_within(setting, n as usize, 1, 65_536)?;
-        }
 
         Ok(TracingConfig {
             scalars: self.scalars,
-            service_name: self.service_name,
-            service_version: self.service_version,
-            deployment_environment: self.deployment_environment,
             resource_attributes: self.resource_attributes,
             sample_rate: self.sample_rate,
             parent_based: self.parent_based,
@@ -1447,20 +1099,8 @@ impl TracingConfigBuilder {
             capture_request_headers,
             capture_response_headers,
             redact_headers,
-            export_retry: ExportRetry {
-                max_retries: self.max_export_retries,
-                backoff_base: self.backoff_base,
-                backoff_max: self.backoff_max,
-                buffer_capacity: self.buffer_capacity,
-                buffer_bytes: self.buffer_bytes,
-                timeout: self.export_timeout,
-            },
-            batch: BatchSettings {
-                max_queue_size: self.max_queue_size,
-                max_export_batch_size: self.max_export_batch_size,
-                scheduled_delay: self.scheduled_delay,
-            },
-            metrics_path: self.metrics_path,
+            export_retry: self.export_retry,
+            batch: self.batch,
             keep_errors: self.keep_errors,
             ops: self.ops,
             limits: self.limits,

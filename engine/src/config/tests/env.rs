@@ -822,3 +822,149 @@ fn env_durations_are_whole_milliseconds() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The table (table.rs): one entry, the same setting everywhere
+// ---------------------------------------------------------------------------
+
+#[test]
+fn env_table_rules_are_checked_when_read() {
+    // A value that breaks its setting's own rule fails as the variable is
+    // read, under the variable; the same value from code fails at build,
+    // under the setting.
+    for (var, value, reason) in [
+        (
+            "FAULTLINE_SHUTDOWN_TIMEOUT_MS",
+            "61000",
+            "must be within 1 ms..=60000 ms",
+        ),
+        (
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "0",
+            "must be within 1 ms..=3600000 ms",
+        ),
+        (
+            "FAULTLINE_EXPORT_BUFFER_CAPACITY",
+            "10000001",
+            "must be within 0..=10000000",
+        ),
+        (
+            "FAULTLINE_KEEP_ERRORS_MAX_SPANS",
+            "100001",
+            "must be within 1..=100000",
+        ),
+        (
+            "OTEL_SPAN_LINK_COUNT_LIMIT",
+            "65537",
+            "must be within 1..=65536",
+        ),
+        ("FAULTLINE_METRICS_PATH", "metrics", "must start with /"),
+        (
+            "FAULTLINE_SERVICE_VERSION",
+            "1.0\u{7}",
+            "must not hold control characters",
+        ),
+    ] {
+        let e = match with_env(&[(var, value)]) {
+            Ok(_) => panic!("{var}={value:?} should fail as it is read"),
+            Err(e) => e,
+        };
+        assert_names(&e, var);
+        assert!(e.to_string().ends_with(reason), "{e}");
+    }
+    assert_names(
+        &build_err(builder().batch(2048, 512, Duration::ZERO)),
+        "batch_scheduled_delay",
+    );
+    assert_names(
+        &build_err(builder().span_count_limits(128, 128, 65_537)),
+        "links_per_span",
+    );
+    assert_names(
+        &build_err(builder().metrics_path(Some("metrics"))),
+        "metrics_path",
+    );
+}
+
+#[test]
+fn env_and_file_set_the_same_table_settings() {
+    let from_env = env_ok(&[
+        ("OTEL_SERVICE_NAME", "checkout"),
+        ("FAULTLINE_SERVICE_VERSION", "2.1"),
+        ("FAULTLINE_ENVIRONMENT", "staging"),
+        ("FAULTLINE_METRICS_PATH", "off"),
+        ("FAULTLINE_SHUTDOWN_TIMEOUT_MS", "2500"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "256"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "750"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "3000"),
+        ("FAULTLINE_EXPORT_MAX_RETRIES", "9"),
+        ("FAULTLINE_EXPORT_BACKOFF_BASE_MS", "20"),
+        ("FAULTLINE_EXPORT_BACKOFF_MAX_MS", "900"),
+        ("FAULTLINE_EXPORT_BUFFER_CAPACITY", "77"),
+        ("FAULTLINE_EXPORT_BUFFER_BYTES", "123456"),
+        ("FAULTLINE_KEEP_ERRORS", "false"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_TRACES", "33"),
+        ("FAULTLINE_KEEP_ERRORS_MAX_SPANS", "44"),
+        ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1000"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "11"),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "12"),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "13"),
+        ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "14"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "15"),
+    ]);
+    let from_file: TracingConfig = toml::from_str(
+        r#"
+service_name = "checkout"
+service_version = "2.1"
+deployment_environment = "staging"
+metrics_path = ""
+shutdown_timeout_ms = 2500
+batch_max_queue_size = 4096
+batch_max_export_batch_size = 256
+batch_scheduled_delay_ms = 750
+export_timeout_ms = 3000
+max_export_retries = 9
+backoff_base_ms = 20
+backoff_max_ms = 900
+export_buffer_capacity = 77
+export_buffer_bytes = 123456
+keep_errors = false
+keep_errors_max_traces = 33
+keep_errors_max_spans_per_trace = 44
+attribute_value_length_limit = 1000
+attributes_per_span = 11
+events_per_span = 12
+links_per_span = 13
+attributes_per_event = 14
+attributes_per_link = 15
+"#,
+    )
+    .expect("valid file");
+    let from_code = build_ok(
+        builder()
+            .service_name("checkout")
+            .service_version("2.1")
+            .deployment_environment("staging")
+            .metrics_path(None)
+            .shutdown_timeout(Duration::from_millis(2500))
+            .batch(4096, 256, Duration::from_millis(750))
+            .export_timeout(Duration::from_secs(3))
+            .max_export_retries(9)
+            .backoff(Duration::from_millis(20), Duration::from_millis(900))
+            .export_buffer_capacity(77)
+            .export_buffer_bytes(123_456)
+            .keep_errors(false)
+            .keep_errors_caps(33, 44)
+            .attribute_value_length_limit(1000)
+            .span_count_limits(11, 12, 13)
+            .event_link_attribute_limits(14, 15),
+    );
+    assert_eq!(from_env, from_file);
+    assert_eq!(from_env, from_code);
+    assert_eq!(from_code.batch().max_export_batch_size(), 256);
+    assert_eq!(from_code.limits().attributes_per_link(), 15);
+    assert_eq!(from_code.keep_errors().max_traces(), 33);
+    assert_eq!(from_code.metrics_path(), None);
+    assert_ne!(from_code, TracingConfig::default());
+}
