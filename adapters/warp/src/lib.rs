@@ -95,7 +95,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use faultline_engine::Engine;
-use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, TracedBody};
+use faultline_engine::request::adapter::{
+    self, Exchange, Excluded, FrameworkRejection, TracedBody,
+};
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -136,6 +138,11 @@ struct RequestState {
 
 type SharedState = Arc<RequestState>;
 
+/// On an error response of an excluded request: the user's filter replied
+/// with it (rather than rejected).
+#[derive(Debug, Clone, Copy)]
+struct Replied;
+
 impl RequestState {
     fn route(&self) -> std::sync::MutexGuard<'_, Option<Arc<str>>> {
         self.route.lock().unwrap_or_else(PoisonError::into_inner)
@@ -152,10 +159,17 @@ where
     let filter = warp::ext::optional::<SharedState>()
         .and(filter)
         .map(|state: Option<SharedState>, reply: R| {
-            if let Some(state) = state {
-                state.replied.store(true, Ordering::Relaxed);
+            let mut response = reply.into_response();
+            match state {
+                Some(state) => state.replied.store(true, Ordering::Relaxed),
+                // An excluded request (no state): an error the filter
+                // replied with says so on itself (a success needs nothing).
+                None if response.status().as_u16() >= 400 => {
+                    response.extensions_mut().insert(Replied);
+                }
+                None => {}
             }
-            reply.into_response()
+            response
         })
         .recover(recover_traced)
         .unify()
@@ -215,6 +229,9 @@ where
             return Box::pin(async move { Ok(response) });
         }
         let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+        if self.engine.excludes(uri.path()) {
+            return self.call_excluded(req, client);
+        }
         let info =
             RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
         let exchange = Exchange::start(&self.engine, &info, uri.clone());
@@ -234,15 +251,54 @@ where
             if let Some(route) = state.route().take() {
                 exchange.set_route(&route);
             }
-            // warp's own text for a 404 or 405 says nothing the code does
-            // not, and a 5xx's may name internals: only a handler's text
-            // becomes the detail.
-            let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
-            let read_text = state.replied.load(Ordering::Relaxed)
-                || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405));
+            let read_text = read_text(&handled, state.replied.load(Ordering::Relaxed));
             Ok(exchange.respond(handled, read_text).await)
         })
     }
+}
+
+impl Traced {
+    /// A request on an excluded route: no span, no shared state; the
+    /// incoming context is made current around the filter, and only an
+    /// error or a panic goes through the adapter core.
+    fn call_excluded<B>(
+        &self,
+        req: Request<B>,
+        client: Option<std::net::IpAddr>,
+    ) -> <Self as Service<Request<B>>>::Future
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let excluded = Excluded::start(&self.engine, req.headers(), client);
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let mut service = warp::service(self.filter.clone());
+        let handler = excluded.instrument(async move { service.call(req).await });
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            let handled = match handler.await {
+                Ok(Ok(response)) if Excluded::passes(&response) => {
+                    return Ok(response.map(TracedBody::new));
+                }
+                handled => handled.map(|Ok(response)| response),
+            };
+            let replied = handled
+                .as_ref()
+                .is_ok_and(|r| r.extensions().get::<Replied>().is_some());
+            let exchange = excluded.into_exchange(&engine, &method, uri, replied);
+            let read_text = read_text(&handled, replied);
+            // Boxed: an error's step does not make every request's future larger.
+            Ok(Box::pin(exchange.respond(handled, read_text)).await)
+        })
+    }
+}
+
+/// Whether the text of a response becomes a problem's detail: warp's own
+/// text for a 404 or 405 says nothing the code does not, and a 5xx's may
+/// name internals: only a handler's text (`replied`) does.
+fn read_text<E>(handled: &Result<Response, E>, replied: bool) -> bool {
+    let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
+    replied || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405))
 }
 
 /// The recovery [`traced`] puts after the user's filter: handler errors
@@ -301,7 +357,13 @@ pub fn route(
 pub fn trace()
 -> impl Filter<Extract = (RequestTrace,), Error = Infallible> + Clone + Send + Sync + 'static {
     warp::ext::optional::<SharedState>().map(|state: Option<SharedState>| {
-        RequestTrace(HandlerTrace::new(state.map(|s| s.context.clone())))
+        // Without the state (an excluded request), the context the service
+        // made current around the filter.
+        let context = match state {
+            Some(state) => Some(state.context.clone()),
+            None => RequestContext::current(),
+        };
+        RequestTrace(HandlerTrace::new(context))
     })
 }
 
