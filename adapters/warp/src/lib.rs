@@ -85,12 +85,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -127,27 +127,82 @@ impl<B> BodyOf for http::Response<B> {
 /// request's span when it ends.
 pub type TracedResponse = http::Response<TracedBody<<Response as BodyOf>::Body>>;
 
-/// What the service shares with the filters of one request.
+/// What the service learns from the filters of one request: it lives in
+/// the request's future, and is lent to [`CURRENT`] while that future is
+/// polled (where every filter runs), so that nothing is allocated or
+/// inserted into the request for it.
+#[derive(Debug, Default)]
 struct RequestState {
-    context: RequestContext,
     /// The template [`route`] recorded (the last one wins).
-    route: Mutex<Option<Arc<str>>>,
+    route: Option<Arc<str>>,
     /// Set when the user's filter replied (rather than rejected).
-    replied: AtomicBool,
+    replied: bool,
 }
 
-type SharedState = Arc<RequestState>;
+thread_local! {
+    /// The state of the traced request whose filters are being polled on
+    /// this thread.
+    static CURRENT: Cell<Option<RequestState>> = const { Cell::new(None) };
+}
+
+/// Calls `f` with the state of the traced request being polled on this
+/// thread, if any.
+fn with_state<T>(f: impl FnOnce(Option<&mut RequestState>) -> T) -> T {
+    CURRENT.with(|current| {
+        let mut state = current.take();
+        let out = f(state.as_mut());
+        current.set(state);
+        out
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future with its [`RequestState`] lent to [`CURRENT`]
+    /// while it is polled; ready with the future's output and the state.
+    struct WithState<F> {
+        #[pin]
+        inner: F,
+        state: Option<RequestState>,
+    }
+}
+
+/// Puts the state back from [`CURRENT`] (and the one it replaced) when a
+/// poll ends, a panic included.
+struct Lent<'a> {
+    slot: &'a mut Option<RequestState>,
+    outer: Option<RequestState>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        *self.slot = CURRENT.with(|current| current.replace(self.outer.take()));
+    }
+}
+
+impl<F: Future> Future for WithState<F> {
+    type Output = (F::Output, RequestState);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let polled = {
+            let outer = CURRENT.with(|current| current.replace(this.state.take()));
+            let _lent = Lent {
+                slot: this.state,
+                outer,
+            };
+            this.inner.poll(cx)
+        };
+        match polled {
+            Poll::Ready(out) => Poll::Ready((out, this.state.take().unwrap_or_default())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// On an error response of an excluded request: the user's filter replied
 /// with it (rather than rejected).
 #[derive(Debug, Clone, Copy)]
 struct Replied;
-
-impl RequestState {
-    fn route(&self) -> std::sync::MutexGuard<'_, Option<Arc<str>>> {
-        self.route.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
@@ -156,18 +211,14 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    let filter = warp::ext::optional::<SharedState>()
-        .and(filter)
-        .map(|state: Option<SharedState>, reply: R| {
+    let filter = filter
+        .map(|reply: R| {
             let mut response = reply.into_response();
-            match state {
-                Some(state) => state.replied.store(true, Ordering::Relaxed),
-                // An excluded request (no state): an error the filter
-                // replied with says so on itself (a success needs nothing).
-                None if response.status().as_u16() >= 400 => {
-                    response.extensions_mut().insert(Replied);
-                }
-                None => {}
+            let traced = with_state(|state| state.map(|state| state.replied = true).is_some());
+            // An excluded request (no state): an error the filter replied
+            // with says so on itself (a success needs nothing).
+            if !traced && response.status().as_u16() >= 400 {
+                response.extensions_mut().insert(Replied);
             }
             response
         })
@@ -222,7 +273,7 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
         if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
             let response = metrics.map(|text| TracedBody::new(text.into()));
@@ -235,23 +286,21 @@ where
         let info =
             RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
         let exchange = Exchange::start(&self.engine, &info, uri.clone());
-        let state = Arc::new(RequestState {
-            context: exchange.context(),
-            route: Mutex::new(None),
-            replied: AtomicBool::new(false),
-        });
-        req.extensions_mut().insert(Arc::clone(&state));
         let mut service = warp::service(self.filter.clone());
         // Called inside the instrumented future: warp runs some filters
         // while building its future, and those must see the context too.
-        let handler = exchange.instrument(async move { service.call(req).await });
+        let handler = WithState {
+            inner: exchange.instrument(async move { service.call(req).await }),
+            state: Some(RequestState::default()),
+        };
         Box::pin(async move {
             let mut exchange = exchange;
-            let handled = handler.await.map(|Ok(response)| response);
-            if let Some(route) = state.route().take() {
-                exchange.set_route(&route);
+            let (handled, state) = handler.await;
+            let handled = handled.map(|Ok(response)| response);
+            if let Some(route) = &state.route {
+                exchange.set_route(route);
             }
-            let read_text = read_text(&handled, state.replied.load(Ordering::Relaxed));
+            let read_text = read_text(&handled, state.replied);
             Ok(exchange.respond(handled, read_text).await)
         })
     }
@@ -344,11 +393,13 @@ pub fn route(
     template: impl Into<Arc<str>>,
 ) -> impl Filter<Extract = (), Error = Infallible> + Clone + Send + Sync + 'static {
     let template: Arc<str> = template.into();
-    warp::ext::optional::<SharedState>()
-        .map(move |state: Option<SharedState>| {
-            if let Some(state) = state {
-                *state.route() = Some(Arc::clone(&template));
-            }
+    warp::any()
+        .map(move || {
+            with_state(|state| {
+                if let Some(state) = state {
+                    state.route = Some(Arc::clone(&template));
+                }
+            })
         })
         .untuple_one()
 }
@@ -356,15 +407,9 @@ pub fn route(
 /// The request's trace, as a filter extracting a [`RequestTrace`].
 pub fn trace()
 -> impl Filter<Extract = (RequestTrace,), Error = Infallible> + Clone + Send + Sync + 'static {
-    warp::ext::optional::<SharedState>().map(|state: Option<SharedState>| {
-        // Without the state (an excluded request), the context the service
-        // made current around the filter.
-        let context = match state {
-            Some(state) => Some(state.context.clone()),
-            None => RequestContext::current(),
-        };
-        RequestTrace(HandlerTrace::new(context))
-    })
+    // The context the service made current around the filter (the
+    // request's, traced or excluded).
+    warp::any().map(|| RequestTrace(HandlerTrace::new(RequestContext::current())))
 }
 
 /// The peer address of the connection, under [`Traced::serve`] (from
