@@ -75,13 +75,13 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use faultline_engine::Engine;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, TracedBody, shared_route,
+    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, shared_route,
+    with_notes,
 };
 use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
 use http::Uri;
@@ -129,34 +129,27 @@ pub struct FaultlineEndpoint<E> {
     engine: Engine,
 }
 
-/// Where whatever runs inside poem's router leaves the matched route for
-/// the middleware outside it (its presence in a request's data also means
-/// that an outer faultline endpoint traces the request).
-#[derive(Debug, Clone, Default)]
-struct RouteSlot(Arc<Mutex<Option<Cow<'static, str>>>>);
-
-impl RouteSlot {
-    fn record(&self, pattern: &PathPattern) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(shared_route(&route_template(&pattern.0)));
+/// Tells the outer faultline endpoint the route of `pattern`, when one
+/// traces the request being polled on this thread; whether one does.
+fn record_route(pattern: Option<&PathPattern>) -> bool {
+    with_notes(|notes| {
+        let Some(notes) = notes else {
+            return false;
+        };
+        if let Some(pattern) = pattern {
+            notes.route = Some(shared_route(&route_template(&pattern.0)));
         }
-    }
-
-    fn get(&self) -> Option<Cow<'static, str>> {
-        self.0.lock().ok().and_then(|slot| slot.clone())
-    }
+        true
+    })
 }
 
 impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if let Some(slot) = req.data::<RouteSlot>() {
+        if record_route(req.data::<PathPattern>()) {
             // Applied again inside the router: an outer faultline endpoint
             // traces this request; only tell it the route.
-            if let Some(pattern) = req.data::<PathPattern>() {
-                slot.record(pattern);
-            }
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
         if RequestContext::current().is_some() {
@@ -201,26 +194,26 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             .with_scheme(req.scheme().as_str())
             .with_client_address(client);
         let exchange = Exchange::start(&self.engine, &info, uri.clone());
-        let slot = RouteSlot(Arc::new(Mutex::new(route)));
         req.set_data(exchange.context());
-        req.set_data(slot.clone());
-        let outcome = exchange.instrument(self.inner.call(req)).await;
-        Ok(answer(exchange, outcome, Some(&slot)).await)
+        let mut notes = Notes::default();
+        notes.route = route;
+        let (outcome, notes) = Noted::new(exchange.instrument(self.inner.call(req)), notes).await;
+        Ok(answer(exchange, outcome, notes.route).await)
     }
 }
 
 /// The answer to a request whose endpoint ran (`outcome`): the route learnt
-/// (from the response, or from `slot`), poem's own errors recognized, then
+/// (from the response, or the one `noted` inside the router), poem's own errors recognized, then
 /// the adapter core's answer.
 async fn answer<T: IntoResponse>(
     mut exchange: Exchange,
     outcome: Result<poem::Result<T>, CaughtPanic>,
-    slot: Option<&RouteSlot>,
+    noted: Option<Cow<'static, str>>,
 ) -> Response {
     let mut route_of = |pattern: Option<&PathPattern>| {
         let route = pattern
             .map(|p| route_template(&p.0))
-            .or_else(|| slot.and_then(RouteSlot::get));
+            .or_else(|| noted.clone());
         if let Some(route) = route {
             exchange.set_route(&route);
         }
@@ -404,8 +397,8 @@ impl<'a> FromRequest<'a> for RequestTrace {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         // Running inside the router, tell the middleware the route (the
         // span keeps it even if the handler then panics).
-        if let (Some(slot), Some(pattern)) = (req.data::<RouteSlot>(), req.data::<PathPattern>()) {
-            slot.record(pattern);
+        if let Some(pattern) = req.data::<PathPattern>() {
+            record_route(Some(pattern));
         }
         // Not in the data on an excluded route: the context the middleware
         // made current around the endpoint.

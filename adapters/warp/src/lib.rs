@@ -85,7 +85,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::cell::Cell;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -96,7 +96,7 @@ use std::time::Duration;
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, TracedBody,
+    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, with_notes,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
@@ -127,78 +127,6 @@ impl<B> BodyOf for http::Response<B> {
 /// request's span when it ends.
 pub type TracedResponse = http::Response<TracedBody<<Response as BodyOf>::Body>>;
 
-/// What the service learns from the filters of one request: it lives in
-/// the request's future, and is lent to [`CURRENT`] while that future is
-/// polled (where every filter runs), so that nothing is allocated or
-/// inserted into the request for it.
-#[derive(Debug, Default)]
-struct RequestState {
-    /// The template [`route`] recorded (the last one wins).
-    route: Option<Arc<str>>,
-    /// Set when the user's filter replied (rather than rejected).
-    replied: bool,
-}
-
-thread_local! {
-    /// The state of the traced request whose filters are being polled on
-    /// this thread.
-    static CURRENT: Cell<Option<RequestState>> = const { Cell::new(None) };
-}
-
-/// Calls `f` with the state of the traced request being polled on this
-/// thread, if any.
-fn with_state<T>(f: impl FnOnce(Option<&mut RequestState>) -> T) -> T {
-    CURRENT.with(|current| {
-        let mut state = current.take();
-        let out = f(state.as_mut());
-        current.set(state);
-        out
-    })
-}
-
-pin_project_lite::pin_project! {
-    /// A request's future with its [`RequestState`] lent to [`CURRENT`]
-    /// while it is polled; ready with the future's output and the state.
-    struct WithState<F> {
-        #[pin]
-        inner: F,
-        state: Option<RequestState>,
-    }
-}
-
-/// Puts the state back from [`CURRENT`] (and the one it replaced) when a
-/// poll ends, a panic included.
-struct Lent<'a> {
-    slot: &'a mut Option<RequestState>,
-    outer: Option<RequestState>,
-}
-
-impl Drop for Lent<'_> {
-    fn drop(&mut self) {
-        *self.slot = CURRENT.with(|current| current.replace(self.outer.take()));
-    }
-}
-
-impl<F: Future> Future for WithState<F> {
-    type Output = (F::Output, RequestState);
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let polled = {
-            let outer = CURRENT.with(|current| current.replace(this.state.take()));
-            let _lent = Lent {
-                slot: this.state,
-                outer,
-            };
-            this.inner.poll(cx)
-        };
-        match polled {
-            Poll::Ready(out) => Poll::Ready((out, this.state.take().unwrap_or_default())),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
 /// On an error response of an excluded request: the user's filter replied
 /// with it (rather than rejected).
 #[derive(Debug, Clone, Copy)]
@@ -214,8 +142,8 @@ where
     let filter = filter
         .map(|reply: R| {
             let mut response = reply.into_response();
-            let traced = with_state(|state| state.map(|state| state.replied = true).is_some());
-            // An excluded request (no state): an error the filter replied
+            let traced = with_notes(|notes| notes.map(|notes| notes.replied = true).is_some());
+            // An excluded request (no notes): an error the filter replied
             // with says so on itself (a success needs nothing).
             if !traced && response.status().as_u16() >= 400 {
                 response.extensions_mut().insert(Replied);
@@ -289,25 +217,25 @@ where
         let mut service = warp::service(self.filter.clone());
         // Called inside the instrumented future: warp runs some filters
         // while building its future, and those must see the context too.
-        let handler = WithState {
-            inner: exchange.instrument(async move { service.call(req).await }),
-            state: Some(RequestState::default()),
-        };
+        let handler = Noted::new(
+            exchange.instrument(async move { service.call(req).await }),
+            Notes::default(),
+        );
         Box::pin(async move {
             let mut exchange = exchange;
-            let (handled, state) = handler.await;
+            let (handled, notes) = handler.await;
             let handled = handled.map(|Ok(response)| response);
-            if let Some(route) = &state.route {
+            if let Some(route) = &notes.route {
                 exchange.set_route(route);
             }
-            let read_text = read_text(&handled, state.replied);
+            let read_text = read_text(&handled, notes.replied);
             Ok(exchange.respond(handled, read_text).await)
         })
     }
 }
 
 impl Traced {
-    /// A request on an excluded route: no span, no shared state; the
+    /// A request on an excluded route: no span, no notes; the
     /// incoming context is made current around the filter, and only an
     /// error or a panic goes through the adapter core.
     fn call_excluded<B>(
@@ -393,11 +321,13 @@ pub fn route(
     template: impl Into<Arc<str>>,
 ) -> impl Filter<Extract = (), Error = Infallible> + Clone + Send + Sync + 'static {
     let template: Arc<str> = template.into();
+    // Behind one pointer: the filter's size moves every route's future.
+    let route = Arc::new(adapter::shared_route(&template));
     warp::any()
         .map(move || {
-            with_state(|state| {
-                if let Some(state) = state {
-                    state.route = Some(Arc::clone(&template));
+            with_notes(|notes| {
+                if let Some(notes) = notes {
+                    notes.route = Some(Cow::clone(&route));
                 }
             })
         })

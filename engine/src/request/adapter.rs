@@ -384,6 +384,100 @@ impl Exchange {
     }
 }
 
+/// What an adapter learns from inside the framework while a request's
+/// future is polled: the route its router matched, whether the user's code
+/// replied (rather than the framework rejected). Kept with the request's
+/// future ([`Noted`]) and lent to the thread that polls it, so that nothing
+/// is allocated or inserted into the request for it; code inside reaches
+/// it through [`with_notes`].
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct Notes {
+    /// The route template, once known (the last one written wins).
+    pub route: Option<Cow<'static, str>>,
+    /// Whether the user's code replied.
+    pub replied: bool,
+}
+
+thread_local! {
+    /// The notes of the request whose future is being polled on this thread.
+    static NOTES: std::cell::Cell<Option<Notes>> = const { std::cell::Cell::new(None) };
+}
+
+/// Calls `f` with the [`Notes`] of the request whose [`Noted`] future is
+/// being polled on this thread: `None` elsewhere (no faultline layer, an
+/// excluded route, a spawned task).
+pub fn with_notes<T>(f: impl FnOnce(Option<&mut Notes>) -> T) -> T {
+    NOTES.with(|current| {
+        let mut notes = current.take();
+        let out = f(notes.as_mut());
+        current.set(notes);
+        out
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future with its [`Notes`] lent to the polling thread
+    /// ([`with_notes`]) while it is polled; ready with the future's output
+    /// and the notes.
+    pub struct Noted<F> {
+        #[pin]
+        inner: F,
+        notes: Option<Notes>,
+    }
+}
+
+impl<F> Noted<F> {
+    /// `inner` with `notes` to begin with.
+    pub fn new(inner: F, notes: Notes) -> Self {
+        Noted {
+            inner,
+            notes: Some(notes),
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for Noted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Noted")
+            .field("notes", &self.notes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Puts the notes back from the thread (and the ones they replaced) when
+/// a poll ends, a panic included.
+struct Lent<'a> {
+    slot: &'a mut Option<Notes>,
+    outer: Option<Notes>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        *self.slot = NOTES.with(|current| current.replace(self.outer.take()));
+    }
+}
+
+impl<F: Future> Future for Noted<F> {
+    type Output = (F::Output, Notes);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let polled = {
+            let outer = NOTES.with(|current| current.replace(this.notes.take()));
+            let _lent = Lent {
+                slot: this.notes,
+                outer,
+            };
+            this.inner.poll(cx)
+        };
+        match polled {
+            Poll::Ready(out) => Poll::Ready((out, this.notes.take().unwrap_or_default())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// A request on an excluded route, found by the adapter before anything
 /// else ([`Engine::excludes`] on its path): no span, no exchange, only the
 /// incoming context, made current around the handler

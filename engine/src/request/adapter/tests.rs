@@ -346,6 +346,50 @@ async fn the_excluded_path_keeps_the_callers_context_and_answers_only_errors() {
     engine.shutdown();
 }
 
+#[tokio::test]
+async fn notes_are_lent_to_the_polling_thread_and_come_back_even_after_a_panic() {
+    assert!(with_notes(|notes| notes.is_none()));
+    let first = Notes {
+        route: Some(Cow::Borrowed("/users/{id}")),
+        ..Notes::default()
+    };
+    let noted = Noted::new(
+        async {
+            // Seen and written inside, as a router's filter would.
+            let seen = with_notes(|notes| notes.and_then(|n| n.route.clone()));
+            with_notes(|notes| {
+                if let Some(notes) = notes {
+                    notes.replied = true;
+                }
+            });
+            tokio::task::yield_now().await;
+            seen
+        },
+        first,
+    );
+    let (seen, notes) = noted.await;
+    assert_eq!(seen.as_deref(), Some("/users/{id}"));
+    assert!(notes.replied);
+    assert!(with_notes(|notes| notes.is_none()), "nothing left behind");
+
+    // A panic inside (caught outside the `Noted`) gives the notes back to
+    // the future, and nothing stays on the thread.
+    let mut noted = std::pin::pin!(Noted::new(
+        async {
+            with_notes(|notes| notes.map(|n| n.replied = true));
+            panic!("handler crashed");
+        },
+        Notes::default(),
+    ));
+    let waker = std::task::Waker::noop();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = noted.as_mut().poll(&mut TaskContext::from_waker(waker));
+    }));
+    assert!(caught.is_err());
+    assert!(with_notes(|notes| notes.is_none()));
+    assert!(noted.notes.as_ref().is_some_and(|n| n.replied));
+}
+
 #[test]
 fn json_body_rejections_are_worded_alike_everywhere() {
     let syntax = serde_json::from_str::<serde_json::Value>("{x").unwrap_err();
