@@ -1178,7 +1178,10 @@ async fn excluded_methods_get_no_span_and_no_metrics() {
         .render_metrics(Some("application/openmetrics-text"))
         .unwrap()
         .body;
-    assert!(body.contains(r#"rpc_method="test.Counter/Count""#), "{body}");
+    assert!(
+        body.contains(r#"rpc_method="test.Counter/Count""#),
+        "{body}"
+    );
     assert!(!body.contains("helloworld.Greeter"), "{body}");
     engine.shutdown();
 }
