@@ -391,19 +391,7 @@ impl Engine {
         let config = self.config();
         if config.excluded_routes().matches(info.path) {
             let (cx, _) = self.extract_from(info.headers, info.client_address);
-            return RequestSpan {
-                engine: self.clone(),
-                cx,
-                started: SystemTime::UNIX_EPOCH,
-                method: info.method.clone(),
-                route: None,
-                parent_span_id: None,
-                failure: None,
-                responded: None,
-                excluded: true,
-                finished: false,
-                rpc: None,
-            };
+            return RequestSpan::without_span(self, cx, info.method.clone());
         }
         let known = method_name(info.method);
         let method_text = known.unwrap_or("_OTHER");
@@ -499,7 +487,34 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Whether requests for `path` (without the query) are on an
+    /// [excluded route](crate::config::TracingConfig::excluded_routes): an
+    /// adapter asks first, to take its cheapest path for them.
+    #[inline]
+    pub fn excludes(&self, path: &str) -> bool {
+        self.config().excluded_routes().matches(path)
+    }
+}
+
 impl RequestSpan {
+    /// A request on an excluded route: no span, `cx` the incoming context.
+    pub(crate) fn without_span(engine: &Engine, cx: Context, method: Method) -> RequestSpan {
+        RequestSpan {
+            engine: engine.clone(),
+            cx,
+            started: SystemTime::UNIX_EPOCH,
+            method,
+            route: None,
+            parent_span_id: None,
+            failure: None,
+            responded: None,
+            excluded: true,
+            finished: false,
+            rpc: None,
+        }
+    }
+
     /// The context holding the server span (and the incoming baggage).
     pub fn context(&self) -> &Context {
         &self.cx

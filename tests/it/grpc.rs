@@ -1123,3 +1123,65 @@ fn the_grpc_services_panic_line_is_json_with_the_calls_ids() {
         "{server:#}"
     );
 }
+
+/// `FAULTLINE_EXCLUDED_ROUTES` applies to gRPC methods by their path
+/// (`/package.Service/Method`, or a `/package.Service/*` prefix): an
+/// excluded call gets no span and no metric series, its errors are still
+/// answered with their details (without a trace id); the other methods
+/// are traced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_methods_get_no_span_and_no_metrics() {
+    use faultline::prometheus::{Prometheus, PrometheusConfig};
+
+    let spans = InMemoryExporter::default();
+    let prometheus = Prometheus::new(PrometheusConfig::default());
+    let config = quiet_config()
+        .excluded_routes(["/helloworld.Greeter/*", "/grpc.health.v1.Health/Check"])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .correlator(prometheus.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let (addr, _server) = serve(&engine, Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let mut client = GreeterClient::new(channel(addr).await);
+    let say = |name: &str| HelloRequest {
+        name: name.to_owned(),
+    };
+    let ok = client.say_hello(say("world")).await.unwrap();
+    assert_eq!(ok.into_inner().message, "Hello world");
+    let missing = client.say_hello(say("missing")).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let info = details(&missing);
+    assert_eq!(info.reason, "USER_NOT_FOUND");
+    assert!(!info.metadata.contains_key("trace_id"), "{info:?}");
+    let panicked = client.say_hello(say("panic")).await.unwrap_err();
+    assert_eq!(panicked.code(), Code::Internal);
+
+    // A traced method after them: once its span is out, theirs would be
+    // too, had they any.
+    let mut stream = stream(addr, "1").await.unwrap();
+    while stream.message().await.unwrap().is_some() {}
+    engine.force_flush();
+    let exported = spans.wait_for(1, Duration::from_secs(10));
+    let servers = server_spans(&exported);
+    assert_eq!(servers.len(), 1, "{exported:#?}");
+    assert_eq!(servers[0].name, "test.Counter/Count");
+    assert!(
+        exported.iter().all(|s| !s.name.starts_with("helloworld.")),
+        "{exported:#?}"
+    );
+
+    let body = engine
+        .render_metrics(Some("application/openmetrics-text"))
+        .unwrap()
+        .body;
+    assert!(
+        body.contains(r#"rpc_method="test.Counter/Count""#),
+        "{body}"
+    );
+    assert!(!body.contains("helloworld.Greeter"), "{body}");
+    engine.shutdown();
+}

@@ -82,7 +82,11 @@ use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, TracedBody};
+use faultline_engine::carrier::Carrier;
+use faultline_engine::panic::CaughtPanic;
+use faultline_engine::request::adapter::{
+    self, Exchange, Excluded, FrameworkRejection, TracedBody,
+};
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
 
@@ -137,15 +141,17 @@ where
     }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        if self.1.excludes(req.path()) && self.1.metrics_path() != Some(req.path()) {
+            return self.call_excluded(req);
+        }
         let method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
         let headers = to_http_headers(req.headers());
         if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
-            let metrics =
-                metrics.map(|text| ResponseBody(TracedBody::new(ActixBody(text.boxed()))));
+            let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
             let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
             return Box::pin(ready(Ok(req.into_response(response))));
         }
-        let uri = http::Uri::try_from(req.uri().to_string()).unwrap_or_default();
+        let uri = http_uri(req.uri());
         let version = match req.version() {
             Version::HTTP_10 => http::Version::HTTP_10,
             Version::HTTP_2 => http::Version::HTTP_2,
@@ -163,32 +169,137 @@ where
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
+        Box::pin(async move { answer(exchange, handler.await).await })
+    }
+}
+
+impl<S, B> FaultlineService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    /// A request on an excluded route: no span, no conversion to `http`
+    /// types; the incoming context is made current around the
+    /// application, and only an error or a panic goes through the adapter
+    /// core.
+    fn call_excluded(
+        &self,
+        req: ServiceRequest,
+    ) -> LocalBoxFuture<'static, Result<ServiceResponse<ResponseBody>, actix_web::Error>> {
+        let client = req.peer_addr().map(|a| a.ip());
+        let excluded = Excluded::start(&self.1, &ActixHeaders(req.headers()), client);
+        // For an error's answer (the URI's text is shared, not copied; the
+        // request itself must stay unshared for the router).
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let inner = Rc::clone(&self.0);
+        let handler = excluded.instrument(async move { inner.call(req).await });
+        let engine = self.1.clone();
         Box::pin(async move {
-            let (request, head, handled) = match handler.await {
-                Ok(Ok(response)) => {
-                    let (request, response) = response.into_parts();
-                    let (head, response) = to_core(response.map_into_boxed_body());
-                    (Some(request), head, Ok(response))
+            let handled = match handler.await {
+                Ok(Ok(response))
+                    if response.status().as_u16() < 400
+                        && response.response().error().is_none() =>
+                {
+                    return Ok(
+                        response.map_body(|_, body| ResponseBody(Inner::Plain(body.boxed())))
+                    );
                 }
-                Ok(Err(error)) => {
-                    let (head, response) = to_core(error.error_response());
-                    (None, head, Ok(response))
-                }
-                Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
+                handled => handled,
             };
-            // A 5xx's text (an error's `Display`) may name internals: not read.
-            let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
-            let response = exchange.respond(handled, read_text).await.map(ResponseBody);
-            let response = to_actix(head, response);
-            match request {
-                Some(request) => Ok(ServiceResponse::new(request, response)),
-                // No request is left to answer with (a panic, an inner
-                // middleware's error): the answer travels as an error.
-                None => {
-                    Err(InternalError::from_response("", response.map_into_boxed_body()).into())
-                }
-            }
+            let method = http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default();
+            let matched = match &handled {
+                Ok(Ok(response)) => response.request().match_pattern().is_some(),
+                _ => false,
+            };
+            let exchange = excluded.into_exchange(&engine, &method, http_uri(&uri), matched);
+            // Boxed: an error's step does not make every request's future larger.
+            Box::pin(answer(exchange, handled)).await
         })
+    }
+}
+
+/// The answer to a request whose application ran (`handled`), through the
+/// adapter core.
+async fn answer<B: MessageBody + 'static>(
+    exchange: Exchange,
+    handled: Result<Result<ServiceResponse<B>, actix_web::Error>, CaughtPanic>,
+) -> Result<ServiceResponse<ResponseBody>, actix_web::Error> {
+    let (request, head, handled) = match handled {
+        Ok(Ok(response)) => {
+            let (request, response) = response.into_parts();
+            let (head, response) = to_core(response.map_into_boxed_body());
+            (Some(request), head, Ok(response))
+        }
+        Ok(Err(error)) => {
+            let (head, response) = to_core(error.error_response());
+            (None, head, Ok(response))
+        }
+        Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
+    };
+    // A 5xx's text (an error's `Display`) may name internals: not read.
+    let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
+    let response = exchange
+        .respond(handled, read_text)
+        .await
+        .map(ResponseBody::of);
+    let response = to_actix(head, response);
+    match request {
+        Some(request) => Ok(ServiceResponse::new(request, response)),
+        // No request is left to answer with (a panic, an inner
+        // middleware's error): the answer travels as an error.
+        None => Err(InternalError::from_response("", response.map_into_boxed_body()).into()),
+    }
+}
+
+/// actix-web's URI as an `http` 1 one.
+fn http_uri(uri: &actix_web::http::Uri) -> http::Uri {
+    http::Uri::try_from(uri.to_string()).unwrap_or_default()
+}
+
+/// actix-web's headers as a [`Carrier`], for the incoming context of an
+/// excluded request (read in place, not converted).
+struct ActixHeaders<'a>(&'a ax::HeaderMap);
+
+/// The values of `key` (a lowercase name) in `headers`, found by comparing
+/// names: a lookup by text would make a header name (an allocation) each time.
+fn values<'h>(headers: &'h ax::HeaderMap, key: &str) -> impl Iterator<Item = &'h ax::HeaderValue> {
+    headers
+        .iter()
+        .filter(move |(name, _)| name.as_str() == key)
+        .map(|(_, value)| value)
+}
+
+impl Carrier for ActixHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        values(self.0, key).next().and_then(|v| v.to_str().ok())
+    }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        values(self.0, key)
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
+    fn count(&self, key: &str) -> usize {
+        values(self.0, key).count()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+
+    fn visit(&self, key: &str, f: &mut dyn FnMut(Option<&str>) -> bool) {
+        for value in values(self.0, key) {
+            if !f(value.to_str().ok()) {
+                return;
+            }
+        }
+    }
+
+    fn lacks_all(&self, names: &[http::HeaderName]) -> bool {
+        self.0
+            .keys()
+            .all(|key| names.iter().all(|name| name.as_str() != key.as_str()))
     }
 }
 
@@ -278,25 +389,61 @@ impl http_body::Body for ActixBody {
 }
 
 /// The body of a traced response: the application's (or a problem's
-/// text), ending the request's span when it ends.
+/// text), ending the request's span when it ends; the application's own,
+/// as it is, when no span waits on it.
 #[derive(Debug)]
-pub struct ResponseBody(TracedBody<ActixBody>);
+pub struct ResponseBody(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Traced(TracedBody<ActixBody>),
+    Plain(BoxBody),
+}
+
+impl ResponseBody {
+    /// The adapter core's body: actix-web's own when no span waits on it.
+    fn of(body: TracedBody<ActixBody>) -> Self {
+        match body.into_framework() {
+            Ok(ActixBody(body)) => ResponseBody(Inner::Plain(body)),
+            Err(traced) => ResponseBody(Inner::Traced(traced)),
+        }
+    }
+}
 
 impl MessageBody for ResponseBody {
     type Error = Box<dyn std::error::Error>;
 
     fn size(&self) -> BodySize {
-        let exact = http_body::Body::size_hint(&self.0).exact();
-        exact.map_or(BodySize::Stream, BodySize::Sized)
+        match &self.0 {
+            Inner::Traced(body) => {
+                let exact = http_body::Body::size_hint(body).exact();
+                exact.map_or(BodySize::Stream, BodySize::Sized)
+            }
+            Inner::Plain(body) => body.size(),
+        }
     }
 
     fn poll_next(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
-        // `ActixBody` makes data frames only.
-        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
+        match &mut self.0 {
+            Inner::Traced(body) => {
+                let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(body), cx));
+                // `ActixBody` makes data frames only.
+                Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
+            }
+            Inner::Plain(body) => Pin::new(body).poll_next(cx),
+        }
+    }
+
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        match self.0 {
+            Inner::Plain(body) => body
+                .try_into_bytes()
+                .map_err(|b| ResponseBody(Inner::Plain(b))),
+            traced => Err(ResponseBody(traced)),
+        }
     }
 }
 

@@ -76,12 +76,13 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use faultline_engine::Engine;
+use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, FrameworkRejection, TracedBody, shared_route,
+    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, shared_route,
+    with_notes,
 };
 use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
 use http::Uri;
@@ -129,39 +130,61 @@ pub struct FaultlineEndpoint<E> {
     engine: Engine,
 }
 
-/// Where whatever runs inside poem's router leaves the matched route for
-/// the middleware outside it (its presence in a request's data also means
-/// that an outer faultline endpoint traces the request).
-#[derive(Debug, Clone, Default)]
-struct RouteSlot(Arc<Mutex<Option<Cow<'static, str>>>>);
-
-impl RouteSlot {
-    fn record(&self, pattern: &PathPattern) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(shared_route(&route_template(&pattern.0)));
+/// Tells the outer faultline endpoint the route of `pattern`, when one
+/// traces the request being polled on this thread; whether one does.
+fn record_route(pattern: Option<&PathPattern>) -> bool {
+    with_notes(|notes| {
+        let Some(notes) = notes else {
+            return false;
+        };
+        if let Some(pattern) = pattern {
+            notes.route = Some(shared_route(&route_template(&pattern.0)));
         }
-    }
-
-    fn get(&self) -> Option<Cow<'static, str>> {
-        self.0.lock().ok().and_then(|slot| slot.clone())
-    }
+        true
+    })
 }
 
 impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if let Some(slot) = req.data::<RouteSlot>() {
+        if record_route(req.data::<PathPattern>()) {
             // Applied again inside the router: an outer faultline endpoint
             // traces this request; only tell it the route.
-            if let Some(pattern) = req.data::<PathPattern>() {
-                slot.record(pattern);
-            }
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        if RequestContext::current().is_some() {
+            // Applied again inside the router, under an outer faultline
+            // endpoint that left the request untraced (an excluded route).
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
         let path = req.uri().path();
         if let Some(metrics) = adapter::scrape(&self.engine, req.method(), path, req.headers()) {
             return Ok(poem_response(metrics));
+        }
+        let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        if self.engine.excludes(request_uri(&req).path()) {
+            // No span, no route recorded, nothing in the request's data: the
+            // incoming context is made current around the endpoint, and only
+            // an error or a panic goes through the adapter core.
+            let excluded = Excluded::start(&self.engine, req.headers(), client);
+            let (method, uri) = (req.method().clone(), request_uri(&req).clone());
+            let outcome = match excluded.instrument(self.inner.call(req)).await {
+                Ok(Ok(output)) => {
+                    let response = output.into_response();
+                    if response.status().as_u16() < 400 && response.data::<HandlerError>().is_none()
+                    {
+                        return Ok(response);
+                    }
+                    Ok(Ok(response))
+                }
+                Ok(Err(error)) => Ok(Err(error)),
+                Err(panic) => Err(panic),
+            };
+            // Whether a route matched: `answer` learns it from the outcome.
+            let exchange = excluded.into_exchange(&self.engine, &method, uri, false);
+            // Boxed: an error's step does not make every request's future larger.
+            return Ok(Box::pin(answer(exchange, outcome, None)).await);
         }
         let route = req
             .data::<PathPattern>()
@@ -170,45 +193,58 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
         let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
             .with_route(route.as_deref())
             .with_scheme(req.scheme().as_str())
-            .with_client_address(req.remote_addr().as_socket_addr().map(|a| a.ip()));
-        let mut exchange = Exchange::start(&self.engine, &info, uri.clone());
-        let slot = RouteSlot(Arc::new(Mutex::new(route)));
+            .with_client_address(client);
+        let exchange = Exchange::start(&self.engine, &info, uri.clone());
         req.set_data(exchange.context());
-        req.set_data(slot.clone());
-        let outcome = exchange.instrument(self.inner.call(req)).await;
-
-        let mut route_of = |pattern: Option<&PathPattern>| {
-            if let Some(route) = pattern.map(|p| route_template(&p.0)).or_else(|| slot.get()) {
-                exchange.set_route(&route);
-            }
-        };
-        let handled = match outcome {
-            Ok(Ok(output)) => {
-                let response = output.into_response();
-                route_of(response.data::<PathPattern>());
-                Ok(response)
-            }
-            Ok(Err(error)) => {
-                route_of(error.data::<PathPattern>());
-                let known = known_rejection(&error);
-                let mut response = error.into_response();
-                if let Some(rejection) = known {
-                    response.set_data(rejection);
-                }
-                Ok(response)
-            }
-            Err(panic) => {
-                route_of(None);
-                Err(panic)
-            }
-        };
-        let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
-        let response = exchange.respond(handled, true).await;
-        // poem's own body when nothing waits on it, else the wrapper boxed
-        // as it is, its size known (poem's own conversion loses it).
-        let body = |body: TracedBody<_>| body.into_framework().unwrap_or_else(BoxBody::new);
-        Ok(poem_response(response.map(body)))
+        let mut notes = Notes::default();
+        notes.route = route;
+        let (outcome, notes) = Noted::new(exchange.instrument(self.inner.call(req)), notes).await;
+        Ok(answer(exchange, outcome, notes.route).await)
     }
+}
+
+/// The answer to a request whose endpoint ran (`outcome`): the route learnt
+/// (from the response, or the one `noted` inside the router), poem's own errors recognized, then
+/// the adapter core's answer.
+async fn answer<T: IntoResponse>(
+    mut exchange: Exchange,
+    outcome: Result<poem::Result<T>, CaughtPanic>,
+    noted: Option<Cow<'static, str>>,
+) -> Response {
+    let mut route_of = |pattern: Option<&PathPattern>| {
+        let route = pattern
+            .map(|p| route_template(&p.0))
+            .or_else(|| noted.clone());
+        if let Some(route) = route {
+            exchange.set_route(&route);
+        }
+    };
+    let handled = match outcome {
+        Ok(Ok(output)) => {
+            let response = output.into_response();
+            route_of(response.data::<PathPattern>());
+            Ok(response)
+        }
+        Ok(Err(error)) => {
+            route_of(error.data::<PathPattern>());
+            let known = known_rejection(&error);
+            let mut response = error.into_response();
+            if let Some(rejection) = known {
+                response.set_data(rejection);
+            }
+            Ok(response)
+        }
+        Err(panic) => {
+            route_of(None);
+            Err(panic)
+        }
+    };
+    let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
+    let response = exchange.respond(handled, true).await;
+    // poem's own body when nothing waits on it, else the wrapper boxed
+    // as it is, its size known (poem's own conversion loses it).
+    let body = |body: TracedBody<_>| body.into_framework().unwrap_or_else(BoxBody::new);
+    poem_response(response.map(body))
 }
 
 /// A poem error that went through [`Error`] (`?` on a `Result<_, Error>`):
@@ -334,8 +370,9 @@ faultline_engine::handler_types! {
     /// The request's trace, as an extractor: trace id, span id, baggage and the
     /// OpenTelemetry context (to carry into spawned tasks), through
     /// [`HandlerTrace`]'s methods. Without the middleware, everything is
-    /// `None`. (The same [`RequestContext`] is in the request's data:
-    /// `poem::web::Data<&RequestContext>`.)
+    /// `None`. (On a traced route the same [`RequestContext`] is in the
+    /// request's data: `poem::web::Data<&RequestContext>`; an excluded
+    /// route's request carries nothing in its data.)
     pub struct RequestTrace;
 }
 
@@ -361,12 +398,16 @@ impl<'a> FromRequest<'a> for RequestTrace {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         // Running inside the router, tell the middleware the route (the
         // span keeps it even if the handler then panics).
-        if let (Some(slot), Some(pattern)) = (req.data::<RouteSlot>(), req.data::<PathPattern>()) {
-            slot.record(pattern);
+        if let Some(pattern) = req.data::<PathPattern>() {
+            record_route(Some(pattern));
         }
-        Ok(RequestTrace(HandlerTrace::new(
-            req.data::<RequestContext>().cloned(),
-        )))
+        // Not in the data on an excluded route: the context the middleware
+        // made current around the endpoint.
+        let context = req
+            .data::<RequestContext>()
+            .cloned()
+            .or_else(RequestContext::current);
+        Ok(RequestTrace(HandlerTrace::new(context)))
     }
 }
 

@@ -86,17 +86,19 @@
 #![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use faultline_engine::Engine;
-use faultline_engine::request::adapter::{self, Exchange, FrameworkRejection, TracedBody};
+use faultline_engine::request::adapter::{
+    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, with_notes,
+};
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -126,22 +128,10 @@ impl<B> BodyOf for http::Response<B> {
 /// request's span when it ends.
 pub type TracedResponse = http::Response<TracedBody<<Response as BodyOf>::Body>>;
 
-/// What the service shares with the filters of one request.
-struct RequestState {
-    context: RequestContext,
-    /// The template [`route`] recorded (the last one wins).
-    route: Mutex<Option<Arc<str>>>,
-    /// Set when the user's filter replied (rather than rejected).
-    replied: AtomicBool,
-}
-
-type SharedState = Arc<RequestState>;
-
-impl RequestState {
-    fn route(&self) -> std::sync::MutexGuard<'_, Option<Arc<str>>> {
-        self.route.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+/// On an error response of an excluded request: the user's filter replied
+/// with it (rather than rejected).
+#[derive(Debug, Clone, Copy)]
+struct Replied;
 
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
@@ -150,13 +140,16 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    let filter = warp::ext::optional::<SharedState>()
-        .and(filter)
-        .map(|state: Option<SharedState>, reply: R| {
-            if let Some(state) = state {
-                state.replied.store(true, Ordering::Relaxed);
+    let filter = filter
+        .map(|reply: R| {
+            let mut response = reply.into_response();
+            let traced = with_notes(|notes| notes.map(|notes| notes.replied = true).is_some());
+            // An excluded request (no notes): an error the filter replied
+            // with says so on itself (a success needs nothing).
+            if !traced && response.status().as_u16() >= 400 {
+                response.extensions_mut().insert(Replied);
             }
-            reply.into_response()
+            response
         })
         .recover(recover_traced)
         .unify()
@@ -209,41 +202,81 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
         if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
             let response = metrics.map(|text| TracedBody::new(text.into()));
             return Box::pin(async move { Ok(response) });
         }
         let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+        if self.engine.excludes(uri.path()) {
+            return self.call_excluded(req, client);
+        }
         let info =
             RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
         let exchange = Exchange::start(&self.engine, &info, uri.clone());
-        let state = Arc::new(RequestState {
-            context: exchange.context(),
-            route: Mutex::new(None),
-            replied: AtomicBool::new(false),
-        });
-        req.extensions_mut().insert(Arc::clone(&state));
         let mut service = warp::service(self.filter.clone());
         // Called inside the instrumented future: warp runs some filters
         // while building its future, and those must see the context too.
-        let handler = exchange.instrument(async move { service.call(req).await });
+        let handler = Noted::new(
+            exchange.instrument(async move { service.call(req).await }),
+            Notes::default(),
+        );
         Box::pin(async move {
             let mut exchange = exchange;
-            let handled = handler.await.map(|Ok(response)| response);
-            if let Some(route) = state.route().take() {
-                exchange.set_route(&route);
+            let (handled, notes) = handler.await;
+            let handled = handled.map(|Ok(response)| response);
+            if let Some(route) = &notes.route {
+                exchange.set_route(route);
             }
-            // warp's own text for a 404 or 405 says nothing the code does
-            // not, and a 5xx's may name internals: only a handler's text
-            // becomes the detail.
-            let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
-            let read_text = state.replied.load(Ordering::Relaxed)
-                || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405));
+            let read_text = read_text(&handled, notes.replied);
             Ok(exchange.respond(handled, read_text).await)
         })
     }
+}
+
+impl Traced {
+    /// A request on an excluded route: no span, no notes; the
+    /// incoming context is made current around the filter, and only an
+    /// error or a panic goes through the adapter core.
+    fn call_excluded<B>(
+        &self,
+        req: Request<B>,
+        client: Option<std::net::IpAddr>,
+    ) -> <Self as Service<Request<B>>>::Future
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let excluded = Excluded::start(&self.engine, req.headers(), client);
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let mut service = warp::service(self.filter.clone());
+        let handler = excluded.instrument(async move { service.call(req).await });
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            let handled = match handler.await {
+                Ok(Ok(response)) if Excluded::passes(&response) => {
+                    return Ok(response.map(TracedBody::new));
+                }
+                handled => handled.map(|Ok(response)| response),
+            };
+            let replied = handled
+                .as_ref()
+                .is_ok_and(|r| r.extensions().get::<Replied>().is_some());
+            let exchange = excluded.into_exchange(&engine, &method, uri, replied);
+            let read_text = read_text(&handled, replied);
+            // Boxed: an error's step does not make every request's future larger.
+            Ok(Box::pin(exchange.respond(handled, read_text)).await)
+        })
+    }
+}
+
+/// Whether the text of a response becomes a problem's detail: warp's own
+/// text for a 404 or 405 says nothing the code does not, and a 5xx's may
+/// name internals: only a handler's text (`replied`) does.
+fn read_text<E>(handled: &Result<Response, E>, replied: bool) -> bool {
+    let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
+    replied || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405))
 }
 
 /// The recovery [`traced`] puts after the user's filter: handler errors
@@ -289,11 +322,15 @@ pub fn route(
     template: impl Into<Arc<str>>,
 ) -> impl Filter<Extract = (), Error = Infallible> + Clone + Send + Sync + 'static {
     let template: Arc<str> = template.into();
-    warp::ext::optional::<SharedState>()
-        .map(move |state: Option<SharedState>| {
-            if let Some(state) = state {
-                *state.route() = Some(Arc::clone(&template));
-            }
+    // Behind one pointer: the filter's size moves every route's future.
+    let route = Arc::new(adapter::shared_route(&template));
+    warp::any()
+        .map(move || {
+            with_notes(|notes| {
+                if let Some(notes) = notes {
+                    notes.route = Some(Cow::clone(&route));
+                }
+            })
         })
         .untuple_one()
 }
@@ -301,9 +338,9 @@ pub fn route(
 /// The request's trace, as a filter extracting a [`RequestTrace`].
 pub fn trace()
 -> impl Filter<Extract = (RequestTrace,), Error = Infallible> + Clone + Send + Sync + 'static {
-    warp::ext::optional::<SharedState>().map(|state: Option<SharedState>| {
-        RequestTrace(HandlerTrace::new(state.map(|s| s.context.clone())))
-    })
+    // The context the service made current around the filter (the
+    // request's, traced or excluded).
+    warp::any().map(|| RequestTrace(HandlerTrace::new(RequestContext::current())))
 }
 
 /// The peer address of the connection, under [`Traced::serve`] (from

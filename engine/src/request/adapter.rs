@@ -9,6 +9,9 @@
 //!    headers, the route template when the router already knows it, the
 //!    peer address). On an [excluded route](crate::config::TracingConfig::excluded_routes)
 //!    the exchange has no span: the incoming context is only made current.
+//!    An adapter that asks [`Engine::excludes`] first takes the cheaper
+//!    [`Excluded`] path instead: nothing of the request is converted or
+//!    recorded, and only an error or a panic comes to an [`Exchange`].
 //! 3. The handler runs inside [`Exchange::instrument`], which makes the
 //!    request's context current and catches a panic. Handlers read the
 //!    request's trace through [`RequestContext::current`] (or the
@@ -84,6 +87,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
@@ -91,11 +95,13 @@ use bytes::Bytes;
 use http::response::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
+use opentelemetry::Context;
 
 use super::{HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE};
 /// Plumbing the adapters share with the server side, reached from here.
 pub use super::{method_name, rejection_code};
 use crate::Engine;
+use crate::carrier::Carrier;
 use crate::error::{PROBLEM_JSON, ProblemDetails};
 use crate::panic::{CatchPanic, CaughtPanic};
 
@@ -258,11 +264,17 @@ impl Exchange {
         B: Body<Data = Bytes>,
     {
         let response = self.answer(handled);
-        let response = match Self::rewrites(&response) {
-            true => self.rewrite(response, read_text).await,
-            false => response,
-        };
-        self.finish(response)
+        if !Self::rewrites(&response) {
+            return self.finish(response);
+        }
+        // Boxed: only a framework error response takes this step, and the
+        // future of every other request stays small (it is moved several
+        // times on its way to the server).
+        Box::pin(async move {
+            let response = self.rewrite(response, read_text).await;
+            self.finish(response)
+        })
+        .await
     }
 
     /// Step 1: a panic becomes a 500 problem (nothing of its text in it);
@@ -371,6 +383,157 @@ impl Exchange {
             }));
         }
         response
+    }
+}
+
+/// What an adapter learns from inside the framework while a request's
+/// future is polled: the route its router matched, whether the user's code
+/// replied (rather than the framework rejected). Kept with the request's
+/// future ([`Noted`]) and lent to the thread that polls it, so that nothing
+/// is allocated or inserted into the request for it; code inside reaches
+/// it through [`with_notes`].
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct Notes {
+    /// The route template, once known (the last one written wins).
+    pub route: Option<Cow<'static, str>>,
+    /// Whether the user's code replied.
+    pub replied: bool,
+}
+
+thread_local! {
+    /// The notes of the request whose future is being polled on this thread.
+    static NOTES: std::cell::Cell<Option<Notes>> = const { std::cell::Cell::new(None) };
+}
+
+/// Calls `f` with the [`Notes`] of the request whose [`Noted`] future is
+/// being polled on this thread: `None` elsewhere (no faultline layer, an
+/// excluded route, a spawned task).
+pub fn with_notes<T>(f: impl FnOnce(Option<&mut Notes>) -> T) -> T {
+    NOTES.with(|current| {
+        let mut notes = current.take();
+        let out = f(notes.as_mut());
+        current.set(notes);
+        out
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future with its [`Notes`] lent to the polling thread
+    /// ([`with_notes`]) while it is polled; ready with the future's output
+    /// and the notes.
+    pub struct Noted<F> {
+        #[pin]
+        inner: F,
+        notes: Option<Notes>,
+    }
+}
+
+impl<F> Noted<F> {
+    /// `inner` with `notes` to begin with.
+    pub fn new(inner: F, notes: Notes) -> Self {
+        Noted {
+            inner,
+            notes: Some(notes),
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for Noted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Noted")
+            .field("notes", &self.notes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Puts the notes back from the thread (and the ones they replaced) when
+/// a poll ends, a panic included.
+struct Lent<'a> {
+    slot: &'a mut Option<Notes>,
+    outer: Option<Notes>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        *self.slot = NOTES.with(|current| current.replace(self.outer.take()));
+    }
+}
+
+impl<F: Future> Future for Noted<F> {
+    type Output = (F::Output, Notes);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let polled = {
+            let outer = NOTES.with(|current| current.replace(this.notes.take()));
+            let _lent = Lent {
+                slot: this.notes,
+                outer,
+            };
+            this.inner.poll(cx)
+        };
+        match polled {
+            Poll::Ready(out) => Poll::Ready((out, this.notes.take().unwrap_or_default())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A request on an excluded route, found by the adapter before anything
+/// else ([`Engine::excludes`] on its path): no span, no exchange, only the
+/// incoming context, made current around the handler
+/// ([`instrument`](Self::instrument)), so that outgoing calls carry the
+/// caller's trace. A response that [`passes`](Self::passes) goes back as it
+/// is; any other (an error, a panic) is answered as on a traced route,
+/// without a trace id, by the [`Exchange`] of
+/// [`into_exchange`](Self::into_exchange).
+#[derive(Debug)]
+pub struct Excluded {
+    cx: Context,
+}
+
+impl Excluded {
+    /// Starts the request: extracts its incoming context from `headers`
+    /// (any [`Carrier`]; `client`, the peer's address, for the trusted-peer
+    /// rules).
+    pub fn start(engine: &Engine, headers: &dyn Carrier, client: Option<IpAddr>) -> Excluded {
+        Excluded {
+            cx: engine.extract_from(headers, client).0,
+        }
+    }
+
+    /// Runs `handler` with the incoming context current (also as
+    /// [`RequestContext::current`]), catching a panic.
+    pub fn instrument<F: Future>(&self, handler: F) -> CatchPanic<F> {
+        crate::panic::install_hook();
+        CatchPanic::for_request(handler, self.cx.clone())
+    }
+
+    /// Whether `response` goes back as it is: not an error (its status is
+    /// below 400), and without a [`HandlerError`] or [`FrameworkRejection`]
+    /// to answer.
+    pub fn passes<B>(response: &http::Response<B>) -> bool {
+        response.status().as_u16() < 400
+            && response.extensions().get::<HandlerError>().is_none()
+            && response.extensions().get::<FrameworkRejection>().is_none()
+    }
+
+    /// The exchange that answers an error or a panic: `method` and `uri` the
+    /// request's; `matched`, whether a route matched (a 404 is then the
+    /// handler's "no such thing").
+    pub fn into_exchange(
+        self,
+        engine: &Engine,
+        method: &Method,
+        uri: Uri,
+        matched: bool,
+    ) -> Exchange {
+        Exchange {
+            span: RequestSpan::without_span(engine, self.cx, method.clone()),
+            uri,
+            matched,
+        }
     }
 }
 

@@ -99,7 +99,18 @@ impl Engine {
     /// headers, names the span after the method (`helloworld.Greeter/SayHello`)
     /// and sets the RPC semantic-convention attributes. End it with
     /// [`RequestSpan::finish_rpc`].
+    ///
+    /// A method on an [excluded route](crate::config::TracingConfig::excluded_routes)
+    /// (matched by its path, `/package.Service/Method`; a prefix such as
+    /// `/package.Service/*` excludes a whole service) starts no span and
+    /// counts nothing: the incoming context is only extracted, to be made
+    /// current while the handler runs.
     pub fn start_rpc(&self, info: &RpcInfo<'_>) -> RequestSpan {
+        let excluded = self.config().excluded_routes();
+        if !excluded.is_empty() && excluded.matches(&format!("/{}", info.method)) {
+            let (cx, _) = self.extract_from(info.headers, info.peer.map(|p| p.ip()));
+            return RequestSpan::without_span(self, cx, Method::POST);
+        }
         let method = shared_route(info.method);
         let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, info.system));
@@ -173,6 +184,9 @@ impl RequestSpan {
     /// ([`Correlator::on_rpc_end`](crate::correlate::Correlator::on_rpc_end)).
     /// Any status but `OK` counts as an error answer for error keeping.
     pub fn finish_rpc(mut self, end: &RpcEnd) {
+        if self.excluded {
+            return;
+        }
         let span = self.cx.span();
         span.set_attribute(KeyValue::new(
             semconv::RPC_RESPONSE_STATUS_CODE,

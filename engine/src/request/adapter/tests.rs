@@ -289,6 +289,107 @@ async fn an_excluded_route_gets_no_span_and_no_traceresponse_but_keeps_the_calle
     engine.shutdown();
 }
 
+#[tokio::test]
+async fn the_excluded_path_keeps_the_callers_context_and_answers_only_errors() {
+    let (engine, spans) = engine(|b| b.excluded_routes(["/internal/*"]));
+    assert!(engine.excludes("/internal/ready"));
+    assert!(!engine.excludes("/internals"));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    let excluded = Excluded::start(&engine, &headers, None);
+    let (seen, current) = excluded
+        .instrument(async {
+            use opentelemetry::trace::TraceContextExt as _;
+            let cx = opentelemetry::Context::current();
+            let seen = cx.span().span_context().trace_id().to_string();
+            (seen, RequestContext::current().and_then(|c| c.trace_id()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(current.as_deref(), Some(seen.as_str()));
+
+    // A success goes back as it is; an error, a rejection or a 4xx does not.
+    assert!(Excluded::passes(&http::Response::new(())));
+    let mut failed = http::Response::new(());
+    failed
+        .extensions_mut()
+        .insert(HandlerError::new(AppError::new(NOT_FOUND, "no user 7")));
+    assert!(!Excluded::passes(&failed));
+    let mut rejected = http::Response::new(());
+    rejected
+        .extensions_mut()
+        .insert(FrameworkRejection::new(StatusCode::BAD_REQUEST, "bad"));
+    assert!(!Excluded::passes(&rejected));
+    let mut missing = http::Response::new(());
+    *missing.status_mut() = StatusCode::NOT_FOUND;
+    assert!(!Excluded::passes(&missing));
+
+    // An error is answered as problem details, without a trace id, and no
+    // span is made.
+    let uri: Uri = "/internal/users/7".parse().unwrap();
+    let exchange = excluded.into_exchange(&engine, &Method::GET, uri, true);
+    let response = exchange
+        .respond(Ok(failed.map(|()| frames(&[]))), true)
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.headers().get(TRACERESPONSE).is_none());
+    let body = read_limited(response.into_body(), 4096).await;
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], 1001);
+    assert_eq!(problem["instance"], "/internal/users/7");
+    assert!(problem.get("trace_id").is_none(), "{problem}");
+    assert!(exported(&engine, &spans).is_empty());
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn notes_are_lent_to_the_polling_thread_and_come_back_even_after_a_panic() {
+    assert!(with_notes(|notes| notes.is_none()));
+    let first = Notes {
+        route: Some(Cow::Borrowed("/users/{id}")),
+        ..Notes::default()
+    };
+    let noted = Noted::new(
+        async {
+            // Seen and written inside, as a router's filter would.
+            let seen = with_notes(|notes| notes.and_then(|n| n.route.clone()));
+            with_notes(|notes| {
+                if let Some(notes) = notes {
+                    notes.replied = true;
+                }
+            });
+            tokio::task::yield_now().await;
+            seen
+        },
+        first,
+    );
+    let (seen, notes) = noted.await;
+    assert_eq!(seen.as_deref(), Some("/users/{id}"));
+    assert!(notes.replied);
+    assert!(with_notes(|notes| notes.is_none()), "nothing left behind");
+
+    // A panic inside (caught outside the `Noted`) gives the notes back to
+    // the future, and nothing stays on the thread.
+    let mut noted = std::pin::pin!(Noted::new(
+        async {
+            with_notes(|notes| notes.map(|n| n.replied = true));
+            panic!("handler crashed");
+        },
+        Notes::default(),
+    ));
+    let waker = std::task::Waker::noop();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = noted.as_mut().poll(&mut TaskContext::from_waker(waker));
+    }));
+    assert!(caught.is_err());
+    assert!(with_notes(|notes| notes.is_none()));
+    assert!(noted.notes.as_ref().is_some_and(|n| n.replied));
+}
+
 #[test]
 fn json_body_rejections_are_worded_alike_everywhere() {
     let syntax = serde_json::from_str::<serde_json::Value>("{x").unwrap_err();
