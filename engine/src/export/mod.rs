@@ -450,12 +450,20 @@ fn truncate_values(attributes: &mut [KeyValue], limit: usize) -> u64 {
 }
 
 /// `text` cut to at most `limit` bytes (the mark included), or `None` when
-/// it fits.
+/// it fits. The length check is inlined into every caller (a span's dozen
+/// values fit, and a call each cost about 10 instructions); the cut is not.
+#[inline]
 fn truncated(text: &str, limit: usize) -> Option<String> {
-    const MARK: &str = "…";
     if text.len() <= limit {
         return None;
     }
+    cut(text, limit)
+}
+
+#[cold]
+#[inline(never)]
+fn cut(text: &str, limit: usize) -> Option<String> {
+    const MARK: &str = "…";
     let mut end = limit.saturating_sub(MARK.len());
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -466,19 +474,40 @@ fn truncated(text: &str, limit: usize) -> Option<String> {
     Some(out)
 }
 
-/// Attributes whose values faultline itself sets from a closed set or a
-/// route template, never from request data: masking them could only cost.
-fn is_enumerated(key: &str) -> bool {
-    matches!(
-        key,
-        "http.request.method"
-            | "http.route"
-            | "url.scheme"
-            | "network.protocol.version"
-            | "error.type"
-            | KEPT_ATTRIBUTE
-            | crate::exception::keys::SEVERITY
-    )
+/// Whether `text`, the value of the attribute `key`, is one of the closed
+/// set of texts the engine sets under that key (a method name, a scheme, a
+/// protocol version, a status code's digits, a severity): such a text holds
+/// nothing to mask, whoever set it, and is not scanned. The decision is on
+/// the value, never on the key alone: an application's own value under one
+/// of these keys (an `http.route` or an `error.type` it set itself, say) is
+/// masked as any other. The route template and error code names are not
+/// a closed set: they go through the masker (which remembers clean texts).
+fn is_engine_text(key: &str, text: &str) -> bool {
+    match key {
+        "http.request.method" => matches!(
+            text,
+            "GET"
+                | "POST"
+                | "PUT"
+                | "DELETE"
+                | "HEAD"
+                | "OPTIONS"
+                | "PATCH"
+                | "CONNECT"
+                | "TRACE"
+                | "_OTHER"
+        ),
+        "url.scheme" => matches!(text, "http" | "https"),
+        "network.protocol.version" => matches!(text, "0.9" | "1.0" | "1.1" | "2" | "3"),
+        "error.type" => {
+            text == "panic" || (text.len() == 3 && text.bytes().all(|b| b.is_ascii_digit()))
+        }
+        KEPT_ATTRIBUTE => text == "error",
+        crate::exception::keys::SEVERITY => {
+            matches!(text, "debug" | "info" | "warning" | "error" | "critical")
+        }
+        _ => false,
+    }
 }
 
 /// Numeric attributes faultline sets from a port, a status code or a byte
@@ -529,7 +558,7 @@ fn mask_attributes_with(
     is_secret: &mut dyn FnMut(&Key) -> bool,
 ) {
     for kv in attributes.iter_mut() {
-        if matches!(&kv.value, Value::String(_)) && is_enumerated(kv.key.as_str())
+        if matches!(&kv.value, Value::String(s) if is_engine_text(kv.key.as_str(), s.as_str()))
             || is_engine_number(kv.key.as_str(), &kv.value)
         {
             continue;
@@ -761,6 +790,52 @@ mod tests {
             proptest::prop_assert_eq!(removed, list.len() - expected.len());
             proptest::prop_assert_eq!(got, expected);
         }
+    }
+
+    #[test]
+    fn an_application_value_under_an_engine_key_is_still_masked() {
+        let masker = crate::masking::from_config(&TracingConfig::default());
+        let mut span = test_span();
+        // What the engine sets, then the same keys set again by the
+        // application (the SDK appends; the last value is exported).
+        span.attributes = vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/users/{id}"),
+            KeyValue::new("url.scheme", "https"),
+            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new("error.type", "500"),
+            KeyValue::new("http.route", "/users/bob@example.com"),
+            KeyValue::new("error.type", "bob@example.com"),
+            KeyValue::new("url.scheme", "call 555-867-5309"),
+            KeyValue::new("http.request.method", "bob@example.com"),
+        ];
+        dedupe_span_attributes(&mut span);
+        mask_span(masker.as_ref(), &mut span);
+        let value = |key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.as_str().into_owned())
+        };
+        assert_eq!(value("network.protocol.version").as_deref(), Some("1.1"));
+        for key in ["http.route", "error.type", "http.request.method"] {
+            let v = value(key).unwrap();
+            assert!(!v.contains("bob@example.com"), "{key} not masked: {v}");
+            assert!(v.contains("@example.com"), "{key}: {v}");
+        }
+        assert!(!value("url.scheme").unwrap().contains("867-5309"));
+
+        // The engine's own values are exported as they are.
+        let mut span = test_span();
+        span.attributes = vec![
+            KeyValue::new("http.request.method", "_OTHER"),
+            KeyValue::new("http.route", "/users/{id}"),
+            KeyValue::new("error.type", "503"),
+            KeyValue::new(KEPT_ATTRIBUTE, "error"),
+        ];
+        let before = span.attributes.clone();
+        mask_span(masker.as_ref(), &mut span);
+        assert_eq!(span.attributes, before);
     }
 
     #[test]
