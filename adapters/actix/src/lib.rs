@@ -87,7 +87,7 @@ use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
     self, Exchange, Excluded, FrameworkRejection, TracedBody,
 };
-use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
+use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo, TRACERESPONSE};
 use futures_util::future::LocalBoxFuture;
 
 /// The actix-web crate this adapter is built on, for code that names its types.
@@ -145,12 +145,15 @@ where
             return self.call_excluded(req);
         }
         let method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
-        let headers = to_http_headers(req.headers());
-        if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
-            let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
-            let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
-            return Box::pin(ready(Ok(req.into_response(response))));
+        if self.1.metrics_path() == Some(req.path()) {
+            let headers = to_http_headers(req.headers());
+            if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+                let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
+                let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
+                return Box::pin(ready(Ok(req.into_response(response))));
+            }
         }
+        let headers = to_http_headers(req.headers());
         let uri = http_uri(req.uri());
         let version = match req.version() {
             Version::HTTP_10 => http::Version::HTTP_10,
@@ -164,7 +167,9 @@ where
         let info = RequestInfo::new(&method, &uri, version, &headers)
             .with_route(route.as_deref())
             .with_client_address(req.peer_addr().map(|a| a.ip()));
-        let exchange = Exchange::start(&self.1, &info, uri.clone());
+        let mut exchange = Exchange::start(&self.1, &info, http::Uri::default());
+        // Moved in, not cloned (a clone of the converted URI allocates).
+        exchange.set_uri(uri);
         let inner = Rc::clone(&self.0);
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
@@ -225,6 +230,14 @@ async fn answer<B: MessageBody + 'static>(
     handled: Result<Result<ServiceResponse<B>, actix_web::Error>, CaughtPanic>,
 ) -> Result<ServiceResponse<ResponseBody>, actix_web::Error> {
     let (request, head, handled) = match handled {
+        Ok(Ok(response))
+            if response.status().as_u16() < 400 && response.response().error().is_none() =>
+        {
+            // Nothing to answer for (no error, nothing to rewrite): the
+            // core's last step on actix-web's own head.
+            let (request, response) = response.into_parts();
+            return Ok(ServiceResponse::new(request, finish(exchange, response)));
+        }
         Ok(Ok(response)) => {
             let (request, response) = response.into_parts();
             let (head, response) = to_core(response.map_into_boxed_body());
@@ -251,9 +264,38 @@ async fn answer<B: MessageBody + 'static>(
     }
 }
 
+/// The core's [`Exchange::finish`] on a response that passes as it is:
+/// only the status (and the headers when some are recorded) go to the
+/// core, and only what it adds (`traceresponse`) comes back onto
+/// actix-web's own head.
+fn finish<B: MessageBody + 'static>(
+    exchange: Exchange,
+    response: HttpResponse<B>,
+) -> HttpResponse<ResponseBody> {
+    let (mut head, body) = response.into_parts();
+    let mut core = http::Response::new(TracedBody::new(ActixBody(body.boxed())));
+    *core.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
+    if exchange.reads_response_headers() {
+        *core.headers_mut() = to_http_headers(head.headers());
+    }
+    let (parts, body) = exchange.finish(core).into_parts();
+    if let Some(value) = parts.headers.get(TRACERESPONSE) {
+        copy_headers([(TRACERESPONSE, value)], |name, value| {
+            head.headers_mut().insert(name, value)
+        });
+    }
+    head.set_body(ResponseBody::of(body))
+}
+
 /// actix-web's URI as an `http` 1 one.
 fn http_uri(uri: &actix_web::http::Uri) -> http::Uri {
-    http::Uri::try_from(uri.to_string()).unwrap_or_default()
+    match uri.path_and_query() {
+        // The usual origin form: its text as it is, without formatting.
+        Some(path) if uri.scheme().is_none() && uri.authority().is_none() => {
+            http::Uri::try_from(path.as_str()).unwrap_or_default()
+        }
+        _ => http::Uri::try_from(uri.to_string()).unwrap_or_default(),
+    }
 }
 
 /// actix-web's headers as a [`Carrier`], for the incoming context of an

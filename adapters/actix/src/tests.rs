@@ -707,3 +707,39 @@ async fn an_excluded_route_gets_no_span_and_no_traceresponse() {
     assert_eq!(h.only_span().name, "GET /hello");
     assert_eq!(h.metrics.0.lock().unwrap().as_slice(), ["/hello 200"]);
 }
+
+#[actix_web::test]
+async fn a_passing_response_keeps_its_head_and_records_the_captured_headers() {
+    // Not configured: the response's own headers are left as they are,
+    // with `traceresponse` added.
+    let h = Harness::new();
+    let app = traced!(h);
+    let response = call_service(&app, TestRequest::get().uri("/hello").to_request()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = header(&response, "content-type");
+    assert_eq!(content_type.as_deref(), Some("text/plain; charset=utf-8"));
+    let (trace, span_id) = traceresponse(&header(&response, "traceresponse").unwrap());
+    assert_eq!(&read_body(response).await[..], b"hello");
+    let span = h.only_span();
+    assert_eq!(span.span_context.trace_id().to_string(), trace);
+    assert_eq!(span.span_context.span_id().to_string(), span_id);
+    assert_eq!(attr(&span, "http.response.header.content-type"), None);
+    drop(h);
+
+    // Configured: the captured header is recorded from the passing response.
+    let h = Harness::with(|c| c.capture_response_header("content-type"));
+    let app = traced!(h);
+    let response = call_service(&app, TestRequest::get().uri("/hello").to_request()).await;
+    assert!(header(&response, "traceresponse").is_some());
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    let span = h.only_span();
+    assert_eq!(
+        attr(&span, "http.response.header.content-type"),
+        Some(Value::Array(opentelemetry::Array::String(vec![
+            "text/plain; charset=utf-8".into()
+        ])))
+    );
+}

@@ -228,6 +228,28 @@ impl Exchange {
         }
     }
 
+    /// Sets the request's URI after [`start`](Self::start), for an adapter
+    /// that converts its framework's URI to build the [`RequestInfo`]: the
+    /// converted one moves in once the info is done with, instead of a
+    /// clone of it.
+    pub fn set_uri(&mut self, uri: Uri) {
+        self.uri = uri;
+    }
+
+    /// Whether [`finish`](Self::finish) reads the response's headers (some
+    /// are configured to be recorded on the span): an adapter that converts
+    /// its framework's headers for it skips that when not, and hands
+    /// [`finish`](Self::finish) an empty map.
+    pub fn reads_response_headers(&self) -> bool {
+        !self.span.is_excluded()
+            && !self
+                .span
+                .engine
+                .config()
+                .capture_response_headers()
+                .is_empty()
+    }
+
     /// The request's span.
     pub fn span(&self) -> &RequestSpan {
         &self.span
