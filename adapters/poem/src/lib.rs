@@ -138,9 +138,36 @@ fn record_route(pattern: Option<&PathPattern>) -> bool {
             return false;
         };
         if let Some(pattern) = pattern {
-            notes.route = Some(shared_route(&route_template(&pattern.0)));
+            notes.route = Some(route_of(pattern));
         }
         true
+    })
+}
+
+thread_local! {
+    /// The last pattern this thread saw and its route: a request for the
+    /// same route (poem hands out the router's own `Arc` each time) skips
+    /// the rewrite and the interning.
+    static LAST_ROUTE: std::cell::RefCell<Option<(std::sync::Arc<str>, Cow<'static, str>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The route template of `pattern`, shared (see [`shared_route`]).
+fn route_of(pattern: &PathPattern) -> Cow<'static, str> {
+    LAST_ROUTE.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return shared_route(&route_template(&pattern.0));
+        };
+        match &*last {
+            // The same `Arc` (kept alive here, so never another string at
+            // the same address).
+            Some((seen, route)) if std::sync::Arc::ptr_eq(seen, &pattern.0) => route.clone(),
+            _ => {
+                let route = shared_route(&route_template(&pattern.0));
+                *last = Some((pattern.0.clone(), route.clone()));
+                route
+            }
+        }
     })
 }
 
@@ -186,9 +213,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             // Boxed: an error's step does not make every request's future larger.
             return Ok(Box::pin(answer(exchange, outcome, None)).await);
         }
-        let route = req
-            .data::<PathPattern>()
-            .map(|pattern| shared_route(&route_template(&pattern.0)));
+        let route = req.data::<PathPattern>().map(route_of);
         let uri = request_uri(&req);
         let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
             .with_route(route.as_deref())
