@@ -23,7 +23,6 @@ mod helloworld;
 #[path = "common/process.rs"]
 mod process;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use faultline::config::ExporterKind;
@@ -127,70 +126,63 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let code =
-        runtime.block_on(async {
-            let listener =
-                match tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], args.port)))
-                    .await
-                {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("grpc_service: cannot listen on port {}: {e}", args.port);
-                        return ExitCode::from(1);
-                    }
-                };
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
-            let own: http::Uri = format!("http://127.0.0.1:{port}")
-                .parse()
-                .expect("this service's address");
-            let greeter = Hello {
-                channel: Endpoint::from(own.clone()).connect_lazy(),
-                client: faultline
-                    .as_ref()
-                    .map(|f| f.tonic_client_layer().with_server(&own)),
-            };
-            let stop = match Stop::listen() {
-                Ok(stop) => stop,
-                Err(e) => {
-                    eprintln!("grpc_service: cannot listen for SIGINT/SIGTERM: {e}");
-                    return ExitCode::from(1);
+    let code = runtime.block_on(async {
+        let listener = match process::listen("grpc_service", args.port).await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+        let own: http::Uri = format!("http://127.0.0.1:{port}")
+            .parse()
+            .expect("this service's address");
+        let greeter = Hello {
+            channel: Endpoint::from(own.clone()).connect_lazy(),
+            client: faultline
+                .as_ref()
+                .map(|f| f.tonic_client_layer().with_server(&own)),
+        };
+        let stop = match Stop::listen() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("grpc_service: cannot listen for SIGINT/SIGTERM: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let signal = stop.clone().requested();
+        let service = GreeterServer::new(greeter);
+        let traced = faultline.as_ref().map(Faultline::tonic_layer);
+        let serving = async move {
+            match traced {
+                Some(layer) => {
+                    Server::builder()
+                        .layer(layer)
+                        .add_service(service)
+                        .serve_with_incoming_shutdown(incoming, signal)
+                        .await
                 }
-            };
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            let signal = stop.clone().requested();
-            let service = GreeterServer::new(greeter);
-            let traced = faultline.as_ref().map(Faultline::tonic_layer);
-            let serving = async move {
-                match traced {
-                    Some(layer) => {
-                        Server::builder()
-                            .layer(layer)
-                            .add_service(service)
-                            .serve_with_incoming_shutdown(incoming, signal)
-                            .await
-                    }
-                    None => {
-                        Server::builder()
-                            .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-                                tonic::Status::internal(faultline::request::INTERNAL_DETAIL)
-                                    .into_http::<tonic::body::Body>()
-                            }))
-                            .add_service(service)
-                            .serve_with_incoming_shutdown(incoming, signal)
-                            .await
-                    }
-                }
-            };
-            println!("listening on http://127.0.0.1:{port}");
-            let served = drain(serving, stop).await;
-            match served {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("serving stopped: {e}");
-                    ExitCode::from(1)
+                None => {
+                    Server::builder()
+                        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+                            tonic::Status::internal(faultline::request::INTERNAL_DETAIL)
+                                .into_http::<tonic::body::Body>()
+                        }))
+                        .add_service(service)
+                        .serve_with_incoming_shutdown(incoming, signal)
+                        .await
                 }
             }
-        });
+        };
+        println!("listening on http://127.0.0.1:{port}");
+        let served = drain(serving, stop).await;
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("serving stopped: {e}");
+                ExitCode::from(1)
+            }
+        }
+    });
     runtime.shutdown_timeout(DROP_DEADLINE);
     if let Some(faultline) = faultline {
         shut_down(faultline);

@@ -4,6 +4,7 @@
 //! SIGINT/SIGTERM and its report. Included by each with `#[path]`.
 
 use std::future::Future;
+use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -82,6 +83,16 @@ impl Args {
             tracing,
         })
     }
+}
+
+/// Listens on `0.0.0.0:port`; on failure prints one line naming `program`
+/// and gives the exit status (1).
+pub async fn listen(program: &str, port: u16) -> Result<tokio::net::TcpListener, ExitCode> {
+    let address = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+    tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        eprintln!("{program}: cannot listen on port {port}: {e}");
+        ExitCode::from(1)
+    })
 }
 
 /// Whether SIGINT or SIGTERM has arrived: each server's graceful shutdown

@@ -43,7 +43,6 @@ use process::{
     Args, DROP_DEADLINE, Stop, drain, init_plain_logging, log_panics, set_panic_masker, shut_down,
 };
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -271,53 +270,46 @@ fn main() -> ExitCode {
         Some(engine) => faultline::reqwest::client(engine, plain),
         None => reqwest_middleware::ClientBuilder::new(plain).build(),
     };
-    let code =
-        runtime.block_on(async {
-            let listener =
-                match tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], args.port)))
-                    .await
-                {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("service: cannot listen on port {}: {e}", args.port);
-                        return ExitCode::from(1);
-                    }
-                };
-            let local = listener.local_addr().expect("local address");
-            let downstream_url: Arc<str> = std::env::var("DOWNSTREAM_URL")
-                .ok()
-                .filter(|u| !u.trim().is_empty())
-                .unwrap_or_else(|| format!("http://127.0.0.1:{}/hello", local.port()))
-                .into();
-            let app = App {
-                engine: engine.clone(),
-                client,
-                downstream_url,
-            };
-            // Before the line that tells the world the service is up.
-            let stop = match Stop::listen() {
-                Ok(stop) => stop,
-                Err(e) => {
-                    eprintln!("service: cannot listen for SIGINT/SIGTERM: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            println!("listening on http://127.0.0.1:{}", local.port());
-            let signal = stop.clone().requested();
-            let served = match args.framework.as_deref().unwrap_or_default() {
-                "axum" => drain(axum_app::serve(app, listener, signal), stop).await,
-                "poem" => drain(poem_app::serve(app, listener, signal), stop).await,
-                // actix-web drains for `GRACE` itself, and returns once the
-                // requests it cut short are dropped (their spans ended).
-                "actix" => actix_app::serve(app, listener, signal).await,
-                _ => drain(warp_app::serve(app, listener, signal), stop).await,
-            };
-            if let Err(e) = served {
-                tracing::error!("serving stopped: {e}");
+    let code = runtime.block_on(async {
+        let listener = match process::listen("service", args.port).await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let local = listener.local_addr().expect("local address");
+        let downstream_url: Arc<str> = std::env::var("DOWNSTREAM_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}/hello", local.port()))
+            .into();
+        let app = App {
+            engine: engine.clone(),
+            client,
+            downstream_url,
+        };
+        // Before the line that tells the world the service is up.
+        let stop = match Stop::listen() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("service: cannot listen for SIGINT/SIGTERM: {e}");
                 return ExitCode::from(1);
             }
-            ExitCode::SUCCESS
-        });
+        };
+        println!("listening on http://127.0.0.1:{}", local.port());
+        let signal = stop.clone().requested();
+        let served = match args.framework.as_deref().unwrap_or_default() {
+            "axum" => drain(axum_app::serve(app, listener, signal), stop).await,
+            "poem" => drain(poem_app::serve(app, listener, signal), stop).await,
+            // actix-web drains for `GRACE` itself, and returns once the
+            // requests it cut short are dropped (their spans ended).
+            "actix" => actix_app::serve(app, listener, signal).await,
+            _ => drain(warp_app::serve(app, listener, signal), stop).await,
+        };
+        if let Err(e) = served {
+            tracing::error!("serving stopped: {e}");
+            return ExitCode::from(1);
+        }
+        ExitCode::SUCCESS
+    });
     // The requests still in flight are dropped here, before the span flush,
     // so that their spans (ended as cancelled) are flushed too.
     runtime.shutdown_timeout(DROP_DEADLINE);
