@@ -63,7 +63,9 @@
 //! `FAULTLINE_BENCH_OTLP_PORT`, default a free one), then serves until
 //! SIGTERM or SIGINT and prints `received S spans in R requests` on exit,
 //! then `received N spans from service NAME` for each resource `service.name`,
-//! then `received L log records in Q requests` if logs came.
+//! then `received L log records in Q requests` if logs came. The port
+//! serves OTLP/gRPC and OTLP/HTTP with protobuf bodies (`POST /v1/traces`,
+//! `POST /v1/logs`, HTTP/1.1) alike.
 //! `fast` answers at once; `slow` waits `FAULTLINE_BENCH_OTLP_DELAY_MS`
 //! (default 2000) before answering each export; `blackhole` accepts TCP
 //! connections and never reads or answers.
@@ -330,7 +332,77 @@ where
     }
 }
 
-/// A loopback OTLP gRPC receiver on its own Tokio runtime.
+/// OTLP/HTTP with protobuf bodies (`POST /v1/traces`, `POST /v1/logs`),
+/// served by the same server as gRPC: tonic routes a path to the service
+/// whose name is its first segment, so this one is named `v1`.
+#[derive(Clone)]
+struct HttpCounting(Arc<Counting>);
+
+impl tonic::server::NamedService for HttpCounting {
+    const NAME: &'static str = "v1";
+}
+
+impl<B> tower::Service<http::Request<B>> for HttpCounting
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let counting = self.0.clone();
+        Box::pin(async move {
+            let answer = |status: http::StatusCode, body: Vec<u8>| {
+                let mut response = http::Response::new(tonic::body::Body::new(
+                    http_body_util::Full::new(bytes::Bytes::from(body)),
+                ));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/x-protobuf"),
+                );
+                Ok(response)
+            };
+            let logs = match (request.method(), request.uri().path()) {
+                (&http::Method::POST, "/v1/traces") => false,
+                (&http::Method::POST, "/v1/logs") => true,
+                _ => return answer(http::StatusCode::NOT_FOUND, Vec::new()),
+            };
+            let body = match http_body_util::BodyExt::collect(request.into_body()).await {
+                Ok(body) => body.to_bytes(),
+                Err(_) => return answer(http::StatusCode::BAD_REQUEST, Vec::new()),
+            };
+            let Ok(decoded) = <CountedRequest as prost::Message>::decode(body) else {
+                return answer(http::StatusCode::BAD_REQUEST, Vec::new());
+            };
+            if let Some(delay) = counting.delay {
+                tokio::time::sleep(delay).await;
+            }
+            let encoded = if logs {
+                Logs::count(&counting, &decoded);
+                prost::Message::encode_to_vec(&ExportLogsServiceResponse::default())
+            } else {
+                Traces::count(&counting, &decoded);
+                prost::Message::encode_to_vec(&ExportTraceServiceResponse::default())
+            };
+            answer(http::StatusCode::OK, encoded)
+        })
+    }
+}
+
+/// A loopback OTLP receiver (gRPC and HTTP/protobuf on one port) on its
+/// own Tokio runtime.
 struct Receiver {
     port: u16,
     counts: Arc<Counts>,
@@ -359,8 +431,11 @@ impl Receiver {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(
             Server::builder()
+                // OTLP/HTTP comes over HTTP/1.1.
+                .accept_http1(true)
                 .add_service(CountingServer::<Traces>::new(counting.clone()))
-                .add_service(CountingServer::<Logs>::new(counting))
+                .add_service(CountingServer::<Logs>::new(counting.clone()))
+                .add_service(HttpCounting(counting))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
