@@ -285,3 +285,399 @@ fn any_text(v: &AnyValue) -> String {
         Some(_) => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_engine::config::TracingConfig;
+    use faultline_engine::masking::PiiMasker;
+    use opentelemetry_proto::tonic::common::v1::{
+        ArrayValue, InstrumentationScope as Scope, KeyValueList,
+    };
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status as ProtoStatus};
+    use serde_json::{Value as Json, json};
+
+    const TRACE: [u8; 16] = [0x4b; 16];
+    const ROOT: [u8; 8] = [0x01; 8];
+    const CHILD: [u8; 8] = [0x02; 8];
+
+    fn text(s: &str) -> AnyValue {
+        AnyValue {
+            value: Some(any_value::Value::StringValue(s.into())),
+        }
+    }
+
+    fn pair(key: impl Into<String>, value: Option<AnyValue>) -> ProtoKeyValue {
+        ProtoKeyValue {
+            key: key.into(),
+            value,
+            ..Default::default()
+        }
+    }
+
+    fn kv(key: &str, value: any_value::Value) -> ProtoKeyValue {
+        pair(key, Some(AnyValue { value: Some(value) }))
+    }
+
+    fn array(values: Vec<any_value::Value>) -> any_value::Value {
+        any_value::Value::ArrayValue(ArrayValue {
+            values: values
+                .into_iter()
+                .map(|v| AnyValue { value: Some(v) })
+                .collect(),
+        })
+    }
+
+    fn resource(service: Option<&str>) -> Option<Resource> {
+        Some(Resource {
+            attributes: service
+                .map(|s| vec![pair("service.name", Some(text(s)))])
+                .unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    fn span(span_id: [u8; 8], parent: &[u8], kind: span::SpanKind, name: &str) -> Span {
+        Span {
+            trace_id: TRACE.to_vec(),
+            span_id: span_id.to_vec(),
+            parent_span_id: parent.to_vec(),
+            name: name.into(),
+            kind: kind as i32,
+            start_time_unix_nano: 1_000,
+            end_time_unix_nano: 5_000,
+            ..Default::default()
+        }
+    }
+
+    fn traces(service: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: resource(service),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(Scope {
+                        name: "checkout-lib".into(),
+                        ..Default::default()
+                    }),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn masker() -> Arc<dyn Masker> {
+        Arc::new(PiiMasker::from_config(&TracingConfig::default()))
+    }
+
+    fn stored(store: &ViewerStore) -> Json {
+        store.trace_json(&hex(&TRACE)).expect("the trace is held")
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn attribute<'a>(list: &'a Json, key: &str) -> &'a Json {
+        list.as_array()
+            .and_then(|l| l.iter().find(|a| a["key"] == key))
+            .map(|a| &a["value"])
+            .unwrap_or_else(|| panic!("no attribute {key} in {list}"))
+    }
+
+    #[test]
+    fn a_span_keeps_its_kind_parent_status_events_links_and_typed_attributes() {
+        let store = ViewerStore::new(1 << 20);
+        let mut root = span(ROOT, &[], span::SpanKind::Server, "GET /checkout");
+        root.status = Some(ProtoStatus {
+            code: status::StatusCode::Error as i32,
+            message: "declined".into(),
+        });
+        root.attributes = vec![
+            kv("http.response.status_code", any_value::Value::IntValue(402)),
+            kv("retry", any_value::Value::BoolValue(true)),
+            kv("ratio", any_value::Value::DoubleValue(0.5)),
+            kv(
+                "tags",
+                array(vec![
+                    any_value::Value::StringValue("a".into()),
+                    any_value::Value::StringValue("b".into()),
+                ]),
+            ),
+            kv(
+                "flags",
+                array(vec![
+                    any_value::Value::BoolValue(true),
+                    any_value::Value::BoolValue(false),
+                ]),
+            ),
+            kv(
+                "sizes",
+                array(vec![
+                    any_value::Value::IntValue(1),
+                    any_value::Value::IntValue(2),
+                ]),
+            ),
+            kv("weights", array(vec![any_value::Value::DoubleValue(1.5)])),
+            kv(
+                "mixed",
+                array(vec![
+                    any_value::Value::IntValue(1),
+                    any_value::Value::StringValue("x".into()),
+                ]),
+            ),
+            kv("raw", any_value::Value::BytesValue(vec![0xde, 0xad])),
+            kv(
+                "map",
+                any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![pair("k", Some(text("v")))],
+                }),
+            ),
+            pair("empty", None),
+        ];
+        root.events = vec![span::Event {
+            time_unix_nano: 2_000,
+            name: "payment declined".into(),
+            attributes: vec![kv("amount", any_value::Value::IntValue(12))],
+            dropped_attributes_count: 0,
+        }];
+        root.links = vec![
+            span::Link {
+                trace_id: [0x7a; 16].to_vec(),
+                span_id: [0x03; 8].to_vec(),
+                ..Default::default()
+            },
+            // A link with malformed ids is left out, the span kept.
+            span::Link {
+                trace_id: vec![1, 2],
+                span_id: [0x03; 8].to_vec(),
+                ..Default::default()
+            },
+        ];
+        let mut child = span(CHILD, &ROOT, span::SpanKind::Client, "GET payments");
+        child.status = Some(ProtoStatus {
+            code: status::StatusCode::Ok as i32,
+            message: String::new(),
+        });
+        // An end before the start is read as the start.
+        child.end_time_unix_nano = 10;
+        let producer = span([0x04; 8], &ROOT, span::SpanKind::Producer, "publish");
+        let consumer = span([0x05; 8], &ROOT, span::SpanKind::Consumer, "consume");
+        let internal = span([0x06; 8], &ROOT, span::SpanKind::Unspecified, "work");
+
+        let received = store_traces(
+            &store,
+            None,
+            traces(
+                Some("checkout"),
+                vec![root, child, producer, consumer, internal],
+            ),
+        );
+        assert_eq!(
+            received,
+            Received {
+                accepted: 5,
+                rejected: 0
+            }
+        );
+
+        let trace = stored(&store);
+        let spans = trace["spans"].as_array().expect("spans");
+        let by_name = |name: &str| {
+            spans
+                .iter()
+                .find(|s| s["name"] == name)
+                .expect(name)
+                .clone()
+        };
+        let root = by_name("GET /checkout");
+        assert_eq!(root["kind"], "server");
+        assert_eq!(root["service"], "checkout");
+        assert_eq!(root["scope"], "checkout-lib");
+        assert_eq!(root["status"], "error");
+        assert_eq!(root["status_message"], "declined");
+        assert_eq!(root["parent_span_id"], Json::Null);
+        let attrs = &root["attributes"];
+        assert_eq!(attribute(attrs, "http.response.status_code"), &json!(402));
+        assert_eq!(attribute(attrs, "retry"), &json!(true));
+        assert_eq!(attribute(attrs, "ratio"), &json!(0.5));
+        assert_eq!(attribute(attrs, "tags"), &json!(["a", "b"]));
+        assert_eq!(attribute(attrs, "flags"), &json!([true, false]));
+        assert_eq!(attribute(attrs, "sizes"), &json!([1, 2]));
+        assert_eq!(attribute(attrs, "weights"), &json!([1.5]));
+        assert_eq!(attribute(attrs, "mixed"), &json!("[1, x]"));
+        assert_eq!(attribute(attrs, "raw"), &json!("dead"));
+        assert_eq!(attribute(attrs, "map"), &json!("{k=v}"));
+        assert_eq!(attribute(attrs, "empty"), &json!(""));
+        assert_eq!(root["events"][0]["name"], "payment declined");
+        assert_eq!(
+            attribute(&root["events"][0]["attributes"], "amount"),
+            &json!(12)
+        );
+        assert_eq!(root["links"].as_array().map(Vec::len), Some(1));
+        assert_eq!(root["links"][0]["trace_id"], hex(&[0x7a; 16]));
+
+        let child = by_name("GET payments");
+        assert_eq!(child["kind"], "client");
+        assert_eq!(child["status"], "ok");
+        assert_eq!(child["parent_span_id"], hex(&ROOT));
+        assert_eq!(child["duration_ns"], json!(0));
+        assert_eq!(by_name("publish")["kind"], "producer");
+        assert_eq!(by_name("consume")["kind"], "consumer");
+        assert_eq!(by_name("work")["kind"], "internal");
+        assert_eq!(by_name("work")["status"], "unset");
+    }
+
+    #[test]
+    fn spans_with_malformed_ids_are_counted_as_rejected_and_the_rest_kept() {
+        let store = ViewerStore::new(1 << 20);
+        let mut short_trace = span(CHILD, &ROOT, span::SpanKind::Internal, "short trace id");
+        short_trace.trace_id = vec![1; 15];
+        let mut zero_span = span([0; 8], &ROOT, span::SpanKind::Internal, "all-zero span id");
+        zero_span.span_id = vec![0; 8];
+        let good = span(ROOT, &[], span::SpanKind::Server, "GET /ok");
+        let received = store_traces(
+            &store,
+            None,
+            traces(None, vec![short_trace, zero_span, good]),
+        );
+        assert_eq!(
+            received,
+            Received {
+                accepted: 1,
+                rejected: 2
+            }
+        );
+        let trace = stored(&store);
+        assert_eq!(trace["spans"].as_array().map(Vec::len), Some(1));
+        // A resource without `service.name` is OpenTelemetry's unknown service.
+        assert_eq!(trace["spans"][0]["service"], UNKNOWN_SERVICE);
+    }
+
+    #[test]
+    fn the_masker_covers_service_names_attributes_events_and_log_bodies() {
+        let store = ViewerStore::new(1 << 20);
+        let masker = masker();
+        let mut root = span(ROOT, &[], span::SpanKind::Server, "GET /users");
+        root.attributes = vec![kv(
+            "user.email",
+            any_value::Value::StringValue("jane.doe@example.com".into()),
+        )];
+        root.events = vec![span::Event {
+            time_unix_nano: 2_000,
+            name: "lookup".into(),
+            attributes: vec![kv(
+                "card",
+                any_value::Value::StringValue("4111 1111 1111 1111".into()),
+            )],
+            dropped_attributes_count: 0,
+        }];
+        store_traces(
+            &store,
+            Some(&masker),
+            traces(Some("svc-jane.doe@example.com"), vec![root]),
+        );
+        let logs = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource(Some("svc")),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        // No time: the observed time stands in.
+                        observed_time_unix_nano: 3_000,
+                        severity_number: 13,
+                        severity_text: "WARN".into(),
+                        body: Some(text("call 555-867-5309 about jane.doe@example.com")),
+                        attributes: vec![kv(
+                            "password",
+                            any_value::Value::StringValue("hunter2".into()),
+                        )],
+                        trace_id: TRACE.to_vec(),
+                        span_id: ROOT.to_vec(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let received = store_logs(&store, Some(&masker), logs);
+        assert_eq!(
+            received,
+            Received {
+                accepted: 1,
+                rejected: 0
+            }
+        );
+
+        let trace = stored(&store);
+        let text = trace.to_string();
+        for raw in [
+            "jane.doe@example.com",
+            "4111 1111 1111 1111",
+            "555-867-5309",
+            "hunter2",
+        ] {
+            assert!(!text.contains(raw), "{raw} reached the store: {text}");
+        }
+        let span = &trace["spans"][0];
+        assert_eq!(span["service"], "s***@example.com");
+        assert_eq!(
+            attribute(&span["attributes"], "user.email"),
+            &json!("j***@example.com")
+        );
+        let log = &trace["logs"][0];
+        assert_eq!(log["severity_number"], 13);
+        assert_eq!(log["severity_text"], "WARN");
+        assert_eq!(log["time_unix_nano"], 3_000);
+        assert_eq!(log["span_id"], hex(&ROOT));
+        assert!(
+            log["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("***-***-5309")),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn without_a_masker_values_are_stored_as_sent() {
+        let store = ViewerStore::new(1 << 20);
+        let mut root = span(ROOT, &[], span::SpanKind::Server, "GET /users");
+        root.attributes = vec![kv(
+            "user.email",
+            any_value::Value::StringValue("jane.doe@example.com".into()),
+        )];
+        store_traces(&store, None, traces(Some("svc"), vec![root]));
+        let trace = stored(&store);
+        assert_eq!(
+            attribute(&trace["spans"][0]["attributes"], "user.email"),
+            &json!("jane.doe@example.com")
+        );
+        assert_eq!(any_text(&AnyValue { value: None }), "");
+        assert_eq!(
+            any_text(&AnyValue {
+                value: Some(any_value::Value::IntValue(7))
+            }),
+            "7"
+        );
+        assert_eq!(
+            any_text(&AnyValue {
+                value: Some(any_value::Value::BoolValue(false))
+            }),
+            "false"
+        );
+        assert_eq!(
+            any_text(&AnyValue {
+                value: Some(any_value::Value::DoubleValue(1.25))
+            }),
+            "1.25"
+        );
+        assert_eq!(
+            any_text(&AnyValue {
+                value: Some(array(vec![any_value::Value::IntValue(1)]))
+            }),
+            "[1]"
+        );
+    }
+}
