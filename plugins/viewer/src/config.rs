@@ -164,3 +164,86 @@ impl ViewerConfig {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    fn error(pairs: &'static [(&'static str, &'static str)]) -> String {
+        ViewerConfig::with_env_from(env(pairs))
+            .expect_err("the settings are refused")
+            .to_string()
+    }
+
+    #[test]
+    fn the_environment_sets_every_setting_over_the_defaults() {
+        let config = ViewerConfig::with_env_from(env(&[
+            (ENV_ADDR, " 0.0.0.0:9999 "),
+            (ENV_TOKEN, "0123456789abcdef"),
+            (ENV_MAX_BYTES, "1048576"),
+        ]))
+        .expect("valid settings");
+        assert_eq!(config.addr(), SocketAddr::from(([0, 0, 0, 0], 9999)));
+        assert_eq!(config.token(), Some("0123456789abcdef"));
+        assert_eq!(config.max_bytes(), 1 << 20);
+        // Blank values are unset.
+        let config = ViewerConfig::with_env_from(env(&[(ENV_ADDR, "  "), (ENV_MAX_BYTES, "")]))
+            .expect("defaults");
+        assert_eq!(config, ViewerConfig::default());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable_and_never_show_the_token() {
+        let e = error(&[(ENV_ADDR, "localhost")]);
+        assert!(e.contains(ENV_ADDR) && e.contains("host:port"), "{e}");
+        let e = error(&[(ENV_MAX_BYTES, "lots")]);
+        assert!(
+            e.contains(ENV_MAX_BYTES) && e.contains("whole number"),
+            "{e}"
+        );
+        let e = error(&[(ENV_MAX_BYTES, "1024")]);
+        assert!(
+            e.contains(ENV_MAX_BYTES) && e.contains(&MIN_MAX_BYTES.to_string()),
+            "{e}"
+        );
+        let e = error(&[(ENV_TOKEN, "short-secret")]);
+        assert!(e.contains(ENV_TOKEN) && !e.contains("short-secret"), "{e}");
+        let e = error(&[(ENV_TOKEN, "a token with spaces in it")]);
+        assert!(
+            e.contains("printable") && !e.contains("spaces in it"),
+            "{e}"
+        );
+        let e = error(&[(ENV_ADDR, "0.0.0.0:16686")]);
+        assert!(e.contains(ENV_TOKEN), "a public address needs a token: {e}");
+    }
+
+    #[test]
+    fn the_builders_are_checked_by_validate_and_debug_hides_the_token() {
+        let config = ViewerConfig::default()
+            .with_addr(SocketAddr::from(([127, 0, 0, 1], 1)))
+            .with_token("0123456789abcdef-secret")
+            .with_max_bytes(MIN_MAX_BYTES)
+            .validate()
+            .expect("valid");
+        let debug = format!("{config:?}");
+        assert!(
+            debug.contains("<set>") && !debug.contains("secret"),
+            "{debug}"
+        );
+        assert!(
+            ViewerConfig::default()
+                .with_max_bytes(MIN_MAX_BYTES - 1)
+                .validate()
+                .is_err()
+        );
+    }
+}
