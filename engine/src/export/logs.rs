@@ -186,7 +186,8 @@ impl LogRecord {
 
     /// Appends the record as one human-readable line (no newline):
     /// `timestamp LEVEL target: message key=value ... trace_id=… span_id=…`,
-    /// the level coloured when `ansi`. Line breaks in values are shown as `⏎`.
+    /// the level coloured when `ansi`. Line breaks in the message are shown as
+    /// `⏎`; string fields are quoted and escaped (`"a\nb"`).
     pub fn write_text(&self, out: &mut String, ansi: bool) {
         super::console::write_rfc3339(out, self.time, true);
         out.push(' ');
@@ -214,13 +215,9 @@ impl LogRecord {
             out.push_str(kv.key.as_str());
             out.push('=');
             match &kv.value {
+                // Quoted and escaped: a line break in it is `\n`.
                 Value::String(s) => {
-                    let start = out.len();
                     let _ = write!(out, "{:?}", s.as_str());
-                    if out[start..].contains(['\n', '\r']) {
-                        let text = out.split_off(start);
-                        push_one_line(out, &text);
-                    }
                 }
                 other => {
                     let _ = write!(out, "{other}");
@@ -582,6 +579,120 @@ mod tests {
         let mut coloured = String::new();
         record().write_text(&mut coloured, true);
         assert!(coloured.contains("\x1b[33mWARN\x1b[0m"), "{coloured}");
+    }
+
+    #[test]
+    fn json_escapes_control_characters_and_writes_arrays_and_odd_numbers() {
+        let mut r = LogRecord::new(
+            LogSeverity::Error,
+            "svc\t1",
+            "bell\u{7} tab\t cr\r back\\slash",
+        );
+        r.attributes = vec![
+            KeyValue::new("ids", Value::Array(Array::I64(vec![1, 2]))),
+            KeyValue::new("flags", Value::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new("weights", Value::Array(Array::F64(vec![0.25, f64::NAN]))),
+            KeyValue::new(
+                "names",
+                Value::Array(Array::String(vec!["a\"b".into(), "c".into()])),
+            ),
+            KeyValue::new("infinite", f64::INFINITY),
+            KeyValue::new("trace_id", "a field, not the record's"),
+        ];
+        let mut out = String::new();
+        r.write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        assert!(out.contains("\\u0007"), "{out}");
+        assert_eq!(v["message"], "bell\u{7} tab\t cr\r back\\slash");
+        assert_eq!(v["target"], "svc\t1");
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["ids"], serde_json::json!([1, 2]));
+        assert_eq!(v["flags"], serde_json::json!([true, false]));
+        assert_eq!(v["weights"], serde_json::json!([0.25, null]));
+        assert_eq!(v["names"], serde_json::json!(["a\"b", "c"]));
+        assert_eq!(v["infinite"], serde_json::Value::Null);
+        assert_eq!(v["field.trace_id"], "a field, not the record's");
+        assert!(v.get("trace_id").is_none(), "no span: no ids, {out}");
+    }
+
+    #[test]
+    fn text_lines_escape_a_multi_line_field_and_colour_every_level() {
+        let mut r = LogRecord::new(LogSeverity::Info, "svc", "m");
+        r.attributes = vec![
+            KeyValue::new("sql", "select 1\r\nfrom t\nwhere x"),
+            KeyValue::new("n", 3i64),
+        ];
+        let mut out = String::new();
+        r.write_text(&mut out, false);
+        assert!(!out.contains(['\n', '\r']), "{out}");
+        assert!(
+            out.contains(r#"sql="select 1\r\nfrom t\nwhere x" n=3"#),
+            "{out}"
+        );
+        assert!(!out.contains("trace_id="), "no span: no ids, {out}");
+        for (severity, colour) in [
+            (LogSeverity::Trace, "\x1b[35mTRACE"),
+            (LogSeverity::Debug, "\x1b[34mDEBUG"),
+            (LogSeverity::Info, "\x1b[32mINFO"),
+            (LogSeverity::Error, "\x1b[31mERROR"),
+        ] {
+            let mut line = String::new();
+            LogRecord::new(severity, "t", "m").write_text(&mut line, true);
+            assert!(line.contains(colour), "{line}");
+        }
+    }
+
+    /// A writer whose text the test reads, or one that always fails.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>, bool);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.1 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_console_log_exporter_writes_one_json_line_a_record_and_reports_write_errors() {
+        let sink = Sink::default();
+        let exporter = ConsoleLogExporter::to_writer(sink.clone());
+        assert_eq!(exporter.name(), "console");
+        assert!(format!("{exporter:?}").contains("ConsoleLogExporter"));
+        let batch = [record(), LogRecord::new(LogSeverity::Info, "t", "second")];
+        exporter.export(&batch).await.expect("written");
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[1]["message"], "second");
+        assert!(exporter.shutdown().await.is_ok());
+        assert!(exporter.take_partial_success().is_none());
+
+        let failing = ConsoleLogExporter::to_writer(Sink(Arc::default(), true));
+        let error = failing.export(&batch).await.expect_err("the write fails");
+        assert!(error.to_string().contains("disk full"), "{error}");
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_log_exporter_keeps_records_and_the_resource() {
+        let exporter = InMemoryLogExporter::default();
+        let mut shared = exporter.clone();
+        shared.set_resource(&Resource::builder_empty().with_service_name("svc").build());
+        shared.export(&[record()]).await.expect("kept");
+        assert_eq!(exporter.records().len(), 1);
+        assert!(exporter.resource().is_some());
+        // Waiting for more than arrives ends at the timeout with what came.
+        assert_eq!(exporter.wait_for(2, Duration::from_millis(20)).len(), 1);
     }
 
     #[test]
