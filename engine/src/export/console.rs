@@ -269,6 +269,167 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    use opentelemetry::Array;
+    use opentelemetry::trace::{Event, Link, SpanContext, SpanId, TraceFlags, TraceId};
+    use std::borrow::Cow;
+
+    fn context(trace: u128, span: u64) -> SpanContext {
+        SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(span),
+            TraceFlags::SAMPLED,
+            false,
+            Default::default(),
+        )
+    }
+
+    /// A client span with a parent, an error, typed attributes, an event
+    /// and a link, lasting `micros`.
+    fn span(kind: SpanKind, micros: u64) -> SpanData {
+        let start = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let mut events = opentelemetry_sdk::trace::SpanEvents::default();
+        events.events.push(Event::new(
+            "retry",
+            start,
+            vec![KeyValue::new("attempt", 2i64)],
+            0,
+        ));
+        let mut links = opentelemetry_sdk::trace::SpanLinks::default();
+        links.links.push(Link::new(
+            context(7, 8),
+            vec![KeyValue::new("why", "batch")],
+            0,
+        ));
+        SpanData {
+            span_context: context(0xabc, 0xdef),
+            parent_span_id: SpanId::from(0x123),
+            parent_span_is_remote: false,
+            span_kind: kind,
+            name: Cow::Borrowed("GET payments"),
+            start_time: start,
+            end_time: start + Duration::from_micros(micros),
+            attributes: vec![
+                KeyValue::new("note", "two\nlines"),
+                KeyValue::new("ids", Value::Array(Array::I64(vec![1, 2]))),
+                KeyValue::new("flags", Value::Array(Array::Bool(vec![true]))),
+                KeyValue::new("weights", Value::Array(Array::F64(vec![0.5, f64::NAN]))),
+                KeyValue::new("names", Value::Array(Array::String(vec!["a".into()]))),
+                KeyValue::new("ratio", f64::INFINITY),
+                KeyValue::new("ok", false),
+            ],
+            dropped_attributes_count: 0,
+            events,
+            links,
+            status: Status::error("declined"),
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn pretty_lines_carry_ids_parent_duration_status_attributes_events_and_links_on_one_line() {
+        let exporter = ConsoleExporter::to_writer(ConsoleFormat::Pretty, std::io::sink());
+        let line = exporter.render(&span(SpanKind::Client, 1_500));
+        assert!(!line.contains('\n'), "{line}");
+        for part in [
+            "2026-11-18T11:06:40.000Z  CLIENT \"GET payments\"",
+            "trace_id=00000000000000000000000000000abc span_id=0000000000000def",
+            "parent_id=0000000000000123",
+            "duration=1.500ms",
+            "status=ERROR(\"declined\")",
+            "note=\"two\\nlines\"",
+            "ids=[1,2]",
+            "| event \"retry\" attempt=2",
+            "| link trace_id=00000000000000000000000000000007 span_id=0000000000000008",
+        ] {
+            assert!(line.contains(part), "{part} missing from {line}");
+        }
+        for (kind, micros, name, duration) in [
+            (SpanKind::Server, 12, "SERVER", "duration=12µs"),
+            (SpanKind::Producer, 2_500_000, "PRODUCER", "duration=2.500s"),
+            (SpanKind::Consumer, 0, "CONSUMER", "duration=0µs"),
+            (SpanKind::Internal, 999, "INTERNAL", "duration=999µs"),
+        ] {
+            let line = exporter.render(&span(kind, micros));
+            assert!(line.contains(name) && line.contains(duration), "{line}");
+        }
+        let mut ok = span(SpanKind::Server, 1);
+        ok.status = Status::Ok;
+        ok.parent_span_id = SpanId::INVALID;
+        let line = exporter.render(&ok);
+        assert!(
+            line.contains("status=OK") && !line.contains("parent_id="),
+            "{line}"
+        );
+        ok.status = Status::Unset;
+        assert!(!exporter.render(&ok).contains("status="));
+    }
+
+    #[test]
+    fn json_lines_are_objects_with_typed_attributes() {
+        let exporter = ConsoleExporter::to_writer(ConsoleFormat::Json, std::io::sink());
+        let v: serde_json::Value =
+            serde_json::from_str(&exporter.render(&span(SpanKind::Client, 1_500))).expect("JSON");
+        assert_eq!(v["kind"], "CLIENT");
+        assert_eq!(v["parent_span_id"], "0000000000000123");
+        assert_eq!(v["duration_us"], 1_500);
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["status_description"], "declined");
+        let attributes = &v["attributes"];
+        assert_eq!(attributes["note"], "two\nlines");
+        assert_eq!(attributes["ids"], serde_json::json!([1, 2]));
+        assert_eq!(attributes["flags"], serde_json::json!([true]));
+        assert_eq!(attributes["weights"], serde_json::json!([0.5, null]));
+        assert_eq!(attributes["names"], serde_json::json!(["a"]));
+        assert_eq!(attributes["ratio"], serde_json::Value::Null);
+        assert_eq!(attributes["ok"], false);
+        assert_eq!(v["events"][0]["name"], "retry");
+        assert_eq!(v["events"][0]["attributes"]["attempt"], 2);
+        assert_eq!(v["links"][0]["attributes"]["why"], "batch");
+        let mut ok = span(SpanKind::Server, 1);
+        ok.status = Status::Ok;
+        ok.parent_span_id = SpanId::INVALID;
+        let v: serde_json::Value = serde_json::from_str(&exporter.render(&ok)).expect("JSON");
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["parent_span_id"], serde_json::Value::Null);
+    }
+
+    /// A writer the test reads.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn export_writes_a_line_a_span_with_the_resource_service() {
+        let sink = Sink::default();
+        let mut exporter = ConsoleExporter::to_writer(ConsoleFormat::Json, sink.clone());
+        assert!(format!("{exporter:?}").contains("Json"));
+        exporter.set_resource(
+            &Resource::builder_empty()
+                .with_service_name("checkout")
+                .build(),
+        );
+        exporter
+            .export(&[span(SpanKind::Server, 1), span(SpanKind::Client, 2)])
+            .await
+            .expect("written");
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l["service"] == "checkout"), "{text}");
+    }
+
     #[test]
     fn rfc3339_known_dates() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
