@@ -581,6 +581,96 @@ mod tests {
     }
 
     #[test]
+    fn a_code_made_at_run_time_has_the_same_defaults_and_setters() {
+        // `const` codes are evaluated by the compiler; a code may also be
+        // made at run time (from a table, say).
+        let status = StatusCode::from_u16(503).unwrap();
+        let code = ErrorCode::new(3001, "UPSTREAM", status)
+            .with_title("Upstream down")
+            .with_severity(Severity::Critical)
+            .with_type_uri("https://errors.example.com/upstream");
+        assert_eq!(code.code(), 3001);
+        assert_eq!(code.name(), "UPSTREAM");
+        assert_eq!(code.status(), status);
+        assert_eq!(code.title(), "Upstream down");
+        assert_eq!(code.severity(), Severity::Critical);
+        assert_eq!(code.type_uri(), "https://errors.example.com/upstream");
+        let plain = ErrorCode::new(3002, "BUSY", StatusCode::from_u16(429).unwrap());
+        assert_eq!(plain.severity(), Severity::Warning);
+        assert_eq!(plain.title(), "Too Many Requests");
+        assert_eq!(
+            ErrorCode::new(3003, "DOWN", status).severity(),
+            Severity::Error
+        );
+        let names: Vec<String> = [
+            Severity::Debug,
+            Severity::Info,
+            Severity::Warning,
+            Severity::Error,
+            Severity::Critical,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(names, ["debug", "info", "warning", "error", "critical"]);
+    }
+
+    #[test]
+    fn an_app_error_shows_its_parts_and_a_cyclic_chain_ends() {
+        let err = AppError::new(PAYMENT_DECLINED, "card declined")
+            .with_detail("try another card")
+            .with_source(std::io::Error::other("gateway timeout"));
+        assert_eq!(err.message(), "card declined");
+        assert_eq!(err.detail(), Some("try another card"));
+        assert_eq!(err.status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(err.code(), PAYMENT_DECLINED);
+        assert_eq!(err.to_string(), "card declined");
+        assert_eq!(err.error_code(), Some(PAYMENT_DECLINED));
+        let debug = format!("{err:?}");
+        assert!(
+            debug.contains("2001")
+                && debug.contains("PAYMENT_DECLINED")
+                && debug.contains("gateway timeout"),
+            "{debug}"
+        );
+
+        // An error that is its own source: the walk stops instead of looping.
+        #[derive(Debug)]
+        struct Cycle;
+        impl fmt::Display for Cycle {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("cycle")
+            }
+        }
+        impl StdError for Cycle {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&Cycle)
+            }
+        }
+        assert_eq!(find_error_code(&Cycle), None);
+    }
+
+    #[test]
+    fn problem_details_mask_title_and_instance_and_keep_a_valid_status() {
+        let config = crate::config::TracingConfig::builder()
+            .pii_pattern("acct", r"ACCT-\d+")
+            .build()
+            .unwrap();
+        let masker = crate::masking::BasicMasker::from_config(&config);
+        let mut p = ProblemDetails::new(PAYMENT_DECLINED, "declined")
+            .with_instance("/accounts/ACCT-42")
+            .with_extension("count", serde_json::json!(3));
+        p.title = "Declined for ACCT-42".to_owned();
+        let p = p.masked(&masker);
+        assert_eq!(p.title, "Declined for [REDACTED]");
+        assert_eq!(p.instance.as_deref(), Some("/accounts/[REDACTED]"));
+        assert_eq!(p.extensions["count"], 3);
+        let mut odd = ProblemDetails::new(PAYMENT_DECLINED, "x");
+        odd.status = 42;
+        assert_eq!(odd.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
     fn problem_details_masked() {
         let config = crate::config::TracingConfig::builder()
             .pii_pattern("acct", r"ACCT-\d+")
