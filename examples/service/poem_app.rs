@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use faultline::error::PROBLEM_JSON;
-use faultline::poem::{Error, FaultlineMiddleware};
+use faultline::poem::{Error, FaultlineMiddleware, RecordRoute};
 use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
 use poem::middleware::CatchPanic;
@@ -72,12 +72,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let middleware = app.engine.clone().map(FaultlineMiddleware::new);
-    // The middleware on each route's endpoint as well: poem's router shows
-    // the matched route only to what runs inside it, and a handler that
-    // panics returns no response to read it from.
+    // The route recorded on each route's endpoint as well: poem's router
+    // shows the matched route only to what runs inside it, and a handler
+    // that panics returns no response to read it from.
     let traced = |endpoint: RouteMethod| -> BoxEndpoint<'static, Response> {
         match &middleware {
-            Some(m) => endpoint.with(m.clone()).boxed(),
+            Some(_) => endpoint.with(RecordRoute).boxed(),
             None => endpoint.boxed(),
         }
     };

@@ -144,6 +144,35 @@ fn record_route(pattern: Option<&PathPattern>) -> bool {
     })
 }
 
+/// Tells an outer [`FaultlineMiddleware`] the route poem matched, from
+/// inside the router, and adds nothing else: put on each route's endpoint
+/// (`get(handler).with(RecordRoute)`), so that the span of a handler that
+/// panics (and returns no response to read the route from) still has its
+/// route. The cheapest way: the endpoint's own future is returned as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRoute;
+
+impl<E: Endpoint> Middleware<E> for RecordRoute {
+    type Output = RecordRouteEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RecordRouteEndpoint(ep)
+    }
+}
+
+/// The endpoint [`RecordRoute`] wraps around a route's endpoint.
+#[derive(Debug)]
+pub struct RecordRouteEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for RecordRouteEndpoint<E> {
+    type Output = E::Output;
+
+    fn call(&self, req: Request) -> impl Future<Output = poem::Result<E::Output>> + Send {
+        record_route(req.data::<PathPattern>());
+        self.0.call(req)
+    }
+}
+
 thread_local! {
     /// The last pattern this thread saw and its route: a request for the
     /// same route (poem hands out the router's own `Arc` each time) skips
@@ -175,14 +204,11 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if record_route(req.data::<PathPattern>()) {
-            // Applied again inside the router: an outer faultline endpoint
-            // traces this request; only tell it the route.
-            return self.inner.call(req).await.map(IntoResponse::into_response);
-        }
-        if RequestContext::current().is_some() {
+        let pattern = req.data::<PathPattern>();
+        if record_route(pattern) || RequestContext::current().is_some() {
             // Applied again inside the router, under an outer faultline
-            // endpoint that left the request untraced (an excluded route).
+            // endpoint: that one traces the request (and learns the route
+            // here), or left it untraced (an excluded route).
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
         let path = req.uri().path();
@@ -213,7 +239,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             // Boxed: an error's step does not make every request's future larger.
             return Ok(Box::pin(answer(exchange, outcome, None)).await);
         }
-        let route = req.data::<PathPattern>().map(route_of);
+        let route = pattern.map(route_of);
         let uri = request_uri(&req);
         let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
             .with_route(route.as_deref())
@@ -236,22 +262,19 @@ async fn answer<T: IntoResponse>(
     outcome: Result<poem::Result<T>, CaughtPanic>,
     noted: Option<Cow<'static, str>>,
 ) -> Response {
-    let mut route_of = |pattern: Option<&PathPattern>| {
-        let route = pattern
-            .map(|p| route_template(&p.0))
-            .or_else(|| noted.clone());
-        if let Some(route) = route {
+    let mut learn = |pattern: Option<&PathPattern>| {
+        if let Some(route) = pattern.map(route_of).or_else(|| noted.clone()) {
             exchange.set_route(&route);
         }
     };
     let handled = match outcome {
         Ok(Ok(output)) => {
             let response = output.into_response();
-            route_of(response.data::<PathPattern>());
+            learn(response.data::<PathPattern>());
             Ok(response)
         }
         Ok(Err(error)) => {
-            route_of(error.data::<PathPattern>());
+            learn(error.data::<PathPattern>());
             let known = known_rejection(&error);
             let mut response = error.into_response();
             if let Some(rejection) = known {
@@ -260,7 +283,7 @@ async fn answer<T: IntoResponse>(
             Ok(response)
         }
         Err(panic) => {
-            route_of(None);
+            learn(None);
             Err(panic)
         }
     };
@@ -333,54 +356,44 @@ fn known_rejection(error: &poem::Error) -> Option<FrameworkRejection> {
 /// `/users/{id}`, `:id<\d+>` is `{id}`, `*rest` is `{*rest}` (`{*}` without
 /// a name), an unnamed `<regex>` is `{_}`. Follows poem's own parser.
 fn route_template(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains([':', '*', '<']) {
+    const MARKS: [char; 3] = [':', '*', '<'];
+    if !pattern.contains(MARKS) {
         // Nothing to rewrite (a route without parameters).
         return Cow::Borrowed(pattern);
     }
-    let bytes = pattern.as_bytes();
+    /// What follows the `<regex>` that `text` starts with.
+    fn past_regex(text: &str) -> &str {
+        text.split_once('>').map_or("", |(_, after)| after)
+    }
     let mut out = String::with_capacity(pattern.len() + 4);
-    let mut i = 0;
-    // Skips a `<regex>` starting at `bytes[i] == b'<'`.
-    let skip_regex = |i: &mut usize| {
-        while *i < bytes.len() && bytes[*i] != b'>' {
-            *i += 1;
-        }
-        *i = (*i + 1).min(bytes.len());
-    };
-    while i < bytes.len() {
-        match bytes[i] {
+    let mut rest = pattern;
+    while let Some(at) = rest.find(MARKS) {
+        out.push_str(&rest[..at]);
+        let (mark, tail) = (rest.as_bytes()[at], &rest[at + 1..]);
+        match mark {
             b':' => {
-                let start = i + 1;
-                i = start;
-                while i < bytes.len() && !matches!(bytes[i], b'/' | b'<' | b'*') {
-                    i += 1;
-                }
+                let end = tail.find(['/', '<', '*']).unwrap_or(tail.len());
                 out.push('{');
-                out.push_str(&pattern[start..i]);
+                out.push_str(&tail[..end]);
                 out.push('}');
-                if i < bytes.len() && bytes[i] == b'<' {
-                    skip_regex(&mut i);
+                rest = &tail[end..];
+                if rest.starts_with('<') {
+                    rest = past_regex(rest);
                 }
             }
             b'*' => {
                 out.push_str("{*");
-                out.push_str(&pattern[i + 1..]);
+                out.push_str(tail);
                 out.push('}');
-                break;
-            }
-            b'<' => {
-                out.push_str("{_}");
-                skip_regex(&mut i);
+                return Cow::Owned(out);
             }
             _ => {
-                let start = i;
-                while i < bytes.len() && !matches!(bytes[i], b':' | b'*' | b'<') {
-                    i += 1;
-                }
-                out.push_str(&pattern[start..i]);
+                out.push_str("{_}");
+                rest = past_regex(tail);
             }
         }
     }
+    out.push_str(rest);
     Cow::Owned(out)
 }
 
@@ -423,9 +436,7 @@ impl<'a> FromRequest<'a> for RequestTrace {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         // Running inside the router, tell the middleware the route (the
         // span keeps it even if the handler then panics).
-        if let Some(pattern) = req.data::<PathPattern>() {
-            record_route(Some(pattern));
-        }
+        record_route(req.data::<PathPattern>());
         // Not in the data on an excluded route: the context the middleware
         // made current around the endpoint.
         let context = req
