@@ -76,9 +76,10 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use faultline_engine::Engine;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
     self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, shared_route,
@@ -98,49 +99,31 @@ type HttpResponse = http::Response<BoxBody<Bytes, std::io::Error>>;
 /// The poem crate this adapter is built on, for code that names its types.
 pub use poem;
 
-/// The poem middleware: add it to a `Route` with
-/// `.with(FaultlineMiddleware::new(engine))`.
-#[derive(Debug, Clone)]
-pub struct FaultlineMiddleware {
-    engine: Engine,
-}
-
-impl FaultlineMiddleware {
-    /// A middleware tracing with `engine`.
-    pub fn new(engine: Engine) -> Self {
-        FaultlineMiddleware { engine }
-    }
+faultline_engine::middleware_types! {
+    /// The poem middleware: add it to a `Route` with
+    /// `.with(FaultlineMiddleware::new(engine))`.
+    pub struct FaultlineMiddleware;
+    /// The endpoint [`FaultlineMiddleware`] wraps around another.
+    pub struct FaultlineEndpoint;
 }
 
 impl<E: Endpoint> Middleware<E> for FaultlineMiddleware {
     type Output = FaultlineEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        FaultlineEndpoint {
-            inner: ep,
-            engine: self.engine.clone(),
-        }
+        self.wrap(ep)
     }
-}
-
-/// The endpoint [`FaultlineMiddleware`] wraps around another.
-#[derive(Debug)]
-pub struct FaultlineEndpoint<E> {
-    inner: E,
-    engine: Engine,
 }
 
 /// Tells the outer faultline endpoint the route of `pattern`, when one
 /// traces the request being polled on this thread; whether one does.
 fn record_route(pattern: Option<&PathPattern>) -> bool {
     with_notes(|notes| {
-        let Some(notes) = notes else {
-            return false;
-        };
-        if let Some(pattern) = pattern {
+        let traced = notes.is_some();
+        if let (Some(notes), Some(pattern)) = (notes, pattern) {
             notes.route = Some(route_of(pattern));
         }
-        true
+        traced
     })
 }
 
@@ -177,26 +160,20 @@ thread_local! {
     /// The last pattern this thread saw and its route: a request for the
     /// same route (poem hands out the router's own `Arc` each time) skips
     /// the rewrite and the interning.
-    static LAST_ROUTE: std::cell::RefCell<Option<(std::sync::Arc<str>, Cow<'static, str>)>> =
-        const { std::cell::RefCell::new(None) };
+    static LAST_ROUTE: Cell<Option<(Arc<str>, Cow<'static, str>)>> = const { Cell::new(None) };
 }
 
 /// The route template of `pattern`, shared (see [`shared_route`]).
 fn route_of(pattern: &PathPattern) -> Cow<'static, str> {
     LAST_ROUTE.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return shared_route(&route_template(&pattern.0));
-        };
-        match &*last {
+        let (seen, route) = match last.take() {
             // The same `Arc` (kept alive here, so never another string at
             // the same address).
-            Some((seen, route)) if std::sync::Arc::ptr_eq(seen, &pattern.0) => route.clone(),
-            _ => {
-                let route = shared_route(&route_template(&pattern.0));
-                *last = Some((pattern.0.clone(), route.clone()));
-                route
-            }
-        }
+            Some((seen, route)) if Arc::ptr_eq(&seen, &pattern.0) => (seen, route),
+            _ => (pattern.0.clone(), shared_route(&route_template(&pattern.0))),
+        };
+        last.set(Some((seen, route.clone())));
+        route
     })
 }
 
@@ -222,17 +199,10 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             // an error or a panic goes through the adapter core.
             let excluded = Excluded::start(&self.engine, req.headers(), client);
             let (method, uri) = (req.method().clone(), request_uri(&req).clone());
-            let outcome = match excluded.instrument(self.inner.call(req)).await {
-                Ok(Ok(output)) => {
-                    let response = output.into_response();
-                    if response.status().as_u16() < 400 && response.data::<HandlerError>().is_none()
-                    {
-                        return Ok(response);
-                    }
-                    Ok(Ok(response))
-                }
-                Ok(Err(error)) => Ok(Err(error)),
-                Err(panic) => Err(panic),
+            let outcome = excluded.instrument(self.inner.call(req)).await;
+            let outcome = match outcome.map(|result| result.map(IntoResponse::into_response)) {
+                Ok(Ok(response)) if passes(&response) => return Ok(response),
+                outcome => outcome,
             };
             // Whether a route matched: `answer` learns it from the outcome.
             let exchange = excluded.into_exchange(&self.engine, &method, uri, false);
@@ -254,40 +224,40 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     }
 }
 
+/// Whether an excluded request's `response` goes back as it is (see
+/// [`Excluded::passes`]).
+fn passes(response: &Response) -> bool {
+    response.status().as_u16() < 400 && response.data::<HandlerError>().is_none()
+}
+
 /// The answer to a request whose endpoint ran (`outcome`): the route learnt
-/// (from the response, or the one `noted` inside the router), poem's own errors recognized, then
-/// the adapter core's answer.
+/// (from the response, or the one `noted` inside the router), poem's own
+/// errors recognized, then the adapter core's answer.
 async fn answer<T: IntoResponse>(
     mut exchange: Exchange,
     outcome: Result<poem::Result<T>, CaughtPanic>,
     noted: Option<Cow<'static, str>>,
 ) -> Response {
-    let mut learn = |pattern: Option<&PathPattern>| {
-        if let Some(route) = pattern.map(route_of).or_else(|| noted.clone()) {
-            exchange.set_route(&route);
-        }
+    let outcome = outcome.map(|result| result.map(IntoResponse::into_response));
+    let pattern = match &outcome {
+        Ok(Ok(response)) => response.data::<PathPattern>(),
+        Ok(Err(error)) => error.data::<PathPattern>(),
+        Err(_) => None,
     };
-    let handled = match outcome {
-        Ok(Ok(output)) => {
-            let response = output.into_response();
-            learn(response.data::<PathPattern>());
-            Ok(response)
-        }
-        Ok(Err(error)) => {
-            learn(error.data::<PathPattern>());
+    if let Some(route) = pattern.map(route_of).or(noted) {
+        exchange.set_route(&route);
+    }
+    let handled = outcome.map(|result| {
+        let response = result.unwrap_or_else(|error| {
             let known = known_rejection(&error);
             let mut response = error.into_response();
             if let Some(rejection) = known {
                 response.set_data(rejection);
             }
-            Ok(response)
-        }
-        Err(panic) => {
-            learn(None);
-            Err(panic)
-        }
-    };
-    let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
+            response
+        });
+        HttpResponse::from(wrapped_rejection(response))
+    });
     let response = exchange.respond(handled, true).await;
     // poem's own body when nothing waits on it, else the wrapper boxed
     // as it is, its size known (poem's own conversion loses it).

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use faultline_engine::Engine;
 use faultline_engine::config::TracingConfig;
 use faultline_engine::error::{AppError, ErrorCode, PROBLEM_JSON};
 use faultline_engine::export::InMemoryExporter;
@@ -649,7 +650,10 @@ async fn record_route_alone_answers_as_the_endpoint_does() {
         assert_eq!(header(&a, "content-type"), header(&b, "content-type"));
         assert!(header(&b, "traceresponse").is_none());
         let (a, b) = (a.0.into_body(), b.0.into_body());
-        assert_eq!(a.into_string().await.unwrap(), b.into_string().await.unwrap());
+        assert_eq!(
+            a.into_string().await.unwrap(),
+            b.into_string().await.unwrap()
+        );
     }
 }
 
