@@ -150,6 +150,7 @@ pub struct RecordRouteEndpoint<E>(E);
 impl<E: Endpoint> Endpoint for RecordRouteEndpoint<E> {
     type Output = E::Output;
 
+    #[inline]
     fn call(&self, req: Request) -> impl Future<Output = poem::Result<E::Output>> + Send {
         record_route(req.data::<PathPattern>());
         self.0.call(req)
@@ -193,12 +194,13 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             return Ok(poem_response(metrics));
         }
         let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
-        if self.engine.excludes(request_uri(&req).path()) {
+        let uri = request_uri(&req);
+        if self.engine.excludes(uri.path()) {
             // No span, no route recorded, nothing in the request's data: the
             // incoming context is made current around the endpoint, and only
             // an error or a panic goes through the adapter core.
             let excluded = Excluded::start(&self.engine, req.headers(), client);
-            let (method, uri) = (req.method().clone(), request_uri(&req).clone());
+            let (method, uri) = (req.method().clone(), uri.clone());
             let outcome = excluded.instrument(self.inner.call(req)).await;
             let outcome = match outcome.map(|result| result.map(IntoResponse::into_response)) {
                 Ok(Ok(response)) if passes(&response) => return Ok(response),
@@ -210,7 +212,6 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             return Ok(Box::pin(answer(exchange, outcome, None)).await);
         }
         let route = pattern.map(route_of);
-        let uri = request_uri(&req);
         let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
             .with_route(route.as_deref())
             .with_scheme(req.scheme().as_str())
