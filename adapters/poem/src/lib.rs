@@ -57,11 +57,14 @@
 //! `<regex>` becomes `{_}`); without a matched route the span is named by
 //! the method alone. A handler that panics returns no response, so its
 //! span learns the route only when something ran inside the router: the
-//! [`RequestTrace`] extractor, or the same middleware applied to the
-//! route's endpoint as well (`get(handler).with(middleware.clone())`), which
-//! then only records the route for the outer one. Applied to endpoints
-//! alone, without the outer one, the middleware traces those endpoints
-//! completely (but not the requests no route matched).
+//! [`RequestTrace`] extractor, or [`RecordRoute`] on the route's endpoint
+//! (`get(handler).with(RecordRoute)`), which only tells the outer
+//! middleware the route and hands the endpoint's own future on, at no cost
+//! of a wrapper future. The same middleware applied to the route's endpoint
+//! as well (`get(handler).with(middleware.clone())`) also only records the
+//! route for the outer one; applied to endpoints alone, without the outer
+//! one, it traces those endpoints completely (but not the requests no
+//! route matched).
 //!
 //! When a correlator serves metrics (the Prometheus plugin), the outer
 //! middleware also answers `GET /metrics` (the configured
@@ -116,15 +119,13 @@ impl<E: Endpoint> Middleware<E> for FaultlineMiddleware {
 }
 
 /// Tells the outer faultline endpoint the route of `pattern`, when one
-/// traces the request being polled on this thread; whether one does.
-fn record_route(pattern: Option<&PathPattern>) -> bool {
+/// traces the request being polled on this thread.
+fn record_route(pattern: Option<&PathPattern>) {
     with_notes(|notes| {
-        let traced = notes.is_some();
         if let (Some(notes), Some(pattern)) = (notes, pattern) {
             notes.route = Some(route_of(pattern));
         }
-        traced
-    })
+    });
 }
 
 /// Tells an outer [`FaultlineMiddleware`] the route poem matched, from
@@ -183,10 +184,11 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let pattern = req.data::<PathPattern>();
-        if record_route(pattern) || RequestContext::current().is_some() {
+        if RequestContext::current().is_some() {
             // Applied again inside the router, under an outer faultline
             // endpoint: that one traces the request (and learns the route
             // here), or left it untraced (an excluded route).
+            record_route(pattern);
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
         let path = req.uri().path();
