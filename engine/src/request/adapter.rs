@@ -527,9 +527,6 @@ impl Excluded {
 
     /// Runs `handler` with the incoming context current (also as
     /// [`RequestContext::current`]), catching a panic.
-    // Inlined: the handler's future (often large) is then built in place,
-    // not copied into the wrapper.
-    #[inline(always)]
     pub fn instrument<F: Future>(&self, handler: F) -> CatchPanic<F> {
         crate::panic::install_hook();
         CatchPanic::for_request(handler, self.cx.clone())
