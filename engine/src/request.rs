@@ -414,10 +414,12 @@ impl Engine {
         if let Some(route) = &route {
             attributes.push(KeyValue::new("http.route", route.clone()));
         }
-        // A route without parameters is its own path: its shared text serves.
-        let path: Cow<'static, str> = match &route {
-            Some(Cow::Borrowed(route)) if *route == info.path => Cow::Borrowed(route),
-            _ => Cow::Owned(info.path.to_owned()),
+        // A route without parameters is its own path: its shared text
+        // serves; any other path is shared with the thread's last requests
+        // for it (a router that tells the route only afterwards).
+        let path = match &route {
+            Some(Cow::Borrowed(route)) if *route == info.path => Value::from(*route),
+            _ => recent::text(recent::Kind::Path, info.path),
         };
         attributes.push(KeyValue::new("url.path", path));
         attributes.push(KeyValue::new(

@@ -3,9 +3,10 @@
 use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 
 use faultline::error::PROBLEM_JSON;
-use faultline::poem::{Error, FaultlineMiddleware};
+use faultline::poem::{Error, FaultlineMiddleware, RecordRoute};
 use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
 use poem::middleware::CatchPanic;
@@ -14,6 +15,11 @@ use poem::{EndpointExt, IntoEndpoint, Response, Route, RouteMethod, Server, get,
 
 use crate::{App, Checkout, HarnessCall};
 
+/// The app as the routes' data: poem clones its data into every request,
+/// and an `Arc`'s clone is a count's increment (a clone of `App` copies the
+/// outgoing client's middleware list, an allocation when it is traced).
+type Shared = Arc<App>;
+
 #[handler]
 async fn hello() -> &'static str {
     "hello"
@@ -21,24 +27,24 @@ async fn hello() -> &'static str {
 
 #[handler]
 async fn user(
-    Data(app): Data<&App>,
+    Data(app): Data<&Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Error> {
     Ok(Json(app.user(&id)?))
 }
 
 #[handler]
-async fn checkout(Data(app): Data<&App>, Json(body): Json<Checkout>) -> Error {
+async fn checkout(Data(app): Data<&Shared>, Json(body): Json<Checkout>) -> Error {
     app.checkout(&body).into()
 }
 
 #[handler]
-async fn panic(Data(app): Data<&App>) -> &'static str {
+async fn panic(Data(app): Data<&Shared>) -> &'static str {
     app.panic()
 }
 
 #[handler]
-async fn downstream(Data(app): Data<&App>) -> Json<serde_json::Value> {
+async fn downstream(Data(app): Data<&Shared>) -> Json<serde_json::Value> {
     Json(app.downstream().await)
 }
 
@@ -50,7 +56,7 @@ fn stream() -> Response {
 }
 
 #[handler]
-async fn harness(Data(app): Data<&App>, Json(calls): Json<Vec<HarnessCall>>) -> &'static str {
+async fn harness(Data(app): Data<&Shared>, Json(calls): Json<Vec<HarnessCall>>) -> &'static str {
     app.harness(calls).await;
     ""
 }
@@ -72,12 +78,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let middleware = app.engine.clone().map(FaultlineMiddleware::new);
-    // The middleware on each route's endpoint as well: poem's router shows
-    // the matched route only to what runs inside it, and a handler that
-    // panics returns no response to read it from.
+    // The route recorded on each route's endpoint as well: poem's router
+    // shows the matched route only to what runs inside it, and a handler
+    // that panics returns no response to read it from.
     let traced = |endpoint: RouteMethod| -> BoxEndpoint<'static, Response> {
         match &middleware {
-            Some(m) => endpoint.with(m.clone()).boxed(),
+            Some(_) => endpoint.with(RecordRoute).boxed(),
             None => endpoint.boxed(),
         }
     };
@@ -90,7 +96,7 @@ pub async fn serve(
         .at("/downstream", traced(get(downstream)))
         .at("/test", traced(post(harness)))
         .at("/stream", traced(get(stream)))
-        .data(app);
+        .data(Shared::new(app));
     let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
     match middleware {
         // Around the whole router, so that no route and a wrong method are

@@ -57,11 +57,14 @@
 //! `<regex>` becomes `{_}`); without a matched route the span is named by
 //! the method alone. A handler that panics returns no response, so its
 //! span learns the route only when something ran inside the router: the
-//! [`RequestTrace`] extractor, or the same middleware applied to the
-//! route's endpoint as well (`get(handler).with(middleware.clone())`), which
-//! then only records the route for the outer one. Applied to endpoints
-//! alone, without the outer one, the middleware traces those endpoints
-//! completely (but not the requests no route matched).
+//! [`RequestTrace`] extractor, or [`RecordRoute`] on the route's endpoint
+//! (`get(handler).with(RecordRoute)`), which only tells the outer
+//! middleware the route and hands the endpoint's own future on, at no cost
+//! of a wrapper future. The same middleware applied to the route's endpoint
+//! as well (`get(handler).with(middleware.clone())`) also only records the
+//! route for the outer one; applied to endpoints alone, without the outer
+//! one, it traces those endpoints completely (but not the requests no
+//! route matched).
 //!
 //! When a correlator serves metrics (the Prometheus plugin), the outer
 //! middleware also answers `GET /metrics` (the configured
@@ -76,9 +79,10 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use faultline_engine::Engine;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
     self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, shared_route,
@@ -98,76 +102,80 @@ type HttpResponse = http::Response<BoxBody<Bytes, std::io::Error>>;
 /// The poem crate this adapter is built on, for code that names its types.
 pub use poem;
 
-/// The poem middleware: add it to a `Route` with
-/// `.with(FaultlineMiddleware::new(engine))`.
-#[derive(Debug, Clone)]
-pub struct FaultlineMiddleware {
-    engine: Engine,
-}
-
-impl FaultlineMiddleware {
-    /// A middleware tracing with `engine`.
-    pub fn new(engine: Engine) -> Self {
-        FaultlineMiddleware { engine }
-    }
+faultline_engine::middleware_types! {
+    /// The poem middleware: add it to a `Route` with
+    /// `.with(FaultlineMiddleware::new(engine))`.
+    pub struct FaultlineMiddleware;
+    /// The endpoint [`FaultlineMiddleware`] wraps around another.
+    pub struct FaultlineEndpoint;
 }
 
 impl<E: Endpoint> Middleware<E> for FaultlineMiddleware {
     type Output = FaultlineEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        FaultlineEndpoint {
-            inner: ep,
-            engine: self.engine.clone(),
-        }
+        self.wrap(ep)
     }
 }
 
-/// The endpoint [`FaultlineMiddleware`] wraps around another.
-#[derive(Debug)]
-pub struct FaultlineEndpoint<E> {
-    inner: E,
-    engine: Engine,
-}
-
 /// Tells the outer faultline endpoint the route of `pattern`, when one
-/// traces the request being polled on this thread; whether one does.
-fn record_route(pattern: Option<&PathPattern>) -> bool {
+/// traces the request being polled on this thread.
+fn record_route(pattern: Option<&PathPattern>) {
     with_notes(|notes| {
-        let Some(notes) = notes else {
-            return false;
-        };
-        if let Some(pattern) = pattern {
+        if let (Some(notes), Some(pattern)) = (notes, pattern) {
             notes.route = Some(route_of(pattern));
         }
-        true
-    })
+    });
+}
+
+/// Tells an outer [`FaultlineMiddleware`] the route poem matched, from
+/// inside the router, and adds nothing else: put on each route's endpoint
+/// (`get(handler).with(RecordRoute)`), so that the span of a handler that
+/// panics (and returns no response to read the route from) still has its
+/// route. The cheapest way: the endpoint's own future is returned as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRoute;
+
+impl<E: Endpoint> Middleware<E> for RecordRoute {
+    type Output = RecordRouteEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RecordRouteEndpoint(ep)
+    }
+}
+
+/// The endpoint [`RecordRoute`] wraps around a route's endpoint.
+#[derive(Debug)]
+pub struct RecordRouteEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for RecordRouteEndpoint<E> {
+    type Output = E::Output;
+
+    #[inline]
+    fn call(&self, req: Request) -> impl Future<Output = poem::Result<E::Output>> + Send {
+        record_route(req.data::<PathPattern>());
+        self.0.call(req)
+    }
 }
 
 thread_local! {
     /// The last pattern this thread saw and its route: a request for the
     /// same route (poem hands out the router's own `Arc` each time) skips
     /// the rewrite and the interning.
-    static LAST_ROUTE: std::cell::RefCell<Option<(std::sync::Arc<str>, Cow<'static, str>)>> =
-        const { std::cell::RefCell::new(None) };
+    static LAST_ROUTE: Cell<Option<(Arc<str>, Cow<'static, str>)>> = const { Cell::new(None) };
 }
 
 /// The route template of `pattern`, shared (see [`shared_route`]).
 fn route_of(pattern: &PathPattern) -> Cow<'static, str> {
     LAST_ROUTE.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return shared_route(&route_template(&pattern.0));
-        };
-        match &*last {
+        let (seen, route) = match last.take() {
             // The same `Arc` (kept alive here, so never another string at
             // the same address).
-            Some((seen, route)) if std::sync::Arc::ptr_eq(seen, &pattern.0) => route.clone(),
-            _ => {
-                let route = shared_route(&route_template(&pattern.0));
-                *last = Some((pattern.0.clone(), route.clone()));
-                route
-            }
-        }
+            Some((seen, route)) if Arc::ptr_eq(&seen, &pattern.0) => (seen, route),
+            _ => (pattern.0.clone(), shared_route(&route_template(&pattern.0))),
+        };
+        last.set(Some((seen, route.clone())));
+        route
     })
 }
 
@@ -175,14 +183,12 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if record_route(req.data::<PathPattern>()) {
-            // Applied again inside the router: an outer faultline endpoint
-            // traces this request; only tell it the route.
-            return self.inner.call(req).await.map(IntoResponse::into_response);
-        }
+        let pattern = req.data::<PathPattern>();
         if RequestContext::current().is_some() {
             // Applied again inside the router, under an outer faultline
-            // endpoint that left the request untraced (an excluded route).
+            // endpoint: that one traces the request (and learns the route
+            // here), or left it untraced (an excluded route).
+            record_route(pattern);
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
         let path = req.uri().path();
@@ -190,31 +196,24 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
             return Ok(poem_response(metrics));
         }
         let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
-        if self.engine.excludes(request_uri(&req).path()) {
+        let uri = request_uri(&req);
+        if self.engine.excludes(uri.path()) {
             // No span, no route recorded, nothing in the request's data: the
             // incoming context is made current around the endpoint, and only
             // an error or a panic goes through the adapter core.
             let excluded = Excluded::start(&self.engine, req.headers(), client);
-            let (method, uri) = (req.method().clone(), request_uri(&req).clone());
-            let outcome = match excluded.instrument(self.inner.call(req)).await {
-                Ok(Ok(output)) => {
-                    let response = output.into_response();
-                    if response.status().as_u16() < 400 && response.data::<HandlerError>().is_none()
-                    {
-                        return Ok(response);
-                    }
-                    Ok(Ok(response))
-                }
-                Ok(Err(error)) => Ok(Err(error)),
-                Err(panic) => Err(panic),
+            let (method, uri) = (req.method().clone(), uri.clone());
+            let outcome = excluded.instrument(self.inner.call(req)).await;
+            let outcome = match outcome.map(|result| result.map(IntoResponse::into_response)) {
+                Ok(Ok(response)) if passes(&response) => return Ok(response),
+                outcome => outcome,
             };
             // Whether a route matched: `answer` learns it from the outcome.
             let exchange = excluded.into_exchange(&self.engine, &method, uri, false);
             // Boxed: an error's step does not make every request's future larger.
             return Ok(Box::pin(answer(exchange, outcome, None)).await);
         }
-        let route = req.data::<PathPattern>().map(route_of);
-        let uri = request_uri(&req);
+        let route = pattern.map(route_of);
         let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
             .with_route(route.as_deref())
             .with_scheme(req.scheme().as_str())
@@ -228,43 +227,40 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     }
 }
 
+/// Whether an excluded request's `response` goes back as it is (see
+/// [`Excluded::passes`]).
+fn passes(response: &Response) -> bool {
+    response.status().as_u16() < 400 && response.data::<HandlerError>().is_none()
+}
+
 /// The answer to a request whose endpoint ran (`outcome`): the route learnt
-/// (from the response, or the one `noted` inside the router), poem's own errors recognized, then
-/// the adapter core's answer.
+/// (from the response, or the one `noted` inside the router), poem's own
+/// errors recognized, then the adapter core's answer.
 async fn answer<T: IntoResponse>(
     mut exchange: Exchange,
     outcome: Result<poem::Result<T>, CaughtPanic>,
     noted: Option<Cow<'static, str>>,
 ) -> Response {
-    let mut route_of = |pattern: Option<&PathPattern>| {
-        let route = pattern
-            .map(|p| route_template(&p.0))
-            .or_else(|| noted.clone());
-        if let Some(route) = route {
-            exchange.set_route(&route);
-        }
+    let outcome = outcome.map(|result| result.map(IntoResponse::into_response));
+    let pattern = match &outcome {
+        Ok(Ok(response)) => response.data::<PathPattern>(),
+        Ok(Err(error)) => error.data::<PathPattern>(),
+        Err(_) => None,
     };
-    let handled = match outcome {
-        Ok(Ok(output)) => {
-            let response = output.into_response();
-            route_of(response.data::<PathPattern>());
-            Ok(response)
-        }
-        Ok(Err(error)) => {
-            route_of(error.data::<PathPattern>());
+    if let Some(route) = pattern.map(route_of).or(noted) {
+        exchange.set_route(&route);
+    }
+    let handled = outcome.map(|result| {
+        let response = result.unwrap_or_else(|error| {
             let known = known_rejection(&error);
             let mut response = error.into_response();
             if let Some(rejection) = known {
                 response.set_data(rejection);
             }
-            Ok(response)
-        }
-        Err(panic) => {
-            route_of(None);
-            Err(panic)
-        }
-    };
-    let handled = handled.map(|r| HttpResponse::from(wrapped_rejection(r)));
+            response
+        });
+        HttpResponse::from(wrapped_rejection(response))
+    });
     let response = exchange.respond(handled, true).await;
     // poem's own body when nothing waits on it, else the wrapper boxed
     // as it is, its size known (poem's own conversion loses it).
@@ -333,54 +329,44 @@ fn known_rejection(error: &poem::Error) -> Option<FrameworkRejection> {
 /// `/users/{id}`, `:id<\d+>` is `{id}`, `*rest` is `{*rest}` (`{*}` without
 /// a name), an unnamed `<regex>` is `{_}`. Follows poem's own parser.
 fn route_template(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains([':', '*', '<']) {
+    const MARKS: [char; 3] = [':', '*', '<'];
+    if !pattern.contains(MARKS) {
         // Nothing to rewrite (a route without parameters).
         return Cow::Borrowed(pattern);
     }
-    let bytes = pattern.as_bytes();
+    /// What follows the `<regex>` that `text` starts with.
+    fn past_regex(text: &str) -> &str {
+        text.split_once('>').map_or("", |(_, after)| after)
+    }
     let mut out = String::with_capacity(pattern.len() + 4);
-    let mut i = 0;
-    // Skips a `<regex>` starting at `bytes[i] == b'<'`.
-    let skip_regex = |i: &mut usize| {
-        while *i < bytes.len() && bytes[*i] != b'>' {
-            *i += 1;
-        }
-        *i = (*i + 1).min(bytes.len());
-    };
-    while i < bytes.len() {
-        match bytes[i] {
+    let mut rest = pattern;
+    while let Some(at) = rest.find(MARKS) {
+        out.push_str(&rest[..at]);
+        let (mark, tail) = (rest.as_bytes()[at], &rest[at + 1..]);
+        match mark {
             b':' => {
-                let start = i + 1;
-                i = start;
-                while i < bytes.len() && !matches!(bytes[i], b'/' | b'<' | b'*') {
-                    i += 1;
-                }
+                let end = tail.find(['/', '<', '*']).unwrap_or(tail.len());
                 out.push('{');
-                out.push_str(&pattern[start..i]);
+                out.push_str(&tail[..end]);
                 out.push('}');
-                if i < bytes.len() && bytes[i] == b'<' {
-                    skip_regex(&mut i);
+                rest = &tail[end..];
+                if rest.starts_with('<') {
+                    rest = past_regex(rest);
                 }
             }
             b'*' => {
                 out.push_str("{*");
-                out.push_str(&pattern[i + 1..]);
+                out.push_str(tail);
                 out.push('}');
-                break;
-            }
-            b'<' => {
-                out.push_str("{_}");
-                skip_regex(&mut i);
+                return Cow::Owned(out);
             }
             _ => {
-                let start = i;
-                while i < bytes.len() && !matches!(bytes[i], b':' | b'*' | b'<') {
-                    i += 1;
-                }
-                out.push_str(&pattern[start..i]);
+                out.push_str("{_}");
+                rest = past_regex(tail);
             }
         }
     }
+    out.push_str(rest);
     Cow::Owned(out)
 }
 
@@ -423,9 +409,7 @@ impl<'a> FromRequest<'a> for RequestTrace {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         // Running inside the router, tell the middleware the route (the
         // span keeps it even if the handler then panics).
-        if let Some(pattern) = req.data::<PathPattern>() {
-            record_route(Some(pattern));
-        }
+        record_route(req.data::<PathPattern>());
         // Not in the data on an excluded route: the context the middleware
         // made current around the endpoint.
         let context = req

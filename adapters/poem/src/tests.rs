@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use faultline_engine::Engine;
 use faultline_engine::config::TracingConfig;
 use faultline_engine::error::{AppError, ErrorCode, PROBLEM_JSON};
 use faultline_engine::export::InMemoryExporter;
@@ -615,9 +616,10 @@ async fn a_panicking_handler_keeps_its_route_when_something_ran_inside_the_route
     let app = Route::new()
         .at("/panic/:n", get(panics).with(mw.clone()))
         .at("/panic-trace/:n", get(panics_with_trace))
+        .at("/panic-noted/:n", get(panics).with(RecordRoute))
         .with(mw);
     let cli = TestClient::new(app);
-    for path in ["/panic/1", "/panic-trace/2"] {
+    for path in ["/panic/1", "/panic-trace/2", "/panic-noted/3"] {
         let resp = cli.get(path).send().await;
         resp.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(problem(resp).await["code"], 5000);
@@ -631,10 +633,28 @@ async fn a_panicking_handler_keeps_its_route_when_something_ran_inside_the_route
     assert_eq!(
         names,
         [
+            "GET /panic-noted/{n} Some(\"/panic-noted/{n}\")",
             "GET /panic-trace/{n} Some(\"/panic-trace/{n}\")",
             "GET /panic/{n} Some(\"/panic/{n}\")",
         ]
     );
+}
+
+#[tokio::test]
+async fn record_route_alone_answers_as_the_endpoint_does() {
+    let plain = TestClient::new(Route::new().at("/users/:id", get(user)));
+    let noted = TestClient::new(Route::new().at("/users/:id", get(user).with(RecordRoute)));
+    for path in ["/users/7", "/users/0"] {
+        let (a, b) = (plain.get(path).send().await, noted.get(path).send().await);
+        assert_eq!(a.0.status(), b.0.status(), "{path}");
+        assert_eq!(header(&a, "content-type"), header(&b, "content-type"));
+        assert!(header(&b, "traceresponse").is_none());
+        let (a, b) = (a.0.into_body(), b.0.into_body());
+        assert_eq!(
+            a.into_string().await.unwrap(),
+            b.into_string().await.unwrap()
+        );
+    }
 }
 
 #[tokio::test]

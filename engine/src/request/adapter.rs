@@ -826,38 +826,22 @@ macro_rules! tower_layer {
         $(#[$layer_attr:meta])* pub struct $layer:ident;
         $(#[$service_attr:meta])* pub struct $service:ident;
     ) => {
-        $(#[$layer_attr])*
-        #[derive(Debug, Clone)]
-        pub struct $layer {
-            engine: $crate::Engine,
-        }
-
-        impl $layer {
-            /// A layer tracing with `engine`.
-            pub fn new(engine: $crate::Engine) -> Self {
-                $layer { engine }
-            }
+        $crate::middleware_types! {
+            $(#[$layer_attr])* pub struct $layer;
+            $(#[$service_attr])* pub struct $service;
         }
 
         impl<S> ::tower::Layer<S> for $layer {
             type Service = $service<S>;
 
             fn layer(&self, inner: S) -> Self::Service {
-                $service {
-                    inner,
-                    engine: self.engine.clone(),
-                }
+                self.wrap(inner)
             }
-        }
-
-        $(#[$service_attr])*
-        #[derive(Debug, Clone)]
-        pub struct $service<S> {
-            inner: S,
-            engine: $crate::Engine,
         }
     };
 }
+
+mod middleware;
 
 #[cfg(test)]
 mod tests;

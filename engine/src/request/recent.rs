@@ -1,7 +1,8 @@
 //! The texts of a server span that repeat from request to request on a
 //! thread — the host a client asked for, its user agent, its address (a
 //! keep-alive connection sends many requests; a proxy in front sends them
-//! all) — kept per thread as shared strings: an attribute value is then a
+//! all), the path of a request whose route is not known when its span
+//! starts (a router that tells it only afterwards) — kept per thread as shared strings: an attribute value is then a
 //! reference count's increment, not an allocation on the request thread
 //! and a free on the export side.
 //!
@@ -62,6 +63,7 @@ struct Recent {
     authorities: Ring<(Box<str>, Option<u16>)>,
     hosts: Ring<()>,
     agents: Ring<()>,
+    paths: Ring<()>,
     clients: Ring<IpAddr>,
 }
 
@@ -71,6 +73,7 @@ thread_local! {
             authorities: Ring::new(),
             hosts: Ring::new(),
             agents: Ring::new(),
+            paths: Ring::new(),
             clients: Ring::new(),
         })
     };
@@ -83,6 +86,8 @@ pub(crate) enum Kind {
     Host,
     /// `user_agent.original`.
     UserAgent,
+    /// `url.path`.
+    Path,
 }
 
 /// `text` as an attribute value, shared with the last requests on this
@@ -97,6 +102,7 @@ pub(crate) fn text(kind: Kind, text: &str) -> Value {
             let ring = match kind {
                 Kind::Host => &mut recent.hosts,
                 Kind::UserAgent => &mut recent.agents,
+                Kind::Path => &mut recent.paths,
             };
             // The ring's keys are the texts themselves.
             Value::from(ring.get(|(), kept| kept == text, || ((), Arc::from(text))))
@@ -173,6 +179,9 @@ mod tests {
         // Another kind keeps its own texts.
         let agent = text(Kind::UserAgent, "api.example.com");
         assert_ne!(shared(&agent), shared(&first));
+        let path = text(Kind::Path, "api.example.com");
+        assert_ne!(shared(&path), shared(&first));
+        assert_ne!(shared(&path), shared(&agent));
         // SLOTS other hosts push the first one out.
         for i in 0..SLOTS {
             let host = format!("host-{i}.example.com");
