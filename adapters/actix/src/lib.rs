@@ -82,12 +82,11 @@ use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::carrier::Carrier;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, TracedBody,
+    self, Exchange, Excluded, FrameworkRejection, HeaderPairs, TracedBody, copy_headers,
 };
-use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo, TRACERESPONSE};
+use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
 
 /// The actix-web crate this adapter is built on, for code that names its types.
@@ -127,6 +126,9 @@ where
 #[derive(Debug)]
 pub struct FaultlineService<S>(Rc<S>, Engine);
 
+/// What a [`FaultlineService`] answers with.
+type Answer = Result<ServiceResponse<ResponseBody>, actix_web::Error>;
+
 impl<S, B> Service<ServiceRequest> for FaultlineService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -134,26 +136,24 @@ where
 {
     type Response = ServiceResponse<ResponseBody>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, actix_web::Error>>;
+    type Future = LocalBoxFuture<'static, Answer>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
     }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        if self.1.excludes(req.path()) && self.1.metrics_path() != Some(req.path()) {
+        let scrape = self.1.metrics_path() == Some(req.path());
+        if self.1.excludes(req.path()) && !scrape {
             return self.call_excluded(req);
         }
-        let method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
-        if self.1.metrics_path() == Some(req.path()) {
-            let headers = to_http_headers(req.headers());
-            if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
-                let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
-                let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
-                return Box::pin(ready(Ok(req.into_response(response))));
-            }
+        // actix-web's headers are read in place, never converted.
+        let headers = HeaderPairs(req.headers());
+        let method = http_method(req.method());
+        if scrape && let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+            let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
+            return Box::pin(ready(Ok(req.into_response(to_actix(head(), metrics)))));
         }
-        let headers = to_http_headers(req.headers());
         let uri = http_uri(req.uri());
         let version = match req.version() {
             Version::HTTP_10 => http::Version::HTTP_10,
@@ -187,12 +187,9 @@ where
     /// types; the incoming context is made current around the
     /// application, and only an error or a panic goes through the adapter
     /// core.
-    fn call_excluded(
-        &self,
-        req: ServiceRequest,
-    ) -> LocalBoxFuture<'static, Result<ServiceResponse<ResponseBody>, actix_web::Error>> {
+    fn call_excluded(&self, req: ServiceRequest) -> LocalBoxFuture<'static, Answer> {
         let client = req.peer_addr().map(|a| a.ip());
-        let excluded = Excluded::start(&self.1, &ActixHeaders(req.headers()), client);
+        let excluded = Excluded::start(&self.1, &HeaderPairs(req.headers()), client);
         // For an error's answer (the URI's text is shared, not copied; the
         // request itself must stay unshared for the router).
         let (method, uri) = (req.method().clone(), req.uri().clone());
@@ -201,26 +198,23 @@ where
         let engine = self.1.clone();
         Box::pin(async move {
             let handled = match handler.await {
-                Ok(Ok(response))
-                    if response.status().as_u16() < 400
-                        && response.response().error().is_none() =>
-                {
-                    return Ok(
-                        response.map_body(|_, body| ResponseBody(Inner::Plain(body.boxed())))
-                    );
+                Ok(Ok(response)) if passes(&response) => {
+                    return Ok(response.map_body(|_, body| ResponseBody(Inner::Plain(body.boxed()))));
                 }
                 handled => handled,
             };
-            let method = http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default();
-            let matched = match &handled {
-                Ok(Ok(response)) => response.request().match_pattern().is_some(),
-                _ => false,
-            };
-            let exchange = excluded.into_exchange(&engine, &method, http_uri(&uri), matched);
+            let matched = matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
+            let (method, uri) = (http_method(&method), http_uri(&uri));
+            let exchange = excluded.into_exchange(&engine, &method, uri, matched);
             // Boxed: an error's step does not make every request's future larger.
             Box::pin(answer(exchange, handled)).await
         })
     }
+}
+
+/// Whether `response` passes as it is: no error status, no error to answer for.
+fn passes<B>(response: &ServiceResponse<B>) -> bool {
+    response.status().as_u16() < 400 && response.response().error().is_none()
 }
 
 /// The answer to a request whose application ran (`handled`), through the
@@ -228,11 +222,9 @@ where
 async fn answer<B: MessageBody + 'static>(
     exchange: Exchange,
     handled: Result<Result<ServiceResponse<B>, actix_web::Error>, CaughtPanic>,
-) -> Result<ServiceResponse<ResponseBody>, actix_web::Error> {
+) -> Answer {
     let (request, head, handled) = match handled {
-        Ok(Ok(response))
-            if response.status().as_u16() < 400 && response.response().error().is_none() =>
-        {
+        Ok(Ok(response)) if passes(&response) => {
             // Nothing to answer for (no error, nothing to rewrite): the
             // core's last step on actix-web's own head.
             let (request, response) = response.into_parts();
@@ -247,15 +239,12 @@ async fn answer<B: MessageBody + 'static>(
             let (head, response) = to_core(error.error_response());
             (None, head, Ok(response))
         }
-        Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
+        Err(panic) => (None, head(), Err(panic)),
     };
     // A 5xx's text (an error's `Display`) may name internals: not read.
     let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
-    let response = exchange
-        .respond(handled, read_text)
-        .await
-        .map(ResponseBody::of);
-    let response = to_actix(head, response);
+    let response = exchange.respond(handled, read_text).await;
+    let response = to_actix(head, response.map(ResponseBody::of));
     match request {
         Some(request) => Ok(ServiceResponse::new(request, response)),
         // No request is left to answer with (a panic, an inner
@@ -273,18 +262,30 @@ fn finish<B: MessageBody + 'static>(
     response: HttpResponse<B>,
 ) -> HttpResponse<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let mut core = http::Response::new(TracedBody::new(ActixBody(body.boxed())));
-    *core.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
+    let mut headers = http::HeaderMap::new();
     if exchange.reads_response_headers() {
-        *core.headers_mut() = to_http_headers(head.headers());
+        copy_headers(head.headers(), |n: http::HeaderName, v| headers.append(n, v));
     }
-    let (parts, body) = exchange.finish(core).into_parts();
-    if let Some(value) = parts.headers.get(TRACERESPONSE) {
-        copy_headers([(TRACERESPONSE, value)], |name, value| {
-            head.headers_mut().insert(name, value)
-        });
+    let body = TracedBody::new(ActixBody(body.boxed()));
+    let (traceresponse, body) = exchange.finish_head(http_status(head.status()), &headers, body);
+    if let Some(value) = traceresponse.and_then(|v| ax::HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        head.headers_mut().insert(TRACERESPONSE_NAME, value);
     }
     head.set_body(ResponseBody::of(body))
+}
+
+/// `traceresponse` as actix-web's header name, made once (made from the
+/// text each time, a custom name allocates).
+const TRACERESPONSE_NAME: ax::HeaderName = ax::HeaderName::from_static("traceresponse");
+
+/// actix-web's method as an `http` 1 one.
+fn http_method(method: &actix_web::http::Method) -> http::Method {
+    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
+}
+
+/// actix-web's status as an `http` 1 one.
+fn http_status(status: StatusCode) -> http::StatusCode {
+    http::StatusCode::from_u16(status.as_u16()).unwrap_or_default()
 }
 
 /// actix-web's URI as an `http` 1 one.
@@ -298,51 +299,14 @@ fn http_uri(uri: &actix_web::http::Uri) -> http::Uri {
     }
 }
 
-/// actix-web's headers as a [`Carrier`], for the incoming context of an
-/// excluded request (read in place, not converted).
-struct ActixHeaders<'a>(&'a ax::HeaderMap);
-
-/// The values of `key` (a lowercase name) in `headers`, found by comparing
-/// names: a lookup by text would make a header name (an allocation) each time.
-fn values<'h>(headers: &'h ax::HeaderMap, key: &str) -> impl Iterator<Item = &'h ax::HeaderValue> {
-    headers
-        .iter()
-        .filter(move |(name, _)| name.as_str() == key)
-        .map(|(_, value)| value)
+/// An `http` 1 status as actix-web's.
+fn actix_status(status: http::StatusCode) -> StatusCode {
+    StatusCode::from_u16(status.as_u16()).unwrap_or_default()
 }
 
-impl Carrier for ActixHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        values(self.0, key).next().and_then(|v| v.to_str().ok())
-    }
-
-    fn get_all(&self, key: &str) -> Vec<&str> {
-        values(self.0, key)
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    }
-
-    fn count(&self, key: &str) -> usize {
-        values(self.0, key).count()
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-
-    fn visit(&self, key: &str, f: &mut dyn FnMut(Option<&str>) -> bool) {
-        for value in values(self.0, key) {
-            if !f(value.to_str().ok()) {
-                return;
-            }
-        }
-    }
-
-    fn lacks_all(&self, names: &[http::HeaderName]) -> bool {
-        self.0
-            .keys()
-            .all(|key| names.iter().all(|name| name.as_str() != key.as_str()))
-    }
+/// An empty response head, for an answer that has none of its own.
+fn head() -> HttpResponse<()> {
+    HttpResponse::Ok().finish().drop_body()
 }
 
 /// actix-web's response as the core's: its head (kept for the answer), and
@@ -358,8 +322,8 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
     };
     let (head, body) = response.into_parts();
     let mut out = http::Response::new(ActixBody(body));
-    *out.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
-    *out.headers_mut() = to_http_headers(head.headers());
+    *out.status_mut() = http_status(head.status());
+    copy_headers(head.headers(), |n: http::HeaderName, v| out.headers_mut().append(n, v));
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
@@ -368,37 +332,11 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
 /// The core's response as actix-web's, on the head it came with.
 fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpResponse<T> {
     let (parts, body) = response.into_parts();
-    *head.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or_default();
+    *head.status_mut() = actix_status(parts.status);
     let headers = head.headers_mut();
     headers.clear();
     copy_headers(&parts.headers, |name, value| headers.append(name, value));
     head.set_body(body)
-}
-
-/// actix-web's headers as an `http` 1 map.
-fn to_http_headers(headers: &ax::HeaderMap) -> http::HeaderMap {
-    let mut out = http::HeaderMap::with_capacity(headers.len());
-    copy_headers(headers, |n: http::HeaderName, v| out.append(n, v));
-    out
-}
-
-/// Copies headers between `http` 0.2 (actix-web's) and `http` 1 types: the
-/// same bytes.
-fn copy_headers<K, W, N, V, T>(
-    from: impl IntoIterator<Item = (K, W)>,
-    mut put: impl FnMut(N, V) -> T,
-) where
-    K: AsRef<str>,
-    W: AsRef<[u8]>,
-    N: for<'b> TryFrom<&'b [u8]>,
-    V: for<'b> TryFrom<&'b [u8]>,
-{
-    for (name, value) in from {
-        let name = N::try_from(name.as_ref().as_bytes());
-        if let (Ok(name), Ok(value)) = (name, V::try_from(value.as_ref())) {
-            put(name, value);
-        }
-    }
 }
 
 /// actix-web's body as an `http_body::Body`, for the adapter core.
@@ -554,13 +492,13 @@ impl std::fmt::Display for Error {
 
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status().as_u16()).unwrap_or_default()
+        actix_status(self.0.status())
     }
 
     fn error_response(&self) -> HttpResponse {
         // Without the middleware, a safe body: the code and its title only.
         let response = self.0.clone().fallback_response();
-        to_actix(HttpResponse::Ok().finish().drop_body(), response).map_into_boxed_body()
+        to_actix(head(), response).map_into_boxed_body()
     }
 }
 

@@ -37,8 +37,9 @@
 //!    when no span waits on it, so that nothing is boxed on the usual path).
 //!
 //! A framework on other types than `http` 1's (actix-web 4 has its own)
-//! converts the method, URI and headers for [`RequestInfo`] and maps the
-//! response both ways; everything else is the same. Its `Error` and
+//! converts the method and URI for [`RequestInfo`], hands it its headers
+//! as they are ([`HeaderPairs`]), and maps the response both ways
+//! ([`copy_headers`]); everything else is the same. Its `Error` and
 //! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
 //!
 //! ```no_run
@@ -93,7 +94,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 
 use bytes::Bytes;
 use http::response::Parts;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http::{HeaderValue, Method, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use opentelemetry::Context;
 
@@ -131,12 +132,12 @@ pub fn scrape(
     engine: &Engine,
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
+    headers: &dyn Carrier,
 ) -> Option<http::Response<String>> {
     if (method != Method::GET && method != Method::HEAD) || engine.metrics_path()? != path {
         return None;
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = headers.header(&header::ACCEPT);
     let (content_type, body) = match engine.render_metrics(accept) {
         Some(metrics) => (metrics.content_type, metrics.body),
         None => ("text/plain; charset=utf-8", String::new()),
@@ -385,26 +386,66 @@ impl Exchange {
         self,
         mut response: http::Response<TracedBody<B>>,
     ) -> http::Response<TracedBody<B>> {
-        let mut span = self.span;
-        if span.is_excluded() {
-            return response;
-        }
         let status = response.status();
-        if let Some(value) = span.record_response(status, response.headers()) {
+        let Some((span, value)) = self.record_head(status, response.headers()) else {
+            return response;
+        };
+        if let Some(value) = value {
             response.headers_mut().insert(TRACERESPONSE, value);
         }
-        let nothing_to_send =
-            *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
-        let body = response.body_mut();
-        if nothing_to_send || body.inner.goes_out_whole() {
-            span.end(None, None);
-        } else {
-            body.end = Some(Box::new(BodyEnd {
-                span: Some(span),
-                sent: 0,
-            }));
-        }
+        hand_over(span, status, response.body_mut());
         response
+    }
+
+    /// [`finish`](Self::finish) for an adapter whose framework keeps the
+    /// response's head itself (actix-web): the response's `status` and
+    /// `headers` (an empty map when
+    /// [`reads_response_headers`](Self::reads_response_headers) says they are
+    /// not read) are recorded, and the `traceresponse` value comes back for
+    /// the adapter to add, with the body that ends the span; no response is
+    /// built around them.
+    pub fn finish_head<B: Body>(
+        self,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+        mut body: TracedBody<B>,
+    ) -> (Option<HeaderValue>, TracedBody<B>) {
+        let Some((span, value)) = self.record_head(status, headers) else {
+            return (None, body);
+        };
+        hand_over(span, status, &mut body);
+        (value, body)
+    }
+
+    /// The first half of [`finish`](Self::finish): the span with the
+    /// response recorded on it and the `traceresponse` value; `None` on an
+    /// excluded route.
+    fn record_head(
+        self,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+    ) -> Option<(RequestSpan, Option<HeaderValue>)> {
+        let mut span = self.span;
+        if span.is_excluded() {
+            return None;
+        }
+        let value = span.record_response(status, headers);
+        Some((span, value))
+    }
+}
+
+/// The second half of [`Exchange::finish`]: hands `span` to the body, which
+/// ends it when it ends (at once for a response with nothing to send).
+fn hand_over<B: Body>(span: RequestSpan, status: StatusCode, body: &mut TracedBody<B>) {
+    let nothing_to_send =
+        *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
+    if nothing_to_send || body.inner.goes_out_whole() {
+        span.end(None, None);
+    } else {
+        body.end = Some(Box::new(BodyEnd {
+            span: Some(span),
+            sent: 0,
+        }));
     }
 }
 
@@ -858,6 +899,11 @@ macro_rules! tower_layer {
         }
     };
 }
+
+// Header maps of other types (a framework on `http` 0.2), read in place
+// as a carrier or copied at the edge.
+mod headers;
+pub use headers::{HeaderPairs, copy_headers};
 
 #[cfg(test)]
 mod tests;
