@@ -62,8 +62,9 @@ pub struct RequestInfo<'a> {
     /// The HTTP version.
     pub version: Version,
     /// The request headers: an `http::HeaderMap`, or any other
-    /// [`Carrier`] (a framework's own header map, read in place).
-    pub headers: &'a dyn Carrier,
+    /// [`Carrier`] (a framework's own header map, read in place); `Sync`,
+    /// so that a request future holding the info stays `Send`.
+    pub headers: &'a (dyn Carrier + Sync),
     /// The `authority` of the request URI (HTTP/2), when present.
     pub authority: Option<&'a str>,
     /// The peer's address.
@@ -96,7 +97,7 @@ impl<'a> RequestInfo<'a> {
         method: &'a Method,
         uri: &'a http::Uri,
         version: Version,
-        headers: &'a dyn Carrier,
+        headers: &'a (dyn Carrier + Sync),
     ) -> Self {
         RequestInfo {
             method,
