@@ -56,7 +56,9 @@ pub trait Carrier {
     /// (a recorded header keeps them). The default goes through
     /// [`visit`](Carrier::visit), without the values that are not UTF-8.
     fn visit_header(&self, name: &http::HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) {
-        self.visit(name.as_str(), &mut |value| value.is_none_or(|v| f(v.as_bytes())));
+        self.visit(name.as_str(), &mut |value| {
+            value.is_none_or(|v| f(v.as_bytes()))
+        });
     }
 
     /// The value of `key` as a shared header value, when the carrier holds

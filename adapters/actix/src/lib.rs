@@ -151,10 +151,9 @@ where
         let headers = HeaderPairs(req.headers());
         let method = http_method(req.method());
         if scrape && let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
-            let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
+            let metrics = metrics.map(|text| ResponseBody::plain(text));
             return Box::pin(ready(Ok(req.into_response(to_actix(head(), metrics)))));
         }
-        let uri = http_uri(req.uri());
         let version = match req.version() {
             Version::HTTP_10 => http::Version::HTTP_10,
             Version::HTTP_2 => http::Version::HTTP_2,
@@ -164,17 +163,20 @@ where
         // request to itself): the span is named from its start.
         let pattern = req.match_pattern();
         let route = pattern.as_deref().map(route_template);
-        let info = RequestInfo::new(&method, &uri, version, &headers)
+        // The URI read in place (its text is shared, not copied), converted
+        // only for an answer that needs it.
+        let uri = req.uri().clone();
+        let parts = (uri.path(), uri.query());
+        let origin = (uri.scheme_str(), uri.authority().map(|a| a.as_str()));
+        let info = RequestInfo::from_parts(&method, parts, origin, version, &headers)
             .with_route(route.as_deref())
             .with_client_address(req.peer_addr().map(|a| a.ip()));
-        let mut exchange = Exchange::start(&self.1, &info, http::Uri::default());
-        // Moved in, not cloned (a clone of the converted URI allocates).
-        exchange.set_uri(uri);
+        let exchange = Exchange::start(&self.1, &info, http::Uri::default());
         let inner = Rc::clone(&self.0);
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
-        Box::pin(async move { answer(exchange, handler.await).await })
+        Box::pin(async move { answer(exchange, &uri, handler.await).await })
     }
 }
 
@@ -199,15 +201,15 @@ where
         Box::pin(async move {
             let handled = match handler.await {
                 Ok(Ok(response)) if passes(&response) => {
-                    return Ok(response.map_body(|_, body| ResponseBody(Inner::Plain(body.boxed()))));
+                    return Ok(response.map_body(|_, body| ResponseBody::plain(body)));
                 }
                 handled => handled,
             };
             let matched = matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
-            let (method, uri) = (http_method(&method), http_uri(&uri));
-            let exchange = excluded.into_exchange(&engine, &method, uri, matched);
+            let method = http_method(&method);
+            let exchange = excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
             // Boxed: an error's step does not make every request's future larger.
-            Box::pin(answer(exchange, handled)).await
+            Box::pin(answer(exchange, &uri, handled)).await
         })
     }
 }
@@ -220,7 +222,8 @@ fn passes<B>(response: &ServiceResponse<B>) -> bool {
 /// The answer to a request whose application ran (`handled`), through the
 /// adapter core.
 async fn answer<B: MessageBody + 'static>(
-    exchange: Exchange,
+    mut exchange: Exchange,
+    uri: &actix_web::http::Uri,
     handled: Result<Result<ServiceResponse<B>, actix_web::Error>, CaughtPanic>,
 ) -> Answer {
     let (request, head, handled) = match handled {
@@ -241,10 +244,12 @@ async fn answer<B: MessageBody + 'static>(
         }
         Err(panic) => (None, head(), Err(panic)),
     };
+    // Each problem's `instance` is the URI's path.
+    exchange.set_uri(http_uri(uri));
     // A 5xx's text (an error's `Display`) may name internals: not read.
     let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
     let response = exchange.respond(handled, read_text).await;
-    let response = to_actix(head, response.map(ResponseBody::of));
+    let response = to_actix(head, response.map(ResponseBody));
     match request {
         Some(request) => Ok(ServiceResponse::new(request, response)),
         // No request is left to answer with (a panic, an inner
@@ -264,14 +269,18 @@ fn finish<B: MessageBody + 'static>(
     let (mut head, body) = response.into_parts();
     let mut headers = http::HeaderMap::new();
     if exchange.reads_response_headers() {
-        copy_headers(head.headers(), |n: http::HeaderName, v| headers.append(n, v));
+        copy_headers(head.headers(), |n: http::HeaderName, v| {
+            headers.append(n, v)
+        });
     }
     let body = TracedBody::new(ActixBody(body.boxed()));
-    let (traceresponse, body) = exchange.finish_head(http_status(head.status()), &headers, body);
-    if let Some(value) = traceresponse.and_then(|v| ax::HeaderValue::from_bytes(v.as_bytes()).ok()) {
+    let (traceresponse, body) =
+        exchange.finish_head(status(head.status().as_u16()), &headers, body);
+    if let Some(value) = traceresponse.and_then(|v| ax::HeaderValue::from_bytes(v.as_bytes()).ok())
+    {
         head.headers_mut().insert(TRACERESPONSE_NAME, value);
     }
-    head.set_body(ResponseBody::of(body))
+    head.set_body(ResponseBody(body))
 }
 
 /// `traceresponse` as actix-web's header name, made once (made from the
@@ -283,9 +292,9 @@ fn http_method(method: &actix_web::http::Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
 }
 
-/// actix-web's status as an `http` 1 one.
-fn http_status(status: StatusCode) -> http::StatusCode {
-    http::StatusCode::from_u16(status.as_u16()).unwrap_or_default()
+/// A status code as `http` 1's or actix-web's (`http` 0.2) type.
+fn status<T: TryFrom<u16> + Default>(code: u16) -> T {
+    T::try_from(code).unwrap_or_default()
 }
 
 /// actix-web's URI as an `http` 1 one.
@@ -297,11 +306,6 @@ fn http_uri(uri: &actix_web::http::Uri) -> http::Uri {
         }
         _ => http::Uri::try_from(uri.to_string()).unwrap_or_default(),
     }
-}
-
-/// An `http` 1 status as actix-web's.
-fn actix_status(status: http::StatusCode) -> StatusCode {
-    StatusCode::from_u16(status.as_u16()).unwrap_or_default()
 }
 
 /// An empty response head, for an answer that has none of its own.
@@ -322,8 +326,10 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
     };
     let (head, body) = response.into_parts();
     let mut out = http::Response::new(ActixBody(body));
-    *out.status_mut() = http_status(head.status());
-    copy_headers(head.headers(), |n: http::HeaderName, v| out.headers_mut().append(n, v));
+    *out.status_mut() = status(head.status().as_u16());
+    copy_headers(head.headers(), |n: http::HeaderName, v| {
+        out.headers_mut().append(n, v)
+    });
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
@@ -332,7 +338,7 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
 /// The core's response as actix-web's, on the head it came with.
 fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpResponse<T> {
     let (parts, body) = response.into_parts();
-    *head.status_mut() = actix_status(parts.status);
+    *head.status_mut() = status(parts.status.as_u16());
     let headers = head.headers_mut();
     headers.clear();
     copy_headers(&parts.headers, |name, value| headers.append(name, value));
@@ -372,21 +378,12 @@ impl http_body::Body for ActixBody {
 /// text), ending the request's span when it ends; the application's own,
 /// as it is, when no span waits on it.
 #[derive(Debug)]
-pub struct ResponseBody(Inner);
-
-#[derive(Debug)]
-enum Inner {
-    Traced(TracedBody<ActixBody>),
-    Plain(BoxBody),
-}
+pub struct ResponseBody(TracedBody<ActixBody>);
 
 impl ResponseBody {
-    /// The adapter core's body: actix-web's own when no span waits on it.
-    fn of(body: TracedBody<ActixBody>) -> Self {
-        match body.into_framework() {
-            Ok(ActixBody(body)) => ResponseBody(Inner::Plain(body)),
-            Err(traced) => ResponseBody(Inner::Traced(traced)),
-        }
+    /// actix-web's body, with no span waiting on it.
+    fn plain(body: impl MessageBody + 'static) -> Self {
+        ResponseBody(TracedBody::new(ActixBody(body.boxed())))
     }
 }
 
@@ -394,12 +391,13 @@ impl MessageBody for ResponseBody {
     type Error = Box<dyn std::error::Error>;
 
     fn size(&self) -> BodySize {
-        match &self.0 {
-            Inner::Traced(body) => {
-                let exact = http_body::Body::size_hint(body).exact();
+        match self.0.framework() {
+            // actix-web's own size: "no body" stays apart from an empty one.
+            Some(ActixBody(body)) => body.size(),
+            None => {
+                let exact = http_body::Body::size_hint(&self.0).exact();
                 exact.map_or(BodySize::Stream, BodySize::Sized)
             }
-            Inner::Plain(body) => body.size(),
         }
     }
 
@@ -407,22 +405,15 @@ impl MessageBody for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        match &mut self.0 {
-            Inner::Traced(body) => {
-                let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(body), cx));
-                // `ActixBody` makes data frames only.
-                Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
-            }
-            Inner::Plain(body) => Pin::new(body).poll_next(cx),
-        }
+        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
+        // `ActixBody` makes data frames only.
+        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        match self.0 {
-            Inner::Plain(body) => body
-                .try_into_bytes()
-                .map_err(|b| ResponseBody(Inner::Plain(b))),
-            traced => Err(ResponseBody(traced)),
+        match self.0.into_framework() {
+            Ok(ActixBody(body)) => body.try_into_bytes().map_err(ResponseBody::plain),
+            Err(traced) => Err(ResponseBody(traced)),
         }
     }
 }
@@ -434,33 +425,28 @@ fn route_template(pattern: &str) -> Cow<'_, str> {
     if !pattern.contains(':') && !pattern.ends_with("}*") {
         return Cow::Borrowed(pattern);
     }
-    let (mut out, mut depth, mut name) = (String::with_capacity(pattern.len()), 0usize, false);
-    for c in pattern.chars() {
-        // Kept: what is outside braces, the outer braces and the name.
-        let kept = match c {
-            '{' => {
-                depth += 1;
-                name |= depth == 1;
-                depth == 1
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                depth == 0
-            }
-            ':' if depth == 1 => {
-                name = false;
-                false
-            }
-            _ => depth == 0 || (depth == 1 && name),
-        };
-        if kept {
-            out.push(c);
+    let (mut out, mut rest) = (String::with_capacity(pattern.len()), pattern);
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        // The brace that closes the parameter (its regex may hold braces).
+        let mut depth = 0;
+        let close = rest[open..].find(|c| {
+            depth += i32::from(c == '{') - i32::from(c == '}');
+            depth == 0
+        });
+        let param = &rest[open + 1..close.map_or(rest.len(), |c| open + c)];
+        rest = close.map_or("", |c| &rest[open + c + 1..]);
+        out.push('{');
+        if close.is_some() && rest == "*" {
+            out.push('*');
+            rest = "";
+        }
+        out.push_str(param.split(':').next().unwrap_or_default());
+        if close.is_some() {
+            out.push('}');
         }
     }
-    if let Some(open) = out.strip_suffix("}*").and_then(|o| o.rfind('{')) {
-        out.insert(open + 1, '*');
-        out.pop();
-    }
+    out.push_str(rest);
     Cow::Owned(out)
 }
 
@@ -483,16 +469,9 @@ faultline_engine::handler_types! {
     pub struct RequestTrace;
 }
 
-impl std::fmt::Display for Error {
-    /// The code's title only: a logging middleware in between sees nothing unmasked.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.fallback_problem().title)
-    }
-}
-
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        actix_status(self.0.status())
+        status(self.0.status().as_u16())
     }
 
     fn error_response(&self) -> HttpResponse {

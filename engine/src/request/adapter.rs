@@ -37,9 +37,10 @@
 //!    when no span waits on it, so that nothing is boxed on the usual path).
 //!
 //! A framework on other types than `http` 1's (actix-web 4 has its own)
-//! converts the method and URI for [`RequestInfo`], hands it its headers
-//! as they are ([`HeaderPairs`]), and maps the response both ways
-//! ([`copy_headers`]); everything else is the same. Its `Error` and
+//! converts the method, hands [`RequestInfo::from_parts`] its URI's parts
+//! and its headers as they are ([`HeaderPairs`]), converts the URI only
+//! for an answer that needs it ([`Exchange::set_uri`]), and maps the
+//! response both ways ([`copy_headers`]); everything else is the same. Its `Error` and
 //! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
 //!
 //! ```no_run
@@ -94,7 +95,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 
 use bytes::Bytes;
 use http::response::Parts;
-use http::{HeaderValue, Method, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use opentelemetry::Context;
 
@@ -386,11 +387,12 @@ impl Exchange {
         self,
         mut response: http::Response<TracedBody<B>>,
     ) -> http::Response<TracedBody<B>> {
-        let status = response.status();
-        let Some((span, value)) = self.record_head(status, response.headers()) else {
+        let mut span = self.span;
+        if span.is_excluded() {
             return response;
-        };
-        if let Some(value) = value {
+        }
+        let status = response.status();
+        if let Some(value) = span.record_response(status, response.headers()) {
             response.headers_mut().insert(TRACERESPONSE, value);
         }
         hand_over(span, status, response.body_mut());
@@ -407,34 +409,20 @@ impl Exchange {
     pub fn finish_head<B: Body>(
         self,
         status: StatusCode,
-        headers: &http::HeaderMap,
+        headers: &HeaderMap,
         mut body: TracedBody<B>,
     ) -> (Option<HeaderValue>, TracedBody<B>) {
-        let Some((span, value)) = self.record_head(status, headers) else {
+        let mut span = self.span;
+        if span.is_excluded() {
             return (None, body);
-        };
+        }
+        let value = span.record_response(status, headers);
         hand_over(span, status, &mut body);
         (value, body)
     }
-
-    /// The first half of [`finish`](Self::finish): the span with the
-    /// response recorded on it and the `traceresponse` value; `None` on an
-    /// excluded route.
-    fn record_head(
-        self,
-        status: StatusCode,
-        headers: &http::HeaderMap,
-    ) -> Option<(RequestSpan, Option<HeaderValue>)> {
-        let mut span = self.span;
-        if span.is_excluded() {
-            return None;
-        }
-        let value = span.record_response(status, headers);
-        Some((span, value))
-    }
 }
 
-/// The second half of [`Exchange::finish`]: hands `span` to the body, which
+/// The last step of [`Exchange::finish`]: hands `span` to the body, which
 /// ends it when it ends (at once for a response with nothing to send).
 fn hand_over<B: Body>(span: RequestSpan, status: StatusCode, body: &mut TracedBody<B>) {
     let nothing_to_send =
@@ -680,6 +668,19 @@ impl<B> TracedBody<B> {
         }
     }
 
+    /// The framework's own body by reference, when no span waits on it
+    /// (as [`into_framework`](Self::into_framework)): an adapter reads what
+    /// its framework knows of it (its own size, say).
+    pub fn framework(&self) -> Option<&B> {
+        match self {
+            TracedBody {
+                inner: Inner::Framework { body },
+                end: None,
+            } => Some(body),
+            _ => None,
+        }
+    }
+
     fn text(text: String) -> Self {
         TracedBody {
             inner: Inner::Text {
@@ -805,7 +806,8 @@ impl FrameworkRejection {
 /// the adapter writes: `Error`, a handler error that any error converts
 /// into (it wraps a [`HandlerError`](crate::request::HandlerError); the
 /// adapter makes it a response with
-/// [`HandlerError::fallback_response`](crate::request::HandlerError::fallback_response)),
+/// [`HandlerError::fallback_response`](crate::request::HandlerError::fallback_response);
+/// its `Display` is the code's title only, nothing unmasked),
 /// and `RequestTrace`, the extractor that dereferences to a
 /// [`HandlerTrace`](crate::request::HandlerTrace) (the adapter implements
 /// its framework's extractor trait for it).
@@ -837,6 +839,14 @@ macro_rules! handler_types {
         impl<E: ::std::error::Error + Send + Sync + 'static> From<E> for Error {
             fn from(error: E) -> Self {
                 Error($crate::request::HandlerError::new(error))
+            }
+        }
+
+        impl ::std::fmt::Display for Error {
+            /// The code's title only: a logging middleware in between sees
+            /// nothing unmasked.
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0.fallback_problem().title)
             }
         }
 
@@ -900,10 +910,10 @@ macro_rules! tower_layer {
     };
 }
 
-// Header maps of other types (a framework on `http` 0.2), read in place
-// as a carrier or copied at the edge.
-mod headers;
-pub use headers::{HeaderPairs, copy_headers};
+// Header maps and URIs of other types (a framework on `http` 0.2): read
+// in place, or copied at the edge.
+mod foreign;
+pub use foreign::{HeaderPairs, copy_headers};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,39 @@
-//! Header maps of other types than the engine's `http` 1 ones (a framework
-//! on `http` 0.2, such as actix-web 4): read in place as a [`Carrier`], or
-//! copied at the edge, written once for any of them.
+//! Requests of other types than the engine's `http` 1 ones (a framework on
+//! `http` 0.2, such as actix-web 4): header maps read in place as a
+//! [`Carrier`] or copied at the edge, and a request's view from its URI's
+//! parts, written once for any of them.
+
+use http::{Method, Version};
 
 use crate::carrier::Carrier;
+use crate::request::RequestInfo;
+
+impl<'a> RequestInfo<'a> {
+    /// The view of a request whose URI is not an `http` 1 one, from its
+    /// parts, as [`new`](Self::new) takes them from an `http::Uri`: the
+    /// path, the query (without `?`), the scheme (`http` when `None`) and
+    /// the authority; no route and no peer address. Nothing is converted
+    /// or copied.
+    pub fn from_parts(
+        method: &'a Method,
+        (path, query): (&'a str, Option<&'a str>),
+        (scheme, authority): (Option<&'a str>, Option<&'a str>),
+        version: Version,
+        headers: &'a (dyn Carrier + Sync),
+    ) -> Self {
+        RequestInfo {
+            method,
+            route: None,
+            path,
+            query,
+            scheme: scheme.unwrap_or("http"),
+            version,
+            headers,
+            authority,
+            client_address: None,
+        }
+    }
+}
 
 /// Any header map whose reference iterates over `(&name, &value)` pairs,
 /// names as lowercase text (`AsRef<str>`, as `http`'s are) and values as
@@ -124,10 +155,21 @@ mod tests {
     fn pairs_read_like_the_header_map_itself() {
         let mut map = http::HeaderMap::new();
         map.append("tracestate", "a=1".parse().unwrap());
-        map.append("tracestate", http::HeaderValue::from_bytes(b"b=\xff").unwrap());
+        map.append(
+            "tracestate",
+            http::HeaderValue::from_bytes(b"b=\xff").unwrap(),
+        );
         map.append("tracestate", "c=3".parse().unwrap());
-        map.append("x-custom", "caf\u{e9}".parse().unwrap_or(http::HeaderValue::from_static("x")));
-        map.append("x-raw", http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        map.append(
+            "x-custom",
+            "caf\u{e9}"
+                .parse()
+                .unwrap_or(http::HeaderValue::from_static("x")),
+        );
+        map.append(
+            "x-raw",
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
         let pairs = HeaderPairs(&map);
         for key in ["tracestate", "x-custom", "x-raw", "missing"] {
             assert_eq!(pairs.get(key), Carrier::get(&map, key), "{key}");
@@ -185,13 +227,19 @@ mod tests {
         from.append("set-cookie", "b=2".parse().unwrap());
         from.append("x-raw", http::HeaderValue::from_bytes(b"\xff").unwrap());
         let mut to = http::HeaderMap::new();
-        copy_headers(&from, |name: http::HeaderName, value| to.append(name, value));
+        copy_headers(&from, |name: http::HeaderName, value| {
+            to.append(name, value)
+        });
         assert_eq!(to, from);
         // A name the target refuses is left out, the rest copied.
         let mut strict: Vec<(String, http::HeaderValue)> = Vec::new();
-        copy_headers([("Bad Name", "v"), ("ok", "w")], |name: http::HeaderName, value| {
-            strict.push((name.to_string(), value))
-        });
-        assert_eq!(strict, [("ok".to_owned(), http::HeaderValue::from_static("w"))]);
+        copy_headers(
+            [("Bad Name", "v"), ("ok", "w")],
+            |name: http::HeaderName, value| strict.push((name.to_string(), value)),
+        );
+        assert_eq!(
+            strict,
+            [("ok".to_owned(), http::HeaderValue::from_static("w"))]
+        );
     }
 }
