@@ -69,6 +69,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::pin::Pin;
@@ -117,14 +118,46 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, inner: S) -> Self::Future {
-        ready(Ok(FaultlineService(Rc::new(inner), self.0.clone())))
+        ready(Ok(FaultlineService(
+            Rc::new(inner),
+            self.0.clone(),
+            RefCell::default(),
+        )))
     }
 }
 
 /// The service [`FaultlineMiddleware`] wraps around an application: the
-/// application's service and the engine.
+/// application's service, the engine, and the route of the path it saw
+/// last.
 #[derive(Debug)]
-pub struct FaultlineService<S>(Rc<S>, Engine);
+pub struct FaultlineService<S>(Rc<S>, Engine, RefCell<Option<(String, Route)>>);
+
+/// A request's route template, when a resource matched its path.
+type Route = Option<Cow<'static, str>>;
+
+impl<S> FaultlineService<S> {
+    /// The route template of `req`'s path: the resource map's pattern in
+    /// the `{param}` form. Kept for the path seen last, so that the same
+    /// path again (a probe, a busy endpoint) is not matched against the
+    /// whole map again and its pattern made anew as a string.
+    fn route(&self, req: &ServiceRequest) -> Route {
+        let mut last = self.2.borrow_mut();
+        if let Some((path, route)) = &*last
+            && path == req.path()
+        {
+            return route.clone();
+        }
+        let route = req
+            .match_pattern()
+            .map(|p| adapter::shared_route(&route_template(&p)));
+        // The last path's text is overwritten, not made anew.
+        let mut path = last.take().map(|(path, _)| path).unwrap_or_default();
+        path.clear();
+        path.push_str(req.path());
+        *last = Some((path, route.clone()));
+        route
+    }
+}
 
 /// What a [`FaultlineService`] answers with.
 type Answer = Result<ServiceResponse<ResponseBody>, actix_web::Error>;
@@ -144,8 +177,32 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let scrape = self.1.metrics_path() == Some(req.path());
+        let inner = Rc::clone(&self.0);
         if self.1.excludes(req.path()) && !scrape {
-            return self.call_excluded(req);
+            // An excluded route: no span, no conversion to `http` types; the
+            // incoming context is made current around the application, and
+            // only an error or a panic goes through the adapter core.
+            let client = req.peer_addr().map(|a| a.ip());
+            let excluded = Excluded::start(&self.1, &HeaderPairs(req.headers()), client);
+            // For an error's answer (the URI's text is shared, not copied;
+            // the request itself must stay unshared for the router).
+            let (method, uri, engine) = (req.method().clone(), req.uri().clone(), self.1.clone());
+            let handler = excluded.instrument(async move { inner.call(req).await });
+            return Box::pin(async move {
+                let handled = match handler.await {
+                    Ok(Ok(response)) if passes(&response) => {
+                        return Ok(response.map_body(|_, body| ResponseBody::plain(body)));
+                    }
+                    handled => handled,
+                };
+                let matched =
+                    matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
+                let method = http_method(&method);
+                let exchange =
+                    excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
+                // Boxed: an error's step does not make every request's future larger.
+                Box::pin(answer(exchange, &uri, handled)).await
+            });
         }
         // actix-web's headers are read in place, never converted.
         let headers = HeaderPairs(req.headers());
@@ -161,8 +218,7 @@ where
         };
         // The resource map's pattern, found before routing (which needs the
         // request to itself): the span is named from its start.
-        let pattern = req.match_pattern();
-        let route = pattern.as_deref().map(route_template);
+        let route = self.route(&req);
         // The URI read in place (its text is shared, not copied), converted
         // only for an answer that needs it.
         let uri = req.uri().clone();
@@ -172,45 +228,10 @@ where
             .with_route(route.as_deref())
             .with_client_address(req.peer_addr().map(|a| a.ip()));
         let exchange = Exchange::start(&self.1, &info, http::Uri::default());
-        let inner = Rc::clone(&self.0);
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
         Box::pin(async move { answer(exchange, &uri, handler.await).await })
-    }
-}
-
-impl<S, B> FaultlineService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    /// A request on an excluded route: no span, no conversion to `http`
-    /// types; the incoming context is made current around the
-    /// application, and only an error or a panic goes through the adapter
-    /// core.
-    fn call_excluded(&self, req: ServiceRequest) -> LocalBoxFuture<'static, Answer> {
-        let client = req.peer_addr().map(|a| a.ip());
-        let excluded = Excluded::start(&self.1, &HeaderPairs(req.headers()), client);
-        // For an error's answer (the URI's text is shared, not copied; the
-        // request itself must stay unshared for the router).
-        let (method, uri) = (req.method().clone(), req.uri().clone());
-        let inner = Rc::clone(&self.0);
-        let handler = excluded.instrument(async move { inner.call(req).await });
-        let engine = self.1.clone();
-        Box::pin(async move {
-            let handled = match handler.await {
-                Ok(Ok(response)) if passes(&response) => {
-                    return Ok(response.map_body(|_, body| ResponseBody::plain(body)));
-                }
-                handled => handled,
-            };
-            let matched = matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
-            let method = http_method(&method);
-            let exchange = excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
-            // Boxed: an error's step does not make every request's future larger.
-            Box::pin(answer(exchange, &uri, handled)).await
-        })
     }
 }
 
@@ -244,8 +265,8 @@ async fn answer<B: MessageBody + 'static>(
         }
         Err(panic) => (None, head(), Err(panic)),
     };
-    // Each problem's `instance` is the URI's path.
-    exchange.set_uri(http_uri(uri));
+    // Each problem's `instance` is the URI's path (all the core reads of it).
+    exchange.set_uri(http::Uri::try_from(uri.path()).unwrap_or_default());
     // A 5xx's text (an error's `Display`) may name internals: not read.
     let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
     let response = exchange.respond(handled, read_text).await;
@@ -295,17 +316,6 @@ fn http_method(method: &actix_web::http::Method) -> http::Method {
 /// A status code as `http` 1's or actix-web's (`http` 0.2) type.
 fn status<T: TryFrom<u16> + Default>(code: u16) -> T {
     T::try_from(code).unwrap_or_default()
-}
-
-/// actix-web's URI as an `http` 1 one.
-fn http_uri(uri: &actix_web::http::Uri) -> http::Uri {
-    match uri.path_and_query() {
-        // The usual origin form: its text as it is, without formatting.
-        Some(path) if uri.scheme().is_none() && uri.authority().is_none() => {
-            http::Uri::try_from(path.as_str()).unwrap_or_default()
-        }
-        _ => http::Uri::try_from(uri.to_string()).unwrap_or_default(),
-    }
 }
 
 /// An empty response head, for an answer that has none of its own.

@@ -424,6 +424,8 @@ impl Exchange {
 
 /// The last step of [`Exchange::finish`]: hands `span` to the body, which
 /// ends it when it ends (at once for a response with nothing to send).
+// Always inlined: the span is moved in place, not copied into the call.
+#[inline(always)]
 fn hand_over<B: Body>(span: RequestSpan, status: StatusCode, body: &mut TracedBody<B>) {
     let nothing_to_send =
         *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
