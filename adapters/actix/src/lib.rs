@@ -208,7 +208,7 @@ where
         let headers = HeaderPairs(req.headers());
         let method = http_method(req.method());
         if scrape && let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
-            let metrics = metrics.map(|text| ResponseBody::plain(text));
+            let metrics = metrics.map(ResponseBody::plain);
             return Box::pin(ready(Ok(req.into_response(to_actix(head(), metrics)))));
         }
         let version = match req.version() {

@@ -40,7 +40,8 @@
 //! converts the method, hands [`RequestInfo::from_parts`] its URI's parts
 //! and its headers as they are ([`HeaderPairs`]), converts the URI only
 //! for an answer that needs it ([`Exchange::set_uri`]), and maps the
-//! response both ways ([`copy_headers`]); everything else is the same. Its `Error` and
+//! response both ways ([`copy_headers`], [`Exchange::finish_head`]);
+//! everything else is the same. Its `Error` and
 //! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
 //!
 //! ```no_run
@@ -395,7 +396,17 @@ impl Exchange {
         if let Some(value) = span.record_response(status, response.headers()) {
             response.headers_mut().insert(TRACERESPONSE, value);
         }
-        hand_over(span, status, response.body_mut());
+        let nothing_to_send =
+            *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
+        let body = response.body_mut();
+        if nothing_to_send || body.inner.goes_out_whole() {
+            span.end(None, None);
+        } else {
+            body.end = Some(Box::new(BodyEnd {
+                span: Some(span),
+                sent: 0,
+            }));
+        }
         response
     }
 
@@ -417,25 +428,19 @@ impl Exchange {
             return (None, body);
         }
         let value = span.record_response(status, headers);
-        hand_over(span, status, &mut body);
+        // As `finish` does it (written there in place: a call would copy
+        // the span on every request of the other adapters).
+        let nothing_to_send =
+            *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
+        if nothing_to_send || body.inner.goes_out_whole() {
+            span.end(None, None);
+        } else {
+            body.end = Some(Box::new(BodyEnd {
+                span: Some(span),
+                sent: 0,
+            }));
+        }
         (value, body)
-    }
-}
-
-/// The last step of [`Exchange::finish`]: hands `span` to the body, which
-/// ends it when it ends (at once for a response with nothing to send).
-// Always inlined: the span is moved in place, not copied into the call.
-#[inline(always)]
-fn hand_over<B: Body>(span: RequestSpan, status: StatusCode, body: &mut TracedBody<B>) {
-    let nothing_to_send =
-        *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
-    if nothing_to_send || body.inner.goes_out_whole() {
-        span.end(None, None);
-    } else {
-        body.end = Some(Box::new(BodyEnd {
-            span: Some(span),
-            sent: 0,
-        }));
     }
 }
 
