@@ -54,8 +54,10 @@
 //! The span ends when the response body ends (a streamed body included),
 //! through the engine's adapter core (`faultline_engine::request::adapter`): the
 //! adapter only converts between actix-web's types and the `http` 1 types
-//! of the core (actix-web 4 is built on `http` 0.2: method, version,
-//! status and headers are copied at the edge).
+//! of the core (actix-web 4 is built on `http` 0.2). The request's headers
+//! and URI are read in place; a response that passes as it is keeps
+//! actix-web's own head (only `traceresponse` is added, its headers copied
+//! only when some are recorded); an error's answer is copied at the edge.
 //!
 //! A panic leaves actix-web no request to answer with, so that answer (and
 //! the answer to an error an inner middleware returned) reaches middleware
