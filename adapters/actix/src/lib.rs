@@ -417,6 +417,10 @@ impl MessageBody for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        // No span waits: actix-web's own body, polled as it is.
+        if let Some(ActixBody(body)) = self.0.framework_mut() {
+            return Pin::new(body).poll_next(cx);
+        }
         let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
         // `ActixBody` makes data frames only.
         Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))

@@ -688,6 +688,18 @@ impl<B> TracedBody<B> {
         }
     }
 
+    /// [`framework`](Self::framework), mutably: an adapter polls the
+    /// framework's own body through its own trait, without the wrapper.
+    pub fn framework_mut(&mut self) -> Option<&mut B> {
+        match self {
+            TracedBody {
+                inner: Inner::Framework { body },
+                end: None,
+            } => Some(body),
+            _ => None,
+        }
+    }
+
     fn text(text: String) -> Self {
         TracedBody {
             inner: Inner::Text {
