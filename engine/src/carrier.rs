@@ -43,6 +43,24 @@ pub trait Carrier {
         }
     }
 
+    /// The first value of the header `name`, if present and text: what
+    /// [`get`](Carrier::get) gives for `name.as_str()` (the default), for
+    /// a caller that holds the name already made (an `http::HeaderMap`
+    /// looks it up without parsing it again).
+    fn header(&self, name: &http::HeaderName) -> Option<&str> {
+        self.get(name.as_str())
+    }
+
+    /// Calls `f` with the bytes of every value of the header `name`, in
+    /// order, until it returns false, values that are not text included
+    /// (a recorded header keeps them). The default goes through
+    /// [`visit`](Carrier::visit), without the values that are not UTF-8.
+    fn visit_header(&self, name: &http::HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) {
+        self.visit(name.as_str(), &mut |value| {
+            value.is_none_or(|v| f(v.as_bytes()))
+        });
+    }
+
     /// The value of `key` as a shared header value, when the carrier holds
     /// exactly one and can hand it out without copying (a propagator that
     /// keeps a header as it arrived takes it). The default returns `None`.
@@ -165,6 +183,18 @@ impl Carrier for http::HeaderMap {
                 _ => !names.iter().any(|n| n.as_str() == key),
             }
         })
+    }
+
+    fn header(&self, name: &http::HeaderName) -> Option<&str> {
+        http::HeaderMap::get(self, name).and_then(|v| v.to_str().ok())
+    }
+
+    fn visit_header(&self, name: &http::HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) {
+        for value in http::HeaderMap::get_all(self, name) {
+            if !f(value.as_bytes()) {
+                return;
+            }
+        }
     }
 
     fn shared_value(&self, key: &str) -> Option<http::HeaderValue> {

@@ -22,6 +22,7 @@ use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::Engine;
+use crate::carrier::Carrier;
 use crate::correlate::{FailureKind, RequestError, RequestOutcome};
 use crate::error::{AppError, ErrorCode, ProblemDetails, Severity, codes, find_error_code};
 use crate::exception::Failure;
@@ -45,7 +46,7 @@ pub use rpc::{RpcEnd, RpcInfo};
 pub const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
 
 /// What the engine needs to know of an incoming request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct RequestInfo<'a> {
     /// The method.
@@ -60,12 +61,31 @@ pub struct RequestInfo<'a> {
     pub scheme: &'a str,
     /// The HTTP version.
     pub version: Version,
-    /// The request headers.
-    pub headers: &'a HeaderMap,
+    /// The request headers: an `http::HeaderMap`, or any other
+    /// [`Carrier`] (a framework's own header map, read in place); `Sync`,
+    /// so that a request future holding the info stays `Send`.
+    pub headers: &'a (dyn Carrier + Sync),
     /// The `authority` of the request URI (HTTP/2), when present.
     pub authority: Option<&'a str>,
     /// The peer's address.
     pub client_address: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for RequestInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestInfo")
+            .field("method", self.method)
+            .field("route", &self.route)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("scheme", &self.scheme)
+            .field("version", &self.version)
+            // A carrier has no `Debug`: the names of its headers.
+            .field("headers", &self.headers.keys())
+            .field("authority", &self.authority)
+            .field("client_address", &self.client_address)
+            .finish()
+    }
 }
 
 impl<'a> RequestInfo<'a> {
@@ -77,7 +97,7 @@ impl<'a> RequestInfo<'a> {
         method: &'a Method,
         uri: &'a http::Uri,
         version: Version,
-        headers: &'a HeaderMap,
+        headers: &'a (dyn Carrier + Sync),
     ) -> Self {
         RequestInfo {
             method,
@@ -363,13 +383,13 @@ fn split_host(authority: &str) -> (&str, Option<u16>) {
 fn header_attribute(
     prefix: &str,
     name: &http::HeaderName,
-    headers: &HeaderMap,
+    headers: &dyn Carrier,
 ) -> Option<KeyValue> {
-    let values: Vec<StringValue> = headers
-        .get_all(name)
-        .iter()
-        .map(|v| StringValue::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let mut values: Vec<StringValue> = Vec::new();
+    headers.visit_header(name, &mut |v| {
+        values.push(StringValue::from(String::from_utf8_lossy(v).into_owned()));
+        true
+    });
     (!values.is_empty()).then(|| {
         KeyValue::new(
             format!("{prefix}{name}"),
@@ -433,11 +453,9 @@ impl Engine {
         if let Some(q) = info.query.filter(|q| !q.is_empty()) {
             attributes.push(KeyValue::new("url.query", q.to_owned()));
         }
-        let host = info.authority.or_else(|| {
-            info.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        });
+        let host = info
+            .authority
+            .or_else(|| info.headers.header(&http::header::HOST));
         if let Some(host) = host {
             let (address, port) = recent::authority(host, split_host);
             attributes.push(KeyValue::new("server.address", address));
@@ -449,11 +467,7 @@ impl Engine {
             "network.protocol.version",
             version_name(info.version),
         ));
-        if let Some(ua) = info
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(ua) = info.headers.header(&http::header::USER_AGENT) {
             attributes.push(KeyValue::new(
                 "user_agent.original",
                 recent::text(recent::Kind::UserAgent, ua),

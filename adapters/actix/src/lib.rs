@@ -54,8 +54,10 @@
 //! The span ends when the response body ends (a streamed body included),
 //! through the engine's adapter core (`faultline_engine::request::adapter`): the
 //! adapter only converts between actix-web's types and the `http` 1 types
-//! of the core (actix-web 4 is built on `http` 0.2: method, version,
-//! status and headers are copied at the edge).
+//! of the core (actix-web 4 is built on `http` 0.2). The request's headers
+//! and URI are read in place; a response that passes as it is keeps
+//! actix-web's own head (only `traceresponse` is added, its headers copied
+//! only when some are recorded); an error's answer is copied at the edge.
 //!
 //! A panic leaves actix-web no request to answer with, so that answer (and
 //! the answer to an error an inner middleware returned) reaches middleware
@@ -69,6 +71,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::pin::Pin;
@@ -82,12 +85,11 @@ use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use faultline_engine::Engine;
-use faultline_engine::carrier::Carrier;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, TracedBody,
+    self, Exchange, Excluded, FrameworkRejection, HeaderPairs, TracedBody, copy_headers,
 };
-use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo, TRACERESPONSE};
+use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
 
 /// The actix-web crate this adapter is built on, for code that names its types.
@@ -118,14 +120,49 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, inner: S) -> Self::Future {
-        ready(Ok(FaultlineService(Rc::new(inner), self.0.clone())))
+        ready(Ok(FaultlineService(
+            Rc::new(inner),
+            self.0.clone(),
+            RefCell::default(),
+        )))
     }
 }
 
 /// The service [`FaultlineMiddleware`] wraps around an application: the
-/// application's service and the engine.
+/// application's service, the engine, and the route of the path it saw
+/// last.
 #[derive(Debug)]
-pub struct FaultlineService<S>(Rc<S>, Engine);
+pub struct FaultlineService<S>(Rc<S>, Engine, RefCell<Option<(String, Route)>>);
+
+/// A request's route template, when a resource matched its path.
+type Route = Option<Cow<'static, str>>;
+
+impl<S> FaultlineService<S> {
+    /// The route template of `req`'s path: the resource map's pattern in
+    /// the `{param}` form. Kept for the path seen last, so that the same
+    /// path again (a probe, a busy endpoint) is not matched against the
+    /// whole map again and its pattern made anew as a string.
+    fn route(&self, req: &ServiceRequest) -> Route {
+        let mut last = self.2.borrow_mut();
+        if let Some((path, route)) = &*last
+            && path == req.path()
+        {
+            return route.clone();
+        }
+        let route = req
+            .match_pattern()
+            .map(|p| adapter::shared_route(&route_template(&p)));
+        // The last path's text is overwritten, not made anew.
+        let mut path = last.take().map(|(path, _)| path).unwrap_or_default();
+        path.clear();
+        path.push_str(req.path());
+        *last = Some((path, route.clone()));
+        route
+    }
+}
+
+/// What a [`FaultlineService`] answers with.
+type Answer = Result<ServiceResponse<ResponseBody>, actix_web::Error>;
 
 impl<S, B> Service<ServiceRequest> for FaultlineService<S>
 where
@@ -134,27 +171,48 @@ where
 {
     type Response = ServiceResponse<ResponseBody>;
     type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, actix_web::Error>>;
+    type Future = LocalBoxFuture<'static, Answer>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
     }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        if self.1.excludes(req.path()) && self.1.metrics_path() != Some(req.path()) {
-            return self.call_excluded(req);
+        let scrape = self.1.metrics_path() == Some(req.path());
+        let inner = Rc::clone(&self.0);
+        if self.1.excludes(req.path()) && !scrape {
+            // An excluded route: no span, no conversion to `http` types; the
+            // incoming context is made current around the application, and
+            // only an error or a panic goes through the adapter core.
+            let client = req.peer_addr().map(|a| a.ip());
+            let excluded = Excluded::start(&self.1, &HeaderPairs(req.headers()), client);
+            // For an error's answer (the URI's text is shared, not copied;
+            // the request itself must stay unshared for the router).
+            let (method, uri, engine) = (req.method().clone(), req.uri().clone(), self.1.clone());
+            let handler = excluded.instrument(async move { inner.call(req).await });
+            return Box::pin(async move {
+                let handled = match handler.await {
+                    Ok(Ok(response)) if passes(&response) => {
+                        return Ok(response.map_body(|_, body| ResponseBody::plain(body)));
+                    }
+                    handled => handled,
+                };
+                let matched =
+                    matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
+                let method = http_method(&method);
+                let exchange =
+                    excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
+                // Boxed: an error's step does not make every request's future larger.
+                Box::pin(answer(exchange, &uri, handled)).await
+            });
         }
-        let method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
-        if self.1.metrics_path() == Some(req.path()) {
-            let headers = to_http_headers(req.headers());
-            if let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
-                let metrics = metrics.map(|text| ResponseBody(Inner::Plain(text.boxed())));
-                let response = to_actix(HttpResponse::Ok().finish().drop_body(), metrics);
-                return Box::pin(ready(Ok(req.into_response(response))));
-            }
+        // actix-web's headers are read in place, never converted.
+        let headers = HeaderPairs(req.headers());
+        let method = http_method(req.method());
+        if scrape && let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+            let metrics = metrics.map(ResponseBody::plain);
+            return Box::pin(ready(Ok(req.into_response(to_actix(head(), metrics)))));
         }
-        let headers = to_http_headers(req.headers());
-        let uri = http_uri(req.uri());
         let version = match req.version() {
             Version::HTTP_10 => http::Version::HTTP_10,
             Version::HTTP_2 => http::Version::HTTP_2,
@@ -162,77 +220,37 @@ where
         };
         // The resource map's pattern, found before routing (which needs the
         // request to itself): the span is named from its start.
-        let pattern = req.match_pattern();
-        let route = pattern.as_deref().map(route_template);
-        let info = RequestInfo::new(&method, &uri, version, &headers)
+        let route = self.route(&req);
+        // The URI read in place (its text is shared, not copied), converted
+        // only for an answer that needs it.
+        let uri = req.uri().clone();
+        let parts = (uri.path(), uri.query());
+        let origin = (uri.scheme_str(), uri.authority().map(|a| a.as_str()));
+        let info = RequestInfo::from_parts(&method, parts, origin, version, &headers)
             .with_route(route.as_deref())
             .with_client_address(req.peer_addr().map(|a| a.ip()));
-        let mut exchange = Exchange::start(&self.1, &info, http::Uri::default());
-        // Moved in, not cloned (a clone of the converted URI allocates).
-        exchange.set_uri(uri);
-        let inner = Rc::clone(&self.0);
+        let exchange = Exchange::start(&self.1, &info, http::Uri::default());
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
-        Box::pin(async move { answer(exchange, handler.await).await })
+        Box::pin(async move { answer(exchange, &uri, handler.await).await })
     }
 }
 
-impl<S, B> FaultlineService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    /// A request on an excluded route: no span, no conversion to `http`
-    /// types; the incoming context is made current around the
-    /// application, and only an error or a panic goes through the adapter
-    /// core.
-    fn call_excluded(
-        &self,
-        req: ServiceRequest,
-    ) -> LocalBoxFuture<'static, Result<ServiceResponse<ResponseBody>, actix_web::Error>> {
-        let client = req.peer_addr().map(|a| a.ip());
-        let excluded = Excluded::start(&self.1, &ActixHeaders(req.headers()), client);
-        // For an error's answer (the URI's text is shared, not copied; the
-        // request itself must stay unshared for the router).
-        let (method, uri) = (req.method().clone(), req.uri().clone());
-        let inner = Rc::clone(&self.0);
-        let handler = excluded.instrument(async move { inner.call(req).await });
-        let engine = self.1.clone();
-        Box::pin(async move {
-            let handled = match handler.await {
-                Ok(Ok(response))
-                    if response.status().as_u16() < 400
-                        && response.response().error().is_none() =>
-                {
-                    return Ok(
-                        response.map_body(|_, body| ResponseBody(Inner::Plain(body.boxed())))
-                    );
-                }
-                handled => handled,
-            };
-            let method = http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default();
-            let matched = match &handled {
-                Ok(Ok(response)) => response.request().match_pattern().is_some(),
-                _ => false,
-            };
-            let exchange = excluded.into_exchange(&engine, &method, http_uri(&uri), matched);
-            // Boxed: an error's step does not make every request's future larger.
-            Box::pin(answer(exchange, handled)).await
-        })
-    }
+/// Whether `response` passes as it is: no error status, no error to answer for.
+fn passes<B>(response: &ServiceResponse<B>) -> bool {
+    response.status().as_u16() < 400 && response.response().error().is_none()
 }
 
 /// The answer to a request whose application ran (`handled`), through the
 /// adapter core.
 async fn answer<B: MessageBody + 'static>(
-    exchange: Exchange,
+    mut exchange: Exchange,
+    uri: &actix_web::http::Uri,
     handled: Result<Result<ServiceResponse<B>, actix_web::Error>, CaughtPanic>,
-) -> Result<ServiceResponse<ResponseBody>, actix_web::Error> {
+) -> Answer {
     let (request, head, handled) = match handled {
-        Ok(Ok(response))
-            if response.status().as_u16() < 400 && response.response().error().is_none() =>
-        {
+        Ok(Ok(response)) if passes(&response) => {
             // Nothing to answer for (no error, nothing to rewrite): the
             // core's last step on actix-web's own head.
             let (request, response) = response.into_parts();
@@ -247,15 +265,14 @@ async fn answer<B: MessageBody + 'static>(
             let (head, response) = to_core(error.error_response());
             (None, head, Ok(response))
         }
-        Err(panic) => (None, HttpResponse::Ok().finish().drop_body(), Err(panic)),
+        Err(panic) => (None, head(), Err(panic)),
     };
+    // Each problem's `instance` is the URI's path (all the core reads of it).
+    exchange.set_uri(http::Uri::try_from(uri.path()).unwrap_or_default());
     // A 5xx's text (an error's `Display`) may name internals: not read.
     let read_text = handled.as_ref().is_ok_and(|r| r.status().as_u16() < 500);
-    let response = exchange
-        .respond(handled, read_text)
-        .await
-        .map(ResponseBody::of);
-    let response = to_actix(head, response);
+    let response = exchange.respond(handled, read_text).await;
+    let response = to_actix(head, response.map(ResponseBody));
     match request {
         Some(request) => Ok(ServiceResponse::new(request, response)),
         // No request is left to answer with (a panic, an inner
@@ -273,76 +290,39 @@ fn finish<B: MessageBody + 'static>(
     response: HttpResponse<B>,
 ) -> HttpResponse<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let mut core = http::Response::new(TracedBody::new(ActixBody(body.boxed())));
-    *core.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
+    let mut headers = http::HeaderMap::new();
     if exchange.reads_response_headers() {
-        *core.headers_mut() = to_http_headers(head.headers());
-    }
-    let (parts, body) = exchange.finish(core).into_parts();
-    if let Some(value) = parts.headers.get(TRACERESPONSE) {
-        copy_headers([(TRACERESPONSE, value)], |name, value| {
-            head.headers_mut().insert(name, value)
+        copy_headers(head.headers(), |n: http::HeaderName, v| {
+            headers.append(n, v)
         });
     }
-    head.set_body(ResponseBody::of(body))
+    let body = TracedBody::new(ActixBody(body.boxed()));
+    let (traceresponse, body) =
+        exchange.finish_head(status(head.status().as_u16()), &headers, body);
+    if let Some(value) = traceresponse.and_then(|v| ax::HeaderValue::from_bytes(v.as_bytes()).ok())
+    {
+        head.headers_mut().insert(TRACERESPONSE_NAME, value);
+    }
+    head.set_body(ResponseBody(body))
 }
 
-/// actix-web's URI as an `http` 1 one.
-fn http_uri(uri: &actix_web::http::Uri) -> http::Uri {
-    match uri.path_and_query() {
-        // The usual origin form: its text as it is, without formatting.
-        Some(path) if uri.scheme().is_none() && uri.authority().is_none() => {
-            http::Uri::try_from(path.as_str()).unwrap_or_default()
-        }
-        _ => http::Uri::try_from(uri.to_string()).unwrap_or_default(),
-    }
+/// `traceresponse` as actix-web's header name, made once (made from the
+/// text each time, a custom name allocates).
+const TRACERESPONSE_NAME: ax::HeaderName = ax::HeaderName::from_static("traceresponse");
+
+/// actix-web's method as an `http` 1 one.
+fn http_method(method: &actix_web::http::Method) -> http::Method {
+    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
 }
 
-/// actix-web's headers as a [`Carrier`], for the incoming context of an
-/// excluded request (read in place, not converted).
-struct ActixHeaders<'a>(&'a ax::HeaderMap);
-
-/// The values of `key` (a lowercase name) in `headers`, found by comparing
-/// names: a lookup by text would make a header name (an allocation) each time.
-fn values<'h>(headers: &'h ax::HeaderMap, key: &str) -> impl Iterator<Item = &'h ax::HeaderValue> {
-    headers
-        .iter()
-        .filter(move |(name, _)| name.as_str() == key)
-        .map(|(_, value)| value)
+/// A status code as `http` 1's or actix-web's (`http` 0.2) type.
+fn status<T: TryFrom<u16> + Default>(code: u16) -> T {
+    T::try_from(code).unwrap_or_default()
 }
 
-impl Carrier for ActixHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        values(self.0, key).next().and_then(|v| v.to_str().ok())
-    }
-
-    fn get_all(&self, key: &str) -> Vec<&str> {
-        values(self.0, key)
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    }
-
-    fn count(&self, key: &str) -> usize {
-        values(self.0, key).count()
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-
-    fn visit(&self, key: &str, f: &mut dyn FnMut(Option<&str>) -> bool) {
-        for value in values(self.0, key) {
-            if !f(value.to_str().ok()) {
-                return;
-            }
-        }
-    }
-
-    fn lacks_all(&self, names: &[http::HeaderName]) -> bool {
-        self.0
-            .keys()
-            .all(|key| names.iter().all(|name| name.as_str() != key.as_str()))
-    }
+/// An empty response head, for an answer that has none of its own.
+fn head() -> HttpResponse<()> {
+    HttpResponse::Ok().finish().drop_body()
 }
 
 /// actix-web's response as the core's: its head (kept for the answer), and
@@ -358,8 +338,10 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
     };
     let (head, body) = response.into_parts();
     let mut out = http::Response::new(ActixBody(body));
-    *out.status_mut() = http::StatusCode::from_u16(head.status().as_u16()).unwrap_or_default();
-    *out.headers_mut() = to_http_headers(head.headers());
+    *out.status_mut() = status(head.status().as_u16());
+    copy_headers(head.headers(), |n: http::HeaderName, v| {
+        out.headers_mut().append(n, v)
+    });
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
@@ -368,37 +350,11 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
 /// The core's response as actix-web's, on the head it came with.
 fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpResponse<T> {
     let (parts, body) = response.into_parts();
-    *head.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or_default();
+    *head.status_mut() = status(parts.status.as_u16());
     let headers = head.headers_mut();
     headers.clear();
     copy_headers(&parts.headers, |name, value| headers.append(name, value));
     head.set_body(body)
-}
-
-/// actix-web's headers as an `http` 1 map.
-fn to_http_headers(headers: &ax::HeaderMap) -> http::HeaderMap {
-    let mut out = http::HeaderMap::with_capacity(headers.len());
-    copy_headers(headers, |n: http::HeaderName, v| out.append(n, v));
-    out
-}
-
-/// Copies headers between `http` 0.2 (actix-web's) and `http` 1 types: the
-/// same bytes.
-fn copy_headers<K, W, N, V, T>(
-    from: impl IntoIterator<Item = (K, W)>,
-    mut put: impl FnMut(N, V) -> T,
-) where
-    K: AsRef<str>,
-    W: AsRef<[u8]>,
-    N: for<'b> TryFrom<&'b [u8]>,
-    V: for<'b> TryFrom<&'b [u8]>,
-{
-    for (name, value) in from {
-        let name = N::try_from(name.as_ref().as_bytes());
-        if let (Ok(name), Ok(value)) = (name, V::try_from(value.as_ref())) {
-            put(name, value);
-        }
-    }
 }
 
 /// actix-web's body as an `http_body::Body`, for the adapter core.
@@ -434,21 +390,12 @@ impl http_body::Body for ActixBody {
 /// text), ending the request's span when it ends; the application's own,
 /// as it is, when no span waits on it.
 #[derive(Debug)]
-pub struct ResponseBody(Inner);
-
-#[derive(Debug)]
-enum Inner {
-    Traced(TracedBody<ActixBody>),
-    Plain(BoxBody),
-}
+pub struct ResponseBody(TracedBody<ActixBody>);
 
 impl ResponseBody {
-    /// The adapter core's body: actix-web's own when no span waits on it.
-    fn of(body: TracedBody<ActixBody>) -> Self {
-        match body.into_framework() {
-            Ok(ActixBody(body)) => ResponseBody(Inner::Plain(body)),
-            Err(traced) => ResponseBody(Inner::Traced(traced)),
-        }
+    /// actix-web's body, with no span waiting on it.
+    fn plain(body: impl MessageBody + 'static) -> Self {
+        ResponseBody(TracedBody::new(ActixBody(body.boxed())))
     }
 }
 
@@ -456,12 +403,13 @@ impl MessageBody for ResponseBody {
     type Error = Box<dyn std::error::Error>;
 
     fn size(&self) -> BodySize {
-        match &self.0 {
-            Inner::Traced(body) => {
-                let exact = http_body::Body::size_hint(body).exact();
+        match self.0.framework() {
+            // actix-web's own size: "no body" stays apart from an empty one.
+            Some(ActixBody(body)) => body.size(),
+            None => {
+                let exact = http_body::Body::size_hint(&self.0).exact();
                 exact.map_or(BodySize::Stream, BodySize::Sized)
             }
-            Inner::Plain(body) => body.size(),
         }
     }
 
@@ -469,22 +417,19 @@ impl MessageBody for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        match &mut self.0 {
-            Inner::Traced(body) => {
-                let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(body), cx));
-                // `ActixBody` makes data frames only.
-                Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
-            }
-            Inner::Plain(body) => Pin::new(body).poll_next(cx),
+        // No span waits: actix-web's own body, polled as it is.
+        if let Some(ActixBody(body)) = self.0.framework_mut() {
+            return Pin::new(body).poll_next(cx);
         }
+        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
+        // `ActixBody` makes data frames only.
+        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        match self.0 {
-            Inner::Plain(body) => body
-                .try_into_bytes()
-                .map_err(|b| ResponseBody(Inner::Plain(b))),
-            traced => Err(ResponseBody(traced)),
+        match self.0.into_framework() {
+            Ok(ActixBody(body)) => body.try_into_bytes().map_err(ResponseBody::plain),
+            Err(traced) => Err(ResponseBody(traced)),
         }
     }
 }
@@ -496,33 +441,28 @@ fn route_template(pattern: &str) -> Cow<'_, str> {
     if !pattern.contains(':') && !pattern.ends_with("}*") {
         return Cow::Borrowed(pattern);
     }
-    let (mut out, mut depth, mut name) = (String::with_capacity(pattern.len()), 0usize, false);
-    for c in pattern.chars() {
-        // Kept: what is outside braces, the outer braces and the name.
-        let kept = match c {
-            '{' => {
-                depth += 1;
-                name |= depth == 1;
-                depth == 1
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                depth == 0
-            }
-            ':' if depth == 1 => {
-                name = false;
-                false
-            }
-            _ => depth == 0 || (depth == 1 && name),
-        };
-        if kept {
-            out.push(c);
+    let (mut out, mut rest) = (String::with_capacity(pattern.len()), pattern);
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        // The brace that closes the parameter (its regex may hold braces).
+        let mut depth = 0;
+        let close = rest[open..].find(|c| {
+            depth += i32::from(c == '{') - i32::from(c == '}');
+            depth == 0
+        });
+        let param = &rest[open + 1..close.map_or(rest.len(), |c| open + c)];
+        rest = close.map_or("", |c| &rest[open + c + 1..]);
+        out.push('{');
+        if close.is_some() && rest == "*" {
+            out.push('*');
+            rest = "";
+        }
+        out.push_str(param.split(':').next().unwrap_or_default());
+        if close.is_some() {
+            out.push('}');
         }
     }
-    if let Some(open) = out.strip_suffix("}*").and_then(|o| o.rfind('{')) {
-        out.insert(open + 1, '*');
-        out.pop();
-    }
+    out.push_str(rest);
     Cow::Owned(out)
 }
 
@@ -545,22 +485,15 @@ faultline_engine::handler_types! {
     pub struct RequestTrace;
 }
 
-impl std::fmt::Display for Error {
-    /// The code's title only: a logging middleware in between sees nothing unmasked.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.fallback_problem().title)
-    }
-}
-
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status().as_u16()).unwrap_or_default()
+        status(self.0.status().as_u16())
     }
 
     fn error_response(&self) -> HttpResponse {
         // Without the middleware, a safe body: the code and its title only.
         let response = self.0.clone().fallback_response();
-        to_actix(HttpResponse::Ok().finish().drop_body(), response).map_into_boxed_body()
+        to_actix(head(), response).map_into_boxed_body()
     }
 }
 

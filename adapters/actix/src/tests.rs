@@ -343,6 +343,50 @@ async fn scopes_regex_segments_and_tails_get_param_templates() {
     );
 }
 
+/// The service keeps the route of the path it saw last: the same path
+/// again, another path, a path no route matches, and back, each named by
+/// its own route.
+#[actix_web::test]
+async fn each_request_is_named_by_its_own_path_when_paths_repeat_and_alternate() {
+    let h = Harness::new();
+    let app = traced!(h);
+    let uris = [
+        "/hello",
+        "/hello",
+        "/api/v2/orders/7",
+        "/nowhere",
+        "/nowhere",
+        "/api/v2/orders/7",
+        "/hello",
+        "/api/v3/files/x",
+    ];
+    for uri in uris {
+        let response = call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+        let expected = if uri == "/nowhere" { 404 } else { 200 };
+        assert_eq!(response.status().as_u16(), expected, "{uri}");
+        read_body(response).await;
+    }
+    let mut names: Vec<String> = h
+        .spans(uris.len())
+        .into_iter()
+        .map(|s| s.name.into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "GET",
+            "GET",
+            "GET /api/v{version}/files/{*path}",
+            "GET /api/v{version}/orders/{id}",
+            "GET /api/v{version}/orders/{id}",
+            "GET /hello",
+            "GET /hello",
+            "GET /hello",
+        ]
+    );
+}
+
 #[actix_web::test]
 async fn an_incoming_traceparent_is_the_parent_and_the_handler_runs_in_the_span() {
     let h = Harness::new();

@@ -37,8 +37,11 @@
 //!    when no span waits on it, so that nothing is boxed on the usual path).
 //!
 //! A framework on other types than `http` 1's (actix-web 4 has its own)
-//! converts the method, URI and headers for [`RequestInfo`] and maps the
-//! response both ways; everything else is the same. Its `Error` and
+//! converts the method, hands [`RequestInfo::from_parts`] its URI's parts
+//! and its headers as they are ([`HeaderPairs`]), converts the URI only
+//! for an answer that needs it ([`Exchange::set_uri`]), and maps the
+//! response both ways ([`copy_headers`], [`Exchange::finish_head`]);
+//! everything else is the same. Its `Error` and
 //! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
 //!
 //! ```no_run
@@ -131,12 +134,12 @@ pub fn scrape(
     engine: &Engine,
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
+    headers: &dyn Carrier,
 ) -> Option<http::Response<String>> {
     if (method != Method::GET && method != Method::HEAD) || engine.metrics_path()? != path {
         return None;
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = headers.header(&header::ACCEPT);
     let (content_type, body) = match engine.render_metrics(accept) {
         Some(metrics) => (metrics.content_type, metrics.body),
         None => ("text/plain; charset=utf-8", String::new()),
@@ -406,6 +409,39 @@ impl Exchange {
         }
         response
     }
+
+    /// [`finish`](Self::finish) for an adapter whose framework keeps the
+    /// response's head itself (actix-web): the response's `status` and
+    /// `headers` (an empty map when
+    /// [`reads_response_headers`](Self::reads_response_headers) says they are
+    /// not read) are recorded, and the `traceresponse` value comes back for
+    /// the adapter to add, with the body that ends the span; no response is
+    /// built around them.
+    pub fn finish_head<B: Body>(
+        self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        mut body: TracedBody<B>,
+    ) -> (Option<HeaderValue>, TracedBody<B>) {
+        let mut span = self.span;
+        if span.is_excluded() {
+            return (None, body);
+        }
+        let value = span.record_response(status, headers);
+        // As `finish` does it (written there in place: a call would copy
+        // the span on every request of the other adapters).
+        let nothing_to_send =
+            *span.method() == Method::HEAD || matches!(status.as_u16(), 101 | 204 | 304);
+        if nothing_to_send || body.inner.goes_out_whole() {
+            span.end(None, None);
+        } else {
+            body.end = Some(Box::new(BodyEnd {
+                span: Some(span),
+                sent: 0,
+            }));
+        }
+        (value, body)
+    }
 }
 
 /// What an adapter learns from inside the framework while a request's
@@ -639,6 +675,31 @@ impl<B> TracedBody<B> {
         }
     }
 
+    /// The framework's own body by reference, when no span waits on it
+    /// (as [`into_framework`](Self::into_framework)): an adapter reads what
+    /// its framework knows of it (its own size, say).
+    pub fn framework(&self) -> Option<&B> {
+        match self {
+            TracedBody {
+                inner: Inner::Framework { body },
+                end: None,
+            } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// [`framework`](Self::framework), mutably: an adapter polls the
+    /// framework's own body through its own trait, without the wrapper.
+    pub fn framework_mut(&mut self) -> Option<&mut B> {
+        match self {
+            TracedBody {
+                inner: Inner::Framework { body },
+                end: None,
+            } => Some(body),
+            _ => None,
+        }
+    }
+
     fn text(text: String) -> Self {
         TracedBody {
             inner: Inner::Text {
@@ -764,7 +825,8 @@ impl FrameworkRejection {
 /// the adapter writes: `Error`, a handler error that any error converts
 /// into (it wraps a [`HandlerError`](crate::request::HandlerError); the
 /// adapter makes it a response with
-/// [`HandlerError::fallback_response`](crate::request::HandlerError::fallback_response)),
+/// [`HandlerError::fallback_response`](crate::request::HandlerError::fallback_response);
+/// its `Display` is the code's title only, nothing unmasked),
 /// and `RequestTrace`, the extractor that dereferences to a
 /// [`HandlerTrace`](crate::request::HandlerTrace) (the adapter implements
 /// its framework's extractor trait for it).
@@ -796,6 +858,14 @@ macro_rules! handler_types {
         impl<E: ::std::error::Error + Send + Sync + 'static> From<E> for Error {
             fn from(error: E) -> Self {
                 Error($crate::request::HandlerError::new(error))
+            }
+        }
+
+        impl ::std::fmt::Display for Error {
+            /// The code's title only: a logging middleware in between sees
+            /// nothing unmasked.
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0.fallback_problem().title)
             }
         }
 
@@ -842,6 +912,11 @@ macro_rules! tower_layer {
 }
 
 mod middleware;
+
+// Header maps and URIs of other types (a framework on `http` 0.2): read
+// in place, or copied at the edge.
+mod foreign;
+pub use foreign::{HeaderPairs, copy_headers};
 
 #[cfg(test)]
 mod tests;
