@@ -97,13 +97,13 @@ use std::time::Duration;
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, with_notes,
+    self, Answering, Exchange, Excluded, FrameworkRejection, Rules, TracedBody, with_notes,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
+use futures_util::future::{self, FutureExt};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use tower::Service;
-use warp::filters::BoxedFilter;
 use warp::filters::body::BodyDeserializeError;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -126,60 +126,37 @@ impl<B> BodyOf for http::Response<B> {
 
 /// The responses of [`Traced`]: warp's, with a body that ends the
 /// request's span when it ends.
-pub type TracedResponse = http::Response<TracedBody<<Response as BodyOf>::Body>>;
+pub type TracedResponse = http::Response<TracedBody<Body>>;
 
-/// On an error response of an excluded request: the user's filter replied
-/// with it (rather than rejected).
+/// warp's response body.
+type Body = <Response as BodyOf>::Body;
+
+/// On an error response: the user's filter replied with it (rather than
+/// rejected), so its text becomes the problem's detail.
 #[derive(Debug, Clone, Copy)]
 struct Replied;
 
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
-pub fn traced<F, R>(engine: Engine, filter: F) -> Traced
+pub fn traced<F, R>(engine: Engine, filter: F) -> Traced<F>
 where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply,
+    R: Reply + 'static,
 {
-    let filter = filter
-        .map(|reply: R| {
-            let mut response = reply.into_response();
-            let traced = with_notes(|notes| notes.map(|notes| notes.replied = true).is_some());
-            // An excluded request (no notes): an error the filter replied
-            // with says so on itself (a success needs nothing).
-            if !traced && response.status().as_u16() >= 400 {
-                response.extensions_mut().insert(Replied);
-            }
-            response
-        })
-        .recover(recover_traced)
-        .unify()
-        .boxed();
     Traced { engine, filter }
 }
 
 /// A warp filter traced by faultline: a tower `Service` (cheap to clone),
 /// served by [`Traced::serve`] or by your own hyper server. Made by [`traced`].
 #[derive(Clone)]
-pub struct Traced {
+pub struct Traced<F> {
     engine: Engine,
-    filter: BoxedFilter<(Response,)>,
+    filter: F,
 }
 
-impl std::fmt::Debug for Traced {
+impl<F> std::fmt::Debug for Traced<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Traced").finish_non_exhaustive()
-    }
-}
-
-impl Traced {
-    /// A server accepting connections on `listener`; start it with
-    /// [`Server::run`].
-    pub fn serve(self, listener: tokio::net::TcpListener) -> Server {
-        Server {
-            traced: self,
-            listener,
-            signal: None,
-        }
     }
 }
 
@@ -189,8 +166,51 @@ impl Traced {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl<B> Service<Request<B>> for Traced
+impl<F, R> Traced<F>
 where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    /// A server accepting connections on `listener`; start it with
+    /// [`Server::run`].
+    pub fn serve(self, listener: tokio::net::TcpListener) -> Server<F> {
+        Server {
+            traced: self,
+            listener,
+            signal: None,
+        }
+    }
+
+    /// One request, answered by a future of a type the server names
+    /// (nothing boxed): a scrape at once; an excluded route with the
+    /// incoming context only; any other traced.
+    fn answer<B>(&self, req: Request<B>) -> Answering<impl Handler + use<F, R, B>, Body, Warp>
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+        if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
+            return Answering::ready(metrics.map(|text| TracedBody::new(text.into())));
+        }
+        let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+        if self.engine.excludes(uri.path()) {
+            let excluded = Excluded::start(&self.engine, headers, client);
+            let (method, uri) = (method.clone(), uri.clone());
+            let handler = call_later(self.filter.clone(), req);
+            return Answering::excluded(excluded, &self.engine, &method, &uri, handler);
+        }
+        let info =
+            RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
+        let exchange = Exchange::start(&self.engine, &info, uri.clone());
+        Answering::traced(exchange, call_later(self.filter.clone(), req))
+    }
+}
+
+impl<F, R, B> Service<Request<B>> for Traced<F>
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
     B: http_body::Body + Send + Sync + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -203,80 +223,52 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
-        if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
-            let response = metrics.map(|text| TracedBody::new(text.into()));
-            return Box::pin(async move { Ok(response) });
-        }
-        let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
-        if self.engine.excludes(uri.path()) {
-            return self.call_excluded(req, client);
-        }
-        let info =
-            RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
-        let exchange = Exchange::start(&self.engine, &info, uri.clone());
-        let mut service = warp::service(self.filter.clone());
-        // Called inside the instrumented future: warp runs some filters
-        // while building its future, and those must see the context too.
-        let handler = Noted::new(
-            exchange.instrument(async move { service.call(req).await }),
-            Notes::default(),
-        );
-        Box::pin(async move {
-            let mut exchange = exchange;
-            let (handled, notes) = handler.await;
-            let handled = handled.map(|Ok(response)| response);
-            if let Some(route) = &notes.route {
-                exchange.set_route(route);
-            }
-            let read_text = read_text(&handled, notes.replied);
-            Ok(exchange.respond(handled, read_text).await)
-        })
+        Box::pin(self.answer(req))
     }
 }
 
-impl Traced {
-    /// A request on an excluded route: no span, no notes; the
-    /// incoming context is made current around the filter, and only an
-    /// error or a panic goes through the adapter core.
-    fn call_excluded<B>(
-        &self,
-        req: Request<B>,
-        client: Option<std::net::IpAddr>,
-    ) -> <Self as Service<Request<B>>>::Future
-    where
-        B: http_body::Body + Send + Sync + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let excluded = Excluded::start(&self.engine, req.headers(), client);
-        let (method, uri) = (req.method().clone(), req.uri().clone());
-        let mut service = warp::service(self.filter.clone());
-        let handler = excluded.instrument(async move { service.call(req).await });
-        let engine = self.engine.clone();
-        Box::pin(async move {
-            let handled = match handler.await {
-                Ok(Ok(response)) if Excluded::passes(&response) => {
-                    return Ok(response.map(TracedBody::new));
-                }
-                handled => handled.map(|Ok(response)| response),
-            };
-            let replied = handled
-                .as_ref()
-                .is_ok_and(|r| r.extensions().get::<Replied>().is_some());
-            let exchange = excluded.into_exchange(&engine, &method, uri, replied);
-            let read_text = read_text(&handled, replied);
-            // Boxed: an error's step does not make every request's future larger.
-            Ok(Box::pin(exchange.respond(handled, read_text)).await)
-        })
-    }
+/// The future of warp's service for the request.
+trait Handler: Future<Output = Result<Response, Infallible>> + Send {}
+
+impl<T: Future<Output = Result<Response, Infallible>> + Send> Handler for T {}
+
+/// warp's service for `filter` and its recovery, called with `req` when
+/// first polled: inside the request's context, since warp runs some
+/// filters while it builds its future.
+fn call_later<F, R, B>(filter: F, req: Request<B>) -> impl Handler
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+    B: http_body::Body + Send + Sync + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let filter = filter.map(mark_replied).recover(recover_traced).unify();
+    let mut service = warp::service(filter);
+    future::lazy(move |_| service.call(req)).flatten()
 }
 
-/// Whether the text of a response becomes a problem's detail: warp's own
-/// text for a 404 or 405 says nothing the code does not, and a 5xx's may
-/// name internals: only a handler's text (`replied`) does.
-fn read_text<E>(handled: &Result<Response, E>, replied: bool) -> bool {
-    let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
-    replied || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405))
+/// A reply of the user's filter, an error one marked as such.
+fn mark_replied<R: Reply>(reply: R) -> Response {
+    let mut response = reply.into_response();
+    if response.status().as_u16() >= 400 {
+        response.extensions_mut().insert(Replied);
+    }
+    response
+}
+
+/// How faultline reads warp's responses: warp's own text for a 404 or 405
+/// says nothing the code does not, and a 5xx's may name internals: only a
+/// handler's text ([`Replied`]) becomes a problem's detail.
+struct Warp;
+
+impl<B> Rules<B> for Warp {
+    fn replied(response: &http::Response<B>) -> bool {
+        response.extensions().get::<Replied>().is_some()
+    }
+
+    fn read_text(status: StatusCode, replied: bool) -> bool {
+        replied || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405))
+    }
 }
 
 /// The recovery [`traced`] puts after the user's filter: handler errors
@@ -381,13 +373,13 @@ impl Reply for Error {
 /// A server for a [`Traced`] filter, made by [`Traced::serve`]: HTTP/1 and
 /// HTTP/2 on a TCP listener, each connection's peer address recorded as
 /// `client.address`.
-pub struct Server {
-    traced: Traced,
+pub struct Server<F> {
+    traced: Traced<F>,
     listener: tokio::net::TcpListener,
     signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-impl std::fmt::Debug for Server {
+impl<F> std::fmt::Debug for Server<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let graceful = self.signal.is_some();
         f.debug_struct("Server")
@@ -396,7 +388,11 @@ impl std::fmt::Debug for Server {
     }
 }
 
-impl Server {
+impl<F, R> Server<F>
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
     /// Shuts down gracefully when `signal` resolves: stops accepting,
     /// finishes the requests in flight, then [`run`](Server::run) returns.
     pub fn graceful(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
@@ -428,7 +424,7 @@ impl Server {
             let traced = traced.clone();
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
-                traced.clone().call(req)
+                traced.answer(req)
             });
             let watcher = graceful.watcher();
             tokio::spawn(async move {

@@ -196,7 +196,11 @@ impl Answer {
     }
 }
 
-async fn send(traced: &Traced, req: Request<String>) -> Answer {
+async fn send<F, R>(traced: &Traced<F>, req: Request<String>) -> Answer
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
     let response = traced.clone().call(req).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();

@@ -100,6 +100,10 @@ use opentelemetry::Context;
 use super::{HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE};
 /// Plumbing the adapters share with the server side, reached from here.
 pub use super::{method_name, rejection_code};
+
+/// A request's whole future, unboxed, for an adapter whose server takes any future.
+mod answering;
+pub use answering::{Answering, Rules};
 use crate::Engine;
 use crate::carrier::Carrier;
 use crate::error::{PROBLEM_JSON, ProblemDetails};

@@ -1,0 +1,169 @@
+//! A request's whole future through an adapter, as one value of a type an
+//! adapter can return without boxing it: [`Answering`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use bytes::Bytes;
+use http::{Method, StatusCode, Uri};
+use http_body::Body;
+
+use super::{Exchange, Excluded, Noted, Notes, TracedBody};
+use crate::Engine;
+use crate::panic::CatchPanic;
+
+/// How an adapter reads its framework's responses, for [`Answering`].
+pub trait Rules<B> {
+    /// Whether the user's code made `response` (a handler's reply), rather
+    /// than the framework rejecting the request: on an excluded route, a
+    /// 404 is then the handler's "no such thing".
+    fn replied(response: &http::Response<B>) -> bool;
+
+    /// Whether the text of a framework error response with `status`
+    /// becomes the problem's detail (`replied`: [`replied`](Self::replied)
+    /// of it; the framework's own text can say nothing the code does not,
+    /// or name internals).
+    fn read_text(status: StatusCode, replied: bool) -> bool;
+}
+
+/// What [`Answering`] leaves behind when it is done.
+const POLLED: &str = "a request's future polled after it was done";
+
+pin_project_lite::pin_project! {
+    /// A request's future from its handler to the answered response, for an
+    /// adapter whose server takes any future (so that nothing is boxed on
+    /// the usual path): on a traced route, the handler runs inside the
+    /// [`Exchange`] (its [`Notes`] lent to the polling thread; a noted
+    /// route names the span), and the outcome is answered with
+    /// [`Exchange::answer`] and [`Exchange::finish`]; on an excluded route,
+    /// inside the [`Excluded`] context, and a response that
+    /// [`passes`](Excluded::passes) goes back as it is. Only a framework's
+    /// own error response ([`Exchange::rewrites`]) is boxed to be rewritten.
+    /// `R` reads the framework's responses ([`Rules`]).
+    pub struct Answering<F, B, R> {
+        #[pin]
+        state: State<F, B>,
+        rules: PhantomData<fn() -> R>,
+    }
+}
+
+/// What an excluded request keeps to answer an error.
+type ExcludedRest = (Excluded, Engine, Method, Uri);
+
+/// The rewrite of a framework's own error response.
+type Rewrite<B> = Pin<Box<dyn Future<Output = http::Response<TracedBody<B>>> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Traced { #[pin] handler: Noted<CatchPanic<F>>, exchange: Option<Exchange> },
+        Excluded { #[pin] handler: CatchPanic<F>, rest: Option<ExcludedRest> },
+        Rewriting { rewrite: Rewrite<B> },
+        Ready { response: Option<http::Response<TracedBody<B>>> },
+    }
+}
+
+impl<F: Future, B, R> Answering<F, B, R> {
+    /// A traced request: `handler` runs inside `exchange`.
+    pub fn traced(exchange: Exchange, handler: F) -> Self {
+        let handler = Noted::new(exchange.instrument(handler), Notes::default());
+        Self::with(State::Traced {
+            handler,
+            exchange: Some(exchange),
+        })
+    }
+
+    /// A request on an excluded route (`method` and `uri` the request's):
+    /// `handler` runs inside `excluded`'s context.
+    pub fn excluded(
+        excluded: Excluded,
+        engine: &Engine,
+        method: &Method,
+        uri: &Uri,
+        handler: F,
+    ) -> Self {
+        let handler = excluded.instrument(handler);
+        let rest = (excluded, engine.clone(), method.clone(), uri.clone());
+        Self::with(State::Excluded {
+            handler,
+            rest: Some(rest),
+        })
+    }
+
+    /// A response known before any handler runs (a metrics scrape).
+    pub fn ready(response: http::Response<TracedBody<B>>) -> Self {
+        Self::with(State::Ready {
+            response: Some(response),
+        })
+    }
+
+    fn with(state: State<F, B>) -> Self {
+        Answering {
+            state,
+            rules: PhantomData,
+        }
+    }
+}
+
+impl<F, B, R> std::fmt::Debug for Answering<F, B, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answering").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, R> Future for Answering<F, B, R>
+where
+    F: Future<Output = Result<http::Response<B>, Infallible>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    R: Rules<B>,
+{
+    type Output = Result<http::Response<TracedBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        let (mut exchange, handled) = match state.as_mut().project() {
+            StateProj::Traced { handler, exchange } => {
+                let (handled, notes) = ready!(handler.poll(cx));
+                let mut exchange = exchange.take().expect(POLLED);
+                if let Some(route) = &notes.route {
+                    exchange.set_route(route);
+                }
+                (exchange, handled.map(|Ok(response)| response))
+            }
+            StateProj::Excluded { handler, rest } => {
+                let handled = match ready!(handler.poll(cx)) {
+                    Ok(Ok(response)) if Excluded::passes(&response) => {
+                        return Poll::Ready(Ok(response.map(TracedBody::new)));
+                    }
+                    handled => handled.map(|Ok(response)| response),
+                };
+                let (excluded, engine, method, uri) = rest.take().expect(POLLED);
+                let replied = handled.as_ref().is_ok_and(R::replied);
+                let exchange = excluded.into_exchange(&engine, &method, uri, replied);
+                (exchange, handled)
+            }
+            StateProj::Rewriting { rewrite } => return rewrite.as_mut().poll(cx).map(Ok),
+            StateProj::Ready { response } => {
+                return Poll::Ready(Ok(response.take().expect(POLLED)));
+            }
+        };
+        let status = handled
+            .as_ref()
+            .map_or(StatusCode::OK, http::Response::status);
+        let read_text = R::read_text(status, handled.as_ref().is_ok_and(R::replied));
+        let response = exchange.answer(handled);
+        if !Exchange::rewrites(&response) {
+            return Poll::Ready(Ok(exchange.finish(response)));
+        }
+        let mut rewrite: Rewrite<B> = Box::pin(async move {
+            let response = exchange.rewrite(response, read_text).await;
+            exchange.finish(response)
+        });
+        let polled = rewrite.as_mut().poll(cx);
+        state.set(State::Rewriting { rewrite });
+        polled.map(Ok)
+    }
+}
