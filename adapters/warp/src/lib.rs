@@ -86,7 +86,6 @@
 #![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -97,10 +96,9 @@ use std::time::Duration;
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Answering, Exchange, Excluded, FrameworkRejection, Rules, TracedBody, with_notes,
+    self, Answering, Deferred, Exchange, Excluded, FrameworkRejection, Rules, TracedBody,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
-use futures_util::future::{self, FutureExt};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use tower::Service;
@@ -138,11 +136,7 @@ struct Replied;
 
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
-pub fn traced<F, R>(engine: Engine, filter: F) -> Traced<F>
-where
-    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply + 'static,
-{
+pub fn traced<F: Routes>(engine: Engine, filter: F) -> Traced<F> {
     Traced { engine, filter }
 }
 
@@ -166,11 +160,7 @@ impl<F> std::fmt::Debug for Traced<F> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl<F, R> Traced<F>
-where
-    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply + 'static,
-{
+impl<F: Routes> Traced<F> {
     /// A server accepting connections on `listener`; start it with
     /// [`Server::run`].
     pub fn serve(self, listener: tokio::net::TcpListener) -> Server<F> {
@@ -184,11 +174,11 @@ where
     /// One request, answered by a future of a type the server names
     /// (nothing boxed): a scrape at once; an excluded route with the
     /// incoming context only; any other traced.
-    fn answer<B>(&self, req: Request<B>) -> Answering<impl Handler + use<F, R, B>, Body, Warp>
-    where
-        B: http_body::Body + Send + Sync + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    #[inline(always)]
+    fn answer<B: ReqBody>(
+        &self,
+        req: Request<B>,
+    ) -> Answering<impl Handler + use<F, B>, Body, Warp> {
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
         if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
             return Answering::ready(metrics.map(|text| TracedBody::new(text.into())));
@@ -207,13 +197,7 @@ where
     }
 }
 
-impl<F, R, B> Service<Request<B>> for Traced<F>
-where
-    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply + 'static,
-    B: http_body::Body + Send + Sync + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<F: Routes, B: ReqBody> Service<Request<B>> for Traced<F> {
     type Response = TracedResponse;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<TracedResponse, Infallible>> + Send>>;
@@ -232,19 +216,42 @@ trait Handler: Future<Output = Result<Response, Infallible>> + Send {}
 
 impl<T: Future<Output = Result<Response, Infallible>> + Send> Handler for T {}
 
-/// warp's service for `filter` and its recovery, called with `req` when
-/// first polled: inside the request's context, since warp runs some
-/// filters while it builds its future.
-fn call_later<F, R, B>(filter: F, req: Request<B>) -> impl Handler
+/// What [`traced`] takes: all of an application's routes, a warp filter
+/// that extracts a reply (`Reply`) or rejects.
+pub trait Routes:
+    Filter<Extract = (Self::Reply,), Error = Rejection> + Clone + Send + Sync + 'static
+{
+    /// What the routes reply with.
+    type Reply: Reply + 'static;
+}
+
+impl<F, R> Routes for F
 where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
-    B: http_body::Body + Send + Sync + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let filter = filter.map(mark_replied).recover(recover_traced).unify();
+    type Reply = R;
+}
+
+/// A request body warp's service takes.
+pub trait ReqBody: http_body::Body<Error: Into<BoxError>> + Send + Sync + 'static {}
+
+impl<B: http_body::Body<Error: Into<BoxError>> + Send + Sync + 'static> ReqBody for B {}
+
+/// Any error, boxed.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// warp's service for `filter` and its recovery, called with `req` when
+/// first polled: inside the request's context, since warp runs some
+/// filters while it builds its future.
+#[inline(always)]
+fn call_later<F: Routes, B: ReqBody>(filter: F, req: Request<B>) -> impl Handler {
+    let filter = filter
+        .map(mark_replied::<F::Reply>)
+        .recover(recover_traced)
+        .unify();
     let mut service = warp::service(filter);
-    future::lazy(move |_| service.call(req)).flatten()
+    Deferred::new(move || service.call(req))
 }
 
 /// A reply of the user's filter, an error one marked as such.
@@ -280,19 +287,12 @@ async fn recover_traced(rejection: Rejection) -> Result<Response, Rejection> {
     }
     if let Some(error) = rejection.find::<BodyDeserializeError>() {
         let mut response = Response::new(String::new().into());
-        response.extensions_mut().insert(body_error(error));
+        response
+            .extensions_mut()
+            .insert(FrameworkRejection::body(error));
         return Ok(response);
     }
     Err(rejection)
-}
-
-/// An unreadable body, worded like faultline's other adapters.
-fn body_error(error: &BodyDeserializeError) -> FrameworkRejection {
-    let json = std::error::Error::source(error).and_then(|e| e.downcast_ref::<serde_json::Error>());
-    match json {
-        Some(e) => FrameworkRejection::json_body(e),
-        None => FrameworkRejection::new(StatusCode::BAD_REQUEST, error.to_string()),
-    }
 }
 
 /// Without [`traced`] (plain `warp::serve`, e.g. with tracing switched
@@ -317,13 +317,7 @@ pub fn route(
     // Behind one pointer: the filter's size moves every route's future.
     let route = Arc::new(adapter::shared_route(&template));
     warp::any()
-        .map(move || {
-            with_notes(|notes| {
-                if let Some(notes) = notes {
-                    notes.route = Some(Cow::clone(&route));
-                }
-            })
-        })
+        .map(move || adapter::note_route(&route))
         .untuple_one()
 }
 
@@ -388,11 +382,7 @@ impl<F> std::fmt::Debug for Server<F> {
     }
 }
 
-impl<F, R> Server<F>
-where
-    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply + 'static,
-{
+impl<F: Routes> Server<F> {
     /// Shuts down gracefully when `signal` resolves: stops accepting,
     /// finishes the requests in flight, then [`run`](Server::run) returns.
     pub fn graceful(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
@@ -402,12 +392,10 @@ where
 
     /// Serves until the graceful-shutdown signal (forever without one).
     pub async fn run(self) {
-        let Server {
-            traced,
-            listener,
-            signal,
-        } = self;
-        let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let (traced, listener) = (self.traced, self.listener);
+        let mut signal = self
+            .signal
+            .unwrap_or_else(|| Box::pin(std::future::pending()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {

@@ -68,16 +68,24 @@ pin_project_lite::pin_project! {
 
 impl<F: Future, B, R> Answering<F, B, R> {
     /// A traced request: `handler` runs inside `exchange`.
+    // Inlined, and the future built in one expression: the handler's
+    // future is large, and each move of it is a copy.
+    #[inline(always)]
     pub fn traced(exchange: Exchange, handler: F) -> Self {
-        let handler = Noted::new(exchange.instrument(handler), Notes::default());
+        crate::panic::install_hook();
+        let cx = exchange.span.cx.clone();
         Self::with(State::Traced {
-            handler,
+            handler: Noted {
+                inner: CatchPanic::for_request(handler, cx),
+                notes: Some(Notes::default()),
+            },
             exchange: Some(exchange),
         })
     }
 
     /// A request on an excluded route (`method` and `uri` the request's):
     /// `handler` runs inside `excluded`'s context.
+    #[inline(always)]
     pub fn excluded(
         excluded: Excluded,
         engine: &Engine,
@@ -85,21 +93,24 @@ impl<F: Future, B, R> Answering<F, B, R> {
         uri: &Uri,
         handler: F,
     ) -> Self {
-        let handler = excluded.instrument(handler);
+        crate::panic::install_hook();
+        let cx = excluded.cx.clone();
         let rest = (excluded, engine.clone(), method.clone(), uri.clone());
         Self::with(State::Excluded {
-            handler,
+            handler: CatchPanic::for_request(handler, cx),
             rest: Some(rest),
         })
     }
 
     /// A response known before any handler runs (a metrics scrape).
+    #[inline(always)]
     pub fn ready(response: http::Response<TracedBody<B>>) -> Self {
         Self::with(State::Ready {
             response: Some(response),
         })
     }
 
+    #[inline(always)]
     fn with(state: State<F, B>) -> Self {
         Answering {
             state,
@@ -165,5 +176,55 @@ where
         let polled = rewrite.as_mut().poll(cx);
         state.set(State::Rewriting { rewrite });
         polled.map(Ok)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future made by `call` when first polled, then polled: what `call`
+    /// runs while it builds its future (warp runs some filters then) runs
+    /// inside the future around it ([`Answering`]'s context, panic caught).
+    pub struct Deferred<C, F> {
+        #[pin]
+        state: Deferral<C, F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = DeferralProj]
+    enum Deferral<C, F> {
+        Waiting { call: Option<C> },
+        Running { #[pin] future: F },
+    }
+}
+
+impl<C, F> Deferred<C, F> {
+    /// The future `call` makes, made when first polled.
+    #[inline(always)]
+    pub fn new(call: C) -> Self {
+        Deferred {
+            state: Deferral::Waiting { call: Some(call) },
+        }
+    }
+}
+
+impl<C, F> std::fmt::Debug for Deferred<C, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").finish_non_exhaustive()
+    }
+}
+
+impl<C: FnOnce() -> F, F: Future> Future for Deferred<C, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let mut state = self.project().state;
+        if let DeferralProj::Waiting { call } = state.as_mut().project() {
+            let future = (call.take().expect(POLLED))();
+            state.set(Deferral::Running { future });
+        }
+        match state.project() {
+            DeferralProj::Running { future } => future.poll(cx),
+            DeferralProj::Waiting { .. } => Poll::Pending,
+        }
     }
 }
