@@ -96,7 +96,7 @@ use std::time::Duration;
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Answering, Deferred, Exchange, Excluded, FrameworkRejection, Rules, TracedBody,
+    self, Answering, Call, Exchange, Excluded, FrameworkRejection, Rules, TracedBody,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
@@ -178,7 +178,7 @@ impl<F: Routes> Traced<F> {
     fn answer<B: ReqBody>(
         &self,
         req: Request<B>,
-    ) -> Answering<impl Handler + use<F, B>, Body, Warp> {
+    ) -> Answering<impl Call<Future: Handler> + use<F, B>, Body, Warp> {
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
         if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
             return Answering::ready(metrics.map(|text| TracedBody::new(text.into())));
@@ -187,8 +187,8 @@ impl<F: Routes> Traced<F> {
         if self.engine.excludes(uri.path()) {
             let excluded = Excluded::start(&self.engine, headers, client);
             let (method, uri) = (method.clone(), uri.clone());
-            let handler = call_later(self.filter.clone(), req);
-            return Answering::excluded(excluded, &self.engine, &method, &uri, handler);
+            let call = call_later(self.filter.clone(), req);
+            return Answering::excluded(excluded, &self.engine, method, uri, call);
         }
         let info =
             RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
@@ -241,17 +241,18 @@ impl<B: http_body::Body<Error: Into<BoxError>> + Send + Sync + 'static> ReqBody 
 /// Any error, boxed.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// warp's service for `filter` and its recovery, called with `req` when
-/// first polled: inside the request's context, since warp runs some
-/// filters while it builds its future.
+/// warp's service for `filter` and its recovery, to be called with `req`
+/// when the request's future is first polled ([`adapter::Deferred`]):
+/// inside the request's context, since warp runs some filters while it
+/// builds its future.
 #[inline(always)]
-fn call_later<F: Routes, B: ReqBody>(filter: F, req: Request<B>) -> impl Handler {
+fn call_later<F: Routes, B: ReqBody>(filter: F, req: Request<B>) -> impl Call<Future: Handler> {
     let filter = filter
         .map(mark_replied::<F::Reply>)
         .recover(recover_traced)
         .unify();
     let mut service = warp::service(filter);
-    Deferred::new(move || service.call(req))
+    move || service.call(req)
 }
 
 /// A reply of the user's filter, an error one marked as such.

@@ -107,7 +107,7 @@ use crate::Engine;
 use crate::carrier::Carrier;
 use crate::error::{PROBLEM_JSON, ProblemDetails};
 use crate::panic::{CatchPanic, CaughtPanic};
-pub use answering::{Answering, Deferred, Rules};
+pub use answering::{Answering, Call, Deferred, Rules};
 
 #[cfg(doc)]
 use super::HandlerTrace;

@@ -43,9 +43,9 @@ pin_project_lite::pin_project! {
     /// [`passes`](Excluded::passes) goes back as it is. Only a framework's
     /// own error response ([`Exchange::rewrites`]) is boxed to be rewritten.
     /// `R` reads the framework's responses ([`Rules`]).
-    pub struct Answering<F, B, R> {
+    pub struct Answering<C: Call, B, R> {
         #[pin]
-        state: State<F, B>,
+        state: State<C, B>,
         rules: PhantomData<fn() -> R>,
     }
 }
@@ -58,25 +58,26 @@ type Rewrite<B> = Pin<Box<dyn Future<Output = http::Response<TracedBody<B>>> + S
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F, B> {
-        Traced { #[pin] handler: Noted<CatchPanic<F>>, exchange: Option<Exchange> },
-        Excluded { #[pin] handler: CatchPanic<F>, rest: Option<ExcludedRest> },
+    enum State<C: Call, B> {
+        Traced { #[pin] handler: Noted<CatchPanic<Deferred<C>>>, exchange: Option<Exchange> },
+        Excluded { #[pin] handler: CatchPanic<Deferred<C>>, rest: Option<ExcludedRest> },
         Rewriting { rewrite: Rewrite<B> },
         Ready { response: Option<http::Response<TracedBody<B>>> },
     }
 }
 
-impl<F: Future, B, R> Answering<F, B, R> {
-    /// A traced request: `handler` runs inside `exchange`.
-    // Inlined, and the future built in one expression: the handler's
-    // future is large, and each move of it is a copy.
+impl<C: Call, B, R> Answering<C, B, R> {
+    /// A traced request: the handler's future, made by `call`, runs inside
+    /// `exchange`.
+    // Inlined, and the future built in one expression from the small
+    // `call`: the handler's future is large, and each move of it a copy.
     #[inline(always)]
-    pub fn traced(exchange: Exchange, handler: F) -> Self {
+    pub fn traced(exchange: Exchange, call: C) -> Self {
         crate::panic::install_hook();
         let cx = exchange.span.cx.clone();
         Self::with(State::Traced {
             handler: Noted {
-                inner: CatchPanic::for_request(handler, cx),
+                inner: CatchPanic::for_request(Deferred::new(call), cx),
                 notes: Some(Notes::default()),
             },
             exchange: Some(exchange),
@@ -84,21 +85,21 @@ impl<F: Future, B, R> Answering<F, B, R> {
     }
 
     /// A request on an excluded route (`method` and `uri` the request's):
-    /// `handler` runs inside `excluded`'s context.
+    /// the handler's future, made by `call`, runs inside `excluded`'s
+    /// context.
     #[inline(always)]
     pub fn excluded(
         excluded: Excluded,
         engine: &Engine,
-        method: &Method,
-        uri: &Uri,
-        handler: F,
+        method: Method,
+        uri: Uri,
+        call: C,
     ) -> Self {
         crate::panic::install_hook();
         let cx = excluded.cx.clone();
-        let rest = (excluded, engine.clone(), method.clone(), uri.clone());
         Self::with(State::Excluded {
-            handler: CatchPanic::for_request(handler, cx),
-            rest: Some(rest),
+            handler: CatchPanic::for_request(Deferred::new(call), cx),
+            rest: Some((excluded, engine.clone(), method, uri)),
         })
     }
 
@@ -111,7 +112,7 @@ impl<F: Future, B, R> Answering<F, B, R> {
     }
 
     #[inline(always)]
-    fn with(state: State<F, B>) -> Self {
+    fn with(state: State<C, B>) -> Self {
         Answering {
             state,
             rules: PhantomData,
@@ -119,15 +120,15 @@ impl<F: Future, B, R> Answering<F, B, R> {
     }
 }
 
-impl<F, B, R> std::fmt::Debug for Answering<F, B, R> {
+impl<C: Call, B, R> std::fmt::Debug for Answering<C, B, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Answering").finish_non_exhaustive()
     }
 }
 
-impl<F, B, R> Future for Answering<F, B, R>
+impl<C, B, R> Future for Answering<C, B, R>
 where
-    F: Future<Output = Result<http::Response<B>, Infallible>>,
+    C: Call<Future: Future<Output = Result<http::Response<B>, Infallible>>>,
     B: Body<Data = Bytes> + Send + 'static,
     R: Rules<B>,
 {
@@ -179,25 +180,44 @@ where
     }
 }
 
+/// What makes a request's handler future when [`Deferred`] is first polled:
+/// any `FnOnce() -> impl Future`.
+pub trait Call {
+    /// The future made.
+    type Future: Future;
+
+    /// Makes the future.
+    fn call(self) -> Self::Future;
+}
+
+impl<C: FnOnce() -> F, F: Future> Call for C {
+    type Future = F;
+
+    fn call(self) -> F {
+        self()
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A future made by `call` when first polled, then polled: what `call`
-    /// runs while it builds its future (warp runs some filters then) runs
-    /// inside the future around it ([`Answering`]'s context, panic caught).
-    pub struct Deferred<C, F> {
+    /// The future a [`Call`] makes, made when first polled, then polled:
+    /// what the call runs while it builds its future (warp runs some filters
+    /// then) runs inside the future around it ([`Answering`]'s context, a
+    /// panic caught).
+    pub struct Deferred<C: Call> {
         #[pin]
-        state: Deferral<C, F>,
+        state: Deferral<C>,
     }
 }
 
 pin_project_lite::pin_project! {
     #[project = DeferralProj]
-    enum Deferral<C, F> {
+    enum Deferral<C: Call> {
         Waiting { call: Option<C> },
-        Running { #[pin] future: F },
+        Running { #[pin] future: C::Future },
     }
 }
 
-impl<C, F> Deferred<C, F> {
+impl<C: Call> Deferred<C> {
     /// The future `call` makes, made when first polled.
     #[inline(always)]
     pub fn new(call: C) -> Self {
@@ -207,19 +227,19 @@ impl<C, F> Deferred<C, F> {
     }
 }
 
-impl<C, F> std::fmt::Debug for Deferred<C, F> {
+impl<C: Call> std::fmt::Debug for Deferred<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deferred").finish_non_exhaustive()
     }
 }
 
-impl<C: FnOnce() -> F, F: Future> Future for Deferred<C, F> {
-    type Output = F::Output;
+impl<C: Call> Future for Deferred<C> {
+    type Output = <C::Future as Future>::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         if let DeferralProj::Waiting { call } = state.as_mut().project() {
-            let future = (call.take().expect(POLLED))();
+            let future = call.take().expect(POLLED).call();
             state.set(Deferral::Running { future });
         }
         match state.project() {
