@@ -447,6 +447,10 @@ pub fn with_notes<T>(f: impl FnOnce(Option<&mut Notes>) -> T) -> T {
 /// Sets the route template in the [`Notes`] of the request whose [`Noted`]
 /// future is being polled on this thread; nothing elsewhere (see
 /// [`with_notes`]).
+#[expect(
+    clippy::ptr_arg,
+    reason = "cloned only into notes that are there: a shared route costs nothing"
+)]
 pub fn note_route(route: &Cow<'static, str>) {
     with_notes(|notes| {
         if let Some(notes) = notes {

@@ -193,6 +193,7 @@ pub trait Call {
 impl<C: FnOnce() -> F, F: Future> Call for C {
     type Future = F;
 
+    #[inline(always)]
     fn call(self) -> F {
         self()
     }
@@ -246,5 +247,165 @@ impl<C: Call> Future for Deferred<C> {
             DeferralProj::Running { future } => future.poll(cx),
             DeferralProj::Waiting { .. } => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use http::HeaderMap;
+    use opentelemetry::trace::TraceContextExt as _;
+
+    use super::*;
+    use crate::config::TracingConfig;
+    use crate::export::InMemoryExporter;
+    use crate::request::adapter::note_route;
+    use crate::request::{RequestContext, RequestInfo, TRACERESPONSE};
+
+    /// Rules that read every framework text, or none.
+    struct Reads<const TEXT: bool>;
+
+    impl<B, const TEXT: bool> Rules<B> for Reads<TEXT> {
+        fn replied(_: &http::Response<B>) -> bool {
+            false
+        }
+
+        fn read_text(_: StatusCode, _: bool) -> bool {
+            TEXT
+        }
+    }
+
+    type Handled = Result<http::Response<String>, Infallible>;
+
+    fn engine(excluded: &[&str]) -> (Engine, InMemoryExporter) {
+        let spans = InMemoryExporter::default();
+        let config = TracingConfig::builder()
+            .service_name("answering")
+            .exporters([])
+            .excluded_routes(excluded.iter().copied())
+            .build()
+            .unwrap();
+        let engine = Engine::builder(config)
+            .exporter(spans.clone())
+            .install_global(false)
+            .build()
+            .unwrap();
+        (engine, spans)
+    }
+
+    fn plain(status: StatusCode, text: &str) -> http::Response<String> {
+        let mut response = http::Response::new(text.to_owned());
+        *response.status_mut() = status;
+        response
+    }
+
+    async fn text(response: http::Response<TracedBody<String>>) -> String {
+        let mut body = std::pin::pin!(response.into_body());
+        let mut text = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                text.extend_from_slice(&data);
+            }
+        }
+        String::from_utf8(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_traced_request_makes_its_handler_inside_its_span_and_names_its_route() {
+        let (engine, spans) = engine(&[]);
+        let uri: Uri = "/users/7".parse().unwrap();
+        let headers = HeaderMap::new();
+        let info = RequestInfo::new(&Method::GET, &uri, http::Version::HTTP_11, &headers);
+        let exchange = Exchange::start(&engine, &info, uri.clone());
+        let span_id = exchange.span().cx.span().span_context().span_id();
+        let made_in = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = made_in.clone();
+        let call = move || {
+            // Made when first polled: inside the request's context.
+            *seen.lock().unwrap() = RequestContext::current().and_then(|c| c.span_id());
+            async {
+                note_route(&Cow::Borrowed("/users/{id}"));
+                Handled::Ok(plain(StatusCode::OK, "user 7"))
+            }
+        };
+        let answering = Answering::<_, String, Reads<true>>::traced(exchange, call);
+        assert!(
+            made_in.lock().unwrap().is_none(),
+            "made before it was polled"
+        );
+        let response = answering.await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key(TRACERESPONSE));
+        assert_eq!(text(response).await, "user 7");
+        assert_eq!(made_in.lock().unwrap().clone(), Some(span_id.to_string()));
+        engine.force_flush();
+        let exported = spans.spans();
+        assert_eq!(exported.len(), 1);
+        assert_eq!(exported[0].name, "GET /users/{id}");
+    }
+
+    #[tokio::test]
+    async fn an_excluded_request_passes_a_success_and_answers_an_error_by_its_rules() {
+        let (engine, spans) = engine(&["/internal/*"]);
+        let uri: Uri = "/internal/ready".parse().unwrap();
+        let start = || Excluded::start(&engine, &HeaderMap::new(), None);
+        let ok = || async { Handled::Ok(plain(StatusCode::OK, "ready")) };
+        let answering = Answering::<_, String, Reads<true>>::excluded(
+            start(),
+            &engine,
+            Method::GET,
+            uri.clone(),
+            ok,
+        );
+        let response = answering.await.unwrap();
+        assert!(!response.headers().contains_key(TRACERESPONSE));
+        assert_eq!(text(response).await, "ready");
+
+        // A framework's plain-text error: problem details, its text read
+        // only when the rules say so.
+        let down = || async { Handled::Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "db down")) };
+        let read = Answering::<_, String, Reads<true>>::excluded(
+            start(),
+            &engine,
+            Method::GET,
+            uri.clone(),
+            down,
+        );
+        let read = read.await.unwrap();
+        assert_eq!(read.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            read.headers()[http::header::CONTENT_TYPE],
+            crate::error::PROBLEM_JSON
+        );
+        let problem: serde_json::Value = serde_json::from_str(&text(read).await).unwrap();
+        assert_eq!(problem["detail"], "db down");
+        assert!(problem.get("trace_id").is_none(), "{problem}");
+        let unread = Answering::<_, String, Reads<false>>::excluded(
+            start(),
+            &engine,
+            Method::GET,
+            uri,
+            down,
+        );
+        let unread: serde_json::Value =
+            serde_json::from_str(&text(unread.await.unwrap()).await).unwrap();
+        assert_ne!(unread["detail"], "db down");
+
+        // A panic while the handler is made: a 500, nothing of its text.
+        let uri: Uri = "/internal/panic".parse().unwrap();
+        let panics = || -> std::future::Ready<Handled> { panic!("secret internals") };
+        let panicked = Answering::<_, String, Reads<true>>::excluded(
+            start(),
+            &engine,
+            Method::GET,
+            uri,
+            panics,
+        );
+        let panicked = panicked.await.unwrap();
+        assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!text(panicked).await.contains("secret"));
+        engine.force_flush();
+        assert!(spans.spans().is_empty());
     }
 }
