@@ -136,8 +136,6 @@ impl<F> CatchPanic<F> {
     /// Wraps a request's handler: as [`new`](CatchPanic::new), and `cx` is
     /// also the request context that [`current_request`] returns while
     /// `inner` is polled.
-    // Inlined: a request's future is large, and each move of it a copy.
-    #[inline(always)]
     pub(crate) fn for_request(inner: F, cx: opentelemetry::Context) -> Self {
         CatchPanic {
             inner,
