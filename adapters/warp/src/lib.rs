@@ -73,11 +73,12 @@
 //! # Serving
 //!
 //! [`Traced::serve`] runs a hyper server like `warp::serve` (HTTP/1 and
-//! HTTP/2, graceful shutdown). [`Traced`] is also a tower `Service` for
-//! your own server loop; insert a [`ClientAddr`] into each request's
-//! extensions there to get `client.address`. warp's `warp::addr::remote()`
-//! reads an extension only warp's own server sets: under faultline's server
-//! use [`remote`], which works under both.
+//! HTTP/2, graceful shutdown), each request's future unboxed. [`Traced`]
+//! is also a tower `Service` for your own server loop (its future boxed
+//! once, as a tower service must name it); insert a [`ClientAddr`] into
+//! each request's extensions there to get `client.address`. warp's
+//! `warp::addr::remote()` reads an extension only warp's own server sets:
+//! under faultline's server use [`remote`], which works under both.
 //!
 //! Code in a handler that spawns a task carries the request's context along
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
