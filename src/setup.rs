@@ -637,14 +637,14 @@ impl Faultline {
 
     /// A warp filter traced: `faultline.warp(routes).serve(listener).run().await`.
     #[cfg(feature = "warp")]
-    pub fn warp<F, R>(&self, filter: F) -> faultline_warp::Traced
+    pub fn warp<F, R>(&self, filter: F) -> faultline_warp::Traced<F>
     where
         F: faultline_warp::warp::Filter<Extract = (R,), Error = faultline_warp::warp::Rejection>
             + Clone
             + Send
             + Sync
             + 'static,
-        R: faultline_warp::warp::Reply,
+        R: faultline_warp::warp::Reply + 'static,
     {
         faultline_warp::traced(self.engine.clone(), filter)
     }

@@ -73,11 +73,12 @@
 //! # Serving
 //!
 //! [`Traced::serve`] runs a hyper server like `warp::serve` (HTTP/1 and
-//! HTTP/2, graceful shutdown). [`Traced`] is also a tower `Service` for
-//! your own server loop; insert a [`ClientAddr`] into each request's
-//! extensions there to get `client.address`. warp's `warp::addr::remote()`
-//! reads an extension only warp's own server sets: under faultline's server
-//! use [`remote`], which works under both.
+//! HTTP/2, graceful shutdown), each request's future unboxed. [`Traced`]
+//! is also a tower `Service` for your own server loop (its future boxed
+//! once, as a tower service must name it); insert a [`ClientAddr`] into
+//! each request's extensions there to get `client.address`. warp's
+//! `warp::addr::remote()` reads an extension only warp's own server sets:
+//! under faultline's server use [`remote`], which works under both.
 //!
 //! Code in a handler that spawns a task carries the request's context along
 //! with `opentelemetry::trace::FutureExt::with_context(fut, trace.context())`
@@ -86,7 +87,6 @@
 #![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -97,13 +97,12 @@ use std::time::Duration;
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, with_notes,
+    self, Answering, Call, Exchange, Excluded, FrameworkRejection, Rules, TracedBody,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use tower::Service;
-use warp::filters::BoxedFilter;
 use warp::filters::body::BodyDeserializeError;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -126,60 +125,33 @@ impl<B> BodyOf for http::Response<B> {
 
 /// The responses of [`Traced`]: warp's, with a body that ends the
 /// request's span when it ends.
-pub type TracedResponse = http::Response<TracedBody<<Response as BodyOf>::Body>>;
+pub type TracedResponse = http::Response<TracedBody<Body>>;
 
-/// On an error response of an excluded request: the user's filter replied
-/// with it (rather than rejected).
+/// warp's response body.
+type Body = <Response as BodyOf>::Body;
+
+/// On an error response: the user's filter replied with it (rather than
+/// rejected), so its text becomes the problem's detail.
 #[derive(Debug, Clone, Copy)]
 struct Replied;
 
 /// Wraps `filter` (all of an application's routes) in a [`Traced`] service
 /// that traces every request with `engine`.
-pub fn traced<F, R>(engine: Engine, filter: F) -> Traced
-where
-    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply,
-{
-    let filter = filter
-        .map(|reply: R| {
-            let mut response = reply.into_response();
-            let traced = with_notes(|notes| notes.map(|notes| notes.replied = true).is_some());
-            // An excluded request (no notes): an error the filter replied
-            // with says so on itself (a success needs nothing).
-            if !traced && response.status().as_u16() >= 400 {
-                response.extensions_mut().insert(Replied);
-            }
-            response
-        })
-        .recover(recover_traced)
-        .unify()
-        .boxed();
+pub fn traced<F: Routes>(engine: Engine, filter: F) -> Traced<F> {
     Traced { engine, filter }
 }
 
 /// A warp filter traced by faultline: a tower `Service` (cheap to clone),
 /// served by [`Traced::serve`] or by your own hyper server. Made by [`traced`].
 #[derive(Clone)]
-pub struct Traced {
+pub struct Traced<F> {
     engine: Engine,
-    filter: BoxedFilter<(Response,)>,
+    filter: F,
 }
 
-impl std::fmt::Debug for Traced {
+impl<F> std::fmt::Debug for Traced<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Traced").finish_non_exhaustive()
-    }
-}
-
-impl Traced {
-    /// A server accepting connections on `listener`; start it with
-    /// [`Server::run`].
-    pub fn serve(self, listener: tokio::net::TcpListener) -> Server {
-        Server {
-            traced: self,
-            listener,
-            signal: None,
-        }
     }
 }
 
@@ -189,11 +161,44 @@ impl Traced {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl<B> Service<Request<B>> for Traced
-where
-    B: http_body::Body + Send + Sync + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<F: Routes> Traced<F> {
+    /// A server accepting connections on `listener`; start it with
+    /// [`Server::run`].
+    pub fn serve(self, listener: tokio::net::TcpListener) -> Server<F> {
+        Server {
+            traced: self,
+            listener,
+            signal: None,
+        }
+    }
+
+    /// One request, answered by a future of a type the server names
+    /// (nothing boxed): a scrape at once; an excluded route with the
+    /// incoming context only; any other traced.
+    #[inline(always)]
+    fn answer<B: ReqBody>(
+        &self,
+        req: Request<B>,
+    ) -> Answering<impl Call<Future: Handler> + use<F, B>, Body, Warp> {
+        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+        if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
+            return Answering::ready(metrics.map(|text| TracedBody::new(text.into())));
+        }
+        let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+        if self.engine.excludes(uri.path()) {
+            let excluded = Excluded::start(&self.engine, headers, client);
+            let (method, uri) = (method.clone(), uri.clone());
+            let call = call_later(self.filter.clone(), req);
+            return Answering::excluded(excluded, &self.engine, method, uri, call);
+        }
+        let info =
+            RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
+        let exchange = Exchange::start(&self.engine, &info, uri.clone());
+        Answering::traced(exchange, call_later(self.filter.clone(), req))
+    }
+}
+
+impl<F: Routes, B: ReqBody> Service<Request<B>> for Traced<F> {
     type Response = TracedResponse;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<TracedResponse, Infallible>> + Send>>;
@@ -203,80 +208,76 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
-        if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
-            let response = metrics.map(|text| TracedBody::new(text.into()));
-            return Box::pin(async move { Ok(response) });
-        }
-        let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
-        if self.engine.excludes(uri.path()) {
-            return self.call_excluded(req, client);
-        }
-        let info =
-            RequestInfo::new(method, uri, req.version(), headers).with_client_address(client);
-        let exchange = Exchange::start(&self.engine, &info, uri.clone());
-        let mut service = warp::service(self.filter.clone());
-        // Called inside the instrumented future: warp runs some filters
-        // while building its future, and those must see the context too.
-        let handler = Noted::new(
-            exchange.instrument(async move { service.call(req).await }),
-            Notes::default(),
-        );
-        Box::pin(async move {
-            let mut exchange = exchange;
-            let (handled, notes) = handler.await;
-            let handled = handled.map(|Ok(response)| response);
-            if let Some(route) = &notes.route {
-                exchange.set_route(route);
-            }
-            let read_text = read_text(&handled, notes.replied);
-            Ok(exchange.respond(handled, read_text).await)
-        })
+        Box::pin(self.answer(req))
     }
 }
 
-impl Traced {
-    /// A request on an excluded route: no span, no notes; the
-    /// incoming context is made current around the filter, and only an
-    /// error or a panic goes through the adapter core.
-    fn call_excluded<B>(
-        &self,
-        req: Request<B>,
-        client: Option<std::net::IpAddr>,
-    ) -> <Self as Service<Request<B>>>::Future
-    where
-        B: http_body::Body + Send + Sync + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let excluded = Excluded::start(&self.engine, req.headers(), client);
-        let (method, uri) = (req.method().clone(), req.uri().clone());
-        let mut service = warp::service(self.filter.clone());
-        let handler = excluded.instrument(async move { service.call(req).await });
-        let engine = self.engine.clone();
-        Box::pin(async move {
-            let handled = match handler.await {
-                Ok(Ok(response)) if Excluded::passes(&response) => {
-                    return Ok(response.map(TracedBody::new));
-                }
-                handled => handled.map(|Ok(response)| response),
-            };
-            let replied = handled
-                .as_ref()
-                .is_ok_and(|r| r.extensions().get::<Replied>().is_some());
-            let exchange = excluded.into_exchange(&engine, &method, uri, replied);
-            let read_text = read_text(&handled, replied);
-            // Boxed: an error's step does not make every request's future larger.
-            Ok(Box::pin(exchange.respond(handled, read_text)).await)
-        })
-    }
+/// The future of warp's service for the request.
+trait Handler: Future<Output = Result<Response, Infallible>> + Send {}
+
+impl<T: Future<Output = Result<Response, Infallible>> + Send> Handler for T {}
+
+/// What [`traced`] takes: all of an application's routes, a warp filter
+/// that extracts a reply (`Reply`) or rejects.
+pub trait Routes:
+    Filter<Extract = (Self::Reply,), Error = Rejection> + Clone + Send + Sync + 'static
+{
+    /// What the routes reply with.
+    type Reply: Reply + 'static;
 }
 
-/// Whether the text of a response becomes a problem's detail: warp's own
-/// text for a 404 or 405 says nothing the code does not, and a 5xx's may
-/// name internals: only a handler's text (`replied`) does.
-fn read_text<E>(handled: &Result<Response, E>, replied: bool) -> bool {
-    let status = handled.as_ref().map_or(StatusCode::OK, Response::status);
-    replied || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405))
+impl<F, R> Routes for F
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    type Reply = R;
+}
+
+/// A request body warp's service takes.
+pub trait ReqBody: http_body::Body<Error: Into<BoxError>> + Send + Sync + 'static {}
+
+impl<B: http_body::Body<Error: Into<BoxError>> + Send + Sync + 'static> ReqBody for B {}
+
+/// Any error, boxed.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// warp's service for `filter` and its recovery, to be called with `req`
+/// when the request's future is first polled ([`adapter::Deferred`]):
+/// inside the request's context, since warp runs some filters while it
+/// builds its future.
+#[inline(always)]
+fn call_later<F: Routes, B: ReqBody>(filter: F, req: Request<B>) -> impl Call<Future: Handler> {
+    let filter = filter
+        .map(mark_replied::<F::Reply>)
+        .recover(recover_traced)
+        .unify();
+    let mut service = warp::service(filter);
+    move || service.call(req)
+}
+
+/// A reply of the user's filter, an error one marked as such.
+fn mark_replied<R: Reply>(reply: R) -> Response {
+    let mut response = reply.into_response();
+    if response.status().as_u16() >= 400 {
+        response.extensions_mut().insert(Replied);
+    }
+    response
+}
+
+/// How faultline reads warp's responses: warp's own text for a 404 or 405
+/// says nothing the code does not, and a 5xx's may name internals: only a
+/// handler's text ([`Replied`]) becomes a problem's detail.
+struct Warp;
+
+impl<B> Rules<B> for Warp {
+    fn replied(response: &http::Response<B>) -> bool {
+        response.extensions().get::<Replied>().is_some()
+    }
+
+    fn read_text(status: StatusCode, replied: bool) -> bool {
+        replied || !(status.is_server_error() || matches!(status.as_u16(), 404 | 405))
+    }
 }
 
 /// The recovery [`traced`] puts after the user's filter: handler errors
@@ -288,19 +289,12 @@ async fn recover_traced(rejection: Rejection) -> Result<Response, Rejection> {
     }
     if let Some(error) = rejection.find::<BodyDeserializeError>() {
         let mut response = Response::new(String::new().into());
-        response.extensions_mut().insert(body_error(error));
+        response
+            .extensions_mut()
+            .insert(FrameworkRejection::body(error));
         return Ok(response);
     }
     Err(rejection)
-}
-
-/// An unreadable body, worded like faultline's other adapters.
-fn body_error(error: &BodyDeserializeError) -> FrameworkRejection {
-    let json = std::error::Error::source(error).and_then(|e| e.downcast_ref::<serde_json::Error>());
-    match json {
-        Some(e) => FrameworkRejection::json_body(e),
-        None => FrameworkRejection::new(StatusCode::BAD_REQUEST, error.to_string()),
-    }
 }
 
 /// Without [`traced`] (plain `warp::serve`, e.g. with tracing switched
@@ -325,13 +319,7 @@ pub fn route(
     // Behind one pointer: the filter's size moves every route's future.
     let route = Arc::new(adapter::shared_route(&template));
     warp::any()
-        .map(move || {
-            with_notes(|notes| {
-                if let Some(notes) = notes {
-                    notes.route = Some(Cow::clone(&route));
-                }
-            })
-        })
+        .map(move || adapter::note_route(&route))
         .untuple_one()
 }
 
@@ -381,13 +369,13 @@ impl Reply for Error {
 /// A server for a [`Traced`] filter, made by [`Traced::serve`]: HTTP/1 and
 /// HTTP/2 on a TCP listener, each connection's peer address recorded as
 /// `client.address`.
-pub struct Server {
-    traced: Traced,
+pub struct Server<F> {
+    traced: Traced<F>,
     listener: tokio::net::TcpListener,
     signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-impl std::fmt::Debug for Server {
+impl<F> std::fmt::Debug for Server<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let graceful = self.signal.is_some();
         f.debug_struct("Server")
@@ -396,7 +384,7 @@ impl std::fmt::Debug for Server {
     }
 }
 
-impl Server {
+impl<F: Routes> Server<F> {
     /// Shuts down gracefully when `signal` resolves: stops accepting,
     /// finishes the requests in flight, then [`run`](Server::run) returns.
     pub fn graceful(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
@@ -406,12 +394,10 @@ impl Server {
 
     /// Serves until the graceful-shutdown signal (forever without one).
     pub async fn run(self) {
-        let Server {
-            traced,
-            listener,
-            signal,
-        } = self;
-        let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let (traced, listener) = (self.traced, self.listener);
+        let mut signal = self
+            .signal
+            .unwrap_or_else(|| Box::pin(std::future::pending()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -428,7 +414,7 @@ impl Server {
             let traced = traced.clone();
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
-                traced.clone().call(req)
+                traced.answer(req)
             });
             let watcher = graceful.watcher();
             tokio::spawn(async move {

@@ -196,7 +196,11 @@ impl Answer {
     }
 }
 
-async fn send(traced: &Traced, req: Request<String>) -> Answer {
+async fn send<F, R>(traced: &Traced<F>, req: Request<String>) -> Answer
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
     let response = traced.clone().call(req).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
@@ -653,4 +657,78 @@ async fn the_server_records_the_peer_and_shuts_down_gracefully() {
         .expect("the server stops on the signal")
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+/// Excluded routes: no span and no `traceresponse`; what passes goes back
+/// as the filter made it, and errors, rejections and panics are still
+/// answered as problem details (without a trace id).
+#[tokio::test]
+async fn excluded_routes_answer_without_a_span() {
+    let spans = InMemoryExporter::default();
+    let config = TracingConfig::builder()
+        .service_name("t")
+        .exporters([])
+        .excluded_routes([
+            "/hello",
+            "/users/{id}",
+            "/panic",
+            "/unavailable",
+            "/nowhere",
+        ])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let traced = traced(engine.clone(), routes());
+
+    let hello = send(&traced, get("/hello").body(String::new()).unwrap()).await;
+    assert_eq!(
+        (hello.status, hello.body.as_str()),
+        (StatusCode::OK, "hello")
+    );
+    assert!(hello.headers.get(TRACERESPONSE).is_none());
+
+    // A handler's error: its code, no trace id.
+    let missing = send(&traced, get("/users/4242").body(String::new()).unwrap()).await;
+    let problem = missing.json();
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    assert_eq!(problem["code"], 1001);
+    assert!(problem.get("trace_id").is_none(), "{problem}");
+    assert!(missing.headers.get(TRACERESPONSE).is_none());
+
+    // A panic: 500, nothing of its text.
+    let panicked = send(&traced, get("/panic").body(String::new()).unwrap()).await;
+    assert_eq!(panicked.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!panicked.body.contains("alice"), "{}", panicked.body);
+    assert!(panicked.json().get("trace_id").is_none());
+
+    // The filter's own error reply keeps its text; warp's 404 says no more.
+    let down = send(&traced, get("/unavailable").body(String::new()).unwrap()).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(down.json()["detail"], "database down");
+    let nowhere = send(&traced, get("/nowhere").body(String::new()).unwrap()).await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    assert_eq!(nowhere.headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    assert_eq!(nowhere.json()["code"], 4040);
+    // A wrong method on an excluded route: warp's 405, its `Allow` kept.
+    let post = send(
+        &traced,
+        Request::post("/hello").body(String::new()).unwrap(),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.json()["code"], 4050);
+    assert!(post.headers.get(TRACERESPONSE).is_none());
+
+    // A traced request after them: the only span exported is its own.
+    let traced_hello = send(&traced, get("/whoami").body(String::new()).unwrap()).await;
+    assert!(traced_hello.headers.get(TRACERESPONSE).is_some());
+    engine.force_flush();
+    let exported = spans.spans();
+    assert_eq!(exported.len(), 1, "{exported:#?}");
+    assert_eq!(exported[0].name, "GET /whoami");
 }

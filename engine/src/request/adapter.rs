@@ -103,10 +103,14 @@ use opentelemetry::Context;
 use super::{HandlerError, RequestContext, RequestInfo, RequestSpan, TRACERESPONSE};
 /// Plumbing the adapters share with the server side, reached from here.
 pub use super::{method_name, rejection_code};
+
+/// A request's whole future, unboxed, for an adapter whose server takes any future.
+mod answering;
 use crate::Engine;
 use crate::carrier::Carrier;
 use crate::error::{PROBLEM_JSON, ProblemDetails};
 use crate::panic::{CatchPanic, CaughtPanic};
+pub use answering::{Answering, Call, Deferred, Rules};
 
 #[cfg(doc)]
 use super::HandlerTrace;
@@ -476,6 +480,21 @@ pub fn with_notes<T>(f: impl FnOnce(Option<&mut Notes>) -> T) -> T {
     })
 }
 
+/// Sets the route template in the [`Notes`] of the request whose [`Noted`]
+/// future is being polled on this thread; nothing elsewhere (see
+/// [`with_notes`]).
+#[expect(
+    clippy::ptr_arg,
+    reason = "cloned only into notes that are there: a shared route costs nothing"
+)]
+pub fn note_route(route: &Cow<'static, str>) {
+    with_notes(|notes| {
+        if let Some(notes) = notes {
+            notes.route = Some(Cow::clone(route));
+        }
+    });
+}
+
 pin_project_lite::pin_project! {
     /// A request's future with its [`Notes`] lent to the polling thread
     /// ([`with_notes`]) while it is polled; ready with the future's output
@@ -818,6 +837,21 @@ impl FrameworkRejection {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Expected request with `Content-Type: application/json`",
         )
+    }
+}
+
+impl FrameworkRejection {
+    /// A request body the framework could not read, from its `error`: worded
+    /// as [`json_body`](Self::json_body) when its source is a JSON error,
+    /// otherwise 400 with the error's text.
+    pub fn body(error: &(dyn std::error::Error + 'static)) -> Self {
+        let json = error
+            .source()
+            .and_then(|e| e.downcast_ref::<serde_json::Error>());
+        match json {
+            Some(e) => FrameworkRejection::json_body(e),
+            None => FrameworkRejection::new(StatusCode::BAD_REQUEST, error.to_string()),
+        }
     }
 }
 
