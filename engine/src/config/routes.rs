@@ -33,6 +33,10 @@ pub struct ExcludedRoutes {
 enum Entry {
     /// `/internal/*`: the text before the `*`.
     Prefix(String),
+    /// `/health`: a template of literal segments alone, matched by the
+    /// whole path at once (what the segment walk would decide, in one
+    /// comparison).
+    Exact(String),
     /// `/users/{id}`: as written, and its segments after the first `/`.
     Template(String, Vec<Segment>),
 }
@@ -123,14 +127,21 @@ fn parse_entry(entry: &str) -> Result<Entry, &'static str> {
                 _ => Err("has a malformed {param} ({*rest} only last)"),
             },
         })
-        .collect::<Result<_, _>>()
-        .map(|segments| Entry::Template(entry.to_owned(), segments))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|segments| {
+            if segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
+                Entry::Exact(entry.to_owned())
+            } else {
+                Entry::Template(entry.to_owned(), segments)
+            }
+        })
 }
 
 impl Entry {
     fn matches(&self, path: &str) -> bool {
         let template = match self {
             Entry::Prefix(prefix) => return path.starts_with(prefix.as_str()),
+            Entry::Exact(text) => return path == text,
             Entry::Template(_, template) => template,
         };
         let Some(mut rest) = path.strip_prefix('/') else {
@@ -164,7 +175,7 @@ impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Entry::Prefix(prefix) => write!(f, "{prefix}*"),
-            Entry::Template(text, _) => f.write_str(text),
+            Entry::Exact(text) | Entry::Template(text, _) => f.write_str(text),
         }
     }
 }
@@ -210,6 +221,35 @@ mod tests {
         }
         assert!(!ExcludedRoutes::default().matches("/health"));
         assert!(ExcludedRoutes::parse(["", " "]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_literal_template_decides_as_the_segment_walk_would() {
+        let templates = ["/", "/health", "/a/b", "/a//b", "/a/b/"];
+        let paths = [
+            "", "/", "//", "/health", "/health/", "/healthz", "/a/b", "/a/b/", "/a//b", "/a/b/c",
+            "a/b", "/A/b",
+        ];
+        for template in templates {
+            let exact = parse_entry(template).unwrap();
+            assert!(matches!(exact, Entry::Exact(_)), "{template}");
+            let segments = template[1..]
+                .split('/')
+                .map(|s| Segment::Literal(s.to_owned()))
+                .collect();
+            let walked = Entry::Template(template.to_owned(), segments);
+            for path in paths {
+                assert_eq!(
+                    exact.matches(path),
+                    walked.matches(path),
+                    "{template} against {path}"
+                );
+            }
+        }
+        assert!(matches!(
+            parse_entry("/u/{id}").unwrap(),
+            Entry::Template(..)
+        ));
     }
 
     #[test]
