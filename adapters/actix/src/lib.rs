@@ -71,7 +71,6 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::pin::Pin;
@@ -84,10 +83,10 @@ use actix_web::error::{InternalError, JsonPayloadError};
 use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
-use faultline_engine::Engine;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, HeaderPairs, TracedBody, copy_headers,
+    self, Exchange, Excluded, FrameworkRejection, HeaderPairs, LastSeen, TracedBody, braced_route,
+    copy_headers, http_response, method_of, status,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
@@ -96,17 +95,19 @@ use futures_util::future::LocalBoxFuture;
 pub use actix_web;
 pub use faultline_engine as engine;
 
-/// The actix-web middleware: wrap an `App` with
-/// `.wrap(FaultlineMiddleware::new(engine))`. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct FaultlineMiddleware(Engine);
-
-impl FaultlineMiddleware {
-    /// A middleware tracing with `engine`.
-    pub fn new(engine: Engine) -> Self {
-        FaultlineMiddleware(engine)
-    }
+faultline_engine::middleware_types! {
+    /// The actix-web middleware: wrap an `App` with
+    /// `.wrap(FaultlineMiddleware::new(engine))`. Cheap to clone.
+    pub struct FaultlineMiddleware;
+    /// The service [`FaultlineMiddleware`] wraps around an application: the
+    /// application's service and the route of the path it saw last (its
+    /// `inner`), and the engine.
+    pub struct FaultlineService;
 }
+
+/// What a [`FaultlineService`] holds besides the engine: the application's
+/// service, and the route of the path it saw last.
+type Inner<S> = (Rc<S>, LastSeen<String, Route>);
 
 impl<S, B> Transform<S, ServiceRequest> for FaultlineMiddleware
 where
@@ -115,56 +116,45 @@ where
 {
     type Response = ServiceResponse<ResponseBody>;
     type Error = actix_web::Error;
-    type Transform = FaultlineService<S>;
+    type Transform = FaultlineService<Inner<S>>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, inner: S) -> Self::Future {
-        ready(Ok(FaultlineService(
-            Rc::new(inner),
-            self.0.clone(),
-            RefCell::default(),
-        )))
+        ready(Ok(self.wrap((Rc::new(inner), LastSeen::new()))))
     }
 }
-
-/// The service [`FaultlineMiddleware`] wraps around an application: the
-/// application's service, the engine, and the route of the path it saw
-/// last.
-#[derive(Debug)]
-pub struct FaultlineService<S>(Rc<S>, Engine, RefCell<Option<(String, Route)>>);
 
 /// A request's route template, when a resource matched its path.
 type Route = Option<Cow<'static, str>>;
 
-impl<S> FaultlineService<S> {
+impl<S> FaultlineService<Inner<S>> {
     /// The route template of `req`'s path: the resource map's pattern in
     /// the `{param}` form. Kept for the path seen last, so that the same
     /// path again (a probe, a busy endpoint) is not matched against the
     /// whole map again and its pattern made anew as a string.
     fn route(&self, req: &ServiceRequest) -> Route {
-        let mut last = self.2.borrow_mut();
-        if let Some((path, route)) = &*last
-            && path == req.path()
-        {
-            return route.clone();
-        }
-        let route = req
-            .match_pattern()
-            .map(|p| adapter::shared_route(&route_template(&p)));
-        // The last path's text is overwritten, not made anew.
-        let mut path = last.take().map(|(path, _)| path).unwrap_or_default();
-        path.clear();
-        path.push_str(req.path());
-        *last = Some((path, route.clone()));
-        route
+        self.inner.1.get(
+            |path| path == req.path(),
+            |last| {
+                // The last path's text is overwritten, not made anew.
+                let mut path = last.unwrap_or_default();
+                path.clear();
+                path.push_str(req.path());
+                let route = req.match_pattern();
+                (
+                    path,
+                    route.map(|p| adapter::shared_route(&braced_route(&p))),
+                )
+            },
+        )
     }
 }
 
 /// What a [`FaultlineService`] answers with.
 type Answer = Result<ServiceResponse<ResponseBody>, actix_web::Error>;
 
-impl<S, B> Service<ServiceRequest> for FaultlineService<S>
+impl<S, B> Service<ServiceRequest> for FaultlineService<Inner<S>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
@@ -174,21 +164,22 @@ where
     type Future = LocalBoxFuture<'static, Answer>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.0.poll_ready(cx)
     }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let scrape = self.1.metrics_path() == Some(req.path());
-        let inner = Rc::clone(&self.0);
-        if self.1.excludes(req.path()) && !scrape {
+        let scrape = self.engine.metrics_path() == Some(req.path());
+        let inner = Rc::clone(&self.inner.0);
+        if self.engine.excludes(req.path()) && !scrape {
             // An excluded route: no span, no conversion to `http` types; the
             // incoming context is made current around the application, and
             // only an error or a panic goes through the adapter core.
             let client = req.peer_addr().map(|a| a.ip());
-            let excluded = Excluded::start(&self.1, &HeaderPairs(req.headers()), client);
+            let excluded = Excluded::start(&self.engine, &HeaderPairs(req.headers()), client);
             // For an error's answer (the URI's text is shared, not copied;
             // the request itself must stay unshared for the router).
-            let (method, uri, engine) = (req.method().clone(), req.uri().clone(), self.1.clone());
+            let (method, uri, engine) =
+                (req.method().clone(), req.uri().clone(), self.engine.clone());
             let handler = excluded.instrument(async move { inner.call(req).await });
             return Box::pin(async move {
                 let handled = match handler.await {
@@ -199,7 +190,7 @@ where
                 };
                 let matched =
                     matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
-                let method = http_method(&method);
+                let method = method_of(method.as_str());
                 let exchange =
                     excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
                 // Boxed: an error's step does not make every request's future larger.
@@ -208,8 +199,10 @@ where
         }
         // actix-web's headers are read in place, never converted.
         let headers = HeaderPairs(req.headers());
-        let method = http_method(req.method());
-        if scrape && let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+        let method = method_of(req.method().as_str());
+        if scrape
+            && let Some(metrics) = adapter::scrape(&self.engine, &method, req.path(), &headers)
+        {
             let metrics = metrics.map(ResponseBody::plain);
             return Box::pin(ready(Ok(req.into_response(to_actix(head(), metrics)))));
         }
@@ -229,7 +222,7 @@ where
         let info = RequestInfo::from_parts(&method, parts, origin, version, &headers)
             .with_route(route.as_deref())
             .with_client_address(req.peer_addr().map(|a| a.ip()));
-        let exchange = Exchange::start(&self.1, &info, http::Uri::default());
+        let exchange = Exchange::start(&self.engine, &info, http::Uri::default());
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
@@ -290,17 +283,10 @@ fn finish<B: MessageBody + 'static>(
     response: HttpResponse<B>,
 ) -> HttpResponse<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let mut headers = http::HeaderMap::new();
-    if exchange.reads_response_headers() {
-        copy_headers(head.headers(), |n: http::HeaderName, v| {
-            headers.append(n, v)
-        });
-    }
     let body = TracedBody::new(ActixBody(body.boxed()));
     let (traceresponse, body) =
-        exchange.finish_head(status(head.status().as_u16()), &headers, body);
-    if let Some(value) = traceresponse.and_then(|v| ax::HeaderValue::from_bytes(v.as_bytes()).ok())
-    {
+        exchange.finish_foreign(head.status().as_u16(), head.headers(), body);
+    if let Some(value) = traceresponse {
         head.headers_mut().insert(TRACERESPONSE_NAME, value);
     }
     head.set_body(ResponseBody(body))
@@ -309,16 +295,6 @@ fn finish<B: MessageBody + 'static>(
 /// `traceresponse` as actix-web's header name, made once (made from the
 /// text each time, a custom name allocates).
 const TRACERESPONSE_NAME: ax::HeaderName = ax::HeaderName::from_static("traceresponse");
-
-/// actix-web's method as an `http` 1 one.
-fn http_method(method: &actix_web::http::Method) -> http::Method {
-    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
-}
-
-/// A status code as `http` 1's or actix-web's (`http` 0.2) type.
-fn status<T: TryFrom<u16> + Default>(code: u16) -> T {
-    T::try_from(code).unwrap_or_default()
-}
 
 /// An empty response head, for an answer that has none of its own.
 fn head() -> HttpResponse<()> {
@@ -337,11 +313,7 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
         _ => None,
     };
     let (head, body) = response.into_parts();
-    let mut out = http::Response::new(ActixBody(body));
-    *out.status_mut() = status(head.status().as_u16());
-    copy_headers(head.headers(), |n: http::HeaderName, v| {
-        out.headers_mut().append(n, v)
-    });
+    let mut out = http_response(head.status().as_u16(), head.headers(), ActixBody(body));
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
@@ -432,38 +404,6 @@ impl MessageBody for ResponseBody {
             Err(traced) => Err(ResponseBody(traced)),
         }
     }
-}
-
-/// actix-web's route pattern in the `{param}` form: `{id:\d+}` is `{id}`
-/// (a regex may hold braces of its own), a tail segment `{rest}*` is
-/// `{*rest}`. Follows actix-router's own parser.
-fn route_template(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains(':') && !pattern.ends_with("}*") {
-        return Cow::Borrowed(pattern);
-    }
-    let (mut out, mut rest) = (String::with_capacity(pattern.len()), pattern);
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        // The brace that closes the parameter (its regex may hold braces).
-        let mut depth = 0;
-        let close = rest[open..].find(|c| {
-            depth += i32::from(c == '{') - i32::from(c == '}');
-            depth == 0
-        });
-        let param = &rest[open + 1..close.map_or(rest.len(), |c| open + c)];
-        rest = close.map_or("", |c| &rest[open + c + 1..]);
-        out.push('{');
-        if close.is_some() && rest == "*" {
-            out.push('*');
-            rest = "";
-        }
-        out.push_str(param.split(':').next().unwrap_or_default());
-        if close.is_some() {
-            out.push('}');
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
 }
 
 faultline_engine::handler_types! {

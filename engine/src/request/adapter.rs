@@ -916,7 +916,15 @@ mod middleware;
 // Header maps and URIs of other types (a framework on `http` 0.2): read
 // in place, or copied at the edge.
 mod foreign;
-pub use foreign::{HeaderPairs, copy_headers};
+pub use foreign::{HeaderPairs, copy_headers, http_response, method_of, status};
+
+// The value made for the key seen last (an adapter's route of a path).
+mod last;
+pub use last::LastSeen;
+
+// Route patterns of a router's own syntax in the `{param}` form.
+mod route;
+pub use route::braced_route;
 
 #[cfg(test)]
 mod tests;
