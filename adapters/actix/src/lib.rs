@@ -84,11 +84,11 @@ use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use faultline_engine::panic::CaughtPanic;
+use faultline_engine::request::RequestInfo;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, HeaderPairs, LastSeen, TracedBody, braced_route,
-    copy_headers, http_response, method_of, status,
+    self, ChunkBody, Chunks, Exchange, Excluded, FrameworkRejection, HeaderPairs, LastSeen,
+    TracedBody, braced_route, copy_headers, http_response, method_of, status,
 };
-use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
 
 /// The actix-web crate this adapter is built on, for code that names its types.
@@ -127,29 +127,6 @@ where
 
 /// A request's route template, when a resource matched its path.
 type Route = Option<Cow<'static, str>>;
-
-impl<S> FaultlineService<Inner<S>> {
-    /// The route template of `req`'s path: the resource map's pattern in
-    /// the `{param}` form. Kept for the path seen last, so that the same
-    /// path again (a probe, a busy endpoint) is not matched against the
-    /// whole map again and its pattern made anew as a string.
-    fn route(&self, req: &ServiceRequest) -> Route {
-        self.inner.1.get(
-            |path| path == req.path(),
-            |last| {
-                // The last path's text is overwritten, not made anew.
-                let mut path = last.unwrap_or_default();
-                path.clear();
-                path.push_str(req.path());
-                let route = req.match_pattern();
-                (
-                    path,
-                    route.map(|p| adapter::shared_route(&braced_route(&p))),
-                )
-            },
-        )
-    }
-}
 
 /// What a [`FaultlineService`] answers with.
 type Answer = Result<ServiceResponse<ResponseBody>, actix_web::Error>;
@@ -190,9 +167,7 @@ where
                 };
                 let matched =
                     matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
-                let method = method_of(method.as_str());
-                let exchange =
-                    excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
+                let exchange = excluded.into_foreign_exchange(&engine, method.as_str(), matched);
                 // Boxed: an error's step does not make every request's future larger.
                 Box::pin(answer(exchange, &uri, handled)).await
             });
@@ -212,8 +187,14 @@ where
             _ => http::Version::HTTP_11,
         };
         // The resource map's pattern, found before routing (which needs the
-        // request to itself): the span is named from its start.
-        let route = self.route(&req);
+        // request to itself): the span is named from its start. In the
+        // `{param}` form, kept for the path seen last, so that the same path
+        // again (a probe, a busy endpoint) is not matched against the whole
+        // map again and its pattern made anew as a string.
+        let route: Route = self.inner.1.get_text(req.path(), || {
+            let route = req.match_pattern();
+            route.map(|p| adapter::shared_route(&braced_route(&p)))
+        });
         // The URI read in place (its text is shared, not copied), converted
         // only for an answer that needs it.
         let uri = req.uri().clone();
@@ -283,7 +264,7 @@ fn finish<B: MessageBody + 'static>(
     response: HttpResponse<B>,
 ) -> HttpResponse<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let body = TracedBody::new(ActixBody(body.boxed()));
+    let body = TracedBody::new(ChunkBody(ActixBody(body.boxed())));
     let (traceresponse, body) =
         exchange.finish_foreign(head.status().as_u16(), head.headers(), body);
     if let Some(value) = traceresponse {
@@ -304,7 +285,7 @@ fn head() -> HttpResponse<()> {
 /// actix-web's response as the core's: its head (kept for the answer), and
 /// the status, headers and body as an `http` response, with the handler's
 /// [`Error`] or actix-web's JSON error in its extensions.
-fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBody>) {
+fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<CoreBody>) {
     let error = response.error();
     let handler_error = error.and_then(|e| e.as_error::<Error>().map(|e| e.0.clone()));
     let rejection = match error.and_then(|e| e.as_error::<JsonPayloadError>()) {
@@ -313,7 +294,11 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
         _ => None,
     };
     let (head, body) = response.into_parts();
-    let mut out = http_response(head.status().as_u16(), head.headers(), ActixBody(body));
+    let mut out = http_response(
+        head.status().as_u16(),
+        head.headers(),
+        ChunkBody(ActixBody(body)),
+    );
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
@@ -329,45 +314,40 @@ fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpR
     head.set_body(body)
 }
 
-/// actix-web's body as an `http_body::Body`, for the adapter core.
+/// actix-web's body as the core's [`Chunks`] (an `http_body::Body` as a
+/// [`ChunkBody`]).
 #[derive(Debug)]
 struct ActixBody(BoxBody);
 
-impl http_body::Body for ActixBody {
-    type Data = Bytes;
+impl Chunks for ActixBody {
     type Error = Box<dyn std::error::Error>;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let chunk = std::task::ready!(Pin::new(&mut self.0).poll_next(cx));
-        Poll::Ready(chunk.map(|c| c.map(http_body::Frame::data)))
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.0).poll_next(cx)
     }
 
-    fn is_end_stream(&self) -> bool {
-        matches!(self.0.size(), BodySize::None | BodySize::Sized(0))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
+    fn exact_len(&self) -> Option<u64> {
         match self.0.size() {
-            BodySize::None => http_body::SizeHint::with_exact(0),
-            BodySize::Sized(n) => http_body::SizeHint::with_exact(n),
-            BodySize::Stream => http_body::SizeHint::default(),
+            BodySize::None => Some(0),
+            BodySize::Sized(n) => Some(n),
+            BodySize::Stream => None,
         }
     }
 }
+
+/// actix-web's body as an `http_body::Body`, for the adapter core.
+type CoreBody = ChunkBody<ActixBody>;
 
 /// The body of a traced response: the application's (or a problem's
 /// text), ending the request's span when it ends; the application's own,
 /// as it is, when no span waits on it.
 #[derive(Debug)]
-pub struct ResponseBody(TracedBody<ActixBody>);
+pub struct ResponseBody(TracedBody<CoreBody>);
 
 impl ResponseBody {
     /// actix-web's body, with no span waiting on it.
     fn plain(body: impl MessageBody + 'static) -> Self {
-        ResponseBody(TracedBody::new(ActixBody(body.boxed())))
+        ResponseBody(TracedBody::new(ChunkBody(ActixBody(body.boxed()))))
     }
 }
 
@@ -377,7 +357,7 @@ impl MessageBody for ResponseBody {
     fn size(&self) -> BodySize {
         match self.0.framework() {
             // actix-web's own size: "no body" stays apart from an empty one.
-            Some(ActixBody(body)) => body.size(),
+            Some(ChunkBody(ActixBody(body))) => body.size(),
             None => {
                 let exact = http_body::Body::size_hint(&self.0).exact();
                 exact.map_or(BodySize::Stream, BodySize::Sized)
@@ -389,18 +369,12 @@ impl MessageBody for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        // No span waits: actix-web's own body, polled as it is.
-        if let Some(ActixBody(body)) = self.0.framework_mut() {
-            return Pin::new(body).poll_next(cx);
-        }
-        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
-        // `ActixBody` makes data frames only.
-        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
+        self.0.poll_chunk(cx)
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
         match self.0.into_framework() {
-            Ok(ActixBody(body)) => body.try_into_bytes().map_err(ResponseBody::plain),
+            Ok(ChunkBody(ActixBody(body))) => body.try_into_bytes().map_err(ResponseBody::plain),
             Err(traced) => Err(ResponseBody(traced)),
         }
     }
@@ -418,10 +392,12 @@ faultline_engine::handler_types! {
     pub struct Error;
     /// The request's trace, as an extractor: trace id, span id, baggage and the
     /// OpenTelemetry context (to carry into spawned tasks), through
-    /// [`HandlerTrace`]'s methods. Without the middleware, everything is
-    /// `None`. It is the request's context as the middleware's future holds it
-    /// ([`RequestContext::current`]): extract it in the handler (or a
-    /// middleware inside this one), not in a task the handler spawns.
+    /// [`HandlerTrace`](faultline_engine::request::HandlerTrace)'s methods.
+    /// Without the middleware, everything is `None`. It is the request's
+    /// context as the middleware's future holds it
+    /// ([`RequestContext::current`](faultline_engine::request::RequestContext::current)):
+    /// extract it in the handler (or a middleware inside this one), not in
+    /// a task the handler spawns.
     pub struct RequestTrace;
 }
 
@@ -442,9 +418,7 @@ impl FromRequest for RequestTrace {
     type Future = Ready<Result<Self, Infallible>>;
 
     fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(Ok(RequestTrace(HandlerTrace::new(
-            RequestContext::current(),
-        ))))
+        ready(Ok(RequestTrace::current()))
     }
 }
 

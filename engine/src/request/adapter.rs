@@ -879,6 +879,17 @@ macro_rules! handler_types {
                 &self.0
             }
         }
+
+        impl RequestTrace {
+            /// The trace of the request whose future is being polled on
+            /// this thread (the engine's `RequestContext::current`).
+            #[allow(dead_code)]
+            fn current() -> Self {
+                RequestTrace($crate::request::HandlerTrace::new(
+                    $crate::request::RequestContext::current(),
+                ))
+            }
+        }
     };
 }
 
@@ -925,6 +936,10 @@ pub use last::LastSeen;
 // Route patterns of a router's own syntax in the `{param}` form.
 mod route;
 pub use route::braced_route;
+
+// Bodies that yield data chunks rather than frames (actix-web's).
+mod chunks;
+pub use chunks::{ChunkBody, Chunks};
 
 #[cfg(test)]
 mod tests;

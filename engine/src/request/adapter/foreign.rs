@@ -3,9 +3,10 @@
 //! [`Carrier`] or copied at the edge, and a request's view from its URI's
 //! parts, written once for any of them.
 
-use http::{HeaderMap, HeaderName, Method, Version};
+use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
-use super::{Exchange, TracedBody};
+use super::{Exchange, Excluded, TracedBody};
+use crate::Engine;
 use crate::carrier::Carrier;
 use crate::request::RequestInfo;
 
@@ -203,6 +204,15 @@ impl Exchange {
         }
         let (value, body) = self.finish_head(self::status(status), &map, body);
         (value.and_then(|v| V::try_from(v.as_bytes()).ok()), body)
+    }
+}
+
+impl Excluded {
+    /// [`into_exchange`](Excluded::into_exchange) for a request of other
+    /// types: its method by its text, its URI left for the answer to set
+    /// ([`Exchange::set_uri`]), converted only then.
+    pub fn into_foreign_exchange(self, engine: &Engine, method: &str, matched: bool) -> Exchange {
+        self.into_exchange(engine, &method_of(method), Uri::default(), matched)
     }
 }
 

@@ -31,6 +31,24 @@ impl<K, V: Clone> LastSeen<K, V> {
     }
 }
 
+impl<V: Clone> LastSeen<String, V> {
+    /// [`get`](Self::get) for a key of text (a request's path): compared
+    /// by its text; a new one is copied into the last key's storage (not
+    /// made anew), and `make` makes its value.
+    #[inline]
+    pub fn get_text(&self, key: &str, make: impl FnOnce() -> V) -> V {
+        self.get(
+            |seen| seen == key,
+            |last| {
+                let mut seen = last.unwrap_or_default();
+                seen.clear();
+                seen.push_str(key);
+                (seen, make())
+            },
+        )
+    }
+}
+
 impl<K, V> Default for LastSeen<K, V> {
     fn default() -> Self {
         Self::new()
@@ -68,6 +86,16 @@ mod tests {
         assert_eq!(get("/bcd"), 4);
         assert_eq!(get("/a"), 2);
         drop(get);
+        assert_eq!(made, 3);
+        let text: LastSeen<String, usize> = LastSeen::default();
+        let mut made = 0;
+        for key in ["/a", "/a", "/bcd", "/bcd", "/a"] {
+            let len = text.get_text(key, || {
+                made += 1;
+                key.len()
+            });
+            assert_eq!(len, key.len());
+        }
         assert_eq!(made, 3);
     }
 }
