@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::Service as _;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpResponse, web};
+use faultline_engine::Engine;
 use faultline_engine::config::TracingConfig;
 use faultline_engine::correlate::{Correlator, Exposition, RequestOutcome};
 use faultline_engine::error::{AppError, ErrorCode, PROBLEM_JSON};
