@@ -71,7 +71,6 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::pin::Pin;
@@ -84,29 +83,31 @@ use actix_web::error::{InternalError, JsonPayloadError};
 use actix_web::http::{StatusCode, Version, header as ax};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
-use faultline_engine::Engine;
 use faultline_engine::panic::CaughtPanic;
+use faultline_engine::request::RequestInfo;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, HeaderPairs, TracedBody, copy_headers,
+    self, ChunkBody, Chunks, Exchange, Excluded, FrameworkRejection, HeaderPairs, LastSeen,
+    TracedBody, braced_route, copy_headers, http_response, method_of, status,
 };
-use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use futures_util::future::LocalBoxFuture;
 
 /// The actix-web crate this adapter is built on, for code that names its types.
 pub use actix_web;
 pub use faultline_engine as engine;
 
-/// The actix-web middleware: wrap an `App` with
-/// `.wrap(FaultlineMiddleware::new(engine))`. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct FaultlineMiddleware(Engine);
-
-impl FaultlineMiddleware {
-    /// A middleware tracing with `engine`.
-    pub fn new(engine: Engine) -> Self {
-        FaultlineMiddleware(engine)
-    }
+faultline_engine::middleware_types! {
+    /// The actix-web middleware: wrap an `App` with
+    /// `.wrap(FaultlineMiddleware::new(engine))`. Cheap to clone.
+    pub struct FaultlineMiddleware;
+    /// The service [`FaultlineMiddleware`] wraps around an application: the
+    /// application's service and the route of the path it saw last (its
+    /// `inner`), and the engine.
+    pub struct FaultlineService;
 }
+
+/// What a [`FaultlineService`] holds besides the engine: the application's
+/// service, and the route of the path it saw last.
+type Inner<S> = (Rc<S>, LastSeen<String, Route>);
 
 impl<S, B> Transform<S, ServiceRequest> for FaultlineMiddleware
 where
@@ -115,56 +116,22 @@ where
 {
     type Response = ServiceResponse<ResponseBody>;
     type Error = actix_web::Error;
-    type Transform = FaultlineService<S>;
+    type Transform = FaultlineService<Inner<S>>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, inner: S) -> Self::Future {
-        ready(Ok(FaultlineService(
-            Rc::new(inner),
-            self.0.clone(),
-            RefCell::default(),
-        )))
+        ready(Ok(self.wrap((Rc::new(inner), LastSeen::new()))))
     }
 }
-
-/// The service [`FaultlineMiddleware`] wraps around an application: the
-/// application's service, the engine, and the route of the path it saw
-/// last.
-#[derive(Debug)]
-pub struct FaultlineService<S>(Rc<S>, Engine, RefCell<Option<(String, Route)>>);
 
 /// A request's route template, when a resource matched its path.
 type Route = Option<Cow<'static, str>>;
 
-impl<S> FaultlineService<S> {
-    /// The route template of `req`'s path: the resource map's pattern in
-    /// the `{param}` form. Kept for the path seen last, so that the same
-    /// path again (a probe, a busy endpoint) is not matched against the
-    /// whole map again and its pattern made anew as a string.
-    fn route(&self, req: &ServiceRequest) -> Route {
-        let mut last = self.2.borrow_mut();
-        if let Some((path, route)) = &*last
-            && path == req.path()
-        {
-            return route.clone();
-        }
-        let route = req
-            .match_pattern()
-            .map(|p| adapter::shared_route(&route_template(&p)));
-        // The last path's text is overwritten, not made anew.
-        let mut path = last.take().map(|(path, _)| path).unwrap_or_default();
-        path.clear();
-        path.push_str(req.path());
-        *last = Some((path, route.clone()));
-        route
-    }
-}
-
 /// What a [`FaultlineService`] answers with.
 type Answer = Result<ServiceResponse<ResponseBody>, actix_web::Error>;
 
-impl<S, B> Service<ServiceRequest> for FaultlineService<S>
+impl<S, B> Service<ServiceRequest> for FaultlineService<Inner<S>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
@@ -174,21 +141,22 @@ where
     type Future = LocalBoxFuture<'static, Answer>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.0.poll_ready(cx)
     }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let scrape = self.1.metrics_path() == Some(req.path());
-        let inner = Rc::clone(&self.0);
-        if self.1.excludes(req.path()) && !scrape {
+        let scrape = self.engine.metrics_path() == Some(req.path());
+        let inner = Rc::clone(&self.inner.0);
+        if self.engine.excludes(req.path()) && !scrape {
             // An excluded route: no span, no conversion to `http` types; the
             // incoming context is made current around the application, and
             // only an error or a panic goes through the adapter core.
             let client = req.peer_addr().map(|a| a.ip());
-            let excluded = Excluded::start(&self.1, &HeaderPairs(req.headers()), client);
+            let excluded = Excluded::start(&self.engine, &HeaderPairs(req.headers()), client);
             // For an error's answer (the URI's text is shared, not copied;
             // the request itself must stay unshared for the router).
-            let (method, uri, engine) = (req.method().clone(), req.uri().clone(), self.1.clone());
+            let (method, uri, engine) =
+                (req.method().clone(), req.uri().clone(), self.engine.clone());
             let handler = excluded.instrument(async move { inner.call(req).await });
             return Box::pin(async move {
                 let handled = match handler.await {
@@ -199,17 +167,17 @@ where
                 };
                 let matched =
                     matches!(&handled, Ok(Ok(r)) if r.request().match_pattern().is_some());
-                let method = http_method(&method);
-                let exchange =
-                    excluded.into_exchange(&engine, &method, http::Uri::default(), matched);
+                let exchange = excluded.into_foreign_exchange(&engine, method.as_str(), matched);
                 // Boxed: an error's step does not make every request's future larger.
                 Box::pin(answer(exchange, &uri, handled)).await
             });
         }
         // actix-web's headers are read in place, never converted.
         let headers = HeaderPairs(req.headers());
-        let method = http_method(req.method());
-        if scrape && let Some(metrics) = adapter::scrape(&self.1, &method, req.path(), &headers) {
+        let method = method_of(req.method().as_str());
+        if scrape
+            && let Some(metrics) = adapter::scrape(&self.engine, &method, req.path(), &headers)
+        {
             let metrics = metrics.map(ResponseBody::plain);
             return Box::pin(ready(Ok(req.into_response(to_actix(head(), metrics)))));
         }
@@ -219,8 +187,14 @@ where
             _ => http::Version::HTTP_11,
         };
         // The resource map's pattern, found before routing (which needs the
-        // request to itself): the span is named from its start.
-        let route = self.route(&req);
+        // request to itself): the span is named from its start. In the
+        // `{param}` form, kept for the path seen last, so that the same path
+        // again (a probe, a busy endpoint) is not matched against the whole
+        // map again and its pattern made anew as a string.
+        let route: Route = self.inner.1.get_text(req.path(), || {
+            let route = req.match_pattern();
+            route.map(|p| adapter::shared_route(&braced_route(&p)))
+        });
         // The URI read in place (its text is shared, not copied), converted
         // only for an answer that needs it.
         let uri = req.uri().clone();
@@ -229,7 +203,7 @@ where
         let info = RequestInfo::from_parts(&method, parts, origin, version, &headers)
             .with_route(route.as_deref())
             .with_client_address(req.peer_addr().map(|a| a.ip()));
-        let exchange = Exchange::start(&self.1, &info, http::Uri::default());
+        let exchange = Exchange::start(&self.engine, &info, http::Uri::default());
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
@@ -290,17 +264,10 @@ fn finish<B: MessageBody + 'static>(
     response: HttpResponse<B>,
 ) -> HttpResponse<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let mut headers = http::HeaderMap::new();
-    if exchange.reads_response_headers() {
-        copy_headers(head.headers(), |n: http::HeaderName, v| {
-            headers.append(n, v)
-        });
-    }
-    let body = TracedBody::new(ActixBody(body.boxed()));
+    let body = TracedBody::new(ChunkBody(ActixBody(body.boxed())));
     let (traceresponse, body) =
-        exchange.finish_head(status(head.status().as_u16()), &headers, body);
-    if let Some(value) = traceresponse.and_then(|v| ax::HeaderValue::from_bytes(v.as_bytes()).ok())
-    {
+        exchange.finish_foreign(head.status().as_u16(), head.headers(), body);
+    if let Some(value) = traceresponse {
         head.headers_mut().insert(TRACERESPONSE_NAME, value);
     }
     head.set_body(ResponseBody(body))
@@ -310,16 +277,6 @@ fn finish<B: MessageBody + 'static>(
 /// text each time, a custom name allocates).
 const TRACERESPONSE_NAME: ax::HeaderName = ax::HeaderName::from_static("traceresponse");
 
-/// actix-web's method as an `http` 1 one.
-fn http_method(method: &actix_web::http::Method) -> http::Method {
-    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
-}
-
-/// A status code as `http` 1's or actix-web's (`http` 0.2) type.
-fn status<T: TryFrom<u16> + Default>(code: u16) -> T {
-    T::try_from(code).unwrap_or_default()
-}
-
 /// An empty response head, for an answer that has none of its own.
 fn head() -> HttpResponse<()> {
     HttpResponse::Ok().finish().drop_body()
@@ -328,7 +285,7 @@ fn head() -> HttpResponse<()> {
 /// actix-web's response as the core's: its head (kept for the answer), and
 /// the status, headers and body as an `http` response, with the handler's
 /// [`Error`] or actix-web's JSON error in its extensions.
-fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBody>) {
+fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<CoreBody>) {
     let error = response.error();
     let handler_error = error.and_then(|e| e.as_error::<Error>().map(|e| e.0.clone()));
     let rejection = match error.and_then(|e| e.as_error::<JsonPayloadError>()) {
@@ -337,11 +294,11 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<ActixBod
         _ => None,
     };
     let (head, body) = response.into_parts();
-    let mut out = http::Response::new(ActixBody(body));
-    *out.status_mut() = status(head.status().as_u16());
-    copy_headers(head.headers(), |n: http::HeaderName, v| {
-        out.headers_mut().append(n, v)
-    });
+    let mut out = http_response(
+        head.status().as_u16(),
+        head.headers(),
+        ChunkBody(ActixBody(body)),
+    );
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
@@ -357,45 +314,40 @@ fn to_actix<T>(mut head: HttpResponse<()>, response: http::Response<T>) -> HttpR
     head.set_body(body)
 }
 
-/// actix-web's body as an `http_body::Body`, for the adapter core.
+/// actix-web's body as the core's [`Chunks`] (an `http_body::Body` as a
+/// [`ChunkBody`]).
 #[derive(Debug)]
 struct ActixBody(BoxBody);
 
-impl http_body::Body for ActixBody {
-    type Data = Bytes;
+impl Chunks for ActixBody {
     type Error = Box<dyn std::error::Error>;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let chunk = std::task::ready!(Pin::new(&mut self.0).poll_next(cx));
-        Poll::Ready(chunk.map(|c| c.map(http_body::Frame::data)))
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.0).poll_next(cx)
     }
 
-    fn is_end_stream(&self) -> bool {
-        matches!(self.0.size(), BodySize::None | BodySize::Sized(0))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
+    fn exact_len(&self) -> Option<u64> {
         match self.0.size() {
-            BodySize::None => http_body::SizeHint::with_exact(0),
-            BodySize::Sized(n) => http_body::SizeHint::with_exact(n),
-            BodySize::Stream => http_body::SizeHint::default(),
+            BodySize::None => Some(0),
+            BodySize::Sized(n) => Some(n),
+            BodySize::Stream => None,
         }
     }
 }
+
+/// actix-web's body as an `http_body::Body`, for the adapter core.
+type CoreBody = ChunkBody<ActixBody>;
 
 /// The body of a traced response: the application's (or a problem's
 /// text), ending the request's span when it ends; the application's own,
 /// as it is, when no span waits on it.
 #[derive(Debug)]
-pub struct ResponseBody(TracedBody<ActixBody>);
+pub struct ResponseBody(TracedBody<CoreBody>);
 
 impl ResponseBody {
     /// actix-web's body, with no span waiting on it.
     fn plain(body: impl MessageBody + 'static) -> Self {
-        ResponseBody(TracedBody::new(ActixBody(body.boxed())))
+        ResponseBody(TracedBody::new(ChunkBody(ActixBody(body.boxed()))))
     }
 }
 
@@ -405,7 +357,7 @@ impl MessageBody for ResponseBody {
     fn size(&self) -> BodySize {
         match self.0.framework() {
             // actix-web's own size: "no body" stays apart from an empty one.
-            Some(ActixBody(body)) => body.size(),
+            Some(ChunkBody(ActixBody(body))) => body.size(),
             None => {
                 let exact = http_body::Body::size_hint(&self.0).exact();
                 exact.map_or(BodySize::Stream, BodySize::Sized)
@@ -417,53 +369,15 @@ impl MessageBody for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        // No span waits: actix-web's own body, polled as it is.
-        if let Some(ActixBody(body)) = self.0.framework_mut() {
-            return Pin::new(body).poll_next(cx);
-        }
-        let frame = std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.0), cx));
-        // `ActixBody` makes data frames only.
-        Poll::Ready(frame.map(|f| f.map(|f| f.into_data().unwrap_or_default())))
+        self.0.poll_chunk(cx)
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
         match self.0.into_framework() {
-            Ok(ActixBody(body)) => body.try_into_bytes().map_err(ResponseBody::plain),
+            Ok(ChunkBody(ActixBody(body))) => body.try_into_bytes().map_err(ResponseBody::plain),
             Err(traced) => Err(ResponseBody(traced)),
         }
     }
-}
-
-/// actix-web's route pattern in the `{param}` form: `{id:\d+}` is `{id}`
-/// (a regex may hold braces of its own), a tail segment `{rest}*` is
-/// `{*rest}`. Follows actix-router's own parser.
-fn route_template(pattern: &str) -> Cow<'_, str> {
-    if !pattern.contains(':') && !pattern.ends_with("}*") {
-        return Cow::Borrowed(pattern);
-    }
-    let (mut out, mut rest) = (String::with_capacity(pattern.len()), pattern);
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        // The brace that closes the parameter (its regex may hold braces).
-        let mut depth = 0;
-        let close = rest[open..].find(|c| {
-            depth += i32::from(c == '{') - i32::from(c == '}');
-            depth == 0
-        });
-        let param = &rest[open + 1..close.map_or(rest.len(), |c| open + c)];
-        rest = close.map_or("", |c| &rest[open + c + 1..]);
-        out.push('{');
-        if close.is_some() && rest == "*" {
-            out.push('*');
-            rest = "";
-        }
-        out.push_str(param.split(':').next().unwrap_or_default());
-        if close.is_some() {
-            out.push('}');
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
 }
 
 faultline_engine::handler_types! {
@@ -478,10 +392,12 @@ faultline_engine::handler_types! {
     pub struct Error;
     /// The request's trace, as an extractor: trace id, span id, baggage and the
     /// OpenTelemetry context (to carry into spawned tasks), through
-    /// [`HandlerTrace`]'s methods. Without the middleware, everything is
-    /// `None`. It is the request's context as the middleware's future holds it
-    /// ([`RequestContext::current`]): extract it in the handler (or a
-    /// middleware inside this one), not in a task the handler spawns.
+    /// [`HandlerTrace`](faultline_engine::request::HandlerTrace)'s methods.
+    /// Without the middleware, everything is `None`. It is the request's
+    /// context as the middleware's future holds it
+    /// ([`RequestContext::current`](faultline_engine::request::RequestContext::current)):
+    /// extract it in the handler (or a middleware inside this one), not in
+    /// a task the handler spawns.
     pub struct RequestTrace;
 }
 
@@ -502,9 +418,7 @@ impl FromRequest for RequestTrace {
     type Future = Ready<Result<Self, Infallible>>;
 
     fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(Ok(RequestTrace(HandlerTrace::new(
-            RequestContext::current(),
-        ))))
+        ready(Ok(RequestTrace::current()))
     }
 }
 

@@ -79,13 +79,12 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, Noted, Notes, TracedBody, shared_route,
+    self, Exchange, Excluded, FrameworkRejection, LastSeen, Noted, Notes, TracedBody, shared_route,
     with_notes,
 };
 use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
@@ -162,20 +161,18 @@ thread_local! {
     /// The last pattern this thread saw and its route: a request for the
     /// same route (poem hands out the router's own `Arc` each time) skips
     /// the rewrite and the interning.
-    static LAST_ROUTE: Cell<Option<(Arc<str>, Cow<'static, str>)>> = const { Cell::new(None) };
+    static LAST_ROUTE: LastSeen<Arc<str>, Cow<'static, str>> = const { LastSeen::new() };
 }
 
 /// The route template of `pattern`, shared (see [`shared_route`]).
 fn route_of(pattern: &PathPattern) -> Cow<'static, str> {
     LAST_ROUTE.with(|last| {
-        let (seen, route) = match last.take() {
+        last.get(
             // The same `Arc` (kept alive here, so never another string at
             // the same address).
-            Some((seen, route)) if Arc::ptr_eq(&seen, &pattern.0) => (seen, route),
-            _ => (pattern.0.clone(), shared_route(&route_template(&pattern.0))),
-        };
-        last.set(Some((seen, route.clone())));
-        route
+            |seen| Arc::ptr_eq(seen, &pattern.0),
+            |_| (pattern.0.clone(), shared_route(&route_template(&pattern.0))),
+        )
     })
 }
 

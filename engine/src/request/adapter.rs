@@ -913,6 +913,17 @@ macro_rules! handler_types {
                 &self.0
             }
         }
+
+        impl RequestTrace {
+            /// The trace of the request whose future is being polled on
+            /// this thread (the engine's `RequestContext::current`).
+            #[allow(dead_code)]
+            fn current() -> Self {
+                RequestTrace($crate::request::HandlerTrace::new(
+                    $crate::request::RequestContext::current(),
+                ))
+            }
+        }
     };
 }
 
@@ -950,7 +961,19 @@ mod middleware;
 // Header maps and URIs of other types (a framework on `http` 0.2): read
 // in place, or copied at the edge.
 mod foreign;
-pub use foreign::{HeaderPairs, copy_headers};
+pub use foreign::{HeaderPairs, copy_headers, http_response, method_of, status};
+
+// The value made for the key seen last (an adapter's route of a path).
+mod last;
+pub use last::LastSeen;
+
+// Route patterns of a router's own syntax in the `{param}` form.
+mod route;
+pub use route::braced_route;
+
+// Bodies that yield data chunks rather than frames (actix-web's).
+mod chunks;
+pub use chunks::{ChunkBody, Chunks};
 
 #[cfg(test)]
 mod tests;

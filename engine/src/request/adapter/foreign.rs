@@ -3,8 +3,10 @@
 //! [`Carrier`] or copied at the edge, and a request's view from its URI's
 //! parts, written once for any of them.
 
-use http::{Method, Version};
+use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
+use super::{Exchange, Excluded, TracedBody};
+use crate::Engine;
 use crate::carrier::Carrier;
 use crate::request::RequestInfo;
 
@@ -141,6 +143,76 @@ pub fn copy_headers<K, W, N, V, T>(
         if let (Ok(name), Ok(value)) = (name, V::try_from(value.as_ref())) {
             put(name, value);
         }
+    }
+}
+
+/// A method of another type (`http` 0.2's) as an `http` 1 one, from its
+/// text (`GET` when `http` refuses it: never for a method that was parsed).
+pub fn method_of(text: &str) -> Method {
+    Method::from_bytes(text.as_bytes()).unwrap_or_default()
+}
+
+/// A status code as `http` 1's or another type (`http` 0.2's), from its
+/// number (the type's default, `200`, when it refuses it: never for a
+/// status that was parsed).
+pub fn status<T: TryFrom<u16> + Default>(code: u16) -> T {
+    T::try_from(code).unwrap_or_default()
+}
+
+/// A response of another framework's types as an `http` 1 one: its
+/// status code (200 when `http` refuses it), its headers copied as
+/// [`copy_headers`] does, its body as it is.
+pub fn http_response<K, W, B>(
+    status: u16,
+    headers: impl IntoIterator<Item = (K, W)>,
+    body: B,
+) -> http::Response<B>
+where
+    K: AsRef<str>,
+    W: AsRef<[u8]>,
+{
+    let mut response = http::Response::new(body);
+    *response.status_mut() = self::status(status);
+    copy_headers(headers, |name: HeaderName, value| {
+        response.headers_mut().append(name, value)
+    });
+    response
+}
+
+impl Exchange {
+    /// [`finish_head`](Exchange::finish_head) for a framework whose response
+    /// head is of other types (actix-web's, on `http` 0.2): its status code,
+    /// its headers (copied only when
+    /// [`reads_response_headers`](Exchange::reads_response_headers) says
+    /// they are read), and the `traceresponse` value back as the
+    /// framework's own header value `V`, with the body that ends the span.
+    pub fn finish_foreign<K, W, V, B>(
+        self,
+        status: u16,
+        headers: impl IntoIterator<Item = (K, W)>,
+        body: TracedBody<B>,
+    ) -> (Option<V>, TracedBody<B>)
+    where
+        K: AsRef<str>,
+        W: AsRef<[u8]>,
+        V: for<'b> TryFrom<&'b [u8]>,
+        B: http_body::Body,
+    {
+        let mut map = HeaderMap::new();
+        if self.reads_response_headers() {
+            copy_headers(headers, |name: HeaderName, value| map.append(name, value));
+        }
+        let (value, body) = self.finish_head(self::status(status), &map, body);
+        (value.and_then(|v| V::try_from(v.as_bytes()).ok()), body)
+    }
+}
+
+impl Excluded {
+    /// [`into_exchange`](Excluded::into_exchange) for a request of other
+    /// types: its method by its text, its URI left for the answer to set
+    /// ([`Exchange::set_uri`]), converted only then.
+    pub fn into_foreign_exchange(self, engine: &Engine, method: &str, matched: bool) -> Exchange {
+        self.into_exchange(engine, &method_of(method), Uri::default(), matched)
     }
 }
 
