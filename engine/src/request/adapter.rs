@@ -40,9 +40,18 @@
 //! converts the method, hands [`RequestInfo::from_parts`] its URI's parts
 //! and its headers as they are ([`HeaderPairs`]), converts the URI only
 //! for an answer that needs it ([`Exchange::set_uri`]), and maps the
-//! response both ways ([`copy_headers`], [`Exchange::finish_head`]);
+//! response both ways ([`copy_headers`], [`Exchange::finish_head`],
+//! [`Exchange::finish_foreign`], [`Excluded::into_foreign_exchange`]);
 //! everything else is the same. Its `Error` and
 //! `RequestTrace` types come from [`handler_types!`](crate::handler_types).
+//!
+//! What adapters share besides: their two middleware types
+//! ([`middleware_types!`](crate::middleware_types), and
+//! [`tower_layer!`](crate::tower_layer) for a tower layer), the route of
+//! the last path or pattern seen ([`LastSeen`]), a framework's chunk stream
+//! as an `http_body::Body` ([`ChunkBody`]), actix-router's route syntax in
+//! the `{param}` form ([`braced_route`]), and, for a server that takes any
+//! future, one request's whole future without a box ([`Answering`]).
 //!
 //! ```no_run
 //! use bytes::Bytes;
