@@ -294,6 +294,15 @@ impl<S: Signal> tonic::server::UnaryService<CountedRequest> for CountingServer<S
     }
 }
 
+/// The answer of the receiver's HTTP-level services (gRPC and OTLP/HTTP).
+type HttpAnswer = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<http::Response<tonic::body::Body>, std::convert::Infallible>,
+            > + Send,
+    >,
+>;
+
 impl<S, B> tower::Service<http::Request<B>> for CountingServer<S>
 where
     S: Signal,
@@ -302,9 +311,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = HttpAnswer;
 
     fn poll_ready(
         &mut self,
@@ -349,9 +356,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = HttpAnswer;
 
     fn poll_ready(
         &mut self,

@@ -99,15 +99,36 @@ impl<'a> RequestInfo<'a> {
         version: Version,
         headers: &'a (dyn Carrier + Sync),
     ) -> Self {
+        Self::from_parts(
+            method,
+            (uri.path(), uri.query()),
+            (uri.scheme_str(), uri.authority().map(|a| a.as_str())),
+            version,
+            headers,
+        )
+    }
+
+    /// The view of a request whose URI is not an `http` 1 one, from its
+    /// parts, as [`new`](Self::new) takes them from an `http::Uri`: the
+    /// path, the query (without `?`), the scheme (`http` when `None`) and
+    /// the authority; no route and no peer address. Nothing is converted
+    /// or copied.
+    pub fn from_parts(
+        method: &'a Method,
+        (path, query): (&'a str, Option<&'a str>),
+        (scheme, authority): (Option<&'a str>, Option<&'a str>),
+        version: Version,
+        headers: &'a (dyn Carrier + Sync),
+    ) -> Self {
         RequestInfo {
             method,
             route: None,
-            path: uri.path(),
-            query: uri.query(),
-            scheme: uri.scheme_str().unwrap_or("http"),
+            path,
+            query,
+            scheme: scheme.unwrap_or("http"),
             version,
             headers,
-            authority: uri.authority().map(|a| a.as_str()),
+            authority,
             client_address: None,
         }
     }

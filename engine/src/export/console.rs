@@ -393,23 +393,9 @@ mod tests {
         assert_eq!(v["parent_span_id"], serde_json::Value::Null);
     }
 
-    /// A writer the test reads.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn export_writes_a_line_a_span_with_the_resource_service() {
-        let sink = Sink::default();
+        let sink = crate::export::TestWriter::default();
         let mut exporter = ConsoleExporter::to_writer(ConsoleFormat::Json, sink.clone());
         assert!(format!("{exporter:?}").contains("Json"));
         exporter.set_resource(
@@ -421,7 +407,7 @@ mod tests {
             .export(&[span(SpanKind::Server, 1), span(SpanKind::Client, 2)])
             .await
             .expect("written");
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON"))

@@ -642,32 +642,15 @@ mod tests {
         }
     }
 
-    /// A writer whose text the test reads, or one that always fails.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>, bool);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if self.1 {
-                return Err(std::io::Error::other("disk full"));
-            }
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn the_console_log_exporter_writes_one_json_line_a_record_and_reports_write_errors() {
-        let sink = Sink::default();
+        let sink = crate::export::TestWriter::default();
         let exporter = ConsoleLogExporter::to_writer(sink.clone());
         assert_eq!(exporter.name(), "console");
         assert!(format!("{exporter:?}").contains("ConsoleLogExporter"));
         let batch = [record(), LogRecord::new(LogSeverity::Info, "t", "second")];
         exporter.export(&batch).await.expect("written");
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
@@ -677,7 +660,7 @@ mod tests {
         assert!(exporter.shutdown().await.is_ok());
         assert!(exporter.take_partial_success().is_none());
 
-        let failing = ConsoleLogExporter::to_writer(Sink(Arc::default(), true));
+        let failing = ConsoleLogExporter::to_writer(crate::export::TestWriter::failing());
         let error = failing.export(&batch).await.expect_err("the write fails");
         assert!(error.to_string().contains("disk full"), "{error}");
         assert!(std::error::Error::source(&error).is_some());

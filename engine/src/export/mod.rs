@@ -625,6 +625,46 @@ fn mask_attributes_with(
     }
 }
 
+/// A writer the exporters' tests read back (clones share the text), or
+/// one whose every write fails ([`TestWriter::failing`]).
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct TestWriter {
+    written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    failing: bool,
+}
+
+#[cfg(test)]
+impl TestWriter {
+    /// A writer whose writes fail with "disk full".
+    pub(crate) fn failing() -> Self {
+        TestWriter {
+            failing: true,
+            ..Self::default()
+        }
+    }
+
+    /// What was written, as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.written.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for TestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failing {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.written.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

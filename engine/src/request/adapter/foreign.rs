@@ -1,41 +1,14 @@
 //! Requests of other types than the engine's `http` 1 ones (a framework on
 //! `http` 0.2, such as actix-web 4): header maps read in place as a
-//! [`Carrier`] or copied at the edge, and a request's view from its URI's
-//! parts, written once for any of them.
+//! [`Carrier`] or copied at the edge, written once for any of them (the
+//! request's view from its URI's parts is
+//! [`RequestInfo::from_parts`](crate::request::RequestInfo::from_parts)).
 
-use http::{HeaderMap, HeaderName, Method, Uri, Version};
+use http::{HeaderMap, HeaderName, Method, Uri};
 
 use super::{Exchange, Excluded, TracedBody};
 use crate::Engine;
 use crate::carrier::Carrier;
-use crate::request::RequestInfo;
-
-impl<'a> RequestInfo<'a> {
-    /// The view of a request whose URI is not an `http` 1 one, from its
-    /// parts, as [`new`](Self::new) takes them from an `http::Uri`: the
-    /// path, the query (without `?`), the scheme (`http` when `None`) and
-    /// the authority; no route and no peer address. Nothing is converted
-    /// or copied.
-    pub fn from_parts(
-        method: &'a Method,
-        (path, query): (&'a str, Option<&'a str>),
-        (scheme, authority): (Option<&'a str>, Option<&'a str>),
-        version: Version,
-        headers: &'a (dyn Carrier + Sync),
-    ) -> Self {
-        RequestInfo {
-            method,
-            route: None,
-            path,
-            query,
-            scheme: scheme.unwrap_or("http"),
-            version,
-            headers,
-            authority,
-            client_address: None,
-        }
-    }
-}
 
 /// Any header map whose reference iterates over `(&name, &value)` pairs,
 /// names as lowercase text (`AsRef<str>`, as `http`'s are) and values as
