@@ -17,15 +17,26 @@ use std::sync::Once;
 use std::task::{Context as TaskContext, Poll};
 
 thread_local! {
-    /// True while a `CatchPanic` future is being polled on this thread.
-    static CATCHING: Cell<bool> = const { Cell::new(false) };
-    /// The context of the request whose handler is being polled on this
-    /// thread (set by a [`CatchPanic`] made with
-    /// [`for_request`](CatchPanic::for_request)), for
-    /// `RequestContext::current`.
-    static REQUEST: Cell<Option<opentelemetry::Context>> = const { Cell::new(None) };
+    /// What the [`CatchPanic`] futures being polled on this thread set: one
+    /// thread-local, reached once when a poll starts and once when it ends.
+    static POLLING: Polling = const {
+        Polling {
+            catching: Cell::new(false),
+            request: Cell::new(None),
+        }
+    };
     /// What the hook saw of the last caught panic on this thread.
     static LAST: RefCell<Option<(Option<String>, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// The state of the [`CatchPanic`] polls in progress on a thread.
+struct Polling {
+    /// True while a `CatchPanic` future is being polled.
+    catching: Cell<bool>,
+    /// The context of the request whose handler is being polled (set by a
+    /// [`CatchPanic`] made with [`for_request`](CatchPanic::for_request)),
+    /// for `RequestContext::current`.
+    request: Cell<Option<opentelemetry::Context>>,
 }
 
 static HOOK: Once = Once::new();
@@ -36,7 +47,7 @@ pub fn install_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if CATCHING.with(Cell::get) {
+            if caught_by_request() {
                 let location = info
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
@@ -54,7 +65,7 @@ pub fn install_hook() {
 /// reporter (the Sentry plugin's, say) uses it to leave such panics to the
 /// request path, which reports them with their trace context.
 pub fn caught_by_request() -> bool {
-    CATCHING.with(Cell::get)
+    POLLING.with(|p| p.catching.get())
 }
 
 /// A panic caught in a handler.
@@ -148,11 +159,22 @@ impl<F> CatchPanic<F> {
 /// The context of the request whose handler is being polled on this
 /// thread, if any.
 pub(crate) fn current_request() -> Option<opentelemetry::Context> {
-    REQUEST.with(|r| {
-        let cx = r.take();
+    POLLING.with(|p| {
+        let cx = p.request.take();
         let copy = cx.clone();
-        r.set(cx);
+        p.request.set(cx);
         copy
+    })
+}
+
+/// Whether a request's handler is being polled on this thread
+/// ([`current_request`] is `Some`), without cloning its context.
+pub(crate) fn in_request() -> bool {
+    POLLING.with(|p| {
+        let cx = p.request.take();
+        let some = cx.is_some();
+        p.request.set(cx);
+        some
     })
 }
 
@@ -161,28 +183,40 @@ impl<F: Future> Future for CatchPanic<F> {
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _attached = this.cx.clone().attach();
-        let was = CATCHING.with(|c| c.replace(true));
-        let outer = if *this.request {
-            REQUEST.with(|r| r.replace(Some(this.cx.clone())))
-        } else {
-            None
-        };
-        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.poll(task)));
-        if *this.request {
-            // The handler's context goes out of the cell before it is
-            // dropped (a drop that asked for the current request would see
-            // the outer one).
-            let inner = REQUEST.with(|r| r.replace(outer));
-            drop(inner);
-        }
-        CATCHING.with(|c| c.set(was));
-        match polled {
+        let inner = this.inner;
+        match catching(this.cx, *this.request, || inner.poll(task)) {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(CaughtPanic::from_payload(payload))),
+            Err(panic) => Poll::Ready(Err(panic)),
         }
     }
+}
+
+/// Runs `f` as a [`CatchPanic`] polls its future: with `cx` current (and
+/// the request's context when `request`), a panic caught.
+#[inline(always)]
+fn catching<T>(
+    cx: &mut opentelemetry::Context,
+    request: bool,
+    f: impl FnOnce() -> T,
+) -> Result<T, CaughtPanic> {
+    let _attached = cx.clone().attach();
+    // A request's context moves into the thread's cell while `f` runs, and
+    // back after (no second clone of it); another future leaves the cell
+    // as it is.
+    let (was, outer) = POLLING.with(|p| {
+        let outer = request.then(|| p.request.replace(Some(std::mem::take(cx))));
+        (p.catching.replace(true), outer)
+    });
+    let ran = catch_unwind(AssertUnwindSafe(f));
+    let inner = POLLING.with(|p| {
+        p.catching.set(was);
+        outer.map(|outer| p.request.replace(outer))
+    });
+    if let Some(Some(inner)) = inner {
+        *cx = inner;
+    }
+    ran.map_err(CaughtPanic::from_payload)
 }
 
 #[cfg(test)]
@@ -233,15 +267,20 @@ mod tests {
                 )
                 .await
                 .unwrap();
+                // Polled again after `Pending`: the request's context is
+                // back, current and as the request's.
                 tokio::task::yield_now().await;
                 let after = current_request().map(|cx| span_of(&cx));
-                (outer, inner, plain, after)
+                let current = span_of(&opentelemetry::Context::current());
+                assert!(in_request());
+                (outer, inner, plain, after, current)
             },
             context(1),
         ))
         .unwrap();
-        assert_eq!(seen, (Some(1), Some(2), Some(1), Some(1)));
+        assert_eq!(seen, (Some(1), Some(2), Some(1), Some(1), 1));
         assert!(current_request().is_none());
+        assert!(!in_request());
         // Also after a panic.
         let _ = block_on(CatchPanic::for_request(
             async { panic!("handler failed") },

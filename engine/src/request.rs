@@ -727,6 +727,19 @@ impl RequestSpan {
         status: StatusCode,
         response_headers: &HeaderMap,
     ) -> Option<HeaderValue> {
+        self.record_response_ids(status, response_headers)
+            .map(|ids| ids.to_header_value())
+    }
+
+    /// [`record_response`](Self::record_response), the `traceresponse`
+    /// returned as the ids it carries: an adapter whose framework has a
+    /// header type of its own writes its value from them once
+    /// ([`TraceParent::write`]).
+    pub fn record_response_ids(
+        &mut self,
+        status: StatusCode,
+        response_headers: &HeaderMap,
+    ) -> Option<TraceParent> {
         if self.excluded {
             return None;
         }
@@ -768,8 +781,7 @@ impl RequestSpan {
             kept,
         });
         let sc = span.span_context();
-        sc.is_valid()
-            .then(|| TraceParent::from_span_context(sc).to_header_value())
+        sc.is_valid().then(|| TraceParent::from_span_context(sc))
     }
 
     /// Ends the span after [`record_response`](Self::record_response), when the response
@@ -942,6 +954,13 @@ impl RequestContext {
     /// even where the handler has made a span of its own current.
     pub fn current() -> Option<Self> {
         crate::panic::current_request().map(|cx| RequestContext { cx })
+    }
+
+    /// Whether a request's handler is running on this thread
+    /// ([`current`](Self::current) is `Some`), asked without cloning the
+    /// request's context.
+    pub fn is_current() -> bool {
+        crate::panic::in_request()
     }
 
     /// The OpenTelemetry context (server span and baggage); attach it to

@@ -181,7 +181,7 @@ impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let pattern = req.data::<PathPattern>();
-        if RequestContext::current().is_some() {
+        if RequestContext::is_current() {
             // Applied again inside the router, under an outer faultline
             // endpoint: that one traces the request (and learns the route
             // here), or left it untraced (an excluded route).

@@ -119,6 +119,7 @@ use crate::Engine;
 use crate::carrier::Carrier;
 use crate::error::{PROBLEM_JSON, ProblemDetails};
 use crate::panic::{CatchPanic, CaughtPanic};
+use crate::propagation::w3c::TraceParent;
 pub use answering::{Answering, Call, Deferred, Rules};
 
 #[cfg(doc)]
@@ -427,20 +428,21 @@ impl Exchange {
     /// response's head itself (actix-web): the response's `status` and
     /// `headers` (an empty map when
     /// [`reads_response_headers`](Self::reads_response_headers) says they are
-    /// not read) are recorded, and the `traceresponse` value comes back for
-    /// the adapter to add, with the body that ends the span; no response is
-    /// built around them.
+    /// not read) are recorded, and the `traceresponse` comes back as the ids
+    /// it carries, for the adapter to write as its framework's own header
+    /// value ([`TraceParent::write`]), with the body that ends the span; no
+    /// response is built around them.
     pub fn finish_head<B: Body>(
         self,
         status: StatusCode,
         headers: &HeaderMap,
         mut body: TracedBody<B>,
-    ) -> (Option<HeaderValue>, TracedBody<B>) {
+    ) -> (Option<TraceParent>, TracedBody<B>) {
         let mut span = self.span;
         if span.is_excluded() {
             return (None, body);
         }
-        let value = span.record_response(status, headers);
+        let value = span.record_response_ids(status, headers);
         // As `finish` does it (written there in place: a call would copy
         // the span on every request of the other adapters).
         let nothing_to_send =
