@@ -93,11 +93,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Answering, Call, Exchange, Excluded, FrameworkRejection, Rules, TracedBody,
+    self, Answering, Call, Exchange, Excluded, FrameworkRejection, Rules, TracedBody, WithPeer,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
@@ -175,16 +174,18 @@ impl<F: Routes> Traced<F> {
     /// One request, answered by a future of a type the server names
     /// (nothing boxed): a scrape at once; an excluded route with the
     /// incoming context only; any other traced.
+    /// `peer`: the connection's peer address.
     #[inline(always)]
     fn answer<B: ReqBody>(
         &self,
         req: Request<B>,
+        peer: Option<SocketAddr>,
     ) -> Answering<impl Call<Future: Handler> + use<F, B>, Body, Warp> {
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
         if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
             return Answering::ready(metrics.map(|text| TracedBody::new(text.into())));
         }
-        let client = req.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+        let client = peer.map(|a| a.ip());
         if self.engine.excludes(uri.path()) {
             let excluded = Excluded::start(&self.engine, headers, client);
             let (method, uri) = (method.clone(), uri.clone());
@@ -208,7 +209,8 @@ impl<F: Routes, B: ReqBody> Service<Request<B>> for Traced<F> {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        Box::pin(self.answer(req))
+        let peer = req.extensions().get::<ClientAddr>().map(|a| a.0);
+        Box::pin(self.answer(req, peer))
     }
 }
 
@@ -331,14 +333,28 @@ pub fn trace()
     warp::any().map(|| RequestTrace(HandlerTrace::new(RequestContext::current())))
 }
 
-/// The peer address of the connection, under [`Traced::serve`] (from
-/// [`ClientAddr`]) as under `warp::serve`; `None` when the transport has none.
+/// The peer address of the connection, under [`Traced::serve`] (or from a
+/// [`ClientAddr`] in the request's extensions) as under `warp::serve`;
+/// `None` when the transport has none.
 pub fn remote()
 -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone + Send + Sync + 'static
 {
     warp::ext::optional::<ClientAddr>()
         .and(warp::addr::remote())
-        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
+        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| {
+            ours.map(|a| a.0).or(adapter::current_peer()).or(warps)
+        })
+}
+
+/// A connection's executor: spawns its HTTP/2 streams on Tokio with the
+/// connection's peer address lent ([`WithPeer`], for [`remote`]).
+#[derive(Clone, Copy)]
+struct PeerExecutor(SocketAddr);
+
+impl<F: Future<Output: Send> + Send + 'static> hyper::rt::Executor<F> for PeerExecutor {
+    fn execute(&self, future: F) {
+        tokio::spawn(WithPeer::new(future, self.0));
+    }
 }
 
 faultline_engine::handler_types! {
@@ -404,45 +420,30 @@ impl<F: Routes> Server<F> {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(error) => {
-                        accept_error(error).await;
+                        adapter::accept_error(error).await;
                         continue;
                     }
                 },
                 () = &mut signal => break,
             };
-            // Each request of the connection carries the peer's address.
+            // Each request of the connection answered with the peer's address.
             let traced = traced.clone();
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                traced.answer(req)
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                traced.answer(req, Some(peer))
             });
             let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let builder = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                );
+            let connection = async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(PeerExecutor(peer));
                 let connection = builder
                     .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
                 if let Err(error) = watcher.watch(connection).await {
                     tracing::debug!("connection error: {error}");
                 }
-            });
+            };
+            tokio::spawn(WithPeer::new(connection, peer));
         }
         drop(listener);
         graceful.shutdown().await;
-    }
-}
-
-/// As warp's server: errors of one connection are skipped; others (out of
-/// file descriptors, ...) pause accepting for a second.
-async fn accept_error(error: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if !matches!(
-        error.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        tracing::error!("accept error: {error}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -598,6 +598,29 @@ fn an_error_converts_from_any_error_and_keeps_its_code() {
     assert_eq!(codes::INTERNAL.code(), 5000);
 }
 
+/// One HTTP/2 request (prior knowledge) on a fresh connection: the
+/// response's head and body.
+async fn h2_get(addr: SocketAddr, path: &str) -> (http::response::Parts, Vec<u8>) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let (head, mut body) = response.await.unwrap().into_parts();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+        bytes.extend_from_slice(&chunk);
+    }
+    drop(client);
+    connection.abort();
+    (head, bytes)
+}
+
 /// One raw HTTP/1.1 request on a fresh connection (`Connection: close`).
 async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -650,6 +673,16 @@ async fn the_server_records_the_peer_and_shuts_down_gracefully() {
     assert_eq!(status, 500);
     let (status, _, body) = raw_get(addr, "/hello").await;
     assert_eq!((status, body.as_str()), (200, "hello"));
+
+    // HTTP/2 (prior knowledge): each stream is spawned as a task of its
+    // own, and still sees the connection's peer.
+    let (head, body) = h2_get(addr, "/whoami").await;
+    assert_eq!(head.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["peer"], "127.0.0.1", "remote() over HTTP/2");
+    let span = span_of(&engine, &spans, body["trace_id"].as_str().unwrap());
+    assert_eq!(text(&span, "network.protocol.version"), "2");
+    assert_eq!(text(&span, "client.address"), "127.0.0.1");
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)

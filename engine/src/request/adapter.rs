@@ -986,5 +986,10 @@ pub use route::braced_route;
 mod chunks;
 pub use chunks::{ChunkBody, Chunks};
 
+// For an adapter that serves connections itself: the peer address of the
+// connection being served, lent while polled; failed accepts.
+mod serve;
+pub use serve::{WithPeer, accept_error, current_peer};
+
 #[cfg(test)]
 mod tests;
