@@ -285,7 +285,9 @@ pub struct RequestSpan {
     method: Method,
     route: Option<Cow<'static, str>>,
     parent_span_id: Option<opentelemetry::trace::SpanId>,
-    failure: Option<RecordedFailure>,
+    /// Boxed: only an error or a panic has one, and every request's
+    /// future (which moves this span) is smaller without it.
+    failure: Option<Box<RecordedFailure>>,
     /// Once the response's headers are out ([`RequestSpan::record_response`]).
     responded: Option<Responded>,
     excluded: bool,
@@ -598,12 +600,12 @@ impl RequestSpan {
             type_name: Some(error.type_name),
         };
         let code = self.engine.record_failure(&self.cx, &failure);
-        self.failure = Some(RecordedFailure {
+        self.failure = Some(Box::new(RecordedFailure {
             kind: FailureKind::Error,
             code,
             type_name: error.type_name,
             message: error.error.to_string(),
-        });
+        }));
         code
     }
 
@@ -620,12 +622,12 @@ impl RequestSpan {
             "request handler panicked: {}",
             self.engine.masker().mask(&panic.message)
         );
-        self.failure = Some(RecordedFailure {
+        self.failure = Some(Box::new(RecordedFailure {
             kind: FailureKind::Panic,
             code: Some(codes::INTERNAL),
             type_name: "panic",
             message: panic.message.clone(),
-        });
+        }));
     }
 
     /// Problem details for a recorded error: its code, the masked detail and
@@ -753,7 +755,7 @@ impl RequestSpan {
                 span.set_attribute(kv);
             }
         }
-        let error_type: Option<Cow<'static, str>> = match &self.failure {
+        let error_type: Option<Cow<'static, str>> = match self.failure.as_deref() {
             Some(f) if f.kind == FailureKind::Panic => Some(Cow::Borrowed("panic")),
             Some(RecordedFailure { code: Some(c), .. }) => Some(Cow::Borrowed(c.name())),
             _ if status.is_server_error() => Some(Cow::Owned(status.as_u16().to_string())),
