@@ -962,16 +962,12 @@ impl Engine {
         start: std::time::SystemTime,
     ) -> (Context, Option<opentelemetry::trace::SpanId>) {
         let (parent, link) = self.extract_from(headers, client);
-        let mut builder = self
-            .inner
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_start_time(start)
-            .with_attributes(attributes);
-        if let Some(link) = link {
-            builder = builder.with_links(vec![link]);
-        }
+        // Set in place: each `with_*` moves the (large) builder.
+        let mut builder = self.inner.tracer.span_builder(name);
+        builder.span_kind = Some(SpanKind::Server);
+        builder.start_time = Some(start);
+        builder.attributes = Some(attributes);
+        builder.links = link.map(|link| vec![link]);
         let span = builder.start_with_context(&self.inner.tracer, &parent);
         let parent_span_id = {
             let parent_span = parent.span();

@@ -65,14 +65,41 @@ const MAX_CLEAN_TEXT_LEN: usize = 256;
 /// A deterministic masker in front of which texts it left unchanged are
 /// remembered, so that the user agent, host name or span name that every
 /// request repeats is scanned once. Texts it changes are never remembered.
+/// For one batch: the remembered texts are read without a lock (the batch
+/// holds it), and the texts found clean in the batch join them after it
+/// ([`remember_clean`]).
 struct Remembering<'a> {
     inner: &'a dyn Masker,
-    clean: &'a Mutex<std::collections::HashSet<Box<str>, KeyHasher>>,
+    clean: &'a CleanTexts,
+    fresh: Mutex<CleanTexts>,
 }
 
-impl Remembering<'_> {
-    fn clean(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Box<str>, KeyHasher>> {
-        self.clean.lock().unwrap_or_else(|e| e.into_inner())
+/// The texts a deterministic masker left unchanged.
+type CleanTexts = std::collections::HashSet<Box<str>, KeyHasher>;
+
+impl<'a> Remembering<'a> {
+    fn new(inner: &'a dyn Masker, clean: &'a CleanTexts) -> Self {
+        Remembering {
+            inner,
+            clean,
+            fresh: Mutex::default(),
+        }
+    }
+
+    /// The texts found clean in the batch, to join the remembered ones
+    /// ([`remember_clean`]).
+    fn into_fresh(self) -> CleanTexts {
+        self.fresh.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Adds `fresh` to the remembered clean texts, forgetting them all when full.
+fn remember_clean(clean: &mut CleanTexts, fresh: CleanTexts) {
+    for text in fresh {
+        if clean.len() >= MAX_CLEAN_TEXTS {
+            clean.clear();
+        }
+        clean.insert(text);
     }
 }
 
@@ -87,16 +114,17 @@ impl Masker for Remembering<'_> {
         if text.len() > MAX_CLEAN_TEXT_LEN {
             return self.inner.mask(text);
         }
-        if self.clean().contains(text) {
+        if self.clean.contains(text) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        // Not remembered yet: found clean earlier in this batch, or scanned.
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        if fresh.contains(text) {
             return std::borrow::Cow::Borrowed(text);
         }
         let masked = self.inner.mask(text);
         if matches!(masked, std::borrow::Cow::Borrowed(_)) {
-            let mut clean = self.clean();
-            if clean.len() >= MAX_CLEAN_TEXTS {
-                clean.clear();
-            }
-            clean.insert(text.into());
+            fresh.insert(text.into());
         }
         masked
     }
@@ -954,7 +982,7 @@ pub(crate) struct PipelineControl {
     secret_keys: Mutex<HashMap<Key, bool, KeyHasher>>,
     /// Short texts a deterministic masker left unchanged (bounded; cleared
     /// when full): they are not scanned again.
-    clean_texts: Mutex<std::collections::HashSet<Box<str>, KeyHasher>>,
+    clean_texts: Mutex<CleanTexts>,
     lanes: Vec<LaneHandle<SpanData>>,
     /// The log records' queue and lanes, when log exporters are configured.
     logs: Option<Arc<LogLanes>>,
@@ -1221,13 +1249,13 @@ impl PipelineControl {
                 }
             };
             if masker.is_deterministic() {
-                let remembering = Remembering {
-                    inner: masker,
-                    clean: &self.clean_texts,
-                };
+                let mut clean = self.clean_texts.lock().unwrap_or_else(|e| e.into_inner());
+                let remembering = Remembering::new(masker, &clean);
                 for span in batch.iter_mut() {
                     mask_span_with(&remembering, span, &mut is_secret);
                 }
+                let fresh = remembering.into_fresh();
+                remember_clean(&mut clean, fresh);
             } else {
                 for span in batch.iter_mut() {
                     mask_span_with(masker, span, &mut is_secret);
