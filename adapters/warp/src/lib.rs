@@ -154,9 +154,10 @@ impl<F> std::fmt::Debug for Traced<F> {
     }
 }
 
-/// The peer address of a request's connection, in the request's extensions.
-/// [`Traced::serve`] inserts it; insert it yourself when you serve a
-/// [`Traced`] with your own server loop.
+/// The peer address of a request's connection, in the request's extensions:
+/// insert it when you serve a [`Traced`] with your own server loop.
+/// [`Traced::serve`] needs none: it knows each connection's peer (and lends
+/// it to [`remote`] while the connection is polled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
