@@ -50,8 +50,11 @@
 //! [`tower_layer!`](crate::tower_layer) for a tower layer), the route of
 //! the last path or pattern seen ([`LastSeen`]), a framework's chunk stream
 //! as an `http_body::Body` ([`ChunkBody`]), actix-router's route syntax in
-//! the `{param}` form ([`braced_route`]), and, for a server that takes any
-//! future, one request's whole future without a box ([`Answering`]).
+//! the `{param}` form ([`braced_route`]), for a server that takes any
+//! future, one request's whole future without a box ([`Answering`]), and,
+//! for an adapter that serves connections itself, the connection's peer
+//! address lent while it is polled ([`WithPeer`], [`current_peer`]) and
+//! what a failed accept does ([`accept_error`]).
 //!
 //! ```no_run
 //! use bytes::Bytes;
