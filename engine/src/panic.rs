@@ -159,22 +159,22 @@ impl<F> CatchPanic<F> {
 /// The context of the request whose handler is being polled on this
 /// thread, if any.
 pub(crate) fn current_request() -> Option<opentelemetry::Context> {
-    POLLING.with(|p| {
-        let cx = p.request.take();
-        let copy = cx.clone();
-        p.request.set(cx);
-        copy
-    })
+    with_request(Option::clone)
 }
 
 /// Whether a request's handler is being polled on this thread
 /// ([`current_request`] is `Some`), without cloning its context.
 pub(crate) fn in_request() -> bool {
+    with_request(Option::is_some)
+}
+
+/// `f` of the request context set on this thread (left in place).
+fn with_request<T>(f: impl FnOnce(&Option<opentelemetry::Context>) -> T) -> T {
     POLLING.with(|p| {
         let cx = p.request.take();
-        let some = cx.is_some();
+        let out = f(&cx);
         p.request.set(cx);
-        some
+        out
     })
 }
 
@@ -183,40 +183,29 @@ impl<F: Future> Future for CatchPanic<F> {
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let inner = this.inner;
-        match catching(this.cx, *this.request, || inner.poll(task)) {
+        let (cx, request) = (this.cx, *this.request);
+        let _attached = cx.clone().attach();
+        // A request's context moves into the thread's cell while its
+        // handler is polled, and back after (no second clone of it);
+        // another future leaves the cell as it is.
+        let (was, outer) = POLLING.with(|p| {
+            let outer = request.then(|| p.request.replace(Some(std::mem::take(cx))));
+            (p.catching.replace(true), outer)
+        });
+        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.poll(task)));
+        let inner = POLLING.with(|p| {
+            p.catching.set(was);
+            outer.map(|outer| p.request.replace(outer))
+        });
+        if let Some(Some(inner)) = inner {
+            *cx = inner;
+        }
+        match polled {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic)),
+            Err(payload) => Poll::Ready(Err(CaughtPanic::from_payload(payload))),
         }
     }
-}
-
-/// Runs `f` as a [`CatchPanic`] polls its future: with `cx` current (and
-/// the request's context when `request`), a panic caught.
-#[inline(always)]
-fn catching<T>(
-    cx: &mut opentelemetry::Context,
-    request: bool,
-    f: impl FnOnce() -> T,
-) -> Result<T, CaughtPanic> {
-    let _attached = cx.clone().attach();
-    // A request's context moves into the thread's cell while `f` runs, and
-    // back after (no second clone of it); another future leaves the cell
-    // as it is.
-    let (was, outer) = POLLING.with(|p| {
-        let outer = request.then(|| p.request.replace(Some(std::mem::take(cx))));
-        (p.catching.replace(true), outer)
-    });
-    let ran = catch_unwind(AssertUnwindSafe(f));
-    let inner = POLLING.with(|p| {
-        p.catching.set(was);
-        outer.map(|outer| p.request.replace(outer))
-    });
-    if let Some(Some(inner)) = inner {
-        *cx = inner;
-    }
-    ran.map_err(CaughtPanic::from_payload)
 }
 
 #[cfg(test)]

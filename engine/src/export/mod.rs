@@ -625,6 +625,25 @@ fn mask_attributes_with(
     }
 }
 
+/// An engine for tests, exporting into memory (returned beside it): no
+/// exporter of its own, not installed globally; `configure` adds to its
+/// configuration (a service name, excluded routes, ...).
+#[cfg(test)]
+pub(crate) fn test_engine(
+    configure: impl FnOnce(crate::config::TracingConfigBuilder) -> crate::config::TracingConfigBuilder,
+) -> (crate::Engine, InMemoryExporter) {
+    let spans = InMemoryExporter::default();
+    let builder = crate::config::TracingConfig::builder()
+        .service_name("test")
+        .exporters([]);
+    let engine = crate::Engine::builder(configure(builder).build().unwrap())
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    (engine, spans)
+}
+
 /// A writer the exporters' tests read back (clones share the text), or
 /// one whose every write fails ([`TestWriter::failing`]).
 #[cfg(test)]

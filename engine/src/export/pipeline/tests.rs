@@ -470,17 +470,8 @@ fn a_backend_that_comes_back_before_the_shutdown_deadline_gets_everything() {
 
 #[test]
 fn texts_remembered_as_clean_never_let_personal_data_through() {
-    let spans = InMemoryExporter::default();
-    let config = TracingConfig::builder()
-        .service_name("pipeline-test")
-        .exporters([])
-        .build()
-        .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let (engine, spans) =
+        crate::export::test_engine(|builder| builder.service_name("pipeline-test"));
     let tracer = engine.tracer();
     for round in 0..3 {
         let mut span = tracer.start(format!("round {round}"));

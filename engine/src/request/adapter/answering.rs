@@ -258,7 +258,6 @@ mod tests {
     use opentelemetry::trace::TraceContextExt as _;
 
     use super::*;
-    use crate::config::TracingConfig;
     use crate::export::InMemoryExporter;
     use crate::request::adapter::note_route;
     use crate::request::{RequestContext, RequestInfo, TRACERESPONSE};
@@ -279,19 +278,11 @@ mod tests {
     type Handled = Result<http::Response<String>, Infallible>;
 
     fn engine(excluded: &[&str]) -> (Engine, InMemoryExporter) {
-        let spans = InMemoryExporter::default();
-        let config = TracingConfig::builder()
-            .service_name("answering")
-            .exporters([])
-            .excluded_routes(excluded.iter().copied())
-            .build()
-            .unwrap();
-        let engine = Engine::builder(config)
-            .exporter(spans.clone())
-            .install_global(false)
-            .build()
-            .unwrap();
-        (engine, spans)
+        crate::export::test_engine(|builder| {
+            builder
+                .service_name("answering")
+                .excluded_routes(excluded.iter().copied())
+        })
     }
 
     fn plain(status: StatusCode, text: &str) -> http::Response<String> {

@@ -8,7 +8,7 @@ use opentelemetry::Value;
 use opentelemetry_sdk::trace::SpanData;
 
 use super::*;
-use crate::config::{TracingConfig, TracingConfigBuilder};
+use crate::config::TracingConfigBuilder;
 use crate::error::{AppError, ErrorCode};
 use crate::export::InMemoryExporter;
 
@@ -89,16 +89,7 @@ fn frames(parts: &[&'static str]) -> Frames {
 fn engine(
     configure: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder,
 ) -> (Engine, InMemoryExporter) {
-    let spans = InMemoryExporter::default();
-    let builder = TracingConfig::builder()
-        .service_name("adapter-core")
-        .exporters([]);
-    let engine = Engine::builder(configure(builder).build().unwrap())
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
-    (engine, spans)
+    crate::export::test_engine(|builder| configure(builder.service_name("adapter-core")))
 }
 
 fn exported(engine: &Engine, spans: &InMemoryExporter) -> Vec<SpanData> {
