@@ -79,15 +79,17 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use faultline_engine::panic::CaughtPanic;
 use faultline_engine::request::adapter::{
-    self, Exchange, Excluded, FrameworkRejection, LastSeen, Noted, Notes, TracedBody, shared_route,
-    with_notes,
+    self, Answering, Exchange, Excluded, FrameworkRejection, LastSeen, Rules, TracedBody,
+    colon_route, shared_route, with_notes,
 };
 use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use http::Uri;
 use http_body_util::combinators::BoxBody;
 use poem::PathPattern;
@@ -96,8 +98,10 @@ use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody
 
 pub use faultline_engine as engine;
 
+/// poem's response body as an `http` one.
+type Body = BoxBody<Bytes, std::io::Error>;
 /// poem's response as an `http` one.
-type HttpResponse = http::Response<BoxBody<Bytes, std::io::Error>>;
+type HttpResponse = http::Response<Body>;
 /// The poem crate this adapter is built on, for code that names its types.
 pub use poem;
 
@@ -171,7 +175,7 @@ fn route_of(pattern: &PathPattern) -> Cow<'static, str> {
             // The same `Arc` (kept alive here, so never another string at
             // the same address).
             |seen| Arc::ptr_eq(seen, &pattern.0),
-            |_| (pattern.0.clone(), shared_route(&route_template(&pattern.0))),
+            |_| (pattern.0.clone(), shared_route(&colon_route(&pattern.0))),
         )
     })
 }
@@ -179,90 +183,108 @@ fn route_of(pattern: &PathPattern) -> Cow<'static, str> {
 impl<E: Endpoint> Endpoint for FaultlineEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+    // Not an `async fn`, whose future would keep the request (hundreds of
+    // bytes) for the whole request: the adapter core's `Answering`, which
+    // poem moves several times on its way to the server (inlined, so that
+    // the future is built where it is kept rather than copied there).
+    #[inline(always)]
+    fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let pattern = req.data::<PathPattern>();
         if RequestContext::is_current() {
             // Applied again inside the router, under an outer faultline
             // endpoint: that one traces the request (and learns the route
             // here), or left it untraced (an excluded route).
             record_route(pattern);
-            return self.inner.call(req).await.map(IntoResponse::into_response);
+            let nested = self
+                .inner
+                .call(req)
+                .map(|r| r.map(IntoResponse::into_response));
+            return Either::Right(nested);
         }
-        let path = req.uri().path();
-        if let Some(metrics) = adapter::scrape(&self.engine, req.method(), path, req.headers()) {
-            return Ok(poem_response(metrics));
+        let (method, uri) = (req.method(), request_uri(&req));
+        if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), req.headers()) {
+            return Either::Left(Answering::ready(Ok(poem_response(metrics))));
         }
         let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
-        let uri = request_uri(&req);
+        let call = |req| move || self.inner.call(req);
         if self.engine.excludes(uri.path()) {
-            // No span, no route recorded, nothing in the request's data: the
-            // incoming context is made current around the endpoint, and only
-            // an error or a panic goes through the adapter core.
+            // No span, no route recorded, nothing in the request's data.
             let excluded = Excluded::start(&self.engine, req.headers(), client);
-            let (method, uri) = (req.method().clone(), uri.clone());
-            let outcome = excluded.instrument(self.inner.call(req)).await;
-            let outcome = match outcome.map(|result| result.map(IntoResponse::into_response)) {
-                Ok(Ok(response)) if passes(&response) => return Ok(response),
-                outcome => outcome,
-            };
-            // Whether a route matched: `answer` learns it from the outcome.
-            let exchange = excluded.into_exchange(&self.engine, &method, uri, false);
-            // Boxed: an error's step does not make every request's future larger.
-            return Ok(Box::pin(answer(exchange, outcome, None)).await);
+            let (method, uri) = (method.clone(), uri.clone());
+            let answering = Answering::excluded(excluded, &self.engine, method, uri, call(req));
+            return Either::Left(answering);
         }
         let route = pattern.map(route_of);
-        let info = RequestInfo::new(req.method(), uri, req.version(), req.headers())
+        let info = RequestInfo::new(method, uri, req.version(), req.headers())
             .with_route(route.as_deref())
             .with_scheme(req.scheme().as_str())
             .with_client_address(client);
         let exchange = Exchange::start(&self.engine, &info, uri.clone());
         req.set_data(exchange.context());
-        let mut notes = Notes::default();
-        notes.route = route;
-        let (outcome, notes) = Noted::new(exchange.instrument(self.inner.call(req)), notes).await;
-        Ok(answer(exchange, outcome, notes.route).await)
+        let answering: Answering<_, Body, Poem<E::Output>> = Answering::traced(exchange, call(req));
+        Either::Left(answering)
     }
 }
 
-/// Whether an excluded request's `response` goes back as it is (see
-/// [`Excluded::passes`]).
-fn passes(response: &Response) -> bool {
-    response.status().as_u16() < 400 && response.data::<HandlerError>().is_none()
+/// How the adapter core reads poem's responses (`T`: the endpoint's).
+struct Poem<T>(PhantomData<T>);
+
+impl<T: IntoResponse> Rules<Body> for Poem<T> {
+    type Handled = poem::Result<T>;
+    type Output = poem::Result<Response>;
+
+    /// poem's own errors recognized.
+    fn into_http(handled: Self::Handled) -> HttpResponse {
+        HttpResponse::from(wrapped_rejection(poem_handled(handled)))
+    }
+
+    /// poem's own body when nothing waits on it, else the wrapper boxed as
+    /// it is, its size known (poem's own conversion loses it).
+    fn from_http(response: http::Response<TracedBody<Body>>) -> Self::Output {
+        Ok(poem_response(response.map(
+            |body| match body.into_framework() {
+                Ok(framework) => framework,
+                Err(traced) => BoxBody::new(traced),
+            },
+        )))
+    }
+
+    /// Below 400 and no handler error: poem's response as it is.
+    fn pass(handled: Self::Handled) -> Result<Self::Output, HttpResponse> {
+        let response = poem_handled(handled);
+        match response.status().as_u16() < 400 && response.data::<HandlerError>().is_none() {
+            true => Ok(Ok(response)),
+            false => Err(HttpResponse::from(wrapped_rejection(response))),
+        }
+    }
+
+    fn route(response: &HttpResponse) -> Option<Cow<'static, str>> {
+        response.extensions().get::<PathPattern>().map(route_of)
+    }
+
+    /// A route matched: poem's router puts its pattern on what it returns.
+    fn replied(response: &HttpResponse) -> bool {
+        response.extensions().get::<PathPattern>().is_some()
+    }
+
+    fn read_text(_: http::StatusCode, _: bool) -> bool {
+        true
+    }
 }
 
-/// The answer to a request whose endpoint ran (`outcome`): the route learnt
-/// (from the response, or the one `noted` inside the router), poem's own
-/// errors recognized, then the adapter core's answer.
-async fn answer<T: IntoResponse>(
-    mut exchange: Exchange,
-    outcome: Result<poem::Result<T>, CaughtPanic>,
-    noted: Option<Cow<'static, str>>,
-) -> Response {
-    let outcome = outcome.map(|result| result.map(IntoResponse::into_response));
-    let pattern = match &outcome {
-        Ok(Ok(response)) => response.data::<PathPattern>(),
-        Ok(Err(error)) => error.data::<PathPattern>(),
-        Err(_) => None,
-    };
-    if let Some(route) = pattern.map(route_of).or(noted) {
-        exchange.set_route(&route);
-    }
-    let handled = outcome.map(|result| {
-        let response = result.unwrap_or_else(|error| {
+/// An endpoint's outcome as poem's response, poem's own errors recognized.
+fn poem_handled<T: IntoResponse>(result: poem::Result<T>) -> Response {
+    result.map_or_else(
+        |error| {
             let known = known_rejection(&error);
             let mut response = error.into_response();
             if let Some(rejection) = known {
                 response.set_data(rejection);
             }
             response
-        });
-        HttpResponse::from(wrapped_rejection(response))
-    });
-    let response = exchange.respond(handled, true).await;
-    // poem's own body when nothing waits on it, else the wrapper boxed
-    // as it is, its size known (poem's own conversion loses it).
-    let body = |body: TracedBody<_>| body.into_framework().unwrap_or_else(BoxBody::new);
-    poem_response(response.map(body))
+        },
+        IntoResponse::into_response,
+    )
 }
 
 /// A poem error that went through [`Error`] (`?` on a `Result<_, Error>`):
@@ -320,51 +342,6 @@ fn known_rejection(error: &poem::Error) -> Option<FrameworkRejection> {
         }
         ParseJsonError::Parse(e) => FrameworkRejection::json_body(e),
     })
-}
-
-/// poem's route pattern in the `{param}` form: `/users/:id` is
-/// `/users/{id}`, `:id<\d+>` is `{id}`, `*rest` is `{*rest}` (`{*}` without
-/// a name), an unnamed `<regex>` is `{_}`. Follows poem's own parser.
-fn route_template(pattern: &str) -> Cow<'_, str> {
-    const MARKS: [char; 3] = [':', '*', '<'];
-    if !pattern.contains(MARKS) {
-        // Nothing to rewrite (a route without parameters).
-        return Cow::Borrowed(pattern);
-    }
-    /// What follows the `<regex>` that `text` starts with.
-    fn past_regex(text: &str) -> &str {
-        text.split_once('>').map_or("", |(_, after)| after)
-    }
-    let mut out = String::with_capacity(pattern.len() + 4);
-    let mut rest = pattern;
-    while let Some(at) = rest.find(MARKS) {
-        out.push_str(&rest[..at]);
-        let (mark, tail) = (rest.as_bytes()[at], &rest[at + 1..]);
-        match mark {
-            b':' => {
-                let end = tail.find(['/', '<', '*']).unwrap_or(tail.len());
-                out.push('{');
-                out.push_str(&tail[..end]);
-                out.push('}');
-                rest = &tail[end..];
-                if rest.starts_with('<') {
-                    rest = past_regex(rest);
-                }
-            }
-            b'*' => {
-                out.push_str("{*");
-                out.push_str(tail);
-                out.push('}');
-                return Cow::Owned(out);
-            }
-            _ => {
-                out.push_str("{_}");
-                rest = past_regex(tail);
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
 }
 
 faultline_engine::handler_types! {

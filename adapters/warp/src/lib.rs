@@ -96,7 +96,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use faultline_engine::Engine;
 use faultline_engine::request::adapter::{
-    self, Answering, Call, Exchange, Excluded, FrameworkRejection, Rules, TracedBody, WithPeer,
+    self, Answering, Call, Exchange, Excluded, FrameworkRejection, HttpRules, TracedBody, WithPeer,
 };
 use faultline_engine::request::{HandlerTrace, RequestContext, RequestInfo};
 use http::{Request, StatusCode};
@@ -184,7 +184,7 @@ impl<F: Routes> Traced<F> {
     ) -> Answering<impl Call<Future: Handler> + use<F, B>, Body, Warp> {
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
         if let Some(metrics) = adapter::scrape(&self.engine, method, uri.path(), headers) {
-            return Answering::ready(metrics.map(|text| TracedBody::new(text.into())));
+            return Answering::ready(Ok(metrics.map(|text| TracedBody::new(text.into()))));
         }
         let client = peer.map(|a| a.ip());
         if self.engine.excludes(uri.path()) {
@@ -273,8 +273,8 @@ fn mark_replied<R: Reply>(reply: R) -> Response {
 /// handler's text ([`Replied`]) becomes a problem's detail.
 struct Warp;
 
-impl<B> Rules<B> for Warp {
-    fn replied(response: &http::Response<B>) -> bool {
+impl HttpRules<Body> for Warp {
+    fn replied(response: &Response) -> bool {
         response.extensions().get::<Replied>().is_some()
     }
 

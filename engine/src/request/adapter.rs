@@ -49,9 +49,11 @@
 //! ([`middleware_types!`](crate::middleware_types), and
 //! [`tower_layer!`](crate::tower_layer) for a tower layer), the route of
 //! the last path or pattern seen ([`LastSeen`]), a framework's chunk stream
-//! as an `http_body::Body` ([`ChunkBody`]), actix-router's route syntax in
-//! the `{param}` form ([`braced_route`]), for a server that takes any
-//! future, one request's whole future without a box ([`Answering`]), and,
+//! as an `http_body::Body` ([`ChunkBody`]), actix-router's and poem's route
+//! syntaxes in the `{param}` form ([`braced_route`], [`colon_route`]), one
+//! request's whole future without a box ([`Answering`], for a server that
+//! takes any future, or a framework that moves its handlers' futures; how
+//! it reads the framework's responses: [`Rules`], [`HttpRules`]), and,
 //! for an adapter that serves connections itself, the connection's peer
 //! address lent while it is polled ([`WithPeer`], [`current_peer`]) and
 //! what a failed accept does ([`accept_error`]).
@@ -123,7 +125,7 @@ use crate::carrier::Carrier;
 use crate::error::{PROBLEM_JSON, ProblemDetails};
 use crate::panic::{CatchPanic, CaughtPanic};
 use crate::propagation::w3c::TraceParent;
-pub use answering::{Answering, Call, Deferred, Rules};
+pub use answering::{Answering, Call, Deferred, HttpRules, Rules};
 
 #[cfg(doc)]
 use super::HandlerTrace;
@@ -983,7 +985,7 @@ pub use last::LastSeen;
 
 // Route patterns of a router's own syntax in the `{param}` form.
 mod route;
-pub use route::braced_route;
+pub use route::{braced_route, colon_route};
 
 // Bodies that yield data chunks rather than frames (actix-web's).
 mod chunks;

@@ -1,6 +1,7 @@
 //! A request's whole future through an adapter, as one value of a type an
 //! adapter can return without boxing it: [`Answering`].
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -15,8 +16,39 @@ use super::{Exchange, Excluded, Noted, Notes, TracedBody};
 use crate::Engine;
 use crate::panic::CatchPanic;
 
-/// How an adapter reads its framework's responses, for [`Answering`].
+/// How an adapter reads its framework's responses, for [`Answering`]: what
+/// its handler's future gives, what its request's future gives, and the
+/// conversions between those and the `http` responses of the [`Exchange`].
 pub trait Rules<B> {
+    /// What the handler's future gives.
+    type Handled;
+    /// What the request's future gives: the framework's response.
+    type Output;
+
+    /// The handler's outcome as the `http` response the exchange answers.
+    fn into_http(handled: Self::Handled) -> http::Response<B>;
+
+    /// The answered response as the framework's.
+    fn from_http(response: http::Response<TracedBody<B>>) -> Self::Output;
+
+    /// On an excluded route: the framework's response when the handler's
+    /// outcome goes back as it is (by default, when the `http` response
+    /// [`passes`](Excluded::passes)), else the `http` response to answer.
+    fn pass(handled: Self::Handled) -> Result<Self::Output, http::Response<B>> {
+        let response = Self::into_http(handled);
+        match Excluded::passes(&response) {
+            true => Ok(Self::from_http(response.map(TracedBody::new))),
+            false => Err(response),
+        }
+    }
+
+    /// The route the framework's router matched, when it tells it on the
+    /// response (it names the span, before a route noted while the handler
+    /// ran).
+    fn route(_response: &http::Response<B>) -> Option<Cow<'static, str>> {
+        None
+    }
+
     /// Whether the user's code made `response` (a handler's reply), rather
     /// than the framework rejecting the request: on an excluded route, a
     /// 404 is then the handler's "no such thing".
@@ -27,6 +59,38 @@ pub trait Rules<B> {
     /// of it; the framework's own text can say nothing the code does not,
     /// or name internals).
     fn read_text(status: StatusCode, replied: bool) -> bool;
+}
+
+/// [`Rules`] for a framework whose handlers give `http` responses (and
+/// whose requests' futures, `Result`s that cannot fail): only what the
+/// framework's responses mean is left to say.
+pub trait HttpRules<B> {
+    /// See [`Rules::replied`].
+    fn replied(response: &http::Response<B>) -> bool;
+
+    /// See [`Rules::read_text`].
+    fn read_text(status: StatusCode, replied: bool) -> bool;
+}
+
+impl<B, R: HttpRules<B>> Rules<B> for R {
+    type Handled = Result<http::Response<B>, Infallible>;
+    type Output = Result<http::Response<TracedBody<B>>, Infallible>;
+
+    fn into_http(Ok(response): Self::Handled) -> http::Response<B> {
+        response
+    }
+
+    fn from_http(response: http::Response<TracedBody<B>>) -> Self::Output {
+        Ok(response)
+    }
+
+    fn replied(response: &http::Response<B>) -> bool {
+        <R as HttpRules<B>>::replied(response)
+    }
+
+    fn read_text(status: StatusCode, replied: bool) -> bool {
+        <R as HttpRules<B>>::read_text(status, replied)
+    }
 }
 
 /// What [`Answering`] leaves behind when it is done.
@@ -43,9 +107,9 @@ pin_project_lite::pin_project! {
     /// [`passes`](Excluded::passes) goes back as it is. Only a framework's
     /// own error response ([`Exchange::rewrites`]) is boxed to be rewritten.
     /// `R` reads the framework's responses ([`Rules`]).
-    pub struct Answering<C: Call, B, R> {
+    pub struct Answering<C: Call, B, R: Rules<B>> {
         #[pin]
-        state: State<C, B>,
+        state: State<C, B, R::Output>,
         rules: PhantomData<fn() -> R>,
     }
 }
@@ -58,15 +122,15 @@ type Rewrite<B> = Pin<Box<dyn Future<Output = http::Response<TracedBody<B>>> + S
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<C: Call, B> {
+    enum State<C: Call, B, O> {
         Traced { #[pin] handler: Noted<CatchPanic<Deferred<C>>>, exchange: Option<Exchange> },
         Excluded { #[pin] handler: CatchPanic<Deferred<C>>, rest: Option<ExcludedRest> },
         Rewriting { rewrite: Rewrite<B> },
-        Ready { response: Option<http::Response<TracedBody<B>>> },
+        Ready { response: Option<O> },
     }
 }
 
-impl<C: Call, B, R> Answering<C, B, R> {
+impl<C: Call, B, R: Rules<B>> Answering<C, B, R> {
     /// A traced request: the handler's future, made by `call`, runs inside
     /// `exchange`.
     // Inlined, and the future built in one expression from the small
@@ -105,14 +169,14 @@ impl<C: Call, B, R> Answering<C, B, R> {
 
     /// A response known before any handler runs (a metrics scrape).
     #[inline(always)]
-    pub fn ready(response: http::Response<TracedBody<B>>) -> Self {
+    pub fn ready(response: R::Output) -> Self {
         Self::with(State::Ready {
             response: Some(response),
         })
     }
 
     #[inline(always)]
-    fn with(state: State<C, B>) -> Self {
+    fn with(state: State<C, B, R::Output>) -> Self {
         Answering {
             state,
             rules: PhantomData,
@@ -120,7 +184,7 @@ impl<C: Call, B, R> Answering<C, B, R> {
     }
 }
 
-impl<C: Call, B, R> std::fmt::Debug for Answering<C, B, R> {
+impl<C: Call, B, R: Rules<B>> std::fmt::Debug for Answering<C, B, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Answering").finish_non_exhaustive()
     }
@@ -128,38 +192,41 @@ impl<C: Call, B, R> std::fmt::Debug for Answering<C, B, R> {
 
 impl<C, B, R> Future for Answering<C, B, R>
 where
-    C: Call<Future: Future<Output = Result<http::Response<B>, Infallible>>>,
+    C: Call<Future: Future<Output = R::Handled>>,
     B: Body<Data = Bytes> + Send + 'static,
     R: Rules<B>,
 {
-    type Output = Result<http::Response<TracedBody<B>>, Infallible>;
+    type Output = R::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         let (mut exchange, handled) = match state.as_mut().project() {
             StateProj::Traced { handler, exchange } => {
                 let (handled, notes) = ready!(handler.poll(cx));
+                let handled = handled.map(R::into_http);
                 let mut exchange = exchange.take().expect(POLLED);
-                if let Some(route) = &notes.route {
-                    exchange.set_route(route);
+                let told = handled.as_ref().ok().and_then(R::route);
+                if let Some(route) = told.or(notes.route) {
+                    exchange.set_route(&route);
                 }
-                (exchange, handled.map(|Ok(response)| response))
+                (exchange, handled)
             }
             StateProj::Excluded { handler, rest } => {
-                let handled = match ready!(handler.poll(cx)) {
-                    Ok(Ok(response)) if Excluded::passes(&response) => {
-                        return Poll::Ready(Ok(response.map(TracedBody::new)));
-                    }
-                    handled => handled.map(|Ok(response)| response),
+                let handled = match ready!(handler.poll(cx)).map(R::pass) {
+                    Ok(Ok(output)) => return Poll::Ready(output),
+                    Ok(Err(response)) => Ok(response),
+                    Err(panic) => Err(panic),
                 };
                 let (excluded, engine, method, uri) = rest.take().expect(POLLED);
                 let replied = handled.as_ref().is_ok_and(R::replied);
                 let exchange = excluded.into_exchange(&engine, &method, uri, replied);
                 (exchange, handled)
             }
-            StateProj::Rewriting { rewrite } => return rewrite.as_mut().poll(cx).map(Ok),
+            StateProj::Rewriting { rewrite } => {
+                return rewrite.as_mut().poll(cx).map(R::from_http);
+            }
             StateProj::Ready { response } => {
-                return Poll::Ready(Ok(response.take().expect(POLLED)));
+                return Poll::Ready(response.take().expect(POLLED));
             }
         };
         let status = handled
@@ -168,7 +235,7 @@ where
         let read_text = R::read_text(status, handled.as_ref().is_ok_and(R::replied));
         let response = exchange.answer(handled);
         if !Exchange::rewrites(&response) {
-            return Poll::Ready(Ok(exchange.finish(response)));
+            return Poll::Ready(R::from_http(exchange.finish(response)));
         }
         let mut rewrite: Rewrite<B> = Box::pin(async move {
             let response = exchange.rewrite(response, read_text).await;
@@ -176,7 +243,7 @@ where
         });
         let polled = rewrite.as_mut().poll(cx);
         state.set(State::Rewriting { rewrite });
-        polled.map(Ok)
+        polled.map(R::from_http)
     }
 }
 
@@ -265,7 +332,7 @@ mod tests {
     /// Rules that read every framework text, or none.
     struct Reads<const TEXT: bool>;
 
-    impl<B, const TEXT: bool> Rules<B> for Reads<TEXT> {
+    impl<B, const TEXT: bool> HttpRules<B> for Reads<TEXT> {
         fn replied(_: &http::Response<B>) -> bool {
             false
         }
