@@ -783,3 +783,70 @@ async fn a_real_server_reports_the_client_address() {
         Some("1.1")
     );
 }
+
+/// Excluded routes: no span and no `traceresponse`; what passes goes back
+/// as the endpoint made it, and errors, poem's own rejections and panics
+/// are still answered as problem details (without a trace id), a handler's
+/// own 404 told apart from no route.
+#[tokio::test]
+async fn excluded_routes_answer_without_a_span() {
+    let spans = InMemoryExporter::default();
+    let config = TracingConfig::builder()
+        .service_name("t")
+        .exporters([])
+        .excluded_routes([
+            "/hello",
+            "/users/{id}",
+            "/panic",
+            "/missing",
+            "/forbidden",
+            "/nowhere",
+        ])
+        .build()
+        .unwrap();
+    let engine = Engine::builder(config)
+        .exporter(spans.clone())
+        .install_global(false)
+        .build()
+        .unwrap();
+    let cli = client(&engine);
+
+    let ok = cli.get("/hello").send().await;
+    ok.assert_status_is_ok();
+    assert!(header(&ok, "traceresponse").is_none());
+    ok.assert_text("hello").await;
+
+    // A handler's error: its code, no trace id.
+    let unknown = cli.get("/users/4242").send().await;
+    unknown.assert_status(StatusCode::NOT_FOUND);
+    assert!(header(&unknown, "traceresponse").is_none());
+    let body = problem(unknown).await;
+    assert_eq!(body["code"], 1001);
+    assert!(body.get("trace_id").is_none(), "{body}");
+
+    // A handler's own 404 (a route matched) against no route at all.
+    let own = problem(cli.get("/missing").send().await).await;
+    assert_eq!(own["code"], 4041);
+    let nowhere = problem(cli.get("/nowhere").send().await).await;
+    assert_eq!(nowhere["code"], 4040);
+    // A poem error through `?`, and a wrong method.
+    let denied = cli.get("/forbidden").send().await;
+    denied.assert_status(StatusCode::FORBIDDEN);
+    assert!(problem(denied).await.get("trace_id").is_none());
+    let post = cli.post("/hello").send().await;
+    post.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(problem(post).await["code"], 4050);
+
+    // A panic: 500, nothing of its text.
+    let panicked = cli.get("/panic").send().await;
+    panicked.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = problem(panicked).await;
+    assert!(!body.to_string().contains("alice"), "{body}");
+    assert!(body.get("trace_id").is_none(), "{body}");
+
+    // A traced request after them: the only span exported is its own.
+    let traced = cli.get("/n/5").send().await;
+    assert!(header(&traced, "traceresponse").is_some());
+    let span = only_span(&engine, &spans);
+    assert_eq!(span.name, "GET /n/{num}");
+}
