@@ -87,7 +87,9 @@ use faultline_engine::request::adapter::{
     self, Answering, Exchange, Excluded, FrameworkRejection, LastSeen, Rules, TracedBody,
     colon_route, shared_route, with_notes,
 };
-use faultline_engine::request::{HandlerError, HandlerTrace, RequestContext, RequestInfo};
+use faultline_engine::request::{
+    HandlerError, HandlerTrace, RequestContext, RequestInfo, TRACERESPONSE,
+};
 use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use http::Uri;
@@ -231,31 +233,40 @@ struct Poem<T>(PhantomData<T>);
 
 impl<T: IntoResponse> Rules<Body> for Poem<T> {
     type Handled = poem::Result<T>;
+    type Passed = Response;
     type Output = poem::Result<Response>;
 
     /// poem's own errors recognized.
-    fn into_http(handled: Self::Handled) -> HttpResponse {
-        HttpResponse::from(wrapped_rejection(poem_handled(handled)))
-    }
-
-    /// poem's own body when nothing waits on it, else the wrapper boxed as
-    /// it is, its size known (poem's own conversion loses it).
-    fn from_http(response: http::Response<TracedBody<Body>>) -> Self::Output {
-        Ok(poem_response(response.map(
-            |body| match body.into_framework() {
-                Ok(framework) => framework,
-                Err(traced) => BoxBody::new(traced),
-            },
-        )))
-    }
-
-    /// Below 400 and no handler error: poem's response as it is.
-    fn pass(handled: Self::Handled) -> Result<Self::Output, HttpResponse> {
+    fn pass(handled: Self::Handled) -> Result<Response, HttpResponse> {
         let response = poem_handled(handled);
         match response.status().as_u16() < 400 && response.data::<HandlerError>().is_none() {
-            true => Ok(Ok(response)),
+            true => Ok(response),
             false => Err(HttpResponse::from(wrapped_rejection(response))),
         }
+    }
+
+    fn passed(response: Response) -> Self::Output {
+        Ok(response)
+    }
+
+    /// On poem's own response: its head read in place, its body wrapped.
+    fn finish(mut exchange: Exchange, mut response: Response) -> Self::Output {
+        if let Some(pattern) = response.data::<PathPattern>() {
+            exchange.set_route(&route_of(pattern));
+        }
+        let body = TracedBody::new(Body::from(response.take_body()));
+        let (ids, body) = exchange.finish_head(response.status(), response.headers(), body);
+        if let Some(ids) = ids {
+            response
+                .headers_mut()
+                .insert(TRACERESPONSE, ids.to_header_value());
+        }
+        response.set_body(poem_body(body));
+        Ok(response)
+    }
+
+    fn from_http(response: http::Response<TracedBody<Body>>) -> Self::Output {
+        Ok(poem_response(response.map(poem_body)))
     }
 
     fn route(response: &HttpResponse) -> Option<Cow<'static, str>> {
@@ -269,6 +280,16 @@ impl<T: IntoResponse> Rules<Body> for Poem<T> {
 
     fn read_text(_: http::StatusCode, _: bool) -> bool {
         true
+    }
+}
+
+/// The body of an answered response: poem's own when nothing waits on it,
+/// else the wrapper boxed as it is, its size known (poem's own conversion
+/// loses it).
+fn poem_body(body: TracedBody<Body>) -> poem::Body {
+    match body.into_framework() {
+        Ok(framework) => framework.into(),
+        Err(traced) => BoxBody::new(traced).into(),
     }
 }
 

@@ -17,34 +17,39 @@ use crate::Engine;
 use crate::panic::CatchPanic;
 
 /// How an adapter reads its framework's responses, for [`Answering`]: what
-/// its handler's future gives, what its request's future gives, and the
-/// conversions between those and the `http` responses of the [`Exchange`].
+/// its handler's future gives, what its request's future gives, and how a
+/// response goes from one to the other: as it is (nothing to answer for),
+/// or through the `http` responses of the [`Exchange`].
 pub trait Rules<B> {
     /// What the handler's future gives.
     type Handled;
+    /// A response that goes back as it is ([`pass`](Self::pass)).
+    type Passed;
     /// What the request's future gives: the framework's response.
     type Output;
 
-    /// The handler's outcome as the `http` response the exchange answers.
-    fn into_http(handled: Self::Handled) -> http::Response<B>;
+    /// The handler's outcome as a response that goes back as it is (its
+    /// status below 400, no [`HandlerError`](crate::request::HandlerError)
+    /// or [`FrameworkRejection`](super::FrameworkRejection) to answer for:
+    /// [`Excluded::passes`]), else as the `http` response the exchange
+    /// answers.
+    fn pass(handled: Self::Handled) -> Result<Self::Passed, http::Response<B>>;
 
-    /// The answered response as the framework's.
+    /// A response that passes, on an excluded route.
+    fn passed(response: Self::Passed) -> Self::Output;
+
+    /// A response that passes, on a traced route: finished by `exchange`
+    /// ([`Exchange::finish`], or [`Exchange::finish_head`] on the
+    /// framework's own head), its route named when the framework's router
+    /// tells it on the response.
+    fn finish(exchange: Exchange, response: Self::Passed) -> Self::Output;
+
+    /// An answered response as the framework's.
     fn from_http(response: http::Response<TracedBody<B>>) -> Self::Output;
 
-    /// On an excluded route: the framework's response when the handler's
-    /// outcome goes back as it is (by default, when the `http` response
-    /// [`passes`](Excluded::passes)), else the `http` response to answer.
-    fn pass(handled: Self::Handled) -> Result<Self::Output, http::Response<B>> {
-        let response = Self::into_http(handled);
-        match Excluded::passes(&response) {
-            true => Ok(Self::from_http(response.map(TracedBody::new))),
-            false => Err(response),
-        }
-    }
-
-    /// The route the framework's router matched, when it tells it on the
-    /// response (it names the span, before a route noted while the handler
-    /// ran).
+    /// The route the framework's router matched, when it tells it on an
+    /// error response (it names the span, before a route noted while the
+    /// handler ran).
     fn route(_response: &http::Response<B>) -> Option<Cow<'static, str>> {
         None
     }
@@ -72,12 +77,24 @@ pub trait HttpRules<B> {
     fn read_text(status: StatusCode, replied: bool) -> bool;
 }
 
-impl<B, R: HttpRules<B>> Rules<B> for R {
+impl<B: Body, R: HttpRules<B>> Rules<B> for R {
     type Handled = Result<http::Response<B>, Infallible>;
+    type Passed = http::Response<B>;
     type Output = Result<http::Response<TracedBody<B>>, Infallible>;
 
-    fn into_http(Ok(response): Self::Handled) -> http::Response<B> {
-        response
+    fn pass(Ok(response): Self::Handled) -> Result<Self::Passed, http::Response<B>> {
+        match Excluded::passes(&response) {
+            true => Ok(response),
+            false => Err(response),
+        }
+    }
+
+    fn passed(response: Self::Passed) -> Self::Output {
+        Ok(response.map(TracedBody::new))
+    }
+
+    fn finish(exchange: Exchange, response: Self::Passed) -> Self::Output {
+        Ok(exchange.finish(response.map(TracedBody::new)))
     }
 
     fn from_http(response: http::Response<TracedBody<B>>) -> Self::Output {
@@ -98,14 +115,16 @@ const POLLED: &str = "a request's future polled after it was done";
 
 pin_project_lite::pin_project! {
     /// A request's future from its handler to the answered response, for an
-    /// adapter whose server takes any future (so that nothing is boxed on
-    /// the usual path): on a traced route, the handler runs inside the
-    /// [`Exchange`] (its [`Notes`] lent to the polling thread; a noted
-    /// route names the span), and the outcome is answered with
-    /// [`Exchange::answer`] and [`Exchange::finish`]; on an excluded route,
-    /// inside the [`Excluded`] context, and a response that
-    /// [`passes`](Excluded::passes) goes back as it is. Only a framework's
-    /// own error response ([`Exchange::rewrites`]) is boxed to be rewritten.
+    /// adapter whose server takes any future, or whose framework moves its
+    /// handlers' futures (so that nothing is boxed on the usual path, and
+    /// the future is small and built where it is kept): on a traced route,
+    /// the handler runs inside the [`Exchange`] (its [`Notes`] lent to the
+    /// polling thread; a noted route names the span), a response that
+    /// [`passes`](Rules::pass) is finished ([`Rules::finish`]) and any other
+    /// outcome answered with [`Exchange::answer`] and [`Exchange::finish`];
+    /// on an excluded route, inside the [`Excluded`] context, and a
+    /// response that passes goes back as it is. Only a framework's own
+    /// error response ([`Exchange::rewrites`]) is boxed to be rewritten.
     /// `R` reads the framework's responses ([`Rules`]).
     pub struct Answering<C: Call, B, R: Rules<B>> {
         #[pin]
@@ -203,17 +222,23 @@ where
         let (mut exchange, handled) = match state.as_mut().project() {
             StateProj::Traced { handler, exchange } => {
                 let (handled, notes) = ready!(handler.poll(cx));
-                let handled = handled.map(R::into_http);
                 let mut exchange = exchange.take().expect(POLLED);
-                let told = handled.as_ref().ok().and_then(R::route);
-                if let Some(route) = told.or(notes.route) {
+                if let Some(route) = &notes.route {
+                    exchange.set_route(route);
+                }
+                let handled = match handled.map(R::pass) {
+                    Ok(Ok(passed)) => return Poll::Ready(R::finish(exchange, passed)),
+                    Ok(Err(response)) => Ok(response),
+                    Err(panic) => Err(panic),
+                };
+                if let Some(route) = handled.as_ref().ok().and_then(R::route) {
                     exchange.set_route(&route);
                 }
                 (exchange, handled)
             }
             StateProj::Excluded { handler, rest } => {
                 let handled = match ready!(handler.poll(cx)).map(R::pass) {
-                    Ok(Ok(output)) => return Poll::Ready(output),
+                    Ok(Ok(passed)) => return Poll::Ready(R::passed(passed)),
                     Ok(Err(response)) => Ok(response),
                     Err(panic) => Err(panic),
                 };
