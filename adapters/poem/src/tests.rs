@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use faultline_engine::Engine;
-use faultline_engine::config::TracingConfig;
+use faultline_engine::config::{TracingConfig, TracingConfigBuilder};
 use faultline_engine::error::{AppError, ErrorCode, PROBLEM_JSON};
 use faultline_engine::export::InMemoryExporter;
 use opentelemetry::Value;
@@ -49,10 +49,17 @@ fn engine() -> (Engine, InMemoryExporter) {
 fn engine_with(
     f: impl FnOnce(faultline_engine::EngineBuilder) -> faultline_engine::EngineBuilder,
 ) -> (Engine, InMemoryExporter) {
+    configured(|c| c, f)
+}
+
+/// An engine exporting into memory, its configuration and then its
+/// builder set by `config` and `f`.
+fn configured(
+    config: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder,
+    f: impl FnOnce(faultline_engine::EngineBuilder) -> faultline_engine::EngineBuilder,
+) -> (Engine, InMemoryExporter) {
     let spans = InMemoryExporter::default();
-    let config = TracingConfig::builder()
-        .service_name("t")
-        .exporters([])
+    let config = config(TracingConfig::builder().service_name("t").exporters([]))
         .build()
         .unwrap();
     let engine = f(Engine::builder(config))
@@ -790,25 +797,15 @@ async fn a_real_server_reports_the_client_address() {
 /// own 404 told apart from no route.
 #[tokio::test]
 async fn excluded_routes_answer_without_a_span() {
-    let spans = InMemoryExporter::default();
-    let config = TracingConfig::builder()
-        .service_name("t")
-        .exporters([])
-        .excluded_routes([
-            "/hello",
-            "/users/{id}",
-            "/panic",
-            "/missing",
-            "/forbidden",
-            "/nowhere",
-        ])
-        .build()
-        .unwrap();
-    let engine = Engine::builder(config)
-        .exporter(spans.clone())
-        .install_global(false)
-        .build()
-        .unwrap();
+    let excluded = [
+        "/hello",
+        "/users/{id}",
+        "/panic",
+        "/missing",
+        "/forbidden",
+        "/nowhere",
+    ];
+    let (engine, spans) = configured(|c| c.excluded_routes(excluded), |b| b);
     let cli = client(&engine);
 
     let ok = cli.get("/hello").send().await;
