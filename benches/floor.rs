@@ -60,10 +60,11 @@ use axum::routing::get;
 use faultline::config::TracingConfig;
 use faultline::export::Exporter as _;
 use faultline::otlp::{OtlpConfig, OtlpExporter};
-use http::header::{HOST, HeaderMap, HeaderValue};
-use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use http::header::{HOST, HeaderValue};
+use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -156,18 +157,6 @@ impl ByHand {
     }
 }
 
-/// The request's headers as the SDK's propagator reads them.
-struct Headers<'a>(&'a HeaderMap);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
 /// `GET /hello` traced by hand with the SDK: the parent extracted, a server
 /// span with the attributes faultline gives such a request (the six of the
 /// floor, `server.address`, `server.port` and `client.address`), the
@@ -177,7 +166,7 @@ impl Extractor for Headers<'_> {
 async fn by_hand(State(state): State<ByHand>, request: Request) -> Response {
     let started = SystemTime::now();
     let headers = request.headers();
-    let parent = state.propagator.extract(&Headers(headers));
+    let parent = state.propagator.extract(&HeaderExtractor(headers));
     let host = headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())

@@ -11,23 +11,15 @@ use faultline::propagation::Propagator;
 use faultline::propagation::w3c::{self, TraceContextPropagator};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Injector, TextMapPropagator};
+use opentelemetry_http::HeaderExtractor;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACESTATE: &str = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
 
-/// The SDK reads an `http::HeaderMap` through this, as opentelemetry-http does.
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
+/// The SDK writes an `http::HeaderMap` through this (the SDK's side of the
+/// inject comparison; it reads one through opentelemetry-http's
+/// `HeaderExtractor`).
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
