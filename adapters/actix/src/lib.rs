@@ -207,7 +207,15 @@ where
         // Called inside the instrumented future: actix-web runs extractors
         // while building its future, and those must see the context too.
         let handler = exchange.instrument(async move { inner.call(req).await });
-        Box::pin(async move { answer(exchange, &uri, handler.await).await })
+        Box::pin(async move {
+            match handler.await {
+                // Nothing to answer for (no error, nothing to rewrite): the
+                // core's last step on actix-web's own head.
+                Ok(Ok(response)) if passes(&response) => Ok(finish(exchange, response)),
+                // Boxed, as above.
+                handled => Box::pin(answer(exchange, &uri, handled)).await,
+            }
+        })
     }
 }
 
@@ -224,12 +232,6 @@ async fn answer<B: MessageBody + 'static>(
     handled: Result<Result<ServiceResponse<B>, actix_web::Error>, CaughtPanic>,
 ) -> Answer {
     let (request, head, handled) = match handled {
-        Ok(Ok(response)) if passes(&response) => {
-            // Nothing to answer for (no error, nothing to rewrite): the
-            // core's last step on actix-web's own head.
-            let (request, response) = response.into_parts();
-            return Ok(ServiceResponse::new(request, finish(exchange, response)));
-        }
         Ok(Ok(response)) => {
             let (request, response) = response.into_parts();
             let (head, response) = to_core(response.map_into_boxed_body());
@@ -261,8 +263,9 @@ async fn answer<B: MessageBody + 'static>(
 /// actix-web's own head.
 fn finish<B: MessageBody + 'static>(
     exchange: Exchange,
-    response: HttpResponse<B>,
-) -> HttpResponse<ResponseBody> {
+    response: ServiceResponse<B>,
+) -> ServiceResponse<ResponseBody> {
+    let (request, response) = response.into_parts();
     let (mut head, body) = response.into_parts();
     let body = TracedBody::new(ChunkBody(ActixBody(body.boxed())));
     let (traceresponse, body) =
@@ -270,7 +273,7 @@ fn finish<B: MessageBody + 'static>(
     if let Some(value) = traceresponse {
         head.headers_mut().insert(TRACERESPONSE_NAME, value);
     }
-    head.set_body(ResponseBody(body))
+    ServiceResponse::new(request, head.set_body(ResponseBody(body)))
 }
 
 /// `traceresponse` as actix-web's header name, made once (made from the
@@ -294,11 +297,8 @@ fn to_core(response: HttpResponse) -> (HttpResponse<()>, http::Response<CoreBody
         _ => None,
     };
     let (head, body) = response.into_parts();
-    let mut out = http_response(
-        head.status().as_u16(),
-        head.headers(),
-        ChunkBody(ActixBody(body)),
-    );
+    let code = head.status().as_u16();
+    let mut out = http_response(code, head.headers(), ChunkBody(ActixBody(body)));
     handler_error.map(|e| out.extensions_mut().insert(e));
     rejection.map(|r| out.extensions_mut().insert(r));
     (head, out)
