@@ -50,7 +50,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::time::SystemTime;
 
 use axum::Router;
@@ -288,33 +287,30 @@ fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> u64 {
     let exported = Arc::new(AtomicU64::new(0));
-    let otlp = match mode.otlp {
-        false => None,
-        true => {
-            let config = TracingConfig::from_env().unwrap_or_else(|e| {
-                eprintln!("floor: {e}");
-                std::process::exit(2)
-            });
-            let otlp = OtlpConfig::from_env().unwrap_or_else(|e| {
-                eprintln!("floor: {e}");
-                std::process::exit(2)
-            });
-            let mut exporter = OtlpExporter::new(&otlp, &config).unwrap_or_else(|e| {
-                eprintln!("floor: {e}");
-                std::process::exit(2)
-            });
-            exporter.set_resource(
-                &Resource::builder_empty()
-                    .with_service_name(config.service_name().to_string())
-                    .build(),
-            );
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("export runtime");
-            Some((exporter, runtime))
-        }
-    };
+    let otlp = mode.otlp.then(|| {
+        let config = TracingConfig::from_env().unwrap_or_else(|e| {
+            eprintln!("floor: {e}");
+            std::process::exit(2)
+        });
+        let otlp = OtlpConfig::from_env().unwrap_or_else(|e| {
+            eprintln!("floor: {e}");
+            std::process::exit(2)
+        });
+        let mut exporter = OtlpExporter::new(&otlp, &config).unwrap_or_else(|e| {
+            eprintln!("floor: {e}");
+            std::process::exit(2)
+        });
+        exporter.set_resource(
+            &Resource::builder_empty()
+                .with_service_name(config.service_name().to_string())
+                .build(),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("export runtime");
+        (exporter, runtime)
+    });
     let provider = mode.traced.then(|| {
         SdkTracerProvider::builder()
             .with_span_processor(
