@@ -140,7 +140,7 @@ struct TraceExemplar {
 #[derive(Clone)]
 struct ByHand {
     tracer: SdkTracer,
-    propagator: Arc<TraceContextPropagator>,
+    propagator: TraceContextPropagator,
     latency: Family<LatencyLabels, HistogramWithExemplars<TraceExemplar>>,
 }
 
@@ -148,7 +148,7 @@ impl ByHand {
     fn new(tracer: SdkTracer) -> Self {
         ByHand {
             tracer,
-            propagator: Arc::new(TraceContextPropagator::new()),
+            propagator: TraceContextPropagator::new(),
             latency: Family::new_with_constructor(|| {
                 HistogramWithExemplars::new(exponential_buckets(0.001, 2.0, 12))
             }),

@@ -239,9 +239,10 @@ impl<T: IntoResponse> Rules<Body> for Poem<T> {
     /// poem's own errors recognized.
     fn pass(handled: Self::Handled) -> Result<Response, HttpResponse> {
         let response = poem_handled(handled);
-        match response.status().as_u16() < 400 && response.data::<HandlerError>().is_none() {
-            true => Ok(response),
-            false => Err(HttpResponse::from(wrapped_rejection(response))),
+        if response.status().as_u16() < 400 && response.data::<HandlerError>().is_none() {
+            Ok(response)
+        } else {
+            Err(HttpResponse::from(wrapped_rejection(response)))
         }
     }
 

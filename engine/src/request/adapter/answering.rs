@@ -83,9 +83,10 @@ impl<B: Body, R: HttpRules<B>> Rules<B> for R {
     type Output = Result<http::Response<TracedBody<B>>, Infallible>;
 
     fn pass(Ok(response): Self::Handled) -> Result<Self::Passed, http::Response<B>> {
-        match Excluded::passes(&response) {
-            true => Ok(response),
-            false => Err(response),
+        if Excluded::passes(&response) {
+            Ok(response)
+        } else {
+            Err(response)
         }
     }
 
